@@ -1,0 +1,127 @@
+"""The results contract in code: row statuses, error codes, per-row outcomes and exit codes.
+
+Every other module speaks in these terms, so the contract written in the README is defined
+exactly once, here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum, unique
+
+
+@unique
+class RowStatus(StrEnum):
+    STARTED = "started"
+    ALREADY_IN_SERVICE = "already_in_service"
+    INVALID = "invalid"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+#: The statuses that mean the lead is assigned: nothing is left to do for such a row.
+DONE_STATUSES = frozenset({RowStatus.STARTED, RowStatus.ALREADY_IN_SERVICE})
+
+
+class ErrorCode(StrEnum):
+    # validation (status invalid)
+    INVALID_PHONE = "invalid_phone"
+    MISSING_OPERATORS = "missing_operators"
+    # planning (status skipped)
+    DRY_RUN = "dry_run"
+    DUPLICATE_ROW = "duplicate_row"
+    UNAUTHORIZED = "unauthorized"
+    # answers (status failed)
+    NOT_STARTED = "not_started"
+    BAD_REQUEST = "bad_request"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    RATE_LIMITED = "rate_limited"
+    CLIENT_ERROR = "client_error"
+    SERVER_ERROR = "server_error"
+    UNEXPECTED_REDIRECT = "unexpected_redirect"
+    UNEXPECTED_RESPONSE = "unexpected_response"
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    CONNECTION_LOST = "connection_lost"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one input row; one of these becomes one line of the results file."""
+
+    status: RowStatus
+    phone: str = ""
+    attendance_number: str = ""
+    operators: tuple[str, ...] = ()
+    http_status: int | None = None
+    error_code: str = ""
+    error_message: str = ""
+    attempts: int = 0
+
+    @property
+    def error(self) -> str:
+        """The ``error`` column: ``code: sentence``, or empty."""
+        if not self.error_code:
+            return ""
+        return f"{self.error_code}: {self.error_message}" if self.error_message else self.error_code
+
+
+@unique
+class ExitStatus(IntEnum):
+    """Process exit codes; the README's table is tested against this enum."""
+
+    SUCCESS = 0
+    ROWS_NOT_DONE = 1
+    USAGE_OR_INPUT_ERROR = 2
+    TOKEN_REFUSED = 3
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+@dataclass
+class RunSummary:
+    """Counts and timings of a finished (or stopped) run; the CLI prints and maps it."""
+
+    counts: Counter = field(default_factory=Counter)
+    error_counts: Counter = field(default_factory=Counter)
+    elapsed: float = 0.0
+    sent_rows: int = 0
+    requests: int = 0
+    token_refused: bool = False
+    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
+    output: str = ""
+    dry_run: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] += 1
+        if outcome.error_code:
+            self.error_counts[outcome.error_code] += 1
+
+
+def exit_status_for(summary: RunSummary) -> ExitStatus:
+    """Map a run to the exit code promised in the README (pure, so it is tested directly)."""
+    if summary.interrupted_by == "SIGTERM":
+        return ExitStatus.TERMINATED
+    if summary.interrupted_by:
+        return ExitStatus.INTERRUPTED
+    if summary.token_refused:
+        return ExitStatus.TOKEN_REFUSED
+    if summary.counts[RowStatus.INVALID] or summary.counts[RowStatus.FAILED]:
+        return ExitStatus.ROWS_NOT_DONE
+    if summary.dry_run:
+        return ExitStatus.SUCCESS
+    # Skipped rows are fine only when they are duplicates of a row that was handled.
+    not_duplicates = (
+        summary.counts[RowStatus.SKIPPED] - summary.error_counts[ErrorCode.DUPLICATE_ROW]
+    )
+    if not_duplicates > 0:
+        return ExitStatus.ROWS_NOT_DONE
+    return ExitStatus.SUCCESS

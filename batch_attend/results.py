@@ -1,0 +1,246 @@
+"""The results file and the one-line summary.
+
+One output row per input row, in input order: the original columns as they were, then the contract
+columns. Files appear atomically (temp file in the same folder, then rename), so a reader never
+sees half a file, and no cell is ever written in a form a spreadsheet would run as a formula.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from batch_attend.errors import BatchAttendError
+from batch_attend.outcomes import Outcome, RowStatus, RunSummary
+
+RESULT_COLUMNS = (
+    "row",
+    "phone",
+    "status",
+    "attendance_number",
+    "operators",
+    "http_status",
+    "error",
+    "attempts",
+)
+OUTPUT_FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
+STDOUT = "-"
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Numbers, phones and IDs people expect to see unchanged: digits with masks, maybe a sign.
+_NUMERIC_LOOKING = re.compile(r"^[+-]?[\d\s().\-/\u00a0]*\d[\d\s().\-/\u00a0]*$")
+
+
+class OutputError(BatchAttendError):
+    """The results cannot be written where asked; checked before anything is sent."""
+
+
+def inert(value: str) -> str:
+    """``value`` made safe for a CSV opened in a spreadsheet: a would-be formula gets a ``'``."""
+    if value.startswith(_FORMULA_START) and not _NUMERIC_LOOKING.match(value):
+        return "'" + value
+    return value
+
+
+def output_format(output: str) -> str:
+    if output == STDOUT:
+        return "csv"
+    ext = Path(output).suffix.lower()
+    if ext not in OUTPUT_FORMATS:
+        raise OutputError(
+            f"{output}: results can be written as .csv or .xlsx (or '-' for CSV on stdout), "
+            f"not '{ext or 'no extension'}'."
+        )
+    return OUTPUT_FORMATS[ext]
+
+
+def default_output_for(input_path: Path) -> str:
+    """``leads.xlsx`` → ``leads.results.xlsx`` beside it; CSV input gives CSV results."""
+    ext = ".xlsx" if input_path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods") else ".csv"
+    return str(input_path.with_name(input_path.stem + ".results" + ext))
+
+
+def check_output(output: str, input_path: Path) -> None:
+    """Refuse, before anything is sent, an output that cannot be written or would replace the input."""
+    output_format(output)
+    if output == STDOUT:
+        return
+    target = Path(output)
+    if target.resolve() == input_path.resolve() or (
+        target.exists() and input_path.exists() and os.path.samefile(target, input_path)
+    ):
+        raise OutputError(
+            f"{output}: the results would overwrite the input file; choose another -o."
+        )
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{output}: the folder '{folder}' does not exist.")
+    if target.is_dir():
+        raise OutputError(f"{output}: is a folder; give a file name such as results.csv.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".batch-attend-", delete=True):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{output}: cannot write in '{folder}' ({exc.strerror}).") from exc
+    if target.exists() and not os.access(target, os.W_OK):
+        raise OutputError(f"{output}: the file exists and is read-only.")
+
+
+def result_header(columns: Sequence[str]) -> list[str]:
+    """Original column names, then the contract's; an input column whose name clashes with a
+    contract column is shown as ``name (input)`` so scripts always find the contract column."""
+    taken = {c.casefold() for c in RESULT_COLUMNS}
+    renamed = [f"{c} (input)" if c.casefold() in taken else c for c in columns]
+    return [*renamed, *RESULT_COLUMNS]
+
+
+def contract_cells(row_number: int, outcome: Outcome) -> list[str | int]:
+    return [
+        row_number,
+        outcome.phone,
+        str(outcome.status),
+        outcome.attendance_number,
+        ", ".join(outcome.operators),
+        "" if outcome.http_status is None else outcome.http_status,
+        outcome.error,
+        outcome.attempts,
+    ]
+
+
+def _csv_rows(header, rows, row_numbers, outcomes) -> Iterable[list[str]]:
+    yield [inert(h) for h in header]
+    for cells, number, outcome in zip(rows, row_numbers, outcomes, strict=True):
+        yield [inert(c) for c in cells] + [
+            c if isinstance(c, int) else inert(c) for c in contract_cells(number, outcome)
+        ]
+
+
+def write_csv(stream: TextIO, header, rows, row_numbers, outcomes) -> None:
+    writer = csv.writer(stream, lineterminator="\r\n")
+    writer.writerows(_csv_rows(header, rows, row_numbers, outcomes))
+
+
+_STATUS_COLOURS = {
+    RowStatus.STARTED: "#C6EFCE",
+    RowStatus.ALREADY_IN_SERVICE: "#BDD7EE",
+    RowStatus.FAILED: "#FFC7CE",
+    RowStatus.SKIPPED: "#D9D9D9",
+    RowStatus.INVALID: "#FFEB9C",
+}
+
+
+def write_xlsx(path: str, header, rows, row_numbers, outcomes, summary: RunSummary | None) -> None:
+    """Every text cell is written as text (phones and IDs stay digits, formulas stay inert)."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(
+        path, {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
+    )
+    try:
+        sheet = book.add_worksheet("Results")
+        bold = book.add_format({"bold": True})
+        status_formats = {s: book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()}
+        widths = [min(max(len(h), 8), 60) for h in header]
+        for r in range(min(len(rows), 500)):
+            for j, cell in enumerate(rows[r]):
+                widths[j] = min(max(widths[j], len(cell) + 1), 60)
+        for j, w in enumerate(widths):
+            sheet.set_column(j, j, w)
+        sheet.write_row(0, 0, header, bold)
+        first_contract = len(header) - len(RESULT_COLUMNS)
+        status_col = first_contract + RESULT_COLUMNS.index("status")
+        for i, (cells, number, outcome) in enumerate(
+            zip(rows, row_numbers, outcomes, strict=True), start=1
+        ):
+            for j, cell in enumerate(cells):
+                if cell:
+                    sheet.write_string(i, j, cell)
+            for k, cell in enumerate(contract_cells(number, outcome)):
+                j = first_contract + k
+                if isinstance(cell, int):
+                    sheet.write_number(i, j, cell)
+                elif j == status_col:
+                    sheet.write_string(i, j, cell, status_formats[outcome.status])
+                elif cell:
+                    sheet.write_string(i, j, cell)
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, len(rows), len(header) - 1)
+        if summary is not None:
+            _write_summary_sheet(book, summary, bold)
+    finally:
+        book.close()
+
+
+def _write_summary_sheet(book, summary: RunSummary, bold) -> None:
+    sheet = book.add_worksheet("Summary")
+    sheet.set_column(0, 0, 28)
+    sheet.set_column(1, 1, 12)
+    sheet.write_row(0, 0, ["status", "rows"], bold)
+    r = 1
+    for status in RowStatus:
+        sheet.write_string(r, 0, str(status))
+        sheet.write_number(r, 1, summary.counts[status])
+        r += 1
+    sheet.write_string(r, 0, "total", bold)
+    sheet.write_number(r, 1, summary.total, bold)
+    r += 2
+    sheet.write_row(r, 0, ["error", "rows"], bold)
+    for code, n in sorted(summary.error_counts.items()):
+        r += 1
+        sheet.write_string(r, 0, str(code))
+        sheet.write_number(r, 1, n)
+
+
+def write_results(
+    output: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    row_numbers: Sequence[int],
+    outcomes: Sequence[Outcome],
+    *,
+    stdout: TextIO | None = None,
+    summary: RunSummary | None = None,
+    bom: bool = True,
+) -> None:
+    """Write the results to ``output`` (``-`` = CSV on ``stdout``), atomically for files."""
+    header = result_header(columns)
+    fmt = output_format(output)
+    if output == STDOUT:
+        write_csv(stdout, header, rows, row_numbers, outcomes)
+        stdout.flush()
+        return
+    target = Path(output)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        if fmt == "csv":
+            with open(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
+                write_csv(fh, header, rows, row_numbers, outcomes)
+                fh.flush()
+                os.fsync(fh.fileno())
+        else:
+            os.close(fd)
+            write_xlsx(tmp, header, rows, row_numbers, outcomes, summary)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The one line printed after a run: counts per status, time, rate, where the results went."""
+    parts = [f"{summary.counts[s]:,} {s.replace('_', ' ')}" for s in RowStatus if summary.counts[s]]
+    rate = summary.sent_rows / summary.elapsed if summary.elapsed > 0 else 0.0
+    where = "stdout" if summary.output == STDOUT else summary.output
+    line = (
+        f"{summary.total:,} rows: {', '.join(parts) or 'nothing to do'}"
+        f" in {summary.elapsed:.1f} s ({rate:,.1f} rows/s). Results: {where}"
+    )
+    return line

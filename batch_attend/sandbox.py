@@ -1,0 +1,403 @@
+"""A local stand-in for PlugChat, served over real HTTP on 127.0.0.1 by aiohttp's web server.
+
+It answers the way the vendor's page says (401 without or with a wrong token, 405 on other
+methods, 415 without a JSON content type, ``true`` on a first start, the "progress" body with a
+stable attendance number on a repeat), and can misbehave on purpose so that retries, time-outs
+and odd answers are tested over real loopback connections:
+
+* ``latency`` / ``jitter``: seconds added to every answer;
+* ``rate_limit``: requests per second above which it answers 429 with ``Retry-After``;
+* ``revoke_after``: after that many starts the token stops working (401);
+* ``faults``: per phone, a :class:`Fault` such as ``fail:2`` (two 500s, then normal).
+
+Used three ways: ``batch-attend --sandbox`` runs one in a thread for the run,
+``batch-attend sandbox --port 8080`` serves one for rehearsals with curl, and the tests start one
+per test through :class:`SandboxServer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+SANDBOX_TOKEN = "sandbox-token"
+API_PREFIX = "/api/integrations"
+FIRST_ATTENDANCE_NUMBER = 1001
+
+FAULT_KINDS = {
+    "fail": "answer 500 (then behave normally once the count is used up)",
+    "drop": "close the connection before answering, without acting",
+    "slow": "act, then answer only after `slow_seconds` (past a client's time-out)",
+    "act-drop": "act, then close the connection without answering",
+    "html": "answer 200 with an HTML page",
+    "badjson": "answer 200 with malformed JSON",
+    "empty": "answer 200 with an empty body",
+    "bad-gateway": "answer 502 with a proxy's HTML page",
+}
+
+OPERATORS = [
+    {
+        "id": "OP-ANA",
+        "name": "Ana Souza",
+        "login": "ana.souza",
+        "active": True,
+        "createdAt": 1617805323000,
+        "departaments": ["DEP-VENDAS"],
+    },
+    {
+        "id": "OP-BRUNO",
+        "name": "Bruno Lima",
+        "login": "bruno.lima",
+        "active": True,
+        "createdAt": 1617805324000,
+        "departaments": ["DEP-VENDAS", "DEP-SUPORTE"],
+    },
+    {
+        "id": "OP-CARLA",
+        "name": "Carla Nogueira",
+        "login": "carla",
+        "active": True,
+        "createdAt": 1617805325000,
+        "departaments": ["DEP-SUPORTE"],
+        "exactsales": {"email": "carla@example.com.br"},
+    },
+    {
+        "id": "OP-DIEGO",
+        "name": "Diego Araújo",
+        "login": "diego",
+        "active": False,
+        "createdAt": 1617805326000,
+        "departaments": ["DEP-VENDAS"],
+    },
+]
+DEPARTMENTS = [
+    {"active": True, "id": "DEP-VENDAS", "name": "Vendas", "createdAt": 1617708992443},
+    {"active": True, "id": "DEP-SUPORTE", "name": "Suporte", "createdAt": 1617708992444},
+    {"active": False, "id": "DEP-ANTIGO", "name": "Pós-venda (antigo)", "createdAt": 1617708992445},
+]
+
+
+@dataclass
+class Fault:
+    """A misbehaviour for one phone; ``times`` None means on every request."""
+
+    kind: str
+    times: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """``kind`` or ``kind:times``, e.g. ``fail:2`` or ``act-drop``."""
+        kind, _, times = text.partition(":")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault '{kind}'; known: {', '.join(FAULT_KINDS)}")
+        return cls(kind, int(times) if times else None)
+
+
+@dataclass
+class SandboxState:
+    """Everything the sandbox did, for assertions: how often each phone was started, and a log."""
+
+    token: str = SANDBOX_TOKEN
+    latency: float = 0.0
+    jitter: float = 0.0
+    rate_limit: float | None = None
+    retry_after: str = "seconds"  # "seconds", "date" or "none"
+    revoke_after: int | None = None
+    slow_seconds: float = 5.0
+    faults: dict[str, Fault] = field(default_factory=dict)
+    attendances: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    starts: Counter = field(default_factory=Counter)
+    requests: Counter = field(default_factory=Counter)
+    answers: Counter = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    keep_log: bool = True
+    log: list[dict] = field(default_factory=list)
+    _window: tuple[int, int] = (0, 0)
+
+    def total_starts(self) -> int:
+        return sum(self.starts.values())
+
+    def _over_rate(self) -> bool:
+        if not self.rate_limit:
+            return False
+        second = int(time.monotonic())
+        start, count = self._window
+        if start != second:
+            start, count = second, 0
+        count += 1
+        self._window = (start, count)
+        return count > self.rate_limit
+
+    def _take_fault(self, phone: str) -> str | None:
+        fault = self.faults.get(phone)
+        if fault is None:
+            return None
+        if fault.times is not None:
+            if fault.times <= 0:
+                return None
+            fault.times -= 1
+        return fault.kind
+
+
+STATE = web.AppKey("state", SandboxState)
+
+
+def _operator_name(op_id: str) -> str:
+    for op in OPERATORS:
+        if op["id"] == op_id:
+            return op["name"]
+    return f"Operador {op_id}"
+
+
+def _act(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
+    """Start the attendance, or report the one in progress (the vendor's documented answers)."""
+    if phone in state.attendances:
+        number, current = state.attendances[phone]
+        state.answers["progress"] += 1
+        return web.json_response(
+            {
+                "status": "progress",
+                "message": "chat is already in service",
+                "attendanceNumber": number,
+                "operators": [{"id": op, "name": _operator_name(op)} for op in current],
+            }
+        )
+    number = FIRST_ATTENDANCE_NUMBER + len(state.attendances)
+    state.attendances[phone] = (number, list(operators))
+    state.starts[phone] += 1
+    state.answers["started"] += 1
+    return web.json_response(True)
+
+
+def _authorized(request: web.Request, state: SandboxState) -> bool:
+    if state.revoke_after is not None and state.total_starts() >= state.revoke_after:
+        return False
+    return request.headers.get("Authorization") == state.token
+
+
+def _too_many(state: SandboxState) -> web.Response:
+    state.answers["429"] += 1
+    headers = {}
+    if state.retry_after == "seconds":
+        headers["Retry-After"] = "1"
+    elif state.retry_after == "date":
+        headers["Retry-After"] = email.utils.formatdate(time.time() + 1, usegmt=True)
+    return web.json_response({"error": "too many requests"}, status=429, headers=headers)
+
+
+async def start_attendance(request: web.Request) -> web.StreamResponse:
+    state: SandboxState = request.app[STATE]
+    state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    try:
+        return await _start_attendance(request, state)
+    finally:
+        state.in_flight -= 1
+
+
+async def _start_attendance(request: web.Request, state: SandboxState) -> web.StreamResponse:
+    if state.latency or state.jitter:
+        await asyncio.sleep(state.latency + random.uniform(0, state.jitter))
+    if not _authorized(request, state):
+        state.answers["401"] += 1
+        return web.Response(status=401, text="Unauthorized")
+    if request.content_type != "application/json":
+        state.answers["415"] += 1
+        return web.Response(status=415, text="Unsupported Media Type")
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        return web.json_response({"error": "invalid JSON"}, status=400)
+    phone, operators = body.get("phone"), body.get("operators") if isinstance(body, dict) else None
+    if (
+        not isinstance(phone, str)
+        or not phone.isdigit()
+        or not isinstance(operators, list)
+        or not operators
+        or not all(isinstance(op, str) and op for op in operators)
+        or ("departmentId" in body and not isinstance(body["departmentId"], str))
+    ):
+        state.answers["400"] += 1
+        return web.json_response({"error": "phone and operators are required"}, status=400)
+    state.requests[phone] += 1
+    if state.keep_log:
+        state.log.append(
+            {"phone": phone, "operators": operators, "departmentId": body.get("departmentId")}
+        )
+    if state._over_rate():
+        return _too_many(state)
+    return await _answer(request, state, phone, operators)
+
+
+async def _answer(
+    request: web.Request, state: SandboxState, phone: str, operators: list[str]
+) -> web.StreamResponse:
+    fault = state._take_fault(phone)
+    if fault is None:
+        return _act(state, phone, operators)
+    state.answers[f"fault:{fault}"] += 1
+    if fault == "fail":
+        return web.json_response({"error": "internal error"}, status=500)
+    if fault == "bad-gateway":
+        return web.Response(
+            status=502,
+            text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+            content_type="text/html",
+        )
+    if fault == "html":
+        return web.Response(
+            text="<!DOCTYPE html><html><body>Login</body></html>", content_type="text/html"
+        )
+    if fault == "badjson":
+        return web.Response(text='{"status": "progr', content_type="application/json")
+    if fault == "empty":
+        return web.Response(text="", content_type="application/json")
+    if fault == "drop":
+        request.transport.abort()
+        return web.Response(status=500)
+    response = _act(state, phone, operators)
+    if fault == "act-drop":
+        request.transport.abort()
+        return web.Response(status=500)
+    await asyncio.sleep(state.slow_seconds)  # "slow"
+    return response
+
+
+async def departments(request: web.Request) -> web.Response:
+    state: SandboxState = request.app[STATE]
+    if request.headers.get("Authorization") != state.token:
+        return web.Response(status=401, text="Unauthorized")
+    return web.json_response(DEPARTMENTS)
+
+
+async def operators(request: web.Request) -> web.Response:
+    state: SandboxState = request.app[STATE]
+    if request.headers.get("Authorization") != state.token:
+        return web.Response(status=401, text="Unauthorized")
+    if not request.headers.get("Ticket"):
+        return web.json_response({"error": "ticket required"}, status=500)
+    return web.json_response(OPERATORS)
+
+
+async def sandbox_state(request: web.Request) -> web.Response:
+    state: SandboxState = request.app[STATE]
+    return web.json_response(
+        {
+            "starts": dict(state.starts),
+            "requests": dict(state.requests),
+            "answers": dict(state.answers),
+            "attendances": {
+                p: {"number": n, "operators": o} for p, (n, o) in state.attendances.items()
+            },
+        }
+    )
+
+
+def make_app(state: SandboxState | None = None) -> web.Application:
+    app = web.Application()
+    app[STATE] = state or SandboxState()
+    app.router.add_post(f"{API_PREFIX}/start-attendance", start_attendance)
+    app.router.add_get(f"{API_PREFIX}/departments", departments)
+    app.router.add_get("/api/operator/get-all", operators)
+    app.router.add_get("/_sandbox/state", sandbox_state)
+    return app
+
+
+class BackgroundServer:
+    """An aiohttp app served from a background thread on 127.0.0.1 (port 0 = a free port).
+
+    ``with BackgroundServer(app) as server: server.origin``. Used for the sandbox during a run
+    and, in tests, for servers that answer whatever a test scripts.
+    """
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0):
+        self.app = app
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._serve, name="batch-attend-server", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced to the caller of __enter__
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner = await start_site(self.app, self.host, self.port)
+        self.port = runner.addresses[0][1]
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+class SandboxServer(BackgroundServer):
+    """The sandbox in a background thread: ``with SandboxServer() as sb: sb.base_url``.
+
+    ``state`` is shared with the server, so tests can set faults and read what was started.
+    """
+
+    def __init__(self, state: SandboxState | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.state = state or SandboxState()
+        super().__init__(make_app(self.state), host, port)
+
+    @property
+    def base_url(self) -> str:
+        return self.origin + API_PREFIX
+
+    @property
+    def token(self) -> str:
+        return self.state.token
+
+
+async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    return runner
+
+
+async def serve_forever(state: SandboxState, host: str, port: int, announce) -> None:
+    """Run the sandbox until cancelled (``batch-attend sandbox``); ``announce`` gets the URL."""
+    runner = await start_site(make_app(state), host, port)
+    try:
+        announce(f"http://{host}:{runner.addresses[0][1]}{API_PREFIX}")
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
