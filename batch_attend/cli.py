@@ -142,6 +142,28 @@ def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="Time-out to connect and to read each answer.",
 )
 @click.option(
+    "--retries",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 20),
+    help="Retries per row after a time-out, a dropped connection, 500/502/503/504 or 429.",
+)
+@click.option(
+    "--backoff",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="First retry waits a random time up to this, doubling each retry (capped at 30 s). "
+    "A Retry-After from the API wins.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, min_open=True),
+    metavar="N",
+    help="At most N requests per second for the whole run.",
+)
+@click.option(
     "--phone-column", metavar="NAME", help="Column holding the phone (default: found by name)."
 )
 @click.option("--operators-column", metavar="NAME", help="Column holding operator IDs.")
@@ -173,6 +195,19 @@ def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) ->
     is_flag=True,
     help="Send to a built-in PlugChat stand-in on 127.0.0.1 (no token, no internet).",
 )
+@click.option(
+    "--journal",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH",
+    help="Where to record progress for resuming (default: OUTPUT + '.journal'; "
+    "none when the results go to stdout).",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Ignore what an earlier run recorded in the journal and send every row again.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="One line on stderr per request and answer.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.option(
     "--no-bom",
@@ -211,6 +246,12 @@ def run_command(input_file: Path, **opts) -> None:
             country_code=opts["country_code"],
             concurrency=opts["concurrency"],
             timeout=opts["timeout"],
+            retries=opts["retries"],
+            backoff=opts["backoff"],
+            rate=opts["rate"],
+            journal=opts["journal"],
+            fresh=opts["fresh"],
+            verbose=opts["verbose"],
             phone_column=opts["phone_column"],
             operators_column=opts["operators_column"],
             department_column=opts["department_column"],
@@ -228,7 +269,7 @@ def run_command(input_file: Path, **opts) -> None:
         env.log(f"batch-attend: error: {_redact(str(exc), token)}")
         sys.exit(ExitStatus.USAGE_OR_INPUT_ERROR)
     except KeyboardInterrupt:
-        env.log("batch-attend: interrupted.")
+        env.log("batch-attend: interrupted before any request was sent.")
         sys.exit(ExitStatus.INTERRUPTED)
     except Exception as exc:
         if opts["traceback"]:
@@ -239,7 +280,18 @@ def run_command(input_file: Path, **opts) -> None:
         )
         sys.exit(ExitStatus.ROWS_NOT_DONE)
     summary = report.summary
-    if summary.token_refused:
+    if summary.interrupted_by:
+        unsent = summary.error_counts.get("interrupted", 0)
+        resume = (
+            f"Run the same command again to resume (progress is in {report.journal})."
+            if report.journal
+            else "Without a journal (results on stdout) a rerun sends every row again."
+        )
+        env.log(
+            f"batch-attend: interrupted ({summary.interrupted_by}); {unsent:,} rows not finished "
+            f"are marked skipped. {resume}"
+        )
+    elif summary.token_refused:
         skipped = summary.error_counts.get("unauthorized", 0)
         env.log(
             "batch-attend: the API refused the token (HTTP 401); sending stopped. "

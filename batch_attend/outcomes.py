@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     DRY_RUN = "dry_run"
     DUPLICATE_ROW = "duplicate_row"
     UNAUTHORIZED = "unauthorized"
+    INTERRUPTED = "interrupted"
     # answers (status failed)
     NOT_STARTED = "not_started"
     BAD_REQUEST = "bad_request"
@@ -47,6 +48,8 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     CONNECTION_LOST = "connection_lost"
+    # a note on a started row
+    CONFIRMED_ON_RETRY = "confirmed_on_retry"
 
 
 @dataclass(slots=True)
@@ -91,6 +94,9 @@ class RunSummary:
     elapsed: float = 0.0
     sent_rows: int = 0
     requests: int = 0
+    retries: int = 0
+    pushbacks: int = 0
+    resumed: int = 0
     token_refused: bool = False
     interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
     output: str = ""

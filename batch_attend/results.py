@@ -239,8 +239,16 @@ def format_summary(summary: RunSummary) -> str:
     parts = [f"{summary.counts[s]:,} {s.replace('_', ' ')}" for s in RowStatus if summary.counts[s]]
     rate = summary.sent_rows / summary.elapsed if summary.elapsed > 0 else 0.0
     where = "stdout" if summary.output == STDOUT else summary.output
-    line = (
+    extras = []
+    if summary.resumed:
+        extras.append(f"{summary.resumed:,} done by an earlier run")
+    if summary.retries:
+        extras.append(f"{summary.retries:,} retries")
+    if summary.pushbacks:
+        extras.append(f"the API asked to slow down {summary.pushbacks:,} times (429)")
+    return (
         f"{summary.total:,} rows: {', '.join(parts) or 'nothing to do'}"
-        f" in {summary.elapsed:.1f} s ({rate:,.1f} rows/s). Results: {where}"
+        f" in {summary.elapsed:.1f} s ({rate:,.1f} rows/s)"
+        + "".join(f"; {e}" for e in extras)
+        + f". Results: {where}"
     )
-    return line

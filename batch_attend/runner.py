@@ -1,20 +1,32 @@
-"""The engine: read → validate → plan → send (bounded, async) → classify → results + summary.
+"""The engine: read → validate → plan → send (bounded, async, retried) → classify → results.
 
-:func:`run_batch` is the library's entry point and what the CLI calls; :func:`send_leads` is the
-async core for callers that already hold validated leads.
+:func:`run_batch` is the library's entry point and what the CLI calls. :class:`Engine` is the
+async core: a fixed set of workers pulls leads from one shared iterator (memory stays flat however
+long the file), every request passes the run-wide :class:`~batch_attend.retrying.Backpressure`
+gate, and every finished row is journaled before the worker moves on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from batch_attend.api import DEFAULT_BASE_URL, PlugChatClient, check_base_url, check_token, classify
+from batch_attend.api import (
+    DEFAULT_BASE_URL,
+    Answer,
+    PlugChatClient,
+    check_base_url,
+    check_token,
+    classify,
+)
 from batch_attend.env import Env
+from batch_attend.journal import Journal, PriorRow, default_journal_path, file_digest
 from batch_attend.leads import (
     DEFAULT_COUNTRY_CODE,
     Lead,
@@ -22,12 +34,24 @@ from batch_attend.leads import (
     duplicate_of,
     validate_table,
 )
-from batch_attend.outcomes import ErrorCode, Outcome, RowStatus, RunSummary
+from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus, RunSummary
 from batch_attend.reading import map_columns, read_table
-from batch_attend.results import check_output, default_output_for, format_summary, write_results
+from batch_attend.results import (
+    STDOUT,
+    check_output,
+    default_output_for,
+    format_summary,
+    write_results,
+)
+from batch_attend.retrying import MAX_RETRY_AFTER, Backpressure, RetryPolicy
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.5
+#: After Ctrl-C or SIGTERM, requests already in flight get this long to answer.
+DEFAULT_GRACE = 5.0
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 
 @dataclass
@@ -43,6 +67,9 @@ class RunOptions:
     country_code: str = DEFAULT_COUNTRY_CODE
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+    rate: float | None = None
     phone_column: str | None = None
     operators_column: str | None = None
     department_column: str | None = None
@@ -51,12 +78,31 @@ class RunOptions:
     delimiter: str | None = None
     dry_run: bool = False
     allow_duplicates: bool = False
+    journal: Path | None = None  # None → beside a file output; none for stdout
+    fresh: bool = False
     sandbox: bool = False
     quiet: bool = False
+    verbose: bool = False
     bom: bool = True
+    grace: float = DEFAULT_GRACE
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
+
+    def request_options(self) -> dict:
+        """The options that change what is sent: a journal made with others is not resumed."""
+        return {
+            "base_url": self.base_url if not self.sandbox else "sandbox",
+            "operators": list(self.operators),
+            "department": self.department,
+            "country_code": self.country_code,
+            "phone_column": self.phone_column,
+            "operators_column": self.operators_column,
+            "department_column": self.department_column,
+            "sheet": self.sheet,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+        }
 
 
 @dataclass
@@ -64,12 +110,14 @@ class RunReport:
     summary: RunSummary
     outcomes: list[Outcome] = field(default_factory=list)
     output: str = ""
+    journal: Path | None = None
 
 
 class Progress:
     """A tqdm bar on stderr for a person watching; nothing at all for pipes, files and --quiet."""
 
     def __init__(self, total: int, env: Env, enabled: bool) -> None:
+        self._env = env
         self._bar = None
         if enabled and env.stderr_isatty and total:
             from tqdm import tqdm
@@ -88,44 +136,178 @@ class Progress:
         if self._bar is not None:
             self._bar.update(n)
 
+    def write(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=self._env.stderr)
+        else:
+            self._env.log(line)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
 
-async def send_leads(
-    leads: Sequence[Lead],
-    client: PlugChatClient,
-    *,
-    concurrency: int,
-    on_outcome: Callable[[Lead, Outcome], None],
-) -> bool:
-    """Send every lead with at most ``concurrency`` requests in flight.
+def mask_phone(phone: str) -> str:
+    """Only the last four digits, for logs: enough to find the row, not enough to call it."""
+    return "*" * max(0, len(phone) - 4) + phone[-4:]
 
-    ``on_outcome`` is called once per lead that got an answer. Returns True when the API refused
-    the token: no request is started after the first 401, and the leads never sent get no call.
+
+class Engine:
+    """Sends leads with bounded concurrency, retries, run-wide backpressure and clean stops.
+
+    ``on_outcome(lead, outcome)`` is called once for every lead that got a final answer; leads
+    that never did (stopped by a refused token or an interruption) get no call.
     """
-    pending: Iterator[Lead] = iter(leads)
-    refused = False
 
-    async def worker() -> None:
-        nonlocal refused
-        for lead in pending:
-            if refused:
-                return
-            answer = await client.start_attendance(lead)
-            outcome = classify(answer)
-            outcome.phone = lead.phone
-            outcome.attempts = 1
-            if outcome.status is not RowStatus.ALREADY_IN_SERVICE:
-                outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
-            if outcome.error_code == ErrorCode.UNAUTHORIZED:
-                refused = True
-            on_outcome(lead, outcome)
+    def __init__(
+        self,
+        client: PlugChatClient,
+        *,
+        concurrency: int,
+        policy: RetryPolicy,
+        backpressure: Backpressure | None = None,
+        journal: Journal | None = None,
+        prior: dict[int, PriorRow] | None = None,
+        on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None,
+        on_attempt: Callable[[Lead, int, Outcome, float, float | None], None] | None = None,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        self.client = client
+        self.concurrency = concurrency
+        self.policy = policy
+        self.gate = backpressure or Backpressure(concurrency)
+        self.journal = journal
+        self.prior = prior or {}
+        self.on_outcome = on_outcome
+        self.on_attempt = on_attempt
+        self.grace = grace
+        self.stop_reason: str | None = None
+        self.requests = 0
+        self.retries = 0
+        self._stop_event: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._in_request: set[asyncio.Task] = set()
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, len(leads))))]
-    await asyncio.gather(*workers)
-    return refused
+    async def run(self, leads: Sequence[Lead]) -> str | None:
+        """Send every lead; returns why sending stopped early (``unauthorized``, a signal name)."""
+        self._stop_event = asyncio.Event()
+        pending: Iterator[Lead] = iter(leads)
+        workers = max(1, min(self.concurrency, len(leads)))
+        self._tasks = [asyncio.create_task(self._worker(pending)) for _ in range(workers)]
+        await asyncio.wait(self._tasks)
+        return self.stop_reason
+
+    def stop(self, reason: str) -> None:
+        """Send nothing new. For a signal, also cut waiting workers now and in-flight ones after
+        the grace period; a second signal exits at once (the journal is consistent between any
+        two of its commits, and the loop never runs a handler in the middle of one)."""
+        if reason in EXIT_CODES and self.stop_reason in EXIT_CODES:
+            os._exit(EXIT_CODES[reason])
+        if self.stop_reason is None or reason in EXIT_CODES:
+            self.stop_reason = reason
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if reason in EXIT_CODES:
+            for task in self._tasks:
+                if task not in self._in_request:
+                    task.cancel()
+            asyncio.get_running_loop().call_later(self.grace, self._cancel_all)
+
+    def _cancel_all(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def _worker(self, pending: Iterator[Lead]) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            for lead in pending:
+                if self.stop_reason:
+                    return
+                await self._send_row(lead)
+
+    async def _send_row(self, lead: Lead) -> None:
+        prior = self.prior.get(lead.index)
+        attempts = prior.attempts if prior else 0
+        maybe_sent = prior.maybe_sent if prior else False
+        outcome: Outcome | None = None
+        task = asyncio.current_task()
+        if self.journal is not None:
+            self.journal.sending(lead, attempts + 1)
+        try:
+            for retry in range(self.policy.retries + 1):
+                await self.gate.acquire()
+                if self.stop_reason:
+                    self.gate.release(ok=False)
+                    break
+                started = time.perf_counter()
+                self._in_request.add(task)
+                try:
+                    answer = await self.client.start_attendance(lead)
+                except BaseException:
+                    outcome = None  # cut off mid-request: the journal keeps it as "sending"
+                    self.gate.release(ok=False)
+                    raise
+                finally:
+                    self._in_request.discard(task)
+                self.gate.release(ok=answer.http_status is not None and answer.http_status < 429)
+                attempts += 1
+                self.requests += 1
+                outcome = self._judge(lead, answer, attempts, maybe_sent)
+                maybe_sent = maybe_sent or answer.maybe_reached_server
+                wait = self._next_wait(outcome, answer, retry)
+                if self.on_attempt is not None:
+                    self.on_attempt(lead, attempts, outcome, time.perf_counter() - started, wait)
+                if outcome.error_code == ErrorCode.UNAUTHORIZED:
+                    self.stop("unauthorized")
+                    break
+                if wait is None or self.stop_reason:
+                    break
+                self.retries += 1
+                if outcome.error_code == ErrorCode.RATE_LIMITED:
+                    self.gate.push_back(wait)  # every worker waits, not only this one
+                elif not await self._pause(wait):
+                    break
+        finally:
+            if outcome is not None:
+                if self.journal is not None:
+                    self.journal.done(lead, outcome)
+                self.on_outcome(lead, outcome)
+
+    def _next_wait(self, outcome: Outcome, answer: Answer, retry: int) -> float | None:
+        """Seconds before the next try, or None when this answer is final."""
+        if retry >= self.policy.retries or not self.policy.is_retryable(outcome):
+            return None
+        wait = self.policy.delay(retry, answer.retry_after)
+        if wait > MAX_RETRY_AFTER:
+            outcome.error_message += (
+                f" and asked to wait {wait:.0f} s, longer than batch-attend waits"
+            )
+            return None
+        return wait
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep, but wake early when the run stops; True when the full time passed."""
+        try:
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+        except TimeoutError:
+            return True
+        return False
+
+    def _judge(self, lead: Lead, answer: Answer, attempts: int, maybe_sent: bool) -> Outcome:
+        outcome = classify(answer)
+        outcome.phone = lead.phone
+        outcome.attempts = attempts
+        if outcome.status is not RowStatus.ALREADY_IN_SERVICE:
+            outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
+        elif maybe_sent and set(outcome.operators) == set(lead.operators):
+            # An earlier request of ours may have started it without the answer reaching us,
+            # and the attendance has exactly our operators: it is this row's own start.
+            outcome.status = RowStatus.STARTED
+            outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
+            outcome.error_message = (
+                "an earlier request got no answer; the retry found this row's own attendance"
+                + (f" (number {outcome.attendance_number})" if outcome.attendance_number else "")
+            )
+        return outcome
 
 
 @contextlib.contextmanager
@@ -138,6 +320,24 @@ def _api_target(options: RunOptions):
             yield server.base_url, server.token
     else:
         yield options.base_url, options.token
+
+
+@contextlib.contextmanager
+def _signals_stop(engine: Engine):
+    """Ctrl-C and SIGTERM stop the engine cleanly instead of killing the loop mid-row."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+        try:
+            loop.add_signal_handler(sig, engine.stop, name)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (library use): the caller handles signals
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
@@ -161,19 +361,11 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
     outcomes: list[Outcome | None] = [v if isinstance(v, Outcome) else None for v in validated]
     leads = [v for v in validated if isinstance(v, Lead)]
     if not options.allow_duplicates:
-        duplicates = duplicate_of(leads)
-        for lead in leads:
-            if lead.index in duplicates:
-                outcomes[lead.index] = Outcome(
-                    RowStatus.SKIPPED,
-                    phone=lead.phone,
-                    operators=lead.operators,
-                    error_code=ErrorCode.DUPLICATE_ROW,
-                    error_message=f"same phone as row {duplicates[lead.index]}",
-                )
-        leads = [lead for lead in leads if lead.index not in duplicates]
+        leads = _skip_duplicates(leads, outcomes)
 
     summary = RunSummary(output=output, dry_run=options.dry_run)
+    journal: Journal | None = None
+    to_send: list[Lead] = []
     if options.dry_run:
         for lead in leads:
             outcomes[lead.index] = Outcome(
@@ -184,17 +376,17 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
                 error_message="dry run: validated, not sent",
             )
     elif leads:
-        summary.token_refused = _send(options, env, leads, outcomes)
-        summary.sent_rows = sum(1 for o in outcomes if o is not None and o.attempts)
-    for lead in leads:  # whatever was never sent: say so, never leave a row out
-        if outcomes[lead.index] is None:
-            outcomes[lead.index] = Outcome(
-                RowStatus.SKIPPED,
-                phone=lead.phone,
-                operators=lead.operators,
-                error_code=ErrorCode.UNAUTHORIZED,
-                error_message="not sent: the API refused the token earlier in the run",
-            )
+        journal = _open_journal(options, output, env)
+        to_send = _reuse_prior(journal, leads, outcomes, summary) if journal else leads
+    try:
+        if to_send:
+            _send(options, env, to_send, outcomes, journal, summary)
+        for lead in leads:  # whatever was never sent: say so, never leave a row out
+            if outcomes[lead.index] is None:
+                outcomes[lead.index] = _unsent(lead, summary.interrupted_by, journal)
+    finally:
+        if journal is not None:
+            journal.close(complete=not (summary.interrupted_by or summary.token_refused))
     final: list[Outcome] = [o for o in outcomes if o is not None]
     for o in final:
         summary.add(o)
@@ -211,26 +403,130 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
     )
     if not options.quiet:
         env.log(format_summary(summary))
-    return RunReport(summary=summary, outcomes=final, output=output)
+    return RunReport(
+        summary=summary, outcomes=final, output=output, journal=journal.path if journal else None
+    )
 
 
-def _send(options: RunOptions, env: Env, leads: list[Lead], outcomes: list) -> bool:
+def _skip_duplicates(leads: list[Lead], outcomes: list[Outcome | None]) -> list[Lead]:
+    duplicates = duplicate_of(leads)
+    for lead in leads:
+        if lead.index in duplicates:
+            outcomes[lead.index] = Outcome(
+                RowStatus.SKIPPED,
+                phone=lead.phone,
+                operators=lead.operators,
+                error_code=ErrorCode.DUPLICATE_ROW,
+                error_message=f"same phone as row {duplicates[lead.index]}",
+            )
+    return [lead for lead in leads if lead.index not in duplicates]
+
+
+def _open_journal(options: RunOptions, output: str, env: Env) -> Journal | None:
+    path = options.journal or (None if output == STDOUT else default_journal_path(output))
+    if path is None:
+        return None
+    journal = Journal.open(
+        Path(path),
+        input_digest=file_digest(options.input),
+        request_options=options.request_options(),
+        fresh=options.fresh,
+    )
+    if journal.restarted_reason and not options.quiet:
+        env.log(f"batch-attend: starting a new journal in {path}: {journal.restarted_reason}.")
+    return journal
+
+
+def _reuse_prior(
+    journal: Journal, leads: list[Lead], outcomes: list[Outcome | None], summary: RunSummary
+) -> list[Lead]:
+    """Rows an earlier run finished keep their outcome; the rest are sent (again)."""
+    to_send = []
+    for lead in leads:
+        prior = journal.prior.get(lead.index)
+        if (
+            prior is not None
+            and prior.outcome is not None
+            and prior.outcome.status in DONE_STATUSES
+        ):
+            outcomes[lead.index] = replace(prior.outcome, phone=lead.phone)
+            summary.resumed += 1
+        else:
+            to_send.append(lead)
+    return to_send
+
+
+def _unsent(lead: Lead, interrupted_by: str | None, journal: Journal | None) -> Outcome:
+    prior = journal.prior.get(lead.index) if journal else None
+    if interrupted_by:
+        code = ErrorCode.INTERRUPTED
+        message = f"not finished: the run was interrupted ({interrupted_by})"
+        message += "; run the same command again to resume" if journal else ""
+    else:
+        code = ErrorCode.UNAUTHORIZED
+        message = "not sent: the API refused the token earlier in the run"
+    return Outcome(
+        RowStatus.SKIPPED,
+        phone=lead.phone,
+        operators=lead.operators,
+        error_code=code,
+        error_message=message,
+        attempts=prior.attempts if prior else 0,
+    )
+
+
+def _send(
+    options: RunOptions,
+    env: Env,
+    leads: list[Lead],
+    outcomes: list[Outcome | None],
+    journal: Journal | None,
+    summary: RunSummary,
+) -> None:
     progress = Progress(len(leads), env, enabled=not options.quiet)
 
     def record(lead: Lead, outcome: Outcome) -> None:
         outcomes[lead.index] = outcome
         progress.advance()
 
-    async def go(base_url: str, token: str) -> bool:
+    def trace(lead: Lead, attempt: int, outcome: Outcome, seconds: float, wait) -> None:
+        what = outcome.error or str(outcome.status)
+        http = f" HTTP {outcome.http_status}" if outcome.http_status else ""
+        then = f"; retry in {wait:.1f} s" if wait is not None else ""
+        progress.write(
+            f"row {lead.row} {mask_phone(lead.phone)} attempt {attempt}:{http} "
+            f"{what} ({seconds * 1000:.0f} ms){then}"
+        )
+
+    async def go(base_url: str, token: str) -> Engine:
         async with PlugChatClient(
             base_url, token, timeout=options.timeout, concurrency=options.concurrency
         ) as client:
-            return await send_leads(
-                leads, client, concurrency=options.concurrency, on_outcome=record
+            engine = Engine(
+                client,
+                concurrency=options.concurrency,
+                policy=RetryPolicy(retries=options.retries, base=options.backoff),
+                backpressure=Backpressure(options.concurrency, options.rate),
+                journal=journal,
+                prior=journal.prior if journal else None,
+                on_outcome=record,
+                on_attempt=trace if options.verbose else None,
+                grace=options.grace,
             )
+            with _signals_stop(engine):
+                await engine.run(leads)
+            return engine
 
     try:
         with _api_target(options) as (base_url, token):
-            return asyncio.run(go(base_url, token))
+            engine = asyncio.run(go(base_url, token))
     finally:
         progress.close()
+    summary.sent_rows = len(leads)
+    summary.requests = engine.requests
+    summary.retries = engine.retries
+    summary.pushbacks = engine.gate.pushbacks
+    if engine.stop_reason == "unauthorized":
+        summary.token_refused = True
+    elif engine.stop_reason:
+        summary.interrupted_by = engine.stop_reason

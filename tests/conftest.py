@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +20,7 @@ from batch_attend.sandbox import SandboxServer, SandboxState
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 TOKEN = "tok-SECRET-7f3a9c21"
+PYTHON = [sys.executable, "-m", "batch_attend"]
 
 
 @pytest.fixture
@@ -52,3 +59,34 @@ def write_xlsx(path: Path, rows: list[list[object]], sheet: str = "Leads") -> Pa
 def read_results_csv(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8-sig", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def clean_env(**extra) -> dict:
+    """The environment for a subprocess run, without any PLUGCHAT_ variable of the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGCHAT_")}
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def standalone_sandbox(*args: str):
+    """``batch-attend sandbox --port 0`` in its own process; yields its base URL."""
+    proc = subprocess.Popen(
+        [*PYTHON, "sandbox", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+/api/integrations)", line)
+        assert match, line + proc.stderr.read()
+        yield match.group(1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -43,11 +43,23 @@ def test_all_rows_started_exit_0(runner, sandbox, tmp_path):
     ]  # fmt: skip
 
 
-def test_repeat_run_reports_already_in_service(runner, sandbox, tmp_path):
+def test_rerun_resumes_from_the_journal_and_sends_nothing(runner, sandbox, tmp_path):
     leads = write_csv(tmp_path / "leads.csv", GOOD)
     out = tmp_path / "results.csv"
     assert invoke(runner, sandbox, [str(leads), "-o", str(out)]).exit_code == 0
+    first = out.read_bytes()
     result = invoke(runner, sandbox, [str(leads), "-o", str(out)])
+    assert result.exit_code == 0
+    assert "3 done by an earlier run" in result.stderr
+    assert sum(sandbox.state.requests.values()) == 3
+    assert out.read_bytes() == first
+
+
+def test_fresh_rerun_reports_already_in_service(runner, sandbox, tmp_path):
+    leads = write_csv(tmp_path / "leads.csv", GOOD)
+    out = tmp_path / "results.csv"
+    assert invoke(runner, sandbox, [str(leads), "-o", str(out)]).exit_code == 0
+    result = invoke(runner, sandbox, [str(leads), "-o", str(out), "--fresh"])
     assert result.exit_code == 0
     rows = read_results_csv(out)
     assert {r["status"] for r in rows} == {"already_in_service"}
@@ -107,7 +119,7 @@ def test_duplicate_phones_are_sent_once(runner, sandbox, tmp_path):
     last = read_results_csv(out)[-1]
     assert (last["status"], last["error"]) == ("skipped", "duplicate_row: same phone as row 2")
     assert sandbox.state.requests["5544999999999"] == 1
-    result = invoke(runner, sandbox, [str(leads), "-o", str(out), "--allow-duplicates"])
+    result = invoke(runner, sandbox, [str(leads), "-o", str(out), "--allow-duplicates", "--fresh"])
     assert sandbox.state.requests["5544999999999"] == 3
 
 
@@ -264,9 +276,9 @@ def test_token_appears_nowhere(runner, sandbox, tmp_path):
     leads = write_csv(tmp_path / "leads.csv", GOOD)
     outputs = []
     for args in [
-        ["-o", "r.csv"],
+        ["-o", "r.csv", "--verbose"],
         ["-o", "r.xlsx"],
-        ["-o", "-"],
+        ["-o", "-", "--verbose"],
         ["-o", "r2.csv", "--token", TOKEN],
     ]:
         args = [str(tmp_path / a) if a.startswith("r") else a for a in args]
@@ -276,6 +288,8 @@ def test_token_appears_nowhere(runner, sandbox, tmp_path):
     outputs.append(wrong)
     for result in outputs:
         assert TOKEN not in result.stdout and TOKEN not in result.stderr
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert "r.csv.journal" in written and "w.csv.journal" in written
     for path in tmp_path.iterdir():
         assert TOKEN.encode() not in path.read_bytes(), path
 

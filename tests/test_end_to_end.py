@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -14,35 +10,7 @@ from pathlib import Path
 
 import openpyxl
 
-from tests.conftest import SAMPLES, read_results_csv
-
-PYTHON = [sys.executable, "-m", "batch_attend"]
-
-
-def clean_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGCHAT_")}
-    env.update(extra)
-    return env
-
-
-@contextlib.contextmanager
-def standalone_sandbox(*args: str):
-    """``batch-attend sandbox --port 0`` in its own process; yields its base URL."""
-    proc = subprocess.Popen(
-        [*PYTHON, "sandbox", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
-    )  # fmt: skip
-    try:
-        line = proc.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+/api/integrations)", line)
-        assert match, line + proc.stderr.read()
-        yield match.group(1)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+from tests.conftest import PYTHON, SAMPLES, clean_env, read_results_csv, standalone_sandbox
 
 
 def test_samples_on_the_builtin_sandbox(tmp_path):
@@ -81,7 +49,7 @@ def test_standalone_sandbox_and_a_real_run(tmp_path):
         assert first.returncode == 1, first.stderr
         assert [r["status"] for r in read_results_csv(out)].count("started") == 9
         second = subprocess.run(
-            [*PYTHON, str(SAMPLES / "leads.csv"), "-o", str(out)],
+            [*PYTHON, str(SAMPLES / "leads.csv"), "-o", str(out), "--fresh"],
             capture_output=True,
             text=True,
             env=env,

@@ -1,0 +1,265 @@
+"""A durable record of what was sent and answered, so a rerun resumes instead of starting over.
+
+The journal is an SQLite database in WAL mode beside the results (``results.csv.journal``). Before
+a row's first request in a run, the row is recorded as *sending*; when its outcome is known, as
+*done*. Each is committed before the run moves on, so a run killed at any moment (``kill -9``
+included) leaves a journal that tells exactly which rows finished and which may have reached the
+server without an answer. ``synchronous=NORMAL`` makes every commit survive the process dying;
+only a power cut can lose the last commits, and then the rows are simply sent again (the API
+answers "already in service" rather than starting twice).
+
+The journal also locks the run: a second batch-attend writing the same results refuses to start.
+The lock is an ``flock`` on the journal file, which the kernel drops when a process dies, so a
+crashed run never leaves it stuck.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from batch_attend import __version__
+from batch_attend.errors import BatchAttendError
+from batch_attend.leads import Lead
+from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    idx INTEGER PRIMARY KEY,
+    row INTEGER NOT NULL,
+    phone TEXT NOT NULL,
+    state TEXT NOT NULL,             -- 'sending' or 'done'
+    status TEXT,
+    attendance_number TEXT,
+    operators TEXT,
+    http_status INTEGER,
+    error_code TEXT,
+    error_message TEXT,
+    attempts INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+
+class JournalError(BatchAttendError):
+    """The journal cannot be used for this run (another run holds it, or it belongs to another)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriorRow:
+    """What an earlier run recorded for one row."""
+
+    outcome: Outcome | None  # None while the row was still being sent
+    attempts: int
+
+    @property
+    def maybe_sent(self) -> bool:
+        """A request may have reached the server without its answer reaching us: the row was
+        cut off mid-request, or its last answer was a time-out or a dropped connection."""
+        return self.outcome is None or self.outcome.error_code in (
+            ErrorCode.TIMEOUT,
+            ErrorCode.CONNECTION_LOST,
+        )
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of the input file's content (the same file renamed or moved still matches)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_journal_path(output: str) -> Path:
+    return Path(output + ".journal")
+
+
+class Journal:
+    """Open with :meth:`open`; record with :meth:`sending` and :meth:`done`; end with :meth:`close`."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection, lock_fd: int) -> None:
+        self.path = path
+        self._db = connection
+        self._lock_fd = lock_fd
+        self.prior: dict[int, PriorRow] = {}
+        self.restarted_reason = ""
+
+    @classmethod
+    def open(cls, path: Path, *, input_digest: str, request_options: dict, fresh: bool) -> Journal:
+        """Open (or create) the journal, lock it, and load what an earlier run recorded.
+
+        A journal of an unfinished run for another input file or other request options is
+        refused; one of a finished run is simply started over.
+        """
+        lock_fd = _lock(path)
+        try:
+            journal = cls._open_locked(path, lock_fd, input_digest, request_options, fresh)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return journal
+
+    @classmethod
+    def _open_locked(cls, path, lock_fd, input_digest, request_options, fresh) -> Journal:
+        options_json = json.dumps(request_options, sort_keys=True)
+        if fresh:  # start from an empty file, even if the old one is damaged
+            os.truncate(path, 0)
+            for suffix in ("-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+        db = _connect(path)
+        journal = cls(path, db, lock_fd)
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        has_rows = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
+        if meta and has_rows and not fresh:
+            if meta.get("schema") != SCHEMA_VERSION:
+                mismatch = "an incompatible version of batch-attend"
+            elif meta.get("input_sha256") != input_digest:
+                mismatch = "a different input file"
+            elif meta.get("request_options") != options_json:
+                changed = _changed_options(json.loads(meta["request_options"]), request_options)
+                mismatch = f"different options ({changed})"
+            else:
+                mismatch = ""
+            if mismatch and meta.get("complete") != "1":
+                db.close()
+                raise JournalError(
+                    f"{path}: this journal belongs to an unfinished run made with {mismatch}. "
+                    "Run the original command again to finish it, or add --fresh to start over "
+                    "(rows it started would then be reported as already in service)."
+                )
+            if mismatch:
+                journal.restarted_reason = f"the previous run (finished) used {mismatch}"
+                fresh = True
+        if fresh or not has_rows:
+            with db:
+                db.execute("DELETE FROM rows")
+                db.execute("DELETE FROM meta")
+        with db:
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema", SCHEMA_VERSION),
+                    ("input_sha256", input_digest),
+                    ("request_options", options_json),
+                    ("version", __version__),
+                    ("complete", "0"),
+                ],
+            )
+        journal.prior = journal._load()
+        return journal
+
+    def _load(self) -> dict[int, PriorRow]:
+        prior = {}
+        for (
+            idx,
+            state,
+            status,
+            number,
+            operators,
+            http_status,
+            code,
+            message,
+            attempts,
+        ) in self._db.execute(
+            "SELECT idx, state, status, attendance_number, operators, http_status, "
+            "error_code, error_message, attempts FROM rows"
+        ):
+            outcome = None
+            if state == "done":
+                outcome = Outcome(
+                    RowStatus(status),
+                    attendance_number=number or "",
+                    operators=tuple(json.loads(operators or "[]")),
+                    http_status=http_status,
+                    error_code=code or "",
+                    error_message=message or "",
+                    attempts=attempts,
+                )
+            prior[idx] = PriorRow(outcome=outcome, attempts=attempts)
+        return prior
+
+    def sending(self, lead: Lead, attempts: int) -> None:
+        """Record, before the first request of this run, that the row is going out.
+
+        ``attempts`` already counts that request, so a run killed while it is in flight still
+        accounts for it."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO rows (idx, row, phone, state, attempts, updated) "
+                "VALUES (?, ?, ?, 'sending', ?, ?)",
+                (lead.index, lead.row, lead.phone, attempts, time.time()),
+            )
+
+    def done(self, lead: Lead, outcome: Outcome) -> None:
+        """Record the row's outcome; committed before returning."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO rows (idx, row, phone, state, status, attendance_number, "
+                "operators, http_status, error_code, error_message, attempts, updated) "
+                "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    lead.index,
+                    lead.row,
+                    lead.phone,
+                    str(outcome.status),
+                    outcome.attendance_number,
+                    json.dumps(list(outcome.operators)),
+                    outcome.http_status,
+                    str(outcome.error_code),
+                    outcome.error_message,
+                    outcome.attempts,
+                    time.time(),
+                ),
+            )
+
+    def close(self, complete: bool) -> None:
+        """Mark whether anything is left to send, checkpoint, and release the lock."""
+        try:
+            with self._db:
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'complete'", ("1" if complete else "0",)
+                )
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+        finally:
+            os.close(self._lock_fd)
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalError(
+            f"{path}: another batch-attend run is writing these results right now. "
+            "Wait for it to finish, or choose another -o."
+        ) from None
+    return fd
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(
+            f"{path}: not a batch-attend journal ({exc}). Move it away or add --fresh."
+        ) from exc
+    return db
+
+
+def _changed_options(before: dict, now: dict) -> str:
+    names = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    return ", ".join(names) or "unknown"

@@ -1,0 +1,167 @@
+"""Real processes stopped the hard ways: Ctrl-C, SIGTERM, a second Ctrl-C, ``kill -9``, and two
+runs on the same results. Every run talks to a standalone sandbox over loopback, whose own record
+proves what was sent and started."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import PYTHON, TOKEN, clean_env, read_results_csv, standalone_sandbox, write_csv
+
+
+def sandbox_state(base_url: str) -> dict:
+    url = base_url.replace("/api/integrations", "/_sandbox/state")
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def make_leads(tmp_path, n: int, name="leads.csv"):
+    rows = [["Telefone", "Operadores"]] + [[f"55449{i:08d}", "OP-ANA"] for i in range(n)]
+    return write_csv(tmp_path / name, rows)
+
+
+def start_run(base_url, leads, out, *extra) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*PYTHON, str(leads), "-o", str(out), "--backoff", "0.01", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(PLUGCHAT_TOKEN=TOKEN, PLUGCHAT_BASE_URL=base_url),
+    )
+
+
+def run_to_end(base_url, leads, out, *extra) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*PYTHON, str(leads), "-o", str(out), "--backoff", "0.01", *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(PLUGCHAT_TOKEN=TOKEN, PLUGCHAT_BASE_URL=base_url),
+    )
+
+
+def wait_for_requests(base_url: str, at_least: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(sandbox_state(base_url)["requests"].values()) >= at_least:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {at_least} requests arrived in {timeout} s")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_writes_results_and_rerun_resumes(tmp_path, sig, code):
+    leads = make_leads(tmp_path, 200)
+    out = tmp_path / "results.csv"
+    with standalone_sandbox("--token", TOKEN, "--latency", "0.05") as base_url:
+        proc = start_run(base_url, leads, out, "-c", "4")
+        wait_for_requests(base_url, 20)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=20)
+        assert proc.returncode == code, stderr
+        assert "Run the same command again to resume" in stderr
+        rows = read_results_csv(out)
+        assert len(rows) == 200
+        statuses = {r["status"] for r in rows}
+        assert statuses <= {"started", "skipped"} and "skipped" in statuses
+        assert all(r["error"].startswith("interrupted: ") for r in rows if r["status"] == "skipped")
+        finished = {r["phone"] for r in rows if r["status"] == "started"}
+
+        rerun = run_to_end(base_url, leads, out, "-c", "4")
+        assert rerun.returncode == 0, rerun.stderr
+        assert f"{len(finished)} done by an earlier run" in rerun.stderr
+        state = sandbox_state(base_url)
+    assert {r["status"] for r in read_results_csv(out)} == {"started"}
+    assert len(state["starts"]) == 200 and set(state["starts"].values()) == {1}
+    assert all(state["requests"][p] == 1 for p in finished)
+    for text in (stdout, stderr, rerun.stdout, rerun.stderr):
+        assert TOKEN not in text
+    for path in tmp_path.iterdir():  # results, journal and anything else the runs left
+        assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_second_ctrl_c_exits_at_once_and_the_journal_stays_sound(tmp_path):
+    leads = make_leads(tmp_path, 40)
+    out = tmp_path / "results.csv"
+    with standalone_sandbox("--token", TOKEN, "--latency", "3") as base_url:
+        proc = start_run(base_url, leads, out, "-c", "4")
+        wait_for_requests(base_url, 4)
+        proc.send_signal(signal.SIGINT)  # in-flight requests get a grace period...
+        time.sleep(0.3)
+        assert proc.poll() is None
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)  # ...unless the user insists
+        proc.communicate(timeout=10)
+        assert proc.returncode == 130
+        assert time.monotonic() - t0 < 1.5
+        journal = sqlite3.connect(str(out) + ".journal")
+        assert journal.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        journal.close()
+        rerun = run_to_end(base_url, leads, out, "-c", "8")
+        assert rerun.returncode == 0, rerun.stderr
+        state = sandbox_state(base_url)
+    assert len(state["starts"]) == 40 and set(state["starts"].values()) == {1}
+
+
+def test_kill_9_and_rerun_match_an_undisturbed_run(tmp_path):
+    n, concurrency = 400, 8
+    leads = make_leads(tmp_path, n)
+    out = tmp_path / "results.csv"
+    with standalone_sandbox("--token", TOKEN, "--latency", "0.02") as base_url:
+        proc = start_run(base_url, leads, out, "-c", str(concurrency))
+        wait_for_requests(base_url, 150)
+        proc.kill()  # SIGKILL: no handler, no cleanup
+        proc.communicate(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        db = sqlite3.connect(str(out) + ".journal")
+        recorded = {phone for (phone,) in db.execute("SELECT phone FROM rows WHERE state = 'done'")}
+        db.close()
+        sent_before = sandbox_state(base_url)["requests"]
+        assert len(recorded) >= 100
+
+        rerun = run_to_end(base_url, leads, out, "-c", str(concurrency))
+        assert rerun.returncode == 0, rerun.stderr
+        state = sandbox_state(base_url)
+
+    # Every phone started exactly once, whatever the kill interrupted.
+    assert len(state["starts"]) == n and set(state["starts"].values()) == {1}
+    # No row whose outcome the journal had recorded was sent again.
+    assert all(state["requests"][p] == 1 for p in recorded)
+    # At most the rows in flight at the kill were sent twice.
+    resent = [p for p, count in state["requests"].items() if count > 1]
+    assert len(resent) <= concurrency
+    assert all(sent_before.get(p) == 1 for p in resent)
+
+    with standalone_sandbox("--token", TOKEN) as base_url:
+        calm = run_to_end(base_url, leads, tmp_path / "undisturbed.csv")
+        assert calm.returncode == 0
+    fields = ("row", "phone", "status", "operators")
+    after_kill = [tuple(r[f] for f in fields) for r in read_results_csv(out)]
+    undisturbed = [
+        tuple(r[f] for f in fields) for r in read_results_csv(tmp_path / "undisturbed.csv")
+    ]
+    assert after_kill == undisturbed
+
+
+def test_two_runs_on_the_same_results_and_a_crashed_lock(tmp_path):
+    leads = make_leads(tmp_path, 30)
+    out = tmp_path / "results.csv"
+    with standalone_sandbox("--token", TOKEN, "--latency", "0.5") as base_url:
+        first = start_run(base_url, leads, out, "-c", "1")
+        wait_for_requests(base_url, 1)
+        second = run_to_end(base_url, leads, out)
+        assert second.returncode == 2
+        assert "another batch-attend run is writing these results" in second.stderr
+        first.kill()
+        first.communicate(timeout=10)
+        third = run_to_end(base_url, leads, out, "-c", "8")
+        assert third.returncode == 0, third.stderr
+        state = sandbox_state(base_url)
+    assert len(state["starts"]) == 30 and set(state["starts"].values()) == {1}

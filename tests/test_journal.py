@@ -1,0 +1,112 @@
+"""The journal: what it records, when it refuses, and the lock that keeps two runs apart."""
+
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from batch_attend.journal import Journal, JournalError
+from batch_attend.leads import Lead
+from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
+
+OPTIONS = {"operators": [], "country_code": "55"}
+LEADS = [Lead(i, i + 2, f"55449999900{i:02d}", ("OP-1",), None) for i in range(4)]
+
+
+def open_journal(path, digest="abc", options=OPTIONS, fresh=False) -> Journal:
+    return Journal.open(path, input_digest=digest, request_options=options, fresh=fresh)
+
+
+def test_records_survive_and_come_back(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    journal.sending(LEADS[0], 1)
+    journal.done(
+        LEADS[0], Outcome(RowStatus.STARTED, http_status=200, operators=("OP-1",), attempts=1)
+    )
+    journal.sending(LEADS[1], 1)
+    journal.done(
+        LEADS[1],
+        Outcome(RowStatus.FAILED, http_status=503, error_code=ErrorCode.SERVER_ERROR,
+                error_message="x", attempts=4),
+    )  # fmt: skip
+    journal.sending(LEADS[2], 1)  # in flight when the run died
+    journal.done(
+        LEADS[3],
+        Outcome(RowStatus.FAILED, error_code=ErrorCode.TIMEOUT, error_message="t", attempts=2),
+    )
+    journal.close(complete=False)
+
+    again = open_journal(path)
+    prior = again.prior
+    assert prior[0].outcome.status is RowStatus.STARTED and not prior[0].maybe_sent
+    assert prior[1].outcome.error_code == "server_error" and prior[1].attempts == 4
+    assert not prior[1].maybe_sent
+    assert prior[2].outcome is None and prior[2].maybe_sent and prior[2].attempts == 1
+    assert prior[3].maybe_sent  # a time-out may have reached the server
+    again.close(complete=True)
+
+
+def test_unfinished_journal_for_another_input_is_refused(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    journal.sending(LEADS[0], 1)
+    journal.close(complete=False)
+    with pytest.raises(JournalError, match=r"different input file.*--fresh"):
+        open_journal(path, digest="other")
+    with pytest.raises(JournalError, match=r"different options \(country_code\)"):
+        open_journal(path, options={**OPTIONS, "country_code": "351"})
+    fresh = open_journal(path, digest="other", fresh=True)
+    assert fresh.prior == {}
+    fresh.close(complete=True)
+
+
+def test_finished_journal_for_another_input_starts_over(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    journal.done(LEADS[0], Outcome(RowStatus.STARTED, attempts=1))
+    journal.close(complete=True)
+    again = open_journal(path, digest="tonight's file")
+    assert again.prior == {}
+    assert "different input file" in again.restarted_reason
+    again.close(complete=True)
+
+
+def test_second_run_on_the_same_journal_is_refused_while_the_first_holds_it(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    first = open_journal(path)
+    with pytest.raises(JournalError, match="another batch-attend run"):
+        open_journal(path)
+    first.close(complete=True)
+    open_journal(path).close(complete=True)
+
+
+def test_lock_of_a_killed_process_does_not_stay_stuck(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from batch_attend.journal import Journal;"
+         f"Journal.open(__import__('pathlib').Path({str(path)!r}), input_digest='abc',"
+         " request_options={}, fresh=False); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(JournalError):
+            open_journal(path, options={})
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.05)
+    open_journal(path, options={}).close(complete=True)
+
+
+def test_damaged_journal_is_refused_then_replaced_with_fresh(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JournalError, match=r"not a batch-attend journal.*--fresh"):
+        open_journal(path)
+    open_journal(path, fresh=True).close(complete=True)
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
