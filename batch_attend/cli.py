@@ -171,7 +171,7 @@ def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option(
     "--sheet",
     metavar="NAME|N",
-    help="Workbook sheet, by name or 1-based number (default: the first).",
+    help="Workbook sheet, by name or 1-based number (default: the first sheet with a phone column).",
 )
 @click.option("--encoding", metavar="NAME", help="CSV encoding, e.g. cp1252 (default: UTF-8).")
 @click.option(
@@ -216,7 +216,7 @@ def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @click.option("--traceback", is_flag=True, help="Show the full traceback of an unexpected error.")
 def run_command(input_file: Path, **opts) -> None:
-    """Start an attendance for every row of INPUT (.csv or .xlsx) and write a results file.
+    """Start an attendance for every row of INPUT (.csv, .xlsx, .xls, .ods) and write the results.
 
     \b
     Examples:

@@ -23,6 +23,8 @@ _PHONE_DECORATION = re.compile(r"[\s\u00a0\u2007\u202f+().\-/]")
 _OPERATOR_SEPARATORS = re.compile(r"[,;|\r\n]+")
 _EXCEL_WHOLE_FLOAT = re.compile(r"^\d+\.0+$")
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
+# A long run of digits with a fraction: a number cell, not a phone typed with a dot.
+_DECIMAL_NUMBER = re.compile(r"^\d{6,}[.,]\d+$")
 
 
 class PhoneError(ValueError):
@@ -64,6 +66,11 @@ def normalize_phone(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:
         text = text.split(".", 1)[0]
     elif _SCIENTIFIC.match(text):
         text = _from_scientific(text)
+    elif _DECIMAL_NUMBER.match(text):
+        raise PhoneError(
+            f"'{text}' is a decimal number, not a phone; "
+            "format the phone column as Text in the spreadsheet and type the numbers again"
+        )
     international = text.startswith("+") or text.startswith("00")
     leftover = _PHONE_DECORATION.sub("", text)
     if not leftover.isdigit() or not leftover.isascii():

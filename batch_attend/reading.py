@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,125 +181,319 @@ def _is_blank(row: list[str]) -> bool:
     return all(not c.strip() for c in row)
 
 
-def _header_index(grid: list[list[str]]) -> int:
-    """The header is the first row (among the first few) naming a phone column, else the first
-    non-blank row: titles and notes above the header are skipped."""
-    first_nonblank = None
+def phone_header_names(phone_column: str | None) -> frozenset[str]:
+    """The folded header names that mark the header row (and the sheet) holding the leads."""
+    return frozenset({fold(phone_column)}) if phone_column else frozenset(PHONE_ALIASES)
+
+
+def _header_index(grid: list[list[str]], phone_names: frozenset[str]) -> int | None:
+    """The first of the top rows that names a phone column: titles and notes above it are skipped."""
     for i, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
-        if _is_blank(row):
-            continue
-        if first_nonblank is None:
-            first_nonblank = i
-        if any(fold(c) in PHONE_ALIASES for c in row):
+        if any(fold(c) in phone_names for c in row):
             return i
-    return first_nonblank if first_nonblank is not None else 0
+    return None
 
 
-def table_from_grid(source: Path, sheet: str | None, grid: list[list[str]]) -> Table:
-    """Split a grid of text cells into header and data rows (row numbers are 1-based grid rows)."""
-    if not grid or all(_is_blank(r) for r in grid):
-        raise InputError(
-            f"{source}" + (f", sheet '{sheet}'" if sheet else "") + ": the file is empty."
-        )
-    h = _header_index(grid)
+def table_from_grid(
+    source: Path,
+    sheet: str | None,
+    grid: list[list[str]],
+    phone_names: frozenset[str] = frozenset(PHONE_ALIASES),
+) -> Table:
+    """Split a grid of text cells into header and data rows (row numbers are 1-based grid rows).
+
+    Without a row naming a phone column, the first non-blank row is taken as the header, and
+    :func:`map_columns` then explains what it found.
+    """
+    where = f"{source}" + (f", sheet '{sheet}'" if sheet else "")
+    nonblank = [i for i, r in enumerate(grid) if not _is_blank(r)]
+    if not nonblank:
+        raise InputError(f"{where}: the file is empty.")
+    h = _header_index(grid, phone_names)
+    if h is None:
+        h = nonblank[0]
     header = [c.strip() for c in grid[h]]
     width = max(len(r) for r in grid)
     header += [""] * (width - len(header))
     # Columns with no header and no data (a trailing delimiter, an untouched Excel column) go.
-    keep = [
-        j
-        for j in range(width)
-        if header[j] or any(j < len(r) and r[j].strip() for r in grid[h + 1 :])
-    ]
+    used = [bool(header[j]) for j in range(width)]
+    for r in grid[h + 1 :]:
+        for j, cell in enumerate(r):
+            if not used[j] and cell.strip():
+                used[j] = True
+    keep = [j for j in range(width) if used[j]]
     columns = [header[j] or f"column_{j + 1}" for j in keep]
     rows: list[list[str]] = []
     numbers: list[int] = []
+    whole = keep == list(range(width))
     for i in range(h + 1, len(grid)):
         raw = grid[i]
         if _is_blank(raw):
             continue
-        rows.append([raw[j] if j < len(raw) else "" for j in keep])
+        if whole and len(raw) == width:
+            rows.append(raw)
+        else:
+            rows.append([raw[j] if j < len(raw) else "" for j in keep])
         numbers.append(i + 1)
-    table = Table(source=source, sheet=sheet, columns=columns, rows=rows, row_numbers=numbers)
     if not rows:
-        raise InputError(f"{table.where}: the header is there but no data rows follow it.")
-    return table
+        raise InputError(f"{where}: the header is there but no data rows follow it.")
+    return Table(source=source, sheet=sheet, columns=columns, rows=rows, row_numbers=numbers)
 
 
-def _sniff_delimiter(sample: str) -> str:
+# --- what the file really is -------------------------------------------------------------------
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
+_KIND_NAMES = {
+    "text": "a text (CSV) file",
+    "xlsx": "an Excel workbook (.xlsx)",
+    "xls": "an Excel 97-2003 workbook (.xls)",
+    "ods": "an OpenDocument spreadsheet (.ods)",
+    "html": "an HTML page",
+    "zip": "a ZIP archive",
+    "binary": "a binary file",
+}
+_EXPECTED_KIND = {
+    ".csv": "text", ".txt": "text", ".tsv": "text",
+    ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xls", ".ods": "ods",
+}  # fmt: skip
+_RENAME_TO = {"text": ".csv", "xlsx": ".xlsx", "xls": ".xls", "ods": ".ods"}
+
+
+def content_kind(path: Path) -> str:
+    """What the bytes say the file is, whatever its name says: text, xlsx, xls, ods, encrypted..."""
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except zipfile.BadZipFile:
+            return "zip"
+        if any(n.startswith("xl/") for n in names):
+            return "xlsx"
+        if "content.xml" in names:
+            return "ods"
+        return "zip"
+    if head.startswith(_OLE_MAGIC):
+        # A password-protected .xlsx is stored inside an OLE container with this stream.
+        with open(path, "rb") as fh:
+            data = fh.read(64 << 20)
+        return "encrypted" if _ENCRYPTED_MARK in data else "xls"
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<table")):
+        return "html"
+    bom16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if not bom16 and b"\x00" in head:
+        return "binary"
+    return "text"
+
+
+def _check_content(path: Path, ext: str) -> str:
+    kind = content_kind(path)
+    expected = _EXPECTED_KIND[ext]
+    if kind == "encrypted":
+        raise InputError(
+            f"{path}: the workbook is password-protected. Open it in Excel, remove the password "
+            "(File > Info > Protect Workbook), save, and run again."
+        )
+    if kind == expected:
+        return kind
+    what = _KIND_NAMES.get(kind, "something else")
+    hint = (
+        f" Rename it to {_RENAME_TO[kind]}."
+        if kind in _RENAME_TO
+        else " Open it in a spreadsheet program and save it as .xlsx or .csv."
+    )
+    raise InputError(f"{path}: the name says {ext} but the content is {what}.{hint}")
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+CSV_SAMPLE_BYTES = 1 << 20
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def detect_encoding(raw: bytes) -> str:
+    """The encoding of a CSV sample: a BOM wins, then UTF-8 if it decodes, then a detector's
+    best guess among the encodings Windows and Excel produce (cp1252 when unsure)."""
+    import codecs
+
+    if raw.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(
+        raw[:262144], cp_isolation=["cp1252", "latin_1", "iso8859_15", "mac_roman", "cp850"]
+    ).best()
+    if best is None or best.encoding in ("latin_1", "iso8859_15", "ascii"):
+        return "cp1252"  # a superset of Latin-1 for the text spreadsheets hold
+    return best.encoding
+
+
+def _widths(text: str, delimiter: str) -> Counter:
+    """How many sample records have each number of fields, for one delimiter."""
+    widths: Counter = Counter()
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for record in reader:
+            if any(record):
+                widths[len(record)] += 1
     except csv.Error:
-        return ","
+        pass  # a sample cut inside a quoted field: what was counted still tells
+    return widths
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter that splits the most sample lines into the same number (> 1) of fields.
+
+    Counting consistent rows is steadier than :class:`csv.Sniffer` on files whose values hold
+    commas (addresses, names) or that begin with a title line.
+    """
+    text = sample[:65536]
+    if "\n" in text.rstrip("\r\n"):
+        text = text[: text.rfind("\n") + 1]  # the sample may have cut the last line in two
+    best, best_score = ",", (0, 0)
+    for delimiter in DELIMITERS:
+        widths = _widths(text, delimiter)
+        if not widths:
+            continue
+        width, count = widths.most_common(1)[0]
+        score = (count, width) if width > 1 else (0, 0)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
 
 
 def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> list[list[str]]:
     import pandas as pd
 
-    encoding = encoding or "utf-8-sig"
+    with open(path, "rb") as fh:
+        raw = fh.read(CSV_SAMPLE_BYTES)
+    if not raw.strip():
+        raise InputError(f"{path}: the file is empty.")
+    chosen = encoding or detect_encoding(raw)
     try:
-        with open(path, encoding=encoding, newline="") as fh:
-            sample = fh.read(64 * 1024)
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: cannot be read as {encoding} ({exc.reason} at byte {exc.start}). "
-            "Give the right one with --encoding (for example --encoding cp1252)."
-        ) from exc
+        sample = raw.decode(chosen, errors="ignore")
     except LookupError as exc:
-        raise InputError(f"{path}: unknown encoding '{encoding}'.") from exc
-    sep = delimiter or _sniff_delimiter(sample)
+        raise InputError(f"{path}: unknown encoding '{chosen}' (given by --encoding).") from exc
+    sep = delimiter or sniff_delimiter(sample)
+    # Name the columns up front: pandas would otherwise take the field count of the first line,
+    # which may be a one-cell title above the real header.
+    width = max(_widths(sample, sep) or [1])
     try:
         frame = pd.read_csv(
             path,
             sep=sep,
             header=None,
+            names=range(width),
             dtype=str,
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
-            encoding=encoding,
+            encoding=chosen,
+            encoding_errors="strict",
             engine="c",
         )
     except pd.errors.EmptyDataError as exc:
         raise InputError(f"{path}: the file is empty.") from exc
     except pd.errors.ParserError as exc:
-        raise InputError(f"{path}: not a well-formed CSV file ({exc}).") from exc
-    except UnicodeDecodeError as exc:
+        detail = str(exc).strip().replace("\n", " ")
         raise InputError(
-            f"{path}: cannot be read as {encoding} ({exc.reason}). "
-            "Give the right one with --encoding (for example --encoding cp1252)."
+            f"{path}: not a well-formed CSV file with '{_show(sep)}' as delimiter ({detail}). "
+            "Check that quotes are closed, or give the delimiter with --delimiter."
         ) from exc
-    return frame.to_numpy().tolist()
+    except UnicodeDecodeError as exc:
+        how = "given by --encoding" if encoding else "detected"
+        raise InputError(
+            f"{path}: cannot be read as {chosen} ({how}): {exc.reason} at byte {exc.start}. "
+            "Give the right one with --encoding (for example --encoding cp1252 or latin-1)."
+        ) from exc
+    return [[c if isinstance(c, str) else "" for c in row] for row in frame.to_numpy().tolist()]
 
 
-def read_excel_grid(path: Path, sheet: str | int | None) -> tuple[str, list[list[str]]]:
+def _show(delimiter: str) -> str:
+    return {"\t": "tab"}.get(delimiter, delimiter)
+
+
+# --- workbooks ---------------------------------------------------------------------------------
+
+
+def _open_book(path: Path):
     import pandas as pd
 
     try:
-        book = pd.ExcelFile(path, engine="calamine")
-    except Exception as exc:  # calamine raises its own types for corrupt or encrypted files
-        raise InputError(f"{path}: cannot be opened as a workbook ({exc}).") from exc
+        return pd.ExcelFile(path, engine="calamine")
+    except Exception as exc:  # calamine raises its own types for damaged files
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            try:  # some writers produce workbooks only openpyxl accepts
+                return pd.ExcelFile(path, engine="openpyxl")
+            except Exception:
+                pass
+        raise InputError(
+            f"{path}: cannot be opened as a workbook; it may be damaged ({exc}). "
+            "Open it in a spreadsheet program and save it again."
+        ) from exc
+
+
+def _sheet_grid(book, name: str, nrows: int | None = None) -> list[list[str]]:
+    import pandas as pd
+
+    frame = pd.read_excel(
+        book, sheet_name=name, header=None, dtype=object, na_filter=False, nrows=nrows
+    )
+    return [[cell_text(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+
+
+def read_excel_grid(
+    path: Path, sheet: str | int | None, phone_names: frozenset[str] = frozenset(PHONE_ALIASES)
+) -> tuple[str, list[list[str]]]:
+    """The chosen sheet as a grid of text: ``sheet`` if given, else the first sheet whose top
+    rows name a phone column (an instructions tab before the leads is passed over)."""
+    book = _open_book(path)
     with book:
         names = [str(n) for n in book.sheet_names]
-        name = _choose_sheet(path, names, sheet)
-        frame = pd.read_excel(book, sheet_name=name, header=None, dtype=object, na_filter=False)
-    grid = [[cell_text(v) for v in row] for row in frame.itertuples(index=False, name=None)]
-    return name, grid
+        if not names:
+            raise InputError(f"{path}: the workbook has no sheets.")
+        if sheet is not None:
+            name = _choose_sheet(path, names, sheet)
+            return name, _sheet_grid(book, name)
+        if len(names) == 1:
+            return names[0], _sheet_grid(book, names[0])
+        seen = []
+        for name in names:
+            top = _sheet_grid(book, name, nrows=HEADER_SEARCH_ROWS)
+            if _header_index(top, phone_names) is not None:
+                return name, _sheet_grid(book, name)
+            first = next((r for r in top if not _is_blank(r)), [])
+            seen.append(f"'{name}' ({_quoted([c for c in first if c.strip()][:6])})")
+    raise InputError(
+        f"{path}: no sheet has a phone column in its first {HEADER_SEARCH_ROWS} rows. "
+        f"Sheets seen: {'; '.join(seen)}. Choose one with --sheet and name the column with "
+        "--phone-column."
+    )
 
 
-def _choose_sheet(path: Path, names: list[str], sheet: str | int | None) -> str:
-    if not names:
-        raise InputError(f"{path}: the workbook has no sheets.")
-    if sheet is None:
-        return names[0]
-    if isinstance(sheet, int) or (
-        isinstance(sheet, str) and sheet.isdigit() and sheet not in names
-    ):
-        index = int(sheet)
+def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
+    if sheet in names:
+        return str(sheet)
+    text = str(sheet).strip()
+    if text.isdigit():
+        index = int(text)
         if 1 <= index <= len(names):
             return names[index - 1]
-    elif sheet in names:
-        return sheet
+    folded = [fold(n) for n in names]
+    if fold(text) in folded:
+        return names[folded.index(fold(text))]
     raise InputError(f"{path}: no sheet '{sheet}'. Sheets: {_quoted(names)}.")
 
 
@@ -307,21 +503,30 @@ def read_table(
     sheet: str | int | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    phone_column: str | None = None,
 ) -> Table:
-    """Read a CSV or Excel file into a :class:`Table` of text cells."""
+    """Read a CSV or spreadsheet file into a :class:`Table` of text cells.
+
+    The content must match the extension; the header is found by the phone column
+    (``phone_column`` when given, else the aliases).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file.")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a spreadsheet.")
     ext = path.suffix.lower()
-    if ext in CSV_EXTENSIONS:
+    if ext not in _EXPECTED_KIND:
+        raise InputError(
+            f"{path}: unknown file type '{ext or '(none)'}'. "
+            f"Use one of {', '.join(sorted(CSV_EXTENSIONS | EXCEL_EXTENSIONS))}."
+        )
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty.")
+    phone_names = phone_header_names(phone_column)
+    kind = _check_content(path, ext)
+    if kind == "text":
         grid = read_csv_grid(path, encoding, delimiter)
-        return table_from_grid(path, None, grid)
-    if ext in EXCEL_EXTENSIONS:
-        name, grid = read_excel_grid(path, sheet)
-        return table_from_grid(path, name, grid)
-    raise InputError(
-        f"{path}: unknown file type '{ext or '(none)'}'. "
-        f"Use a .csv or .xlsx file ({', '.join(sorted(CSV_EXTENSIONS | EXCEL_EXTENSIONS))})."
-    )
+        return table_from_grid(path, None, grid, phone_names)
+    name, grid = read_excel_grid(path, sheet, phone_names)
+    return table_from_grid(path, name, grid, phone_names)

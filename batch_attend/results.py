@@ -169,6 +169,8 @@ def write_xlsx(path: str, header, rows, row_numbers, outcomes, summary: RunSumma
                     sheet.write_string(i, j, cell, status_formats[outcome.status])
                 elif cell:
                     sheet.write_string(i, j, cell)
+        # Phones and IDs are text on purpose: no green "number stored as text" triangles.
+        sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{len(rows) + 1}"})
         sheet.freeze_panes(1, 0)
         sheet.autofilter(0, 0, len(rows), len(header) - 1)
         if summary is not None:

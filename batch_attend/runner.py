@@ -347,7 +347,11 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
     started_at = time.perf_counter()
     output = options.output or default_output_for(options.input)
     table = read_table(
-        options.input, sheet=options.sheet, encoding=options.encoding, delimiter=options.delimiter
+        options.input,
+        sheet=options.sheet,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
+        phone_column=options.phone_column,
     )
     check_output(output, options.input)
     columns = map_columns(

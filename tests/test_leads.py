@@ -49,6 +49,8 @@ INVALID = [
     "5.54E+11",  # scientific notation that lost digits
     "44 99999-9999 / 44 98888-7777",  # two numbers in one cell: 22 digits
     "٤٤٩٩٩٩٩٩٩٩٩",  # non-ASCII digits are not sent
+    "5544999999.5",  # a number cell with a fraction
+    "554499999999,25",
 ]
 
 
