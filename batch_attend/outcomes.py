@@ -111,6 +111,10 @@ class RunSummary:
         if outcome.error_code:
             self.error_counts[outcome.error_code] += 1
 
+    def add_all(self, outcomes: list[Outcome]) -> None:
+        self.counts.update(o.status for o in outcomes)
+        self.error_counts.update(o.error_code for o in outcomes if o.error_code)
+
 
 def exit_status_for(summary: RunSummary) -> ExitStatus:
     """Map a run to the exit code promised in the README (pure, so it is tested directly)."""

@@ -13,6 +13,7 @@ import io
 import math
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,17 +106,32 @@ def cell_text(value: object) -> str:
 
 @dataclass
 class Table:
-    """The data rows of one sheet, as text, with the row numbers a person sees."""
+    """The data rows of one sheet, as text, with the row numbers a person sees.
+
+    Stored column by column (``cells[j]`` is column ``j``): a million rows then cost a handful of
+    lists instead of a million, and whole columns come out of pandas in one call.
+    """
 
     source: Path
     sheet: str | None
     columns: list[str]
-    rows: list[list[str]]
+    cells: list[list[str]]
     row_numbers: list[int]
 
     @property
     def where(self) -> str:
         return f"{self.source}" + (f", sheet '{self.sheet}'" if self.sheet else "")
+
+    def __len__(self) -> int:
+        return len(self.row_numbers)
+
+    def iter_rows(self) -> Iterator[tuple[str, ...]]:
+        return zip(*self.cells, strict=True)
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """Row by row (a copy; convenient for small tables and tests)."""
+        return [list(r) for r in self.iter_rows()]
 
 
 @dataclass(frozen=True)
@@ -178,7 +194,7 @@ def map_columns(
 
 
 def _is_blank(row: list[str]) -> bool:
-    return all(not c.strip() for c in row)
+    return not "".join(row).strip()
 
 
 def phone_header_names(phone_column: str | None) -> frozenset[str]:
@@ -194,50 +210,56 @@ def _header_index(grid: list[list[str]], phone_names: frozenset[str]) -> int | N
     return None
 
 
-def table_from_grid(
+def _column_text(values: list) -> list[str]:
+    """A column from pandas as text; non-text cells (numbers, dates in workbooks) converted."""
+    if all(type(v) is str for v in values):
+        return values
+    return [v if type(v) is str else cell_text(v) for v in values]
+
+
+def table_from_frame(
     source: Path,
     sheet: str | None,
-    grid: list[list[str]],
+    frame,
     phone_names: frozenset[str] = frozenset(PHONE_ALIASES),
 ) -> Table:
-    """Split a grid of text cells into header and data rows (row numbers are 1-based grid rows).
+    """Split a frame of cells (no header applied) into header and data rows.
 
-    Without a row naming a phone column, the first non-blank row is taken as the header, and
-    :func:`map_columns` then explains what it found.
+    Row numbers are 1-based frame rows, as a spreadsheet shows them. The header is the first of
+    the top rows that names a phone column; without one, the first non-blank row, and
+    :func:`map_columns` then explains what it found. Blank rows and columns with neither header
+    nor data are dropped; row numbers keep counting them.
     """
     where = f"{source}" + (f", sheet '{sheet}'" if sheet else "")
-    nonblank = [i for i, r in enumerate(grid) if not _is_blank(r)]
-    if not nonblank:
-        raise InputError(f"{where}: the file is empty.")
-    h = _header_index(grid, phone_names)
+    columns_text = [_column_text(frame[c].tolist()) for c in frame.columns]
+    height = len(frame)
+    top = [[col[i] for col in columns_text] for i in range(min(height, HEADER_SEARCH_ROWS))]
+    h = _header_index(top, phone_names)
     if h is None:
-        h = nonblank[0]
-    header = [c.strip() for c in grid[h]]
-    width = max(len(r) for r in grid)
-    header += [""] * (width - len(header))
-    # Columns with no header and no data (a trailing delimiter, an untouched Excel column) go.
-    used = [bool(header[j]) for j in range(width)]
-    for r in grid[h + 1 :]:
-        for j, cell in enumerate(r):
-            if not used[j] and cell.strip():
-                used[j] = True
-    keep = [j for j in range(width) if used[j]]
-    columns = [header[j] or f"column_{j + 1}" for j in keep]
-    rows: list[list[str]] = []
-    numbers: list[int] = []
-    whole = keep == list(range(width))
-    for i in range(h + 1, len(grid)):
-        raw = grid[i]
-        if _is_blank(raw):
-            continue
-        if whole and len(raw) == width:
-            rows.append(raw)
-        else:
-            rows.append([raw[j] if j < len(raw) else "" for j in keep])
-        numbers.append(i + 1)
-    if not rows:
+        h = next((i for i, r in enumerate(top) if not _is_blank(r)), None)
+    if h is None:
+        if not any(v.strip() for col in columns_text for v in col):
+            raise InputError(f"{where}: the file is empty.")
+        h = 0
+    header = [col[h].strip() for col in columns_text]
+    data = [col[h + 1 :] for col in columns_text]
+    used = [
+        bool(name) or any(v and not v.isspace() for v in col)
+        for name, col in zip(header, data, strict=True)
+    ]
+    keep = [j for j, u in enumerate(used) if u]
+    data = [data[j] for j in keep]
+    names = [header[j] or f"column_{j + 1}" for j in keep]
+    numbers = list(range(h + 2, height + 1))
+    if data and data[0]:
+        blank = [not "".join(r).strip() for r in zip(*data, strict=True)]
+        if any(blank):
+            rows_kept = [i for i, b in enumerate(blank) if not b]
+            data = [[col[i] for i in rows_kept] for col in data]
+            numbers = [numbers[i] for i in rows_kept]
+    if not numbers or not data:
         raise InputError(f"{where}: the header is there but no data rows follow it.")
-    return Table(source=source, sheet=sheet, columns=columns, rows=rows, row_numbers=numbers)
+    return Table(source=source, sheet=sheet, columns=names, cells=data, row_numbers=numbers)
 
 
 # --- what the file really is -------------------------------------------------------------------
@@ -374,7 +396,7 @@ def sniff_delimiter(sample: str) -> str:
     return best
 
 
-def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> list[list[str]]:
+def read_csv_frame(path: Path, encoding: str | None, delimiter: str | None):
     import pandas as pd
 
     with open(path, "rb") as fh:
@@ -418,7 +440,7 @@ def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> li
             f"{path}: cannot be read as {chosen} ({how}): {exc.reason} at byte {exc.start}. "
             "Give the right one with --encoding (for example --encoding cp1252 or latin-1)."
         ) from exc
-    return [[c if isinstance(c, str) else "" for c in row] for row in frame.to_numpy().tolist()]
+    return frame
 
 
 def _show(delimiter: str) -> str:
@@ -445,18 +467,22 @@ def _open_book(path: Path):
         ) from exc
 
 
-def _sheet_grid(book, name: str, nrows: int | None = None) -> list[list[str]]:
+def _sheet_frame(book, name: str, nrows: int | None = None):
     import pandas as pd
 
-    frame = pd.read_excel(
+    return pd.read_excel(
         book, sheet_name=name, header=None, dtype=object, na_filter=False, nrows=nrows
     )
+
+
+def _top_rows(book, name: str) -> list[list[str]]:
+    frame = _sheet_frame(book, name, nrows=HEADER_SEARCH_ROWS)
     return [[cell_text(v) for v in row] for row in frame.itertuples(index=False, name=None)]
 
 
-def read_excel_grid(
+def read_excel_frame(
     path: Path, sheet: str | int | None, phone_names: frozenset[str] = frozenset(PHONE_ALIASES)
-) -> tuple[str, list[list[str]]]:
+):
     """The chosen sheet as a grid of text: ``sheet`` if given, else the first sheet whose top
     rows name a phone column (an instructions tab before the leads is passed over)."""
     book = _open_book(path)
@@ -466,14 +492,14 @@ def read_excel_grid(
             raise InputError(f"{path}: the workbook has no sheets.")
         if sheet is not None:
             name = _choose_sheet(path, names, sheet)
-            return name, _sheet_grid(book, name)
+            return name, _sheet_frame(book, name)
         if len(names) == 1:
-            return names[0], _sheet_grid(book, names[0])
+            return names[0], _sheet_frame(book, names[0])
         seen = []
         for name in names:
-            top = _sheet_grid(book, name, nrows=HEADER_SEARCH_ROWS)
+            top = _top_rows(book, name)
             if _header_index(top, phone_names) is not None:
-                return name, _sheet_grid(book, name)
+                return name, _sheet_frame(book, name)
             first = next((r for r in top if not _is_blank(r)), [])
             seen.append(f"'{name}' ({_quoted([c for c in first if c.strip()][:6])})")
     raise InputError(
@@ -526,7 +552,6 @@ def read_table(
     phone_names = phone_header_names(phone_column)
     kind = _check_content(path, ext)
     if kind == "text":
-        grid = read_csv_grid(path, encoding, delimiter)
-        return table_from_grid(path, None, grid, phone_names)
-    name, grid = read_excel_grid(path, sheet, phone_names)
-    return table_from_grid(path, name, grid, phone_names)
+        return table_from_frame(path, None, read_csv_frame(path, encoding, delimiter), phone_names)
+    name, frame = read_excel_frame(path, sheet, phone_names)
+    return table_from_frame(path, name, frame, phone_names)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import os
 import re
 import tempfile
@@ -41,11 +42,25 @@ class OutputError(BatchAttendError):
     """The results cannot be written where asked; checked before anything is sent."""
 
 
+_FORMULA_FIRST = frozenset(_FORMULA_START)
+
+
 def inert(value: str) -> str:
     """``value`` made safe for a CSV opened in a spreadsheet: a would-be formula gets a ``'``."""
-    if value.startswith(_FORMULA_START) and not _NUMERIC_LOOKING.match(value):
+    if value[:1] in _FORMULA_FIRST and not _NUMERIC_LOOKING.match(value):
         return "'" + value
     return value
+
+
+_ANY_CELL_STARTS_LIKE_A_FORMULA = re.compile("\x00[=+\\-@\t\r]")
+
+
+def _inert_cells(cells: Sequence[str]) -> list[str] | Sequence[str]:
+    """:func:`inert` over a row, with one regex search per row when nothing needs it (the usual
+    case) instead of a check per cell."""
+    if _ANY_CELL_STARTS_LIKE_A_FORMULA.search("\x00" + "\x00".join(cells)):
+        return [inert(c) for c in cells]
+    return cells
 
 
 def output_format(output: str) -> str:
@@ -116,8 +131,18 @@ def contract_cells(row_number: int, outcome: Outcome) -> list[str | int]:
 def _csv_rows(header, rows, row_numbers, outcomes) -> Iterable[list[str]]:
     yield [inert(h) for h in header]
     for cells, number, outcome in zip(rows, row_numbers, outcomes, strict=True):
-        yield [inert(c) for c in cells] + [
-            c if isinstance(c, int) else inert(c) for c in contract_cells(number, outcome)
+        # Of the contract cells only the operators can hold user text at their start (the error
+        # column always starts with its code).
+        yield [
+            *_inert_cells(cells),
+            number,
+            outcome.phone,
+            outcome.status,
+            outcome.attendance_number,
+            inert(", ".join(outcome.operators)),
+            "" if outcome.http_status is None else outcome.http_status,
+            outcome.error,
+            outcome.attempts,
         ]
 
 
@@ -146,10 +171,13 @@ def write_xlsx(path: str, header, rows, row_numbers, outcomes, summary: RunSumma
         sheet = book.add_worksheet("Results")
         bold = book.add_format({"bold": True})
         status_formats = {s: book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()}
+        rows = iter(rows)
+        sample = list(itertools.islice(rows, 500))  # column widths from the first rows
         widths = [min(max(len(h), 8), 60) for h in header]
-        for r in range(min(len(rows), 500)):
-            for j, cell in enumerate(rows[r]):
+        for row in sample:
+            for j, cell in enumerate(row):
                 widths[j] = min(max(widths[j], len(cell) + 1), 60)
+        rows = itertools.chain(sample, rows)
         for j, w in enumerate(widths):
             sheet.set_column(j, j, w)
         sheet.write_row(0, 0, header, bold)
@@ -170,9 +198,9 @@ def write_xlsx(path: str, header, rows, row_numbers, outcomes, summary: RunSumma
                 elif cell:
                     sheet.write_string(i, j, cell)
         # Phones and IDs are text on purpose: no green "number stored as text" triangles.
-        sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{len(rows) + 1}"})
+        sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{len(outcomes) + 1}"})
         sheet.freeze_panes(1, 0)
-        sheet.autofilter(0, 0, len(rows), len(header) - 1)
+        sheet.autofilter(0, 0, len(outcomes), len(header) - 1)
         if summary is not None:
             _write_summary_sheet(book, summary, bold)
     finally:
@@ -221,7 +249,10 @@ def write_results(
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         if fmt == "csv":
-            with open(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
+            # The BOM is written by hand: Python's utf-8-sig codec is pure Python and slow.
+            with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as fh:
+                if bom:
+                    fh.write("\ufeff")
                 write_csv(fh, header, rows, row_numbers, outcomes)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -1,5 +1,6 @@
 """The journal: what it records, when it refuses, and the lock that keeps two runs apart."""
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -22,21 +23,25 @@ def open_journal(path, digest="abc", options=OPTIONS, fresh=False) -> Journal:
 def test_records_survive_and_come_back(tmp_path):
     path = tmp_path / "r.csv.journal"
     journal = open_journal(path)
-    journal.sending(LEADS[0], 1)
-    journal.done(
-        LEADS[0], Outcome(RowStatus.STARTED, http_status=200, operators=("OP-1",), attempts=1)
-    )
-    journal.sending(LEADS[1], 1)
-    journal.done(
-        LEADS[1],
-        Outcome(RowStatus.FAILED, http_status=503, error_code=ErrorCode.SERVER_ERROR,
-                error_message="x", attempts=4),
-    )  # fmt: skip
-    journal.sending(LEADS[2], 1)  # in flight when the run died
-    journal.done(
-        LEADS[3],
-        Outcome(RowStatus.FAILED, error_code=ErrorCode.TIMEOUT, error_message="t", attempts=2),
-    )
+
+    async def a_run_that_dies():
+        await journal.sending(LEADS[0], 1)
+        journal.done(
+            LEADS[0], Outcome(RowStatus.STARTED, http_status=200, operators=("OP-1",), attempts=1)
+        )
+        await journal.sending(LEADS[1], 1)
+        journal.done(
+            LEADS[1],
+            Outcome(RowStatus.FAILED, http_status=503, error_code=ErrorCode.SERVER_ERROR,
+                    error_message="x", attempts=4),
+        )  # fmt: skip
+        await journal.sending(LEADS[2], 1)  # in flight when the run died
+        journal.done(
+            LEADS[3],
+            Outcome(RowStatus.FAILED, error_code=ErrorCode.TIMEOUT, error_message="t", attempts=2),
+        )
+
+    asyncio.run(a_run_that_dies())
     journal.close(complete=False)
 
     again = open_journal(path)
@@ -49,10 +54,25 @@ def test_records_survive_and_come_back(tmp_path):
     again.close(complete=True)
 
 
+def test_sending_is_committed_before_it_returns(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    reader = sqlite3.connect(path)
+
+    async def go():
+        await journal.sending(LEADS[0], 1)
+        # Another connection (as a rerun after kill -9 would) already sees the record.
+        return reader.execute("SELECT state FROM rows WHERE idx = 0").fetchall()
+
+    assert asyncio.run(go()) == [("sending",)]
+    reader.close()
+    journal.close(complete=True)
+
+
 def test_unfinished_journal_for_another_input_is_refused(tmp_path):
     path = tmp_path / "r.csv.journal"
     journal = open_journal(path)
-    journal.sending(LEADS[0], 1)
+    asyncio.run(journal.sending(LEADS[0], 1))
     journal.close(complete=False)
     with pytest.raises(JournalError, match=r"different input file.*--fresh"):
         open_journal(path, digest="other")
@@ -66,7 +86,11 @@ def test_unfinished_journal_for_another_input_is_refused(tmp_path):
 def test_finished_journal_for_another_input_starts_over(tmp_path):
     path = tmp_path / "r.csv.journal"
     journal = open_journal(path)
-    journal.done(LEADS[0], Outcome(RowStatus.STARTED, attempts=1))
+
+    async def finish():
+        journal.done(LEADS[0], Outcome(RowStatus.STARTED, attempts=1))
+
+    asyncio.run(finish())
     journal.close(complete=True)
     again = open_journal(path, digest="tonight's file")
     assert again.prior == {}
