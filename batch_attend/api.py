@@ -220,11 +220,19 @@ class PlugChatClient:
 
     async def start_attendance(self, lead: Lead) -> Answer:
         """Send one start request; network trouble becomes an :class:`Answer` with ``failure``."""
+        payload = json.dumps(lead.body(), ensure_ascii=False).encode()
+        return await self.request("POST", self.url, data=payload)
+
+    async def request(
+        self, method: str, url: str, *, data: bytes | None = None, headers: dict | None = None
+    ) -> Answer:
+        """One request on the run's session; never raises for network trouble."""
         import aiohttp
 
-        payload = json.dumps(lead.body(), ensure_ascii=False).encode()
         try:
-            async with self._session.post(self.url, data=payload, allow_redirects=False) as resp:
+            async with self._session.request(
+                method, url, data=data, headers=headers, allow_redirects=False
+            ) as resp:
                 body = await resp.read()
                 return Answer(
                     http_status=resp.status,

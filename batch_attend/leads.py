@@ -156,6 +156,7 @@ class LeadDefaults:
     operators: tuple[str, ...] = ()
     department: str | None = None
     country_code: str = DEFAULT_COUNTRY_CODE
+    pool: bool = False  # rows without operators get a pool member later, in planning
 
 
 def validate_row(
@@ -190,7 +191,7 @@ def _validate(
         )
     operators = split_operators(operators_cell) if operators_cell else ()
     operators = operators or defaults.operators
-    if not operators:
+    if not operators and not defaults.pool:
         where = "the operators cell is empty" if has_operators_column else "no operators column"
         return Outcome(
             RowStatus.INVALID,

@@ -28,6 +28,11 @@ class ErrorCode(StrEnum):
     # validation (status invalid)
     INVALID_PHONE = "invalid_phone"
     MISSING_OPERATORS = "missing_operators"
+    UNKNOWN_OPERATOR = "unknown_operator"
+    AMBIGUOUS_OPERATOR = "ambiguous_operator"
+    INACTIVE_OPERATOR = "inactive_operator"
+    UNKNOWN_DEPARTMENT = "unknown_department"
+    INACTIVE_DEPARTMENT = "inactive_department"
     # planning (status skipped)
     DRY_RUN = "dry_run"
     DUPLICATE_ROW = "duplicate_row"

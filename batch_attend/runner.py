@@ -26,17 +26,27 @@ from batch_attend.api import (
     check_token,
     classify,
 )
+from batch_attend.directory import Directory, TokenRefusedError, fetch_directory
 from batch_attend.env import Env
 from batch_attend.journal import Journal, PriorRow, default_journal_path, file_digest
 from batch_attend.leads import (
     DEFAULT_COUNTRY_CODE,
     Lead,
     LeadDefaults,
-    duplicate_of,
     validate_table,
 )
 from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus, RunSummary
+from batch_attend.planning import (
+    DISTRIBUTIONS,
+    PoolError,
+    assign_pool,
+    read_pool,
+    resolve_names,
+    resolve_pool,
+    skip_duplicates,
+)
 from batch_attend.reading import Table, map_columns, read_table
+from batch_attend.request_log import RequestLog, mask_phone
 from batch_attend.results import (
     STDOUT,
     check_output,
@@ -81,6 +91,12 @@ class RunOptions:
     sheet: str | None = None
     encoding: str | None = None
     delimiter: str | None = None
+    ticket: str | None = None
+    lookup: bool = True
+    pool: str | None = None
+    pool_file: Path | None = None
+    distribute: str = "round-robin"
+    log_file: Path | None = None
     dry_run: bool = False
     allow_duplicates: bool = False
     journal: Path | None = None  # None → beside a file output; none for stdout
@@ -107,6 +123,9 @@ class RunOptions:
             "sheet": self.sheet,
             "encoding": self.encoding,
             "delimiter": self.delimiter,
+            "pool": self.pool,
+            "pool_file": str(self.pool_file) if self.pool_file else None,
+            "distribute": self.distribute,
         }
 
 
@@ -150,11 +169,6 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-
-
-def mask_phone(phone: str) -> str:
-    """Only the last four digits, for logs: enough to find the row, not enough to call it."""
-    return "*" * max(0, len(phone) - 4) + phone[-4:]
 
 
 class Engine:
@@ -329,16 +343,30 @@ def _event_loop_factory():
     return uvloop.new_event_loop
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where requests go for this run, and the credentials they carry."""
+
+    base_url: str
+    token: str | None
+    ticket: str | None
+
+
 @contextlib.contextmanager
-def _api_target(options: RunOptions):
-    """(base URL, token) for the run: the built-in sandbox, or the configured API."""
+def api_target(options: RunOptions):
+    """The built-in sandbox for the run (with its own token and ticket), or the configured API."""
     if options.sandbox:
-        from batch_attend.sandbox import SandboxServer
+        from batch_attend.sandbox import SANDBOX_TICKET, SandboxServer
 
         with SandboxServer() as server:
-            yield server.base_url, server.token
+            yield Target(server.base_url, server.token, SANDBOX_TICKET)
     else:
-        yield options.base_url, options.token
+        yield Target(options.base_url, options.token, options.ticket)
+
+
+def run_async(coro):
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as loop_runner:
+        return loop_runner.run(coro)
 
 
 @contextlib.contextmanager
@@ -365,41 +393,44 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
     env = env or Env()
     started_at = time.perf_counter()
     output = options.output or default_output_for(options.input)
-    with _collector_paused():
-        table, outcomes, leads = _prepare(options, output)
+    with collector_paused():
+        table, outcomes, leads = prepare(options, output)
     summary = RunSummary(output=output, dry_run=options.dry_run)
     journal: Journal | None = None
-    to_send: list[Lead] = []
-    if options.dry_run:
-        with _collector_paused():
-            for index, _, phone, operators, _ in leads:
-                outcomes[index] = Outcome(
-                    RowStatus.SKIPPED,
-                    phone=phone,
-                    operators=operators,
-                    error_code=ErrorCode.DRY_RUN,
-                    error_message="dry run: validated, not sent",
-                )
-    elif leads:
-        journal = _open_journal(options, output, env)
-        to_send = _reuse_prior(journal, leads, outcomes, summary) if journal else leads
-    try:
-        if to_send:
-            gc.freeze()  # the table and leads live all run: keep them out of every collection
-            try:
-                _send(options, env, to_send, outcomes, journal, summary)
-            finally:
-                gc.unfreeze()
-        for lead in leads:  # whatever was never sent: say so, never leave a row out
-            if outcomes[lead.index] is None:
-                outcomes[lead.index] = _unsent(lead, summary.interrupted_by, journal)
-    finally:
-        if journal is not None:
-            journal.close(complete=not (summary.interrupted_by or summary.token_refused))
+    with api_target(options) as target:
+        with collector_paused():
+            leads = _plan(options, target, leads, outcomes, summary)
+        to_send: list[Lead] = []
+        if options.dry_run:
+            with collector_paused():
+                for index, _, phone, operators, _ in leads:
+                    outcomes[index] = Outcome(
+                        RowStatus.SKIPPED,
+                        phone=phone,
+                        operators=operators,
+                        error_code=ErrorCode.DRY_RUN,
+                        error_message="validated, not sent",
+                    )
+        elif leads and not summary.token_refused:
+            journal = _open_journal(options, output, env)
+            to_send = _reuse_prior(journal, leads, outcomes, summary) if journal else leads
+        try:
+            if to_send:
+                gc.freeze()  # the table and leads live all run: keep them out of every collection
+                try:
+                    _send(options, env, target, to_send, outcomes, journal, summary)
+                finally:
+                    gc.unfreeze()
+            for lead in leads:  # whatever was never sent: say so, never leave a row out
+                if outcomes[lead.index] is None:
+                    outcomes[lead.index] = _unsent(lead, summary.interrupted_by, journal)
+        finally:
+            if journal is not None:
+                journal.close(complete=not (summary.interrupted_by or summary.token_refused))
     final: list[Outcome] = outcomes  # every entry is filled by now
     summary.add_all(final)
     summary.elapsed = time.perf_counter() - started_at
-    with _collector_paused():
+    with collector_paused():
         write_results(
             output,
             table.columns,
@@ -418,7 +449,7 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
 
 
 @contextlib.contextmanager
-def _collector_paused():
+def collector_paused():
     """Building a million rows of plain data makes no reference cycles, but it does make the
     cyclic garbage collector scan the growing heap again and again: pause it meanwhile."""
     was_enabled = gc.isenabled()
@@ -430,7 +461,7 @@ def _collector_paused():
             gc.enable()
 
 
-def _prepare(options: RunOptions, output: str) -> tuple[Table, list[Outcome | None], list[Lead]]:
+def prepare(options: RunOptions, output: str) -> tuple[Table, list[Outcome | None], list[Lead]]:
     """Read, check and validate everything before anything is sent."""
     table = read_table(
         options.input,
@@ -439,36 +470,76 @@ def _prepare(options: RunOptions, output: str) -> tuple[Table, list[Outcome | No
         delimiter=options.delimiter,
         phone_column=options.phone_column,
     )
-    check_output(output, options.input)
+    if output is not None:
+        check_output(output, options.input)
     columns = map_columns(
         table, options.phone_column, options.operators_column, options.department_column
     )
-    if not (options.dry_run or options.sandbox):
+    if not (options.dry_run or options.sandbox) and output is not None:
         check_token(options.token)
         check_base_url(options.base_url)
-    defaults = LeadDefaults(options.operators, options.department, options.country_code)
+    if options.distribute not in DISTRIBUTIONS:
+        raise PoolError(f"--distribute: '{options.distribute}' is not one of {DISTRIBUTIONS}")
+    pool = read_pool(options.pool, options.pool_file)
+    if (options.pool or options.pool_file) and not pool:
+        raise PoolError("the operator pool is empty; give IDs with --pool A,B or --pool-file")
+    if pool and options.operators:
+        raise PoolError("give --operator or --pool, not both: both fill empty operator cells")
+    defaults = LeadDefaults(
+        options.operators, options.department, options.country_code, pool=bool(pool)
+    )
     validated = validate_table(table, columns, defaults)
     outcomes: list[Outcome | None] = [v if isinstance(v, Outcome) else None for v in validated]
     leads = [v for v in validated if isinstance(v, Lead)]
-    if not options.allow_duplicates:
-        leads = _skip_duplicates(leads, outcomes)
     return table, outcomes, leads
 
 
-def _skip_duplicates(leads: list[Lead], outcomes: list[Outcome | None]) -> list[Lead]:
-    duplicates = duplicate_of(leads)
-    if not duplicates:
-        return leads
-    for lead in leads:
-        if lead.index in duplicates:
-            outcomes[lead.index] = Outcome(
-                RowStatus.SKIPPED,
-                phone=lead.phone,
-                operators=lead.operators,
-                error_code=ErrorCode.DUPLICATE_ROW,
-                error_message=f"same phone as row {duplicates[lead.index]}",
-            )
-    return [lead for lead in leads if lead[0] not in duplicates]
+def _plan(
+    options: RunOptions,
+    target: Target,
+    leads: list[Lead],
+    outcomes: list[Outcome | None],
+    summary: RunSummary,
+) -> list[Lead]:
+    """Names to IDs, duplicates out, pool members in: the exact requests this run will send."""
+    directory = Directory()
+    if options.lookup:
+        need_departments = any(lead.department for lead in leads)
+        if target.token and (need_departments or target.ticket):
+            try:
+                directory = run_async(_fetch_directory(options, target, need_departments))
+            except TokenRefusedError:
+                summary.token_refused = True
+                return leads  # nothing is sent: every row ends up skipped (unauthorized)
+    return plan_requests(options, leads, outcomes, directory)
+
+
+def plan_requests(
+    options: RunOptions, leads: list[Lead], outcomes: list[Outcome | None], directory: Directory
+) -> list[Lead]:
+    """Resolve names with ``directory``, skip duplicates, assign the pool (in that order)."""
+    if options.lookup:
+        leads = resolve_names(leads, outcomes, directory)
+    if not options.allow_duplicates:
+        leads = skip_duplicates(leads, outcomes)
+    pool = read_pool(options.pool, options.pool_file)
+    if pool:
+        members = resolve_pool(pool, directory) if options.lookup else pool
+        leads = assign_pool(leads, members, options.distribute)
+    return leads
+
+
+async def _fetch_directory(options: RunOptions, target: Target, departments: bool) -> Directory:
+    async with PlugChatClient(
+        target.base_url, target.token, timeout=options.timeout, concurrency=2
+    ) as client:
+        return await fetch_directory(
+            client,
+            target.base_url,
+            ticket=target.ticket,
+            operators=bool(target.ticket),
+            departments=departments,
+        )
 
 
 def _open_journal(options: RunOptions, output: str, env: Env) -> Journal | None:
@@ -527,6 +598,7 @@ def _unsent(lead: Lead, interrupted_by: str | None, journal: Journal | None) -> 
 def _send(
     options: RunOptions,
     env: Env,
+    target: Target,
     leads: list[Lead],
     outcomes: list[Outcome | None],
     journal: Journal | None,
@@ -537,6 +609,14 @@ def _send(
     def record(lead: Lead, outcome: Outcome) -> None:
         outcomes[lead.index] = outcome
         progress.advance()
+
+    log = RequestLog(options.log_file) if options.log_file else None
+
+    def on_attempt(lead: Lead, attempt: int, outcome: Outcome, seconds: float, wait) -> None:
+        if log is not None:
+            log.write(lead, attempt, outcome, seconds, wait)
+        if options.verbose:
+            trace(lead, attempt, outcome, seconds, wait)
 
     def trace(lead: Lead, attempt: int, outcome: Outcome, seconds: float, wait) -> None:
         what = outcome.error or str(outcome.status)
@@ -559,7 +639,7 @@ def _send(
                 journal=journal,
                 prior=journal.prior if journal else None,
                 on_outcome=record,
-                on_attempt=trace if options.verbose else None,
+                on_attempt=on_attempt if (options.verbose or log is not None) else None,
                 grace=options.grace,
             )
             with _signals_stop(engine):
@@ -567,13 +647,11 @@ def _send(
             return engine
 
     try:
-        with (
-            _api_target(options) as (base_url, token),
-            asyncio.Runner(loop_factory=_event_loop_factory()) as loop_runner,
-        ):
-            engine = loop_runner.run(go(base_url, token))
+        engine = run_async(go(target.base_url, target.token))
     finally:
         progress.close()
+        if log is not None:
+            log.close()
     summary.sent_rows = len(leads)
     summary.requests = engine.requests
     summary.retries = engine.retries

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_TICKET = "0000"  # the vendor page's example value
 API_PREFIX = "/api/integrations"
 FIRST_ATTENDANCE_NUMBER = 1001
 
@@ -106,6 +107,7 @@ class SandboxState:
     """Everything the sandbox did, for assertions: how often each phone was started, and a log."""
 
     token: str = SANDBOX_TOKEN
+    ticket: str = SANDBOX_TICKET
     latency: float = 0.0
     jitter: float = 0.0
     rate_limit: float | None = None
@@ -113,6 +115,9 @@ class SandboxState:
     revoke_after: int | None = None
     slow_seconds: float = 5.0
     faults: dict[str, Fault] = field(default_factory=dict)
+    operators: list[dict] = field(default_factory=lambda: [dict(op) for op in OPERATORS])
+    departments: list[dict] = field(default_factory=lambda: [dict(d) for d in DEPARTMENTS])
+    directory_requests: Counter = field(default_factory=Counter)
     attendances: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
     starts: Counter = field(default_factory=Counter)
     requests: Counter = field(default_factory=Counter)
@@ -151,8 +156,8 @@ class SandboxState:
 STATE = web.AppKey("state", SandboxState)
 
 
-def _operator_name(op_id: str) -> str:
-    for op in OPERATORS:
+def _operator_name(state: SandboxState, op_id: str) -> str:
+    for op in state.operators:
         if op["id"] == op_id:
             return op["name"]
     return f"Operador {op_id}"
@@ -168,7 +173,7 @@ def _act(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
                 "status": "progress",
                 "message": "chat is already in service",
                 "attendanceNumber": number,
-                "operators": [{"id": op, "name": _operator_name(op)} for op in current],
+                "operators": [{"id": op, "name": _operator_name(state, op)} for op in current],
             }
         )
     number = FIRST_ATTENDANCE_NUMBER + len(state.attendances)
@@ -230,9 +235,7 @@ async def _start_attendance(request: web.Request, state: SandboxState) -> web.St
         return web.json_response({"error": "phone and operators are required"}, status=400)
     state.requests[phone] += 1
     if state.keep_log:
-        state.log.append(
-            {"phone": phone, "operators": operators, "departmentId": body.get("departmentId")}
-        )
+        state.log.append(dict(body))  # the body exactly as received
     if state._over_rate():
         return _too_many(state)
     return await _answer(request, state, phone, operators)
@@ -274,18 +277,20 @@ async def _answer(
 
 async def departments(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE]
-    if request.headers.get("Authorization") != state.token:
+    state.directory_requests["departments"] += 1
+    if not _authorized(request, state):
         return web.Response(status=401, text="Unauthorized")
-    return web.json_response(DEPARTMENTS)
+    return web.json_response(state.departments)
 
 
 async def operators(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE]
-    if request.headers.get("Authorization") != state.token:
+    state.directory_requests["operators"] += 1
+    if not _authorized(request, state):
         return web.Response(status=401, text="Unauthorized")
-    if not request.headers.get("Ticket"):
-        return web.json_response({"error": "ticket required"}, status=500)
-    return web.json_response(OPERATORS)
+    if request.headers.get("Ticket") != state.ticket:
+        return web.json_response({"error": "invalid ticket"}, status=500)  # as the vendor does
+    return web.json_response(state.operators)
 
 
 async def sandbox_state(request: web.Request) -> web.Response:

@@ -38,8 +38,8 @@ def test_all_rows_started_exit_0(runner, sandbox, tmp_path):
     assert [r["row"] for r in rows] == ["2", "3", "4"]
     assert rows[1]["operators"] == "OP-BRUNO, OP-ANA"
     assert rows[0]["Nome"] == "Ana" and rows[0]["Telefone"] == "(44) 99999-9999"
-    assert [e["departmentId"] for e in sorted(sandbox.state.log, key=lambda e: e["phone"])] == [
-        "DEP-SUPORTE", None, "DEP-VENDAS",
+    assert [e.get("departmentId", "(omitted)") for e in sorted(sandbox.state.log, key=lambda e: e["phone"])] == [
+        "DEP-SUPORTE", "(omitted)", "DEP-VENDAS",
     ]  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def test_operator_and_department_defaults(runner, sandbox, tmp_path):
     rows = [
         ["Telefone", "Operadores", "Setor"],
         ["(44) 98888-7777", "", ""],
-        ["(44) 97777-6666", "OP-X", "D1"],
+        ["(44) 97777-6666", "OP-X", "vendas"],  # a department name: resolved to its ID,
     ]
     leads = write_csv(tmp_path / "leads.csv", rows)
     out = tmp_path / "r.csv"
@@ -100,14 +100,14 @@ def test_operator_and_department_defaults(runner, sandbox, tmp_path):
         "--operator",
         "OP-2",
         "--department",
-        "DEP-9",
+        "DEP-SUPORTE",
     ]
     assert invoke(runner, sandbox, args).exit_code == 0
     sent = {e["phone"]: e for e in sandbox.state.log}
     assert sent["5544988887777"]["operators"] == ["OP-1", "OP-2"]
-    assert sent["5544988887777"]["departmentId"] == "DEP-9"
+    assert sent["5544988887777"]["departmentId"] == "DEP-SUPORTE"
     assert sent["5544977776666"]["operators"] == ["OP-X"]
-    assert sent["5544977776666"]["departmentId"] == "D1"
+    assert sent["5544977776666"]["departmentId"] == "DEP-VENDAS"
 
 
 def test_duplicate_phones_are_sent_once(runner, sandbox, tmp_path):
@@ -123,8 +123,10 @@ def test_duplicate_phones_are_sent_once(runner, sandbox, tmp_path):
     assert sandbox.state.requests["5544999999999"] == 3
 
 
-def test_wrong_token_stops_and_exits_3(runner, sandbox, tmp_path):
-    leads = write_csv(tmp_path / "leads.csv", GOOD)
+@pytest.mark.parametrize("with_departments", [True, False])
+def test_wrong_token_stops_and_exits_3(runner, sandbox, tmp_path, with_departments):
+    rows = GOOD if with_departments else [r[:3] for r in GOOD]
+    leads = write_csv(tmp_path / "leads.csv", rows)
     out = tmp_path / "r.csv"
     wrong = "tok-WRONG-abcdef123"
     result = invoke(runner, sandbox, [str(leads), "-o", str(out), "-c", "1"], token=wrong)
@@ -133,7 +135,9 @@ def test_wrong_token_stops_and_exits_3(runner, sandbox, tmp_path):
     rows = read_results_csv(out)
     assert {r["status"] for r in rows} == {"skipped"}
     assert all(r["error"].startswith("unauthorized: ") for r in rows)
-    assert sum(sandbox.state.answers.values()) == 1  # nothing more was sent after the 401
+    # With departments to look up, the lookup meets the 401 and no start request goes out;
+    # without, the first start request meets it and nothing more is sent.
+    assert sum(sandbox.state.answers.values()) == (0 if with_departments else 1)
     for text in (result.stdout, result.stderr, out.read_text(encoding="utf-8-sig")):
         assert wrong not in text
 
@@ -289,7 +293,7 @@ def test_token_appears_nowhere(runner, sandbox, tmp_path):
     for result in outputs:
         assert TOKEN not in result.stdout and TOKEN not in result.stderr
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert "r.csv.journal" in written and "w.csv.journal" in written
+    assert "r.csv.journal" in written and "w.csv" in written
     for path in tmp_path.iterdir():
         assert TOKEN.encode() not in path.read_bytes(), path
 

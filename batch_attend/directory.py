@@ -1,0 +1,211 @@
+"""Operator and department names instead of IDs: fetch what the account has, resolve each cell.
+
+People fill spreadsheets with "Ana Souza", "ana.souza", "ana@empresa.com.br" or "Vendas", not
+opaque IDs. Before sending, the run fetches ``GET /api/operator/get-all`` (which needs the
+``Ticket`` header) and ``GET /api/integrations/departments`` once, and resolves every distinct
+cell value case- and accent-insensitively. A value that matches nothing, matches two people, or
+names someone inactive makes the row ``invalid`` instead of sending a request the API would
+reject or misroute.
+
+Without a ticket the operator list cannot be fetched: values that look like IDs (no spaces, no
+``@``) are sent as they are, and values that look like names are ``invalid`` with a note saying
+name lookup needs ``--ticket``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from batch_attend.errors import BatchAttendError
+from batch_attend.outcomes import ErrorCode
+from batch_attend.reading import fold
+
+OPERATORS_PATH = "/api/operator/get-all"
+DEPARTMENTS_PATH = "/departments"
+
+
+class DirectoryError(BatchAttendError):
+    """The operator or department list could not be fetched."""
+
+
+class TokenRefusedError(DirectoryError):
+    """The API answered 401 to a lookup: nothing will work with this token."""
+
+
+class LookupProblem(ValueError):
+    """A cell value that cannot be turned into an ID; ``code`` goes in the error column."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Operator:
+    id: str
+    name: str = ""
+    login: str = ""
+    email: str = ""
+    active: bool = True
+    departments: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.id})" if self.name else self.id
+
+    @classmethod
+    def from_api(cls, item: dict) -> Operator:
+        exactsales = item.get("exactsales") if isinstance(item.get("exactsales"), dict) else {}
+        return cls(
+            id=str(item.get("id", "")),
+            name=str(item.get("name") or ""),
+            login=str(item.get("login") or ""),
+            email=str(item.get("email") or exactsales.get("email") or ""),
+            active=item.get("active", True) is not False,
+            departments=tuple(str(d) for d in item.get("departaments") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Department:
+    id: str
+    name: str = ""
+    active: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.id})" if self.name else self.id
+
+    @classmethod
+    def from_api(cls, item: dict) -> Department:
+        return cls(
+            id=str(item.get("id", "")),
+            name=str(item.get("name") or ""),
+            active=item.get("active", True) is not False,
+        )
+
+
+def looks_like_id(value: str) -> bool:
+    """IDs in PlugChat are opaque codes (UUIDs, short codes): no spaces and no e-mail '@'."""
+    return bool(value) and not any(ch.isspace() for ch in value) and "@" not in value
+
+
+def operators_url(base_url: str) -> str:
+    """The operator list lives beside the integrations API, on the same host."""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}{OPERATORS_PATH}"
+
+
+class Directory:
+    """What the account has; ``None`` for a list that was not fetched."""
+
+    def __init__(
+        self,
+        operators: list[Operator] | None = None,
+        departments: list[Department] | None = None,
+    ) -> None:
+        self.operators = operators
+        self.departments = departments
+        self._operator_cache: dict[str, str] = {}
+
+    def operator_id(self, value: str) -> str:
+        """The ID for an operator cell value (ID, login, name or e-mail), or :class:`LookupProblem`."""
+        if value in self._operator_cache:
+            return self._operator_cache[value]
+        if self.operators is None:
+            if looks_like_id(value):
+                return value
+            raise LookupProblem(
+                ErrorCode.UNKNOWN_OPERATOR,
+                f"'{value}' looks like a name, and names can be looked up only with a ticket "
+                "(--ticket or PLUGCHAT_TICKET); or write the operator ID",
+            )
+        exact = [op for op in self.operators if op.id == value]
+        if not exact:
+            key = fold(value)
+            exact = [
+                op
+                for op in self.operators
+                if key in (fold(op.id), fold(op.login), fold(op.name), fold(op.email)) and key
+            ]
+        if not exact:
+            raise LookupProblem(
+                ErrorCode.UNKNOWN_OPERATOR,
+                f"no operator '{value}' in this account (by ID, login, name or e-mail); "
+                "`batch-attend operators` lists them",
+            )
+        if len(exact) > 1:
+            names = " and ".join(op.label for op in exact[:3])
+            raise LookupProblem(
+                ErrorCode.AMBIGUOUS_OPERATOR,
+                f"'{value}' matches {len(exact)} operators: {names}; write the ID instead",
+            )
+        (operator,) = exact
+        if not operator.active:
+            raise LookupProblem(
+                ErrorCode.INACTIVE_OPERATOR, f"operator {operator.label} is inactive"
+            )
+        self._operator_cache[value] = operator.id
+        return operator.id
+
+    def department_id(self, value: str) -> str:
+        """The ID for a department cell value (ID or name), or :class:`LookupProblem`."""
+        if self.departments is None:
+            return value
+        exact = [d for d in self.departments if d.id == value]
+        if not exact:
+            key = fold(value)
+            exact = [d for d in self.departments if key and key in (fold(d.id), fold(d.name))]
+        if not exact:
+            raise LookupProblem(
+                ErrorCode.UNKNOWN_DEPARTMENT,
+                f"no department '{value}' in this account; `batch-attend departments` lists them",
+            )
+        if len(exact) > 1:
+            names = " and ".join(d.label for d in exact[:3])
+            raise LookupProblem(
+                ErrorCode.UNKNOWN_DEPARTMENT, f"'{value}' matches {names}; write the ID instead"
+            )
+        (department,) = exact
+        if not department.active:
+            raise LookupProblem(
+                ErrorCode.INACTIVE_DEPARTMENT, f"department {department.label} is inactive"
+            )
+        return department.id
+
+
+def _parse_list(answer, what: str) -> list[dict]:
+    from batch_attend.api import classify
+
+    if answer.http_status == 401:
+        raise TokenRefusedError(
+            f"the API refused the token (HTTP 401) when listing {what}; check PLUGCHAT_TOKEN"
+        )
+    if answer.http_status == 200:
+        try:
+            data = json.loads(answer.body)
+        except ValueError:
+            data = None
+        if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+            return data
+    outcome = classify(answer)
+    reason = outcome.error_message if answer.http_status != 200 else "an answer that is not a list"
+    status = f" (HTTP {answer.http_status})" if answer.http_status else ""
+    hint = " A bad or missing ticket gives HTTP 500." if what == "operators" else ""
+    raise DirectoryError(f"could not list the {what}{status}: {reason}.{hint}")
+
+
+async def fetch_directory(
+    client, base_url: str, *, ticket: str | None, operators: bool, departments: bool
+) -> Directory:
+    """Fetch the lists that are needed (each once) with the run's client."""
+    directory = Directory()
+    if departments:
+        answer = await client.request("GET", base_url.rstrip("/") + DEPARTMENTS_PATH)
+        directory.departments = [Department.from_api(d) for d in _parse_list(answer, "departments")]
+    if operators and ticket:
+        answer = await client.request("GET", operators_url(base_url), headers={"Ticket": ticket})
+        directory.operators = [Operator.from_api(o) for o in _parse_list(answer, "operators")]
+    return directory

@@ -1,0 +1,45 @@
+"""Messages for people in English or Portuguese (pt_BR), through gettext catalogs.
+
+The language comes from ``--lang``, else from ``LC_ALL`` / ``LC_MESSAGES`` / ``LANG`` (the
+first that is set). Results files never change: their column names and status codes stay
+English so scripts do not depend on the locale.
+"""
+
+from __future__ import annotations
+
+import gettext
+from collections.abc import Mapping
+from pathlib import Path
+
+DOMAIN = "batch_attend"
+LOCALE_DIR = Path(__file__).parent / "locale"
+
+_translation: gettext.NullTranslations = gettext.NullTranslations()
+_language = "en"
+
+
+def language_from(environ: Mapping[str, str]) -> str:
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name)
+        if value:
+            return "pt_BR" if value.lower().startswith("pt") else "en"
+    return "en"
+
+
+def set_language(lang: str | None, environ: Mapping[str, str]) -> str:
+    """Choose the catalog for this process; returns the language in use."""
+    global _translation, _language
+    chosen = lang or language_from(environ)
+    chosen = "pt_BR" if chosen.lower().startswith("pt") else "en"
+    _language = chosen
+    _translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[chosen], fallback=True)
+    return chosen
+
+
+def current_language() -> str:
+    return _language
+
+
+def _(message: str) -> str:
+    """The message in the current language (English when no translation exists)."""
+    return _translation.gettext(message)

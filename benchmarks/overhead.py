@@ -1,0 +1,220 @@
+"""What batch-attend costs on top of a bare HTTP loop, and what the journal and progress bar cost.
+
+Against ``server.py --latency 0`` (answers at once, so the client is the bottleneck):
+
+1. Overhead ratio: batch-attend's rows/s (``run_batch`` in this process: read, validate, send,
+   journal, results; N=20000, concurrency 32) divided by a bare aiohttp loop's rows/s (same N,
+   same concurrency, same JSON bodies, uvloop) measured in the same run.
+2. At a rate near what a real run would see (``RunOptions(rate=1000)``, N=5000, concurrency 32):
+   the tool with its journal on (results to a file, the journal beside it) against off
+   (``output="-"``: CSV into an in-memory stdout, no journal), and with the progress bar on (a
+   stderr that claims to be a terminal, writing to /dev/null, quiet=False) against off.
+
+Rows/s and client CPU ms per row; every figure is the median of --repeat runs (default 3).
+
+    python benchmarks/overhead.py              # about 2 minutes
+    python benchmarks/overhead.py --repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    InProcess,
+    bench_server,
+    fmt,
+    measure_bare,
+    measure_tool,
+    median,
+    phone_start,
+    print_machine,
+    print_table,
+    remove_outputs,
+    request_bodies,
+    write_leads,
+)
+
+VARIANTS = {
+    # name: (journal on, progress bar on)
+    "journal on, progress off": (True, False),
+    "journal off, progress off": (False, False),
+    "journal on, progress on": (True, True),
+}
+REFERENCE = "journal on, progress off"
+
+
+def percent(value: float, reference: float) -> str:
+    return f"{(value - reference) / reference:+.1%}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="batch-attend's rows/s against a bare aiohttp loop (overhead ratio), and "
+        "the cost of the journal and of the progress bar at about 1,000 rows/s."
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per figure; the median is shown (default 3)"
+    )
+    parser.add_argument(
+        "--rows", type=int, default=20_000, help="rows for the overhead ratio (default 20000)"
+    )
+    parser.add_argument(
+        "--rate-rows",
+        type=int,
+        default=5_000,
+        help="rows for the journal / progress comparison (default 5000)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1000.0,
+        help="RunOptions(rate=...) for the journal / progress comparison (default 1000)",
+    )
+    parser.add_argument(
+        "-c", "--concurrency", type=int, default=32, help="requests in flight (default 32)"
+    )
+    args = parser.parse_args(argv)
+    if min(args.repeat, args.rows, args.rate_rows, args.concurrency) < 1 or args.rate <= 0:
+        parser.error("--repeat, --rows, --rate-rows, --rate and --concurrency must be positive")
+
+    from batch_attend.env import Env
+    from batch_attend.runner import RunOptions
+
+    print_machine("batch-attend overhead (server latency 0)")
+    c = args.concurrency
+    run_id = 0
+    tool: list[InProcess] = []
+    bare: list[InProcess] = []
+    variants: dict[str, list[InProcess]] = {name: [] for name in VARIANTS}
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp,
+        open(os.devnull, "w") as devnull,
+    ):
+
+        def tool_run(rows: int, *, rate=None, journal=True, progress=False) -> InProcess:
+            nonlocal run_id
+            run_id += 1
+            leads = write_leads(Path(tmp, f"leads-{run_id}.csv"), rows, phone_start(run_id))
+            output = Path(tmp, f"results-{run_id}.csv")
+            options = RunOptions(
+                input=leads,
+                output=str(output) if journal else "-",
+                token="bench",
+                base_url=base_url,
+                concurrency=c,
+                rate=rate,
+                quiet=not progress,
+            )
+            if progress:
+                env = Env(stderr=devnull, stderr_isatty=True, stdout=io.StringIO(), environ={})
+            else:
+                env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ={})
+            try:
+                return measure_tool(options, env, rows)
+            finally:
+                remove_outputs(output)
+                leads.unlink()
+
+        def bare_run(rows: int) -> InProcess:
+            nonlocal run_id
+            run_id += 1
+            return measure_bare(url, request_bodies(rows, phone_start(run_id)), c)
+
+        with bench_server(0) as base_url:
+            url = base_url + "/start-attendance"
+            print(f"server: {base_url} (--latency 0)", flush=True)
+            tool_run(200)  # untimed warm-ups: imports, first connections
+            bare_run(200)
+            for rep in range(args.repeat):
+                t, b = tool_run(args.rows), bare_run(args.rows)
+                tool.append(t)
+                bare.append(b)
+                print(
+                    f"  run {rep + 1}/{args.repeat} N={args.rows} c={c}: "
+                    f"tool {t.rate:.1f} rows/s, bare {b.rate:.1f} rows/s, "
+                    f"ratio {t.rate / b.rate:.3f}",
+                    flush=True,
+                )
+            # Untimed warm-up of the rate-limited path with the progress bar (its imports).
+            tool_run(500, rate=args.rate, progress=True)
+            names = list(VARIANTS)
+            for rep in range(args.repeat):
+                # Each repetition starts with a different variant: no variant always goes first.
+                for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                    journal, progress = VARIANTS[name]
+                    r = tool_run(args.rate_rows, rate=args.rate, journal=journal, progress=progress)
+                    variants[name].append(r)
+                    print(
+                        f"  run {rep + 1}/{args.repeat} rate {args.rate:g} N={args.rate_rows} "
+                        f"{name}: {r.rate:.1f} rows/s, {r.cpu_ms_per_row:.3f} ms CPU/row",
+                        flush=True,
+                    )
+    print()
+
+    tool_rate = median([r.rate for r in tool])
+    bare_rate = median([r.rate for r in bare])
+    print(
+        f"1. Overhead ratio: medians of {args.repeat} run(s), N={args.rows}, concurrency {c}, "
+        "server latency 0."
+    )
+    print_table(
+        ["client", "rows/s", "CPU ms/row"],
+        [
+            [
+                "batch-attend (run_batch)",
+                fmt(tool_rate),
+                fmt(median([r.cpu_ms_per_row for r in tool]), 3),
+            ],
+            [
+                "bare aiohttp loop (uvloop)",
+                fmt(bare_rate),
+                fmt(median([r.cpu_ms_per_row for r in bare]), 3),
+            ],
+        ],
+    )
+    print(f"overhead ratio (tool rows/s / bare rows/s): {tool_rate / bare_rate:.3f}")
+    print()
+
+    print(
+        f"2. Journal and progress bar: medians of {args.repeat} run(s), rate {args.rate:g}/s, "
+        f"N={args.rate_rows}, concurrency {c}, server latency 0."
+    )
+    rates = {name: median([r.rate for r in runs]) for name, runs in variants.items()}
+    cpus = {name: median([r.cpu_ms_per_row for r in runs]) for name, runs in variants.items()}
+    print_table(
+        ["variant", "rows/s", "CPU ms/row", "rows/s vs reference", "CPU vs reference"],
+        [
+            [
+                name + (" (reference)" if name == REFERENCE else ""),
+                fmt(rates[name]),
+                fmt(cpus[name], 3),
+                "" if name == REFERENCE else percent(rates[name], rates[REFERENCE]),
+                "" if name == REFERENCE else percent(cpus[name], cpus[REFERENCE]),
+            ]
+            for name in VARIANTS
+        ],
+    )
+    on, off = REFERENCE, "journal off, progress off"
+    print(
+        f"journal on vs off:  rows/s {percent(rates[on], rates[off])}, "
+        f"CPU/row {percent(cpus[on], cpus[off])}"
+    )
+    on, off = "journal on, progress on", REFERENCE
+    print(
+        f"progress on vs off: rows/s {percent(rates[on], rates[off])}, "
+        f"CPU/row {percent(cpus[on], cpus[off])}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
