@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
 from batch_attend.leads import Lead
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 
@@ -33,7 +34,9 @@ def check_base_url(base_url: str) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
-            f"base URL '{base_url}' is not an http(s) URL; the default is {DEFAULT_BASE_URL}"
+            _(
+                "base URL '{base_url}' is not an http(s) URL; the default is {DEFAULT_BASE_URL}"
+            ).format(base_url=base_url, DEFAULT_BASE_URL=DEFAULT_BASE_URL)
         )
     return base_url.rstrip("/")
 
@@ -42,13 +45,15 @@ def check_token(token: str | None) -> str:
     """The token as given (no scheme added or removed), or an error that never shows it."""
     if not token:
         raise ConfigError(
-            "no API token: set PLUGCHAT_TOKEN (or pass --token); "
-            "use --sandbox or --dry-run to try the tool without one"
+            _(
+                "no API token: set PLUGCHAT_TOKEN (or pass --token); use --sandbox or --dry-run to try the tool without one"
+            )
         )
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in token):
         raise ConfigError(
-            "the API token contains a control character (a stray new line?); "
-            "it was not sent anywhere"
+            _(
+                "the API token contains a control character (a stray new line?); it was not sent anywhere"
+            )
         )
     return token
 

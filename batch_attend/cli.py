@@ -6,6 +6,7 @@ a run needs them, so ``--help`` and ``--version`` answer at once.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,58 @@ BASE_URL_ENV = "PLUGCHAT_BASE_URL"
 DEFAULT_BASE_URL = "https://app.plugchat.com.br/api/integrations"
 
 
+class TranslatedCommand(click.Command):
+    """Help in the user's language: the English help texts are the catalog's message IDs, and
+    are translated when the help is shown (the language is known only then)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        saved = [(p, p.help) for p in self.params if getattr(p, "help", None)]
+        saved_help = self.help
+        try:
+            for param, text in saved:
+                param.help = _(text)
+            if self.help:
+                self.help = _(inspect.cleandoc(self.help))
+            super().format_help(ctx, formatter)
+        finally:
+            for param, text in saved:
+                param.help = text
+            self.help = saved_help
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        saved = self.help
+        try:
+            if self.help:
+                self.help = _(inspect.cleandoc(self.help))
+            return super().get_short_help_str(limit)
+        finally:
+            self.help = saved
+
+
+def _translate_click() -> None:
+    """click's own words ("Usage:", "Options:", its error messages) through our catalog too."""
+    import click.core
+    import click.decorators
+    import click.exceptions
+    import click.formatting
+    import click.parser
+    import click.types
+
+    for module in (
+        click.core,
+        click.decorators,
+        click.exceptions,
+        click.formatting,
+        click.parser,
+        click.types,
+    ):
+        if hasattr(module, "_"):
+            module._ = _
+
+
+_translate_click()
+
+
 class DefaultCommandGroup(click.Group):
     """``batch-attend FILE ...`` runs the default command; ``batch-attend sandbox`` the other one.
 
@@ -32,8 +85,12 @@ class DefaultCommandGroup(click.Group):
     """
 
     default_command = "run"
+    command_class = TranslatedCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from batch_attend import i18n
+
+        i18n.set_language(None, Env().environ)  # before any --help is shown; --lang may change it
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
@@ -42,20 +99,22 @@ class DefaultCommandGroup(click.Group):
         command = self.commands[self.default_command]
         sub = click.Context(command, info_name=ctx.info_name, max_content_width=100)
         command.format_help(sub, formatter)
-        with formatter.section("Other commands"):
+        with formatter.section(_("Other commands")):
             formatter.write_dl(
                 [
                     (name, cmd.get_short_help_str(60))
                     for name, cmd in self.commands.items()
                     if name != self.default_command
                 ]
-                + [("--version", "Show the version and exit.")]
+                + [("--version", _("Show the version and exit."))]
             )
         formatter.write_paragraph()
         formatter.write_text(
-            "Exit codes: 0 every row started or already in service; 1 some rows invalid or "
-            "failed; 2 usage or input error, nothing sent; 3 the API refused the token; "
-            "130/143 interrupted."
+            _(
+                "Exit codes: 0 every row started or already in service; 1 some rows invalid or "
+                "failed; 2 usage or input error, nothing sent; 3 the API refused the token; "
+                "130/143 interrupted."
+            )
         )
 
 
@@ -75,7 +134,9 @@ def _redact(text: str, secret: str | None) -> str:
 def _country_code(ctx: click.Context, param: click.Parameter, value: str) -> str:
     digits = value.strip().lstrip("+")
     if not digits.isdigit() or not 1 <= len(digits) <= 3:
-        raise click.BadParameter(f"'{value}' is not a country code (1 to 3 digits, e.g. 55)")
+        raise click.BadParameter(
+            _("'{value}' is not a country code (1 to 3 digits, e.g. 55)").format(value=value)
+        )
     return digits
 
 
@@ -86,7 +147,9 @@ def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) ->
     value = named.get(value.lower(), value)
     if len(value) != 1:
         raise click.BadParameter(
-            f"'{value}' is not a single character (or tab/comma/semicolon/pipe)"
+            _("'{value}' is not a single character (or tab/comma/semicolon/pipe)").format(
+                value=value
+            )
         )
     return value
 
@@ -105,9 +168,13 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise click.BadParameter(f"{path}: cannot read it ({exc.strerror})") from exc
+        raise click.BadParameter(
+            _("{path}: cannot read it ({strerror})").format(path=path, strerror=exc.strerror)
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise click.BadParameter(f"{path}: not valid TOML ({exc})") from exc
+        raise click.BadParameter(
+            _("{path}: not valid TOML ({exc})").format(path=path, exc=exc)
+        ) from exc
     names = {}
     for p in ctx.command.params:
         for opt in getattr(p, "opts", []):
@@ -118,12 +185,17 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     for key, val in data.items():
         if key in ("token", "plugchat_token", "PLUGCHAT_TOKEN"):
             raise click.BadParameter(
-                f"{path}: the token may not be stored in a config file; use PLUGCHAT_TOKEN "
-                "or token-file = 'path' (a file only you can read)"
+                _(
+                    "{path}: the token may not be stored in a config file; use PLUGCHAT_TOKEN or token-file = 'path' (a file only you can read)"
+                ).format(path=path)
             )
         if key not in names or key in ("config", "lang", "help"):
             known = ", ".join(sorted(k for k in names if "_" not in k and k != "config"))
-            raise click.BadParameter(f"{path}: unknown option '{key}'. Known: {known}")
+            raise click.BadParameter(
+                _("{path}: unknown option '{key}'. Known: {known}").format(
+                    path=path, key=key, known=known
+                )
+            )
         defaults[names[key]] = val
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return Path(path)
@@ -300,7 +372,10 @@ def _credentials(ctx: click.Context, env: Env, opts: dict) -> tuple[str | None, 
             token = Path(opts["token_file"]).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise click.BadParameter(
-                f"{opts['token_file']}: cannot read it ({exc.strerror})", param_hint="--token-file"
+                _("{path}: cannot read it ({strerror})").format(
+                    path=opts["token_file"], strerror=exc.strerror
+                ),
+                param_hint="--token-file",
             ) from exc
     token = token or env.environ.get(TOKEN_ENV) or None
     ticket = opts.get("ticket")
@@ -715,7 +790,9 @@ def sandbox_command(
                 raise ValueError("expected PHONE=KIND[:TIMES]")
             parsed[phone.strip()] = Fault.parse(kind.strip())
         except ValueError as exc:
-            raise click.BadParameter(f"{spec}: {exc}", param_hint="--fault") from exc
+            raise click.BadParameter(
+                _("{spec}: {exc}").format(spec=spec, exc=exc), param_hint="--fault"
+            ) from exc
     state = SandboxState(
         token=token,
         latency=latency,
@@ -743,7 +820,4 @@ def sandbox_command(
 
 
 def main() -> None:
-    from batch_attend import i18n
-
-    i18n.set_language(None, Env().environ)
     cli(prog_name="batch-attend")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
 from batch_attend.outcomes import ErrorCode
 from batch_attend.reading import fold
 
@@ -181,7 +182,9 @@ def _parse_list(answer, what: str) -> list[dict]:
 
     if answer.http_status == 401:
         raise TokenRefusedError(
-            f"the API refused the token (HTTP 401) when listing {what}; check PLUGCHAT_TOKEN"
+            _(
+                "the API refused the token (HTTP 401) when listing {what}; check PLUGCHAT_TOKEN"
+            ).format(what=what)
         )
     if answer.http_status == 200:
         try:
@@ -194,7 +197,11 @@ def _parse_list(answer, what: str) -> list[dict]:
     reason = outcome.error_message if answer.http_status != 200 else "an answer that is not a list"
     status = f" (HTTP {answer.http_status})" if answer.http_status else ""
     hint = " A bad or missing ticket gives HTTP 500." if what == "operators" else ""
-    raise DirectoryError(f"could not list the {what}{status}: {reason}.{hint}")
+    raise DirectoryError(
+        _("could not list the {what}{status}: {reason}.{hint}").format(
+            what=what, status=status, reason=reason, hint=hint
+        )
+    )
 
 
 async def fetch_directory(

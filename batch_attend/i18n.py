@@ -43,3 +43,8 @@ def current_language() -> str:
 def _(message: str) -> str:
     """The message in the current language (English when no translation exists)."""
     return _translation.gettext(message)
+
+
+def N_(message: str) -> str:
+    """Mark a message for the catalog without translating it yet (translated where shown)."""
+    return message

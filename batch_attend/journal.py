@@ -28,6 +28,7 @@ from pathlib import Path
 
 from batch_attend import __version__
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
 from batch_attend.leads import Lead
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 
@@ -138,9 +139,9 @@ class Journal:
             if mismatch and meta.get("complete") != "1":
                 db.close()
                 raise JournalError(
-                    f"{path}: this journal belongs to an unfinished run made with {mismatch}. "
-                    "Run the original command again to finish it, or add --fresh to start over "
-                    "(rows it started would then be reported as already in service)."
+                    _(
+                        "{path}: this journal belongs to an unfinished run made with {mismatch}. Run the original command again to finish it, or add --fresh to start over (rows it started would then be reported as already in service)."
+                    ).format(path=path, mismatch=mismatch)
                 )
             if mismatch:
                 journal.restarted_reason = f"the previous run (finished) used {mismatch}"
@@ -276,8 +277,9 @@ def _lock(path: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         raise JournalError(
-            f"{path}: another batch-attend run is writing these results right now. "
-            "Wait for it to finish, or choose another -o."
+            _(
+                "{path}: another batch-attend run is writing these results right now. Wait for it to finish, or choose another -o."
+            ).format(path=path)
         ) from None
     return fd
 
@@ -290,7 +292,9 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.executescript(_SCHEMA)
     except sqlite3.DatabaseError as exc:
         raise JournalError(
-            f"{path}: not a batch-attend journal ({exc}). Move it away or add --fresh."
+            _("{path}: not a batch-attend journal ({exc}). Move it away or add --fresh.").format(
+                path=path, exc=exc
+            )
         ) from exc
     return db
 

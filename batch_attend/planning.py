@@ -11,6 +11,7 @@ from pathlib import Path
 
 from batch_attend.directory import Directory, LookupProblem
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
 from batch_attend.leads import Lead, duplicate_of, split_operators
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 
@@ -78,7 +79,11 @@ def read_pool(pool: str | None, pool_file: Path | None) -> tuple[str, ...]:
         try:
             text = Path(pool_file).read_text(encoding="utf-8-sig")
         except OSError as exc:
-            raise PoolError(f"{pool_file}: cannot read the pool file ({exc.strerror}).") from exc
+            raise PoolError(
+                _("{pool_file}: cannot read the pool file ({strerror}).").format(
+                    pool_file=pool_file, strerror=exc.strerror
+                )
+            ) from exc
         for line in text.splitlines():
             line = line.split("#", 1)[0]
             members.extend(split_operators(line))
@@ -89,7 +94,7 @@ def resolve_pool(pool: tuple[str, ...], directory: Directory) -> tuple[str, ...]
     try:
         return tuple(dict.fromkeys(directory.operator_id(member) for member in pool))
     except LookupProblem as problem:
-        raise PoolError(f"--pool: {problem}") from problem
+        raise PoolError(_("--pool: {problem}").format(problem=problem)) from problem
 
 
 def assign_pool(leads: list[Lead], pool: tuple[str, ...], distribute: str) -> list[Lead]:

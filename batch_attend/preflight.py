@@ -20,6 +20,7 @@ from batch_attend.directory import (
     TokenRefusedError,
     fetch_directory,
 )
+from batch_attend.i18n import _
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 from batch_attend.runner import (
     RunOptions,
@@ -47,36 +48,55 @@ class CheckReport:
     departments: list[Department] | None = None
     operators: list[Operator] | None = None
     operators_note: str = ""
+    operators_failed: bool = False
 
     @property
     def all_ready(self) -> bool:
-        operators_ok = self.operators is not None or not self.operators_note.startswith("error")
-        return self.token == "accepted" and self.invalid == 0 and operators_ok
+        return self.token == "accepted" and self.invalid == 0 and not self.operators_failed
 
     def lines(self) -> list[str]:
         token = {
-            "accepted": "accepted",
-            "refused": "refused by the API (HTTP 401)",
-            "missing": "not given (set PLUGCHAT_TOKEN or --token)",
+            "accepted": _("accepted"),
+            "refused": _("refused by the API (HTTP 401)"),
+            "missing": _("not given (set PLUGCHAT_TOKEN or --token)"),
         }.get(self.token, self.token)
-        out = [f"Input: {self.source}", f"Token: {token}{self.token_note}"]
+        out = [
+            _("Input: {source}").format(source=self.source),
+            _("Token: {token}").format(token=token) + self.token_note,
+        ]
         if self.departments is not None:
             active = sum(d.active for d in self.departments)
-            out.append(f"Departments: {len(self.departments)} ({active} active)")
+            out.append(
+                _("Departments: {count} ({active} active)").format(
+                    count=len(self.departments), active=active
+                )
+            )
         if self.operators is not None:
             active = sum(o.active for o in self.operators)
-            out.append(f"Operators: {len(self.operators)} ({active} active)")
+            out.append(
+                _("Operators: {count} ({active} active)").format(
+                    count=len(self.operators), active=active
+                )
+            )
         elif self.operators_note:
-            out.append(f"Operators: {self.operators_note}")
+            out.append(_("Operators: {note}").format(note=self.operators_note))
         out.append(
-            f"Rows: {self.rows:,}: {self.ready:,} ready to send, {self.invalid:,} invalid, "
-            f"{self.duplicates:,} duplicates (skipped)"
+            _(
+                "Rows: {rows}: {ready} ready to send, {invalid} invalid, "
+                "{duplicates} duplicates (skipped)"
+            ).format(
+                rows=f"{self.rows:,}",
+                ready=f"{self.ready:,}",
+                invalid=f"{self.invalid:,}",
+                duplicates=f"{self.duplicates:,}",
+            )
         )
         for row, error in self.problems[:MAX_PROBLEMS_SHOWN]:
-            out.append(f"  row {row}: {error}")
+            out.append("  " + _("row {row}: {error}").format(row=row, error=error))
         if len(self.problems) > MAX_PROBLEMS_SHOWN:
-            out.append(f"  ... and {len(self.problems) - MAX_PROBLEMS_SHOWN:,} more")
-        out.append("Ready: yes" if self.all_ready else "Ready: no")
+            more = len(self.problems) - MAX_PROBLEMS_SHOWN
+            out.append("  " + _("... and {count} more").format(count=f"{more:,}"))
+        out.append(_("Ready: yes") if self.all_ready else _("Ready: no"))
         return out
 
 
@@ -99,10 +119,10 @@ async def _lookups(options: RunOptions, target: Target, report: CheckReport) -> 
             return directory
         except DirectoryError as exc:
             report.token = "unknown"
-            report.token_note = f" (could not ask: {exc})"
+            report.token_note = " " + _("(could not ask: {reason})").format(reason=exc)
             return directory
         if not target.ticket:
-            report.operators_note = (
+            report.operators_note = _(
                 "not checked: no ticket (--ticket or PLUGCHAT_TICKET); names cannot be resolved"
             )
             return directory
@@ -113,7 +133,8 @@ async def _lookups(options: RunOptions, target: Target, report: CheckReport) -> 
             directory.operators = found.operators
             report.operators = found.operators
         except DirectoryError as exc:
-            report.operators_note = f"error: {exc}"
+            report.operators_note = _("error: {reason}").format(reason=exc)
+            report.operators_failed = True
     return directory
 
 
@@ -158,7 +179,7 @@ def list_directory(options: RunOptions, kind: str) -> list[Operator] | list[Depa
         check_token(target.token)
         if kind == "operators" and not target.ticket:
             raise DirectoryError(
-                "listing operators needs the Ticket header: set PLUGCHAT_TICKET or --ticket"
+                _("listing operators needs the Ticket header: set PLUGCHAT_TICKET or --ticket")
             )
         return run_async(fetch(target))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import N_, _
 
 #: How many rows from the top of a sheet may hold a title or notes above the header.
 HEADER_SEARCH_ROWS = 20
@@ -153,15 +154,19 @@ def _find_column(
         if fold(override) in folded:
             return folded.index(fold(override))
         raise InputError(
-            f"{table.where}: no column named '{override}' (given by {option}). "
-            f"Columns seen: {_quoted(table.columns)}."
+            _(
+                "{where}: no column named '{override}' (given by {option}). Columns seen: {columns}."
+            ).format(
+                where=table.where, override=override, option=option, columns=_quoted(table.columns)
+            )
         )
     found = [i for i, name in enumerate(folded) if name in aliases]
     if len(found) > 1:
         names = _quoted([table.columns[i] for i in found])
         raise InputError(
-            f"{table.where}: several columns could hold the {role}: {names}. "
-            f"Choose one with {option}."
+            _(
+                "{where}: several columns could hold the {role}: {names}. Choose one with {option}."
+            ).format(where=table.where, role=_(role), names=names, option=option)
         )
     return found[0] if found else None
 
@@ -177,18 +182,22 @@ def map_columns(
     department_column: str | None = None,
 ) -> ColumnMap:
     """Find the phone, operators and department columns by alias, or by the names given."""
-    phone = _find_column(table, "phone", PHONE_ALIASES, phone_column, "--phone-column")
+    phone = _find_column(table, N_("phone"), PHONE_ALIASES, phone_column, "--phone-column")
     if phone is None:
         raise InputError(
-            f"{table.where}: no phone column found. Columns seen: {_quoted(table.columns)}. "
-            f"Accepted names: {', '.join(PHONE_ALIASES[:6])} (any case or accents), "
-            "or name it with --phone-column."
+            _(
+                "{where}: no phone column found. Columns seen: {columns}. Accepted names: {accepted} (any case or accents), or name it with --phone-column."
+            ).format(
+                where=table.where,
+                columns=_quoted(table.columns),
+                accepted=", ".join(PHONE_ALIASES[:6]),
+            )
         )
     operators = _find_column(
-        table, "operators", OPERATOR_ALIASES, operators_column, "--operators-column"
+        table, N_("operators"), OPERATOR_ALIASES, operators_column, "--operators-column"
     )
     department = _find_column(
-        table, "department", DEPARTMENT_ALIASES, department_column, "--department-column"
+        table, N_("department"), DEPARTMENT_ALIASES, department_column, "--department-column"
     )
     return ColumnMap(phone=phone, operators=operators, department=department)
 
@@ -239,7 +248,7 @@ def table_from_frame(
         h = next((i for i, r in enumerate(top) if not _is_blank(r)), None)
     if h is None:
         if not any(v.strip() for col in columns_text for v in col):
-            raise InputError(f"{where}: the file is empty.")
+            raise InputError(_("{where}: the file is empty.").format(where=where))
         h = 0
     header = [col[h].strip() for col in columns_text]
     data = [col[h + 1 :] for col in columns_text]
@@ -258,7 +267,9 @@ def table_from_frame(
             data = [[col[i] for i in rows_kept] for col in data]
             numbers = [numbers[i] for i in rows_kept]
     if not numbers or not data:
-        raise InputError(f"{where}: the header is there but no data rows follow it.")
+        raise InputError(
+            _("{where}: the header is there but no data rows follow it.").format(where=where)
+        )
     return Table(source=source, sheet=sheet, columns=names, cells=data, row_numbers=numbers)
 
 
@@ -267,13 +278,13 @@ def table_from_frame(
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
 _KIND_NAMES = {
-    "text": "a text (CSV) file",
-    "xlsx": "an Excel workbook (.xlsx)",
-    "xls": "an Excel 97-2003 workbook (.xls)",
-    "ods": "an OpenDocument spreadsheet (.ods)",
-    "html": "an HTML page",
-    "zip": "a ZIP archive",
-    "binary": "a binary file",
+    "text": N_("a text (CSV) file"),
+    "xlsx": N_("an Excel workbook (.xlsx)"),
+    "xls": N_("an Excel 97-2003 workbook (.xls)"),
+    "ods": N_("an OpenDocument spreadsheet (.ods)"),
+    "html": N_("an HTML page"),
+    "zip": N_("a ZIP archive"),
+    "binary": N_("a binary file"),
 }
 _EXPECTED_KIND = {
     ".csv": "text", ".txt": "text", ".tsv": "text",
@@ -318,18 +329,23 @@ def _check_content(path: Path, ext: str) -> str:
     expected = _EXPECTED_KIND[ext]
     if kind == "encrypted":
         raise InputError(
-            f"{path}: the workbook is password-protected. Open it in Excel, remove the password "
-            "(File > Info > Protect Workbook), save, and run again."
+            _(
+                "{path}: the workbook is password-protected. Open it in Excel, remove the password (File > Info > Protect Workbook), save, and run again."
+            ).format(path=path)
         )
     if kind == expected:
         return kind
-    what = _KIND_NAMES.get(kind, "something else")
+    what = _(_KIND_NAMES.get(kind, N_("something else")))
     hint = (
-        f" Rename it to {_RENAME_TO[kind]}."
+        _(" Rename it to {extension}.").format(extension=_RENAME_TO[kind])
         if kind in _RENAME_TO
-        else " Open it in a spreadsheet program and save it as .xlsx or .csv."
+        else _(" Open it in a spreadsheet program and save it as .xlsx or .csv.")
     )
-    raise InputError(f"{path}: the name says {ext} but the content is {what}.{hint}")
+    raise InputError(
+        _("{path}: the name says {ext} but the content is {what}.{hint}").format(
+            path=path, ext=ext, what=what, hint=hint
+        )
+    )
 
 
 # --- CSV ---------------------------------------------------------------------------------------
@@ -402,12 +418,16 @@ def read_csv_frame(path: Path, encoding: str | None, delimiter: str | None):
     with open(path, "rb") as fh:
         raw = fh.read(CSV_SAMPLE_BYTES)
     if not raw.strip():
-        raise InputError(f"{path}: the file is empty.")
+        raise InputError(_("{path}: the file is empty.").format(path=path))
     chosen = encoding or detect_encoding(raw)
     try:
         sample = raw.decode(chosen, errors="ignore")
     except LookupError as exc:
-        raise InputError(f"{path}: unknown encoding '{chosen}' (given by --encoding).") from exc
+        raise InputError(
+            _("{path}: unknown encoding '{chosen}' (given by --encoding).").format(
+                path=path, chosen=chosen
+            )
+        ) from exc
     sep = delimiter or sniff_delimiter(sample)
     # Name the columns up front: pandas would otherwise take the field count of the first line,
     # which may be a one-cell title above the real header.
@@ -427,18 +447,20 @@ def read_csv_frame(path: Path, encoding: str | None, delimiter: str | None):
             engine="c",
         )
     except pd.errors.EmptyDataError as exc:
-        raise InputError(f"{path}: the file is empty.") from exc
+        raise InputError(_("{path}: the file is empty.").format(path=path)) from exc
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().replace("\n", " ")
         raise InputError(
-            f"{path}: not a well-formed CSV file with '{_show(sep)}' as delimiter ({detail}). "
-            "Check that quotes are closed, or give the delimiter with --delimiter."
+            _(
+                "{path}: not a well-formed CSV file with '{sep}' as delimiter ({detail}). Check that quotes are closed, or give the delimiter with --delimiter."
+            ).format(path=path, sep=_show(sep), detail=detail)
         ) from exc
     except UnicodeDecodeError as exc:
-        how = "given by --encoding" if encoding else "detected"
+        how = _("given by --encoding") if encoding else _("detected")
         raise InputError(
-            f"{path}: cannot be read as {chosen} ({how}): {exc.reason} at byte {exc.start}. "
-            "Give the right one with --encoding (for example --encoding cp1252 or latin-1)."
+            _(
+                "{path}: cannot be read as {chosen} ({how}): {reason} at byte {start}. Give the right one with --encoding (for example --encoding cp1252 or latin-1)."
+            ).format(path=path, chosen=chosen, how=how, reason=exc.reason, start=exc.start)
         ) from exc
     return frame
 
@@ -462,8 +484,9 @@ def _open_book(path: Path):
             except Exception:
                 pass
         raise InputError(
-            f"{path}: cannot be opened as a workbook; it may be damaged ({exc}). "
-            "Open it in a spreadsheet program and save it again."
+            _(
+                "{path}: cannot be opened as a workbook; it may be damaged ({exc}). Open it in a spreadsheet program and save it again."
+            ).format(path=path, exc=exc)
         ) from exc
 
 
@@ -489,7 +512,7 @@ def read_excel_frame(
     with book:
         names = [str(n) for n in book.sheet_names]
         if not names:
-            raise InputError(f"{path}: the workbook has no sheets.")
+            raise InputError(_("{path}: the workbook has no sheets.").format(path=path))
         if sheet is not None:
             name = _choose_sheet(path, names, sheet)
             return name, _sheet_frame(book, name)
@@ -503,9 +526,9 @@ def read_excel_frame(
             first = next((r for r in top if not _is_blank(r)), [])
             seen.append(f"'{name}' ({_quoted([c for c in first if c.strip()][:6])})")
     raise InputError(
-        f"{path}: no sheet has a phone column in its first {HEADER_SEARCH_ROWS} rows. "
-        f"Sheets seen: {'; '.join(seen)}. Choose one with --sheet and name the column with "
-        "--phone-column."
+        _(
+            "{path}: no sheet has a phone column in its first {HEADER_SEARCH_ROWS} rows. Sheets seen: {seen}. Choose one with --sheet and name the column with --phone-column."
+        ).format(path=path, HEADER_SEARCH_ROWS=HEADER_SEARCH_ROWS, seen="; ".join(seen))
     )
 
 
@@ -520,7 +543,11 @@ def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
     folded = [fold(n) for n in names]
     if fold(text) in folded:
         return names[folded.index(fold(text))]
-    raise InputError(f"{path}: no sheet '{sheet}'. Sheets: {_quoted(names)}.")
+    raise InputError(
+        _("{path}: no sheet '{sheet}'. Sheets: {names}.").format(
+            path=path, sheet=sheet, names=_quoted(names)
+        )
+    )
 
 
 def read_table(
@@ -538,17 +565,20 @@ def read_table(
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: no such file.")
+        raise InputError(_("{path}: no such file.").format(path=path))
     if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a spreadsheet.")
+        raise InputError(_("{path}: is a folder, not a spreadsheet.").format(path=path))
     ext = path.suffix.lower()
     if ext not in _EXPECTED_KIND:
         raise InputError(
-            f"{path}: unknown file type '{ext or '(none)'}'. "
-            f"Use one of {', '.join(sorted(CSV_EXTENSIONS | EXCEL_EXTENSIONS))}."
+            _("{path}: unknown file type '{value}'. Use one of {join}.").format(
+                path=path,
+                value=ext or "(none)",
+                join=", ".join(sorted(CSV_EXTENSIONS | EXCEL_EXTENSIONS)),
+            )
         )
     if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty.")
+        raise InputError(_("{path}: the file is empty.").format(path=path))
     phone_names = phone_header_names(phone_column)
     kind = _check_content(path, ext)
     if kind == "text":

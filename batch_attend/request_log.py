@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
 
 
 class LogFileError(BatchAttendError):
@@ -28,7 +29,11 @@ class RequestLog:
         try:
             self._file = open(self.path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
         except OSError as exc:
-            raise LogFileError(f"{path}: cannot write the request log ({exc.strerror}).") from exc
+            raise LogFileError(
+                _("{path}: cannot write the request log ({strerror}).").format(
+                    path=path, strerror=exc.strerror
+                )
+            ) from exc
 
     def write(self, lead, attempt: int, outcome, seconds: float, wait: float | None) -> None:
         record = {

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import N_, _
 from batch_attend.outcomes import Outcome, RowStatus, RunSummary
 
 RESULT_COLUMNS = (
@@ -69,8 +70,9 @@ def output_format(output: str) -> str:
     ext = Path(output).suffix.lower()
     if ext not in OUTPUT_FORMATS:
         raise OutputError(
-            f"{output}: results can be written as .csv or .xlsx (or '-' for CSV on stdout), "
-            f"not '{ext or 'no extension'}'."
+            _(
+                "{output}: results can be written as .csv or .xlsx (or '-' for CSV on stdout), not '{value}'."
+            ).format(output=output, value=ext or "no extension")
         )
     return OUTPUT_FORMATS[ext]
 
@@ -91,20 +93,32 @@ def check_output(output: str, input_path: Path) -> None:
         target.exists() and input_path.exists() and os.path.samefile(target, input_path)
     ):
         raise OutputError(
-            f"{output}: the results would overwrite the input file; choose another -o."
+            _("{output}: the results would overwrite the input file; choose another -o.").format(
+                output=output
+            )
         )
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise OutputError(f"{output}: the folder '{folder}' does not exist.")
+        raise OutputError(
+            _("{output}: the folder '{folder}' does not exist.").format(
+                output=output, folder=folder
+            )
+        )
     if target.is_dir():
-        raise OutputError(f"{output}: is a folder; give a file name such as results.csv.")
+        raise OutputError(
+            _("{output}: is a folder; give a file name such as results.csv.").format(output=output)
+        )
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".batch-attend-", delete=True):
             pass
     except OSError as exc:
-        raise OutputError(f"{output}: cannot write in '{folder}' ({exc.strerror}).") from exc
+        raise OutputError(
+            _("{output}: cannot write in '{folder}' ({strerror}).").format(
+                output=output, folder=folder, strerror=exc.strerror
+            )
+        ) from exc
     if target.exists() and not os.access(target, os.W_OK):
-        raise OutputError(f"{output}: the file exists and is read-only.")
+        raise OutputError(_("{output}: the file exists and is read-only.").format(output=output))
 
 
 def result_header(columns: Sequence[str]) -> list[str]:
@@ -267,21 +281,37 @@ def write_results(
         raise
 
 
+_STATUS_WORDS = {
+    RowStatus.STARTED: N_("started"),
+    RowStatus.ALREADY_IN_SERVICE: N_("already in service"),
+    RowStatus.INVALID: N_("invalid"),
+    RowStatus.FAILED: N_("failed"),
+    RowStatus.SKIPPED: N_("skipped"),
+}
+
+
 def format_summary(summary: RunSummary) -> str:
     """The one line printed after a run: counts per status, time, rate, where the results went."""
-    parts = [f"{summary.counts[s]:,} {s.replace('_', ' ')}" for s in RowStatus if summary.counts[s]]
+    parts = [f"{summary.counts[s]:,} {_(_STATUS_WORDS[s])}" for s in RowStatus if summary.counts[s]]
     rate = summary.sent_rows / summary.elapsed if summary.elapsed > 0 else 0.0
-    where = "stdout" if summary.output == STDOUT else summary.output
+    where = _("stdout") if summary.output == STDOUT else summary.output
     extras = []
     if summary.resumed:
-        extras.append(f"{summary.resumed:,} done by an earlier run")
+        extras.append(_("{count} done by an earlier run").format(count=f"{summary.resumed:,}"))
     if summary.retries:
-        extras.append(f"{summary.retries:,} retries")
+        extras.append(_("{count} retries").format(count=f"{summary.retries:,}"))
     if summary.pushbacks:
-        extras.append(f"the API asked to slow down {summary.pushbacks:,} times (429)")
+        extras.append(
+            _("the API asked to slow down {count} times (429)").format(
+                count=f"{summary.pushbacks:,}"
+            )
+        )
+    line = _("{total} rows: {parts} in {elapsed} s ({rate} rows/s)").format(
+        total=f"{summary.total:,}",
+        parts=", ".join(parts) or _("nothing to do"),
+        elapsed=f"{summary.elapsed:.1f}",
+        rate=f"{rate:,.1f}",
+    )
     return (
-        f"{summary.total:,} rows: {', '.join(parts) or 'nothing to do'}"
-        f" in {summary.elapsed:.1f} s ({rate:,.1f} rows/s)"
-        + "".join(f"; {e}" for e in extras)
-        + f". Results: {where}"
+        line + "".join(f"; {e}" for e in extras) + ". " + _("Results: {where}").format(where=where)
     )

@@ -23,6 +23,18 @@ TOKEN = "tok-SECRET-7f3a9c21"
 PYTHON = [sys.executable, "-m", "batch_attend"]
 
 
+@pytest.fixture(autouse=True)
+def english_messages(monkeypatch):
+    """Tests assert English messages unless they ask otherwise, whatever the machine's locale."""
+    from batch_attend import i18n
+
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+        monkeypatch.setenv(name, "C")
+    i18n.set_language("en", {})
+    yield
+    i18n.set_language("en", {})
+
+
 @pytest.fixture
 def sandbox():
     """A fresh PlugChat stand-in that accepts ``TOKEN``; its ``state`` records everything."""

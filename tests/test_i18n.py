@@ -1,0 +1,87 @@
+"""Messages in Portuguese for a pt_BR locale (or --lang), results files always in English."""
+
+import sys
+
+import pytest
+
+from batch_attend import i18n
+from batch_attend.cli import cli
+from tests.conftest import REPO, TOKEN, read_results_csv, write_csv
+
+ROWS = [["Telefone", "Operadores"], ["44999990001", "OP-ANA"], ["123", "OP-ANA"]]
+
+
+def locale(lang: str) -> dict:
+    """A user's environment with only LANG set (LC_ALL and LC_MESSAGES would win over it)."""
+    return {"LC_ALL": None, "LC_MESSAGES": None, "LANGUAGE": None, "LANG": lang}
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"LANG": "pt_BR.UTF-8"}, "pt_BR"),
+        ({"LC_ALL": "pt_BR.utf8", "LANG": "en_US.UTF-8"}, "pt_BR"),
+        ({"LC_ALL": "en_US.UTF-8", "LANG": "pt_BR.UTF-8"}, "en"),
+        ({"LC_MESSAGES": "pt_PT", "LANG": "C"}, "pt_BR"),
+        ({"LANG": "C.UTF-8"}, "en"),
+        ({}, "en"),
+    ],
+)
+def test_language_from_the_locale(environ, expected):
+    assert i18n.language_from(environ) == expected
+
+
+def run(runner, sandbox, tmp_path, *args, lang="pt_BR.UTF-8"):
+    leads = write_csv(tmp_path / "leads.csv", ROWS)
+    env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url, **locale(lang)}
+    return runner.invoke(cli, [str(leads), "-o", str(tmp_path / "r.csv"), *args], env=env)
+
+
+def test_summary_in_portuguese_results_in_english(runner, sandbox, tmp_path):
+    result = run(runner, sandbox, tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("2 linhas: 1 iniciadas, 1 inválidas em ")
+    assert "Resultados: " in result.stderr
+    rows = read_results_csv(tmp_path / "r.csv")
+    assert list(rows[0])[2:5] == ["row", "phone", "status"]
+    assert [r["status"] for r in rows] == ["started", "invalid"]
+    assert rows[1]["error"].startswith("invalid_phone: '123' has 3 digits")
+
+
+def test_lang_option_wins_over_the_locale(runner, sandbox, tmp_path):
+    result = run(runner, sandbox, tmp_path, "--lang", "en")
+    assert result.stderr.startswith("2 rows: 1 started, 1 invalid in ")
+    result = run(runner, sandbox, tmp_path, "--lang", "pt_BR", "--fresh", lang="C")
+    assert result.stderr.startswith("2 linhas: ")
+
+
+def test_errors_in_portuguese(runner, sandbox, tmp_path):
+    env = {"PLUGCHAT_TOKEN": TOKEN, **locale("pt_BR.UTF-8")}
+    result = runner.invoke(cli, [str(tmp_path / "faltando.csv")], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("batch-attend: erro: ")
+    assert "faltando.csv" in result.stderr and "no such file" not in result.stderr
+
+
+def test_help_in_portuguese(runner):
+    text = runner.invoke(cli, ["check", "--help"], env=locale("pt_BR.UTF-8")).stdout
+    assert text.startswith("Uso: ")
+    assert "Opções" in text
+    english = runner.invoke(cli, ["check", "--help"], env=locale("C")).stdout
+    assert english.startswith("Usage: ") and english != text
+
+
+def test_check_report_in_portuguese(runner, sandbox, tmp_path):
+    leads = write_csv(tmp_path / "leads.csv", ROWS)
+    env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url, **locale("pt_BR.UTF-8")}
+    result = runner.invoke(cli, ["check", str(leads)], env=env)
+    assert result.exit_code == 1
+    assert "Token: aceito" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1] == "Pronto: não"
+
+
+def test_catalog_translates_every_message():
+    sys.path.insert(0, str(REPO / "tools"))
+    import catalog
+
+    assert catalog.problems() == []

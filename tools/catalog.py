@@ -1,0 +1,144 @@
+"""Keep the message catalogs in step with the code (developers only; needs Babel).
+
+    python tools/catalog.py          # refresh messages.pot, merge into pt_BR, compile the .mo
+    python tools/catalog.py --compile  # only compile the .mo from the .po (after translating)
+    python tools/catalog.py --check  # fail if a message has no translation or the .mo is stale
+
+Message IDs are the English texts: every ``_("...")`` / ``N_("...")`` literal in batch_attend/,
+every command and option help text, and the few words of click's own that users see.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "batch_attend"
+LOCALE = PACKAGE / "locale"
+PO = LOCALE / "pt_BR" / "LC_MESSAGES" / "batch_attend.po"
+MO = PO.with_suffix(".mo")
+
+# Words click itself shows on our screens (its own catalogue domain is unused).
+CLICK_MESSAGES = [
+    "Usage:",
+    "Options",
+    "Show this message and exit.",
+    "Error: {message}",
+    "Invalid value for {param_hint}: {message}",
+    "Missing argument",
+    "No such option: {name}",
+    "Try '{command} {option}' for help.",
+    "Commands",
+]
+
+
+def code_messages() -> dict[str, str]:
+    """msgid → where it was found, from ``_()`` and ``N_()`` calls with a literal string."""
+    found: dict[str, str] = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("_", "N_")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.setdefault(node.args[0].value, f"{path.name}:{node.lineno}")
+    return found
+
+
+def help_messages() -> dict[str, str]:
+    sys.path.insert(0, str(REPO))
+    from batch_attend.cli import cli
+
+    found: dict[str, str] = {}
+    for name, command in cli.commands.items():
+        if command.help:
+            found.setdefault(inspect.cleandoc(command.help), f"command {name}")
+        for param in command.params:
+            if getattr(param, "help", None):
+                found.setdefault(param.help, f"option {param.name} of {name}")
+    return found
+
+
+def all_messages() -> dict[str, str]:
+    messages = {m: "click" for m in CLICK_MESSAGES}
+    messages.update(help_messages())
+    messages.update(code_messages())
+    messages.pop("", None)
+    return messages
+
+
+def load_po():
+    from babel.messages.pofile import read_po
+
+    with open(PO, "rb") as fh:
+        return read_po(fh, locale="pt_BR")
+
+
+def compiled(catalog) -> bytes:
+    from babel.messages.mofile import write_mo
+
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    return buffer.getvalue()
+
+
+def update() -> None:
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    template = Catalog(project="batch-attend", domain="batch_attend")
+    for message, where in all_messages().items():
+        template.add(
+            message,
+            locations=[(where, 0)],
+            flags=("python-brace-format",) if "{" in message else (),
+        )
+    with open(LOCALE / "messages.pot", "wb") as fh:
+        write_po(fh, template, omit_header=False, sort_output=True, width=100)
+    catalog = load_po() if PO.exists() else Catalog(locale="pt_BR", domain="batch_attend")
+    catalog.update(template, no_fuzzy_matching=True)
+    catalog.project, catalog.fuzzy = "batch-attend", False
+    catalog.language_team = "batch-attend"
+    PO.parent.mkdir(parents=True, exist_ok=True)
+    with open(PO, "wb") as fh:
+        write_po(fh, catalog, sort_output=True, width=100, ignore_obsolete=True)
+    MO.write_bytes(compiled(load_po()))
+
+
+def problems() -> list[str]:
+    catalog = load_po()
+    out = []
+    for message in all_messages():
+        entry = catalog.get(message)
+        if entry is None or not entry.string:
+            out.append(f"no translation: {message!r}")
+        elif entry.fuzzy:
+            out.append(f"fuzzy translation: {message!r}")
+    if not MO.exists() or MO.read_bytes() != compiled(catalog):
+        out.append(f"{MO.name} is not compiled from {PO.name}: run python tools/catalog.py")
+    return out
+
+
+def compile_only() -> None:
+    MO.write_bytes(compiled(load_po()))
+
+
+if __name__ == "__main__":
+    if "--compile" in sys.argv:
+        compile_only()
+        sys.exit(0)
+    if "--check" in sys.argv:
+        found = problems()
+        print("\n".join(found) or "catalog complete")
+        sys.exit(1 if found else 0)
+    update()
+    print(f"updated {PO.relative_to(REPO)} and {MO.relative_to(REPO)}")
