@@ -110,6 +110,8 @@ def classify(answer: Answer) -> Outcome:
     caller."""
     if answer.failure is not None:
         return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
+    if answer.body == b"true" and answer.http_status == 200:  # the usual answer, short-cut
+        return Outcome(RowStatus.STARTED, http_status=200)
     status = answer.http_status or 0
     if 200 <= status < 300:
         return _classify_success(answer)
@@ -220,7 +222,9 @@ class PlugChatClient:
             await self._session.close()
             self._session = None
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
+        """``text`` with the token masked: for anything that came back from the server and may
+        end up in a message (the answers themselves are classified as they came)."""
         return text.replace(self._token, "[token]") if self._token in text else text
 
     async def start_attendance(self, lead: Lead) -> Answer:
@@ -241,7 +245,7 @@ class PlugChatClient:
                 body = await resp.read()
                 return Answer(
                     http_status=resp.status,
-                    body=self._scrub(body.decode("utf-8", "replace")).encode(),
+                    body=body,
                     content_type=resp.headers.get("Content-Type", ""),
                     retry_after=resp.headers.get("Retry-After"),
                     location=resp.headers.get("Location"),
@@ -259,9 +263,7 @@ class PlugChatClient:
         except aiohttp.ClientConnectorError as exc:
             return Answer(
                 failure=ErrorCode.CONNECTION_ERROR,
-                detail=self._scrub(
-                    f"could not connect to the API ({exc.os_error.strerror or exc})"
-                ),
+                detail=self.scrub(f"could not connect to the API ({exc.os_error.strerror or exc})"),
             )
         except (
             aiohttp.ServerDisconnectedError,
@@ -270,12 +272,12 @@ class PlugChatClient:
         ) as exc:
             return Answer(
                 failure=ErrorCode.CONNECTION_LOST,
-                detail=self._scrub(
+                detail=self.scrub(
                     f"the connection closed before an answer came ({type(exc).__name__})"
                 ),
             )
         except aiohttp.ClientError as exc:
             return Answer(
                 failure=ErrorCode.CONNECTION_LOST,
-                detail=self._scrub(f"the request failed ({type(exc).__name__}: {exc})"),
+                detail=self.scrub(f"the request failed ({type(exc).__name__}: {exc})"),
             )

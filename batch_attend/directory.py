@@ -177,7 +177,7 @@ class Directory:
         return department.id
 
 
-def _parse_list(answer, what: str) -> list[dict]:
+def _parse_list(answer, what: str, scrub) -> list[dict]:
     from batch_attend.api import classify
 
     if answer.http_status == 401:
@@ -194,7 +194,11 @@ def _parse_list(answer, what: str) -> list[dict]:
         if isinstance(data, list) and all(isinstance(item, dict) for item in data):
             return data
     outcome = classify(answer)
-    reason = outcome.error_message if answer.http_status != 200 else "an answer that is not a list"
+    reason = (
+        scrub(outcome.error_message)
+        if answer.http_status != 200
+        else "an answer that is not a list"
+    )
     status = f" (HTTP {answer.http_status})" if answer.http_status else ""
     hint = " A bad or missing ticket gives HTTP 500." if what == "operators" else ""
     raise DirectoryError(
@@ -211,8 +215,12 @@ async def fetch_directory(
     directory = Directory()
     if departments:
         answer = await client.request("GET", base_url.rstrip("/") + DEPARTMENTS_PATH)
-        directory.departments = [Department.from_api(d) for d in _parse_list(answer, "departments")]
+        directory.departments = [
+            Department.from_api(d) for d in _parse_list(answer, "departments", client.scrub)
+        ]
     if operators and ticket:
         answer = await client.request("GET", operators_url(base_url), headers={"Ticket": ticket})
-        directory.operators = [Operator.from_api(o) for o in _parse_list(answer, "operators")]
+        directory.operators = [
+            Operator.from_api(o) for o in _parse_list(answer, "operators", client.scrub)
+        ]
     return directory

@@ -175,6 +175,8 @@ class Engine:
 
     def _judge(self, lead: Lead, answer: Answer, attempts: int, maybe_sent: bool) -> Outcome:
         outcome = classify(answer)
+        if outcome.error_message:
+            outcome.error_message = self.client.scrub(outcome.error_message)
         outcome.phone = lead.phone
         outcome.attempts = attempts
         if outcome.status is not RowStatus.ALREADY_IN_SERVICE:

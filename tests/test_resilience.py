@@ -265,3 +265,15 @@ def test_a_few_thousand_rows_through_a_faulty_server(tmp_path):
             )
     assert all(count == 1 for count in state.starts.values())
     assert report.summary.counts[RowStatus.ALREADY_IN_SERVICE] == 40
+
+
+def test_a_token_that_appears_inside_answers_does_not_change_them(tmp_path):
+    """Masking the token is for messages only: a short token found inside `true` or inside the
+    "progress" body must not change how the answer is read."""
+    state = SandboxState(token="e")
+    with SandboxServer(state) as sandbox:
+        first, _ = run(tmp_path, sandbox.base_url, [PHONE], token="e")
+        again, _ = run(tmp_path, sandbox.base_url, [PHONE], token="e", fresh=True)
+    assert only(first).status is RowStatus.STARTED
+    assert only(again).status is RowStatus.ALREADY_IN_SERVICE
+    assert only(again).operators == ("OP-ANA",)
