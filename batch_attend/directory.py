@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from batch_attend.errors import BatchAttendError
-from batch_attend.i18n import _
+from batch_attend.i18n import N_, _
 from batch_attend.outcomes import ErrorCode
 from batch_attend.reading import fold
 
@@ -184,7 +184,7 @@ def _parse_list(answer, what: str, scrub) -> list[dict]:
         raise TokenRefusedError(
             _(
                 "the API refused the token (HTTP 401) when listing {what}; check PLUGCHAT_TOKEN"
-            ).format(what=what)
+            ).format(what=_(what))
         )
     if answer.http_status == 200:
         try:
@@ -197,13 +197,13 @@ def _parse_list(answer, what: str, scrub) -> list[dict]:
     reason = (
         scrub(outcome.error_message)
         if answer.http_status != 200
-        else "an answer that is not a list"
+        else _("an answer that is not a list")
     )
     status = f" (HTTP {answer.http_status})" if answer.http_status else ""
-    hint = " A bad or missing ticket gives HTTP 500." if what == "operators" else ""
+    hint = _(" A bad or missing ticket gives HTTP 500.") if what == "operators" else ""
     raise DirectoryError(
         _("could not list the {what}{status}: {reason}.{hint}").format(
-            what=what, status=status, reason=reason, hint=hint
+            what=_(what), status=status, reason=reason, hint=hint
         )
     )
 
@@ -216,11 +216,11 @@ async def fetch_directory(
     if departments:
         answer = await client.request("GET", base_url.rstrip("/") + DEPARTMENTS_PATH)
         directory.departments = [
-            Department.from_api(d) for d in _parse_list(answer, "departments", client.scrub)
+            Department.from_api(d) for d in _parse_list(answer, N_("departments"), client.scrub)
         ]
     if operators and ticket:
         answer = await client.request("GET", operators_url(base_url), headers={"Ticket": ticket})
         directory.operators = [
-            Operator.from_api(o) for o in _parse_list(answer, "operators", client.scrub)
+            Operator.from_api(o) for o in _parse_list(answer, N_("operators"), client.scrub)
         ]
     return directory

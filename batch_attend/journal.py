@@ -128,12 +128,12 @@ class Journal:
         has_rows = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
         if meta and has_rows and not fresh:
             if meta.get("schema") != SCHEMA_VERSION:
-                mismatch = "an incompatible version of batch-attend"
+                mismatch = _("an incompatible version of batch-attend")
             elif meta.get("input_sha256") != input_digest:
-                mismatch = "a different input file"
+                mismatch = _("a different input file")
             elif meta.get("request_options") != options_json:
                 changed = _changed_options(json.loads(meta["request_options"]), request_options)
-                mismatch = f"different options ({changed})"
+                mismatch = _("different options ({changed})").format(changed=changed)
             else:
                 mismatch = ""
             if mismatch and meta.get("complete") != "1":
@@ -144,7 +144,9 @@ class Journal:
                     ).format(path=path, mismatch=mismatch)
                 )
             if mismatch:
-                journal.restarted_reason = f"the previous run (finished) used {mismatch}"
+                journal.restarted_reason = _("the previous run (finished) used {mismatch}").format(
+                    mismatch=mismatch
+                )
                 fresh = True
         if fresh or not has_rows:
             with db:

@@ -105,6 +105,13 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
+def _where(source: Path, sheet: str | None) -> str:
+    """How messages name the place: the file, and the sheet of a workbook."""
+    if not sheet:
+        return str(source)
+    return _("{path}, sheet '{sheet}'").format(path=source, sheet=sheet)
+
+
 @dataclass
 class Table:
     """The data rows of one sheet, as text, with the row numbers a person sees.
@@ -121,7 +128,7 @@ class Table:
 
     @property
     def where(self) -> str:
-        return f"{self.source}" + (f", sheet '{self.sheet}'" if self.sheet else "")
+        return _where(self.source, self.sheet)
 
     def __len__(self) -> int:
         return len(self.row_numbers)
@@ -239,7 +246,7 @@ def table_from_frame(
     :func:`map_columns` then explains what it found. Blank rows and columns with neither header
     nor data are dropped; row numbers keep counting them.
     """
-    where = f"{source}" + (f", sheet '{sheet}'" if sheet else "")
+    where = _where(source, sheet)
     columns_text = [_column_text(frame[c].tolist()) for c in frame.columns]
     height = len(frame)
     top = [[col[i] for col in columns_text] for i in range(min(height, HEADER_SEARCH_ROWS))]

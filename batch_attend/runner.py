@@ -22,6 +22,7 @@ from batch_attend.api import (
 from batch_attend.directory import Directory, TokenRefusedError, fetch_directory
 from batch_attend.engine import DEFAULT_GRACE, Engine, signals_stop
 from batch_attend.env import Env
+from batch_attend.i18n import _
 from batch_attend.journal import Journal, default_journal_path, file_digest
 from batch_attend.leads import (
     DEFAULT_COUNTRY_CODE,
@@ -360,7 +361,12 @@ def _open_journal(options: RunOptions, output: str, env: Env) -> Journal | None:
         fresh=options.fresh,
     )
     if journal.restarted_reason and not options.quiet:
-        env.log(f"batch-attend: starting a new journal in {path}: {journal.restarted_reason}.")
+        env.log(
+            "batch-attend: "
+            + _("starting a new journal in {path}: {reason}.").format(
+                path=path, reason=journal.restarted_reason
+            )
+        )
     return journal
 
 
