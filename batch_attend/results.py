@@ -129,11 +129,15 @@ def result_header(columns: Sequence[str]) -> list[str]:
     return [*renamed, *RESULT_COLUMNS]
 
 
+OPERATORS_CELL = RESULT_COLUMNS.index("operators")
+
+
 def contract_cells(row_number: int, outcome: Outcome) -> list[str | int]:
+    """The contract columns of one row, in ``RESULT_COLUMNS`` order (the one place that says so)."""
     return [
         row_number,
         outcome.phone,
-        str(outcome.status),
+        outcome.status,
         outcome.attendance_number,
         ", ".join(outcome.operators),
         "" if outcome.http_status is None else outcome.http_status,
@@ -145,19 +149,11 @@ def contract_cells(row_number: int, outcome: Outcome) -> list[str | int]:
 def _csv_rows(header, rows, row_numbers, outcomes) -> Iterable[list[str]]:
     yield [inert(h) for h in header]
     for cells, number, outcome in zip(rows, row_numbers, outcomes, strict=True):
+        contract = contract_cells(number, outcome)
         # Of the contract cells only the operators can hold user text at their start (the error
         # column always starts with its code).
-        yield [
-            *_inert_cells(cells),
-            number,
-            outcome.phone,
-            outcome.status,
-            outcome.attendance_number,
-            inert(", ".join(outcome.operators)),
-            "" if outcome.http_status is None else outcome.http_status,
-            outcome.error,
-            outcome.attempts,
-        ]
+        contract[OPERATORS_CELL] = inert(contract[OPERATORS_CELL])
+        yield [*_inert_cells(cells), *contract]
 
 
 def write_csv(stream: TextIO, header, rows, row_numbers, outcomes) -> None:

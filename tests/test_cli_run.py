@@ -307,3 +307,21 @@ def test_version_and_help(runner):
         assert option in help_text
     assert "batch-attend leads.xlsx -o results.csv" in help_text
     assert "sandbox" in help_text
+
+
+def test_progress_bar_only_on_a_terminal(sandbox, tmp_path):
+    import io
+
+    from batch_attend.env import Env
+    from batch_attend.runner import RunOptions, run_batch
+
+    leads = write_csv(tmp_path / "leads.csv", GOOD)
+    for isatty, quiet, drawn in [(True, False, True), (False, False, False), (True, True, False)]:
+        stderr = io.StringIO()
+        env = Env(stdout=io.StringIO(), stderr=stderr, environ={}, stderr_isatty=isatty)
+        options = RunOptions(
+            input=leads, output=str(tmp_path / "r.csv"), token=TOKEN, base_url=sandbox.base_url,
+            quiet=quiet, fresh=True,
+        )  # fmt: skip
+        run_batch(options, env)
+        assert ("Starting attendances" in stderr.getvalue()) is drawn
