@@ -203,8 +203,14 @@ class PlugChatClient:
     async def __aenter__(self) -> PlugChatClient:
         import aiohttp
 
+        # A plain-http base URL (the sandbox, a local proxy) needs no TLS context; building the
+        # default one costs tens of milliseconds per session.
+        plain_http = self.url.startswith("http://")
         connector = aiohttp.TCPConnector(
-            limit=self._concurrency, limit_per_host=self._concurrency, ttl_dns_cache=300
+            limit=self._concurrency,
+            limit_per_host=self._concurrency,
+            ttl_dns_cache=300,
+            ssl=not plain_http,
         )
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self._timeout, sock_read=self._timeout
