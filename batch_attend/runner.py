@@ -204,37 +204,8 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
     with collector_paused():
         table, outcomes, leads = prepare(options, output)
     summary = RunSummary(output=output, dry_run=options.dry_run)
-    journal: Journal | None = None
     with api_target(options) as target:
-        with collector_paused():
-            leads = _plan(options, target, leads, outcomes, summary)
-        to_send: list[Lead] = []
-        if options.dry_run:
-            with collector_paused():
-                for index, _, phone, operators, _ in leads:
-                    outcomes[index] = Outcome(
-                        RowStatus.SKIPPED,
-                        phone=phone,
-                        operators=operators,
-                        error_code=ErrorCode.DRY_RUN,
-                        error_message="validated, not sent",
-                    )
-        elif leads and not summary.token_refused:
-            journal = _open_journal(options, output, env)
-            to_send = _reuse_prior(journal, leads, outcomes, summary) if journal else leads
-        try:
-            if to_send:
-                gc.freeze()  # the table and leads live all run: keep them out of every collection
-                try:
-                    _send(options, env, target, to_send, outcomes, journal, summary)
-                finally:
-                    gc.unfreeze()
-            for lead in leads:  # whatever was never sent: say so, never leave a row out
-                if outcomes[lead.index] is None:
-                    outcomes[lead.index] = _unsent(lead, summary.interrupted_by, journal)
-        finally:
-            if journal is not None:
-                journal.close(complete=not (summary.interrupted_by or summary.token_refused))
+        journal_path = run_async(_online(options, env, target, output, leads, outcomes, summary))
     final: list[Outcome] = outcomes  # every entry is filled by now
     summary.add_all(final)
     summary.elapsed = time.perf_counter() - started_at
@@ -251,9 +222,7 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
         )
     if not options.quiet:
         env.log(format_summary(summary))
-    return RunReport(
-        summary=summary, outcomes=final, output=output, journal=journal.path if journal else None
-    )
+    return RunReport(summary=summary, outcomes=final, output=output, journal=journal_path)
 
 
 @contextlib.contextmanager
@@ -302,24 +271,90 @@ def prepare(options: RunOptions, output: str) -> tuple[Table, list[Outcome | Non
     return table, outcomes, leads
 
 
-def _plan(
+async def _online(
     options: RunOptions,
+    env: Env,
     target: Target,
+    output: str,
     leads: list[Lead],
     outcomes: list[Outcome | None],
     summary: RunSummary,
-) -> list[Lead]:
-    """Names to IDs, duplicates out, pool members in: the exact requests this run will send."""
-    directory = Directory()
-    if options.lookup:
-        need_departments = any(lead.department for lead in leads)
-        if target.token and (need_departments or target.ticket):
-            try:
-                directory = run_async(_fetch_directory(options, target, need_departments))
-            except TokenRefusedError:
-                summary.token_refused = True
-                return leads  # nothing is sent: every row ends up skipped (unauthorized)
-    return plan_requests(options, leads, outcomes, directory)
+) -> Path | None:
+    """Everything that talks to the API, on one client: look names up, plan, send.
+
+    Fills every outcome (rows never sent are ``skipped`` with the reason) and returns the
+    journal's path, if the run kept one.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        client = None
+        if target.token:
+            client = await stack.enter_async_context(
+                PlugChatClient(
+                    target.base_url,
+                    target.token,
+                    timeout=options.timeout,
+                    concurrency=options.concurrency,
+                )
+            )
+        directory = await _lookups(options, target, client, leads, summary)
+        if not summary.token_refused:
+            with collector_paused():
+                leads = plan_requests(options, leads, outcomes, directory)
+        journal: Journal | None = None
+        to_send: list[Lead] = []
+        if options.dry_run:
+            with collector_paused():
+                for index, _, phone, operators, _ in leads:
+                    outcomes[index] = Outcome(
+                        RowStatus.SKIPPED,
+                        phone=phone,
+                        operators=operators,
+                        error_code=ErrorCode.DRY_RUN,
+                        error_message="validated, not sent",
+                    )
+        elif leads and not summary.token_refused:
+            journal = _open_journal(options, output, env)
+            to_send = _reuse_prior(journal, leads, outcomes, summary) if journal else leads
+        try:
+            if to_send:
+                gc.freeze()  # the table and leads live all run: keep them out of every collection
+                try:
+                    await _send(options, env, client, to_send, outcomes, journal, summary)
+                finally:
+                    gc.unfreeze()
+            for lead in leads:  # whatever was never sent: say so, never leave a row out
+                if outcomes[lead.index] is None:
+                    outcomes[lead.index] = _unsent(lead, summary.interrupted_by, journal)
+        finally:
+            if journal is not None:
+                journal.close(complete=not (summary.interrupted_by or summary.token_refused))
+        return journal.path if journal else None
+
+
+async def _lookups(
+    options: RunOptions,
+    target: Target,
+    client: PlugChatClient | None,
+    leads: list[Lead],
+    summary: RunSummary,
+) -> Directory:
+    """The account's departments (when a row names one) and operators (with a ticket)."""
+    if client is None or not options.lookup:
+        return Directory()
+    need_departments = any(lead.department for lead in leads)
+    if not (need_departments or target.ticket):
+        return Directory()
+    try:
+        return await fetch_directory(
+            client,
+            target.base_url,
+            ticket=target.ticket,
+            operators=bool(target.ticket),
+            departments=need_departments,
+        )
+    except TokenRefusedError:
+        summary.token_refused = True  # nothing is sent: every row ends up skipped (unauthorized)
+        return Directory()
 
 
 def plan_requests(
@@ -335,19 +370,6 @@ def plan_requests(
         members = resolve_pool(pool, directory) if options.lookup else pool
         leads = assign_pool(leads, members, options.distribute)
     return leads
-
-
-async def _fetch_directory(options: RunOptions, target: Target, departments: bool) -> Directory:
-    async with PlugChatClient(
-        target.base_url, target.token, timeout=options.timeout, concurrency=2
-    ) as client:
-        return await fetch_directory(
-            client,
-            target.base_url,
-            ticket=target.ticket,
-            operators=bool(target.ticket),
-            departments=departments,
-        )
 
 
 def _open_journal(options: RunOptions, output: str, env: Env) -> Journal | None:
@@ -408,10 +430,10 @@ def _unsent(lead: Lead, interrupted_by: str | None, journal: Journal | None) -> 
     )
 
 
-def _send(
+async def _send(
     options: RunOptions,
     env: Env,
-    target: Target,
+    client: PlugChatClient,
     leads: list[Lead],
     outcomes: list[Outcome | None],
     journal: Journal | None,
@@ -440,27 +462,20 @@ def _send(
             f"{what} ({seconds * 1000:.0f} ms){then}"
         )
 
-    async def go(base_url: str, token: str) -> Engine:
-        async with PlugChatClient(
-            base_url, token, timeout=options.timeout, concurrency=options.concurrency
-        ) as client:
-            engine = Engine(
-                client,
-                concurrency=options.concurrency,
-                policy=RetryPolicy(retries=options.retries, base=options.backoff),
-                backpressure=Backpressure(options.concurrency, options.rate),
-                journal=journal,
-                prior=journal.prior if journal else None,
-                on_outcome=record,
-                on_attempt=on_attempt if (options.verbose or log is not None) else None,
-                grace=options.grace,
-            )
-            with signals_stop(engine):
-                await engine.run(leads)
-            return engine
-
+    engine = Engine(
+        client,
+        concurrency=options.concurrency,
+        policy=RetryPolicy(retries=options.retries, base=options.backoff),
+        backpressure=Backpressure(options.concurrency, options.rate),
+        journal=journal,
+        prior=journal.prior if journal else None,
+        on_outcome=record,
+        on_attempt=on_attempt if (options.verbose or log is not None) else None,
+        grace=options.grace,
+    )
     try:
-        engine = run_async(go(target.base_url, target.token))
+        with signals_stop(engine):
+            await engine.run(leads)
     finally:
         progress.close()
         if log is not None:
