@@ -85,3 +85,17 @@ def test_catalog_translates_every_message():
     import catalog
 
     assert catalog.problems() == []
+
+
+def test_installed_package_carries_the_catalogs():
+    """pip install . (not only -e) must ship the compiled catalog, or Portuguese silently fails."""
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["batch_attend"]
+    compiled = [
+        str(p.relative_to(REPO / "batch_attend")) for p in (REPO / "batch_attend").rglob("*.mo")
+    ]
+    assert compiled
+    assert all(any(fnmatch.fnmatch(mo, pattern) for pattern in patterns) for mo in compiled)
