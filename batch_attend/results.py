@@ -77,6 +77,21 @@ def output_format(output: str) -> str:
     return OUTPUT_FORMATS[ext]
 
 
+#: A worksheet holds 1,048,576 rows, the header included.
+XLSX_MAX_DATA_ROWS = 1_048_575
+
+
+def check_capacity(output: str, rows: int) -> None:
+    """An XLSX cannot hold more rows than a worksheet: refuse before sending, not after."""
+    if output != STDOUT and output_format(output) == "xlsx" and rows > XLSX_MAX_DATA_ROWS:
+        raise OutputError(
+            _(
+                "{output}: {rows} rows do not fit in one worksheet (at most {limit}); "
+                "write the results as .csv instead."
+            ).format(output=output, rows=f"{rows:,}", limit=f"{XLSX_MAX_DATA_ROWS:,}")
+        )
+
+
 def default_output_for(input_path: Path) -> str:
     """``leads.xlsx`` → ``leads.results.xlsx`` beside it; CSV input gives CSV results."""
     ext = ".xlsx" if input_path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods") else ".csv"

@@ -44,6 +44,7 @@ from batch_attend.reading import Table, map_columns, read_table
 from batch_attend.request_log import RequestLog, mask_phone
 from batch_attend.results import (
     STDOUT,
+    check_capacity,
     check_output,
     default_output_for,
     format_summary,
@@ -249,6 +250,7 @@ def prepare(options: RunOptions, output: str) -> tuple[Table, list[Outcome | Non
     )
     if output is not None:
         check_output(output, options.input)
+        check_capacity(output, len(table))
     columns = map_columns(
         table, options.phone_column, options.operators_column, options.department_column
     )

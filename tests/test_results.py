@@ -150,3 +150,13 @@ def test_format_summary():
         format_summary(summary)
         == "2 rows: 1 started, 1 failed in 2.0 s (1.0 rows/s). Results: r.csv"
     )
+
+
+def test_too_many_rows_for_a_worksheet_are_refused_up_front():
+    from batch_attend.results import XLSX_MAX_DATA_ROWS, check_capacity
+
+    check_capacity("r.xlsx", XLSX_MAX_DATA_ROWS)
+    check_capacity("r.csv", XLSX_MAX_DATA_ROWS + 1)
+    check_capacity("-", XLSX_MAX_DATA_ROWS + 1)
+    with pytest.raises(OutputError, match=r"1,048,576 rows do not fit in one worksheet.*\.csv"):
+        check_capacity("r.xlsx", XLSX_MAX_DATA_ROWS + 1)
