@@ -15,6 +15,7 @@ import click
 from click.core import ParameterSource
 
 from batch_attend import __version__
+from batch_attend.api import DEFAULT_BASE_URL
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
@@ -23,7 +24,6 @@ from batch_attend.outcomes import ExitStatus
 TOKEN_ENV = "PLUGCHAT_TOKEN"
 TICKET_ENV = "PLUGCHAT_TICKET"
 BASE_URL_ENV = "PLUGCHAT_BASE_URL"
-DEFAULT_BASE_URL = "https://app.plugchat.com.br/api/integrations"
 
 
 class TranslatedCommand(click.Command):
@@ -233,8 +233,16 @@ def common_options(func):
     return func
 
 
+def _with(func, decorators: list):
+    """Apply a list of click decorators, first one outermost (as if stacked in that order)."""
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 def credential_options(func):
-    for decorator in reversed(
+    return _with(
+        func,
         [
             click.option(
                 "--token",
@@ -257,17 +265,15 @@ def credential_options(func):
             click.option(
                 "--base-url",
                 metavar="URL",
-                help=f"API base URL (env {BASE_URL_ENV}). "
-                "Default: https://app.plugchat.com.br/api/integrations",
+                help=f"API base URL (env {BASE_URL_ENV}). Default: {DEFAULT_BASE_URL}",
             ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+        ],
+    )
 
 
 def input_options(func):
-    for decorator in reversed(
+    return _with(
+        func,
         [
             click.option(
                 "--operator",
@@ -358,10 +364,8 @@ def input_options(func):
                 is_flag=True,
                 help="Talk to a built-in PlugChat stand-in on 127.0.0.1 (no token, no internet).",
             ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+        ],
+    )
 
 
 def _credentials(ctx: click.Context, env: Env, opts: dict) -> tuple[str | None, str | None, str]:
