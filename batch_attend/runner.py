@@ -214,7 +214,7 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
         write_results(
             output,
             table.columns,
-            table.iter_rows(),
+            table.cells,
             table.row_numbers,
             final,
             stdout=env.stdout,

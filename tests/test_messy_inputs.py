@@ -399,6 +399,7 @@ def test_csv_results_round_trip_arbitrary_text_cells(tmp_path_factory, cells):
     rows = [["44999999999", a, b] for a, b in cells]
     outcomes = [Outcome(RowStatus.SKIPPED) for _ in rows]
     out = folder / "r.csv"
-    write_results(str(out), ["Telefone", "A", "B"], rows, list(range(2, 2 + len(rows))), outcomes)
+    cells = [list(column) for column in zip(*rows, strict=True)]
+    write_results(str(out), ["Telefone", "A", "B"], cells, list(range(2, 2 + len(rows))), outcomes)
     table = read_table(out)
     assert [r[:3] for r in table.rows] == [[inert(c) for c in r] for r in rows]

@@ -19,6 +19,7 @@ from batch_attend.results import (
 
 COLUMNS = ["Nome", "Telefone", "phone"]
 ROWS = [["Ana", "(44) 99999-9999", "x"], ["=1+1", "+55 44 98888-7777", "@SUM(A1)"]]
+CELLS = [list(column) for column in zip(*ROWS, strict=True)]  # column-major, as Table keeps it
 NUMBERS = [2, 3]
 OUTCOMES = [
     Outcome(RowStatus.STARTED, phone="5544999999999", operators=("OP-1",), http_status=200, attempts=1),
@@ -54,7 +55,7 @@ def test_header_keeps_originals_first_and_renames_clashes():
 
 def test_csv_results_follow_the_contract(tmp_path):
     out = tmp_path / "r.csv"
-    write_results(str(out), COLUMNS, ROWS, NUMBERS, OUTCOMES)
+    write_results(str(out), COLUMNS, CELLS, NUMBERS, OUTCOMES)
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel shows accents correctly
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
@@ -81,13 +82,13 @@ def test_csv_results_follow_the_contract(tmp_path):
 
 def test_csv_without_bom(tmp_path):
     out = tmp_path / "r.csv"
-    write_results(str(out), COLUMNS, ROWS, NUMBERS, OUTCOMES, bom=False)
+    write_results(str(out), COLUMNS, CELLS, NUMBERS, OUTCOMES, bom=False)
     assert out.read_bytes().startswith(b"Nome,")
 
 
 def test_stdout_results(tmp_path):
     buffer = io.StringIO()
-    write_results("-", COLUMNS, ROWS, NUMBERS, OUTCOMES, stdout=buffer)
+    write_results("-", COLUMNS, CELLS, NUMBERS, OUTCOMES, stdout=buffer)
     assert buffer.getvalue().startswith("Nome,Telefone,phone (input),row,phone,status")
 
 
@@ -96,7 +97,7 @@ def test_xlsx_keeps_phones_and_ids_as_text_and_formulas_inert(tmp_path):
     summary = RunSummary()
     for o in OUTCOMES:
         summary.add(o)
-    write_results(str(out), COLUMNS, ROWS, NUMBERS, OUTCOMES, summary=summary)
+    write_results(str(out), COLUMNS, CELLS, NUMBERS, OUTCOMES, summary=summary)
     book = openpyxl.load_workbook(out)
     sheet = book["Results"]
     header = [c.value for c in sheet[1]]
@@ -118,7 +119,7 @@ def test_write_is_atomic_on_failure(tmp_path):
     out = tmp_path / "r.csv"
     out.write_text("previous results")
     with pytest.raises(ValueError):  # zip(strict=True): one outcome short
-        write_results(str(out), COLUMNS, ROWS, NUMBERS, OUTCOMES[:1])
+        write_results(str(out), COLUMNS, CELLS, NUMBERS, OUTCOMES[:1])
     assert out.read_text() == "previous results"
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]
 
