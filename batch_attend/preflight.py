@@ -141,13 +141,13 @@ async def _lookups(options: RunOptions, target: Target, report: CheckReport) -> 
 def check_batch(options: RunOptions) -> CheckReport:
     """Everything a run would check before its first start request, and nothing more."""
     with collector_paused():
-        table, outcomes, leads = prepare(options, None)
+        table, outcomes, leads, pool = prepare(options, None)
     report = CheckReport(source=table.where, rows=len(table))
     with api_target(options) as target:
         directory = Directory()
         if target.token:
             directory = run_async(_lookups(options, target, report))
-        planned = plan_requests(options, leads, outcomes, directory)
+        planned = plan_requests(options, leads, outcomes, directory, pool)
     report.ready = len(planned) if report.token != "refused" else 0
     for number, outcome in zip(table.row_numbers, outcomes, strict=True):
         if not isinstance(outcome, Outcome):

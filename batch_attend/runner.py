@@ -203,10 +203,12 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
     started_at = time.perf_counter()
     output = options.output or default_output_for(options.input)
     with collector_paused():
-        table, outcomes, leads = prepare(options, output)
+        table, outcomes, leads, pool = prepare(options, output)
     summary = RunSummary(output=output, dry_run=options.dry_run)
     with api_target(options) as target:
-        journal_path = run_async(_online(options, env, target, output, leads, outcomes, summary))
+        journal_path = run_async(
+            _online(options, env, target, output, leads, pool, outcomes, summary)
+        )
     final: list[Outcome] = outcomes  # every entry is filled by now
     summary.add_all(final)
     summary.elapsed = time.perf_counter() - started_at
@@ -239,8 +241,11 @@ def collector_paused():
             gc.enable()
 
 
-def prepare(options: RunOptions, output: str) -> tuple[Table, list[Outcome | None], list[Lead]]:
-    """Read, check and validate everything before anything is sent."""
+def prepare(
+    options: RunOptions, output: str | None
+) -> tuple[Table, list[Outcome | None], list[Lead], tuple[str, ...]]:
+    """Read, check and validate everything before anything is sent; also returns the operator
+    pool, read once here."""
     table = read_table(
         options.input,
         sheet=options.sheet,
@@ -270,7 +275,7 @@ def prepare(options: RunOptions, output: str) -> tuple[Table, list[Outcome | Non
     validated = validate_table(table, columns, defaults)
     outcomes: list[Outcome | None] = [v if isinstance(v, Outcome) else None for v in validated]
     leads = [v for v in validated if isinstance(v, Lead)]
-    return table, outcomes, leads
+    return table, outcomes, leads, pool
 
 
 async def _online(
@@ -279,6 +284,7 @@ async def _online(
     target: Target,
     output: str,
     leads: list[Lead],
+    pool: tuple[str, ...],
     outcomes: list[Outcome | None],
     summary: RunSummary,
 ) -> Path | None:
@@ -301,7 +307,7 @@ async def _online(
         directory = await _lookups(options, target, client, leads, summary)
         if not summary.token_refused:
             with collector_paused():
-                leads = plan_requests(options, leads, outcomes, directory)
+                leads = plan_requests(options, leads, outcomes, directory, pool)
         journal: Journal | None = None
         to_send: list[Lead] = []
         if options.dry_run:
@@ -360,14 +366,17 @@ async def _lookups(
 
 
 def plan_requests(
-    options: RunOptions, leads: list[Lead], outcomes: list[Outcome | None], directory: Directory
+    options: RunOptions,
+    leads: list[Lead],
+    outcomes: list[Outcome | None],
+    directory: Directory,
+    pool: tuple[str, ...],
 ) -> list[Lead]:
-    """Resolve names with ``directory``, skip duplicates, assign the pool (in that order)."""
+    """Resolve names with ``directory``, skip duplicates, assign ``pool`` (in that order)."""
     if options.lookup:
         leads = resolve_names(leads, outcomes, directory)
     if not options.allow_duplicates:
         leads = skip_duplicates(leads, outcomes)
-    pool = read_pool(options.pool, options.pool_file)
     if pool:
         members = resolve_pool(pool, directory) if options.lookup else pool
         leads = assign_pool(leads, members, options.distribute)
