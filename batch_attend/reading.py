@@ -399,7 +399,8 @@ def _widths(text: str, delimiter: str) -> Counter:
 
 
 def sniff_delimiter(sample: str) -> str:
-    """The delimiter that splits the most sample lines into the same number (> 1) of fields.
+    """The delimiter under which the largest share of sample records has the same number (> 1)
+    of fields; among equals, the one giving more fields.
 
     Counting consistent rows is steadier than :class:`csv.Sniffer` on files whose values hold
     commas (addresses, names) or that begin with a title line.
@@ -413,7 +414,9 @@ def sniff_delimiter(sample: str) -> str:
         if not widths:
             continue
         width, count = widths.most_common(1)[0]
-        score = (count, width) if width > 1 else (0, 0)
+        # The share of records that agree, not their number: a wrong delimiter can cut a quoted
+        # field with a line break into more (but fewer agreeing) records than the right one.
+        score = (round(count / sum(widths.values()), 2), width) if width > 1 else (0, 0)
         if score > best_score:
             best, best_score = delimiter, score
     return best
