@@ -7,15 +7,18 @@ sees half a file, and no cell is ever written in a form a spreadsheet would run 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
-import itertools
+import io
 import os
 import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
+
+import polars as pl
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import N_, _
@@ -51,9 +54,6 @@ def inert(value: str) -> str:
     if value[:1] in _FORMULA_FIRST and not _NUMERIC_LOOKING.match(value):
         return "'" + value
     return value
-
-
-_ANY_CELL_STARTS_LIKE_A_FORMULA = re.compile("\x00[=+\\-@\t\r]")
 
 
 def output_format(output: str) -> str:
@@ -137,42 +137,105 @@ def result_header(columns: Sequence[str]) -> list[str]:
 
 
 def contract_columns(row_numbers: Sequence[int], outcomes: Sequence[Outcome]) -> list[list]:
-    """The contract columns, in ``RESULT_COLUMNS`` order (the one place that says so), built a
-    column at a time: a million rows cost eight list comprehensions, not a million calls."""
+    """The contract columns, in ``RESULT_COLUMNS`` order, built from one outcome per row (a
+    column at a time: a million rows cost eight list comprehensions, not a million calls)."""
     if len(row_numbers) != len(outcomes):
         raise ValueError(f"{len(row_numbers)} row numbers for {len(outcomes)} outcomes")
     return [
         list(row_numbers),
         [o.phone for o in outcomes],
-        [o.status for o in outcomes],
+        [str(o.status) for o in outcomes],
         [o.attendance_number for o in outcomes],
         [", ".join(o.operators) for o in outcomes],
-        ["" if o.http_status is None else o.http_status for o in outcomes],
+        [o.http_status for o in outcomes],
         [o.error for o in outcomes],
         [o.attempts for o in outcomes],
     ]
 
 
-def _inert_column(values: Sequence[str]) -> Sequence[str]:
-    """:func:`inert` over a column, with one regex search when no cell needs it (the usual case)."""
-    if _ANY_CELL_STARTS_LIKE_A_FORMULA.search("\x00" + "\x00".join(values)):
-        return [inert(v) for v in values]
-    return values
+#: The types of the contract columns in a results frame.
+CONTRACT_SCHEMA = {
+    "row": pl.Int64,
+    "phone": pl.String,
+    "status": pl.String,
+    "attendance_number": pl.String,
+    "operators": pl.String,
+    "http_status": pl.Int64,
+    "error": pl.String,
+    "attempts": pl.Int64,
+}
 
 
-def write_csv(stream: TextIO, header, cells, row_numbers, outcomes) -> None:
-    """``cells`` is column-major (one list per input column), as :class:`Table` keeps it."""
-    contract = contract_columns(row_numbers, outcomes)
-    # Of the contract columns only the operators can hold user text at a cell's start (the error
-    # column always starts with its code).
-    operators = RESULT_COLUMNS.index("operators")
-    contract[operators] = _inert_column(contract[operators])
+def input_name(j: int) -> str:
+    """The name of input column ``j`` inside a results frame (input headers may repeat or clash
+    with contract names; the header row is written from the real names)."""
+    return f"input {j}"
+
+
+def results_frame(
+    cells: Sequence[Sequence[str]], row_numbers: Sequence[int], outcomes: Sequence[Outcome]
+) -> pl.DataFrame:
+    """Input columns (``cells``, column-major), then the contract columns, one row per outcome."""
     for column in cells:
         if len(column) != len(outcomes):
             raise ValueError(f"a column of {len(column)} cells for {len(outcomes)} outcomes")
-    writer = csv.writer(stream, lineterminator="\r\n")
-    writer.writerow([inert(h) for h in header])
-    writer.writerows(zip(*(_inert_column(c) for c in cells), *contract, strict=True))
+    contract = contract_columns(row_numbers, outcomes)
+    return pl.DataFrame(
+        [
+            *(pl.Series(input_name(j), c, dtype=pl.String) for j, c in enumerate(cells)),
+            *(
+                pl.Series(name, values, dtype=dtype)
+                for (name, dtype), values in zip(CONTRACT_SCHEMA.items(), contract, strict=True)
+            ),
+        ]
+    )
+
+
+_FORMULA_PREFIX = r"^[=+\-@\t\r]"
+
+
+def inert_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """:func:`inert` over every text cell; one vectorised test per column finds the few cells that
+    start like a formula, and only those go through :func:`inert` (the one definition)."""
+    for name, dtype in frame.schema.items():
+        if dtype != pl.String:
+            continue
+        column = frame.get_column(name)
+        suspects = column.str.contains(_FORMULA_PREFIX).fill_null(False)
+        if not suspects.any():
+            continue
+        where = suspects.arg_true()
+        fixed = [inert(v) for v in column.gather(where).to_list()]
+        frame = frame.with_columns(column.clone().scatter(where, fixed))
+    return frame
+
+
+def write_csv(stream: BinaryIO | TextIO, header: Sequence[str], frame: pl.DataFrame) -> None:
+    """CSV as Python's csv module writes it (minimal quoting, CRLF), at polars' speed.
+
+    polars quotes an empty string (to tell it from a missing value) where the csv module does
+    not, so empty cells are written as missing ones; a hypothesis test in test_results.py holds
+    the two writers equal, byte for byte.
+    """
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\r\n").writerow([inert(h) for h in header])
+    frame = inert_frame(frame).with_columns(
+        pl.when(pl.col(name) != "").then(pl.col(name)).alias(name)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+    )
+    options = {
+        "include_header": False,
+        "line_terminator": "\r\n",
+        "quote_style": "necessary",
+        "null_value": "",
+    }
+    if isinstance(stream, io.TextIOBase):
+        stream.write(line.getvalue())
+        stream.write(frame.write_csv(None, **options))
+    else:
+        stream.write(line.getvalue().encode("utf-8"))
+        frame.write_csv(stream, **options)
 
 
 _STATUS_COLOURS = {
@@ -184,7 +247,9 @@ _STATUS_COLOURS = {
 }
 
 
-def write_xlsx(path: str, header, cells, row_numbers, outcomes, summary: RunSummary | None) -> None:
+def write_xlsx(
+    path: str, header: Sequence[str], frame: pl.DataFrame, summary: RunSummary | None
+) -> None:
     """Every text cell is written as text (phones and IDs stay digits, formulas stay inert)."""
     import xlsxwriter
 
@@ -194,38 +259,32 @@ def write_xlsx(path: str, header, cells, row_numbers, outcomes, summary: RunSumm
     try:
         sheet = book.add_worksheet("Results")
         bold = book.add_format({"bold": True})
-        status_formats = {s: book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()}
-        rows = zip(*cells, strict=True) if cells else iter([()] * len(outcomes))
-        sample = list(itertools.islice(rows, 500))  # column widths from the first rows
+        status_formats = {
+            str(s): book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()
+        }
         widths = [min(max(len(h), 8), 60) for h in header]
-        for row in sample:
+        for row in frame.head(500).iter_rows():  # column widths from the first rows
             for j, cell in enumerate(row):
-                widths[j] = min(max(widths[j], len(cell) + 1), 60)
-        rows = itertools.chain(sample, rows)
+                if isinstance(cell, str):
+                    widths[j] = min(max(widths[j], len(cell) + 1), 60)
         for j, w in enumerate(widths):
             sheet.set_column(j, j, w)
         sheet.write_row(0, 0, header, bold)
-        first_contract = len(header) - len(RESULT_COLUMNS)
-        status_col = first_contract + RESULT_COLUMNS.index("status")
-        contract = zip(*contract_columns(row_numbers, outcomes), strict=True)
-        for i, (row, cells_of_contract, outcome) in enumerate(
-            zip(rows, contract, outcomes, strict=True), start=1
-        ):
+        status_col = frame.columns.index("status")
+        for i, row in enumerate(frame.iter_rows(), start=1):
             for j, cell in enumerate(row):
-                if cell:
-                    sheet.write_string(i, j, cell)
-            for k, cell in enumerate(cells_of_contract):
-                j = first_contract + k
+                if cell is None or cell == "":
+                    continue
                 if isinstance(cell, int):
                     sheet.write_number(i, j, cell)
                 elif j == status_col:
-                    sheet.write_string(i, j, cell, status_formats[outcome.status])
-                elif cell:
+                    sheet.write_string(i, j, cell, status_formats[cell])
+                else:
                     sheet.write_string(i, j, cell)
         # Phones and IDs are text on purpose: no green "number stored as text" triangles.
-        sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{len(outcomes) + 1}"})
+        sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{frame.height + 1}"})
         sheet.freeze_panes(1, 0)
-        sheet.autofilter(0, 0, len(outcomes), len(header) - 1)
+        sheet.autofilter(0, 0, frame.height, len(header) - 1)
         if summary is not None:
             _write_summary_sheet(book, summary, bold)
     finally:
@@ -255,9 +314,9 @@ def _write_summary_sheet(book, summary: RunSummary, bold) -> None:
 def write_results(
     output: str,
     columns: Sequence[str],
-    cells: Sequence[Sequence[str]],
-    row_numbers: Sequence[int],
-    outcomes: Sequence[Outcome],
+    cells: Sequence[Sequence[str]] | pl.DataFrame,
+    row_numbers: Sequence[int] | None = None,
+    outcomes: Sequence[Outcome] | None = None,
     *,
     stdout: TextIO | None = None,
     summary: RunSummary | None = None,
@@ -265,28 +324,34 @@ def write_results(
 ) -> None:
     """Write the results to ``output`` (``-`` = CSV on ``stdout``), atomically for files.
 
-    ``cells`` holds the input's columns, one list per column (as :class:`Table` keeps them).
+    Either ``cells`` (the input's columns, one list per column), ``row_numbers`` and one
+    outcome per row, or a ready results frame (see :func:`results_frame`) in place of ``cells``.
     """
     header = result_header(columns)
     fmt = output_format(output)
+    if isinstance(cells, pl.DataFrame):
+        frame = cells
+    else:
+        frame = results_frame(cells, row_numbers or [], outcomes or [])
+    if len(header) != frame.width:
+        raise ValueError(f"{len(header)} header names for {frame.width} columns")
     if output == STDOUT:
-        write_csv(stdout, header, cells, row_numbers, outcomes)
+        write_csv(stdout, header, frame)
         stdout.flush()
         return
     target = Path(output)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         if fmt == "csv":
-            # The BOM is written by hand: Python's utf-8-sig codec is pure Python and slow.
-            with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as fh:
+            with open(fd, "wb", buffering=1 << 20) as fh:
                 if bom:
-                    fh.write("\ufeff")
-                write_csv(fh, header, cells, row_numbers, outcomes)
+                    fh.write(codecs.BOM_UTF8)
+                write_csv(fh, header, frame)
                 fh.flush()
                 os.fsync(fh.fileno())
         else:
             os.close(fd)
-            write_xlsx(tmp, header, cells, row_numbers, outcomes, summary)
+            write_xlsx(tmp, header, frame, summary)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:

@@ -5,6 +5,8 @@ import io
 
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus, RunSummary
 from batch_attend.results import (
@@ -14,6 +16,8 @@ from batch_attend.results import (
     format_summary,
     inert,
     result_header,
+    results_frame,
+    write_csv,
     write_results,
 )
 
@@ -161,3 +165,61 @@ def test_too_many_rows_for_a_worksheet_are_refused_up_front():
     check_capacity("-", XLSX_MAX_DATA_ROWS + 1)
     with pytest.raises(OutputError, match=r"1,048,576 rows do not fit in one worksheet.*\.csv"):
         check_capacity("r.xlsx", XLSX_MAX_DATA_ROWS + 1)
+
+
+any_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(any_text, any_text), min_size=1, max_size=6),
+    st.lists(st.sampled_from(list(RowStatus)), min_size=6, max_size=6),
+    st.booleans(),
+)
+def test_csv_writer_writes_what_the_csv_module_would(rows, statuses, to_stdout):
+    """The fast writer is byte for byte what csv.writer (minimal quoting, CRLF) writes."""
+    outcomes = [
+        Outcome(
+            status,
+            phone=a[:5],
+            operators=(b, a) if b else (),
+            http_status=None if i % 2 else 200 + i,
+            error_code=b and "server_error",
+            error_message=a,
+            attempts=i,
+        )
+        for i, ((a, b), status) in enumerate(zip(rows, statuses, strict=False))
+    ]
+    cells = [list(column) for column in zip(*rows, strict=True)]
+    numbers = list(range(2, 2 + len(rows)))
+    header = result_header(["A", "=B"])
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    writer.writerow([inert(h) for h in header])
+    for (a, b), outcome, number in zip(rows, outcomes, numbers, strict=True):
+        writer.writerow(
+            [
+                inert(a),
+                inert(b),
+                number,
+                inert(outcome.phone),
+                outcome.status,
+                outcome.attendance_number,
+                inert(", ".join(outcome.operators)),
+                "" if outcome.http_status is None else outcome.http_status,
+                inert(outcome.error),
+                outcome.attempts,
+            ]
+        )
+    frame = results_frame(cells, numbers, outcomes)
+    if to_stdout:
+        got = io.StringIO()
+        write_csv(got, header, frame)
+        assert got.getvalue() == expected.getvalue()
+    else:
+        got = io.BytesIO()
+        write_csv(got, header, frame)
+        assert got.getvalue() == expected.getvalue().encode("utf-8")

@@ -5,7 +5,16 @@ import sys
 
 import pytest
 
-HEAVY = ("pandas", "numpy", "aiohttp", "httpx", "xlsxwriter", "python_calamine", "sqlite3")
+HEAVY = (
+    "pandas",
+    "polars",
+    "numpy",
+    "aiohttp",
+    "httpx",
+    "xlsxwriter",
+    "python_calamine",
+    "sqlite3",
+)
 
 
 @pytest.mark.parametrize(
