@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.leads import Lead
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
+
+if TYPE_CHECKING:  # leads imports polars, which --help and --version must not wait for
+    from batch_attend.leads import Lead
 
 DEFAULT_BASE_URL = "https://app.plugchat.com.br/api/integrations"
 START_PATH = "/start-attendance"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
+import polars as pl
+
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 from batch_attend.reading import ColumnMap, Table
 
@@ -23,7 +25,7 @@ NATIONAL_DIGITS = (10, 11)  # Brazilian area code + 8 or 9 digit number
 
 # What people put around the digits of a phone number; anything else makes the cell suspect.
 _DROP_DECORATION = str.maketrans("", "", " \t\r\n\v\f\u00a0\u2007\u202f\u2009\u200b\u3000+().-/")
-_OPERATOR_SEPARATORS = re.compile(r"[,;|\r\n]+")
+_OPERATOR_SEPARATORS = re.compile(r"[,;|\r\n\x1f]+")
 _EXCEL_WHOLE_FLOAT = re.compile(r"^\d+\.0+$")
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 # A long run of digits with a fraction: a number cell, not a phone typed with a dot.
@@ -118,7 +120,8 @@ def _national_or_international(
 
 @functools.lru_cache(maxsize=4096)
 def split_operators(cell: str) -> tuple[str, ...]:
-    """Operator IDs from one cell: split on , ; | or new lines, trimmed, first occurrence kept.
+    """Operator IDs from one cell: split on , ; | or new lines (and the ASCII unit separator),
+    trimmed, first occurrence kept.
 
     Cached: a sheet names the same few operators over and over."""
     seen: dict[str, None] = {}
@@ -162,74 +165,185 @@ class LeadDefaults:
 def validate_row(
     index: int, row: Sequence[str], row_number: int, columns: ColumnMap, defaults: LeadDefaults
 ) -> Lead | Outcome:
-    """A :class:`Lead` ready to send, or an ``invalid`` :class:`Outcome` naming the problem."""
-    return _validate(
-        index,
-        row_number,
-        row[columns.phone],
-        row[columns.operators] if columns.operators is not None else "",
-        row[columns.department] if columns.department is not None else "",
-        columns.operators is not None,
-        defaults,
-    )
+    """A :class:`Lead` ready to send, or an ``invalid`` :class:`Outcome` naming the problem.
 
-
-def _validate(
-    index: int,
-    row_number: int,
-    phone_cell: str,
-    operators_cell: str,
-    department_cell: str,
-    has_operators_column: bool,
-    defaults: LeadDefaults,
-) -> Lead | Outcome:
+    The rules for one row, written plainly: :func:`validate_table` applies them a column at a
+    time, and a hypothesis test holds the two to the same answers.
+    """
     try:
-        phone = normalize_phone(phone_cell, defaults.country_code)
+        phone = normalize_phone(row[columns.phone], defaults.country_code)
     except PhoneError as exc:
         return Outcome(
             RowStatus.INVALID, error_code=ErrorCode.INVALID_PHONE, error_message=str(exc)
         )
+    operators_cell = row[columns.operators] if columns.operators is not None else ""
     operators = split_operators(operators_cell) if operators_cell else ()
     operators = operators or defaults.operators
     if not operators and not defaults.pool:
-        where = "the operators cell is empty" if has_operators_column else "no operators column"
+        has_column = columns.operators is not None
         return Outcome(
             RowStatus.INVALID,
             error_code=ErrorCode.MISSING_OPERATORS,
-            error_message=f"{where} and no --operator default was given",
+            error_message=_missing_operators(has_column),
         )
+    department_cell = row[columns.department] if columns.department is not None else ""
     department = department_cell.strip() if department_cell else ""
     return Lead(index, row_number, phone, operators, department or defaults.department or None)
 
 
-def validate_table(
-    table: Table, columns: ColumnMap, defaults: LeadDefaults
-) -> list[Lead | Outcome]:
-    """Validate every row of ``table``; the list is in input order, one entry per data row."""
-    n = len(table)
-    empty = [""] * n
-    phones = table.cells[columns.phone]
-    operators = table.cells[columns.operators] if columns.operators is not None else empty
-    departments = table.cells[columns.department] if columns.department is not None else empty
-    has_operators = columns.operators is not None
-    return [
-        _validate(i, number, phone, ops, dep, has_operators, defaults)
-        for i, (number, phone, ops, dep) in enumerate(
-            zip(table.row_numbers, phones, operators, departments, strict=True)
-        )
-    ]
+def _missing_operators(has_column: bool) -> str:
+    where = "the operators cell is empty" if has_column else "no operators column"
+    return f"{where} and no --operator default was given"
 
 
-def duplicate_of(leads: list[Lead]) -> dict[int, int]:
-    """For each lead whose phone already appeared earlier in the file: its index → the earlier row.
+#: Operator IDs inside a plan's ``operators`` column are joined by this: the ASCII unit
+#: separator, which :func:`split_operators` also splits on, so no ID can contain it.
+OPERATORS_JOINER = "\x1f"
 
-    Sending the same phone twice would at best cost a request and at worst race two starts with
-    different operators, so later copies are skipped (``--allow-duplicates`` turns this off).
+
+def operators_key(operators: Sequence[str]) -> str:
+    """The plan's text form of an operator tuple; :func:`operators_of` reverses it."""
+    return OPERATORS_JOINER.join(operators)
+
+
+def operators_of(key: str | None) -> tuple[str, ...]:
+    return tuple(key.split(OPERATORS_JOINER)) if key else ()
+
+
+#: The columns of a plan: one row per input row, in input order. ``status`` is null for a row
+#: still to be sent; otherwise the row's fate is already decided (invalid, or skipped and why).
+PLAN_SCHEMA = {
+    "row": pl.Int64,
+    "phone": pl.String,  # normalized digits; null when the row is invalid
+    "operators": pl.String,  # operator IDs joined by OPERATORS_JOINER; "" when none
+    "department": pl.String,  # null when none
+    "status": pl.String,
+    "error_code": pl.String,
+    "error_message": pl.String,
+}
+
+# A phone cell the vectorised path settles by itself: ASCII digits and masks, no space at either
+# end, nothing a number cell leaves behind (. , e E). Every other cell takes normalize_phone.
+_PLAIN_PHONE = r"^[0-9+()/-](?:[0-9 +()/-]*[0-9+()/-])?$"
+_MASKS = " +()/-"  # all a plain phone holds besides digits
+
+
+def normalize_phones(cells: pl.Series, country_code: str = DEFAULT_COUNTRY_CODE) -> pl.DataFrame:
+    """:func:`normalize_phone` over a column: ``phone`` (null where invalid) and ``error``.
+
+    The common cells are normalized by polars in one pass; the rest (and every invalid one) go
+    through :func:`normalize_phone` itself, so both paths give the same answers (a hypothesis
+    test in test_leads.py holds them equal).
     """
-    first_row: dict[str, int] = {}
-    duplicates: dict[int, int] = {}
-    for index, row, phone, _, _ in leads:
-        first = first_row.setdefault(phone, row)
-        if first != row:
-            duplicates[index] = first
-    return duplicates
+    text, digits, number = pl.col("cell"), pl.col("digits"), pl.col("number")
+    international = text.str.starts_with("+")
+    fast = (  # one step per line: an eager frame computes a shared expression once per use
+        pl.DataFrame({"cell": cells})
+        .with_columns(digits=text.str.replace_many(list(_MASKS), [""] * len(_MASKS)))
+        .with_columns(
+            number=pl.when(text.str.starts_with("00"))
+            .then(digits.str.slice(2))
+            .when(~international & digits.str.starts_with("0"))
+            .then(digits.str.slice(1))
+            .otherwise(digits)
+        )
+        .with_columns(
+            phone=pl.when(~international & number.str.len_bytes().is_in(NATIONAL_DIGITS))
+            .then(pl.lit(country_code) + number)
+            .otherwise(number)
+        )
+        .select(
+            "cell",
+            phone=pl.when(
+                text.str.contains(_PLAIN_PHONE)
+                & (digits.str.len_bytes() > 0)
+                & pl.col("phone").str.len_bytes().is_between(MIN_DIGITS, MAX_DIGITS)
+            ).then(pl.col("phone")),
+            error=pl.lit(None, pl.String),
+        )
+    )
+    slow = fast.get_column("phone").is_null()
+    if not slow.any():
+        return fast.select("phone", "error")
+    where = slow.arg_true()
+    phones, errors = [], []
+    for cell in fast.get_column("cell").gather(where).to_list():
+        try:
+            phones.append(normalize_phone(cell, country_code))
+            errors.append(None)
+        except PhoneError as exc:
+            phones.append(None)
+            errors.append(str(exc))
+    return pl.DataFrame(
+        [
+            fast.get_column("phone").scatter(where, pl.Series(phones, dtype=pl.String)),
+            fast.get_column("error").scatter(where, pl.Series(errors, dtype=pl.String)),
+        ]
+    )
+
+
+def validate_table(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pl.DataFrame:
+    """Validate every row of ``table`` into a plan (see ``PLAN_SCHEMA``), a column at a time.
+
+    Row for row the same answers as :func:`validate_row`: phones through
+    :func:`normalize_phones`, and operator and department cells once per distinct value.
+    """
+    n = len(table)
+    empty = pl.Series([""] * n, dtype=pl.String)
+    phones = normalize_phones(table.column(columns.phone), defaults.country_code)
+    operator_cells = table.column(columns.operators) if columns.operators is not None else empty
+    department_cells = table.column(columns.department) if columns.department is not None else empty
+    fill = operators_key(defaults.operators)
+    operators = operator_cells.replace_strict(
+        {
+            cell: operators_key(split_operators(cell)) or fill
+            for cell in operator_cells.unique().to_list()
+        },
+        return_dtype=pl.String,
+    )
+    department = department_cells.replace_strict(
+        {
+            cell: cell.strip() or defaults.department or None
+            for cell in department_cells.unique().to_list()
+        },
+        return_dtype=pl.String,
+    )
+    bad_phone = pl.col("error").is_not_null()
+    no_operators = pl.col("operators") == ""
+    if defaults.pool:
+        no_operators = pl.lit(False)
+    return (
+        pl.DataFrame(
+            {
+                "row": pl.Series(table.row_numbers, dtype=pl.Int64),
+                "phone": phones.get_column("phone"),
+                "operators": operators,
+                "department": department,
+                "error": phones.get_column("error"),
+            }
+        )
+        .with_columns(
+            status=pl.when(bad_phone | no_operators).then(pl.lit(str(RowStatus.INVALID))),
+            error_code=pl.when(bad_phone)
+            .then(pl.lit(str(ErrorCode.INVALID_PHONE)))
+            .when(no_operators)
+            .then(pl.lit(str(ErrorCode.MISSING_OPERATORS))),
+            error_message=pl.when(bad_phone)
+            .then(pl.col("error"))
+            .when(no_operators)
+            .then(pl.lit(_missing_operators(columns.operators is not None))),
+        )
+        .select(list(PLAN_SCHEMA))
+        .cast(PLAN_SCHEMA)
+    )
+
+
+def leads_to_send(plan: pl.DataFrame) -> list[Lead]:
+    """A :class:`Lead` for every row of ``plan`` still to be sent, in input order."""
+    todo = plan.with_row_index("index").filter(pl.col("status").is_null())
+    return [
+        Lead(index, row, phone, operators_of(operators), department)
+        for index, row, phone, operators, department in todo.select(
+            "index", "row", "phone", "operators", "department"
+        ).iter_rows()
+    ]

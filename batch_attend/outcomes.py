@@ -7,6 +7,7 @@ exactly once, here.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum, unique
 
@@ -116,9 +117,13 @@ class RunSummary:
         if outcome.error_code:
             self.error_counts[outcome.error_code] += 1
 
-    def add_all(self, outcomes: list[Outcome]) -> None:
-        self.counts.update(o.status for o in outcomes)
-        self.error_counts.update(o.error_code for o in outcomes if o.error_code)
+    def add_counts(self, statuses: Mapping[str, int], error_codes: Mapping[str, int]) -> None:
+        """Add rows counted elsewhere (a column at a time): rows per status and per error code."""
+        for status, n in statuses.items():
+            self.counts[RowStatus(status)] += n
+        for code, n in error_codes.items():
+            if code:
+                self.error_counts[code] += n
 
 
 def exit_status_for(summary: RunSummary) -> ExitStatus:

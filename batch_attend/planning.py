@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import polars as pl
+
 from batch_attend.directory import Directory, LookupProblem
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.leads import Lead, duplicate_of, split_operators
-from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
+from batch_attend.leads import operators_key, operators_of, split_operators
+from batch_attend.outcomes import ErrorCode, RowStatus
 
 DISTRIBUTIONS = ("round-robin", "balanced")
 
@@ -22,52 +24,90 @@ class PoolError(BatchAttendError):
     """The operator pool cannot be used (empty, unreadable, or a member that does not resolve)."""
 
 
-def skip_duplicates(leads: list[Lead], outcomes: list[Outcome | None]) -> list[Lead]:
-    """Later rows with a phone already seen are ``skipped`` (``duplicate_row``), not sent."""
-    duplicates = duplicate_of(leads)
-    if not duplicates:
-        return leads
-    for lead in leads:
-        if lead.index in duplicates:
-            outcomes[lead.index] = Outcome(
-                RowStatus.SKIPPED,
-                phone=lead.phone,
-                operators=lead.operators,
-                error_code=ErrorCode.DUPLICATE_ROW,
-                error_message=f"same phone as row {duplicates[lead.index]}",
-            )
-    return [lead for lead in leads if lead[0] not in duplicates]
+#: Rows of a plan not decided yet: these are the ones to send.
+PENDING = pl.col("status").is_null()
 
 
-def resolve_names(
-    leads: list[Lead], outcomes: list[Outcome | None], directory: Directory
-) -> list[Lead]:
+def skip_duplicates(plan: pl.DataFrame) -> pl.DataFrame:
+    """Later rows with a phone already planned are ``skipped`` (``duplicate_row``), not sent.
+
+    Sending the same phone twice would at best cost a request and at worst race two starts with
+    different operators, so later copies are skipped (``--allow-duplicates`` turns this off).
+    """
+    first_row = pl.col("row").first().over(pl.when(PENDING).then(pl.col("phone")))
+    duplicate = PENDING & (pl.col("first_row") != pl.col("row"))
+    return (
+        plan.with_columns(first_row=first_row)  # one hash of the phones
+        .with_columns(duplicate=duplicate)
+        .with_columns(
+            status=pl.when("duplicate").then(pl.lit(str(RowStatus.SKIPPED))).otherwise("status"),
+            error_code=pl.when("duplicate")
+            .then(pl.lit(str(ErrorCode.DUPLICATE_ROW)))
+            .otherwise("error_code"),
+            error_message=pl.when("duplicate")
+            .then(pl.lit("same phone as row ") + pl.col("first_row").cast(pl.String))
+            .otherwise("error_message"),
+        )
+        .select(plan.columns)
+    )
+
+
+def _pair(operators: str, department: str | None) -> str:
+    """One text key per (operators, department) pair; :data:`_PAIR` is the same in polars."""
+    return f"{len(operators)}:{operators}" + ("-" if department is None else "+" + department)
+
+
+_PAIR = (
+    pl.col("operators").str.len_chars().cast(pl.String)
+    + pl.lit(":")
+    + pl.col("operators")
+    + pl.when(pl.col("department").is_null())
+    .then(pl.lit("-"))
+    .otherwise(pl.lit("+") + pl.col("department"))
+)
+
+
+def resolve_names(plan: pl.DataFrame, directory: Directory) -> pl.DataFrame:
     """Operator and department cells turned into IDs; rows that do not resolve become ``invalid``.
 
     Resolved once per distinct (operators, department) pair: a sheet repeats the same few.
     """
-    cache: dict[tuple, tuple | LookupProblem] = {}
-    kept: list[Lead] = []
-    for lead in leads:
-        key = (lead.operators, lead.department)
-        resolved = cache.get(key)
-        if resolved is None:
-            try:
-                operators = tuple(dict.fromkeys(directory.operator_id(v) for v in lead.operators))
-                department = directory.department_id(lead.department) if lead.department else None
-                resolved = (operators, department)
-            except LookupProblem as problem:
-                resolved = problem
-            cache[key] = resolved
-        if isinstance(resolved, LookupProblem):
-            outcomes[lead.index] = Outcome(
-                RowStatus.INVALID, error_code=resolved.code, error_message=str(resolved)
-            )
-        elif resolved == key:
-            kept.append(lead)
-        else:
-            kept.append(lead._replace(operators=resolved[0], department=resolved[1]))
-    return kept
+    pairs = plan.filter(PENDING).select("operators", "department").unique().rows()
+    operators: dict[str, str] = {}
+    departments: dict[str, str | None] = {}
+    problems: dict[str, LookupProblem] = {}
+    for cell, department in pairs:
+        key = _pair(cell, department)
+        try:
+            ids = dict.fromkeys(directory.operator_id(v) for v in operators_of(cell))
+            operators[key] = operators_key(tuple(ids))
+            departments[key] = directory.department_id(department) if department else None
+        except LookupProblem as problem:
+            problems[key] = problem
+    if not problems and all(
+        operators[_pair(c, d)] == c and departments[_pair(c, d)] == d for c, d in pairs
+    ):
+        return plan  # IDs already, as most sheets hold: nothing to rewrite
+    pair = _PAIR
+    problem = PENDING & pair.is_in(list(problems))
+    resolved = PENDING & ~problem
+    return plan.with_columns(
+        operators=pl.when(resolved)
+        .then(pair.replace_strict(operators, default=pl.col("operators"), return_dtype=pl.String))
+        .otherwise("operators"),
+        department=pl.when(resolved)
+        .then(
+            pair.replace_strict(departments, default=pl.col("department"), return_dtype=pl.String)
+        )
+        .otherwise("department"),
+        status=pl.when(problem).then(pl.lit(str(RowStatus.INVALID))).otherwise("status"),
+        error_code=pl.when(problem)
+        .then(pair.replace_strict({k: str(p.code) for k, p in problems.items()}, default=None))
+        .otherwise("error_code"),
+        error_message=pl.when(problem)
+        .then(pair.replace_strict({k: str(p) for k, p in problems.items()}, default=None))
+        .otherwise("error_message"),
+    )
 
 
 def read_pool(pool: str | None, pool_file: Path | None) -> tuple[str, ...]:
@@ -97,31 +137,28 @@ def resolve_pool(pool: tuple[str, ...], directory: Directory) -> tuple[str, ...]
         raise PoolError(_("--pool: {problem}").format(problem=problem)) from problem
 
 
-def assign_pool(leads: list[Lead], pool: tuple[str, ...], distribute: str) -> list[Lead]:
+def assign_pool(plan: pl.DataFrame, pool: tuple[str, ...], distribute: str) -> pl.DataFrame:
     """Rows without operators get one pool member each.
 
     ``round-robin`` takes members in turn; ``balanced`` gives each row to the member with the
     fewest rows so far, counting the rows that already name pool members (ties: pool order).
     """
-    if not pool:
-        return leads
-    load = Counter({member: 0 for member in pool})
+    empty = plan.select(PENDING & (pl.col("operators") == "")).to_series().arg_true()
+    if not pool or empty.is_empty():
+        return plan
     if distribute == "balanced":
-        for lead in leads:
-            for op in lead.operators:
+        load = Counter({member: 0 for member in pool})
+        named = plan.filter(PENDING & (pl.col("operators") != "")).group_by("operators").len()
+        for key, count in named.iter_rows():
+            for op in operators_of(key):
                 if op in load:
-                    load[op] += 1
-    turn = 0
-    assigned: list[Lead] = []
-    for lead in leads:
-        if lead.operators:
-            assigned.append(lead)
-            continue
-        if distribute == "balanced":
+                    load[op] += count
+        members = []
+        for _ in range(len(empty)):
             member = min(pool, key=lambda m: load[m])  # min keeps the first of equals
-        else:
-            member = pool[turn % len(pool)]
-            turn += 1
-        load[member] += 1
-        assigned.append(lead._replace(operators=(member,)))
-    return assigned
+            load[member] += 1
+            members.append(member)
+    else:
+        members = [pool[turn % len(pool)] for turn in range(len(empty))]
+    keys = pl.Series([operators_key((m,)) for m in members], dtype=pl.String)
+    return plan.with_columns(plan.get_column("operators").clone().scatter(empty, keys))

@@ -21,7 +21,8 @@ from batch_attend.directory import (
     fetch_directory,
 )
 from batch_attend.i18n import _
-from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
+from batch_attend.outcomes import ErrorCode, RowStatus
+from batch_attend.planning import PENDING
 from batch_attend.runner import (
     RunOptions,
     Target,
@@ -141,21 +142,23 @@ async def _lookups(options: RunOptions, target: Target, report: CheckReport) -> 
 def check_batch(options: RunOptions) -> CheckReport:
     """Everything a run would check before its first start request, and nothing more."""
     with collector_paused():
-        table, outcomes, leads, pool = prepare(options, None)
+        table, plan, pool = prepare(options, None)
     report = CheckReport(source=table.where, rows=len(table))
     with api_target(options) as target:
         directory = Directory()
         if target.token:
             directory = run_async(_lookups(options, target, report))
-        planned = plan_requests(options, leads, outcomes, directory, pool)
-    report.ready = len(planned) if report.token != "refused" else 0
-    for number, outcome in zip(table.row_numbers, outcomes, strict=True):
-        if not isinstance(outcome, Outcome):
-            continue
-        if outcome.status is RowStatus.INVALID:
+        plan = plan_requests(options, plan, directory, pool)
+    pending = plan.get_column("status").null_count()
+    report.ready = pending if report.token != "refused" else 0
+    decided = plan.filter(PENDING.not_())
+    for number, status, code, message in decided.select(
+        "row", "status", "error_code", "error_message"
+    ).iter_rows():
+        if status == RowStatus.INVALID:
             report.invalid += 1
-            report.problems.append((number, outcome.error))
-        elif outcome.error_code == ErrorCode.DUPLICATE_ROW:
+            report.problems.append((number, f"{code}: {message}"))
+        elif code == ErrorCode.DUPLICATE_ROW:
             report.duplicates += 1
     return report
 

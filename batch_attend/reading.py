@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import N_, _
 
@@ -116,14 +118,14 @@ def _where(source: Path, sheet: str | None) -> str:
 class Table:
     """The data rows of one sheet, as text, with the row numbers a person sees.
 
-    Stored column by column (``cells[j]`` is column ``j``): a million rows then cost a handful of
-    lists instead of a million, and whole columns come out of pandas in one call.
+    The cells live in a polars frame, one text column per input column (named by position,
+    since headers may repeat): a million rows are then validated and written a column at a time.
     """
 
     source: Path
     sheet: str | None
     columns: list[str]
-    cells: list[list[str]]
+    frame: pl.DataFrame
     row_numbers: list[int]
 
     @property
@@ -133,8 +135,16 @@ class Table:
     def __len__(self) -> int:
         return len(self.row_numbers)
 
+    def column(self, j: int) -> pl.Series:
+        return self.frame.to_series(j)
+
+    @property
+    def cells(self) -> list[list[str]]:
+        """Column by column, as Python lists (a copy)."""
+        return [series.to_list() for series in self.frame.get_columns()]
+
     def iter_rows(self) -> Iterator[tuple[str, ...]]:
-        return zip(*self.cells, strict=True)
+        return self.frame.iter_rows()
 
     @property
     def rows(self) -> list[list[str]]:
@@ -226,11 +236,17 @@ def _header_index(grid: list[list[str]], phone_names: frozenset[str]) -> int | N
     return None
 
 
-def _column_text(values: list) -> list[str]:
+def _column_text(name: str, values: list) -> pl.Series:
     """A column from pandas as text; non-text cells (numbers, dates in workbooks) converted."""
-    if all(type(v) is str for v in values):
-        return values
-    return [v if type(v) is str else cell_text(v) for v in values]
+    try:
+        return pl.Series(name, values, dtype=pl.String, strict=True).fill_null("")
+    except TypeError:
+        return pl.Series(name, [cell_text(v) for v in values], dtype=pl.String)
+
+
+#: Blank as Python's str.isspace() sees it: the regex engine's \s, plus the four ASCII
+#: separators \x1c-\x1f that Python also counts as space.
+_BLANK = r"^[\s\x1c-\x1f]*$"
 
 
 def table_from_frame(
@@ -239,7 +255,7 @@ def table_from_frame(
     frame,
     phone_names: frozenset[str] = frozenset(PHONE_ALIASES),
 ) -> Table:
-    """Split a frame of cells (no header applied) into header and data rows.
+    """Split a pandas frame of cells (no header applied) into header and data rows.
 
     Row numbers are 1-based frame rows, as a spreadsheet shows them. The header is the first of
     the top rows that names a phone column; without one, the first non-blank row, and
@@ -247,37 +263,38 @@ def table_from_frame(
     nor data are dropped; row numbers keep counting them.
     """
     where = _where(source, sheet)
-    columns_text = [_column_text(frame[c].tolist()) for c in frame.columns]
-    height = len(frame)
-    top = [[col[i] for col in columns_text] for i in range(min(height, HEADER_SEARCH_ROWS))]
+    grid = pl.DataFrame(
+        [_column_text(str(j), frame[c].tolist()) for j, c in enumerate(frame.columns)]
+    )
+    height = grid.height
+    top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).iter_rows()]
     h = _header_index(top, phone_names)
     if h is None:
         h = next((i for i, r in enumerate(top) if not _is_blank(r)), None)
     if h is None:
-        if not any(v.strip() for col in columns_text for v in col):
+        if grid.select(pl.all().str.contains(_BLANK).all()).row(0) == (True,) * grid.width:
             raise InputError(_("{where}: the file is empty.").format(where=where))
         h = 0
-    header = [col[h].strip() for col in columns_text]
-    data = [col[h + 1 :] for col in columns_text]
-    used = [
-        bool(name) or any(v and not v.isspace() for v in col)
-        for name, col in zip(header, data, strict=True)
-    ]
-    keep = [j for j, u in enumerate(used) if u]
-    data = [data[j] for j in keep]
+    header = [cell.strip() for cell in top[h]]
+    data = grid.slice(h + 1)
+    blank = data.select(pl.all().str.contains(_BLANK))  # one flag per cell
+    keep = [j for j, name in enumerate(header) if name or not blank.to_series(j).all()]
+    data = data.select(data.columns[j] for j in keep)
     names = [header[j] or f"column_{j + 1}" for j in keep]
-    numbers = list(range(h + 2, height + 1))
-    if data and data[0]:
-        blank = [not "".join(r).strip() for r in zip(*data, strict=True)]
-        if any(blank):
-            rows_kept = [i for i, b in enumerate(blank) if not b]
-            data = [[col[i] for i in rows_kept] for col in data]
-            numbers = [numbers[i] for i in rows_kept]
-    if not numbers or not data:
+    numbers = pl.int_range(h + 2, height + 1, eager=True)
+    if keep and data.height:
+        filled = ~blank.select(pl.all_horizontal(blank.columns[j] for j in keep)).to_series()
+        if not filled.all():
+            data = data.filter(filled)
+            numbers = numbers.filter(filled)
+    if not data.height or not data.width:
         raise InputError(
             _("{where}: the header is there but no data rows follow it.").format(where=where)
         )
-    return Table(source=source, sheet=sheet, columns=names, cells=data, row_numbers=numbers)
+    data = data.rename({name: str(j) for j, name in enumerate(data.columns)})
+    return Table(
+        source=source, sheet=sheet, columns=names, frame=data, row_numbers=numbers.to_list()
+    )
 
 
 # --- what the file really is -------------------------------------------------------------------

@@ -22,6 +22,7 @@ import polars as pl
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import N_, _
+from batch_attend.leads import OPERATORS_JOINER
 from batch_attend.outcomes import Outcome, RowStatus, RunSummary
 
 RESULT_COLUMNS = (
@@ -136,34 +137,103 @@ def result_header(columns: Sequence[str]) -> list[str]:
     return [*renamed, *RESULT_COLUMNS]
 
 
-def contract_columns(row_numbers: Sequence[int], outcomes: Sequence[Outcome]) -> list[list]:
-    """The contract columns, in ``RESULT_COLUMNS`` order, built from one outcome per row (a
-    column at a time: a million rows cost eight list comprehensions, not a million calls)."""
-    if len(row_numbers) != len(outcomes):
-        raise ValueError(f"{len(row_numbers)} row numbers for {len(outcomes)} outcomes")
-    return [
-        list(row_numbers),
-        [o.phone for o in outcomes],
-        [str(o.status) for o in outcomes],
-        [o.attendance_number for o in outcomes],
-        [", ".join(o.operators) for o in outcomes],
-        [o.http_status for o in outcomes],
-        [o.error for o in outcomes],
-        [o.attempts for o in outcomes],
-    ]
-
-
-#: The types of the contract columns in a results frame.
-CONTRACT_SCHEMA = {
+#: Every row's outcome before it is written: the contract columns, with the error code and
+#: message apart (the summary counts codes; the file shows ``code: message``).
+OUTCOME_SCHEMA = {
     "row": pl.Int64,
     "phone": pl.String,
     "status": pl.String,
     "attendance_number": pl.String,
     "operators": pl.String,
     "http_status": pl.Int64,
-    "error": pl.String,
+    "error_code": pl.String,
+    "error_message": pl.String,
     "attempts": pl.Int64,
 }
+
+
+def _outcome_columns(outcomes: Sequence[Outcome]) -> dict[str, list]:
+    """``OUTCOME_SCHEMA``'s columns but ``row``, a column at a time."""
+    return {
+        "phone": [o.phone for o in outcomes],
+        "status": [str(o.status) for o in outcomes],
+        "attendance_number": [o.attendance_number for o in outcomes],
+        "operators": [", ".join(o.operators) for o in outcomes],
+        "http_status": [o.http_status for o in outcomes],
+        "error_code": [str(o.error_code) for o in outcomes],
+        "error_message": [o.error_message for o in outcomes],
+        "attempts": [o.attempts for o in outcomes],
+    }
+
+
+def outcome_frame(plan: pl.DataFrame, outcomes: Sequence[Outcome | None]) -> pl.DataFrame:
+    """Every row's outcome (``OUTCOME_SCHEMA``): the :class:`Outcome` a row got, where it got one
+    (sent, or done by an earlier run), else what the plan decided for it before sending."""
+    if len(outcomes) != plan.height:
+        raise ValueError(f"{len(outcomes)} outcomes for {plan.height} rows")
+    invalid = pl.col("status") == str(RowStatus.INVALID)
+    frame = plan.select(
+        "row",
+        phone=pl.when(invalid).then(pl.lit("")).otherwise(pl.col("phone").fill_null("")),
+        status="status",
+        attendance_number=pl.lit(""),
+        operators=pl.when(invalid)
+        .then(pl.lit(""))
+        .otherwise(pl.col("operators").str.replace_all(OPERATORS_JOINER, ", ", literal=True)),
+        http_status=pl.lit(None, pl.Int64),
+        error_code=pl.col("error_code").fill_null(""),
+        error_message=pl.col("error_message").fill_null(""),
+        attempts=pl.lit(0, pl.Int64),
+    )
+    where = [i for i, o in enumerate(outcomes) if o is not None]
+    if where:
+        index = pl.Series(where, dtype=pl.Int64)
+        got = _outcome_columns([outcomes[i] for i in where])
+        frame = frame.with_columns(
+            frame.get_column(name).clone().scatter(index, pl.Series(values, dtype=dtype))
+            for (name, values), dtype in zip(
+                got.items(), list(OUTCOME_SCHEMA.values())[1:], strict=True
+            )
+        )
+    if frame.get_column("status").null_count():
+        raise ValueError("a row has no outcome")  # never write a results file with a gap
+    return frame
+
+
+def outcomes_of(frame: pl.DataFrame) -> list[Outcome]:
+    """The rows of an outcome frame as :class:`Outcome` objects (for library callers)."""
+    return [
+        Outcome(
+            RowStatus(status),
+            phone=phone,
+            attendance_number=attendance,
+            operators=tuple(operators.split(", ")) if operators else (),
+            http_status=http_status,
+            error_code=code,
+            error_message=message,
+            attempts=attempts,
+        )
+        for _, phone, status, attendance, operators, http_status, code, message, attempts in (
+            frame.iter_rows()
+        )
+    ]
+
+
+def contract_frame(inputs: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
+    """What is written: the input columns as read, then the contract columns in order."""
+    code, message = pl.col("error_code"), pl.col("error_message")
+    error = (
+        pl.when(code == "")
+        .then(pl.lit(""))
+        .when(message == "")
+        .then(code)
+        .otherwise(code + pl.lit(": ") + message)
+    )
+    contract = outcomes.select(
+        error.alias(c) if c == "error" else pl.col(c) for c in RESULT_COLUMNS
+    )
+    inputs = inputs.rename({name: input_name(j) for j, name in enumerate(inputs.columns)})
+    return pl.concat([inputs, contract], how="horizontal")
 
 
 def input_name(j: int) -> str:
@@ -176,19 +246,16 @@ def results_frame(
     cells: Sequence[Sequence[str]], row_numbers: Sequence[int], outcomes: Sequence[Outcome]
 ) -> pl.DataFrame:
     """Input columns (``cells``, column-major), then the contract columns, one row per outcome."""
+    if len(row_numbers) != len(outcomes):
+        raise ValueError(f"{len(row_numbers)} row numbers for {len(outcomes)} outcomes")
     for column in cells:
         if len(column) != len(outcomes):
             raise ValueError(f"a column of {len(column)} cells for {len(outcomes)} outcomes")
-    contract = contract_columns(row_numbers, outcomes)
-    return pl.DataFrame(
-        [
-            *(pl.Series(input_name(j), c, dtype=pl.String) for j, c in enumerate(cells)),
-            *(
-                pl.Series(name, values, dtype=dtype)
-                for (name, dtype), values in zip(CONTRACT_SCHEMA.items(), contract, strict=True)
-            ),
-        ]
+    inputs = pl.DataFrame([pl.Series(str(j), c, dtype=pl.String) for j, c in enumerate(cells)])
+    frame = pl.DataFrame(
+        {"row": list(row_numbers), **_outcome_columns(outcomes)}, schema=OUTCOME_SCHEMA
     )
+    return contract_frame(inputs, frame)
 
 
 _FORMULA_PREFIX = r"^[=+\-@\t\r]"

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import polars as pl
 
 from batch_attend.api import (
     DEFAULT_BASE_URL,
@@ -28,11 +31,13 @@ from batch_attend.leads import (
     DEFAULT_COUNTRY_CODE,
     Lead,
     LeadDefaults,
+    leads_to_send,
     validate_table,
 )
 from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus, RunSummary
 from batch_attend.planning import (
     DISTRIBUTIONS,
+    PENDING,
     PoolError,
     assign_pool,
     read_pool,
@@ -46,8 +51,11 @@ from batch_attend.results import (
     STDOUT,
     check_capacity,
     check_output,
+    contract_frame,
     default_output_for,
     format_summary,
+    outcome_frame,
+    outcomes_of,
     write_results,
 )
 from batch_attend.retrying import Backpressure, RetryPolicy
@@ -56,6 +64,7 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
+UNSENT_UNAUTHORIZED = "not sent: the API refused the token earlier in the run"
 
 
 @dataclass
@@ -121,9 +130,14 @@ class RunOptions:
 @dataclass
 class RunReport:
     summary: RunSummary
-    outcomes: list[Outcome] = field(default_factory=list)
+    frame: pl.DataFrame | None = None  # every row's outcome, see results.OUTCOME_SCHEMA
     output: str = ""
     journal: Path | None = None
+
+    @functools.cached_property
+    def outcomes(self) -> list[Outcome]:
+        """One :class:`Outcome` per input row, in input order."""
+        return outcomes_of(self.frame) if self.frame is not None else []
 
 
 class Progress:
@@ -203,29 +217,31 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
     started_at = time.perf_counter()
     output = options.output or default_output_for(options.input)
     with collector_paused():
-        table, outcomes, leads, pool = prepare(options, output)
+        table, plan, pool = prepare(options, output)
     summary = RunSummary(output=output, dry_run=options.dry_run)
+    outcomes: list[Outcome | None] = [None] * len(table)
     with api_target(options) as target:
-        journal_path = run_async(
-            _online(options, env, target, output, leads, pool, outcomes, summary)
+        plan, journal_path = run_async(
+            _online(options, env, target, output, plan, pool, outcomes, summary)
         )
-    final: list[Outcome] = outcomes  # every entry is filled by now
-    summary.add_all(final)
-    summary.elapsed = time.perf_counter() - started_at
     with collector_paused():
+        frame = outcome_frame(plan, outcomes)
+        summary.add_counts(
+            dict(frame.get_column("status").value_counts().iter_rows()),
+            dict(frame.get_column("error_code").value_counts().iter_rows()),
+        )
+        summary.elapsed = time.perf_counter() - started_at
         write_results(
             output,
             table.columns,
-            table.cells,
-            table.row_numbers,
-            final,
+            contract_frame(table.frame, frame),
             stdout=env.stdout,
             summary=summary,
             bom=options.bom,
         )
     if not options.quiet:
         env.log(format_summary(summary))
-    return RunReport(summary=summary, outcomes=final, output=output, journal=journal_path)
+    return RunReport(summary=summary, frame=frame, output=output, journal=journal_path)
 
 
 @contextlib.contextmanager
@@ -241,11 +257,9 @@ def collector_paused():
             gc.enable()
 
 
-def prepare(
-    options: RunOptions, output: str | None
-) -> tuple[Table, list[Outcome | None], list[Lead], tuple[str, ...]]:
-    """Read, check and validate everything before anything is sent; also returns the operator
-    pool, read once here."""
+def prepare(options: RunOptions, output: str | None) -> tuple[Table, pl.DataFrame, tuple[str, ...]]:
+    """Read, check and validate everything before anything is sent: the table, its plan (see
+    ``leads.PLAN_SCHEMA``) and the operator pool, read once here."""
     table = read_table(
         options.input,
         sheet=options.sheet,
@@ -272,10 +286,7 @@ def prepare(
     defaults = LeadDefaults(
         options.operators, options.department, options.country_code, pool=bool(pool)
     )
-    validated = validate_table(table, columns, defaults)
-    outcomes: list[Outcome | None] = [v if isinstance(v, Outcome) else None for v in validated]
-    leads = [v for v in validated if isinstance(v, Lead)]
-    return table, outcomes, leads, pool
+    return table, validate_table(table, columns, defaults), pool
 
 
 async def _online(
@@ -283,15 +294,16 @@ async def _online(
     env: Env,
     target: Target,
     output: str,
-    leads: list[Lead],
+    plan: pl.DataFrame,
     pool: tuple[str, ...],
     outcomes: list[Outcome | None],
     summary: RunSummary,
-) -> Path | None:
+) -> tuple[pl.DataFrame, Path | None]:
     """Everything that talks to the API, on one client: look names up, plan, send.
 
-    Fills every outcome (rows never sent are ``skipped`` with the reason) and returns the
-    journal's path, if the run kept one.
+    Returns the final plan and the journal's path, if the run kept one. ``outcomes`` gets the
+    outcome of every row sent (or done by an earlier run); rows never sent are ``skipped`` with
+    the reason, in the plan or in ``outcomes``.
     """
     async with contextlib.AsyncExitStack() as stack:
         client = None
@@ -304,25 +316,20 @@ async def _online(
                     concurrency=options.concurrency,
                 )
             )
-        directory = await _lookups(options, target, client, leads, summary)
+        directory = await _lookups(options, target, client, plan, summary)
         if not summary.token_refused:
             with collector_paused():
-                leads = plan_requests(options, leads, outcomes, directory, pool)
-        journal: Journal | None = None
-        to_send: list[Lead] = []
-        if options.dry_run:
-            with collector_paused():
-                for index, _, phone, operators, _ in leads:
-                    outcomes[index] = Outcome(
-                        RowStatus.SKIPPED,
-                        phone=phone,
-                        operators=operators,
-                        error_code=ErrorCode.DRY_RUN,
-                        error_message="validated, not sent",
-                    )
-        elif leads and not summary.token_refused:
-            journal = _open_journal(options, output, env)
-            to_send = _reuse_prior(journal, leads, outcomes, summary) if journal else leads
+                plan = plan_requests(options, plan, directory, pool)
+        if options.dry_run or summary.token_refused:
+            reason = (
+                (ErrorCode.DRY_RUN, "validated, not sent")
+                if options.dry_run
+                else (ErrorCode.UNAUTHORIZED, UNSENT_UNAUTHORIZED)
+            )
+            return decide_pending(plan, RowStatus.SKIPPED, *reason), None
+        leads = leads_to_send(plan)
+        journal = _open_journal(options, output, env) if leads else None
+        to_send = _reuse_prior(journal, leads, outcomes, summary) if journal else leads
         try:
             if to_send:
                 gc.freeze()  # the table and leads live all run: keep them out of every collection
@@ -336,20 +343,31 @@ async def _online(
         finally:
             if journal is not None:
                 journal.close(complete=not (summary.interrupted_by or summary.token_refused))
-        return journal.path if journal else None
+        return plan, journal.path if journal else None
+
+
+def decide_pending(
+    plan: pl.DataFrame, status: RowStatus, code: ErrorCode, message: str
+) -> pl.DataFrame:
+    """Every row still to be sent gets ``status`` with ``code: message`` instead."""
+    return plan.with_columns(
+        status=pl.col("status").fill_null(str(status)),
+        error_code=pl.when(PENDING).then(pl.lit(str(code))).otherwise("error_code"),
+        error_message=pl.when(PENDING).then(pl.lit(message)).otherwise("error_message"),
+    )
 
 
 async def _lookups(
     options: RunOptions,
     target: Target,
     client: PlugChatClient | None,
-    leads: list[Lead],
+    plan: pl.DataFrame,
     summary: RunSummary,
 ) -> Directory:
     """The account's departments (when a row names one) and operators (with a ticket)."""
     if client is None or not options.lookup:
         return Directory()
-    need_departments = any(lead.department for lead in leads)
+    need_departments = not plan.filter(PENDING & pl.col("department").is_not_null()).is_empty()
     if not (need_departments or target.ticket):
         return Directory()
     try:
@@ -366,21 +384,17 @@ async def _lookups(
 
 
 def plan_requests(
-    options: RunOptions,
-    leads: list[Lead],
-    outcomes: list[Outcome | None],
-    directory: Directory,
-    pool: tuple[str, ...],
-) -> list[Lead]:
+    options: RunOptions, plan: pl.DataFrame, directory: Directory, pool: tuple[str, ...]
+) -> pl.DataFrame:
     """Resolve names with ``directory``, skip duplicates, assign ``pool`` (in that order)."""
     if options.lookup:
-        leads = resolve_names(leads, outcomes, directory)
+        plan = resolve_names(plan, directory)
     if not options.allow_duplicates:
-        leads = skip_duplicates(leads, outcomes)
+        plan = skip_duplicates(plan)
     if pool:
         members = resolve_pool(pool, directory) if options.lookup else pool
-        leads = assign_pool(leads, members, options.distribute)
-    return leads
+        plan = assign_pool(plan, members, options.distribute)
+    return plan
 
 
 def _open_journal(options: RunOptions, output: str, env: Env) -> Journal | None:
@@ -430,7 +444,7 @@ def _unsent(lead: Lead, interrupted_by: str | None, journal: Journal | None) -> 
         message += "; run the same command again to resume" if journal else ""
     else:
         code = ErrorCode.UNAUTHORIZED
-        message = "not sent: the API refused the token earlier in the run"
+        message = UNSENT_UNAUTHORIZED
     return Outcome(
         RowStatus.SKIPPED,
         phone=lead.phone,

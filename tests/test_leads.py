@@ -1,18 +1,28 @@
-"""Phone normalization, operator splitting and per-row validation."""
+"""Phone normalization, operator splitting, per-row validation, and the column-at-a-time
+validation and planning that must give the same answers."""
 
+from pathlib import Path
+
+import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from batch_attend.leads import (
     Lead,
     LeadDefaults,
     PhoneError,
-    duplicate_of,
+    leads_to_send,
     normalize_phone,
+    normalize_phones,
+    operators_of,
     split_operators,
     validate_row,
+    validate_table,
 )
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
-from batch_attend.reading import ColumnMap
+from batch_attend.planning import assign_pool, skip_duplicates
+from batch_attend.reading import ColumnMap, Table
 
 # Every format listed in shared/api/README.md ("Phone numbers in the wild"), and more.
 PHONES = [
@@ -144,11 +154,105 @@ def test_no_operators_column_uses_default():
     assert missing.error_code == ErrorCode.MISSING_OPERATORS
 
 
-def test_duplicate_of_points_to_first_row():
-    leads = [
-        Lead(0, 2, "5544999999999", ("A",), None),
-        Lead(1, 3, "554499999999", ("A",), None),
-        Lead(2, 4, "5544999999999", ("B",), None),
-        Lead(3, 5, "5544999999999", ("C",), None),
+def table_of(rows: list[list[str]]) -> Table:
+    columns = [
+        pl.Series(str(j), list(c), dtype=pl.String) for j, c in enumerate(zip(*rows, strict=True))
     ]
-    assert duplicate_of(leads) == {2: 2, 3: 2}
+    return Table(
+        source=Path("leads.csv"),
+        sheet=None,
+        columns=["Telefone", "Operadores", "Departamento"],
+        frame=pl.DataFrame(columns),
+        row_numbers=list(range(2, 2 + len(rows))),
+    )
+
+
+def plan_of(phones: list[str], operators: list[str] | None = None) -> pl.DataFrame:
+    operators = operators or ["A"] * len(phones)
+    table = table_of([[p, o, ""] for p, o in zip(phones, operators, strict=True)])
+    return validate_table(table, COLUMNS, LeadDefaults())
+
+
+def test_skip_duplicates_points_to_the_first_row():
+    plan = skip_duplicates(
+        plan_of(["5544999999999", "554499999999", "(44) 99999-9999", "+55 44 99999 9999", "x", "y"])
+    )
+    statuses = [None, None, "skipped", "skipped", "invalid", "invalid"]
+    assert plan.get_column("status").to_list() == statuses
+    assert plan.get_column("error_message").to_list()[2:4] == ["same phone as row 2"] * 2
+    assert [lead.row for lead in leads_to_send(plan)] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("distribute", "expected"),
+    [("round-robin", ["P", "Q", "R", "P"]), ("balanced", ["Q", "R", "Q", "R"])],
+)
+def test_pool_fills_only_empty_operator_cells(distribute, expected):
+    phones = [f"55449999900{i:02d}" for i in range(6)]
+    plan = validate_table(
+        table_of([[p, o, ""] for p, o in zip(phones, ["P", "", "", "P", "", ""], strict=True)]),
+        COLUMNS,
+        LeadDefaults(pool=True),
+    )
+    planned = assign_pool(plan, ("P", "Q", "R"), distribute)
+    filled = [lead.operators for lead in leads_to_send(planned)]
+    assert filled[0] == filled[3] == ("P",)
+    assert [ops[0] for i, ops in enumerate(filled) if i not in (0, 3)] == expected
+
+
+phone_cells = st.one_of(
+    st.sampled_from([raw for raw, _ in PHONES] + INVALID),
+    st.text(alphabet="0123456789 +()-/.,eE\u00a0\t", max_size=20),
+    st.from_regex(r"\A(\+|00|0)?[ (]?[0-9]{2,3}[) ]?[ ]?[0-9]{4,5}[- ]?[0-9]{4}\Z", fullmatch=True),
+    st.text(max_size=8),
+)
+other_cells = st.one_of(
+    st.sampled_from(["", " ", "A", "A; B", "A,A|B", " \u00a0", "OP-1\nOP-2", "a\x1fb"]),
+    st.text(max_size=6),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(phone_cells, other_cells, other_cells), min_size=1, max_size=12),
+    st.sampled_from([(), ("X",), ("X", "Y")]),
+    st.sampled_from([None, "DEP"]),
+    st.booleans(),
+    st.sampled_from(["55", "1"]),
+)
+@example([("\u0663" * 11, "A", "")], (), None, False, "55")  # Arabic-Indic digits: not a phone
+@example([("00 44 9999 9999", "A", "")], (), None, False, "55")
+@example([("+044999999999", "A", ""), ("0(44) 9999-9999", "A", "")], (), None, False, "55")
+def test_column_validation_gives_the_answers_of_validate_row(
+    rows, operators, department, pool, country_code
+):
+    defaults = LeadDefaults(operators, department, country_code, pool=pool)
+    rows = [list(r) for r in rows]
+    plan = validate_table(table_of(rows), COLUMNS, defaults)
+    expected = [validate_row(i, r, 2 + i, COLUMNS, defaults) for i, r in enumerate(rows)]
+    for got, want in zip(plan.iter_rows(named=True), expected, strict=True):
+        if isinstance(want, Lead):
+            assert got["status"] is None
+            assert got["phone"] == want.phone
+            assert operators_of(got["operators"]) == want.operators
+            assert got["department"] == want.department
+        else:
+            assert (got["status"], got["error_code"], got["error_message"]) == (
+                want.status,
+                want.error_code,
+                want.error_message,
+            )
+    assert [lead.row for lead in leads_to_send(plan)] == [
+        w.row for w in expected if isinstance(w, Lead)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(phone_cells, min_size=1, max_size=20))
+def test_normalize_phones_agrees_with_normalize_phone(cells):
+    got = normalize_phones(pl.Series(cells, dtype=pl.String))
+    for cell, phone, error in zip(cells, got["phone"], got["error"], strict=True):
+        try:
+            assert (phone, error) == (normalize_phone(cell), None)
+        except PhoneError as exc:
+            assert (phone, error) == (None, str(exc))
