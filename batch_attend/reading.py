@@ -7,10 +7,12 @@ nothing is ever rounded through a float of our own making.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
 import math
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
@@ -249,13 +251,20 @@ def _column_text(name: str, values: list) -> pl.Series:
 _BLANK = r"^[\s\x1c-\x1f]*$"
 
 
-def table_from_frame(
+def grid_from_pandas(frame) -> pl.DataFrame:
+    """A pandas frame of cells as a polars frame of text, one column per frame column."""
+    return pl.DataFrame(
+        [_column_text(str(j), frame[c].tolist()) for j, c in enumerate(frame.columns)]
+    )
+
+
+def table_from_grid(
     source: Path,
     sheet: str | None,
-    frame,
+    grid: pl.DataFrame,
     phone_names: frozenset[str] = frozenset(PHONE_ALIASES),
 ) -> Table:
-    """Split a pandas frame of cells (no header applied) into header and data rows.
+    """Split a grid of text cells (no header applied) into header and data rows.
 
     Row numbers are 1-based frame rows, as a spreadsheet shows them. The header is the first of
     the top rows that names a phone column; without one, the first non-blank row, and
@@ -263,9 +272,6 @@ def table_from_frame(
     nor data are dropped; row numbers keep counting them.
     """
     where = _where(source, sheet)
-    grid = pl.DataFrame(
-        [_column_text(str(j), frame[c].tolist()) for j, c in enumerate(frame.columns)]
-    )
     height = grid.height
     top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).iter_rows()]
     h = _header_index(top, phone_names)
@@ -381,8 +387,6 @@ DELIMITERS = (",", ";", "\t", "|")
 def detect_encoding(raw: bytes) -> str:
     """The encoding of a CSV sample: a BOM wins, then UTF-8 if it decodes, then a detector's
     best guess among the encodings Windows and Excel produce (cp1252 when unsure)."""
-    import codecs
-
     if raw.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -439,9 +443,14 @@ def sniff_delimiter(sample: str) -> str:
     return best
 
 
-def read_csv_frame(path: Path, encoding: str | None, delimiter: str | None):
-    import pandas as pd
+def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> pl.DataFrame:
+    """Every record of a CSV file as text cells, blank lines included (row numbers count them).
 
+    polars parses the file when it can; pandas' more forgiving parser takes over for what polars
+    refuses (a stray quote inside a field, a record longer than the sample's) or reads
+    differently (lines ended by a lone carriage return), and words the errors. A hypothesis test
+    in test_messy_inputs.py holds the two readers to the same cells.
+    """
     with open(path, "rb") as fh:
         raw = fh.read(CSV_SAMPLE_BYTES)
     if not raw.strip():
@@ -456,11 +465,63 @@ def read_csv_frame(path: Path, encoding: str | None, delimiter: str | None):
             )
         ) from exc
     sep = delimiter or sniff_delimiter(sample)
-    # Name the columns up front: pandas would otherwise take the field count of the first line,
-    # which may be a one-cell title above the real header.
+    # Name the columns up front: a parser would otherwise take the field count of the first
+    # line, which may be a one-cell title above the real header.
     width = max(_widths(sample, sep) or [1])
+    grid = _polars_csv(path, chosen, sep, width)
+    if grid is None:
+        frame = _pandas_csv(path, chosen, sep, width, given=encoding is not None)
+        grid = grid_from_pandas(frame)
+    return grid
+
+
+def _polars_csv(path: Path, encoding: str, sep: str, width: int) -> pl.DataFrame | None:
+    """The cells as polars reads them, or None where pandas must read the file instead."""
+    data = path.read_bytes()
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig", "ascii"):
+        data = data.removeprefix(codecs.BOM_UTF8)
+    else:
+        try:
+            data = data.decode(encoding).encode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+        return None  # old Mac line ends, or a bare CR in a cell
+    if b'"' in data and not _plain_quoting(data, sep):
+        return None  # a quote left open, or one inside a field: pandas says which, or reads it
+    if not data.endswith(b"\n"):
+        data += b"\n"  # polars would let a last line without one run past the columns
     try:
-        frame = pd.read_csv(
+        grid = pl.read_csv(
+            data,
+            has_header=False,
+            separator=sep,
+            quote_char='"',
+            schema={str(j): pl.String for j in range(width)},
+            encoding="utf8",
+            raise_if_empty=True,
+        )
+    except (pl.exceptions.PolarsError, UnicodeDecodeError):
+        return None
+    return grid.fill_null("")
+
+
+def _plain_quoting(data: bytes, sep: str) -> bool:
+    """Every quote in ``data`` belongs to a whole quoted field ("...", with "" inside), the one
+    form both parsers read alike."""
+    delimiter = re.escape(sep.encode())
+    quoted_field = re.compile(
+        rb"(?:^|(?<=" + delimiter + rb'))"(?:[^"]|"")*"(?=' + delimiter + rb"|\r?\n|\Z)",
+        re.MULTILINE,
+    )
+    return b'"' not in quoted_field.sub(b"", data)
+
+
+def _pandas_csv(path: Path, encoding: str, sep: str, width: int, *, given: bool):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(
             path,
             sep=sep,
             header=None,
@@ -469,7 +530,7 @@ def read_csv_frame(path: Path, encoding: str | None, delimiter: str | None):
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
-            encoding=chosen,
+            encoding=encoding,
             encoding_errors="strict",
             engine="c",
         )
@@ -483,13 +544,12 @@ def read_csv_frame(path: Path, encoding: str | None, delimiter: str | None):
             ).format(path=path, sep=_show(sep), detail=detail)
         ) from exc
     except UnicodeDecodeError as exc:
-        how = _("given by --encoding") if encoding else _("detected")
+        how = _("given by --encoding") if given else _("detected")
         raise InputError(
             _(
                 "{path}: cannot be read as {chosen} ({how}): {reason} at byte {start}. Give the right one with --encoding (for example --encoding cp1252 or latin-1)."
-            ).format(path=path, chosen=chosen, how=how, reason=exc.reason, start=exc.start)
+            ).format(path=path, chosen=encoding, how=how, reason=exc.reason, start=exc.start)
         ) from exc
-    return frame
 
 
 def _show(delimiter: str) -> str:
@@ -609,6 +669,6 @@ def read_table(
     phone_names = phone_header_names(phone_column)
     kind = _check_content(path, ext)
     if kind == "text":
-        return table_from_frame(path, None, read_csv_frame(path, encoding, delimiter), phone_names)
+        return table_from_grid(path, None, read_csv_grid(path, encoding, delimiter), phone_names)
     name, frame = read_excel_frame(path, sheet, phone_names)
-    return table_from_frame(path, name, frame, phone_names)
+    return table_from_grid(path, name, grid_from_pandas(frame), phone_names)

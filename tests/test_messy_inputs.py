@@ -412,3 +412,34 @@ def test_csv_results_round_trip_arbitrary_text_cells(tmp_path_factory, cells):
     write_results(str(out), ["Telefone", "A", "B"], cells, list(range(2, 2 + len(rows))), outcomes)
     table = read_table(out)
     assert [r[:3] for r in table.rows] == [[inert(c) for c in r] for r in rows]
+
+
+csv_pieces = st.sampled_from(
+    [
+        *("Telefone", "44999999999", "a", "é", " ", ",", ",", ";", '"', '"', "\n", "\n"),
+        *("\r\n", "\r", "\t", "x y", '""', "\u00a0", "OP-1; OP-2"),
+    ]
+)
+
+
+def _read_or_error(path, **options):
+    try:
+        table = read_table(path, **options)
+    except InputError as exc:
+        return str(exc)
+    return table.columns, table.rows, table.row_numbers
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(csv_pieces, min_size=1, max_size=40), st.sampled_from(["utf-8", "cp1252"]))
+def test_polars_reads_csv_cells_as_pandas_does(tmp_path_factory, pieces, enc):
+    """The fast CSV reader gives the cells, row numbers and errors of pandas' reader."""
+    from batch_attend import reading
+
+    path = tmp_path_factory.mktemp("differential") / "leads.csv"
+    path.write_bytes("".join(pieces).encode(enc))
+    fast = _read_or_error(path, encoding=enc)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reading, "_polars_csv", lambda *args: None)
+        slow = _read_or_error(path, encoding=enc)
+    assert fast == slow
