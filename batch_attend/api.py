@@ -239,8 +239,7 @@ class PlugChatClient:
 
     async def start_attendance(self, lead: Lead) -> Answer:
         """Send one start request; network trouble becomes an :class:`Answer` with ``failure``."""
-        payload = json.dumps(lead.body(), ensure_ascii=False).encode()
-        return await self.request("POST", self.url, data=payload)
+        return await self.request("POST", self.url, data=lead.body_bytes())
 
     async def request(
         self, method: str, url: str, *, data: bytes | None = None, headers: dict | None = None

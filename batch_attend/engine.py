@@ -74,6 +74,9 @@ class Engine:
             asyncio.create_task(self._worker(pending, i * RAMP_UP_STEP)) for i in range(workers)
         ]
         await asyncio.wait(self._tasks)
+        for task in self._tasks:  # a worker that died (the journal cannot write): say so loudly
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()
         return self.stop_reason
 
     def stop(self, reason: str) -> None:

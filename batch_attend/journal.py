@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -97,7 +98,7 @@ class Journal:
         self.restarted_reason = ""
         self._pending_sending: list[tuple] = []
         self._pending_done: list[tuple] = []
-        self._waiters: list[asyncio.Future] = []
+        self._committed: asyncio.Future | None = None  # resolved by the next flush
         self._flush_scheduled = False
 
     @classmethod
@@ -203,10 +204,11 @@ class Journal:
         ``attempts`` already counts that request, so a run killed while it is in flight still
         accounts for it."""
         self._pending_sending.append((lead.index, lead.row, lead.phone, attempts, time.time()))
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        if self._committed is None:  # one future for every record of this turn
+            self._committed = asyncio.get_running_loop().create_future()
+        committed = self._committed
         self._schedule()
-        await waiter
+        await committed
 
     def done(self, lead: Lead, outcome: Outcome) -> None:
         """Record the row's outcome; committed within the same turn of the event loop (before
@@ -218,7 +220,7 @@ class Journal:
                 lead.phone,
                 str(outcome.status),
                 outcome.attendance_number,
-                json.dumps(list(outcome.operators)),
+                _operators_json(outcome.operators),
                 outcome.http_status,
                 str(outcome.error_code),
                 outcome.error_message,
@@ -237,26 +239,30 @@ class Journal:
     def flush(self) -> None:
         """Commit what is pending and wake the requests that waited for it."""
         self._flush_scheduled = False
-        sending, done, waiters = self._pending_sending, self._pending_done, self._waiters
-        self._pending_sending, self._pending_done, self._waiters = [], [], []
-        if sending or done:
-            with self._db:
-                if sending:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO rows (idx, row, phone, state, attempts, updated) "
-                        "VALUES (?, ?, ?, 'sending', ?, ?)",
-                        sending,
-                    )
-                if done:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO rows (idx, row, phone, state, status, "
-                        "attendance_number, operators, http_status, error_code, error_message, "
-                        "attempts, updated) VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)",
-                        done,
-                    )
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        sending, done, committed = self._pending_sending, self._pending_done, self._committed
+        self._pending_sending, self._pending_done, self._committed = [], [], None
+        try:
+            if sending or done:
+                with self._db:
+                    if sending:
+                        self._db.executemany(
+                            "INSERT OR REPLACE INTO rows (idx, row, phone, state, attempts, updated) "
+                            "VALUES (?, ?, ?, 'sending', ?, ?)",
+                            sending,
+                        )
+                    if done:
+                        self._db.executemany(
+                            "INSERT OR REPLACE INTO rows (idx, row, phone, state, status, "
+                            "attendance_number, operators, http_status, error_code, error_message, "
+                            "attempts, updated) VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)",
+                            done,
+                        )
+        except Exception as exc:  # a full disk, say: the requests waiting for it must not go out
+            if committed is not None and not committed.done():
+                committed.set_exception(exc)
+            raise
+        if committed is not None and not committed.done():
+            committed.set_result(None)
 
     def close(self, complete: bool) -> None:
         """Mark whether anything is left to send, checkpoint, and release the lock."""
@@ -304,3 +310,9 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _changed_options(before: dict, now: dict) -> str:
     names = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
     return ", ".join(names) or "unknown"
+
+
+@functools.lru_cache(maxsize=4096)
+def _operators_json(operators: tuple[str, ...]) -> str:
+    """How the journal stores an operator list (cached: a run repeats a few)."""
+    return json.dumps(list(operators))

@@ -69,6 +69,83 @@ def test_sending_is_committed_before_it_returns(tmp_path):
     journal.close(complete=True)
 
 
+def full_disk(journal: Journal):
+    """Make every commit of ``journal`` fail as on a full disk."""
+    real = journal._db
+
+    class FullDisk:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def __enter__(self):
+            return real.__enter__()
+
+        def __exit__(self, *exc_info):
+            return real.__exit__(*exc_info)
+
+        def executemany(self, *args):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    journal._db = FullDisk()
+    return real
+
+
+def quiet_loop():
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda loop, context: None)  # the flush's own report
+    return loop
+
+
+def test_a_journal_that_cannot_write_stops_the_requests_waiting_for_it(tmp_path):
+    """A failed commit (a full disk, say) reaches every request waiting for it: none goes out."""
+    journal = open_journal(tmp_path / "r.csv.journal")
+    real = full_disk(journal)
+
+    async def two_workers():
+        both = asyncio.gather(
+            journal.sending(LEADS[0], 1), journal.sending(LEADS[1], 1), return_exceptions=True
+        )
+        return await asyncio.wait_for(both, 5)  # waiting forever is the failure to catch
+
+    loop = quiet_loop()
+    try:
+        results = loop.run_until_complete(two_workers())
+    finally:
+        loop.close()
+    assert [type(r) for r in results] == [sqlite3.OperationalError] * 2
+    journal._db = real
+    journal.close(complete=False)
+
+
+def test_the_engine_stops_loudly_when_the_journal_cannot_write(tmp_path):
+    from batch_attend.api import Answer
+    from batch_attend.engine import Engine
+    from batch_attend.retrying import RetryPolicy
+
+    class Client:
+        sent = 0
+
+        async def start_attendance(self, lead):
+            Client.sent += 1
+            return Answer(http_status=200, body=b"true")
+
+        def scrub(self, text):
+            return text
+
+    journal = open_journal(tmp_path / "r.csv.journal")
+    real = full_disk(journal)
+    engine = Engine(Client(), concurrency=2, policy=RetryPolicy(retries=0), journal=journal)
+    loop = quiet_loop()
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            loop.run_until_complete(asyncio.wait_for(engine.run(LEADS), 5))
+    finally:
+        loop.close()
+    assert Client.sent == 0
+    journal._db = real
+    journal.close(complete=False)
+
+
 def test_unfinished_journal_for_another_input_is_refused(tmp_path):
     path = tmp_path / "r.csv.journal"
     journal = open_journal(path)

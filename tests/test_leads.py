@@ -1,6 +1,7 @@
 """Phone normalization, operator splitting, per-row validation, and the column-at-a-time
 validation and planning that must give the same answers."""
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -152,6 +153,17 @@ def test_no_operators_column_uses_default():
     assert validate_row(0, ["554499999999"], 2, columns, LeadDefaults(("X",))).operators == ("X",)
     missing = validate_row(0, ["554499999999"], 2, columns, LeadDefaults())
     assert missing.error_code == ErrorCode.MISSING_OPERATORS
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"\A[0-9]{10,15}\Z", fullmatch=True),
+    st.lists(st.text(min_size=1, max_size=8), max_size=3).map(tuple),
+    st.one_of(st.none(), st.text(max_size=8)),
+)
+def test_body_bytes_are_the_json_of_the_body(phone, operators, department):
+    lead = Lead(0, 2, phone, operators, department)
+    assert lead.body_bytes() == json.dumps(lead.body(), ensure_ascii=False).encode()
 
 
 def table_of(rows: list[list[str]]) -> Table:
