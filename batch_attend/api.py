@@ -215,9 +215,9 @@ class PlugChatClient:
             ttl_dns_cache=300,
             ssl=not plain_http,
         )
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._timeout, sock_read=self._timeout
-        )
+        # One deadline per request (what --timeout promises: an answer within so many
+        # seconds); a read timeout would also re-arm a timer on every chunk received.
+        timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=self._timeout)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
@@ -252,6 +252,8 @@ class PlugChatClient:
                 method, url, data=data, headers=headers, allow_redirects=False
             ) as resp:
                 body = await resp.read()
+                if body == b"true" and resp.status == 200:  # the usual answer: nothing else to see
+                    return Answer(http_status=200, body=body)
                 return Answer(
                     http_status=resp.status,
                     body=body,

@@ -118,7 +118,8 @@ class Engine:
             await self.journal.sending(lead, attempts + 1)
         try:
             for retry in range(self.policy.retries + 1):
-                await self.gate.acquire()
+                if not self.gate.try_acquire():
+                    await self.gate.acquire()
                 if self.stop_reason:
                     self.gate.release(ok=False)
                     break

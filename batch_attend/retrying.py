@@ -97,6 +97,18 @@ class Backpressure:
             burst = max(1.0, rate / 10)
             self._limiter = AsyncLimiter(max_rate=burst, time_period=burst / rate)
 
+    def try_acquire(self) -> bool:
+        """Pass at once when nothing holds requests back (the usual case), without a wait."""
+        if (
+            self.in_flight < self.limit
+            and self._limiter is None
+            and not self._waiters
+            and self.paused_until <= asyncio.get_running_loop().time()
+        ):
+            self.in_flight += 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

@@ -117,3 +117,19 @@ def test_rate_cap_spaces_requests():
         return time.perf_counter() - t0
 
     assert 0.85 <= asyncio.run(scenario()) < 3  # 21 requests at 20/s: about 0.95 s
+
+
+def test_fast_pass_only_when_nothing_holds_requests_back():
+    async def scenario():
+        gate = Backpressure(concurrency=2)
+        assert gate.try_acquire() and gate.try_acquire()
+        assert not gate.try_acquire()  # at the limit: the caller must wait in acquire()
+        gate.release(ok=True)
+        gate.release(ok=True)
+        gate.push_back(0.05)
+        assert not gate.try_acquire()  # paused after a 429
+        await asyncio.sleep(0.06)
+        assert gate.try_acquire()
+        assert not Backpressure(concurrency=8, rate=20).try_acquire()  # --rate always waits
+
+    asyncio.run(scenario())
