@@ -357,7 +357,7 @@ def input_options(func):
                 show_default=True,
                 type=click.FloatRange(0.1, 600),
                 metavar="SECONDS",
-                help="Time-out to connect and to read each answer.",
+                help="Seconds each request may take, from connecting to the whole answer.",
             ),
             click.option(
                 "--sandbox",
@@ -671,7 +671,7 @@ def _listing(kind: str):
         default=30.0,
         type=click.FloatRange(0.1, 600),
         metavar="SECONDS",
-        help="Time-out to connect and to read the answer.",
+        help="Seconds the request may take, from connecting to the whole answer.",
     )
     @click.option("--sandbox", is_flag=True, help="Ask the built-in stand-in instead.")
     @common_options
