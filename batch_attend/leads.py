@@ -58,13 +58,13 @@ def _from_scientific(text: str) -> str:
         raise PhoneError(f"'{text}' is not a phone number") from exc
     if value != value.to_integral_value() or value < 0:
         raise PhoneError(f"'{text}' is not a phone number")
-    digits = str(int(value))
-    if significant < len(digits):
+    length = value.adjusted() + 1  # digits of the whole number, without writing 1E4300 out
+    if significant < length:
         raise PhoneError(
             f"'{text}' is a number in scientific notation that lost digits; "
             "format the phone column as Text in the spreadsheet and type the numbers again"
         )
-    return digits
+    return str(int(value))
 
 
 def normalize_phone(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:
@@ -355,11 +355,27 @@ def validate_table(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> 
 
 
 def leads_to_send(plan: pl.DataFrame) -> list[Lead]:
-    """A :class:`Lead` for every row of ``plan`` still to be sent, in input order."""
+    """A :class:`Lead` for every row of ``plan`` still to be sent, in input order.
+
+    Rows repeat a few operator lists and departments: each distinct one is built once and
+    shared (looked up by its rank among the distinct values), which keeps a million leads a
+    few hundred megabytes lighter."""
     todo = plan.with_row_index("index").filter(pl.col("status").is_null())
     return [
-        Lead(index, row, phone, operators_of(operators), department)
-        for index, row, phone, operators, department in todo.select(
-            "index", "row", "phone", "operators", "department"
-        ).iter_rows()
+        Lead(index, row, phone, operators, department)
+        for index, row, phone, operators, department in zip(
+            *(todo.get_column(c).to_list() for c in ("index", "row", "phone")),
+            _shared(todo.get_column("operators"), operators_of),
+            _shared(todo.get_column("department"), lambda name: name),
+            strict=True,
+        )
     ]
+
+
+def _shared(column: pl.Series, build) -> list:
+    """``build(value)`` for every value of ``column``, one object per distinct value."""
+    distinct = [build(v) for v in column.unique().sort(nulls_last=True).to_list()]
+    if column.null_count():
+        distinct.insert(0, distinct.pop())  # null's rank is None: give it index 0
+        return [distinct[rank or 0] for rank in column.rank("dense").to_list()]
+    return [distinct[rank - 1] for rank in column.rank("dense").to_list()]

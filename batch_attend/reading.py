@@ -242,7 +242,7 @@ def _column_text(name: str, values: list) -> pl.Series:
     """A column from pandas as text; non-text cells (numbers, dates in workbooks) converted."""
     try:
         return pl.Series(name, values, dtype=pl.String, strict=True).fill_null("")
-    except TypeError:
+    except (TypeError, pl.exceptions.PolarsError):
         return pl.Series(name, [cell_text(v) for v in values], dtype=pl.String)
 
 

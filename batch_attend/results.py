@@ -152,18 +152,22 @@ OUTCOME_SCHEMA = {
 }
 
 
-def _outcome_columns(outcomes: Sequence[Outcome]) -> dict[str, list]:
-    """``OUTCOME_SCHEMA``'s columns but ``row``, a column at a time."""
-    return {
-        "phone": [o.phone for o in outcomes],
-        "status": [str(o.status) for o in outcomes],
-        "attendance_number": [o.attendance_number for o in outcomes],
-        "operators": [", ".join(o.operators) for o in outcomes],
-        "http_status": [o.http_status for o in outcomes],
-        "error_code": [str(o.error_code) for o in outcomes],
-        "error_message": [o.error_message for o in outcomes],
-        "attempts": [o.attempts for o in outcomes],
-    }
+_OUTCOME_FIELDS = {  # how each column but ``row`` is read off an Outcome
+    "phone": lambda o: o.phone,
+    "status": lambda o: o.status.value,
+    "attendance_number": lambda o: o.attendance_number,
+    "operators": lambda o: ", ".join(o.operators),
+    "http_status": lambda o: o.http_status,
+    "error_code": lambda o: str(o.error_code),
+    "error_message": lambda o: o.error_message,
+    "attempts": lambda o: o.attempts,
+}
+
+
+def _outcome_series(name: str, outcomes: Sequence[Outcome]) -> pl.Series:
+    """One column of ``OUTCOME_SCHEMA`` from outcome objects (one column at a time keeps a
+    million rows' worth of Python values from all being alive at once)."""
+    return pl.Series(name, list(map(_OUTCOME_FIELDS[name], outcomes)), dtype=OUTCOME_SCHEMA[name])
 
 
 def outcome_frame(plan: pl.DataFrame, outcomes: Sequence[Outcome | None]) -> pl.DataFrame:
@@ -188,13 +192,10 @@ def outcome_frame(plan: pl.DataFrame, outcomes: Sequence[Outcome | None]) -> pl.
     where = [i for i, o in enumerate(outcomes) if o is not None]
     if where:
         index = pl.Series(where, dtype=pl.Int64)
-        got = _outcome_columns([outcomes[i] for i in where])
-        frame = frame.with_columns(
-            frame.get_column(name).clone().scatter(index, pl.Series(values, dtype=dtype))
-            for (name, values), dtype in zip(
-                got.items(), list(OUTCOME_SCHEMA.values())[1:], strict=True
-            )
-        )
+        got = [outcomes[i] for i in where]
+        for name in _OUTCOME_FIELDS:
+            column = frame.get_column(name).clone().scatter(index, _outcome_series(name, got))
+            frame = frame.with_columns(column)
     if frame.get_column("status").null_count():
         raise ValueError("a row has no outcome")  # never write a results file with a gap
     return frame
@@ -253,7 +254,10 @@ def results_frame(
             raise ValueError(f"a column of {len(column)} cells for {len(outcomes)} outcomes")
     inputs = pl.DataFrame([pl.Series(str(j), c, dtype=pl.String) for j, c in enumerate(cells)])
     frame = pl.DataFrame(
-        {"row": list(row_numbers), **_outcome_columns(outcomes)}, schema=OUTCOME_SCHEMA
+        [
+            pl.Series("row", row_numbers, dtype=pl.Int64),
+            *(_outcome_series(name, outcomes) for name in _OUTCOME_FIELDS),
+        ]
     )
     return contract_frame(inputs, frame)
 

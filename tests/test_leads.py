@@ -76,6 +76,11 @@ def test_invalid_phones_raise(raw):
         normalize_phone(raw)
 
 
+def test_a_huge_exponent_is_an_invalid_phone_not_a_crash():
+    with pytest.raises(PhoneError, match="lost digits"):
+        normalize_phone("1E4300")
+
+
 def test_scientific_notation_that_lost_digits_says_to_format_as_text():
     with pytest.raises(PhoneError, match="format the phone column as Text"):
         normalize_phone("5.54E+11")

@@ -1,6 +1,8 @@
 """Reading CSV and XLSX into text rows; header aliases and column overrides."""
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from batch_attend.reading import InputError, cell_text, fold, map_columns, read_table
 from tests.conftest import write_csv, write_xlsx
@@ -167,3 +169,18 @@ def test_wrong_encoding_suggests_encoding_option(tmp_path):
     ):
         read_table(path, encoding="utf-8")
     assert read_table(path).rows == [["4499999999", "não"]]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=6))
+@example("\x1c\u2028\u3000")
+@example("\u200b")
+@example("\u180e")
+@example("\x85")
+def test_blank_cells_are_blank_as_python_sees_them(cell):
+    import polars as pl
+
+    from batch_attend.reading import _BLANK
+
+    blank = pl.Series([cell], dtype=pl.String).str.contains(_BLANK)[0]
+    assert blank == (not cell or cell.isspace())
