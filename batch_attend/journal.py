@@ -98,7 +98,8 @@ class Journal:
         self.restarted_reason = ""
         self._pending_sending: list[tuple] = []
         self._pending_done: list[tuple] = []
-        self._committed: asyncio.Future | None = None  # resolved by the next flush
+        self._flushes = 0  # group commits so far
+        self._failure: Exception | None = None  # why the journal cannot be written any more
         self._flush_scheduled = False
 
     @classmethod
@@ -203,12 +204,18 @@ class Journal:
 
         ``attempts`` already counts that request, so a run killed while it is in flight still
         accounts for it."""
+        if self._failure is not None:
+            raise self._failure
         self._pending_sending.append((lead.index, lead.row, lead.phone, attempts, time.time()))
-        if self._committed is None:  # one future for every record of this turn
-            self._committed = asyncio.get_running_loop().create_future()
-        committed = self._committed
+        batch = self._flushes  # this record goes out with the next group commit
         self._schedule()
-        await committed
+        # That commit is already scheduled, and the loop runs callbacks in order: after one
+        # yield it has usually run (waiting on a future would cost a second turn of the loop).
+        await asyncio.sleep(0)
+        while self._flushes <= batch:
+            await asyncio.sleep(0)
+        if self._failure is not None:
+            raise self._failure
 
     def done(self, lead: Lead, outcome: Outcome) -> None:
         """Record the row's outcome; committed within the same turn of the event loop (before
@@ -237,10 +244,10 @@ class Journal:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Commit what is pending and wake the requests that waited for it."""
+        """Commit what is pending; the requests waiting for it then go out."""
         self._flush_scheduled = False
-        sending, done, committed = self._pending_sending, self._pending_done, self._committed
-        self._pending_sending, self._pending_done, self._committed = [], [], None
+        sending, done = self._pending_sending, self._pending_done
+        self._pending_sending, self._pending_done = [], []
         try:
             if sending or done:
                 with self._db:
@@ -258,11 +265,10 @@ class Journal:
                             done,
                         )
         except Exception as exc:  # a full disk, say: the requests waiting for it must not go out
-            if committed is not None and not committed.done():
-                committed.set_exception(exc)
+            self._failure = exc
             raise
-        if committed is not None and not committed.done():
-            committed.set_result(None)
+        finally:
+            self._flushes += 1
 
     def close(self, complete: bool) -> None:
         """Mark whether anything is left to send, checkpoint, and release the lock."""
