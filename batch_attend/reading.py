@@ -12,7 +12,6 @@ import csv
 import datetime as dt
 import io
 import math
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
@@ -508,13 +507,28 @@ def _polars_csv(path: Path, encoding: str, sep: str, width: int) -> pl.DataFrame
 
 def _plain_quoting(data: bytes, sep: str) -> bool:
     """Every quote in ``data`` belongs to a whole quoted field ("...", with "" inside), the one
-    form both parsers read alike."""
-    delimiter = re.escape(sep.encode())
-    quoted_field = re.compile(
-        rb"(?:^|(?<=" + delimiter + rb'))"(?:[^"]|"")*"(?=' + delimiter + rb"|\r?\n|\Z)",
-        re.MULTILINE,
-    )
-    return b'"' not in quoted_field.sub(b"", data)
+    form both parsers read alike.
+
+    Split at the quotes, the even pieces lie outside quoted fields: each must end where a field
+    may open (after a delimiter or a line end) and start where one may close, or be empty (a
+    doubled quote inside a field, or the file's first or last byte).
+    """
+    pieces = data.split(b'"')
+    if len(pieces) % 2 == 0:
+        return False  # an odd number of quotes: one is left open
+    delimiter = sep.encode()
+    may_open = (delimiter, b"\n")
+    may_close = (delimiter, b"\n", b"\r\n")
+    last = len(pieces) - 1
+    for k in range(0, len(pieces), 2):
+        piece = pieces[k]
+        if not piece:
+            continue
+        if k > 0 and not piece.startswith(may_close):
+            return False
+        if k < last and not piece.endswith(may_open):
+            return False
+    return True
 
 
 def _pandas_csv(path: Path, encoding: str, sep: str, width: int, *, given: bool):

@@ -30,6 +30,7 @@ PACKAGES = (
     "batch-attend",
     "aiohttp",
     "pandas",
+    "polars",
     "python-calamine",
     "uvloop",
     "uvicorn",

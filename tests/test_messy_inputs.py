@@ -443,3 +443,21 @@ def test_polars_reads_csv_cells_as_pandas_does(tmp_path_factory, pieces, enc):
         patch.setattr(reading, "_polars_csv", lambda *args: None)
         slow = _read_or_error(path, encoding=enc)
     assert fast == slow
+
+
+@pytest.mark.parametrize(
+    ("data", "plain"),
+    [
+        (b'Telefone,Nome\n1,"Silva, Ana"\n', True),
+        (b'"a ""quoted"" word",x\r\n"",""\r\n', True),
+        (b'1,Ana "Nina" Silva\n', False),  # a quote inside an unquoted field
+        (b'1,Ana "Nina",x\n', False),  # text before the opening quote
+        (b'1,"Ana" Silva\n', False),  # text after the closing quote
+        (b'1,"Ana\n', False),  # left open
+        (b'"a";"b"\n', False),  # not the delimiter
+    ],
+)
+def test_which_quoting_polars_may_read(data, plain):
+    from batch_attend.reading import _plain_quoting
+
+    assert _plain_quoting(data, ",") is plain
