@@ -486,10 +486,11 @@ def _polars_csv(path: Path, encoding: str, sep: str, width: int) -> pl.DataFrame
             return None
     if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         return None  # old Mac line ends, or a bare CR in a cell
-    if b'"' in data and not _plain_quoting(data, sep):
-        return None  # a quote left open, or one inside a field: pandas says which, or reads it
     if not data.endswith(b"\n"):
         data += b"\n"  # polars would let a last line without one run past the columns
+    inside = _quoted_newlines(data, sep) if b'"' in data else 0
+    if inside is None:
+        return None  # a quote left open, or one inside a field: pandas says which, or reads it
     try:
         grid = pl.read_csv(
             data,
@@ -502,12 +503,17 @@ def _polars_csv(path: Path, encoding: str, sep: str, width: int) -> pl.DataFrame
         )
     except (pl.exceptions.PolarsError, UnicodeDecodeError):
         return None
+    if grid.height != data.count(b"\n") - inside:
+        return (
+            None  # a line skipped (some polars versions skip blank ones): row numbers would shift
+        )
     return grid.fill_null("")
 
 
-def _plain_quoting(data: bytes, sep: str) -> bool:
-    """Every quote in ``data`` belongs to a whole quoted field ("...", with "" inside), the one
-    form both parsers read alike.
+def _quoted_newlines(data: bytes, sep: str) -> int | None:
+    """How many line breaks lie inside quoted fields, or None unless every quote in ``data``
+    belongs to a whole quoted field ("...", with "" inside), the one form both parsers read
+    alike.
 
     Split at the quotes, the even pieces lie outside quoted fields: each must end where a field
     may open (after a delimiter or a line end) and start where one may close, or be empty (a
@@ -515,7 +521,7 @@ def _plain_quoting(data: bytes, sep: str) -> bool:
     """
     pieces = data.split(b'"')
     if len(pieces) % 2 == 0:
-        return False  # an odd number of quotes: one is left open
+        return None  # an odd number of quotes: one is left open
     delimiter = sep.encode()
     may_open = (delimiter, b"\n")
     may_close = (delimiter, b"\n", b"\r\n")
@@ -525,10 +531,10 @@ def _plain_quoting(data: bytes, sep: str) -> bool:
         if not piece:
             continue
         if k > 0 and not piece.startswith(may_close):
-            return False
+            return None
         if k < last and not piece.endswith(may_open):
-            return False
-    return True
+            return None
+    return sum(piece.count(b"\n") for piece in pieces[1::2])
 
 
 def _pandas_csv(path: Path, encoding: str, sep: str, width: int, *, given: bool):

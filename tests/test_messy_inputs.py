@@ -458,6 +458,20 @@ def test_polars_reads_csv_cells_as_pandas_does(tmp_path_factory, pieces, enc):
     ],
 )
 def test_which_quoting_polars_may_read(data, plain):
-    from batch_attend.reading import _plain_quoting
+    from batch_attend.reading import _quoted_newlines
 
-    assert _plain_quoting(data, ",") is plain
+    assert (_quoted_newlines(data, ",") is not None) is plain
+
+
+def test_line_breaks_inside_quoted_fields_are_counted():
+    from batch_attend.reading import _quoted_newlines
+
+    assert _quoted_newlines(b'Telefone,Nota\n1,"two\nlines"\n2,"three\r\nlines\n"\n', ",") == 3
+
+
+def test_a_blank_first_line_keeps_row_numbers(tmp_path):
+    """Some polars versions skip a blank line that pandas keeps; the row numbers must not move."""
+    path = tmp_path / "leads.csv"
+    path.write_bytes(b"\nTelefone,Operadores\n44999999999,OP-1\n\n44988887777,OP-2\n")
+    table = read_table(path)
+    assert table.row_numbers == [3, 5]
