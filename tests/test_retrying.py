@@ -2,6 +2,7 @@
 
 import asyncio
 import email.utils
+import itertools
 import random
 import time
 
@@ -117,6 +118,27 @@ def test_rate_cap_spaces_requests():
         return time.perf_counter() - t0
 
     assert 0.85 <= asyncio.run(scenario()) < 3  # 21 requests at 20/s: about 0.95 s
+
+
+def test_rate_cap_paces_concurrent_requests_evenly():
+    async def scenario():
+        gate = Backpressure(concurrency=40, rate=100)  # bursts of 10, then one every 10 ms
+        t0 = asyncio.get_running_loop().time()
+        passed = []
+
+        async def request():
+            await gate.acquire()
+            passed.append(asyncio.get_running_loop().time() - t0)
+            gate.release(ok=True)
+
+        await asyncio.gather(*(request() for _ in range(30)))
+        return sorted(passed)
+
+    passed = asyncio.run(scenario())
+    assert passed[9] < 0.05  # the burst goes at once
+    assert 0.18 <= passed[-1] < 0.5  # the other 20 at 100/s: about 0.2 s
+    gaps = [b - a for a, b in itertools.pairwise(passed[10:])]
+    assert min(gaps) > 0.005  # spaced, not bunched
 
 
 def test_fast_pass_only_when_nothing_holds_requests_back():
