@@ -52,6 +52,17 @@ def skip_duplicates(plan: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def decide_pending(
+    plan: pl.DataFrame, status: RowStatus, code: ErrorCode, message: str
+) -> pl.DataFrame:
+    """Every row still to be sent gets ``status`` with ``code: message`` instead."""
+    return plan.with_columns(
+        status=pl.col("status").fill_null(str(status)),
+        error_code=pl.when(PENDING).then(pl.lit(str(code))).otherwise("error_code"),
+        error_message=pl.when(PENDING).then(pl.lit(message)).otherwise("error_message"),
+    )
+
+
 def _pair(operators: str, department: str | None) -> str:
     """One text key per (operators, department) pair; :data:`_PAIR` is the same in polars."""
     return f"{len(operators)}:{operators}" + ("-" if department is None else "+" + department)

@@ -40,6 +40,7 @@ from batch_attend.planning import (
     PENDING,
     PoolError,
     assign_pool,
+    decide_pending,
     read_pool,
     resolve_names,
     resolve_pool,
@@ -344,17 +345,6 @@ async def _online(
             if journal is not None:
                 journal.close(complete=not (summary.interrupted_by or summary.token_refused))
         return plan, journal.path if journal else None
-
-
-def decide_pending(
-    plan: pl.DataFrame, status: RowStatus, code: ErrorCode, message: str
-) -> pl.DataFrame:
-    """Every row still to be sent gets ``status`` with ``code: message`` instead."""
-    return plan.with_columns(
-        status=pl.col("status").fill_null(str(status)),
-        error_code=pl.when(PENDING).then(pl.lit(str(code))).otherwise("error_code"),
-        error_message=pl.when(PENDING).then(pl.lit(message)).otherwise("error_message"),
-    )
 
 
 async def _lookups(
