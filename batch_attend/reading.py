@@ -14,7 +14,6 @@ import io
 import math
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,17 +139,9 @@ class Table:
         return self.frame.to_series(j)
 
     @property
-    def cells(self) -> list[list[str]]:
-        """Column by column, as Python lists (a copy)."""
-        return [series.to_list() for series in self.frame.get_columns()]
-
-    def iter_rows(self) -> Iterator[tuple[str, ...]]:
-        return self.frame.iter_rows()
-
-    @property
     def rows(self) -> list[list[str]]:
         """Row by row (a copy; convenient for small tables and tests)."""
-        return [list(r) for r in self.iter_rows()]
+        return [list(r) for r in self.frame.iter_rows()]
 
 
 @dataclass(frozen=True)
