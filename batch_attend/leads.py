@@ -237,6 +237,8 @@ PLAN_SCHEMA = {
     "error_code": pl.String,
     "error_message": pl.String,
 }
+#: Rows of a plan not decided yet: these are the ones to send.
+PENDING = pl.col("status").is_null()
 
 # A phone cell the vectorised path settles by itself: ASCII digits and masks, no space at either
 # end, nothing a number cell leaves behind (. , e E). Every other cell takes normalize_phone.
@@ -360,7 +362,7 @@ def leads_to_send(plan: pl.DataFrame) -> list[Lead]:
     Rows repeat a few operator lists and departments: each distinct one is built once and
     shared (looked up by its rank among the distinct values), which keeps a million leads a
     few hundred megabytes lighter."""
-    todo = plan.with_row_index("index").filter(pl.col("status").is_null())
+    todo = plan.with_row_index("index").filter(PENDING)
     return [
         Lead(index, row, phone, operators, department)
         for index, row, phone, operators, department in zip(

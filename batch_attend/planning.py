@@ -14,7 +14,7 @@ import polars as pl
 from batch_attend.directory import Directory, LookupProblem
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.leads import operators_key, operators_of, split_operators
+from batch_attend.leads import PENDING, operators_key, operators_of, split_operators
 from batch_attend.outcomes import ErrorCode, RowStatus
 
 DISTRIBUTIONS = ("round-robin", "balanced")
@@ -22,10 +22,6 @@ DISTRIBUTIONS = ("round-robin", "balanced")
 
 class PoolError(BatchAttendError):
     """The operator pool cannot be used (empty, unreadable, or a member that does not resolve)."""
-
-
-#: Rows of a plan not decided yet: these are the ones to send.
-PENDING = pl.col("status").is_null()
 
 
 def skip_duplicates(plan: pl.DataFrame) -> pl.DataFrame:
