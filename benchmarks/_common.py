@@ -33,7 +33,6 @@ PACKAGES = (
     "polars",
     "python-calamine",
     "uvloop",
-    "uvicorn",
     "httptools",
 )
 
