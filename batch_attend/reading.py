@@ -12,6 +12,8 @@ import csv
 import datetime as dt
 import io
 import math
+import operator
+import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -397,7 +399,41 @@ def detect_encoding(raw: bytes) -> str:
 
 
 def _widths(text: str, delimiter: str) -> Counter:
-    """How many sample records have each number of fields, for one delimiter."""
+    """How many sample records have each number of fields, for one delimiter (records whose
+    fields are all empty do not count).
+
+    Counted on the raw text when every quote opens or closes a whole field (the usual case):
+    each quoted field becomes one placeholder character, and then a record is a line and its
+    fields are its delimiters plus one. Anything else goes through :mod:`csv`; a hypothesis test
+    holds the two to the same counts. Parsing a 1 MiB sample with :mod:`csv` cost more than
+    reading the rest of a 20,000-row file.
+    """
+    if delimiter in ('"', "\r", "\n") or "\x00" in text or text.count("\r") != text.count("\r\n"):
+        return _widths_csv(text, delimiter)
+    data = text.encode("utf-8", "surrogateescape")
+    if b'"' in data:
+        if _quoted_newlines(data, delimiter) is None:
+            return _widths_csv(text, delimiter)
+        data = _QUOTED_FIELD.sub(_field_placeholder, data)
+    sep = delimiter.encode()
+    delimiters = Counter(map(operator.methodcaller("count", sep), data.split(b"\n")))
+    blank = re.compile(rb"^(?:" + re.escape(sep) + rb")*\r?$", re.MULTILINE)
+    for line in blank.findall(data):  # records of empty fields only, the last line's b"" too
+        delimiters[line.count(sep)] -= 1
+    return Counter({count + 1: n for count, n in delimiters.items() if n > 0})
+
+
+#: A whole quoted field: ``"``, then characters other than a quote or doubled quotes, ``"``.
+_QUOTED_FIELD = re.compile(rb'"(?:[^"]|"")*"')
+
+
+def _field_placeholder(match: re.Match) -> bytes:
+    """One character for a quoted field with text, none for ``""`` (an empty field)."""
+    return b"q" if len(match[0]) > 2 else b""
+
+
+def _widths_csv(text: str, delimiter: str) -> Counter:
+    """:func:`_widths` by :mod:`csv`, for text the fast count cannot take."""
     widths: Counter = Counter()
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:

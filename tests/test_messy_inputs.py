@@ -475,3 +475,25 @@ def test_a_blank_first_line_keeps_row_numbers(tmp_path):
     path.write_bytes(b"\nTelefone,Operadores\n44999999999,OP-1\n\n44988887777,OP-2\n")
     table = read_table(path)
     assert table.row_numbers == [3, 5]
+
+
+width_pieces = st.sampled_from(
+    [",", ";", "\t", "|", '"', '""', "\n", "\r\n", "\r", "a", " ", "é", "\x00", '"x,y"', '"a\nb"']
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(width_pieces, max_size=40), st.sampled_from([",", ";", "\t", "|", '"']))
+def test_counting_fields_on_the_raw_text_agrees_with_csv(pieces, delimiter):
+    """The fast field count behind delimiter sniffing and the column count is csv's count."""
+    from batch_attend.reading import _widths, _widths_csv
+
+    text = "".join(pieces)
+    assert _widths(text, delimiter) == _widths_csv(text, delimiter)
+
+
+def test_counting_fields_of_quoted_multi_line_records():
+    from batch_attend.reading import _widths
+
+    text = 'Telefone,Nota,Extra\n1,"two\nlines, and a comma",x\n"",,\n2,"""quoted""",\n'
+    assert _widths(text, ",") == {3: 3}  # the all-empty record does not count
