@@ -55,18 +55,34 @@ def test_records_survive_and_come_back(tmp_path):
 
 
 def test_sending_is_committed_before_it_returns(tmp_path):
+    """The moment ``sending`` returns, the record survives the process dying (kill -9)."""
     path = tmp_path / "r.csv.journal"
-    journal = open_journal(path)
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import asyncio, pathlib, time; from batch_attend.journal import Journal;"
+         "from batch_attend.leads import Lead;"
+         f"j = Journal.open(pathlib.Path({str(path)!r}), input_digest='abc',"
+         " request_options={}, fresh=False);"
+         "asyncio.run(j.sending(Lead(0, 2, '5544999990000', ('OP-1',), None), 1));"
+         "print('sent', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert writer.stdout.readline().strip() == "sent"
+        writer.kill()  # SIGKILL: no close, no checkpoint, no flush of anything
+        writer.wait()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+        writer.stdout.close()
     reader = sqlite3.connect(path)
-
-    async def go():
-        await journal.sending(LEADS[0], 1)
-        # Another connection (as a rerun after kill -9 would) already sees the record.
-        return reader.execute("SELECT state FROM rows WHERE idx = 0").fetchall()
-
-    assert asyncio.run(go()) == [("sending",)]
-    reader.close()
-    journal.close(complete=True)
+    try:
+        assert reader.execute("SELECT state, attempts FROM rows WHERE idx = 0").fetchall() == [
+            ("sending", 1)
+        ]
+    finally:
+        reader.close()
 
 
 def full_disk(journal: Journal):
