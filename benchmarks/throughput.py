@@ -12,7 +12,8 @@ milliseconds per request (process CPU time / rows). Finally the server's own cap
 loop at concurrency 64 against ``server.py --latency 0``) is printed beside the highest rate the
 test needs (64 / 0.05 s = 1280 rows/s), to show the server is not the bottleneck.
 
-Every figure is the median of --repeat runs (default 3), not the best.
+Every figure is the median of --repeat runs (default 3), not the best; the tool and the bare loop
+take turns going first.
 
     python benchmarks/throughput.py            # about 3 minutes
     python benchmarks/throughput.py --quick    # a smoke run of a few seconds
@@ -123,14 +124,19 @@ def main(argv: list[str] | None = None) -> int:
                         quiet=True,
                     )
                     env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ={})
-                    t = measure_tool(options, env, rows)
+                    run_id += 1
+                    bodies = request_bodies(rows, phone_start(run_id))
+                    # Alternate which goes first, so that neither always runs on a cooler machine.
+                    if rep % 2:
+                        b = measure_bare(url, bodies, c)
+                        t = measure_tool(options, env, rows)
+                    else:
+                        t = measure_tool(options, env, rows)
+                        b = measure_bare(url, bodies, c)
                     tool[c].append(t)
+                    bare[c].append(b)
                     remove_outputs(output)
                     leads.unlink()
-
-                    run_id += 1
-                    b = measure_bare(url, request_bodies(rows, phone_start(run_id)), c)
-                    bare[c].append(b)
                     print(
                         f"  run {rep + 1}/{args.repeat} c={c:<2} N={rows:<6} "
                         f"tool {t.rate:7.1f} rows/s {t.cpu_ms_per_row:.3f} ms CPU/req | "
