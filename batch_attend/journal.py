@@ -168,7 +168,7 @@ class Journal:
                 )
             journal.prior = journal._load()
         except BaseException:
-            db.close()  # it holds the database's lock
+            db.close()
             raise
         return journal
 
@@ -306,16 +306,12 @@ def _connect(path: Path) -> sqlite3.Connection:
     db = None
     try:
         db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
-        # The run keeps the database to itself until it closes (the flock keeps other runs out
-        # anyway): no file locks per transaction (about 0.7 fcntl calls per row fewer) and, set
-        # before WAL mode, no shared-memory index. A process that dies drops the lock.
-        db.execute("PRAGMA locking_mode=EXCLUSIVE")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
     except sqlite3.DatabaseError as exc:
         if db is not None:
-            db.close()  # it may hold the database's lock already
+            db.close()
         raise JournalError(
             _("{path}: not a batch-attend journal ({exc}). Move it away or add --fresh.").format(
                 path=path, exc=exc
