@@ -328,7 +328,8 @@ async def _online(
                 else (ErrorCode.UNAUTHORIZED, UNSENT_UNAUTHORIZED)
             )
             return decide_pending(plan, RowStatus.SKIPPED, *reason), None
-        leads = leads_to_send(plan)
+        with collector_paused():  # a Lead per row to send: plain data, no cycles
+            leads = leads_to_send(plan)
         journal = _open_journal(options, output, env) if leads else None
         to_send = _reuse_prior(journal, leads, outcomes, summary) if journal else leads
         try:
