@@ -103,17 +103,17 @@ class Engine:
         with contextlib.suppress(asyncio.CancelledError):
             if start_after:
                 await asyncio.sleep(start_after)
+            task = asyncio.current_task()
             for lead in pending:
                 if self.stop_reason:
                     return
-                await self._send_row(lead)
+                await self._send_row(lead, task)
 
-    async def _send_row(self, lead: Lead) -> None:
+    async def _send_row(self, lead: Lead, task: asyncio.Task) -> None:
         prior = self.prior.get(lead.index)
         attempts = prior.attempts if prior else 0
         maybe_sent = prior.maybe_sent if prior else False
         outcome: Outcome | None = None
-        task = asyncio.current_task()
         if self.journal is not None:
             await self.journal.sending(lead, attempts + 1)
         try:
@@ -123,7 +123,7 @@ class Engine:
                 if self.stop_reason:
                     self.gate.release(ok=False)
                     break
-                started = time.perf_counter()
+                started = time.perf_counter() if self.on_attempt is not None else 0.0
                 self._in_request.add(task)
                 try:
                     answer = await self.client.start_attendance(lead)

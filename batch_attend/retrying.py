@@ -120,7 +120,7 @@ class Backpressure:
             self.in_flight < self.limit
             and self._limiter is None
             and not self._waiters
-            and self.paused_until <= asyncio.get_running_loop().time()
+            and (not self.paused_until or self.paused_until <= asyncio.get_running_loop().time())
         ):
             self.in_flight += 1
             return True
