@@ -140,7 +140,6 @@ class Journal:
                 else:
                     mismatch = ""
                 if mismatch and meta.get("complete") != "1":
-                    db.close()
                     raise JournalError(
                         _(
                             "{path}: this journal belongs to an unfinished run made with {mismatch}. Run the original command again to finish it, or add --fresh to start over (rows it started would then be reported as already in service)."

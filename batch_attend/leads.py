@@ -370,7 +370,7 @@ def leads_to_send(plan: pl.DataFrame) -> list[Lead]:
         strict=True,
     )
     # tuple.__new__ straight from C: Lead(...) would run the named tuple's Python __new__ for
-    # every row, three quarters of the time this takes.
+    # every row (a fifth of this function's time at 20,000 rows).
     return list(map(functools.partial(tuple.__new__, Lead), fields))
 
 
