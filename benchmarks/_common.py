@@ -17,12 +17,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
 REPO = HERE.parent
 SERVER_SCRIPT = HERE / "server.py"
 
@@ -368,6 +369,16 @@ def request_bodies(rows: int, start: int = 0) -> list[dict]:
 
 
 # --- in-process runs -----------------------------------------------------------------------
+
+
+def take_turns(rep: int, tool: Callable[[], T], bare: Callable[[], T]) -> tuple[T, T]:
+    """``(tool(), bare())``, run tool first on even repetitions and bare first on odd ones, so
+    that neither always runs on a cooler machine."""
+    if rep % 2:
+        b = bare()
+        return tool(), b
+    t = tool()
+    return t, bare()
 
 
 class InProcess(NamedTuple):

@@ -20,6 +20,7 @@ tool and the bare loop take turns going first.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import sys
@@ -40,6 +41,7 @@ from _common import (
     print_table,
     remove_outputs,
     request_bodies,
+    take_turns,
     write_leads,
 )
 
@@ -136,13 +138,11 @@ def main(argv: list[str] | None = None) -> int:
             tool_run(200)  # untimed warm-ups: imports, first connections
             bare_run(200)
             for rep in range(args.repeat):
-                # Alternate which goes first, so that neither always runs on a cooler machine.
-                if rep % 2:
-                    b = bare_run(args.rows)
-                    t = tool_run(args.rows)
-                else:
-                    t = tool_run(args.rows)
-                    b = bare_run(args.rows)
+                t, b = take_turns(
+                    rep,
+                    functools.partial(tool_run, args.rows),
+                    functools.partial(bare_run, args.rows),
+                )
                 tool.append(t)
                 bare.append(b)
                 print(

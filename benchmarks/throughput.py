@@ -22,6 +22,7 @@ take turns going first.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from _common import (
     print_table,
     remove_outputs,
     request_bodies,
+    take_turns,
     write_leads,
 )
 
@@ -126,13 +128,11 @@ def main(argv: list[str] | None = None) -> int:
                     env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ={})
                     run_id += 1
                     bodies = request_bodies(rows, phone_start(run_id))
-                    # Alternate which goes first, so that neither always runs on a cooler machine.
-                    if rep % 2:
-                        b = measure_bare(url, bodies, c)
-                        t = measure_tool(options, env, rows)
-                    else:
-                        t = measure_tool(options, env, rows)
-                        b = measure_bare(url, bodies, c)
+                    t, b = take_turns(
+                        rep,
+                        functools.partial(measure_tool, options, env, rows),
+                        functools.partial(measure_bare, url, bodies, c),
+                    )
                     tool[c].append(t)
                     bare[c].append(b)
                     remove_outputs(output)
