@@ -80,18 +80,17 @@ def test_starts_answer_true_after_the_latency_over_kept_alive_connections(bench_
 
 
 def test_lists_not_found_and_wrong_method(bench_url):
+    root = bench_url.removesuffix("/api/integrations")  # the operators list lives outside it
+
     async def scenario():
         async with aiohttp.ClientSession() as session:
             results = {}
-            for name, method, path in [
-                ("departments", "GET", "/departments"),
-                ("operators", "GET", "/../operator/get-all"),
-                ("unknown", "POST", "/nowhere"),
-                ("get start", "GET", "/start-attendance"),
+            for name, method, url in [
+                ("departments", "GET", bench_url + "/departments"),
+                ("operators", "GET", root + "/api/operator/get-all"),
+                ("unknown", "POST", bench_url + "/nowhere"),
+                ("get start", "GET", bench_url + "/start-attendance"),
             ]:
-                url = bench_url + path if not path.startswith("/..") else None
-                if url is None:  # the operators list lives outside /api/integrations
-                    url = bench_url.removesuffix("/integrations") + path.removeprefix("/..")
                 async with session.request(method, url) as resp:
                     results[name] = (resp.status, await resp.read())
             return results
