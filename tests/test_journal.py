@@ -227,3 +227,32 @@ def test_damaged_journal_is_refused_then_replaced_with_fresh(tmp_path):
         open_journal(path)
     open_journal(path, fresh=True).close(complete=True)
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_the_write_ahead_log_stays_bounded_over_a_long_run(tmp_path):
+    """Checkpoints are rare (each one stalls the run on an fsync) but do happen: the WAL file
+    never grows past about WAL_CHECKPOINT_PAGES pages, and every record survives."""
+    from batch_attend.journal import WAL_CHECKPOINT_PAGES
+
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    wal = tmp_path / "r.csv.journal-wal"
+    page = journal._db.execute("PRAGMA page_size").fetchone()[0]
+    largest = 0
+    rows = 2 * WAL_CHECKPOINT_PAGES  # a commit a row, a page or more each: past the limit
+
+    async def a_long_run():
+        nonlocal largest
+        for i in range(rows):
+            lead = Lead(i, i + 2, f"5544{i:09d}", ("OP-1",), None)
+            await journal.sending(lead, 1)  # commits the previous row's outcome with it
+            journal.done(lead, Outcome(RowStatus.STARTED, http_status=200, attempts=1))
+            largest = max(largest, wal.stat().st_size)
+
+    asyncio.run(a_long_run())
+    journal.close(complete=True)
+    assert WAL_CHECKPOINT_PAGES * page / 2 < largest < (WAL_CHECKPOINT_PAGES + 100) * page
+    again = open_journal(path)
+    assert len(again.prior) == rows
+    assert all(row.outcome.status is RowStatus.STARTED for row in again.prior.values())
+    again.close(complete=True)
