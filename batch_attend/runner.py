@@ -258,6 +258,31 @@ def collector_paused():
             gc.enable()
 
 
+#: Tracked allocations between two young-generation collections while requests go out (the
+#: interpreter's default is 700).
+SENDING_GC_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def collector_at_ease():
+    """While requests go out: what lives all run (table, leads) is frozen out of collections,
+    and the young generation is collected every 50,000 allocations instead of 700.
+
+    Sending makes no reference cycles (a full collection after 20,000 requests, journal and
+    all, found none), yet at the default pace the collector took 1.4 s of a 50,000-row run at
+    zero latency, a sixth of it, mostly rescanning the outcomes piling up; now about 0.06 s.
+    Collections still happen, so cycles made on rare paths (errors) are still freed. The
+    settings are the process's: they are restored afterwards."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(SENDING_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 def prepare(options: RunOptions, output: str | None) -> tuple[Table, pl.DataFrame, tuple[str, ...]]:
     """Read, check and validate everything before anything is sent: the table, its plan (see
     ``leads.PLAN_SCHEMA``) and the operator pool, read once here."""
@@ -334,11 +359,8 @@ async def _online(
         to_send = _reuse_prior(journal, leads, outcomes, summary) if journal else leads
         try:
             if to_send:
-                gc.freeze()  # the table and leads live all run: keep them out of every collection
-                try:
+                with collector_at_ease():
                     await _send(options, env, client, to_send, outcomes, journal, summary)
-                finally:
-                    gc.unfreeze()
             for lead in leads:  # whatever was never sent: say so, never leave a row out
                 if outcomes[lead.index] is None:
                     outcomes[lead.index] = _unsent(lead, summary.interrupted_by, journal)
