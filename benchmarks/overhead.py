@@ -10,11 +10,14 @@ Against ``server.py --latency 0`` (answers at once, so the client is the bottlen
    (``output="-"``: CSV into an in-memory stdout, no journal), and with the progress bar on (a
    stderr that claims to be a terminal, writing to /dev/null, quiet=False) against off.
 
-Rows/s and client CPU ms per row; every figure is the median of --repeat runs (default 5); the
-tool and the bare loop take turns going first.
+Part 1 runs --pairs pairs (default 11), the tool and the bare loop taking turns going first;
+part 2 runs each variant --repeat times (default 5). Every figure is a median. This machine's
+speed moves by up to half over a few seconds, so one pair's ratio can land anywhere from 0.5 to
+1.1: the overhead ratio is the median of the pairs' own ratios (each pair ran under about the
+same conditions), printed with their quartiles, and beside it the ratio of the two medians.
 
-    python benchmarks/overhead.py              # about 3 minutes
-    python benchmarks/overhead.py --repeat 1
+    python benchmarks/overhead.py              # about 4 minutes
+    python benchmarks/overhead.py --pairs 3 --repeat 1
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import functools
 import io
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -54,6 +58,13 @@ VARIANTS = {
 REFERENCE = "journal on, progress off"
 
 
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """First quartile, median, third quartile (the median alone for a single value)."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    return tuple(statistics.quantiles(values, n=4, method="inclusive"))
+
+
 def percent(value: float, reference: float) -> str:
     return f"{(value - reference) / reference:+.1%}"
 
@@ -64,7 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         "the cost of the journal and of the progress bar at about 1,000 rows/s."
     )
     parser.add_argument(
-        "--repeat", type=int, default=5, help="runs per figure; the median is shown (default 5)"
+        "--pairs",
+        type=int,
+        default=11,
+        help="tool / bare loop pairs for the overhead ratio (default 11)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="runs of each journal / progress variant; the median is shown (default 5)",
     )
     parser.add_argument(
         "--rows", type=int, default=20_000, help="rows for the overhead ratio (default 20000)"
@@ -85,8 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         "-c", "--concurrency", type=int, default=32, help="requests in flight (default 32)"
     )
     args = parser.parse_args(argv)
-    if min(args.repeat, args.rows, args.rate_rows, args.concurrency) < 1 or args.rate <= 0:
-        parser.error("--repeat, --rows, --rate-rows, --rate and --concurrency must be positive")
+    if (
+        min(args.pairs, args.repeat, args.rows, args.rate_rows, args.concurrency) < 1
+        or args.rate <= 0
+    ):
+        parser.error(
+            "--pairs, --repeat, --rows, --rate-rows, --rate and --concurrency must be positive"
+        )
 
     from batch_attend.env import Env
     from batch_attend.runner import RunOptions
@@ -137,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"server: {base_url} (--latency 0)", flush=True)
             tool_run(200)  # untimed warm-ups: imports, first connections
             bare_run(200)
-            for rep in range(args.repeat):
+            for rep in range(args.pairs):
                 t, b = take_turns(
                     rep,
                     functools.partial(tool_run, args.rows),
@@ -146,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 tool.append(t)
                 bare.append(b)
                 print(
-                    f"  run {rep + 1}/{args.repeat} N={args.rows} c={c}: "
+                    f"  pair {rep + 1}/{args.pairs} N={args.rows} c={c}: "
                     f"tool {t.rate:.1f} rows/s, bare {b.rate:.1f} rows/s, "
                     f"ratio {t.rate / b.rate:.3f}",
                     flush=True,
@@ -169,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
 
     tool_rate = median([r.rate for r in tool])
     bare_rate = median([r.rate for r in bare])
+    ratios = [t.rate / b.rate for t, b in zip(tool, bare, strict=True)]
     print(
-        f"1. Overhead ratio: medians of {args.repeat} run(s), N={args.rows}, concurrency {c}, "
-        "server latency 0."
+        f"1. Overhead ratio: {args.pairs} pair(s), N={args.rows}, concurrency {c}, "
+        "server latency 0 (rows/s and CPU: medians)."
     )
     print_table(
         ["client", "rows/s", "CPU ms/row"],
@@ -188,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
             ],
         ],
     )
-    print(f"overhead ratio (tool rows/s / bare rows/s): {tool_rate / bare_rate:.3f}")
+    low, _, high = quartiles(ratios)
+    print(
+        f"overhead ratio (median of the pairs' tool rows/s / bare rows/s): {median(ratios):.3f} "
+        f"(quartiles {low:.3f}-{high:.3f}; lowest {min(ratios):.3f}, highest {max(ratios):.3f})"
+    )
+    print(f"ratio of the medians: {tool_rate / bare_rate:.3f}")
     print()
 
     print(
