@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 HERE = Path(__file__).resolve().parent
-T = TypeVar("T")
 REPO = HERE.parent
 SERVER_SCRIPT = HERE / "server.py"
+T = TypeVar("T")
 
 PACKAGES = (
     "batch-attend",
@@ -115,6 +115,13 @@ def median(values: Sequence[float]) -> float:
     if not values:
         raise ValueError("median of nothing")
     return statistics.median(values)
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """First quartile, median, third quartile (the median alone for a single value)."""
+    if len(values) < 2:
+        return median(values), median(values), median(values)
+    return tuple(statistics.quantiles(values, n=4, method="inclusive"))
 
 
 def fmt(value: float | None, digits: int = 1) -> str:

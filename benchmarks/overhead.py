@@ -26,7 +26,6 @@ import argparse
 import functools
 import io
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -43,6 +42,7 @@ from _common import (
     phone_start,
     print_machine,
     print_table,
+    quartiles,
     remove_outputs,
     request_bodies,
     take_turns,
@@ -56,13 +56,6 @@ VARIANTS = {
     "journal on, progress on": (True, True),
 }
 REFERENCE = "journal on, progress off"
-
-
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    """First quartile, median, third quartile (the median alone for a single value)."""
-    if len(values) < 2:
-        return values[0], values[0], values[0]
-    return tuple(statistics.quantiles(values, n=4, method="inclusive"))
 
 
 def percent(value: float, reference: float) -> str:
