@@ -366,7 +366,8 @@ async def _online(
                     outcomes[lead.index] = _unsent(lead, summary.interrupted_by, journal)
         finally:
             if journal is not None:
-                journal.close(complete=not (summary.interrupted_by or summary.token_refused))
+                with collector_paused():  # the fold reads back a record per row: plain data
+                    journal.close(complete=not (summary.interrupted_by or summary.token_refused))
         return plan, journal.path if journal else None
 
 

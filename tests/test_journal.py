@@ -1,6 +1,8 @@
 """The journal: what it records, when it refuses, and the lock that keeps two runs apart."""
 
 import asyncio
+import errno
+import os
 import sqlite3
 import subprocess
 import sys
@@ -8,7 +10,7 @@ import time
 
 import pytest
 
-from batch_attend.journal import Journal, JournalError
+from batch_attend.journal import Journal, JournalError, log_path, read_log
 from batch_attend.leads import Lead
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 
@@ -18,6 +20,17 @@ LEADS = [Lead(i, i + 2, f"55449999900{i:02d}", ("OP-1",), None) for i in range(4
 
 def open_journal(path, digest="abc", options=OPTIONS, fresh=False) -> Journal:
     return Journal.open(path, input_digest=digest, request_options=options, fresh=fresh)
+
+
+def die(journal: Journal) -> None:
+    """What the process dying does to a journal: its files are closed, nothing is folded."""
+    os.close(journal._log_fd)
+    journal._db.close()
+    os.close(journal._lock_fd)
+
+
+def started(attempts=1) -> Outcome:
+    return Outcome(RowStatus.STARTED, http_status=200, operators=("OP-1",), attempts=attempts)
 
 
 def test_records_survive_and_come_back(tmp_path):
@@ -76,34 +89,29 @@ def test_sending_is_committed_before_it_returns(tmp_path):
             writer.kill()
             writer.wait()
         writer.stdout.close()
-    reader = sqlite3.connect(path)
-    try:
-        assert reader.execute("SELECT state, attempts FROM rows WHERE idx = 0").fetchall() == [
-            ("sending", 1)
-        ]
-    finally:
-        reader.close()
+    assert log_path(path).stat().st_size > 0  # the record is in the log, not yet folded
+    again = open_journal(path, options={})
+    assert again.prior[0].outcome is None and again.prior[0].attempts == 1
+    assert again.prior[0].maybe_sent
+    again.close(complete=False)
 
 
-def full_disk(journal: Journal):
-    """Make every commit of ``journal`` fail as on a full disk."""
-    real = journal._db
-
-    class FullDisk:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def __enter__(self):
-            return real.__enter__()
-
-        def __exit__(self, *exc_info):
-            return real.__exit__(*exc_info)
-
-        def executemany(self, *args):
-            raise sqlite3.OperationalError("database or disk is full")
-
-    journal._db = FullDisk()
+def full_disk(journal: Journal) -> int:
+    """Make every commit of ``journal`` fail as on a full disk (the log's writes go to
+    /dev/full); returns the real log's descriptor."""
+    real = journal._log_fd
+    journal._log_fd = os.open("/dev/full", os.O_WRONLY)
     return real
+
+
+def mend_disk(journal: Journal, real: int) -> None:
+    os.close(journal._log_fd)
+    journal._log_fd = real
+    journal._failure = None
+
+
+def is_full_disk(exc) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
 def quiet_loop():
@@ -128,9 +136,10 @@ def test_a_journal_that_cannot_write_stops_the_requests_waiting_for_it(tmp_path)
         results = loop.run_until_complete(two_workers())
     finally:
         loop.close()
-    assert [type(r) for r in results] == [sqlite3.OperationalError] * 2
-    journal._db = real
+    assert len(results) == 2 and all(map(is_full_disk, results))
+    mend_disk(journal, real)
     journal.close(complete=False)
+    assert open_journal(tmp_path / "r.csv.journal").prior == {}  # nothing was recorded
 
 
 def test_the_engine_stops_loudly_when_the_journal_cannot_write(tmp_path):
@@ -153,12 +162,13 @@ def test_the_engine_stops_loudly_when_the_journal_cannot_write(tmp_path):
     engine = Engine(Client(), concurrency=2, policy=RetryPolicy(retries=0), journal=journal)
     loop = quiet_loop()
     try:
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(OSError) as raised:
             loop.run_until_complete(asyncio.wait_for(engine.run(LEADS), 5))
     finally:
         loop.close()
+    assert is_full_disk(raised.value)
     assert Client.sent == 0
-    journal._db = real
+    mend_disk(journal, real)
     journal.close(complete=False)
 
 
@@ -229,30 +239,213 @@ def test_damaged_journal_is_refused_then_replaced_with_fresh(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_the_write_ahead_log_stays_bounded_over_a_long_run(tmp_path):
-    """Checkpoints are rare (each one stalls the run on an fsync) but do happen: the WAL file
-    never grows past about WAL_CHECKPOINT_PAGES pages, and every record survives."""
-    from batch_attend.journal import WAL_CHECKPOINT_PAGES
-
+def test_a_run_writes_its_log_and_folds_it_into_the_database_when_it_ends(tmp_path):
+    """While rows go out, the database is not written (its WAL does not grow); at close every
+    record is folded in, the log is removed and the WAL is emptied."""
     path = tmp_path / "r.csv.journal"
     journal = open_journal(path)
     wal = tmp_path / "r.csv.journal-wal"
-    page = journal._db.execute("PRAGMA page_size").fetchone()[0]
-    largest = 0
-    rows = 2 * WAL_CHECKPOINT_PAGES  # a commit a row, a page or more each: past the limit
+    wal_at_start = wal.stat().st_size
+    rows = 5_000
 
     async def a_long_run():
-        nonlocal largest
         for i in range(rows):
             lead = Lead(i, i + 2, f"5544{i:09d}", ("OP-1",), None)
             await journal.sending(lead, 1)  # commits the previous row's outcome with it
-            journal.done(lead, Outcome(RowStatus.STARTED, http_status=200, attempts=1))
-            largest = max(largest, wal.stat().st_size)
+            journal.done(lead, started())
 
     asyncio.run(a_long_run())
+    assert wal.stat().st_size == wal_at_start
+    assert log_path(path).stat().st_size > rows * 50
     journal.close(complete=True)
-    assert WAL_CHECKPOINT_PAGES * page / 2 < largest < (WAL_CHECKPOINT_PAGES + 100) * page
+    assert not log_path(path).exists()
+    assert not wal.exists() or wal.stat().st_size == 0
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall() == [
+            ("done", rows)
+        ]
+    finally:
+        db.close()
     again = open_journal(path)
     assert len(again.prior) == rows
     assert all(row.outcome.status is RowStatus.STARTED for row in again.prior.values())
     again.close(complete=True)
+
+
+def test_the_log_of_a_run_that_died_is_folded_by_the_next_one(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+
+    async def some_rows():
+        await journal.sending(LEADS[0], 1)
+        journal.done(LEADS[0], started())
+        await journal.sending(LEADS[1], 2)
+
+    asyncio.run(some_rows())
+    die(journal)
+    with pytest.raises(JournalError, match="unfinished run"):  # the log's rows count
+        open_journal(path, digest="another file")
+    assert not log_path(path).exists()  # folded, even by the run that was refused
+    again = open_journal(path)
+    assert again.prior[0].outcome.status is RowStatus.STARTED
+    assert again.prior[1].outcome is None and again.prior[1].attempts == 2
+    again.close(complete=True)
+
+
+def test_the_fold_stops_at_a_damaged_or_torn_chunk(tmp_path):
+    """A power cut can tear the last chunk or leave garbage where one was: the length and CRC
+    find it, and the fold keeps what came before (as SQLite stops at a bad WAL frame)."""
+    path = tmp_path / "r.csv.journal"
+
+    def a_run_that_dies() -> list[int]:
+        """Four rows, a commit for each record; returns where each chunk ends in the log."""
+        for suffix in ("", "-wal", "-shm", "-log"):
+            (tmp_path / f"r.csv.journal{suffix}").unlink(missing_ok=True)
+        journal = open_journal(path)
+        ends = []
+
+        async def one_record_a_commit():
+            for lead in LEADS:
+                await journal.sending(lead, 1)
+                ends.append(log_path(path).stat().st_size)
+                journal.done(lead, started())
+                journal.flush()
+                ends.append(log_path(path).stat().st_size)
+
+        asyncio.run(one_record_a_commit())
+        die(journal)
+        return ends
+
+    def outcomes():
+        again = open_journal(path)
+        try:
+            assert log_path(path).stat().st_size == 0  # folded; this run's log is empty
+            return [
+                (row.outcome.status if row.outcome else "sending") for row in again.prior.values()
+            ]
+        finally:
+            again.close(complete=True)
+
+    ends = a_run_that_dies()
+    assert len(read_log_list(path)) == 8
+    assert outcomes() == [RowStatus.STARTED] * 4
+
+    ends = a_run_that_dies()
+    with open(log_path(path), "r+b") as log:  # row 2's outcome: one byte changed
+        log.seek(ends[4] + 20)
+        byte = log.read(1)
+        log.seek(ends[4] + 20)
+        log.write(bytes([byte[0] ^ 0xFF]))
+    assert outcomes() == [RowStatus.STARTED, RowStatus.STARTED, "sending"]
+
+    ends = a_run_that_dies()
+    os.truncate(log_path(path), ends[-1] - 3)  # row 3's outcome: torn
+    assert outcomes() == [RowStatus.STARTED] * 3 + ["sending"]
+
+    ends = a_run_that_dies()
+    os.truncate(log_path(path), ends[1] + 5)  # row 1's "sending": a torn chunk header
+    assert outcomes() == [RowStatus.STARTED]
+
+
+def read_log_list(path):
+    return list(read_log(log_path(path)))
+
+
+def test_a_log_naming_a_class_is_refused_not_run(tmp_path):
+    """The log is read by an unpickler that refuses globals: a planted chunk cannot run code."""
+    import pickle
+    import struct
+    import zlib
+
+    path = tmp_path / "r.csv.journal"
+    marker = tmp_path / "ran"
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    open_journal(path).close(complete=False)
+    payload = pickle.dumps([[], [Planted()]], 5)
+    log_path(path).write_bytes(struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
+    assert read_log_list(path) == []
+    again = open_journal(path)
+    assert again.prior == {}
+    again.close(complete=True)
+    assert not marker.exists()
+
+
+def test_after_a_full_disk_what_was_written_is_still_folded(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    real = None
+
+    async def a_row_then_a_full_disk():
+        nonlocal real
+        await journal.sending(LEADS[0], 1)
+        real = full_disk(journal)
+        journal.done(LEADS[0], started())
+        await journal.sending(LEADS[1], 1)
+
+    loop = quiet_loop()
+    try:
+        with pytest.raises(OSError):
+            loop.run_until_complete(a_row_then_a_full_disk())
+    finally:
+        loop.close()
+    os.close(journal._log_fd)
+    journal._log_fd = real
+    journal.close(complete=False)
+    again = open_journal(path)
+    assert set(again.prior) == {0} and again.prior[0].outcome is None
+    again.close(complete=True)
+
+
+def test_a_log_kept_by_a_busy_checkpoint_is_folded_again_in_order(tmp_path, monkeypatch):
+    """A reader holding the journal open can keep a checkpoint from finishing: the log then
+    stays (its records are not on disk yet), the next run appends to it, and the next fold
+    applies both runs' records in order, the newer last."""
+    import batch_attend.journal as journal_module
+
+    connect = journal_module._connect
+
+    def impatient_connect(path):
+        db = connect(path)
+        db.execute("PRAGMA busy_timeout=50")
+        return db
+
+    monkeypatch.setattr(journal_module, "_connect", impatient_connect)
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    failed = Outcome(RowStatus.FAILED, error_code=ErrorCode.SERVER_ERROR, attempts=1)
+
+    async def first_run():
+        await journal.sending(LEADS[0], 1)
+        journal.done(LEADS[0], started())
+        await journal.sending(LEADS[1], 1)
+        journal.done(LEADS[1], failed)
+
+    asyncio.run(first_run())
+    reader = sqlite3.connect(path)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM rows").fetchone()  # holds a snapshot
+        journal.close(complete=False)
+        assert log_path(path).stat().st_size > 0  # kept: the checkpoint could not finish
+        second = open_journal(path)
+        assert second.prior[1].outcome.status is RowStatus.FAILED
+        assert log_path(path).stat().st_size > 0  # kept again
+
+        async def second_run_dies_sending_row_1_again():
+            await second.sending(LEADS[1], 2)
+
+        asyncio.run(second_run_dies_sending_row_1_again())
+        die(second)
+    finally:
+        reader.close()
+    assert len(read_log_list(path)) == 4  # both runs' commits, in one log
+    third = open_journal(path)
+    assert third.prior[0].outcome.status is RowStatus.STARTED
+    assert third.prior[1].outcome is None and third.prior[1].attempts == 2  # the newer record
+    third.close(complete=True)
+    assert not log_path(path).exists()
