@@ -10,11 +10,12 @@ the server without an answer.
 While a run sends, a group commit is one chunk appended, with one ``write``, to the *log* beside
 the database (``results.csv.journal-log``): its length and CRC32 (two little-endian 32-bit
 numbers), then a pickle (protocol 5) of ``[sending records, done records]``, read back by an
-unpickler that refuses every global, so a planted file cannot run code. When the run ends, or
-after a crash when the next run opens the journal, the log is folded into the database and
-removed. An SQLite transaction per group commit cost a fifth of a zero-latency run's time on a
-2-core machine; a chunk costs a few microseconds (JSON, tried first, cost eight times as much to
-write and to read back). A written chunk survives the process dying, as an SQLite commit in WAL
+unpickler that refuses every global, so a planted file cannot run code. The log is folded into
+the database every ``FOLD_EVERY`` second while the run sends (one transaction for many group
+commits), then when the run ends, or after a crash when the next run opens the journal; once
+the database is checkpointed, the log is removed. An SQLite transaction per group commit cost a
+fifth of a zero-latency run's time on a 2-core machine; a chunk costs a few microseconds (JSON,
+tried first, cost eight times as much to write and to read back). A written chunk survives the process dying, as an SQLite commit in WAL
 mode with ``synchronous=NORMAL`` did; only a power cut can lose or tear the last chunks, and then
 the fold stops at the first one whose length or CRC is wrong (as SQLite stops at a bad WAL
 frame) and those rows are simply sent again (the API answers "already in service" rather than
@@ -42,7 +43,7 @@ import sqlite3
 import struct
 import time
 import zlib
-from collections.abc import Generator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,10 @@ SCHEMA_VERSION = "1"
 WAL_CHECKPOINT_PAGES = 10_000  # of 4 KiB: the WAL file stays under about 40 MiB
 LOG_SUFFIX = "-log"
 FOLD_CHUNKS = 1_000  # log chunks (group commits) folded into the database per transaction
+#: While a run sends, the log is folded into the database this often (seconds): the database
+#: is never further behind than that, and at a real API's pace the fold happens while the run
+#: waits for answers instead of at its end.
+FOLD_EVERY = 1.0
 _CHUNK_HEADER = struct.Struct("<II")  # payload length, CRC32 of the payload
 _SENDING_SQL = (
     "INSERT OR REPLACE INTO rows (idx, row, phone, state, attempts, updated) "
@@ -130,6 +135,8 @@ class Journal:
         self._lock_fd = lock_fd
         self._log_fd: int | None = None
         self._log_size = 0  # bytes of whole chunks in the log
+        self._folded_to = 0  # bytes of the log already folded into the database
+        self._next_fold = 0.0  # time.monotonic() of the next fold while the run sends
         self.prior: dict[int, PriorRow] = {}
         self.restarted_reason = ""
         self._pending_sending: list[tuple] = []
@@ -163,8 +170,13 @@ class Journal:
         db = _connect(path)
         journal = cls(path, db, lock_fd)
         try:
-            if journal._fold_log():  # what a run that died left in its log
+            if journal.log_path.exists():  # what a run that died left in its log
+                journal._fold_log()
                 journal._settle()
+                if journal.log_path.exists():
+                    # Kept (see _settle): cut off a torn tail, if any, or this run's chunks
+                    # would come after it, where no fold reaches.
+                    os.truncate(journal.log_path, journal._folded_to)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             has_rows = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
             if meta and has_rows and not fresh:
@@ -210,7 +222,8 @@ class Journal:
             journal._log_fd = os.open(
                 journal.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
             )
-            journal._log_size = os.fstat(journal._log_fd).st_size
+            journal._log_size = journal._folded_to = os.fstat(journal._log_fd).st_size
+            journal._next_fold = time.monotonic() + FOLD_EVERY
         except BaseException:
             db.close()
             raise
@@ -303,6 +316,9 @@ class Journal:
             if sending or done:
                 payload = pickle.dumps([sending, done], 5)
                 self._append(_CHUNK_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+                if time.monotonic() >= self._next_fold:
+                    self._fold_log()
+                    self._next_fold = time.monotonic() + FOLD_EVERY
         except Exception as exc:  # a full disk, say: the requests waiting for it must not go out
             self._failure = exc
             raise
@@ -322,21 +338,20 @@ class Journal:
             raise
         self._log_size += len(chunk)
 
-    def _fold_log(self) -> bool:
-        """Copy the log's records into the database; True when there were any (the log is
-        removed by :meth:`_settle`, once they are on disk).
+    def _fold_log(self) -> None:
+        """Copy the log's records not yet folded into the database (the log is removed by
+        :meth:`_settle`, once they are on disk).
 
         The fold stops at a chunk cut short or damaged (by a power cut, say). Folding the same
-        log twice gives the same database, so a fold cut short is simply done again by the
-        next run."""
+        records twice gives the same database, so a fold cut short is simply done again."""
         if not self.log_path.exists():
-            return False
-        chunks = read_log(self.log_path)
-        folded = False
-        try:
+            return
+        with open(self.log_path, "rb") as log:
+            log.seek(self._folded_to)
+            chunks = _chunks(log)
             for batch in iter(lambda: list(itertools.islice(chunks, FOLD_CHUNKS)), []):
                 latest: dict[int, tuple] = {}  # a row's last record: only it is written
-                for records_sending, records_done in batch:  # (a row is in a chunk once at most)
+                for records_sending, records_done, _end in batch:  # a row is in a chunk once
                     latest.update(zip(map(_first, records_sending), records_sending, strict=True))
                     latest.update(zip(map(_first, records_done), records_done, strict=True))
                 records = latest.values()
@@ -347,10 +362,7 @@ class Journal:
                     self._db.executemany(
                         _DONE_SQL, [r for r in records if len(r) != _SENDING_FIELDS]
                     )
-                folded = True
-        finally:
-            chunks.close()
-        return folded
+                self._folded_to = batch[-1][2]
 
     def _settle(self) -> None:
         """Checkpoint: copy the WAL into the database with an fsync of each. Only then is the
@@ -390,22 +402,30 @@ def log_path(path: Path) -> Path:
 _first = operator.itemgetter(0)  # a record's row index
 
 
-def read_log(path: Path) -> Generator[tuple[list, list], None, None]:
+def read_log(path: Path) -> Iterator[tuple[list, list]]:
     """The sending and done records of each whole, undamaged chunk of a journal's log, up to the
-    first other (records are lists in the order of the ``rows`` columns, without ``state``)."""
+    first other (records are tuples in the order of the ``rows`` columns, without ``state``)."""
     with open(path, "rb") as log:
-        while header := log.read(_CHUNK_HEADER.size):
-            if len(header) < _CHUNK_HEADER.size:
-                return
-            size, crc = _CHUNK_HEADER.unpack(header)
-            payload = log.read(size)
-            if len(payload) < size or zlib.crc32(payload) != crc:
-                return
-            try:
-                sending, done = _RecordsUnpickler(io.BytesIO(payload)).load()
-            except (pickle.UnpicklingError, ValueError, TypeError, EOFError):
-                return  # the CRC matched by chance
+        for sending, done, _end in _chunks(log):
             yield sending, done
+
+
+def _chunks(log: io.BufferedReader) -> Iterator[tuple[list, list, int]]:
+    """:func:`read_log` from the file's position on, with the offset where each chunk ends."""
+    end = log.tell()
+    while header := log.read(_CHUNK_HEADER.size):
+        if len(header) < _CHUNK_HEADER.size:
+            return
+        size, crc = _CHUNK_HEADER.unpack(header)
+        payload = log.read(size)
+        if len(payload) < size or zlib.crc32(payload) != crc:
+            return
+        try:
+            sending, done = _RecordsUnpickler(io.BytesIO(payload)).load()
+        except (pickle.UnpicklingError, ValueError, TypeError, EOFError):
+            return  # the CRC matched by chance
+        end += _CHUNK_HEADER.size + size
+        yield sending, done, end
 
 
 class _RecordsUnpickler(pickle.Unpickler):

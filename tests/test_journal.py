@@ -239,9 +239,10 @@ def test_damaged_journal_is_refused_then_replaced_with_fresh(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_a_run_writes_its_log_and_folds_it_into_the_database_when_it_ends(tmp_path):
-    """While rows go out, the database is not written (its WAL does not grow); at close every
+def test_a_run_writes_its_log_and_folds_it_into_the_database_when_it_ends(tmp_path, monkeypatch):
+    """Between two folds, the database is not written (its WAL does not grow); at close every
     record is folded in, the log is removed and the WAL is emptied."""
+    monkeypatch.setattr("batch_attend.journal.FOLD_EVERY", 3600.0)  # no fold while it sends
     path = tmp_path / "r.csv.journal"
     journal = open_journal(path)
     wal = tmp_path / "r.csv.journal-wal"
@@ -270,6 +271,37 @@ def test_a_run_writes_its_log_and_folds_it_into_the_database_when_it_ends(tmp_pa
     again = open_journal(path)
     assert len(again.prior) == rows
     assert all(row.outcome.status is RowStatus.STARTED for row in again.prior.values())
+    again.close(complete=True)
+
+
+def test_while_a_run_sends_the_database_follows_its_log(tmp_path, monkeypatch):
+    """Every FOLD_EVERY seconds the log is folded in: the database can be read during a run,
+    and at a real API's pace the fold is done while the run waits for answers."""
+    monkeypatch.setattr("batch_attend.journal.FOLD_EVERY", 0.0)  # at every commit
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    seen = []
+
+    async def rows_while_someone_reads():
+        for lead in LEADS:
+            await journal.sending(lead, 1)
+            journal.done(lead, started())
+            await asyncio.sleep(0)  # the done record's commit, and its fold
+            reader = sqlite3.connect(path)
+            try:
+                seen.append(
+                    reader.execute("SELECT count(*) FROM rows WHERE state = 'done'").fetchone()[0]
+                )
+            finally:
+                reader.close()
+
+    asyncio.run(rows_while_someone_reads())
+    assert seen == [1, 2, 3, 4]
+    assert log_path(path).exists()  # removed only at close, once checkpointed
+    journal.close(complete=True)
+    assert not log_path(path).exists()
+    again = open_journal(path)
+    assert [row.outcome.status for row in again.prior.values()] == [RowStatus.STARTED] * 4
     again.close(complete=True)
 
 
@@ -432,6 +464,8 @@ def test_a_log_kept_by_a_busy_checkpoint_is_folded_again_in_order(tmp_path, monk
         reader.execute("SELECT count(*) FROM rows").fetchone()  # holds a snapshot
         journal.close(complete=False)
         assert log_path(path).stat().st_size > 0  # kept: the checkpoint could not finish
+        with open(log_path(path), "ab") as log:
+            log.write(b"\x07torn")  # and a torn chunk at its end (a power cut)
         second = open_journal(path)
         assert second.prior[1].outcome.status is RowStatus.FAILED
         assert log_path(path).stat().st_size > 0  # kept again
@@ -443,7 +477,7 @@ def test_a_log_kept_by_a_busy_checkpoint_is_folded_again_in_order(tmp_path, monk
         die(second)
     finally:
         reader.close()
-    assert len(read_log_list(path)) == 4  # both runs' commits, in one log
+    assert len(read_log_list(path)) == 4  # both runs' commits, in one log, the torn one gone
     third = open_journal(path)
     assert third.prior[0].outcome.status is RowStatus.STARTED
     assert third.prior[1].outcome is None and third.prior[1].attempts == 2  # the newer record
