@@ -61,6 +61,7 @@ FOLD_CHUNKS = 1_000  # log chunks (group commits) folded into the database per t
 #: is never further behind than that, and at a real API's pace the fold happens while the run
 #: waits for answers instead of at its end.
 FOLD_EVERY = 1.0
+LOG_ROTATE_BYTES = 64 << 20  # a folded log this long is emptied (about 650,000 rows)
 _CHUNK_HEADER = struct.Struct("<II")  # payload length, CRC32 of the payload
 _SENDING_SQL = (
     "INSERT OR REPLACE INTO rows (idx, row, phone, state, attempts, updated) "
@@ -319,6 +320,8 @@ class Journal:
                 if time.monotonic() >= self._next_fold:
                     self._fold_log()
                     self._next_fold = time.monotonic() + FOLD_EVERY
+                    if self._folded_to >= LOG_ROTATE_BYTES:
+                        self._rotate()
         except Exception as exc:  # a full disk, say: the requests waiting for it must not go out
             self._failure = exc
             raise
@@ -364,13 +367,24 @@ class Journal:
                     )
                 self._folded_to = batch[-1][2]
 
-    def _settle(self) -> None:
-        """Checkpoint: copy the WAL into the database with an fsync of each. Only then is the
-        log removed; if a reader kept the checkpoint from finishing, the log stays, to be
-        folded again by the next run."""
+    def _checkpoint(self) -> bool:
+        """Copy the WAL into the database, with an fsync of each; False when a reader kept it
+        from finishing (what was folded may then not be on disk yet)."""
         busy, _wal_pages, _copied = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if not busy:
+        return not busy
+
+    def _settle(self) -> None:
+        """Checkpoint, and only then remove the log; if the checkpoint could not finish, the
+        log stays, to be folded again by the next run."""
+        if self._checkpoint():
             self.log_path.unlink(missing_ok=True)
+
+    def _rotate(self) -> None:
+        """Empty a long run's log once all of it is folded and on disk: it stays under about
+        ``LOG_ROTATE_BYTES`` (a checkpoint stalls the run on fsyncs, so not more often)."""
+        if self._folded_to == self._log_size and self._checkpoint():
+            os.ftruncate(self._log_fd, 0)
+            self._log_size = self._folded_to = 0
 
     def close(self, complete: bool) -> None:
         """Fold the log in, mark whether anything is left to send, checkpoint, and release the

@@ -2,6 +2,7 @@
 
 import asyncio
 import errno
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -302,6 +303,31 @@ def test_while_a_run_sends_the_database_follows_its_log(tmp_path, monkeypatch):
     assert not log_path(path).exists()
     again = open_journal(path)
     assert [row.outcome.status for row in again.prior.values()] == [RowStatus.STARTED] * 4
+    again.close(complete=True)
+
+
+def test_a_long_run_empties_its_log_once_folded_and_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr("batch_attend.journal.FOLD_EVERY", 0.0)
+    monkeypatch.setattr("batch_attend.journal.LOG_ROTATE_BYTES", 2_000)
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    sizes = []
+    rows = 200
+
+    async def a_long_run():
+        for i in range(rows):
+            lead = Lead(i, i + 2, f"5544{i:09d}", ("OP-1",), None)
+            await journal.sending(lead, 1)
+            journal.done(lead, started())
+            sizes.append(log_path(path).stat().st_size)
+
+    asyncio.run(a_long_run())
+    assert max(sizes) < 2_500  # emptied as soon as it passed the limit...
+    assert sum(after < before for before, after in itertools.pairwise(sizes)) >= 5  # ...each time
+    die(journal)  # killed: whatever the log no longer holds must be in the database
+    again = open_journal(path)
+    assert len(again.prior) == rows
+    assert all(again.prior[i].outcome.status is RowStatus.STARTED for i in range(rows - 1))
     again.close(complete=True)
 
 
