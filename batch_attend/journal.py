@@ -11,15 +11,17 @@ While a run sends, a group commit is one chunk appended, with one ``write``, to 
 the database (``results.csv.journal-log``): its length and CRC32 (two little-endian 32-bit
 numbers), then a pickle (protocol 5) of ``[sending records, done records]``, read back by an
 unpickler that refuses every global, so a planted file cannot run code. The log is folded into
-the database every ``FOLD_EVERY`` second while the run sends (one transaction for many group
+the database every ``FOLD_EVERY`` seconds while the run sends (one transaction for many group
 commits), then when the run ends, or after a crash when the next run opens the journal; once
 the database is checkpointed, the log is removed. An SQLite transaction per group commit cost a
 fifth of a zero-latency run's time on a 2-core machine; a chunk costs a few microseconds (JSON,
-tried first, cost eight times as much to write and to read back). A written chunk survives the process dying, as an SQLite commit in WAL
-mode with ``synchronous=NORMAL`` did; only a power cut can lose or tear the last chunks, and then
-the fold stops at the first one whose length or CRC is wrong (as SQLite stops at a bad WAL
-frame) and those rows are simply sent again (the API answers "already in service" rather than
-starting twice).
+tried first, cost eight times as much to write and to read back).
+
+A written chunk survives the process dying, as an SQLite commit in WAL mode with
+``synchronous=NORMAL`` does; only a power cut can lose or tear the last chunks, and then the fold
+stops at the first one whose length or CRC is wrong (as SQLite stops at a bad WAL frame) and
+those rows are simply sent again (the API answers "already in service" rather than starting
+twice).
 
 The journal also locks the run: a second batch-attend writing the same results refuses to start.
 The lock is an ``flock`` on the journal file, which the kernel drops when a process dies, so a
@@ -443,7 +445,7 @@ def _chunks(log: io.BufferedReader) -> Iterator[tuple[list, list, int]]:
 
 
 class _RecordsUnpickler(pickle.Unpickler):
-    """Records are lists of numbers, strings and None: anything naming a class or function
+    """Records are tuples of numbers, strings and None: anything naming a class or function
     (which could run code) is refused."""
 
     def find_class(self, module: str, name: str):
