@@ -45,7 +45,7 @@ import sqlite3
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,16 +65,22 @@ FOLD_CHUNKS = 1_000  # log chunks (group commits) folded into the database per t
 FOLD_EVERY = 1.0
 LOG_ROTATE_BYTES = 64 << 20  # a folded log this long is emptied (about 650,000 rows)
 _CHUNK_HEADER = struct.Struct("<II")  # payload length, CRC32 of the payload
-_SENDING_SQL = (
+#: The records of the log, told apart by their length (the columns of ``rows``, in order):
+_SENDING_SQL = (  # idx, row, phone, attempts, updated
     "INSERT OR REPLACE INTO rows (idx, row, phone, state, attempts, updated) "
     "VALUES (?, ?, ?, 'sending', ?, ?)"
 )
-_SENDING_FIELDS = 5  # idx, row, phone, attempts, updated
-_DONE_SQL = (
+_STARTED_SQL = (  # idx, row, phone, operators, attempts, updated: the usual outcome, in short
+    "INSERT OR REPLACE INTO rows (idx, row, phone, state, status, attendance_number, operators, "
+    "http_status, error_code, error_message, attempts, updated) "
+    "VALUES (?, ?, ?, 'done', 'started', '', ?, 200, '', '', ?, ?)"
+)
+_DONE_SQL = (  # idx, row, phone, status, ..., attempts, updated: any outcome
     "INSERT OR REPLACE INTO rows (idx, row, phone, state, status, attendance_number, operators, "
     "http_status, error_code, error_message, attempts, updated) "
     "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_SQL_BY_LENGTH = {5: _SENDING_SQL, 6: _STARTED_SQL, 11: _DONE_SQL}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rows (
@@ -139,6 +145,7 @@ class Journal:
         self._log_fd: int | None = None
         self._log_size = 0  # bytes of whole chunks in the log
         self._folded_to = 0  # bytes of the log already folded into the database
+        self._unfolded: list[tuple[list, list]] = []  # the records of the log past _folded_to
         self._next_fold = 0.0  # time.monotonic() of the next fold while the run sends
         self.prior: dict[int, PriorRow] = {}
         self.restarted_reason = ""
@@ -284,21 +291,7 @@ class Journal:
     def done(self, lead: Lead, outcome: Outcome) -> None:
         """Record the row's outcome; committed within the same turn of the event loop (before
         this worker's next request, which waits for its own record)."""
-        self._pending_done.append(
-            (
-                lead.index,
-                lead.row,
-                lead.phone,
-                str(outcome.status),
-                outcome.attendance_number,
-                _operators_json(outcome.operators),
-                outcome.http_status,
-                str(outcome.error_code),
-                outcome.error_message,
-                outcome.attempts,
-                time.time(),
-            )
-        )
+        self._pending_done.append(_done_record(lead, outcome))
         self._schedule()
 
     def _schedule(self) -> None:
@@ -319,8 +312,9 @@ class Journal:
             if sending or done:
                 payload = pickle.dumps([sending, done], 5)
                 self._append(_CHUNK_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+                self._unfolded.append((sending, done))
                 if time.monotonic() >= self._next_fold:
-                    self._fold_log()
+                    self._fold_unfolded()
                     self._next_fold = time.monotonic() + FOLD_EVERY
                     if self._folded_to >= LOG_ROTATE_BYTES:
                         self._rotate()
@@ -344,30 +338,37 @@ class Journal:
         self._log_size += len(chunk)
 
     def _fold_log(self) -> None:
-        """Copy the log's records not yet folded into the database (the log is removed by
-        :meth:`_settle`, once they are on disk).
+        """Copy the records of a log left by a run that died into the database (the log is
+        removed by :meth:`_settle`, once they are on disk).
 
         The fold stops at a chunk cut short or damaged (by a power cut, say). Folding the same
         records twice gives the same database, so a fold cut short is simply done again."""
-        if not self.log_path.exists():
-            return
         with open(self.log_path, "rb") as log:
-            log.seek(self._folded_to)
             chunks = _chunks(log)
             for batch in iter(lambda: list(itertools.islice(chunks, FOLD_CHUNKS)), []):
-                latest: dict[int, tuple] = {}  # a row's last record: only it is written
-                for records_sending, records_done, _end in batch:  # a row is in a chunk once
-                    latest.update(zip(map(_first, records_sending), records_sending, strict=True))
-                    latest.update(zip(map(_first, records_done), records_done, strict=True))
-                records = latest.values()
-                with self._db:
-                    self._db.executemany(
-                        _SENDING_SQL, [r for r in records if len(r) == _SENDING_FIELDS]
-                    )
-                    self._db.executemany(
-                        _DONE_SQL, [r for r in records if len(r) != _SENDING_FIELDS]
-                    )
+                self._fold((sending, done) for sending, done, _end in batch)
                 self._folded_to = batch[-1][2]
+
+    def _fold_unfolded(self) -> None:
+        """Copy this run's records written to the log since the last fold into the database
+        (from memory: reading them back from the log would cost as much again)."""
+        if self._unfolded:
+            self._fold(self._unfolded)
+            self._unfolded = []
+            self._folded_to = self._log_size
+
+    def _fold(self, chunks: Iterable[tuple[list, list]]) -> None:
+        """One transaction; of the records of a row, only the last is written."""
+        latest: dict[int, tuple] = {}
+        for sending, done in chunks:  # a row is in a chunk once at most
+            latest.update(zip(map(_first, sending), sending, strict=True))
+            latest.update(zip(map(_first, done), done, strict=True))
+        by_length: dict[int, list[tuple]] = {}
+        for record in latest.values():
+            by_length.setdefault(len(record), []).append(record)
+        with self._db:
+            for length, records in by_length.items():
+                self._db.executemany(_SQL_BY_LENGTH[length], records)
 
     def _checkpoint(self) -> bool:
         """Copy the WAL into the database, with an fsync of each; False when a reader kept it
@@ -399,7 +400,7 @@ class Journal:
                 if self._log_fd is not None:
                     os.close(self._log_fd)
                     self._log_fd = None
-                self._fold_log()
+                self._fold_unfolded()
             with self._db:
                 self._db.execute(
                     "UPDATE meta SET value = ? WHERE key = 'complete'", ("1" if complete else "0",)
@@ -408,6 +409,36 @@ class Journal:
             self._db.close()
         finally:
             os.close(self._lock_fd)
+
+
+def _done_record(lead: Lead, outcome: Outcome) -> tuple:
+    """The log's record of an outcome: in short for the usual one (started, HTTP 200)."""
+    if (
+        outcome.status is RowStatus.STARTED
+        and outcome.http_status == 200
+        and not (outcome.attendance_number or outcome.error_code or outcome.error_message)
+    ):
+        return (
+            lead.index,
+            lead.row,
+            lead.phone,
+            _operators_json(outcome.operators),
+            outcome.attempts,
+            time.time(),
+        )
+    return (
+        lead.index,
+        lead.row,
+        lead.phone,
+        str(outcome.status),
+        outcome.attendance_number,
+        _operators_json(outcome.operators),
+        outcome.http_status,
+        str(outcome.error_code),
+        outcome.error_message,
+        outcome.attempts,
+        time.time(),
+    )
 
 
 def log_path(path: Path) -> Path:
@@ -420,7 +451,7 @@ _first = operator.itemgetter(0)  # a record's row index
 
 def read_log(path: Path) -> Iterator[tuple[list, list]]:
     """The sending and done records of each whole, undamaged chunk of a journal's log, up to the
-    first other (records are tuples in the order of the ``rows`` columns, without ``state``)."""
+    first other (records are tuples of ``rows`` columns; see ``_SQL_BY_LENGTH``)."""
     with open(path, "rb") as log:
         for sending, done, _end in _chunks(log):
             yield sending, done

@@ -60,7 +60,10 @@ def test_records_survive_and_come_back(tmp_path):
 
     again = open_journal(path)
     prior = again.prior
-    assert prior[0].outcome.status is RowStatus.STARTED and not prior[0].maybe_sent
+    assert prior[0].outcome == Outcome(  # the usual outcome, kept in short, comes back whole
+        RowStatus.STARTED, http_status=200, operators=("OP-1",), attempts=1
+    )
+    assert not prior[0].maybe_sent
     assert prior[1].outcome.error_code == "server_error" and prior[1].attempts == 4
     assert not prior[1].maybe_sent
     assert prior[2].outcome is None and prior[2].maybe_sent and prior[2].attempts == 1
@@ -346,7 +349,7 @@ def test_the_log_of_a_run_that_died_is_folded_by_the_next_one(tmp_path):
         open_journal(path, digest="another file")
     assert not log_path(path).exists()  # folded, even by the run that was refused
     again = open_journal(path)
-    assert again.prior[0].outcome.status is RowStatus.STARTED
+    assert again.prior[0].outcome == started()
     assert again.prior[1].outcome is None and again.prior[1].attempts == 2
     again.close(complete=True)
 
