@@ -13,9 +13,9 @@ numbers), then a pickle (protocol 5) of ``[sending records, done records]``, rea
 unpickler that refuses every global, so a planted file cannot run code. The log is folded into
 the database every ``FOLD_EVERY`` seconds while the run sends (one transaction for many group
 commits), then when the run ends, or after a crash when the next run opens the journal; once
-the database is checkpointed, the log is removed. An SQLite transaction per group commit cost a
-fifth of a zero-latency run's time on a 2-core machine; a chunk costs a few microseconds (JSON,
-tried first, cost eight times as much to write and to read back).
+the database is checkpointed, the log is removed. An SQLite transaction per group commit cost up
+to a fifth of a zero-latency run's time on a 2-core machine; a chunk costs a few microseconds
+(JSON, tried first, took seven times as long to write and five times to read back).
 
 A written chunk survives the process dying, as an SQLite commit in WAL mode with
 ``synchronous=NORMAL`` does; only a power cut can lose or tear the last chunks, and then the fold
