@@ -30,6 +30,11 @@ def die(journal: Journal) -> None:
     os.close(journal._lock_fd)
 
 
+def read_log_list(path) -> list:
+    """The chunks of a journal's log, as the fold reads them."""
+    return list(read_log(log_path(path)))
+
+
 def started(attempts=1) -> Outcome:
     return Outcome(RowStatus.STARTED, http_status=200, operators=("OP-1",), attempts=attempts)
 
@@ -407,10 +412,6 @@ def test_the_fold_stops_at_a_damaged_or_torn_chunk(tmp_path):
     ends = a_run_that_dies()
     os.truncate(log_path(path), ends[1] + 5)  # row 1's "sending": a torn chunk header
     assert outcomes() == [RowStatus.STARTED]
-
-
-def read_log_list(path):
-    return list(read_log(log_path(path)))
 
 
 def test_a_log_naming_a_class_is_refused_not_run(tmp_path):
