@@ -120,7 +120,8 @@ def median(values: Sequence[float]) -> float:
 def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     """First quartile, median, third quartile (the median alone for a single value)."""
     if len(values) < 2:
-        return median(values), median(values), median(values)
+        middle = median(values)
+        return middle, middle, middle
     return tuple(statistics.quantiles(values, n=4, method="inclusive"))
 
 

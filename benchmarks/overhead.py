@@ -13,7 +13,7 @@ Against ``server.py --latency 0`` (answers at once, so the client is the bottlen
 Part 1 runs --pairs pairs (default 11), the tool and the bare loop taking turns going first;
 part 2 runs each variant --repeat times (default 5). Every figure is a median. This machine's
 speed moves by up to half over a few seconds, so one pair's ratio can land anywhere from 0.5 to
-1.1: the overhead ratio is the median of the pairs' own ratios (each pair ran under about the
+1.3: the overhead ratio is the median of the pairs' own ratios (each pair ran under about the
 same conditions), printed with their quartiles, and beside it the ratio of the two medians.
 
     python benchmarks/overhead.py              # about 4 minutes
