@@ -5,9 +5,8 @@ The HTTP seam is deliberately small: :meth:`PlugChatClient.start_attendance` tur
 answer into an :class:`~batch_attend.outcomes.Outcome`. Retries, rate and concurrency live in the
 runner, so both halves are tested on their own.
 
-aiohttp is the transport: on a 2-core machine its connection pool was measured keeping 32 to 64
-requests in flight at a fraction of the CPU per request that httpx's pool needed; benchmarks/
-compares the tool with a bare aiohttp loop.
+aiohttp is the transport (the README says why, with figures): one session per run, its
+connection pool sized to the run's concurrency.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 
-if TYPE_CHECKING:  # leads imports polars, which --help and --version must not wait for
+if TYPE_CHECKING:  # leads imports pandas, which --help and --version must not wait for
     from batch_attend.leads import Lead
 
 DEFAULT_BASE_URL = "https://app.plugchat.com.br/api/integrations"
@@ -75,9 +74,13 @@ class Answer:
     detail: str = ""
 
     @property
-    def maybe_reached_server(self) -> bool:
-        """True when the server may have acted although no answer arrived (ambiguous)."""
-        return self.failure in (ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST)
+    def may_have_acted(self) -> bool:
+        """True when the API may have started the attendance although its answer does not say
+        so: no answer came (a time-out, a dropped connection), or a server error did (a proxy's
+        502/503/504 may stand in front of a start that went through)."""
+        if self.failure is not None:
+            return self.failure in (ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST)
+        return self.http_status is not None and self.http_status >= 500
 
 
 def _snippet(body: bytes) -> str:
@@ -114,8 +117,6 @@ def classify(answer: Answer) -> Outcome:
     caller."""
     if answer.failure is not None:
         return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
-    if answer.body == b"true" and answer.http_status == 200:  # the usual answer, short-cut
-        return Outcome(RowStatus.STARTED, http_status=200)
     status = answer.http_status or 0
     if 200 <= status < 300:
         return _classify_success(answer)
@@ -206,22 +207,15 @@ class PlugChatClient:
     async def __aenter__(self) -> PlugChatClient:
         import aiohttp
 
-        # A plain-http base URL (the sandbox, a local proxy) needs no TLS context; building the
-        # default one costs tens of milliseconds per session.
-        plain_http = self.url.startswith("http://")
         connector = aiohttp.TCPConnector(
-            limit=self._concurrency,
-            limit_per_host=self._concurrency,
-            ttl_dns_cache=300,
-            ssl=not plain_http,
+            limit=self._concurrency, limit_per_host=self._concurrency, ttl_dns_cache=300
         )
-        # One deadline per request (what --timeout promises: an answer within so many
-        # seconds); a read timeout would also re-arm a timer on every chunk received.
+        # One deadline per request: what --timeout promises, an answer within so many seconds.
         timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=self._timeout)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
-            headers={"Authorization": self._token, "Content-Type": "application/json"},
+            headers={"Authorization": self._token},
             skip_auto_headers=("User-Agent",),
             raise_for_status=False,
         )
@@ -239,24 +233,22 @@ class PlugChatClient:
 
     async def start_attendance(self, lead: Lead) -> Answer:
         """Send one start request; network trouble becomes an :class:`Answer` with ``failure``."""
-        return await self.request("POST", self.url, data=lead.body_bytes())
+        return await self.request("POST", self.url, body=lead.body())
 
     async def request(
-        self, method: str, url: str, *, data: bytes | None = None, headers: dict | None = None
+        self, method: str, url: str, *, body: dict | None = None, headers: dict | None = None
     ) -> Answer:
-        """One request on the run's session; never raises for network trouble."""
+        """One request on the run's session (``body`` is sent as JSON); never raises for
+        network trouble."""
         import aiohttp
 
         try:
             async with self._session.request(
-                method, url, data=data, headers=headers, allow_redirects=False
+                method, url, json=body, headers=headers, allow_redirects=False
             ) as resp:
-                body = await resp.read()
-                if body == b"true" and resp.status == 200:  # the usual answer: nothing else to see
-                    return Answer(http_status=200, body=body)
                 return Answer(
                     http_status=resp.status,
-                    body=body,
+                    body=await resp.read(),
                     content_type=resp.headers.get("Content-Type", ""),
                     retry_after=resp.headers.get("Retry-After"),
                     location=resp.headers.get("Location"),

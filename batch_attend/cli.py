@@ -1,29 +1,37 @@
-"""The ``batch-attend`` command: options in, one library call, an exit code out.
+"""The ``batch-attend`` command: options in, one options object, one library call, an exit code
+out.
 
-Only this module imports click. Heavy libraries (pandas, aiohttp) are imported by the library when
-a run needs them, so ``--help`` and ``--version`` answer at once.
+Only this module imports click. Every command goes through one error boundary
+(:meth:`DefaultCommandGroup.invoke`): a library error becomes one line on stderr and its exit
+code; ``--traceback`` shows the rest. Heavy libraries are imported by the library when a command
+needs them, so ``--help`` and ``--version`` answer at once.
 """
 
 from __future__ import annotations
 
 import inspect
-import sys
-import time
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
-from batch_attend import __version__
+from batch_attend import __version__, i18n
 from batch_attend.api import DEFAULT_BASE_URL
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.outcomes import ExitStatus
+from batch_attend.settings import (
+    BASE_URL_ENV,
+    CONFIG_FILE,
+    TICKET_ENV,
+    TOKEN_ENV,
+    ConfigError,
+    RunOptions,
+    find_config,
+    read_config,
+)
 
-TOKEN_ENV = "PLUGCHAT_TOKEN"
-TICKET_ENV = "PLUGCHAT_TICKET"
-BASE_URL_ENV = "PLUGCHAT_BASE_URL"
+TRACEBACK = "batch_attend.traceback"
 
 
 class TranslatedCommand(click.Command):
@@ -54,46 +62,46 @@ class TranslatedCommand(click.Command):
             self.help = saved
 
 
-def _translate_click() -> None:
-    """click's own words ("Usage:", "Options:", its error messages) through our catalog too."""
-    import click.core
-    import click.decorators
-    import click.exceptions
-    import click.formatting
-    import click.parser
-    import click.types
-
-    for module in (
-        click.core,
-        click.decorators,
-        click.exceptions,
-        click.formatting,
-        click.parser,
-        click.types,
-    ):
-        if hasattr(module, "_"):
-            module._ = _
-
-
-_translate_click()
-
-
 class DefaultCommandGroup(click.Group):
     """``batch-attend FILE ...`` runs the default command; ``batch-attend sandbox`` the other one.
 
-    ``batch-attend --help`` shows the main command's options, then the other commands.
+    ``batch-attend --help`` shows the main command's options, then the other commands. Its
+    :meth:`invoke` is the one error boundary of every command.
     """
 
     default_command = "run"
     command_class = TranslatedCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from batch_attend import i18n
-
         i18n.set_language(None, Env().environ)  # before any --help is shown; --lang may change it
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        env = ctx.obj = Env()
+        try:
+            code = super().invoke(ctx)
+        except BatchAttendError as exc:
+            env.log(f"batch-attend: {_('error')}: {exc}")
+            code = exc.exit_status
+        except KeyboardInterrupt:
+            env.log(f"batch-attend: {_('interrupted before any request was sent.')}")
+            code = ExitStatus.INTERRUPTED
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.meta.get(TRACEBACK):
+                raise
+            env.log(
+                f"batch-attend: {_('unexpected error')}: {type(exc).__name__}: {exc}. "
+                + _(
+                    "The results file may be missing or incomplete; run again with --traceback "
+                    "for details."
+                )
+            )
+            code = ExitStatus.ROWS_NOT_DONE
+        ctx.exit(int(code))
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         command = self.commands[self.default_command]
@@ -127,10 +135,6 @@ def cli() -> None:
     """Start a PlugChat attendance for every row of a leads spreadsheet."""
 
 
-def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "[token]") if secret and secret in text else text
-
-
 def _country_code(ctx: click.Context, param: click.Parameter, value: str) -> str:
     digits = value.strip().lstrip("+")
     if not digits.isdigit() or not 1 <= len(digits) <= 3:
@@ -154,83 +158,30 @@ def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
-CONFIG_FILE = "batch-attend.toml"
-
-
-def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
     """Options from ``batch-attend.toml`` (or ``--config``) become this command's defaults, so
-    anything given on the command line still wins. The token may not live there."""
-    import tomllib
-
-    path = value or (Path(CONFIG_FILE) if Path(CONFIG_FILE).is_file() else None)
+    the command line and the environment still win over them."""
+    path = find_config(value)
     if path is None:
-        return None
+        return
+    known = {
+        opt[2:]: p.name
+        for p in ctx.command.params
+        for opt in getattr(p, "opts", [])
+        if opt.startswith("--") and p.name not in ("config", "lang", "traceback", "help")
+    }
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise click.BadParameter(
-            _("{path}: cannot read it ({strerror})").format(path=path, strerror=exc.strerror)
-        ) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise click.BadParameter(
-            _("{path}: not valid TOML ({exc})").format(path=path, exc=exc)
-        ) from exc
-    names = {}
-    for p in ctx.command.params:
-        for opt in getattr(p, "opts", []):
-            if opt.startswith("--"):
-                names[opt[2:]] = p.name
-                names[opt[2:].replace("-", "_")] = p.name
-    defaults = {}
-    for key, val in data.items():
-        if key in ("token", "plugchat_token", "PLUGCHAT_TOKEN"):
-            raise click.BadParameter(
-                _(
-                    "{path}: the token may not be stored in a config file; use PLUGCHAT_TOKEN or token-file = 'path' (a file only you can read)"
-                ).format(path=path)
-            )
-        if key not in names or key in ("config", "lang", "help"):
-            known = ", ".join(sorted(k for k in names if "_" not in k and k != "config"))
-            raise click.BadParameter(
-                _("{path}: unknown option '{key}'. Known: {known}").format(
-                    path=path, key=key, known=known
-                )
-            )
-        defaults[names[key]] = val
-    ctx.default_map = {**(ctx.default_map or {}), **defaults}
-    return Path(path)
+        ctx.default_map = {**(ctx.default_map or {}), **read_config(path, known)}
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
-def _set_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
-    from batch_attend import i18n
-
-    return i18n.set_language(value, Env().environ)
+def _set_language(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    i18n.set_language(value, Env().environ)
 
 
-def common_options(func):
-    """--config, --lang and --traceback, on every command that talks to the API."""
-    func = click.option(
-        "--traceback", is_flag=True, help="Show the full traceback of an unexpected error."
-    )(func)
-    func = click.option(
-        "--lang",
-        type=click.Choice(["en", "pt_BR", "pt"]),
-        is_eager=True,
-        expose_value=False,
-        callback=_set_language,
-        help="Language of messages (default: from LC_ALL/LANG; pt_BR gives Portuguese). "
-        "Results files keep English column names and codes.",
-    )(func)
-    func = click.option(
-        "--config",
-        type=click.Path(path_type=Path, dir_okay=False, exists=True),
-        is_eager=True,
-        expose_value=False,
-        callback=_load_config,
-        help=f"Options file (TOML; default: ./{CONFIG_FILE} when present). "
-        "Options given on the command line win over it.",
-    )(func)
-    return func
+def _set_traceback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    ctx.meta[TRACEBACK] = value
 
 
 def _with(func, decorators: list):
@@ -238,6 +189,40 @@ def _with(func, decorators: list):
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def common_options(func):
+    """--config, --lang and --traceback, on every command."""
+    return _with(
+        func,
+        [
+            click.option(
+                "--config",
+                type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                is_eager=True,
+                expose_value=False,
+                callback=_load_config,
+                help=f"Options file (TOML; default: ./{CONFIG_FILE} when present). "
+                "Options given on the command line win over it.",
+            ),
+            click.option(
+                "--lang",
+                type=click.Choice(["en", "pt_BR", "pt"]),
+                is_eager=True,
+                expose_value=False,
+                callback=_set_language,
+                help="Language of messages (default: from LC_ALL/LANG; pt_BR gives Portuguese). "
+                "Results files keep English column names and codes.",
+            ),
+            click.option(
+                "--traceback",
+                is_flag=True,
+                expose_value=False,
+                callback=_set_traceback,
+                help="Show the full traceback of an unexpected error.",
+            ),
+        ],
+    )
 
 
 def credential_options(func):
@@ -259,13 +244,28 @@ def credential_options(func):
             click.option(
                 "--ticket",
                 metavar="TICKET",
+                envvar=TICKET_ENV,
                 help=f"Ticket header for the operator list (env {TICKET_ENV}); "
                 "needed to write operator names, logins or e-mails instead of IDs.",
             ),
             click.option(
                 "--base-url",
                 metavar="URL",
+                envvar=BASE_URL_ENV,
                 help=f"API base URL (env {BASE_URL_ENV}). Default: {DEFAULT_BASE_URL}",
+            ),
+            click.option(
+                "--timeout",
+                default=30.0,
+                show_default=True,
+                type=click.FloatRange(0.1, 600),
+                metavar="SECONDS",
+                help="Seconds each request may take, from connecting to the whole answer.",
+            ),
+            click.option(
+                "--sandbox",
+                is_flag=True,
+                help="Talk to a built-in PlugChat stand-in on 127.0.0.1 (no token, no internet).",
             ),
         ],
     )
@@ -347,73 +347,14 @@ def input_options(func):
                 help="CSV delimiter (default: detected among , ; tab |).",
             ),
             click.option(
-                "--allow-duplicates",
-                is_flag=True,
-                help="Send every row, even when its phone already appeared in an earlier row.",
-            ),
-            click.option(
-                "--timeout",
-                default=30.0,
-                show_default=True,
-                type=click.FloatRange(0.1, 600),
-                metavar="SECONDS",
-                help="Seconds each request may take, from connecting to the whole answer.",
-            ),
-            click.option(
-                "--sandbox",
-                is_flag=True,
-                help="Talk to a built-in PlugChat stand-in on 127.0.0.1 (no token, no internet).",
+                "--journal",
+                type=click.Path(path_type=Path, dir_okay=False),
+                metavar="PATH",
+                help="The ledger of what was sent and answered (default: OUTPUT + '.journal'; "
+                "INPUT + '.journal' when the results go to stdout).",
             ),
         ],
     )
-
-
-def _credentials(ctx: click.Context, env: Env, opts: dict) -> tuple[str | None, str | None, str]:
-    """Token, ticket and base URL: command line, then environment, then config file."""
-    token = opts.get("token")
-    if not token and opts.get("token_file"):
-        try:
-            token = Path(opts["token_file"]).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise click.BadParameter(
-                _("{path}: cannot read it ({strerror})").format(
-                    path=opts["token_file"], strerror=exc.strerror
-                ),
-                param_hint="--token-file",
-            ) from exc
-    token = token or env.environ.get(TOKEN_ENV) or None
-    ticket = opts.get("ticket")
-    if ctx.get_parameter_source("ticket") is not ParameterSource.COMMANDLINE:
-        ticket = env.environ.get(TICKET_ENV) or ticket
-    base_url = opts.get("base_url")
-    if ctx.get_parameter_source("base_url") is not ParameterSource.COMMANDLINE:
-        base_url = env.environ.get(BASE_URL_ENV) or base_url
-    return token, ticket or None, base_url or DEFAULT_BASE_URL
-
-
-def _options_from(ctx: click.Context, env: Env, input_file: Path | None, opts: dict):
-    from batch_attend.runner import RunOptions
-
-    token, ticket, base_url = _credentials(ctx, env, opts)
-    known = {f for f in RunOptions.__dataclass_fields__}
-    values = {k: v for k, v in opts.items() if k in known}
-    values.update(
-        input=input_file or Path("."),
-        token=token,
-        ticket=ticket,
-        base_url=base_url,
-        operators=tuple(o.strip() for o in opts.get("operators", ()) if o.strip()),
-        department=opts.get("department") or None,
-        lookup=not opts.get("no_lookup", False),
-    )
-    if "no_bom" in opts:
-        values["bom"] = not opts["no_bom"]
-    return RunOptions(**values), token
-
-
-def _fail(env: Env, message: str, token: str | None, code: ExitStatus) -> None:
-    env.log(f"batch-attend: {_('error')}: {_redact(message, token)}")
-    sys.exit(code)
 
 
 @cli.command(name="run")
@@ -458,21 +399,16 @@ def _fail(env: Env, message: str, token: str | None, code: ExitStatus) -> None:
     help="At most N requests per second for the whole run.",
 )
 @click.option(
-    "--journal",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="PATH",
-    help="Where to record progress for resuming (default: OUTPUT + '.journal'; "
-    "none when the results go to stdout).",
-)
-@click.option(
     "--fresh",
     is_flag=True,
-    help="Ignore what an earlier run recorded in the journal and send every row again.",
+    help="Forget what the journal holds and send every row again (rows started earlier then "
+    "come back already in service).",
 )
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Read and validate, write the results, send nothing (no token needed).",
+    help="Read and validate, write the results, send nothing and ask the API nothing "
+    "(no token needed).",
 )
 @click.option(
     "--summary-json",
@@ -495,8 +431,8 @@ def _fail(env: Env, message: str, token: str | None, code: ExitStatus) -> None:
     help="Write CSV results without the UTF-8 BOM that Excel needs for accents.",
 )
 @common_options
-@click.pass_context
-def run_command(ctx: click.Context, input_file: Path, **opts) -> None:
+@click.pass_obj
+def run_command(env: Env, input_file: Path, **opts) -> ExitStatus:
     """Start an attendance for every row of INPUT (.csv, .xlsx, .xls, .ods) and write the results.
 
     \b
@@ -511,113 +447,12 @@ def run_command(ctx: click.Context, input_file: Path, **opts) -> None:
     \b
     Columns are found by name in Portuguese or English (telefone/phone/celular/whatsapp,
     operadores/operators, departamento/department/setor); every other column is kept.
+    A results file may be given back as INPUT: rows it shows done are not sent again.
     Options may also come from ./batch-attend.toml; the command line wins over it.
     """
-    env = Env()
-    token = None
-    summary_path = opts.pop("summary_json")
-    started = time.time()
-    try:
-        from batch_attend.outcomes import exit_status_for
-        from batch_attend.runner import run_batch
+    from batch_attend.runner import run_batch
 
-        options, token = _options_from(ctx, env, input_file, opts)
-        report = run_batch(options, env)
-    except BatchAttendError as exc:
-        _write_summary(
-            summary_path,
-            None,
-            options_or_none(locals()),
-            ExitStatus.USAGE_OR_INPUT_ERROR,
-            started,
-            str(exc),
-            token,
-        )
-        _fail(env, str(exc), token, ExitStatus.USAGE_OR_INPUT_ERROR)
-    except KeyboardInterrupt:
-        env.log(f"batch-attend: {_('interrupted before any request was sent.')}")
-        sys.exit(ExitStatus.INTERRUPTED)
-    except Exception as exc:
-        if opts["traceback"]:
-            raise
-        env.log(
-            f"batch-attend: {_('unexpected error')}: {type(exc).__name__}: "
-            f"{_redact(str(exc), token)}. "
-            + _(
-                "The results file may be missing or incomplete; run again with --traceback "
-                "for details."
-            )
-        )
-        sys.exit(ExitStatus.ROWS_NOT_DONE)
-    summary = report.summary
-    if summary.interrupted_by:
-        unsent = summary.error_counts.get("interrupted", 0)
-        resume = (
-            _("Run the same command again to resume (progress is in {journal}).").format(
-                journal=report.journal
-            )
-            if report.journal
-            else _("Without a journal (results on stdout) a rerun sends every row again.")
-        )
-        env.log(
-            "batch-attend: "
-            + _("interrupted ({signal}); {count} rows not finished are marked skipped.").format(
-                signal=summary.interrupted_by, count=f"{unsent:,}"
-            )
-            + " "
-            + resume
-        )
-    elif summary.token_refused:
-        skipped = summary.error_counts.get("unauthorized", 0)
-        env.log(
-            "batch-attend: "
-            + _(
-                "the API refused the token (HTTP 401); sending stopped. Check {env} (or --token). "
-                "{count} rows are marked skipped: fix the token and run again."
-            ).format(env=TOKEN_ENV, count=f"{skipped:,}")
-        )
-    code = exit_status_for(summary)
-    _write_summary(summary_path, report, options, code, started, None, token)
-    sys.exit(code)
-
-
-def options_or_none(scope: dict):
-    return scope.get("options")
-
-
-def _write_summary(path, report, options, code, started, error, token) -> None:
-    """``--summary-json``: what a scheduler needs to know, whatever the outcome."""
-    if path is None:
-        return
-    import json
-
-    data = {
-        "exit_code": int(code),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "input": str(options.input) if options else None,
-        "output": None,
-        "journal": None,
-        "error": _redact(error, token) if error else None,
-    }
-    if report is not None:
-        summary = report.summary
-        data.update(
-            output=report.output,
-            journal=str(report.journal) if report.journal else None,
-            rows=summary.total,
-            counts={str(k): v for k, v in sorted(summary.counts.items())},
-            errors={str(k): v for k, v in sorted(summary.error_counts.items())},
-            elapsed_s=round(summary.elapsed, 3),
-            rows_per_s=round(summary.sent_rows / summary.elapsed, 1) if summary.elapsed else 0.0,
-            requests=summary.requests,
-            retries=summary.retries,
-            rate_limited=summary.pushbacks,
-            resumed=summary.resumed,
-        )
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
 
 
 @cli.command(name="check")
@@ -625,8 +460,8 @@ def _write_summary(path, report, options, code, started, error, token) -> None:
 @credential_options
 @input_options
 @common_options
-@click.pass_context
-def check_command(ctx: click.Context, input_file: Path, **opts) -> None:
+@click.pass_obj
+def check_command(env: Env, input_file: Path, **opts) -> ExitStatus:
     """Check the token, the account and INPUT without starting any attendance.
 
     Reports whether the token is accepted, how many departments and operators the account has
@@ -638,24 +473,12 @@ def check_command(ctx: click.Context, input_file: Path, **opts) -> None:
     Example:
       batch-attend check leads.xlsx --ticket 0000
     """
-    env = Env()
-    token = None
-    try:
-        from batch_attend.preflight import check_batch
+    from batch_attend.preflight import check_batch
 
-        options, token = _options_from(ctx, env, input_file, opts)
-        report = check_batch(options)
-    except BatchAttendError as exc:
-        _fail(env, str(exc), token, ExitStatus.USAGE_OR_INPUT_ERROR)
+    report = check_batch(RunOptions.build(input=input_file, **opts), env)
     for line in report.lines():
-        click.echo(_redact(line, token), file=env.stdout)
-    if report.token == "refused":
-        sys.exit(ExitStatus.TOKEN_REFUSED)
-    if report.all_ready:
-        sys.exit(ExitStatus.SUCCESS)
-    if report.token in ("missing", "unknown"):
-        sys.exit(ExitStatus.USAGE_OR_INPUT_ERROR)
-    sys.exit(ExitStatus.ROWS_NOT_DONE)
+        click.echo(line, file=env.stdout)
+    return report.exit_status
 
 
 def _listing(kind: str):
@@ -666,33 +489,16 @@ def _listing(kind: str):
         type=click.Choice(["table", "csv", "json"]),
         help="Output format (default: a table on a terminal, CSV otherwise).",
     )
-    @click.option(
-        "--timeout",
-        default=30.0,
-        type=click.FloatRange(0.1, 600),
-        metavar="SECONDS",
-        help="Seconds the request may take, from connecting to the whole answer.",
-    )
-    @click.option("--sandbox", is_flag=True, help="Ask the built-in stand-in instead.")
     @common_options
-    @click.pass_context
-    def command(ctx: click.Context, fmt: str | None, **opts) -> None:
-        env = Env()
-        token = None
-        try:
-            from batch_attend.preflight import format_directory, list_directory
+    @click.pass_obj
+    def command(env: Env, fmt: str | None, **opts) -> ExitStatus:
+        from batch_attend.preflight import format_directory, list_directory
 
-            options, token = _options_from(ctx, env, None, opts)
-            items = list_directory(options, kind)
-        except BatchAttendError as exc:
-            from batch_attend.directory import TokenRefusedError
-
-            refused = isinstance(exc, TokenRefusedError)
-            code = ExitStatus.TOKEN_REFUSED if refused else ExitStatus.USAGE_OR_INPUT_ERROR
-            _fail(env, str(exc), token, code)
+        items = list_directory(RunOptions.build(**opts), kind, env)
         if fmt is None:
             fmt = "table" if env.stdout.isatty() else "csv"
         env.stdout.write(format_directory(items, kind, fmt))
+        return ExitStatus.SUCCESS
 
     return command
 
@@ -758,7 +564,8 @@ cli.command(
     "faults",
     multiple=True,
     metavar="PHONE=KIND[:TIMES]",
-    help="Misbehave for one phone: fail, drop, slow, act-drop, html, badjson, empty, bad-gateway.",
+    help="Misbehave for one phone: fail, drop, slow, act-drop, act-fail, html, badjson, empty, "
+    "bad-gateway.",
 )
 @click.option(
     "--slow-seconds",
@@ -767,9 +574,21 @@ cli.command(
     show_default=True,
     help="How long a 'slow' fault waits.",
 )
+@common_options
+@click.pass_obj
 def sandbox_command(
-    host, port, token, latency, jitter, rate_limit, retry_after, revoke_after, faults, slow_seconds
-) -> None:
+    env: Env,
+    host,
+    port,
+    token,
+    latency,
+    jitter,
+    rate_limit,
+    retry_after,
+    revoke_after,
+    faults,
+    slow_seconds,
+) -> ExitStatus:
     """Serve a local PlugChat stand-in for rehearsals (Ctrl-C stops it).
 
     \b
@@ -781,22 +600,8 @@ def sandbox_command(
       PLUGCHAT_TOKEN=sandbox-token batch-attend leads.xlsx \\
            --base-url http://127.0.0.1:8080/api/integrations
     """
-    import asyncio
+    from batch_attend.sandbox import SandboxState, parse_faults, serve
 
-    from batch_attend.sandbox import Fault, SandboxState, serve_forever
-
-    env = Env()
-    parsed = {}
-    for spec in faults:
-        phone, sep, kind = spec.partition("=")
-        try:
-            if not sep:
-                raise ValueError("expected PHONE=KIND[:TIMES]")
-            parsed[phone.strip()] = Fault.parse(kind.strip())
-        except ValueError as exc:
-            raise click.BadParameter(
-                _("{spec}: {exc}").format(spec=spec, exc=exc), param_hint="--fault"
-            ) from exc
     state = SandboxState(
         token=token,
         latency=latency,
@@ -804,7 +609,7 @@ def sandbox_command(
         rate_limit=rate_limit,
         retry_after=retry_after,
         revoke_after=revoke_after,
-        faults=parsed,
+        faults=parse_faults(faults),
         slow_seconds=slow_seconds,
         keep_log=False,
     )
@@ -815,12 +620,10 @@ def sandbox_command(
         env.stdout.flush()
 
     try:
-        asyncio.run(serve_forever(state, host, port, announce))
-    except OSError as exc:
-        env.log(f"batch-attend: error: cannot listen on {host}:{port} ({exc.strerror})")
-        sys.exit(ExitStatus.USAGE_OR_INPUT_ERROR)
+        serve(state, host, port, announce)
     except KeyboardInterrupt:
         env.log("batch-attend: sandbox stopped.")
+    return ExitStatus.SUCCESS
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import N_, _
-from batch_attend.outcomes import ErrorCode
+from batch_attend.outcomes import ErrorCode, ExitStatus
 from batch_attend.reading import fold
 
 OPERATORS_PATH = "/api/operator/get-all"
@@ -33,6 +33,8 @@ class DirectoryError(BatchAttendError):
 
 class TokenRefusedError(DirectoryError):
     """The API answered 401 to a lookup: nothing will work with this token."""
+
+    exit_status = ExitStatus.TOKEN_REFUSED
 
 
 class LookupProblem(ValueError):

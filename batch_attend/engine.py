@@ -2,7 +2,7 @@
 
 A fixed set of workers pulls leads from one shared iterator (memory stays flat however long the
 file), every request passes the run-wide :class:`~batch_attend.retrying.Backpressure` gate, and
-every row is journaled as it goes out and as it finishes.
+every request and answer is recorded in the journal as it happens.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
 from batch_attend.api import Answer, PlugChatClient, classify
-from batch_attend.journal import Journal, PriorRow
+from batch_attend.journal import History, Journal, now
 from batch_attend.leads import Lead
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 from batch_attend.retrying import MAX_RETRY_AFTER, Backpressure, RetryPolicy
@@ -28,12 +28,15 @@ EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 #: not hit by a burst of new connections.
 RAMP_UP_STEP = 0.001
 
+OnAttempt = Callable[[Lead, int, Outcome, float, float | None], None]
+
 
 class Engine:
     """Sends leads with bounded concurrency, retries, run-wide backpressure and clean stops.
 
-    ``on_outcome(lead, outcome)`` is called once for every lead that got a final answer; leads
-    that never did (stopped by a refused token or an interruption) get no call.
+    ``on_outcome(lead, outcome)`` is called once for every lead an answer decided; a lead that
+    never got one (stopped by a refused token or an interruption) gets no call, and stays
+    undecided in the journal.
     """
 
     def __init__(
@@ -44,9 +47,8 @@ class Engine:
         policy: RetryPolicy,
         backpressure: Backpressure | None = None,
         journal: Journal | None = None,
-        prior: dict[int, PriorRow] | None = None,
         on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None,
-        on_attempt: Callable[[Lead, int, Outcome, float, float | None], None] | None = None,
+        on_attempt: OnAttempt | None = None,
         grace: float = DEFAULT_GRACE,
     ) -> None:
         self.client = client
@@ -54,24 +56,24 @@ class Engine:
         self.policy = policy
         self.gate = backpressure or Backpressure(concurrency)
         self.journal = journal
-        self.prior = prior or {}
         self.on_outcome = on_outcome
         self.on_attempt = on_attempt
         self.grace = grace
         self.stop_reason: str | None = None
+        self.sent_leads = 0
         self.requests = 0
         self.retries = 0
         self._stop_event: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._in_request: set[asyncio.Task] = set()
 
-    async def run(self, leads: Sequence[Lead]) -> str | None:
+    async def run(self, leads: Iterable[Lead]) -> str | None:
         """Send every lead; returns why sending stopped early (``unauthorized``, a signal name)."""
         self._stop_event = asyncio.Event()
-        pending: Iterator[Lead] = iter(leads)
-        workers = max(1, min(self.concurrency, len(leads)))
+        pending = iter(leads)
         self._tasks = [
-            asyncio.create_task(self._worker(pending, i * RAMP_UP_STEP)) for i in range(workers)
+            asyncio.create_task(self._worker(pending, i * RAMP_UP_STEP))
+            for i in range(self.concurrency)
         ]
         await asyncio.wait(self._tasks)
         for task in self._tasks:  # a worker that died (the journal cannot write): say so loudly
@@ -81,8 +83,8 @@ class Engine:
 
     def stop(self, reason: str) -> None:
         """Send nothing new. For a signal, also cut waiting workers now and in-flight ones after
-        the grace period; a second signal exits at once (the journal is consistent between any
-        two of its commits, and the loop never runs a handler in the middle of one)."""
+        the grace period; a second signal exits at once (every journal commit is whole, and the
+        loop never runs a handler in the middle of one)."""
         if reason in EXIT_CODES and self.stop_reason in EXIT_CODES:
             os._exit(EXIT_CODES[reason])
         if self.stop_reason is None or reason in EXIT_CODES:
@@ -101,61 +103,57 @@ class Engine:
 
     async def _worker(self, pending: Iterator[Lead], start_after: float) -> None:
         with contextlib.suppress(asyncio.CancelledError):
-            if start_after:
-                await asyncio.sleep(start_after)
-            task = asyncio.current_task()
+            await asyncio.sleep(start_after)
             for lead in pending:
                 if self.stop_reason:
                     return
-                await self._send_row(lead, task)
+                await self._send(lead, asyncio.current_task())
 
-    async def _send_row(self, lead: Lead, task: asyncio.Task) -> None:
-        prior = self.prior.get(lead.index)
-        attempts = prior.attempts if prior else 0
-        maybe_sent = prior.maybe_sent if prior else False
-        outcome: Outcome | None = None
-        if self.journal is not None:
-            await self.journal.sending(lead, attempts + 1)
-        try:
-            for retry in range(self.policy.retries + 1):
-                if not self.gate.try_acquire():
-                    await self.gate.acquire()
-                if self.stop_reason:
-                    self.gate.release(ok=False)
-                    break
-                started = time.perf_counter() if self.on_attempt is not None else 0.0
-                self._in_request.add(task)
-                try:
-                    answer = await self.client.start_attendance(lead)
-                except BaseException:
-                    outcome = None  # cut off mid-request: the journal keeps it as "sending"
-                    self.gate.release(ok=False)
-                    raise
-                finally:
-                    self._in_request.discard(task)
-                self.gate.release(ok=answer.http_status is not None and answer.http_status < 429)
-                attempts += 1
-                self.requests += 1
-                outcome = self._judge(lead, answer, attempts, maybe_sent)
-                maybe_sent = maybe_sent or answer.maybe_reached_server
-                wait = self._next_wait(outcome, answer, retry)
-                if self.on_attempt is not None:
-                    self.on_attempt(lead, attempts, outcome, time.perf_counter() - started, wait)
-                if outcome.error_code == ErrorCode.UNAUTHORIZED:
-                    self.stop("unauthorized")
-                    break
-                if wait is None or self.stop_reason:
-                    break
-                self.retries += 1
-                if outcome.error_code == ErrorCode.RATE_LIMITED:
-                    self.gate.push_back(wait)  # every worker waits, not only this one
-                elif not await self._pause(wait):
-                    break
-        finally:
-            if outcome is not None:
-                if self.journal is not None:
-                    self.journal.done(lead, outcome)
+    async def _send(self, lead: Lead, task: asyncio.Task) -> None:
+        """Send one lead until an answer decides it, the retries run out, or the run stops."""
+        history = self.journal.history(lead.phone) if self.journal else History()
+        attempts = history.attempts
+        self.sent_leads += 1
+        for retry in range(self.policy.retries + 1):
+            await self.gate.acquire()
+            if self.stop_reason:
+                self.gate.release(ok=False)
+                return
+            attempt = self.journal.sending(lead) if self.journal else 0
+            started = time.perf_counter()
+            self._in_request.add(task)
+            try:
+                answer = await self.client.start_attendance(lead)
+            except BaseException:
+                self.gate.release(ok=False)  # cut off mid-request: the journal keeps it unanswered
+                raise
+            finally:
+                self._in_request.discard(task)
+            self.gate.release(ok=answer.http_status is not None and answer.http_status < 429)
+            attempts += 1
+            self.requests += 1
+            outcome = self._judge(lead, answer, attempts, history)
+            if answer.may_have_acted:
+                history.may_have_acted.add(frozenset(lead.operators))
+            wait = self._next_wait(outcome, answer, retry)
+            if outcome.error_code == ErrorCode.UNAUTHORIZED:
+                self.stop("unauthorized")
+            final = wait is None or self.stop_reason is not None
+            if self.journal:
+                self.journal.answered(
+                    attempt, lead, outcome, may_have_acted=answer.may_have_acted, decides=final
+                )
+            if self.on_attempt is not None:
+                elapsed = time.perf_counter() - started
+                self.on_attempt(lead, attempts, outcome, elapsed, None if final else wait)
+            if final:
                 self.on_outcome(lead, outcome)
+                return
+            self.retries += 1
+            if outcome.error_code == ErrorCode.RATE_LIMITED:
+                self.gate.push_back(wait)  # every worker waits, not only this one
+            elif not await self._pause(wait):
+                return  # stopped while waiting: the lead stays undecided
 
     def _next_wait(self, outcome: Outcome, answer: Answer, retry: int) -> float | None:
         """Seconds before the next try, or None when this answer is final."""
@@ -177,39 +175,52 @@ class Engine:
             return True
         return False
 
-    def _judge(self, lead: Lead, answer: Answer, attempts: int, maybe_sent: bool) -> Outcome:
+    def _judge(self, lead: Lead, answer: Answer, attempts: int, history: History) -> Outcome:
         outcome = classify(answer)
-        if outcome.error_message:
-            outcome.error_message = self.client.scrub(outcome.error_message)
+        outcome.error_message = self.client.scrub(outcome.error_message)
         outcome.phone = lead.phone
         outcome.attempts = attempts
+        outcome.done_at = now()
         if outcome.status is not RowStatus.ALREADY_IN_SERVICE:
             outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
-        elif maybe_sent and set(outcome.operators) == set(lead.operators):
-            # An earlier request of ours may have started it without the answer reaching us,
-            # and the attendance has exactly our operators: it is this row's own start.
+        elif frozenset(outcome.operators) in history.may_have_acted:
+            # An earlier request of this lead may have started it without its answer reaching
+            # us, and the attendance has that request's operators: it is this lead's own start.
             outcome.status = RowStatus.STARTED
             outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
+            number = f" (number {outcome.attendance_number})" if outcome.attendance_number else ""
             outcome.error_message = (
-                "an earlier request got no answer; the retry found this row's own attendance"
-                + (f" (number {outcome.attendance_number})" if outcome.attendance_number else "")
+                "an earlier request for this lead got no clear answer; this answer shows the "
+                f"attendance it started, with the operators it carried{number}"
             )
         return outcome
 
 
 @contextlib.contextmanager
 def signals_stop(engine: Engine):
-    """Ctrl-C and SIGTERM stop the engine cleanly instead of killing the loop mid-row."""
+    """Ctrl-C and SIGTERM stop the engine cleanly instead of killing the loop mid-row.
+
+    The loop's own signal handlers where it has them; elsewhere (Windows) a plain handler that
+    hands the stop to the loop."""
     loop = asyncio.get_running_loop()
-    installed = []
-    for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+    restore: list[Callable[[], object]] = []
+    for name in ("SIGINT", "SIGTERM"):
+        sig = getattr(signal, name)
         try:
             loop.add_signal_handler(sig, engine.stop, name)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
+            restore.append(lambda sig=sig: loop.remove_signal_handler(sig))
+        except NotImplementedError:
+            try:
+                previous = signal.signal(
+                    sig, lambda *_, name=name: loop.call_soon_threadsafe(engine.stop, name)
+                )
+            except ValueError:
+                continue  # not the main thread (library use): the caller handles signals
+            restore.append(lambda sig=sig, previous=previous: signal.signal(sig, previous))
+        except (RuntimeError, ValueError):
             pass  # not the main thread (library use): the caller handles signals
     try:
         yield
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for undo in restore:
+            undo()

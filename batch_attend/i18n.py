@@ -3,11 +3,16 @@
 The language comes from ``--lang``, else from ``LC_ALL`` / ``LC_MESSAGES`` / ``LANG`` (the
 first that is set). Results files never change: their column names and status codes stay
 English so scripts do not depend on the locale.
+
+Our catalog is also made the process's gettext domain, in the chosen language: click words its
+own messages ("Usage:", its errors) through :func:`gettext.gettext`, so they come out in the
+same language as ours.
 """
 
 from __future__ import annotations
 
 import gettext
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,6 +38,9 @@ def set_language(lang: str | None, environ: Mapping[str, str]) -> str:
     chosen = "pt_BR" if chosen.lower().startswith("pt") else "en"
     _language = chosen
     _translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[chosen], fallback=True)
+    os.environ["LANGUAGE"] = chosen  # what gettext.gettext looks at first
+    gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
+    gettext.textdomain(DOMAIN)
     return chosen
 
 

@@ -1,4 +1,4 @@
-"""The results contract in code: row statuses, error codes, per-row outcomes and exit codes.
+"""The results contract in code: columns, row statuses, error codes, per-row outcomes, exit codes.
 
 Every other module speaks in these terms, so the contract written in the README is defined
 exactly once, here.
@@ -7,9 +7,22 @@ exactly once, here.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum, unique
+
+#: The columns every results file ends with, in this order (the README's table is tested
+#: against it).
+RESULT_COLUMNS = (
+    "row",
+    "phone",
+    "status",
+    "attendance_number",
+    "operators",
+    "http_status",
+    "error",
+    "attempts",
+    "done_at",
+)
 
 
 @unique
@@ -54,8 +67,9 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     CONNECTION_LOST = "connection_lost"
-    # a note on a started row
+    # notes on a row that is done
     CONFIRMED_ON_RETRY = "confirmed_on_retry"
+    NOT_RESENT = "not_resent"
 
 
 @dataclass(slots=True)
@@ -70,13 +84,25 @@ class Outcome:
     error_code: str = ""
     error_message: str = ""
     attempts: int = 0
+    done_at: str = ""
 
     @property
     def error(self) -> str:
         """The ``error`` column: ``code: sentence``, or empty."""
-        if not self.error_code:
-            return ""
-        return f"{self.error_code}: {self.error_message}" if self.error_message else self.error_code
+        return error_text(self.error_code, self.error_message)
+
+
+def error_text(code: str, message: str) -> str:
+    """How the ``error`` column joins a code and its sentence."""
+    if not code:
+        return ""
+    return f"{code}: {message}" if message else code
+
+
+def split_error(text: str) -> tuple[str, str]:
+    """The code and sentence of an ``error`` cell (the reverse of :func:`error_text`)."""
+    code, _sep, message = text.partition(": ")
+    return code, message
 
 
 @unique
@@ -102,7 +128,7 @@ class RunSummary:
     requests: int = 0
     retries: int = 0
     pushbacks: int = 0
-    resumed: int = 0
+    resumed: int = 0  # rows whose lead an earlier run had already done
     token_refused: bool = False
     interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
     output: str = ""
@@ -111,19 +137,6 @@ class RunSummary:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
-
-    def add(self, outcome: Outcome) -> None:
-        self.counts[outcome.status] += 1
-        if outcome.error_code:
-            self.error_counts[outcome.error_code] += 1
-
-    def add_counts(self, statuses: Mapping[str, int], error_codes: Mapping[str, int]) -> None:
-        """Add rows counted elsewhere (a column at a time): rows per status and per error code."""
-        for status, n in statuses.items():
-            self.counts[RowStatus(status)] += n
-        for code, n in error_codes.items():
-            if code:
-                self.error_counts[code] += n
 
 
 def exit_status_for(summary: RunSummary) -> ExitStatus:

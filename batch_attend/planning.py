@@ -1,20 +1,21 @@
-"""Between validation and sending: names resolved to IDs, duplicates skipped, pools assigned.
+"""Between validation and sending: duplicates skipped, pools assigned, leads an earlier run did
+carried over, names resolved to IDs.
 
-Everything here is decided once, in input order, before the first request, so a rerun of the same
-command plans exactly the same requests (and the journal can resume them).
+Everything here is decided once, in input order, before the first request.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
-import polars as pl
+import pandas as pd
 
 from batch_attend.directory import Directory, LookupProblem
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.leads import PENDING, operators_key, operators_of, split_operators
+from batch_attend.leads import decide, pending, split_operators
 from batch_attend.outcomes import ErrorCode, RowStatus
 
 DISTRIBUTIONS = ("round-robin", "balanced")
@@ -24,97 +25,18 @@ class PoolError(BatchAttendError):
     """The operator pool cannot be used (empty, unreadable, or a member that does not resolve)."""
 
 
-def skip_duplicates(plan: pl.DataFrame) -> pl.DataFrame:
-    """Later rows with a phone already planned are ``skipped`` (``duplicate_row``), not sent.
+def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
+    """Later rows with a phone already planned (or carried over) are ``skipped``
+    (``duplicate_row``), not sent.
 
-    Sending the same phone twice would at best cost a request and at worst race two starts with
-    different operators, so later copies are skipped (``--allow-duplicates`` turns this off).
+    PlugChat keeps one attendance per chat: a second start for the same phone can only answer
+    "already in service", or race the first with other operators.
     """
-    first_row = pl.col("row").first().over(pl.when(PENDING).then(pl.col("phone")))
-    duplicate = PENDING & (pl.col("first_row") != pl.col("row"))
-    return (
-        plan.with_columns(first_row=first_row)  # one hash of the phones
-        .with_columns(duplicate=duplicate)
-        .with_columns(
-            status=pl.when("duplicate").then(pl.lit(str(RowStatus.SKIPPED))).otherwise("status"),
-            error_code=pl.when("duplicate")
-            .then(pl.lit(str(ErrorCode.DUPLICATE_ROW)))
-            .otherwise("error_code"),
-            error_message=pl.when("duplicate")
-            .then(pl.lit("same phone as row ") + pl.col("first_row").cast(pl.String))
-            .otherwise("error_message"),
-        )
-        .select(plan.columns)
-    )
-
-
-def decide_pending(
-    plan: pl.DataFrame, status: RowStatus, code: ErrorCode, message: str
-) -> pl.DataFrame:
-    """Every row still to be sent gets ``status`` with ``code: message`` instead."""
-    return plan.with_columns(
-        status=pl.col("status").fill_null(str(status)),
-        error_code=pl.when(PENDING).then(pl.lit(str(code))).otherwise("error_code"),
-        error_message=pl.when(PENDING).then(pl.lit(message)).otherwise("error_message"),
-    )
-
-
-def _pair(operators: str, department: str | None) -> str:
-    """One text key per (operators, department) pair; :data:`_PAIR` is the same in polars."""
-    return f"{len(operators)}:{operators}" + ("-" if department is None else "+" + department)
-
-
-_PAIR = (
-    pl.col("operators").str.len_chars().cast(pl.String)
-    + pl.lit(":")
-    + pl.col("operators")
-    + pl.when(pl.col("department").is_null())
-    .then(pl.lit("-"))
-    .otherwise(pl.lit("+") + pl.col("department"))
-)
-
-
-def resolve_names(plan: pl.DataFrame, directory: Directory) -> pl.DataFrame:
-    """Operator and department cells turned into IDs; rows that do not resolve become ``invalid``.
-
-    Resolved once per distinct (operators, department) pair: a sheet repeats the same few.
-    """
-    pairs = plan.filter(PENDING).select("operators", "department").unique().rows()
-    operators: dict[str, str] = {}
-    departments: dict[str, str | None] = {}
-    problems: dict[str, LookupProblem] = {}
-    for cell, department in pairs:
-        key = _pair(cell, department)
-        try:
-            ids = dict.fromkeys(directory.operator_id(v) for v in operators_of(cell))
-            operators[key] = operators_key(tuple(ids))
-            departments[key] = directory.department_id(department) if department else None
-        except LookupProblem as problem:
-            problems[key] = problem
-    if not problems and all(
-        operators[_pair(c, d)] == c and departments[_pair(c, d)] == d for c, d in pairs
-    ):
-        return plan  # IDs already, as most sheets hold: nothing to rewrite
-    pair = _PAIR
-    problem = PENDING & pair.is_in(list(problems))
-    resolved = PENDING & ~problem
-    return plan.with_columns(
-        operators=pl.when(resolved)
-        .then(pair.replace_strict(operators, default=pl.col("operators"), return_dtype=pl.String))
-        .otherwise("operators"),
-        department=pl.when(resolved)
-        .then(
-            pair.replace_strict(departments, default=pl.col("department"), return_dtype=pl.String)
-        )
-        .otherwise("department"),
-        status=pl.when(problem).then(pl.lit(str(RowStatus.INVALID))).otherwise("status"),
-        error_code=pl.when(problem)
-        .then(pair.replace_strict({k: str(p.code) for k, p in problems.items()}, default=None))
-        .otherwise("error_code"),
-        error_message=pl.when(problem)
-        .then(pair.replace_strict({k: str(p) for k, p in problems.items()}, default=None))
-        .otherwise("error_message"),
-    )
+    live = plan[pending(plan) | plan["carried"]]
+    first_row = live.groupby("phone")["row"].transform("first")
+    duplicate = (first_row != live["row"]).reindex(plan.index, fill_value=False)
+    messages = ("same phone as row " + first_row.astype(str)).reindex(plan.index)
+    return decide(plan, duplicate, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
 
 
 def read_pool(pool: str | None, pool_file: Path | None) -> tuple[str, ...]:
@@ -132,8 +54,7 @@ def read_pool(pool: str | None, pool_file: Path | None) -> tuple[str, ...]:
                 )
             ) from exc
         for line in text.splitlines():
-            line = line.split("#", 1)[0]
-            members.extend(split_operators(line))
+            members.extend(split_operators(line.split("#", 1)[0]))
     return tuple(dict.fromkeys(members))
 
 
@@ -144,28 +65,88 @@ def resolve_pool(pool: tuple[str, ...], directory: Directory) -> tuple[str, ...]
         raise PoolError(_("--pool: {problem}").format(problem=problem)) from problem
 
 
-def assign_pool(plan: pl.DataFrame, pool: tuple[str, ...], distribute: str) -> pl.DataFrame:
-    """Rows without operators get one pool member each.
+def assign_pool(plan: pd.DataFrame, pool: tuple[str, ...], distribute: str) -> pd.DataFrame:
+    """Rows without operators get one pool member each, in input order.
 
     ``round-robin`` takes members in turn; ``balanced`` gives each row to the member with the
     fewest rows so far, counting the rows that already name pool members (ties: pool order).
     """
-    empty = plan.select(PENDING & (pl.col("operators") == "")).to_series().arg_true()
-    if not pool or empty.is_empty():
+    live = pending(plan)
+    empty = plan.index[live & (plan["operators"].map(len) == 0)]
+    if not pool or empty.empty:
         return plan
     if distribute == "balanced":
-        load = Counter({member: 0 for member in pool})
-        named = plan.filter(PENDING & (pl.col("operators") != "")).group_by("operators").len()
-        for key, count in named.iter_rows():
-            for op in operators_of(key):
-                if op in load:
-                    load[op] += count
+        load = Counter(dict.fromkeys(pool, 0))
+        for operators in plan.loc[live, "operators"]:
+            load.update(op for op in operators if op in load)
         members = []
-        for _ in range(len(empty)):
-            member = min(pool, key=lambda m: load[m])  # min keeps the first of equals
+        for _row in empty:
+            member = min(pool, key=load.__getitem__)  # min keeps the first of equals
             load[member] += 1
-            members.append(member)
+            members.append((member,))
     else:
-        members = [pool[turn % len(pool)] for turn in range(len(empty))]
-    keys = pl.Series([operators_key((m,)) for m in members], dtype=pl.String)
-    return plan.with_columns(plan.get_column("operators").clone().scatter(empty, keys))
+        members = [(pool[turn % len(pool)],) for turn in range(len(empty))]
+    plan = plan.copy()
+    plan["operators"] = plan["operators"].astype(object)
+    plan.loc[empty, "operators"] = pd.Series(members, index=empty, dtype=object)
+    return plan
+
+
+def carry_over(plan: pd.DataFrame, done: Mapping[str, str]) -> pd.DataFrame:
+    """Leads an earlier run started (or found in service) are not sent again: the first row of
+    each keeps that run's outcome (``done`` maps a phone to its status), even when the row
+    would now be invalid for another reason (its operators cell emptied, say). Marked
+    ``carried``; do this before :func:`skip_duplicates`, so that later rows of the same phone
+    are skipped as duplicates of it."""
+    candidates = plan[
+        (plan["phone"] != "") & (pending(plan) | (plan["status"] == RowStatus.INVALID))
+    ]
+    first = ~candidates["phone"].duplicated()
+    carried = (candidates["phone"].isin(list(done)) & first).reindex(plan.index, fill_value=False)
+    plan = plan.copy()
+    plan["carried"] = carried
+    plan.loc[carried, "status"] = plan.loc[carried, "phone"].map(done)
+    plan.loc[carried, ["error_code", "error_message"]] = ""
+    return plan
+
+
+def resolve_names(plan: pd.DataFrame, directory: Directory) -> pd.DataFrame:
+    """Operator and department cells of the rows still to be sent turned into IDs; rows that do
+    not resolve become ``invalid``.
+
+    Resolved once per distinct (operators, department) pair: a sheet repeats the same few.
+    """
+    live = pending(plan)
+    index = plan.index[live]
+    pairs = list(zip(plan.loc[live, "operators"], plan.loc[live, "department"], strict=True))
+    answers = {pair: _resolve(pair, directory) for pair in set(pairs)}
+    if all(answer == pair for pair, answer in answers.items()):
+        return plan  # IDs already, as most sheets hold: nothing to rewrite
+    found = [answers[pair] for pair in pairs]
+    failed = pd.Series([isinstance(a, LookupProblem) for a in found], index=index, dtype=bool)
+    plan = plan.copy()
+    plan["operators"] = plan["operators"].astype(object)
+    plan.loc[index, "operators"] = pd.Series(
+        [p[0] if f else a[0] for p, a, f in zip(pairs, found, failed, strict=True)], index, object
+    )
+    plan.loc[index, "department"] = [
+        p[1] if f else a[1] for p, a, f in zip(pairs, found, failed, strict=True)
+    ]
+    problems = pd.Series(found, index=index, dtype=object)[failed]
+    return decide(
+        plan,
+        failed.reindex(plan.index, fill_value=False),
+        RowStatus.INVALID,
+        problems.map(lambda problem: str(problem.code)),
+        problems.map(str),
+    )
+
+
+def _resolve(pair: tuple, directory: Directory) -> tuple[tuple[str, ...], str] | LookupProblem:
+    """The IDs for one (operators, department) pair, or the problem that stops them."""
+    operators, department = pair
+    try:
+        ids = tuple(dict.fromkeys(directory.operator_id(value) for value in operators))
+        return ids, directory.department_id(department) if department else ""
+    except LookupProblem as problem:
+        return problem

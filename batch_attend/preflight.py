@@ -20,15 +20,19 @@ from batch_attend.directory import (
     TokenRefusedError,
     fetch_directory,
 )
+from batch_attend.env import Env
 from batch_attend.i18n import _
-from batch_attend.outcomes import ErrorCode, RowStatus
-from batch_attend.planning import PENDING
+from batch_attend.journal import Journal
+from batch_attend.leads import pending
+from batch_attend.outcomes import DONE_STATUSES, ErrorCode, ExitStatus, RowStatus
 from batch_attend.runner import (
     RunOptions,
     Target,
     api_target,
-    collector_paused,
+    carried_over,
+    journal_path,
     plan_requests,
+    pool_members,
     prepare,
     run_async,
 )
@@ -41,6 +45,7 @@ class CheckReport:
     source: str
     rows: int = 0
     ready: int = 0
+    done: int = 0
     duplicates: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)
     invalid: int = 0
@@ -54,6 +59,16 @@ class CheckReport:
     @property
     def all_ready(self) -> bool:
         return self.token == "accepted" and self.invalid == 0 and not self.operators_failed
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.token == "refused":
+            return ExitStatus.TOKEN_REFUSED
+        if self.all_ready:
+            return ExitStatus.SUCCESS
+        if self.token in ("missing", "unknown"):
+            return ExitStatus.USAGE_OR_INPUT_ERROR
+        return ExitStatus.ROWS_NOT_DONE
 
     def lines(self) -> list[str]:
         token = {
@@ -91,6 +106,11 @@ class CheckReport:
                 invalid=f"{self.invalid:,}",
                 duplicates=f"{self.duplicates:,}",
             )
+            + (
+                _("; {done} done by an earlier run").format(done=f"{self.done:,}")
+                if self.done
+                else ""
+            )
         )
         for row, error in self.problems[:MAX_PROBLEMS_SHOWN]:
             out.append("  " + _("row {row}: {error}").format(row=row, error=error))
@@ -106,7 +126,7 @@ async def _lookups(options: RunOptions, target: Target, report: CheckReport) -> 
 
     directory = Directory()
     async with PlugChatClient(
-        target.base_url, target.token, timeout=options.timeout, concurrency=2
+        target.base_url, target.token, timeout=options.sending.timeout, concurrency=2
     ) as client:
         try:
             found = await fetch_directory(
@@ -139,22 +159,27 @@ async def _lookups(options: RunOptions, target: Target, report: CheckReport) -> 
     return directory
 
 
-def check_batch(options: RunOptions) -> CheckReport:
-    """Everything a run would check before its first start request, and nothing more."""
-    with collector_paused():
-        table, plan, pool = prepare(options, None)
-    report = CheckReport(source=table.where, rows=len(table))
-    with api_target(options) as target:
+def check_batch(options: RunOptions, env: Env | None = None) -> CheckReport:
+    """Everything a run would check before its first start request, and nothing more: the
+    ledger is read, not written."""
+    env = env or Env()
+    batch = prepare(options, env, sending=False)
+    plan = carried_over(
+        batch.plan, batch.table, Journal.open_readonly(journal_path(options, batch.output))
+    )
+    report = CheckReport(source=batch.table.where, rows=len(batch.table))
+    with api_target(options, env) as target:
         directory = Directory()
         if target.token:
             directory = run_async(_lookups(options, target, report))
-        plan = plan_requests(options, plan, directory, pool)
-    pending = plan.get_column("status").null_count()
-    report.ready = pending if report.token != "refused" else 0
-    decided = plan.filter(PENDING.not_())
-    for number, status, code, message in decided.select(
-        "row", "status", "error_code", "error_message"
-    ).iter_rows():
+        plan = plan_requests(options, plan, directory, pool_members(options, batch.pool, directory))
+    live = pending(plan)
+    report.ready = int(live.sum()) if report.token != "refused" else 0
+    report.done = int(plan["status"].isin(DONE_STATUSES).sum())
+    decided = plan[~live]
+    for number, status, code, message in decided[
+        ["row", "status", "error_code", "error_message"]
+    ].itertuples(index=False, name=None):
         if status == RowStatus.INVALID:
             report.invalid += 1
             report.problems.append((number, f"{code}: {message}"))
@@ -163,12 +188,16 @@ def check_batch(options: RunOptions) -> CheckReport:
     return report
 
 
-def list_directory(options: RunOptions, kind: str) -> list[Operator] | list[Department]:
+def list_directory(
+    options: RunOptions, kind: str, env: Env | None = None
+) -> list[Operator] | list[Department]:
     """What the account has: ``kind`` is ``operators`` or ``departments``."""
     from batch_attend.api import PlugChatClient, check_token
 
     async def fetch(target: Target):
-        async with PlugChatClient(target.base_url, target.token, timeout=options.timeout) as c:
+        async with PlugChatClient(
+            target.base_url, target.token, timeout=options.sending.timeout
+        ) as c:
             found = await fetch_directory(
                 c,
                 target.base_url,
@@ -178,7 +207,7 @@ def list_directory(options: RunOptions, kind: str) -> list[Operator] | list[Depa
             )
         return found.operators if kind == "operators" else found.departments
 
-    with api_target(options) as target:
+    with api_target(options, env or Env()) as target:
         check_token(target.token)
         if kind == "operators" and not target.ticket:
             raise DirectoryError(

@@ -3,6 +3,9 @@
 Every cell comes back as text exactly as a person sees it. Numbers stored in a workbook come back
 as their integer digits when they are whole (so a phone typed as a number keeps every digit);
 nothing is ever rounded through a float of our own making.
+
+A results file of batch-attend is a valid input: its contract columns are recognised, set apart
+(:attr:`Table.results`), and the user's own columns come back under their own names.
 """
 
 from __future__ import annotations
@@ -12,22 +15,26 @@ import csv
 import datetime as dt
 import io
 import math
-import operator
-import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
+import pandas as pd
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import N_, _
+from batch_attend.outcomes import RESULT_COLUMNS
 
 #: How many rows from the top of a sheet may hold a title or notes above the header.
 HEADER_SEARCH_ROWS = 20
 CSV_EXTENSIONS = {".csv", ".txt", ".tsv"}
 EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
+#: How a results file names an input column whose name is also a contract column.
+INPUT_SUFFIX = " (input)"
+#: The contract columns a results file ends with: this version's, and the first version's
+#: (without ``done_at``), so results of either can be handed back.
+RESULT_TAILS = (RESULT_COLUMNS, RESULT_COLUMNS[:-1])
 
 # Header aliases, compared after folding case, accents, spaces and punctuation (see ``fold``).
 PHONE_ALIASES = (
@@ -120,15 +127,17 @@ def _where(source: Path, sheet: str | None) -> str:
 class Table:
     """The data rows of one sheet, as text, with the row numbers a person sees.
 
-    The cells live in a polars frame, one text column per input column (named by position,
-    since headers may repeat): a million rows are then validated and written a column at a time.
+    ``frame`` holds one text column per input column, labelled by position (headers may
+    repeat). For a results file of batch-attend, ``results`` holds its contract columns (as
+    text, row for row) and ``columns`` / ``frame`` only the user's own.
     """
 
     source: Path
     sheet: str | None
     columns: list[str]
-    frame: pl.DataFrame
+    frame: pd.DataFrame
     row_numbers: list[int]
+    results: pd.DataFrame | None = None
 
     @property
     def where(self) -> str:
@@ -137,13 +146,13 @@ class Table:
     def __len__(self) -> int:
         return len(self.row_numbers)
 
-    def column(self, j: int) -> pl.Series:
-        return self.frame.to_series(j)
+    def column(self, j: int) -> pd.Series:
+        return self.frame[j]
 
     @property
     def rows(self) -> list[list[str]]:
-        """Row by row (a copy; convenient for small tables and tests)."""
-        return [list(r) for r in self.frame.iter_rows()]
+        """Row by row (convenient for small tables and tests)."""
+        return [list(r) for r in self.frame.itertuples(index=False, name=None)]
 
 
 @dataclass(frozen=True)
@@ -213,85 +222,80 @@ def map_columns(
     return ColumnMap(phone=phone, operators=operators, department=department)
 
 
-def _is_blank(row: list[str]) -> bool:
-    return not "".join(row).strip()
-
-
 def phone_header_names(phone_column: str | None) -> frozenset[str]:
     """The folded header names that mark the header row (and the sheet) holding the leads."""
     return frozenset({fold(phone_column)}) if phone_column else frozenset(PHONE_ALIASES)
 
 
-def _header_index(grid: list[list[str]], phone_names: frozenset[str]) -> int | None:
+def _is_blank(row: list[str]) -> bool:
+    return not "".join(row).strip()
+
+
+def _header_index(top: list[list[str]], phone_names: frozenset[str]) -> int | None:
     """The first of the top rows that names a phone column: titles and notes above it are skipped."""
-    for i, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
+    for i, row in enumerate(top):
         if any(fold(c) in phone_names for c in row):
             return i
     return None
 
 
-def _column_text(name: str, values: list) -> pl.Series:
-    """A column from pandas as text; non-text cells (numbers, dates in workbooks) converted."""
-    try:
-        return pl.Series(name, values, dtype=pl.String, strict=True).fill_null("")
-    except (TypeError, pl.exceptions.PolarsError):
-        return pl.Series(name, [cell_text(v) for v in values], dtype=pl.String)
-
-
-#: Blank as Python's str.isspace() sees it: the regex engine's \s, plus the four ASCII
-#: separators \x1c-\x1f that Python also counts as space.
-_BLANK = r"^[\s\x1c-\x1f]*$"
-
-
-def grid_from_pandas(frame) -> pl.DataFrame:
-    """A pandas frame of cells as a polars frame of text, one column per frame column."""
-    return pl.DataFrame(
-        [_column_text(str(j), frame[c].tolist()) for j, c in enumerate(frame.columns)]
-    )
+def _blank_cells(column: pd.Series) -> pd.Series:
+    """True where a cell is empty or only white space (as Python's ``str.isspace`` sees it)."""
+    return (column == "") | column.str.isspace()
 
 
 def table_from_grid(
     source: Path,
     sheet: str | None,
-    grid: pl.DataFrame,
+    grid: pd.DataFrame,
     phone_names: frozenset[str] = frozenset(PHONE_ALIASES),
 ) -> Table:
     """Split a grid of text cells (no header applied) into header and data rows.
 
-    Row numbers are 1-based frame rows, as a spreadsheet shows them. The header is the first of
+    Row numbers are 1-based grid rows, as a spreadsheet shows them. The header is the first of
     the top rows that names a phone column; without one, the first non-blank row, and
     :func:`map_columns` then explains what it found. Blank rows and columns with neither header
     nor data are dropped; row numbers keep counting them.
     """
     where = _where(source, sheet)
-    height = grid.height
-    top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).iter_rows()]
+    top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
     h = _header_index(top, phone_names)
     if h is None:
         h = next((i for i, r in enumerate(top) if not _is_blank(r)), None)
     if h is None:
-        if grid.select(pl.all().str.contains(_BLANK).all()).row(0) == (True,) * grid.width:
+        if grid.apply(_blank_cells).all(axis=None):
             raise InputError(_("{where}: the file is empty.").format(where=where))
         h = 0
     header = [cell.strip() for cell in top[h]]
-    data = grid.slice(h + 1)
-    blank = data.select(pl.all().str.contains(_BLANK))  # one flag per cell
-    keep = [j for j, name in enumerate(header) if name or not blank.to_series(j).all()]
-    data = data.select(data.columns[j] for j in keep)
-    names = [header[j] or f"column_{j + 1}" for j in keep]
-    numbers = pl.int_range(h + 2, height + 1, eager=True)
-    if keep and data.height:
-        filled = ~blank.select(pl.all_horizontal(blank.columns[j] for j in keep)).to_series()
-        if not filled.all():
-            data = data.filter(filled)
-            numbers = numbers.filter(filled)
-    if not data.height or not data.width:
+    data = grid.iloc[h + 1 :]
+    blank = data.apply(_blank_cells)
+    keep = [j for j, name in enumerate(header) if name or not blank.iloc[:, j].all()]
+    data = data.loc[~blank.iloc[:, keep].all(axis=1), data.columns[keep]]
+    if data.empty:
         raise InputError(
             _("{where}: the header is there but no data rows follow it.").format(where=where)
         )
-    data = data.rename({name: str(j) for j, name in enumerate(data.columns)})
+    names = [header[j] or f"column_{j + 1}" for j in keep]
+    numbers = [int(i) + 1 for i in data.index]  # grid rows are 0-based
+    data = data.set_axis(range(len(keep)), axis=1).reset_index(drop=True)
+    return split_results(
+        Table(source=source, sheet=sheet, columns=names, frame=data, row_numbers=numbers)
+    )
+
+
+def split_results(table: Table) -> Table:
+    """A results file's contract columns set apart, and its input columns under their own names;
+    any other table as it is."""
+    for tail in RESULT_TAILS:
+        if len(table.columns) > len(tail) and tuple(table.columns[-len(tail) :]) == tail:
+            break
+    else:
+        return table
+    width = len(table.columns) - len(tail)
+    results = table.frame.iloc[:, width:].set_axis(list(tail), axis=1)
+    columns = [c.removesuffix(INPUT_SUFFIX) for c in table.columns[:width]]
     return Table(
-        source=source, sheet=sheet, columns=names, frame=data, row_numbers=numbers.to_list()
+        table.source, table.sheet, columns, table.frame.iloc[:, :width], table.row_numbers, results
     )
 
 
@@ -398,51 +402,18 @@ def detect_encoding(raw: bytes) -> str:
     return best.encoding
 
 
-def _widths(text: str, delimiter: str) -> Counter:
-    """How many sample records have each number of fields, for one delimiter (records whose
-    fields are all empty do not count).
-
-    Counted on the raw text when every quote opens or closes a whole field (the usual case):
-    each quoted field becomes one placeholder character, and then a record is a line and its
-    fields are its delimiters plus one. Anything else goes through :mod:`csv`; a hypothesis test
-    holds the two to the same counts. Parsing a 1 MiB sample with :mod:`csv` cost more than
-    reading the rest of a 20,000-row file.
-    """
-    if delimiter in ('"', "\r", "\n") or "\x00" in text or text.count("\r") != text.count("\r\n"):
-        return _widths_csv(text, delimiter)
-    data = text.encode("utf-8", "surrogateescape")
-    if b'"' in data:
-        if _quoted_newlines(data, delimiter) is None:
-            return _widths_csv(text, delimiter)
-        data = _QUOTED_FIELD.sub(_field_placeholder, data)
-    sep = delimiter.encode()
-    delimiters = Counter(map(operator.methodcaller("count", sep), data.split(b"\n")))
-    blank = re.compile(rb"^(?:" + re.escape(sep) + rb")*\r?$", re.MULTILINE)
-    for line in blank.findall(data):  # records of empty fields only, the last line's b"" too
-        delimiters[line.count(sep)] -= 1
-    return Counter({count + 1: n for count, n in delimiters.items() if n > 0})
-
-
-#: A whole quoted field: ``"``, then characters other than a quote or doubled quotes, ``"``.
-_QUOTED_FIELD = re.compile(rb'"(?:[^"]|"")*"')
-
-
-def _field_placeholder(match: re.Match) -> bytes:
-    """One character for a quoted field with text, none for ``""`` (an empty field)."""
-    return b"q" if len(match[0]) > 2 else b""
-
-
-def _widths_csv(text: str, delimiter: str) -> Counter:
-    """:func:`_widths` by :mod:`csv`, for text the fast count cannot take."""
-    widths: Counter = Counter()
+def field_counts(text: str, delimiter: str) -> Counter:
+    """How many records of ``text`` have each number of fields under ``delimiter`` (records
+    whose fields are all empty do not count)."""
+    counts: Counter = Counter()
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         for record in reader:
             if any(record):
-                widths[len(record)] += 1
+                counts[len(record)] += 1
     except csv.Error:
         pass  # a sample cut inside a quoted field: what was counted still tells
-    return widths
+    return counts
 
 
 def sniff_delimiter(sample: str) -> str:
@@ -457,26 +428,20 @@ def sniff_delimiter(sample: str) -> str:
         text = text[: text.rfind("\n") + 1]  # the sample may have cut the last line in two
     best, best_score = ",", (0, 0)
     for delimiter in DELIMITERS:
-        widths = _widths(text, delimiter)
-        if not widths:
+        counts = field_counts(text, delimiter)
+        if not counts:
             continue
-        width, count = widths.most_common(1)[0]
+        width, count = counts.most_common(1)[0]
         # The share of records that agree, not their number: a wrong delimiter can cut a quoted
         # field with a line break into more (but fewer agreeing) records than the right one.
-        score = (round(count / sum(widths.values()), 2), width) if width > 1 else (0, 0)
+        score = (round(count / sum(counts.values()), 2), width) if width > 1 else (0, 0)
         if score > best_score:
             best, best_score = delimiter, score
     return best
 
 
-def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> pl.DataFrame:
-    """Every record of a CSV file as text cells, blank lines included (row numbers count them).
-
-    polars parses the file when it can; pandas' more forgiving parser takes over for what polars
-    refuses (a stray quote inside a field, a record longer than the sample's) or reads
-    differently (lines ended by a lone carriage return), and words the errors. A hypothesis test
-    in test_messy_inputs.py holds the two readers to the same cells.
-    """
+def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> pd.DataFrame:
+    """Every record of a CSV file as text cells, blank lines included (row numbers count them)."""
     with open(path, "rb") as fh:
         raw = fh.read(CSV_SAMPLE_BYTES)
     if not raw.strip():
@@ -491,93 +456,21 @@ def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> pl
             )
         ) from exc
     sep = delimiter or sniff_delimiter(sample)
-    # Name the columns up front: a parser would otherwise take the field count of the first
+    # Name the columns up front: the parser would otherwise take the field count of the first
     # line, which may be a one-cell title above the real header.
-    width = max(_widths(sample, sep) or [1])
-    grid = _polars_csv(path, chosen, sep, width)
-    if grid is None:
-        frame = _pandas_csv(path, chosen, sep, width, given=encoding is not None)
-        grid = grid_from_pandas(frame)
-    return grid
-
-
-def _polars_csv(path: Path, encoding: str, sep: str, width: int) -> pl.DataFrame | None:
-    """The cells as polars reads them, or None where pandas must read the file instead."""
-    data = path.read_bytes()
-    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig", "ascii"):
-        data = data.removeprefix(codecs.BOM_UTF8)
-    else:
-        try:
-            data = data.decode(encoding).encode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
-        return None  # old Mac line ends, or a bare CR in a cell
-    if not data.endswith(b"\n"):
-        data += b"\n"  # polars would let a last line without one run past the columns
-    inside = _quoted_newlines(data, sep) if b'"' in data else 0
-    if inside is None:
-        return None  # a quote left open, or one inside a field: pandas says which, or reads it
-    try:
-        grid = pl.read_csv(
-            data,
-            has_header=False,
-            separator=sep,
-            quote_char='"',
-            schema={str(j): pl.String for j in range(width)},
-            encoding="utf8",
-            raise_if_empty=True,
-        )
-    except (pl.exceptions.PolarsError, UnicodeDecodeError):
-        return None
-    if grid.height != data.count(b"\n") - inside:
-        return (
-            None  # a line skipped (some polars versions skip blank ones): row numbers would shift
-        )
-    return grid.fill_null("")
-
-
-def _quoted_newlines(data: bytes, sep: str) -> int | None:
-    """How many line breaks lie inside quoted fields, or None unless every quote in ``data``
-    belongs to a whole quoted field ("...", with "" inside), the one form both parsers read
-    alike.
-
-    Split at the quotes, the even pieces lie outside quoted fields: each must end where a field
-    may open (after a delimiter or a line end) and start where one may close, or be empty (a
-    doubled quote inside a field, or the file's first or last byte).
-    """
-    pieces = data.split(b'"')
-    if len(pieces) % 2 == 0:
-        return None  # an odd number of quotes: one is left open
-    delimiter = sep.encode()
-    may_open = (delimiter, b"\n")
-    may_close = (delimiter, b"\n", b"\r\n")
-    last = len(pieces) - 1
-    for k in range(0, len(pieces), 2):
-        piece = pieces[k]
-        if not piece:
-            continue
-        if k > 0 and not piece.startswith(may_close):
-            return None
-        if k < last and not piece.endswith(may_open):
-            return None
-    return sum(piece.count(b"\n") for piece in pieces[1::2])
-
-
-def _pandas_csv(path: Path, encoding: str, sep: str, width: int, *, given: bool):
-    import pandas as pd
-
+    width = max(field_counts(sample, sep) or [1])
     try:
         return pd.read_csv(
             path,
             sep=sep,
             header=None,
             names=range(width),
+            index_col=False,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
-            encoding=encoding,
+            encoding=chosen,
             encoding_errors="strict",
             engine="c",
         )
@@ -591,11 +484,11 @@ def _pandas_csv(path: Path, encoding: str, sep: str, width: int, *, given: bool)
             ).format(path=path, sep=_show(sep), detail=detail)
         ) from exc
     except UnicodeDecodeError as exc:
-        how = _("given by --encoding") if given else _("detected")
+        how = _("given by --encoding") if encoding else _("detected")
         raise InputError(
             _(
                 "{path}: cannot be read as {chosen} ({how}): {reason} at byte {start}. Give the right one with --encoding (for example --encoding cp1252 or latin-1)."
-            ).format(path=path, chosen=encoding, how=how, reason=exc.reason, start=exc.start)
+            ).format(path=path, chosen=chosen, how=how, reason=exc.reason, start=exc.start)
         ) from exc
 
 
@@ -607,8 +500,6 @@ def _show(delimiter: str) -> str:
 
 
 def _open_book(path: Path):
-    import pandas as pd
-
     try:
         return pd.ExcelFile(path, engine="calamine")
     except Exception as exc:  # calamine raises its own types for damaged files
@@ -624,22 +515,17 @@ def _open_book(path: Path):
         ) from exc
 
 
-def _sheet_frame(book, name: str, nrows: int | None = None):
-    import pandas as pd
-
-    return pd.read_excel(
+def _sheet_grid(book, name: str, nrows: int | None = None) -> pd.DataFrame:
+    """A sheet's cells as text: numbers, dates and booleans as :func:`cell_text` shows them."""
+    frame = pd.read_excel(
         book, sheet_name=name, header=None, dtype=object, na_filter=False, nrows=nrows
     )
+    return frame.apply(lambda column: column.map(cell_text).astype(str))
 
 
-def _top_rows(book, name: str) -> list[list[str]]:
-    frame = _sheet_frame(book, name, nrows=HEADER_SEARCH_ROWS)
-    return [[cell_text(v) for v in row] for row in frame.itertuples(index=False, name=None)]
-
-
-def read_excel_frame(
+def read_excel_grid(
     path: Path, sheet: str | int | None, phone_names: frozenset[str] = frozenset(PHONE_ALIASES)
-):
+) -> tuple[str, pd.DataFrame]:
     """The chosen sheet as a grid of text: ``sheet`` if given, else the first sheet whose top
     rows name a phone column (an instructions tab before the leads is passed over)."""
     book = _open_book(path)
@@ -649,14 +535,16 @@ def read_excel_frame(
             raise InputError(_("{path}: the workbook has no sheets.").format(path=path))
         if sheet is not None:
             name = _choose_sheet(path, names, sheet)
-            return name, _sheet_frame(book, name)
+            return name, _sheet_grid(book, name)
         if len(names) == 1:
-            return names[0], _sheet_frame(book, names[0])
+            return names[0], _sheet_grid(book, names[0])
         seen = []
         for name in names:
-            top = _top_rows(book, name)
+            top = [list(r) for r in _sheet_grid(book, name, HEADER_SEARCH_ROWS).itertuples(
+                index=False, name=None
+            )]  # fmt: skip
             if _header_index(top, phone_names) is not None:
-                return name, _sheet_frame(book, name)
+                return name, _sheet_grid(book, name)
             first = next((r for r in top if not _is_blank(r)), [])
             seen.append(f"'{name}' ({_quoted([c for c in first if c.strip()][:6])})")
     raise InputError(
@@ -714,8 +602,7 @@ def read_table(
     if path.stat().st_size == 0:
         raise InputError(_("{path}: the file is empty.").format(path=path))
     phone_names = phone_header_names(phone_column)
-    kind = _check_content(path, ext)
-    if kind == "text":
+    if _check_content(path, ext) == "text":
         return table_from_grid(path, None, read_csv_grid(path, encoding, delimiter), phone_names)
-    name, frame = read_excel_frame(path, sheet, phone_names)
-    return table_from_grid(path, name, grid_from_pandas(frame), phone_names)
+    name, grid = read_excel_grid(path, sheet, phone_names)
+    return table_from_grid(path, name, grid, phone_names)

@@ -1,4 +1,4 @@
-"""The results file and the one-line summary.
+"""The results file, the one-line summary and the summary JSON.
 
 One output row per input row, in input order: the original columns as they were, then the contract
 columns. Files appear atomically (temp file in the same folder, then rename), so a reader never
@@ -7,54 +7,43 @@ sees half a file, and no cell is ever written in a form a spreadsheet would run 
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import csv
-import io
+import json
 import os
-import re
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
-import polars as pl
+import pandas as pd
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import N_, _
-from batch_attend.leads import OPERATORS_JOINER
-from batch_attend.outcomes import Outcome, RowStatus, RunSummary
-
-RESULT_COLUMNS = (
-    "row",
-    "phone",
-    "status",
-    "attendance_number",
-    "operators",
-    "http_status",
-    "error",
-    "attempts",
+from batch_attend.journal import Record
+from batch_attend.outcomes import (
+    DONE_STATUSES,
+    RESULT_COLUMNS,
+    ErrorCode,
+    Outcome,
+    RowStatus,
+    RunSummary,
+    error_text,
+    split_error,
 )
+from batch_attend.reading import INPUT_SUFFIX
+
 OUTPUT_FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
 STDOUT = "-"
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: What a cell may start with for a spreadsheet to run it as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Numbers, phones and IDs people expect to see unchanged: digits with masks, maybe a sign.
-_NUMERIC_LOOKING = re.compile(r"^[+-]?[\d\s().\-/\u00a0]*\d[\d\s().\-/\u00a0]*$")
+_NUMERIC_LOOKING = r"[+-]?[\d\s().\-/\u00a0]*\d[\d\s().\-/\u00a0]*"
 
 
 class OutputError(BatchAttendError):
     """The results cannot be written where asked; checked before anything is sent."""
-
-
-_FORMULA_FIRST = frozenset(_FORMULA_START)
-
-
-def inert(value: str) -> str:
-    """``value`` made safe for a CSV opened in a spreadsheet: a would-be formula gets a ``'``."""
-    if value[:1] in _FORMULA_FIRST and not _NUMERIC_LOOKING.match(value):
-        return "'" + value
-    return value
 
 
 def output_format(output: str) -> str:
@@ -91,14 +80,16 @@ def default_output_for(input_path: Path) -> str:
     return str(input_path.with_name(input_path.stem + ".results" + ext))
 
 
-def check_output(output: str, input_path: Path) -> None:
-    """Refuse, before anything is sent, an output that cannot be written or would replace the input."""
+def check_output(output: str, input_path: Path, *, input_is_results: bool = False) -> None:
+    """Refuse, before anything is sent, an output that cannot be written or would replace the
+    input (unless the input is a results file: the new results keep all of its columns)."""
     output_format(output)
     if output == STDOUT:
         return
     target = Path(output)
-    if target.resolve() == input_path.resolve() or (
-        target.exists() and input_path.exists() and os.path.samefile(target, input_path)
+    if not input_is_results and (
+        target.resolve() == input_path.resolve()
+        or (target.exists() and input_path.exists() and os.path.samefile(target, input_path))
     ):
         raise OutputError(
             _("{output}: the results would overwrite the input file; choose another -o.").format(
@@ -133,180 +124,220 @@ def result_header(columns: Sequence[str]) -> list[str]:
     """Original column names, then the contract's; an input column whose name clashes with a
     contract column is shown as ``name (input)`` so scripts always find the contract column."""
     taken = {c.casefold() for c in RESULT_COLUMNS}
-    renamed = [f"{c} (input)" if c.casefold() in taken else c for c in columns]
+    renamed = [f"{c}{INPUT_SUFFIX}" if c.casefold() in taken else c for c in columns]
     return [*renamed, *RESULT_COLUMNS]
 
 
 #: Every row's outcome before it is written: the contract columns, with the error code and
 #: message apart (the summary counts codes; the file shows ``code: message``).
-OUTCOME_SCHEMA = {
-    "row": pl.Int64,
-    "phone": pl.String,
-    "status": pl.String,
-    "attendance_number": pl.String,
-    "operators": pl.String,
-    "http_status": pl.Int64,
-    "error_code": pl.String,
-    "error_message": pl.String,
-    "attempts": pl.Int64,
-}
+OUTCOME_COLUMNS = (
+    "row",
+    "phone",
+    "status",
+    "attendance_number",
+    "operators",
+    "http_status",
+    "error_code",
+    "error_message",
+    "attempts",
+    "done_at",
+)
 
 
-_OUTCOME_FIELDS = {  # how each column but ``row`` is read off an Outcome
-    "phone": lambda o: o.phone,
-    "status": lambda o: o.status.value,
-    "attendance_number": lambda o: o.attendance_number,
-    "operators": lambda o: ", ".join(o.operators),
-    "http_status": lambda o: o.http_status,
-    "error_code": lambda o: str(o.error_code),
-    "error_message": lambda o: o.error_message,
-    "attempts": lambda o: o.attempts,
-}
+def records_in_results(results: pd.DataFrame | None) -> Iterator[Record]:
+    """The rows a results file given as input shows done, as the ledger would hold them."""
+    if results is None:
+        return
+    for phone, status, number, operators, http_status, error, attempts, done_at in zip(
+        results["phone"],
+        results["status"],
+        results["attendance_number"],
+        results["operators"],
+        results["http_status"],
+        results["error"],
+        results["attempts"],
+        results.get("done_at", pd.Series("", index=results.index)),
+        strict=True,
+    ):
+        status = status.strip()
+        if status not in DONE_STATUSES or not phone.strip():
+            continue
+        code, message = split_error(error)
+        ids = tuple(op for op in (o.strip() for o in operators.split(",")) if op)
+        yield Record(
+            phone=phone.strip(),
+            status=status,
+            attendance_number=number.strip(),
+            operators=ids,
+            http_status=_number(http_status),
+            error_code=code,
+            error_message=message,
+            attempts=_number(attempts) or 0,
+            done_at=done_at.strip(),
+            asked_operators=ids if status == RowStatus.STARTED else None,
+            asked_department=None,
+        )
 
 
-def _outcome_series(name: str, outcomes: Sequence[Outcome]) -> pl.Series:
-    """One column of ``OUTCOME_SCHEMA`` from outcome objects (one column at a time keeps a
-    million rows' worth of Python values from all being alive at once)."""
-    return pl.Series(name, list(map(_OUTCOME_FIELDS[name], outcomes)), dtype=OUTCOME_SCHEMA[name])
+def _number(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() else None
 
 
-def outcome_frame(plan: pl.DataFrame, outcomes: Sequence[Outcome | None]) -> pl.DataFrame:
-    """Every row's outcome (``OUTCOME_SCHEMA``): the :class:`Outcome` a row got, where it got one
-    (sent, or done by an earlier run), else what the plan decided for it before sending."""
-    if len(outcomes) != plan.height:
-        raise ValueError(f"{len(outcomes)} outcomes for {plan.height} rows")
-    invalid = pl.col("status") == str(RowStatus.INVALID)
-    frame = plan.select(
-        "row",
-        phone=pl.when(invalid).then(pl.lit("")).otherwise(pl.col("phone").fill_null("")),
-        status="status",
-        attendance_number=pl.lit(""),
-        operators=pl.when(invalid)
-        .then(pl.lit(""))
-        .otherwise(pl.col("operators").str.replace_all(OPERATORS_JOINER, ", ", literal=True)),
-        http_status=pl.lit(None, pl.Int64),
-        error_code=pl.col("error_code").fill_null(""),
-        error_message=pl.col("error_message").fill_null(""),
-        attempts=pl.lit(0, pl.Int64),
+def outcome_frame(
+    plan: pd.DataFrame,
+    records: Iterable[Record],
+    unsent: tuple[ErrorCode, str],
+    compare_asked: bool = True,
+) -> pd.DataFrame:
+    """Every row's outcome (``OUTCOME_COLUMNS``), in input order.
+
+    A row the plan decided (invalid, duplicate) keeps that; a row that was to be sent, or was
+    carried over, takes its lead's record (``records``: the ledger's, then a results file's;
+    a done outcome wins over one that is not, the first among equals); a row no answer decided
+    is ``skipped`` with ``unsent`` as the reason. A carried row whose sheet now asks for other
+    operators or another department says so (``not_resent``) when ``compare_asked``.
+    """
+    sendable = plan["status"].isna() | plan["carried"]
+    where = {phone: i for i, phone in enumerate(plan["phone"]) if sendable.iat[i]}
+    status = [None if s else st for s, st in zip(sendable, plan["status"], strict=True)]
+    invalid = plan["status"] == RowStatus.INVALID
+    columns = {
+        "attendance_number": [""] * len(plan),
+        "operators": [
+            "" if bad else ", ".join(ops)
+            for bad, ops in zip(invalid, plan["operators"], strict=True)
+        ],
+        "http_status": [None] * len(plan),
+        "error_code": plan["error_code"].tolist(),
+        "error_message": plan["error_message"].tolist(),
+        "attempts": [0] * len(plan),
+        "done_at": [""] * len(plan),
+    }
+    asked: dict[int, Record] = {}
+    for record in records:
+        i = where.get(record.phone)
+        if i is None or status[i] in DONE_STATUSES:
+            continue
+        columns["attempts"][i] = max(columns["attempts"][i], record.attempts)
+        if record.status is None:
+            continue  # sent, but no answer decided it
+        status[i] = record.status
+        columns["attendance_number"][i] = record.attendance_number
+        columns["operators"][i] = ", ".join(record.operators)
+        columns["http_status"][i] = record.http_status
+        columns["error_code"][i] = record.error_code
+        columns["error_message"][i] = record.error_message
+        columns["attempts"][i] = record.attempts
+        columns["done_at"][i] = record.done_at
+        asked[i] = record
+    code, message = unsent
+    for i in where.values():
+        if status[i] is None:
+            status[i] = RowStatus.SKIPPED
+            columns["error_code"][i] = str(code)
+            columns["error_message"][i] = message
+    if compare_asked:
+        for i in plan.index[plan["carried"]]:
+            note = _not_resent(plan.iloc[i], asked.get(i))
+            if note:
+                columns["error_code"][i] = ErrorCode.NOT_RESENT
+                columns["error_message"][i] = note
+    return pd.DataFrame(
+        {
+            "row": plan["row"].to_numpy(),
+            "phone": plan["phone"].where(~invalid, "").to_numpy(),
+            "status": [str(s) for s in status],
+            **columns,
+        }
+    ).astype({"http_status": "Int64", "attempts": "int64"})[list(OUTCOME_COLUMNS)]
+
+
+def _not_resent(row: pd.Series, record: Record | None) -> str:
+    """The note for a lead done by an earlier run whose row now asks for something else."""
+    if record is None or record.asked_operators is None:
+        return ""
+    department = row["department"]
+    if set(row["operators"]) == set(record.asked_operators) and (
+        record.asked_department is None or department == record.asked_department
+    ):
+        return ""
+    done = (
+        "started by an earlier run"
+        if record.status == RowStatus.STARTED
+        else "found already in service by an earlier run"
     )
-    where = [i for i, o in enumerate(outcomes) if o is not None]
-    if where:
-        index = pl.Series(where, dtype=pl.Int64)
-        got = [outcomes[i] for i in where]
-        for name in _OUTCOME_FIELDS:
-            column = frame.get_column(name).clone().scatter(index, _outcome_series(name, got))
-            frame = frame.with_columns(column)
-    if frame.get_column("status").null_count():
-        raise ValueError("a row has no outcome")  # never write a results file with a gap
-    return frame
+    when = f" at {record.done_at}" if record.done_at else ""
+    asked = ", ".join(row["operators"]) + (f" in {department}" if department else "")
+    return (
+        f"{done}{when}, asked for {', '.join(record.asked_operators)}; the sheet now asks for "
+        f"{asked}, which was not sent: PlugChat keeps one attendance per chat (move it there "
+        "if it should change hands)"
+    )
 
 
-def outcomes_of(frame: pl.DataFrame) -> list[Outcome]:
+def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
     """The rows of an outcome frame as :class:`Outcome` objects (for library callers)."""
     return [
         Outcome(
             RowStatus(status),
             phone=phone,
-            attendance_number=attendance,
+            attendance_number=number,
             operators=tuple(operators.split(", ")) if operators else (),
-            http_status=http_status,
+            http_status=None if pd.isna(http_status) else int(http_status),
             error_code=code,
             error_message=message,
-            attempts=attempts,
+            attempts=int(attempts),
+            done_at=done_at,
         )
-        for _, phone, status, attendance, operators, http_status, code, message, attempts in (
-            frame.iter_rows()
+        for _, phone, status, number, operators, http_status, code, message, attempts, done_at in (
+            frame.itertuples(index=False, name=None)
         )
     ]
 
 
-def contract_frame(inputs: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
-    """What is written: the input columns as read, then the contract columns in order."""
-    code, message = pl.col("error_code"), pl.col("error_message")
-    error = (
-        pl.when(code == "")
-        .then(pl.lit(""))
-        .when(message == "")
-        .then(code)
-        .otherwise(code + pl.lit(": ") + message)
+def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """What is written: the input columns as read, then the contract columns in order (columns
+    labelled by position; the header row is written from the real names)."""
+    errors = [
+        error_text(code, message)
+        for code, message in zip(outcomes["error_code"], outcomes["error_message"], strict=True)
+    ]
+    contract = outcomes.assign(error=errors)[list(RESULT_COLUMNS)]
+    frame = pd.concat([inputs.reset_index(drop=True), contract.reset_index(drop=True)], axis=1)
+    return frame.set_axis(range(frame.shape[1]), axis=1)
+
+
+def inert(column: pd.Series) -> pd.Series:
+    """Text cells made safe for a CSV opened in a spreadsheet: a would-be formula gets a ``'``
+    (phones such as ``+55 44 99999-9999`` and plain numbers are left as they are)."""
+    risky = column.str.startswith(FORMULA_START)
+    if not risky.any():
+        return column
+    risky[risky] = ~column[risky].str.fullmatch(_NUMERIC_LOOKING)
+    column = column.copy()
+    column[risky] = "'" + column[risky]
+    return column
+
+
+def write_csv(stream: TextIO, header: Sequence[str], frame: pd.DataFrame) -> None:
+    """CSV as Python's csv module writes it (minimal quoting, CRLF). Every column that may hold
+    outside text (the input's, and the API's attendance number and operators) is made inert;
+    the contract's other columns cannot start like a formula."""
+    width = len(header) - len(RESULT_COLUMNS)
+    outside = [*range(width)] + [
+        width + RESULT_COLUMNS.index(name) for name in ("attendance_number", "operators")
+    ]
+    safe = frame.copy(deep=False)
+    for j in outside:
+        safe[j] = inert(frame[j].astype(str))
+    safe.to_csv(
+        stream,
+        header=list(inert(pd.Series(header, dtype=str))),
+        index=False,
+        lineterminator="\r\n",
+        quoting=csv.QUOTE_MINIMAL,
     )
-    contract = outcomes.select(
-        error.alias(c) if c == "error" else pl.col(c) for c in RESULT_COLUMNS
-    )
-    inputs = inputs.rename({name: input_name(j) for j, name in enumerate(inputs.columns)})
-    return pl.concat([inputs, contract], how="horizontal")
-
-
-def input_name(j: int) -> str:
-    """The name of input column ``j`` inside a results frame (input headers may repeat or clash
-    with contract names; the header row is written from the real names)."""
-    return f"input {j}"
-
-
-def results_frame(
-    cells: Sequence[Sequence[str]], row_numbers: Sequence[int], outcomes: Sequence[Outcome]
-) -> pl.DataFrame:
-    """Input columns (``cells``, column-major), then the contract columns, one row per outcome."""
-    if len(row_numbers) != len(outcomes):
-        raise ValueError(f"{len(row_numbers)} row numbers for {len(outcomes)} outcomes")
-    for column in cells:
-        if len(column) != len(outcomes):
-            raise ValueError(f"a column of {len(column)} cells for {len(outcomes)} outcomes")
-    inputs = pl.DataFrame([pl.Series(str(j), c, dtype=pl.String) for j, c in enumerate(cells)])
-    frame = pl.DataFrame(
-        [
-            pl.Series("row", row_numbers, dtype=pl.Int64),
-            *(_outcome_series(name, outcomes) for name in _OUTCOME_FIELDS),
-        ]
-    )
-    return contract_frame(inputs, frame)
-
-
-_FORMULA_PREFIX = r"^[=+\-@\t\r]"
-
-
-def inert_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """:func:`inert` over every text cell; one vectorised test per column finds the few cells that
-    start like a formula, and only those go through :func:`inert` (the one definition)."""
-    for name, dtype in frame.schema.items():
-        if dtype != pl.String:
-            continue
-        column = frame.get_column(name)
-        suspects = column.str.contains(_FORMULA_PREFIX).fill_null(False)
-        if not suspects.any():
-            continue
-        where = suspects.arg_true()
-        fixed = [inert(v) for v in column.gather(where).to_list()]
-        frame = frame.with_columns(column.clone().scatter(where, fixed))
-    return frame
-
-
-def write_csv(stream: BinaryIO | TextIO, header: Sequence[str], frame: pl.DataFrame) -> None:
-    """CSV as Python's csv module writes it (minimal quoting, CRLF), at polars' speed.
-
-    polars quotes an empty string (to tell it from a missing value) where the csv module does
-    not, so empty cells are written as missing ones; a hypothesis test in test_results.py holds
-    the two writers equal, byte for byte.
-    """
-    line = io.StringIO()
-    csv.writer(line, lineterminator="\r\n").writerow([inert(h) for h in header])
-    frame = inert_frame(frame).with_columns(
-        pl.when(pl.col(name) != "").then(pl.col(name)).alias(name)
-        for name, dtype in frame.schema.items()
-        if dtype == pl.String
-    )
-    options = {
-        "include_header": False,
-        "line_terminator": "\r\n",
-        "quote_style": "necessary",
-        "null_value": "",
-    }
-    if isinstance(stream, io.TextIOBase):
-        stream.write(line.getvalue())
-        stream.write(frame.write_csv(None, **options))
-    else:
-        stream.write(line.getvalue().encode("utf-8"))
-        frame.write_csv(stream, **options)
 
 
 _STATUS_COLOURS = {
@@ -319,7 +350,7 @@ _STATUS_COLOURS = {
 
 
 def write_xlsx(
-    path: str, header: Sequence[str], frame: pl.DataFrame, summary: RunSummary | None
+    path: str, header: Sequence[str], frame: pd.DataFrame, summary: RunSummary | None
 ) -> None:
     """Every text cell is written as text (phones and IDs stay digits, formulas stay inert)."""
     import xlsxwriter
@@ -334,28 +365,27 @@ def write_xlsx(
             str(s): book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()
         }
         widths = [min(max(len(h), 8), 60) for h in header]
-        for row in frame.head(500).iter_rows():  # column widths from the first rows
+        for row in frame.head(500).itertuples(index=False, name=None):  # widths: the first rows
             for j, cell in enumerate(row):
                 if isinstance(cell, str):
                     widths[j] = min(max(widths[j], len(cell) + 1), 60)
         for j, w in enumerate(widths):
             sheet.set_column(j, j, w)
         sheet.write_row(0, 0, header, bold)
-        status_col = frame.columns.index("status")
-        for i, row in enumerate(frame.iter_rows(), start=1):
+        status_col = len(header) - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("status")
+        for i, row in enumerate(frame.itertuples(index=False, name=None), start=1):
             for j, cell in enumerate(row):
-                if cell is None or cell == "":
-                    continue
-                if isinstance(cell, int):
-                    sheet.write_number(i, j, cell)
-                elif j == status_col:
-                    sheet.write_string(i, j, cell, status_formats[cell])
-                else:
-                    sheet.write_string(i, j, cell)
+                if isinstance(cell, str):
+                    if cell:
+                        sheet.write_string(
+                            i, j, cell, status_formats.get(cell) if j == status_col else None
+                        )
+                elif not pd.isna(cell):
+                    sheet.write_number(i, j, int(cell))
         # Phones and IDs are text on purpose: no green "number stored as text" triangles.
-        sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{frame.height + 1}"})
+        sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{len(frame) + 1}"})
         sheet.freeze_panes(1, 0)
-        sheet.autofilter(0, 0, frame.height, len(header) - 1)
+        sheet.autofilter(0, 0, len(frame), len(header) - 1)
         if summary is not None:
             _write_summary_sheet(book, summary, bold)
     finally:
@@ -385,50 +415,74 @@ def _write_summary_sheet(book, summary: RunSummary, bold) -> None:
 def write_results(
     output: str,
     columns: Sequence[str],
-    cells: Sequence[Sequence[str]] | pl.DataFrame,
-    row_numbers: Sequence[int] | None = None,
-    outcomes: Sequence[Outcome] | None = None,
+    frame: pd.DataFrame,
     *,
     stdout: TextIO | None = None,
     summary: RunSummary | None = None,
     bom: bool = True,
 ) -> None:
-    """Write the results to ``output`` (``-`` = CSV on ``stdout``), atomically for files.
-
-    Either ``cells`` (the input's columns, one list per column), ``row_numbers`` and one
-    outcome per row, or a ready results frame (see :func:`results_frame`) in place of ``cells``.
-    """
+    """Write a results frame (see :func:`contract_frame`) to ``output`` (``-`` = CSV on
+    ``stdout``), atomically for files."""
     header = result_header(columns)
-    fmt = output_format(output)
-    if isinstance(cells, pl.DataFrame):
-        frame = cells
-    else:
-        frame = results_frame(cells, row_numbers or [], outcomes or [])
-    if len(header) != frame.width:
-        raise ValueError(f"{len(header)} header names for {frame.width} columns")
+    if len(header) != frame.shape[1]:
+        raise ValueError(f"{len(header)} header names for {frame.shape[1]} columns")
     if output == STDOUT:
         write_csv(stdout, header, frame)
         stdout.flush()
         return
     target = Path(output)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        if fmt == "csv":
-            with open(fd, "wb", buffering=1 << 20) as fh:
-                if bom:
-                    fh.write(codecs.BOM_UTF8)
+    with _atomic(target) as tmp:
+        if output_format(output) == "csv":
+            with open(tmp, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
                 write_csv(fh, header, frame)
                 fh.flush()
                 os.fsync(fh.fileno())
         else:
-            os.close(fd)
             write_xlsx(tmp, header, frame, summary)
         os.chmod(tmp, 0o644)
+
+
+@contextlib.contextmanager
+def _atomic(target: Path):
+    """A temp file beside ``target`` that replaces it once written whole, or disappears."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_summary_json(
+    path: Path | None, summary: RunSummary | None, facts: dict, error: str | None = None
+) -> None:
+    """``--summary-json``: what a scheduler needs to know, whatever the outcome (``facts``:
+    exit code, start time, input, output, journal)."""
+    if path is None:
+        return
+    data = {**facts, "error": error}
+    if summary is not None:
+        data.update(
+            rows=summary.total,
+            counts={str(k): v for k, v in sorted(summary.counts.items())},
+            errors={str(k): v for k, v in sorted(summary.error_counts.items())},
+            elapsed_s=round(summary.elapsed, 3),
+            rows_per_s=round(summary.sent_rows / summary.elapsed, 1) if summary.elapsed else 0.0,
+            requests=summary.requests,
+            retries=summary.retries,
+            rate_limited=summary.pushbacks,
+            resumed=summary.resumed,
+        )
+    target = Path(path)
+    with _atomic(target) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+def started_at() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 _STATUS_WORDS = {

@@ -114,18 +114,6 @@ class Backpressure:
         self._waiters: deque[asyncio.Future] = deque()
         self._limiter = Pacer(rate) if rate else None
 
-    def try_acquire(self) -> bool:
-        """Pass at once when nothing holds requests back (the usual case), without a wait."""
-        if (
-            self.in_flight < self.limit
-            and self._limiter is None
-            and not self._waiters
-            and (not self.paused_until or self.paused_until <= asyncio.get_running_loop().time())
-        ):
-            self.in_flight += 1
-            return True
-        return False
-
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from batch_attend.errors import BatchAttendError
+
 SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_TICKET = "0000"  # the vendor page's example value
 API_PREFIX = "/api/integrations"
@@ -38,6 +40,7 @@ FAULT_KINDS = {
     "drop": "close the connection before answering, without acting",
     "slow": "act, then answer only after `slow_seconds` (past a client's time-out)",
     "act-drop": "act, then close the connection without answering",
+    "act-fail": "act, then answer 500 (a server error that hides a start that went through)",
     "html": "answer 200 with an HTML page",
     "badjson": "answer 200 with malformed JSON",
     "empty": "answer 200 with an empty body",
@@ -156,6 +159,24 @@ class SandboxState:
 STATE = web.AppKey("state", SandboxState)
 
 
+class SandboxError(BatchAttendError):
+    """A sandbox setting that cannot be used (a fault spec, a port taken)."""
+
+
+def parse_faults(specs) -> dict[str, Fault]:
+    """``PHONE=KIND[:TIMES]`` specs (``--fault``), by phone."""
+    faults = {}
+    for spec in specs:
+        phone, sep, kind = spec.partition("=")
+        try:
+            if not sep:
+                raise ValueError("expected PHONE=KIND[:TIMES]")
+            faults[phone.strip()] = Fault.parse(kind.strip())
+        except ValueError as exc:
+            raise SandboxError(f"--fault {spec}: {exc}") from exc
+    return faults
+
+
 def _operator_name(state: SandboxState, op_id: str) -> str:
     for op in state.operators:
         if op["id"] == op_id:
@@ -271,6 +292,8 @@ async def _answer(
     if fault == "act-drop":
         request.transport.abort()
         return web.Response(status=500)
+    if fault == "act-fail":
+        return web.json_response({"error": "internal error"}, status=500)
     await asyncio.sleep(state.slow_seconds)  # "slow"
     return response
 
@@ -398,11 +421,18 @@ async def start_site(app: web.Application, host: str, port: int) -> web.AppRunne
     return runner
 
 
-async def serve_forever(state: SandboxState, host: str, port: int, announce) -> None:
-    """Run the sandbox until cancelled (``batch-attend sandbox``); ``announce`` gets the URL."""
-    runner = await start_site(make_app(state), host, port)
+def serve(state: SandboxState, host: str, port: int, announce) -> None:
+    """Serve the sandbox until Ctrl-C (``batch-attend sandbox``); ``announce`` gets the URL."""
+
+    async def forever() -> None:
+        runner = await start_site(make_app(state), host, port)
+        try:
+            announce(f"http://{host}:{runner.addresses[0][1]}{API_PREFIX}")
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
     try:
-        announce(f"http://{host}:{runner.addresses[0][1]}{API_PREFIX}")
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+        asyncio.run(forever())
+    except OSError as exc:
+        raise SandboxError(f"cannot listen on {host}:{port} ({exc.strerror})") from exc

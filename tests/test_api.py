@@ -127,7 +127,7 @@ def test_every_answer_is_classified(server, handler, status, code, http_status):
 
 def test_read_timeout_is_classified_as_timeout(server):
     answer = send(server, sleep_then(1.0, reply(200, "true")), timeout=0.2)
-    assert answer.maybe_reached_server
+    assert answer.may_have_acted
     outcome = classify(answer)
     assert (outcome.status, outcome.error_code) == (RowStatus.FAILED, ErrorCode.TIMEOUT)
     assert "0.2 s" in outcome.error
@@ -138,7 +138,7 @@ def test_refused_connection_is_a_connection_error(server):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound but not listening: connections are refused
         answer = send(server, reply(200, "true"), base=f"http://127.0.0.1:{port}/api/integrations")
-    assert not answer.maybe_reached_server
+    assert not answer.may_have_acted
     outcome = classify(answer)
     assert (outcome.status, outcome.error_code) == (RowStatus.FAILED, ErrorCode.CONNECTION_ERROR)
 
@@ -162,12 +162,21 @@ def test_progress_answer_with_odd_operators_does_not_crash():
     assert outcome.attendance_number == ""
 
 
-def test_retry_after_and_ambiguity_are_kept_for_the_runner(server):
+def test_retry_after_and_whether_the_api_may_have_acted_are_kept(server):
     answer = send(server, reply(429, headers={"Retry-After": "7"}))
     assert answer.retry_after == "7"
-    assert Answer(failure=ErrorCode.TIMEOUT).maybe_reached_server
-    assert Answer(failure=ErrorCode.CONNECTION_LOST).maybe_reached_server
-    assert not Answer(failure=ErrorCode.CONNECTION_ERROR).maybe_reached_server
+    assert Answer(failure=ErrorCode.TIMEOUT).may_have_acted
+    assert Answer(failure=ErrorCode.CONNECTION_LOST).may_have_acted
+    assert not Answer(failure=ErrorCode.CONNECTION_ERROR).may_have_acted
+
+
+@pytest.mark.parametrize(
+    ("status", "acted"),
+    [(200, False), (400, False), (401, False), (429, False), (500, True), (502, True),
+     (503, True), (504, True)],
+)  # fmt: skip
+def test_a_server_error_may_hide_a_start_that_went_through(status, acted):
+    assert Answer(http_status=status).may_have_acted is acted
 
 
 def test_scrub_masks_the_token_in_server_text():

@@ -119,8 +119,6 @@ def test_duplicate_phones_are_sent_once(runner, sandbox, tmp_path):
     last = read_results_csv(out)[-1]
     assert (last["status"], last["error"]) == ("skipped", "duplicate_row: same phone as row 2")
     assert sandbox.state.requests["5544999999999"] == 1
-    result = invoke(runner, sandbox, [str(leads), "-o", str(out), "--allow-duplicates", "--fresh"])
-    assert sandbox.state.requests["5544999999999"] == 3
 
 
 @pytest.mark.parametrize("with_departments", [True, False])
@@ -215,10 +213,15 @@ def test_results_on_stdout(runner, sandbox, tmp_path):
     lines = result.stdout.splitlines()
     assert (
         lines[0]
-        == "Nome,Telefone,Operadores,Departamento,row,phone,status,attendance_number,operators,http_status,error,attempts"
+        == "Nome,Telefone,Operadores,Departamento,row,phone,status,attendance_number,operators,http_status,error,attempts,done_at"
     )
     assert len(lines) == 4
     assert "Results: stdout" in result.stderr
+    # Results on stdout keep a ledger too, beside the input: a rerun sends nothing again.
+    assert (tmp_path / "leads.csv.journal").is_file()
+    again = invoke(runner, sandbox, [str(leads), "-o", "-"])
+    assert again.exit_code == 0 and "3 done by an earlier run" in again.stderr
+    assert sum(sandbox.state.requests.values()) == 3
 
 
 def test_default_output_is_beside_the_input(runner, sandbox, tmp_path):
@@ -313,13 +316,14 @@ def test_progress_bar_only_on_a_terminal(sandbox, tmp_path):
     import io
 
     from batch_attend.env import Env
-    from batch_attend.runner import RunOptions, run_batch
+    from batch_attend.runner import run_batch
+    from batch_attend.settings import RunOptions
 
     leads = write_csv(tmp_path / "leads.csv", GOOD)
     for isatty, quiet, drawn in [(True, False, True), (False, False, False), (True, True, False)]:
         stderr = io.StringIO()
         env = Env(stdout=io.StringIO(), stderr=stderr, environ={}, stderr_isatty=isatty)
-        options = RunOptions(
+        options = RunOptions.build(
             input=leads, output=str(tmp_path / "r.csv"), token=TOKEN, base_url=sandbox.base_url,
             quiet=quiet, fresh=True,
         )  # fmt: skip

@@ -1,5 +1,7 @@
 """The exit-code mapping promised in the README."""
 
+from collections import Counter
+
 import pytest
 
 from batch_attend.outcomes import (
@@ -13,10 +15,11 @@ from batch_attend.outcomes import (
 
 
 def summary_of(*outcomes, **kwargs) -> RunSummary:
-    summary = RunSummary(**kwargs)
-    for o in outcomes:
-        summary.add(o)
-    return summary
+    return RunSummary(
+        counts=Counter(o.status for o in outcomes),
+        error_counts=Counter(o.error_code for o in outcomes if o.error_code),
+        **kwargs,
+    )
 
 
 STARTED = Outcome(RowStatus.STARTED)

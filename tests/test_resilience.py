@@ -11,8 +11,9 @@ from aiohttp import web
 
 from batch_attend.env import Env
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, exit_status_for
-from batch_attend.runner import RunOptions, run_batch
+from batch_attend.runner import run_batch
 from batch_attend.sandbox import Fault, SandboxServer, SandboxState
+from batch_attend.settings import RunOptions
 from tests.conftest import TOKEN, read_results_csv, write_csv
 from tests.scripted import ScriptedServer, reply
 
@@ -27,7 +28,7 @@ def run(tmp_path, base_url, phone_list, token=TOKEN, operators="OP-ANA", **opts)
     leads = write_csv(
         tmp_path / "leads.csv", [["Telefone", "Operadores"], *[[p, operators] for p in phone_list]]
     )
-    options = RunOptions(
+    options = RunOptions.build(
         input=leads,
         output=str(tmp_path / "r.csv"),
         token=token,
@@ -277,33 +278,3 @@ def test_a_token_that_appears_inside_answers_does_not_change_them(tmp_path):
     assert only(first).status is RowStatus.STARTED
     assert only(again).status is RowStatus.ALREADY_IN_SERVICE
     assert only(again).operators == ("OP-ANA",)
-
-
-def test_the_collector_is_at_ease_while_sending_and_restored_after(sandbox, tmp_path, monkeypatch):
-    """While requests go out, what lives all run is frozen and young objects are collected
-    rarely; afterwards the process has its own collector settings back, even after a failure."""
-    import gc
-
-    from batch_attend import runner
-
-    seen = []
-    real_send = runner._send
-
-    async def watching_send(*args):
-        seen.append((gc.get_threshold()[0], gc.get_freeze_count() > 0))
-        await real_send(*args)
-
-    monkeypatch.setattr(runner, "_send", watching_send)
-    before = gc.get_threshold()
-    report, _ = run(tmp_path, sandbox.base_url, phones(3))
-    assert report.summary.counts["started"] == 3
-    assert seen == [(runner.SENDING_GC_THRESHOLD, True)]
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
-
-    async def failing_send(*args):
-        raise RuntimeError("the journal cannot write")
-
-    monkeypatch.setattr(runner, "_send", failing_send)
-    with pytest.raises(RuntimeError):
-        run(tmp_path, sandbox.base_url, phones(4))
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

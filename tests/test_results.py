@@ -2,36 +2,67 @@
 
 import csv
 import io
+from collections import Counter
 
 import openpyxl
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_attend.outcomes import ErrorCode, Outcome, RowStatus, RunSummary
+from batch_attend.outcomes import RESULT_COLUMNS, ErrorCode, Outcome, RowStatus, RunSummary
 from batch_attend.results import (
-    RESULT_COLUMNS,
     OutputError,
     check_output,
+    contract_frame,
     format_summary,
     inert,
+    outcomes_of,
     result_header,
-    results_frame,
-    write_csv,
     write_results,
 )
 
 COLUMNS = ["Nome", "Telefone", "phone"]
 ROWS = [["Ana", "(44) 99999-9999", "x"], ["=1+1", "+55 44 98888-7777", "@SUM(A1)"]]
-CELLS = [list(column) for column in zip(*ROWS, strict=True)]  # column-major, as Table keeps it
 NUMBERS = [2, 3]
 OUTCOMES = [
     Outcome(RowStatus.STARTED, phone="5544999999999", operators=("OP-1",), http_status=200, attempts=1),
     Outcome(
         RowStatus.FAILED, phone="5544988887777", operators=("007", "OP-2"), http_status=502,
         error_code=ErrorCode.SERVER_ERROR, error_message="the API answered HTTP 502", attempts=4,
+        done_at="2026-12-01T09:00:00-03:00",
     ),
 ]  # fmt: skip
+
+
+def frame_of(rows, numbers, outcomes) -> pd.DataFrame:
+    """The results frame for input ``rows`` and one outcome per row."""
+    outcome_columns = pd.DataFrame(
+        {
+            "row": numbers,
+            "phone": [o.phone for o in outcomes],
+            "status": [str(o.status) for o in outcomes],
+            "attendance_number": [o.attendance_number for o in outcomes],
+            "operators": [", ".join(o.operators) for o in outcomes],
+            "http_status": pd.array([o.http_status for o in outcomes], dtype="Int64"),
+            "error_code": [str(o.error_code) for o in outcomes],
+            "error_message": [o.error_message for o in outcomes],
+            "attempts": [o.attempts for o in outcomes],
+            "done_at": [o.done_at for o in outcomes],
+        }
+    )
+    inputs = pd.DataFrame(rows, dtype=str).set_axis(range(len(rows[0])), axis=1)
+    return contract_frame(inputs, outcome_columns)
+
+
+FRAME = frame_of(ROWS, NUMBERS, OUTCOMES)
+
+
+def summary_of(outcomes) -> RunSummary:
+    return RunSummary(
+        counts=Counter(o.status for o in outcomes),
+        error_counts=Counter(o.error_code for o in outcomes if o.error_code),
+    )
 
 
 @pytest.mark.parametrize(
@@ -50,7 +81,7 @@ OUTCOMES = [
     ],
 )
 def test_inert(value, expected):
-    assert inert(value) == expected
+    assert inert(pd.Series([value, "Ana"], dtype=str)).tolist() == [expected, "Ana"]
 
 
 def test_header_keeps_originals_first_and_renames_clashes():
@@ -59,7 +90,7 @@ def test_header_keeps_originals_first_and_renames_clashes():
 
 def test_csv_results_follow_the_contract(tmp_path):
     out = tmp_path / "r.csv"
-    write_results(str(out), COLUMNS, CELLS, NUMBERS, OUTCOMES)
+    write_results(str(out), COLUMNS, FRAME)
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel shows accents correctly
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
@@ -76,32 +107,30 @@ def test_csv_results_follow_the_contract(tmp_path):
         "200",
         "",
         "1",
+        "",
     ]
     assert rows[2][:3] == ["'=1+1", "+55 44 98888-7777", "'@SUM(A1)"]
     assert rows[2][3:] == [
         "3", "5544988887777", "failed", "", "007, OP-2", "502",
-        "server_error: the API answered HTTP 502", "4",
+        "server_error: the API answered HTTP 502", "4", "2026-12-01T09:00:00-03:00",
     ]  # fmt: skip
 
 
 def test_csv_without_bom(tmp_path):
     out = tmp_path / "r.csv"
-    write_results(str(out), COLUMNS, CELLS, NUMBERS, OUTCOMES, bom=False)
+    write_results(str(out), COLUMNS, FRAME, bom=False)
     assert out.read_bytes().startswith(b"Nome,")
 
 
 def test_stdout_results(tmp_path):
     buffer = io.StringIO()
-    write_results("-", COLUMNS, CELLS, NUMBERS, OUTCOMES, stdout=buffer)
+    write_results("-", COLUMNS, FRAME, stdout=buffer)
     assert buffer.getvalue().startswith("Nome,Telefone,phone (input),row,phone,status")
 
 
 def test_xlsx_keeps_phones_and_ids_as_text_and_formulas_inert(tmp_path):
     out = tmp_path / "r.xlsx"
-    summary = RunSummary()
-    for o in OUTCOMES:
-        summary.add(o)
-    write_results(str(out), COLUMNS, CELLS, NUMBERS, OUTCOMES, summary=summary)
+    write_results(str(out), COLUMNS, FRAME, summary=summary_of(OUTCOMES))
     book = openpyxl.load_workbook(out)
     sheet = book["Results"]
     header = [c.value for c in sheet[1]]
@@ -122,8 +151,8 @@ def test_xlsx_keeps_phones_and_ids_as_text_and_formulas_inert(tmp_path):
 def test_write_is_atomic_on_failure(tmp_path):
     out = tmp_path / "r.csv"
     out.write_text("previous results")
-    with pytest.raises(ValueError):  # zip(strict=True): one outcome short
-        write_results(str(out), COLUMNS, CELLS, NUMBERS, OUTCOMES[:1])
+    with pytest.raises(ValueError):  # a header name short
+        write_results(str(out), COLUMNS[:2], FRAME)
     assert out.read_text() == "previous results"
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]
 
@@ -148,9 +177,8 @@ def test_check_output_refuses_unwritable_folder(tmp_path):
 
 
 def test_format_summary():
-    summary = RunSummary(elapsed=2.0, sent_rows=2, output="r.csv")
-    for o in OUTCOMES:
-        summary.add(o)
+    summary = summary_of(OUTCOMES)
+    summary.elapsed, summary.sent_rows, summary.output = 2.0, 2, "r.csv"
     assert (
         format_summary(summary)
         == "2 rows: 1 started, 1 failed in 2.0 s (1.0 rows/s). Results: r.csv"
@@ -173,53 +201,39 @@ any_text = st.text(
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(st.tuples(any_text, any_text), min_size=1, max_size=6),
-    st.lists(st.sampled_from(list(RowStatus)), min_size=6, max_size=6),
-    st.booleans(),
-)
-def test_csv_writer_writes_what_the_csv_module_would(rows, statuses, to_stdout):
-    """The fast writer is byte for byte what csv.writer (minimal quoting, CRLF) writes."""
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(any_text, any_text), min_size=1, max_size=6), st.booleans())
+def test_csv_results_read_back_as_written(tmp_path_factory, rows, to_stdout):
+    """What the csv module reads back is every cell as given, would-be formulas made inert."""
     outcomes = [
-        Outcome(
-            status,
-            phone=a[:5],
-            operators=(b, a) if b else (),
-            http_status=None if i % 2 else 200 + i,
-            error_code=b and "server_error",
-            error_message=a,
-            attempts=i,
-        )
-        for i, ((a, b), status) in enumerate(zip(rows, statuses, strict=False))
-    ]
-    cells = [list(column) for column in zip(*rows, strict=True)]
-    numbers = list(range(2, 2 + len(rows)))
-    header = result_header(["A", "=B"])
-    expected = io.StringIO()
-    writer = csv.writer(expected, lineterminator="\r\n")
-    writer.writerow([inert(h) for h in header])
-    for (a, b), outcome, number in zip(rows, outcomes, numbers, strict=True):
-        writer.writerow(
-            [
-                inert(a),
-                inert(b),
-                number,
-                inert(outcome.phone),
-                outcome.status,
-                outcome.attendance_number,
-                inert(", ".join(outcome.operators)),
-                "" if outcome.http_status is None else outcome.http_status,
-                inert(outcome.error),
-                outcome.attempts,
-            ]
-        )
-    frame = results_frame(cells, numbers, outcomes)
+        Outcome(RowStatus.FAILED, phone="5544999999999", operators=(b,) if b else (),
+                http_status=None if i % 2 else 500, error_code="server_error", error_message=a,
+                attempts=i)
+        for i, (a, b) in enumerate(rows)
+    ]  # fmt: skip
+    frame = frame_of([list(r) for r in rows], list(range(2, 2 + len(rows))), outcomes)
     if to_stdout:
-        got = io.StringIO()
-        write_csv(got, header, frame)
-        assert got.getvalue() == expected.getvalue()
+        buffer = io.StringIO()
+        write_results("-", ["A", "=B"], frame, stdout=buffer)
+        text = buffer.getvalue()
     else:
-        got = io.BytesIO()
-        write_csv(got, header, frame)
-        assert got.getvalue() == expected.getvalue().encode("utf-8")
+        out = tmp_path_factory.mktemp("r") / "r.csv"
+        write_results(str(out), ["A", "=B"], frame)
+        text = out.read_bytes().decode("utf-8-sig")
+    header, *back = list(csv.reader(io.StringIO(text, newline="")))
+    assert header == ["A", "'=B", *RESULT_COLUMNS]
+    for (a, b), outcome, got in zip(rows, outcomes, back, strict=True):
+        assert got[:2] == inert(pd.Series([a, b], dtype=str)).tolist()
+        assert got[6] == inert(pd.Series([b], dtype=str)).tolist()[0]
+        assert got[8] == outcome.error and got[9] == str(outcome.attempts)
+
+
+def test_outcomes_of_gives_back_the_outcomes():
+    columns = FRAME.iloc[:, len(COLUMNS) :].set_axis(list(RESULT_COLUMNS), axis=1)
+    columns = columns.assign(
+        error_code=[str(o.error_code) for o in OUTCOMES],
+        error_message=[o.error_message for o in OUTCOMES],
+    ).drop(columns="error")
+    columns = columns[["row", "phone", "status", "attendance_number", "operators",
+                       "http_status", "error_code", "error_message", "attempts", "done_at"]]  # fmt: skip
+    assert outcomes_of(columns) == OUTCOMES

@@ -139,19 +139,3 @@ def test_rate_cap_paces_concurrent_requests_evenly():
     assert 0.18 <= passed[-1] < 0.5  # the other 20 at 100/s: about 0.2 s
     gaps = [b - a for a, b in itertools.pairwise(passed[10:])]
     assert min(gaps) > 0.005  # spaced, not bunched
-
-
-def test_fast_pass_only_when_nothing_holds_requests_back():
-    async def scenario():
-        gate = Backpressure(concurrency=2)
-        assert gate.try_acquire() and gate.try_acquire()
-        assert not gate.try_acquire()  # at the limit: the caller must wait in acquire()
-        gate.release(ok=True)
-        gate.release(ok=True)
-        gate.push_back(0.05)
-        assert not gate.try_acquire()  # paused after a 429
-        await asyncio.sleep(0.06)
-        assert gate.try_acquire()
-        assert not Backpressure(concurrency=8, rate=20).try_acquire()  # --rate always waits
-
-    asyncio.run(scenario())

@@ -22,7 +22,7 @@ LOCALE = PACKAGE / "locale"
 PO = LOCALE / "pt_BR" / "LC_MESSAGES" / "batch_attend.po"
 MO = PO.with_suffix(".mo")
 
-# Words click itself shows on our screens (its own catalogue domain is unused).
+# Words click itself shows on our screens: it asks gettext, whose domain i18n makes ours.
 CLICK_MESSAGES = [
     "Usage:",
     "Options",

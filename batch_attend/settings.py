@@ -1,0 +1,200 @@
+"""What a run is asked to do: the options, the config file, and the credentials.
+
+:class:`RunOptions` groups what belongs together (input, requests, sending, output, display);
+:meth:`RunOptions.build` fills the groups from flat option names, the way the command line and
+``batch-attend.toml`` spell them. The token is the one setting resolved here rather than by the
+caller: ``--token``, else ``--token-file``, else ``PLUGCHAT_TOKEN`` from the environment handed
+to the run, and never from a config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batch_attend.api import DEFAULT_BASE_URL
+from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
+
+CONFIG_FILE = "batch-attend.toml"
+TOKEN_ENV = "PLUGCHAT_TOKEN"
+TICKET_ENV = "PLUGCHAT_TICKET"
+BASE_URL_ENV = "PLUGCHAT_BASE_URL"
+DEFAULT_CONCURRENCY = 8
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.5
+DEFAULT_GRACE = 5.0
+
+
+class ConfigError(BatchAttendError):
+    """A config file or credential that cannot be used."""
+
+
+@dataclass
+class InputOptions:
+    """The file, and how to read it."""
+
+    path: Path = Path(".")
+    sheet: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    phone_column: str | None = None
+    operators_column: str | None = None
+    department_column: str | None = None
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+
+@dataclass
+class RequestOptions:
+    """Where the requests go, with which credentials, and what each one carries."""
+
+    base_url: str = DEFAULT_BASE_URL
+    token: str | None = None
+    token_file: Path | None = None
+    ticket: str | None = None
+    sandbox: bool = False
+    operators: tuple[str, ...] = ()
+    department: str = ""
+    country_code: str = "55"
+    pool: str | None = None
+    pool_file: Path | None = None
+    distribute: str = "round-robin"
+    lookup: bool = True
+
+
+@dataclass
+class SendingOptions:
+    """How requests go out."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+    rate: float | None = None
+    dry_run: bool = False
+    grace: float = DEFAULT_GRACE  # seconds in-flight requests get after Ctrl-C
+
+
+@dataclass
+class OutputOptions:
+    """Where the results, the ledger and the side files go."""
+
+    path: str | None = None  # None: beside the input; "-": CSV on stdout
+    journal: Path | None = None  # None: beside the results (or the input, for stdout)
+    fresh: bool = False
+    bom: bool = True
+    summary_json: Path | None = None
+    log_file: Path | None = None
+
+
+@dataclass
+class DisplayOptions:
+    """What a person watching sees."""
+
+    quiet: bool = False
+    verbose: bool = False
+
+
+@dataclass
+class RunOptions:
+    input: InputOptions = field(default_factory=InputOptions)
+    requests: RequestOptions = field(default_factory=RequestOptions)
+    sending: SendingOptions = field(default_factory=SendingOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
+    display: DisplayOptions = field(default_factory=DisplayOptions)
+
+    @classmethod
+    def build(cls, **values) -> RunOptions:
+        """Options from flat names (``input``, ``output``, ``token``, ``concurrency``, …: the long
+        option names with ``_`` for ``-``); ``no_lookup`` and ``no_bom`` as the flags say, and a
+        name given None keeps its default. Operator values are split as cells are (``A,B`` is
+        two operators)."""
+        from batch_attend.leads import split_operators  # leads imports pandas: not for --help
+
+        if "no_lookup" in values:
+            values["lookup"] = not values.pop("no_lookup")
+        if "no_bom" in values:
+            values["bom"] = not values.pop("no_bom")
+        if "operators" in values:
+            values["operators"] = tuple(
+                op for value in values["operators"] or () for op in split_operators(value)
+            )
+        if values.get("department") is not None:
+            values["department"] = values["department"].strip()
+        groups = {group.name: group.default_factory for group in dataclasses.fields(cls)}
+        owner = {
+            option.name: name
+            for name, factory in groups.items()
+            for option in dataclasses.fields(factory())
+            if option.name != "path"  # the input and output paths are named input and output
+        }
+        given: dict[str, dict] = {name: {} for name in groups}
+        for name, value in values.items():
+            if value is None:
+                continue
+            if name in ("input", "output"):
+                given[name]["path"] = value
+            elif name in owner:
+                given[owner[name]][name] = value
+            else:
+                raise TypeError(f"unknown option {name!r}")
+        return cls(**{name: factory(**given[name]) for name, factory in groups.items()})
+
+
+def resolve_token(options: RequestOptions, environ: Mapping[str, str]) -> str | None:
+    """The token: ``--token``, else the file of ``--token-file``, else ``PLUGCHAT_TOKEN``."""
+    if options.token:
+        return options.token
+    if options.token_file is not None:
+        try:
+            return Path(options.token_file).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise ConfigError(
+                _("{path}: cannot read the token file ({strerror}).").format(
+                    path=options.token_file, strerror=exc.strerror
+                )
+            ) from exc
+    return environ.get(TOKEN_ENV) or None
+
+
+def find_config(given: Path | None) -> Path | None:
+    """The config file in use: the one given, else ``./batch-attend.toml`` when there is one."""
+    if given is not None:
+        return Path(given)
+    return Path(CONFIG_FILE) if Path(CONFIG_FILE).is_file() else None
+
+
+def read_config(path: Path, known: Mapping[str, str]) -> dict[str, object]:
+    """Options from a TOML file: its keys are long option names (``base-url`` or ``base_url``),
+    ``known`` maps each to the parameter it sets. The token may not live there."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            _("{path}: cannot read it ({strerror})").format(path=path, strerror=exc.strerror)
+        ) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(_("{path}: not valid TOML ({exc})").format(path=path, exc=exc)) from exc
+    values = {}
+    for key, value in data.items():
+        if key.replace("-", "_").lower() in ("token", "plugchat_token"):
+            raise ConfigError(
+                _(
+                    "{path}: the token may not be stored in a config file; use PLUGCHAT_TOKEN or token-file = 'path' (a file only you can read)"
+                ).format(path=path)
+            )
+        name = known.get(key.replace("_", "-"))
+        if name is None:
+            raise ConfigError(
+                _("{path}: unknown option '{key}'. Known: {known}").format(
+                    path=path, key=key, known=", ".join(sorted(known))
+                )
+            )
+        values[name] = value
+    return values
