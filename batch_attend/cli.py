@@ -9,7 +9,10 @@ needs them, so ``--help`` and ``--version`` answer at once.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -88,6 +91,19 @@ class DefaultCommandGroup(click.Group):
         except KeyboardInterrupt:
             env.log(f"batch-attend: {_('interrupted before any request was sent.')}")
             code = ExitStatus.INTERRUPTED
+        except BrokenPipeError:
+            # Results on stdout read by something that stopped reading (``| head``): the
+            # ledger holds every answer. Point stdout at nothing so the exit flush stays quiet.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            env.log(
+                "batch-attend: "
+                + _(
+                    "the results on stdout were cut off (broken pipe); every answer is in the "
+                    "journal, so running the same command again sends nothing twice."
+                )
+            )
+            code = ExitStatus.ROWS_NOT_DONE
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:

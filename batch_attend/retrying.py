@@ -79,8 +79,7 @@ class Pacer:
     the API sees an even stream (``--rate``).
 
     Each request books the next free slot and sleeps once until it (the generic cell rate
-    algorithm). aiolimiter, used before, woke its waiters about 80 times per request with 32 of
-    them waiting: a rate-limited run kept most of a core busy doing nothing.
+    algorithm), where aiolimiter wakes all its waiters again and again while they wait.
     """
 
     def __init__(self, rate: float) -> None:

@@ -249,7 +249,7 @@ def test_failed_rows_carry_code_and_http_status(runner, sandbox, tmp_path):
     sandbox.state.faults = {"5544999999999": Fault("fail"), "554499999999": Fault("html")}
     leads = write_csv(tmp_path / "leads.csv", GOOD)
     out = tmp_path / "r.csv"
-    result = invoke(runner, sandbox, [str(leads), "-o", str(out)])
+    result = invoke(runner, sandbox, [str(leads), "-o", str(out), "--backoff", "0"])
     assert result.exit_code == 1
     rows = read_results_csv(out)
     assert (rows[0]["status"], rows[0]["http_status"], rows[0]["error"].split(":")[0]) == (
@@ -283,10 +283,10 @@ def test_token_appears_nowhere(runner, sandbox, tmp_path):
     leads = write_csv(tmp_path / "leads.csv", GOOD)
     outputs = []
     for args in [
-        ["-o", "r.csv", "--verbose"],
-        ["-o", "r.xlsx"],
-        ["-o", "-", "--verbose"],
-        ["-o", "r2.csv", "--token", TOKEN],
+        ["-o", "r.csv", "--verbose", "--backoff", "0"],
+        ["-o", "r.xlsx", "--backoff", "0"],
+        ["-o", "-", "--verbose", "--backoff", "0"],
+        ["-o", "r2.csv", "--token", TOKEN, "--backoff", "0"],
     ]:
         args = [str(tmp_path / a) if a.startswith("r") else a for a in args]
         outputs.append(invoke(runner, sandbox, [str(leads), *args]))

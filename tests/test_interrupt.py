@@ -99,7 +99,7 @@ def test_signal_stops_writes_results_and_rerun_resumes(tmp_path, sig, code):
 def test_second_ctrl_c_exits_at_once_and_the_journal_stays_sound(tmp_path):
     leads = make_leads(tmp_path, 40)
     out = tmp_path / "results.csv"
-    with standalone_sandbox("--token", TOKEN, "--latency", "2") as base_url:
+    with standalone_sandbox("--token", TOKEN, "--latency", "1") as base_url:
         proc = start_run(base_url, leads, out, "-c", "4")
         wait_for_requests(base_url, 4)
         proc.send_signal(signal.SIGINT)  # in-flight requests get a grace period...
@@ -173,3 +173,27 @@ def test_two_runs_on_the_same_results_and_a_crashed_lock(tmp_path):
         assert third.returncode == 0, third.stderr
         state = sandbox_state(base_url)
     assert len(state["starts"]) == 30 and set(state["starts"].values()) == {1}
+
+
+def test_results_on_a_pipe_that_closes_early_lose_nothing(tmp_path):
+    """``batch-attend leads.csv -o - | head -1``: the reader goes away, the ledger keeps it all."""
+    leads = make_leads(tmp_path, 2000)  # results far larger than a pipe's buffer
+    with standalone_sandbox("--token", TOKEN) as base_url:
+        proc = subprocess.Popen(
+            [*PYTHON, str(leads), "-o", "-", "-c", "16"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=clean_env(PLUGCHAT_TOKEN=TOKEN, PLUGCHAT_BASE_URL=base_url),
+        )
+        assert proc.stdout.readline().startswith(b"Telefone,")
+        proc.stdout.close()  # what `head -1` does after its line
+        stderr = proc.stderr.read().decode()
+        proc.wait(timeout=60)
+        assert proc.returncode == 1, stderr
+        assert "cut off (broken pipe)" in stderr and "Traceback" not in stderr
+        rerun = run_to_end(base_url, leads, "-")
+        state = sandbox_state(base_url)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "2,000 done by an earlier run" in rerun.stderr
+    assert len(rerun.stdout.splitlines()) == 2001
+    assert len(state["starts"]) == 2000 and sum(state["requests"].values()) == 2000
