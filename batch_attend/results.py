@@ -238,8 +238,11 @@ def outcome_frame(
             columns["error_code"][i] = str(code)
             columns["error_message"][i] = message
     if compare_asked:
-        for i in plan.index[plan["carried"]]:
-            note = _not_resent(plan.iloc[i], asked.get(i))
+        carried = plan[plan["carried"]]
+        for i, operators, department in zip(
+            carried.index, carried["operators"], carried["department"], strict=True
+        ):
+            note = _not_resent(operators, department, asked.get(i))
             if note:
                 columns["error_code"][i] = ErrorCode.NOT_RESENT
                 columns["error_message"][i] = note
@@ -253,12 +256,12 @@ def outcome_frame(
     ).astype({"http_status": "Int64", "attempts": "int64"})[list(OUTCOME_COLUMNS)]
 
 
-def _not_resent(row: pd.Series, record: Record | None) -> str:
-    """The note for a lead done by an earlier run whose row now asks for something else."""
-    if record is None or record.asked_operators is None:
+def _not_resent(operators: tuple[str, ...], department: str, record: Record | None) -> str:
+    """The note for a lead done by an earlier run whose row now asks for something else (a row
+    that names no operators, left to a pool, asks for no one in particular)."""
+    if record is None or record.asked_operators is None or not operators:
         return ""
-    department = row["department"]
-    if set(row["operators"]) == set(record.asked_operators) and (
+    if set(operators) == set(record.asked_operators) and (
         record.asked_department is None or department == record.asked_department
     ):
         return ""
@@ -268,9 +271,9 @@ def _not_resent(row: pd.Series, record: Record | None) -> str:
         else "found already in service by an earlier run"
     )
     when = f" at {record.done_at}" if record.done_at else ""
-    asked = ", ".join(row["operators"]) + (f" in {department}" if department else "")
+    asked = ", ".join(operators) + (f" in {department}" if department else "")
     return (
-        f"{done}{when}, asked for {', '.join(record.asked_operators)}; the sheet now asks for "
+        f"{done}{when}, asked for {', '.join(record.asked_operators)}; this run asks for "
         f"{asked}, which was not sent: PlugChat keeps one attendance per chat (move it there "
         "if it should change hands)"
     )

@@ -5,9 +5,11 @@ Every load stays on 127.0.0.1, every subprocess is bounded in time and stopped i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import csv
+import io
 import os
 import platform
 import selectors
@@ -31,7 +33,6 @@ PACKAGES = (
     "batch-attend",
     "aiohttp",
     "pandas",
-    "polars",
     "python-calamine",
     "uvloop",
     "httptools",
@@ -74,8 +75,9 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def machine_info() -> list[tuple[str, str]]:
-    """What the figures were measured on, as (label, value) pairs."""
+def machine_info(extra_packages: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """What the figures were measured on, as (label, value) pairs; ``extra_packages`` are
+    versions to show beside :data:`PACKAGES` (``httpx`` for ``http_clients.py``)."""
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -92,17 +94,18 @@ def machine_info() -> list[tuple[str, str]]:
         ("kernel", f"{platform.system()} {platform.release()}"),
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
     ]
-    info += [(name, package_version(name)) for name in PACKAGES]
+    info += [(name, package_version(name)) for name in (*PACKAGES, *extra_packages)]
     info.append(("load average", f"{load} (1, 5, 15 min, at start)"))
     return info
 
 
-def print_machine(title: str) -> None:
+def print_machine(title: str, extra_packages: Sequence[str] = ()) -> None:
     """The machine block every script prints first."""
     print(f"== {title} ==")
     print(f"   {time.strftime('%Y-%m-%d %H:%M:%S %z')}")
-    width = max(len(label) for label, _ in machine_info())
-    for label, value in machine_info():
+    info = machine_info(extra_packages)
+    width = max(len(label) for label, _ in info)
+    for label, value in info:
         print(f"   {label:<{width}}  {value}")
     print(flush=True)
 
@@ -446,25 +449,115 @@ def measure_bare(url: str, bodies: Sequence[dict], concurrency: int) -> InProces
     return InProcess(len(bodies), wall, cpu)
 
 
+def tool_options(
+    leads: str | Path, output: str | Path, base_url: str, concurrency: int, **more: object
+):
+    """``RunOptions.build`` for a benchmark run: ``leads`` to ``output`` (``"-"``: CSV on the
+    Env's stdout), token ``bench``, quiet, a fresh journal; ``more`` adds or overrides flat
+    options (``rate=1000``, ``quiet=False``)."""
+    from batch_attend.settings import RunOptions
+
+    values: dict[str, object] = dict(
+        input=Path(leads),
+        output=str(output),
+        token="bench",
+        base_url=base_url,
+        concurrency=concurrency,
+        quiet=True,
+        fresh=True,
+    )
+    values.update(more)
+    return RunOptions.build(**values)
+
+
+def quiet_env(stdout=None, stderr=None, *, stderr_isatty: bool = False):
+    """An ``Env`` with no environment variables, and in-memory streams unless given."""
+    from batch_attend.env import Env
+
+    return Env(
+        stdout=stdout if stdout is not None else io.StringIO(),
+        stderr=stderr if stderr is not None else io.StringIO(),
+        environ={},
+        stderr_isatty=stderr_isatty,
+    )
+
+
 def measure_tool(options, env, rows: int) -> InProcess:
     """Wall and CPU time of ``run_batch(options, env)`` in this process; raises unless every
-    row was started."""
+    row was started, each with exactly one request."""
     from batch_attend.runner import run_batch
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     report = run_batch(options, env=env)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    started = report.summary.counts.get("started", 0)
-    if started != rows or len(report.outcomes) != rows:
+    summary = report.summary
+    started = summary.counts.get("started", 0)
+    if started != rows or summary.sent_rows != rows or summary.requests != rows:
         raise RuntimeError(
-            f"batch-attend: {started} of {rows} rows started ({dict(report.summary.counts)})"
+            f"batch-attend: {started} of {rows} rows started, {summary.sent_rows} sent in "
+            f"{summary.requests} requests ({dict(summary.counts)}, exit {report.exit_status})"
         )
     return InProcess(rows, wall, cpu)
 
 
-def remove_outputs(path: str | Path) -> None:
-    """Delete a results file and everything batch-attend keeps beside it (journal, lock)."""
-    path = Path(path)
-    for candidate in path.parent.glob(path.name + "*"):
+#: What batch-attend keeps beside a results file, or beside the input when results go to stdout:
+#: the SQLite journal, its WAL and shared-memory files, and its lock.
+JOURNAL_SUFFIXES = (".journal", ".journal-wal", ".journal-shm", ".journal.lock")
+
+
+def remove_outputs(output: str | Path | None, *inputs: str | Path) -> None:
+    """Delete a results file (``None`` or ``"-"``: there is none) and the journal files beside
+    it, and the journal files beside each of ``inputs`` (``-o -`` keeps ``INPUT.journal``);
+    the inputs themselves are left alone."""
+    paths: list[Path] = []
+    if output is not None and str(output) != "-":
+        paths.append(Path(output))
+        paths += [Path(str(output) + suffix) for suffix in JOURNAL_SUFFIXES]
+    for path in inputs:
+        paths += [Path(str(path) + suffix) for suffix in JOURNAL_SUFFIXES]
+    for path in paths:
         with contextlib.suppress(OSError):
-            candidate.unlink()
+            path.unlink()
+
+
+# --- the figures the project commits to ----------------------------------------------------
+
+
+class Figure(NamedTuple):
+    """One committed figure as a script measured it, for ``targets.py``'s table."""
+
+    name: str
+    measured: str
+    target: str  # "" when the figure has no target
+    met: bool | None  # None when the figure has no target
+
+
+def add_figures_option(parser) -> None:
+    """``--figures-json PATH``: where ``targets.py`` collects a script's committed figures."""
+    parser.add_argument("--figures-json", type=Path, default=None, help=argparse.SUPPRESS)
+
+
+def save_figures(path: Path | None, figures: Sequence[Figure]) -> None:
+    """Write ``figures`` as JSON to ``path`` (nothing when ``path`` is None)."""
+    if path is None:
+        return
+    import json
+
+    Path(path).write_text(json.dumps([f._asdict() for f in figures], ensure_ascii=False, indent=1))
+
+
+def load_figures(path: Path) -> list[Figure]:
+    import json
+
+    return [Figure(**item) for item in json.loads(Path(path).read_text())]
+
+
+def print_figures(figures: Sequence[Figure]) -> None:
+    """The committed figures of this run: figure, measured, target, met."""
+    print_table(
+        ["figure", "measured", "target", "met"],
+        [
+            [f.name, f.measured, f.target or "(none)", {True: "yes", False: "NO", None: "-"}[f.met]]
+            for f in figures
+        ],
+    )

@@ -1,30 +1,32 @@
-"""What batch-attend costs on top of a bare HTTP loop, and what the journal and progress bar cost.
+"""What batch-attend costs on top of a bare HTTP loop, and what its progress bar and stdout cost.
 
 Against ``server.py --latency 0`` (answers at once, so the client is the bottleneck):
 
-1. Overhead ratio: batch-attend's rows/s (``run_batch`` in this process: read, validate, send,
-   journal, results; N=20000, concurrency 32) divided by a bare aiohttp loop's rows/s (same N,
-   same concurrency, same JSON bodies, uvloop) measured in the same run.
-2. At a rate near what a real run would see (``RunOptions(rate=1000)``, N=5000, concurrency 32):
-   the tool with its journal on (results to a file, the journal beside it) against off
-   (``output="-"``: CSV into an in-memory stdout, no journal), and with the progress bar on (a
-   stderr that claims to be a terminal, writing to /dev/null, quiet=False) against off.
+1. Overhead ratio: batch-attend's rows/s (``run_batch`` in this process: read, validate, look
+   names up, send, the SQLite journal committed per request, results; N=20000, concurrency 32)
+   divided by a bare aiohttp loop's rows/s (same N, same concurrency, same JSON bodies, uvloop)
+   measured in the same run. It is reported with no target: it says how much of the client's
+   time goes to what the tool does besides HTTP.
+2. At a rate near what a real run would see (``rate=1000``, N=5000, concurrency 32): the
+   tool writing its results to a file (the journal beside it), against ``output="-"`` (CSV into
+   an in-memory stdout; the journal is then kept beside the input), and with the progress bar
+   on (a stderr that claims to be a terminal, writing to /dev/null, quiet=False) against off.
+   Every variant keeps a journal: there is no run without one.
 
 Part 1 runs --pairs pairs (default 11), the tool and the bare loop taking turns going first;
 part 2 runs each variant --repeat times (default 5). Every figure is a median. This machine's
-speed moves by up to half over a few seconds, so one pair's ratio can land anywhere from 0.5 to
-1.3: the overhead ratio is the median of the pairs' own ratios (each pair ran under about the
-same conditions), printed with their quartiles, and beside it the ratio of the two medians.
+speed moves by up to half over a few seconds, so one pair's ratio can land far from the others:
+the overhead ratio is the median of the pairs' own ratios (each pair ran under about the same
+conditions), printed with their quartiles, and beside it the ratio of the two medians.
 
     python benchmarks/overhead.py              # about 4 minutes
-    python benchmarks/overhead.py --pairs 3 --repeat 1
+    python benchmarks/overhead.py --quick      # 5 pairs, 1 run of each variant: about 1 minute
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import io
 import os
 import sys
 import tempfile
@@ -33,29 +35,35 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    Figure,
     InProcess,
+    add_figures_option,
     bench_server,
     fmt,
     measure_bare,
     measure_tool,
     median,
     phone_start,
+    print_figures,
     print_machine,
     print_table,
     quartiles,
+    quiet_env,
     remove_outputs,
     request_bodies,
+    save_figures,
     take_turns,
+    tool_options,
     write_leads,
 )
 
 VARIANTS = {
-    # name: (journal on, progress bar on)
-    "journal on, progress off": (True, False),
-    "journal off, progress off": (False, False),
-    "journal on, progress on": (True, True),
+    # name: (results to a file (else -o -), progress bar on)
+    "results file, progress off": (True, False),
+    "-o - (stdout), progress off": (False, False),
+    "results file, progress on": (True, True),
 }
-REFERENCE = "journal on, progress off"
+REFERENCE = "results file, progress off"
 
 
 def percent(value: float, reference: float) -> str:
@@ -65,19 +73,20 @@ def percent(value: float, reference: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="batch-attend's rows/s against a bare aiohttp loop (overhead ratio), and "
-        "the cost of the journal and of the progress bar at about 1,000 rows/s."
+        "the cost of the progress bar and of results on stdout at about 1,000 rows/s."
     )
     parser.add_argument(
         "--pairs",
         type=int,
-        default=11,
-        help="tool / bare loop pairs for the overhead ratio (default 11)",
+        default=None,
+        help="tool / bare loop pairs for the overhead ratio (default 11; --quick: 5)",
     )
     parser.add_argument(
         "--repeat",
         type=int,
-        default=5,
-        help="runs of each journal / progress variant; the median is shown (default 5)",
+        default=None,
+        help="runs of each output / progress variant; the median is shown "
+        "(default 5; --quick: 1)",
     )
     parser.add_argument(
         "--rows", type=int, default=20_000, help="rows for the overhead ratio (default 20000)"
@@ -86,18 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         "--rate-rows",
         type=int,
         default=5_000,
-        help="rows for the journal / progress comparison (default 5000)",
+        help="rows for the output / progress comparison (default 5000)",
     )
     parser.add_argument(
         "--rate",
         type=float,
         default=1000.0,
-        help="RunOptions(rate=...) for the journal / progress comparison (default 1000)",
+        help="rate=... for the output / progress comparison (default 1000)",
     )
     parser.add_argument(
         "-c", "--concurrency", type=int, default=32, help="requests in flight (default 32)"
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="5 pairs and 1 run of each variant (unless given)"
+    )
+    add_figures_option(parser)
     args = parser.parse_args(argv)
+    if args.pairs is None:
+        args.pairs = 5 if args.quick else 11
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 5
     if (
         min(args.pairs, args.repeat, args.rows, args.rate_rows, args.concurrency) < 1
         or args.rate <= 0
@@ -105,9 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "--pairs, --repeat, --rows, --rate-rows, --rate and --concurrency must be positive"
         )
-
-    from batch_attend.env import Env
-    from batch_attend.runner import RunOptions
 
     print_machine("batch-attend overhead (server latency 0)")
     c = args.concurrency
@@ -121,28 +135,20 @@ def main(argv: list[str] | None = None) -> int:
         open(os.devnull, "w") as devnull,
     ):
 
-        def tool_run(rows: int, *, rate=None, journal=True, progress=False) -> InProcess:
+        def tool_run(rows: int, *, rate=None, to_file=True, progress=False) -> InProcess:
             nonlocal run_id
             run_id += 1
             leads = write_leads(Path(tmp, f"leads-{run_id}.csv"), rows, phone_start(run_id))
-            output = Path(tmp, f"results-{run_id}.csv")
-            options = RunOptions(
-                input=leads,
-                output=str(output) if journal else "-",
-                token="bench",
-                base_url=base_url,
-                concurrency=c,
-                rate=rate,
-                quiet=not progress,
-            )
+            output = Path(tmp, f"results-{run_id}.csv") if to_file else "-"
+            options = tool_options(leads, output, base_url, c, rate=rate, quiet=not progress)
             if progress:
-                env = Env(stderr=devnull, stderr_isatty=True, stdout=io.StringIO(), environ={})
+                env = quiet_env(stderr=devnull, stderr_isatty=True)
             else:
-                env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ={})
+                env = quiet_env()
             try:
                 return measure_tool(options, env, rows)
             finally:
-                remove_outputs(output)
+                remove_outputs(output, leads)
                 leads.unlink()
 
         def bare_run(rows: int) -> InProcess:
@@ -175,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             for rep in range(args.repeat):
                 # Each repetition starts with a different variant: no variant always goes first.
                 for name in names[rep % len(names) :] + names[: rep % len(names)]:
-                    journal, progress = VARIANTS[name]
-                    r = tool_run(args.rate_rows, rate=args.rate, journal=journal, progress=progress)
+                    to_file, progress = VARIANTS[name]
+                    r = tool_run(args.rate_rows, rate=args.rate, to_file=to_file, progress=progress)
                     variants[name].append(r)
                     print(
                         f"  run {rep + 1}/{args.repeat} rate {args.rate:g} N={args.rate_rows} "
@@ -213,10 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         f"(quartiles {low:.3f}-{high:.3f}; lowest {min(ratios):.3f}, highest {max(ratios):.3f})"
     )
     print(f"ratio of the medians: {tool_rate / bare_rate:.3f}")
+    print("(no target: a measurement of what the tool costs besides HTTP)")
     print()
 
     print(
-        f"2. Journal and progress bar: medians of {args.repeat} run(s), rate {args.rate:g}/s, "
+        f"2. Results on stdout and progress bar (a journal in every variant): medians of {args.repeat} run(s), rate {args.rate:g}/s, "
         f"N={args.rate_rows}, concurrency {c}, server latency 0."
     )
     rates = {name: median([r.rate for r in runs]) for name, runs in variants.items()}
@@ -234,16 +241,28 @@ def main(argv: list[str] | None = None) -> int:
             for name in VARIANTS
         ],
     )
-    on, off = REFERENCE, "journal off, progress off"
+    on, off = "-o - (stdout), progress off", REFERENCE
     print(
-        f"journal on vs off:  rows/s {percent(rates[on], rates[off])}, "
+        f"-o - vs results file: rows/s {percent(rates[on], rates[off])}, "
         f"CPU/row {percent(cpus[on], cpus[off])}"
     )
-    on, off = "journal on, progress on", REFERENCE
+    on, off = "results file, progress on", REFERENCE
     print(
-        f"progress on vs off: rows/s {percent(rates[on], rates[off])}, "
+        f"progress on vs off:   rows/s {percent(rates[on], rates[off])}, "
         f"CPU/row {percent(cpus[on], cpus[off])}"
     )
+    print()
+    figures = [
+        Figure(
+            "overhead ratio at latency 0 (tool rows/s / bare aiohttp rows/s)",
+            f"{median(ratios):.3f}",
+            "",
+            None,
+        )
+    ]
+    print(f"Figures ({args.pairs} pair(s)):")
+    print_figures(figures)
+    save_figures(args.figures_json, figures)
     return 0
 
 

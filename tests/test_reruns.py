@@ -165,7 +165,7 @@ def test_a_done_lead_whose_row_now_asks_for_others_is_not_resent(runner, sandbox
     row = by_phone(out)["5544999990001"]
     assert (row["status"], row["operators"]) == ("started", "OP-ANA")  # what was started
     assert row["error"].startswith("not_resent: started by an earlier run at ")
-    assert "asked for OP-ANA; the sheet now asks for OP-BRUNO, which was not sent" in row["error"]
+    assert "asked for OP-ANA; this run asks for OP-BRUNO, which was not sent" in row["error"]
     assert all(not r["error"] for p, r in by_phone(out).items() if p != "5544999990001")
     assert requests(sandbox) == 4
 
