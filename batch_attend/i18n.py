@@ -20,7 +20,6 @@ DOMAIN = "batch_attend"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
 _translation: gettext.NullTranslations = gettext.NullTranslations()
-_language = "en"
 
 
 def language_from(environ: Mapping[str, str]) -> str:
@@ -33,19 +32,14 @@ def language_from(environ: Mapping[str, str]) -> str:
 
 def set_language(lang: str | None, environ: Mapping[str, str]) -> str:
     """Choose the catalog for this process; returns the language in use."""
-    global _translation, _language
+    global _translation
     chosen = lang or language_from(environ)
     chosen = "pt_BR" if chosen.lower().startswith("pt") else "en"
-    _language = chosen
     _translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[chosen], fallback=True)
     os.environ["LANGUAGE"] = chosen  # what gettext.gettext looks at first
     gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
     gettext.textdomain(DOMAIN)
     return chosen
-
-
-def current_language() -> str:
-    return _language
 
 
 def _(message: str) -> str:

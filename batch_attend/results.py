@@ -130,17 +130,10 @@ def result_header(columns: Sequence[str]) -> list[str]:
 
 #: Every row's outcome before it is written: the contract columns, with the error code and
 #: message apart (the summary counts codes; the file shows ``code: message``).
-OUTCOME_COLUMNS = (
-    "row",
-    "phone",
-    "status",
-    "attendance_number",
-    "operators",
-    "http_status",
-    "error_code",
-    "error_message",
-    "attempts",
-    "done_at",
+OUTCOME_COLUMNS = tuple(
+    part
+    for name in RESULT_COLUMNS
+    for part in (("error_code", "error_message") if name == "error" else (name,))
 )
 
 

@@ -140,7 +140,10 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def numeric(text: str) -> bool:
-        stripped = text.replace(",", "").replace(".", "").replace("%", "").replace("x", "")
+        number, _, unit = text.partition(" ")
+        if unit not in ("", "ms", "s", "MB", "MiB", "GB"):
+            return False
+        stripped = number.replace(",", "").replace(".", "").replace("%", "").replace("x", "")
         return stripped.lstrip("+-").isdigit()
 
     def line(row: Sequence[str]) -> str:

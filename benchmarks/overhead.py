@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat",
         type=int,
         default=None,
-        help="runs of each output / progress variant; the median is shown "
-        "(default 5; --quick: 1)",
+        help="runs of each output / progress variant; the median is shown (default 5; --quick: 1)",
     )
     parser.add_argument(
         "--rows", type=int, default=20_000, help="rows for the overhead ratio (default 20000)"
@@ -141,10 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             leads = write_leads(Path(tmp, f"leads-{run_id}.csv"), rows, phone_start(run_id))
             output = Path(tmp, f"results-{run_id}.csv") if to_file else "-"
             options = tool_options(leads, output, base_url, c, rate=rate, quiet=not progress)
-            if progress:
-                env = quiet_env(stderr=devnull, stderr_isatty=True)
-            else:
-                env = quiet_env()
+            env = quiet_env(stderr=devnull, stderr_isatty=True) if progress else quiet_env()
             try:
                 return measure_tool(options, env, rows)
             finally:
@@ -223,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
 
     print(
-        f"2. Results on stdout and progress bar (a journal in every variant): medians of {args.repeat} run(s), rate {args.rate:g}/s, "
+        "2. Results on stdout and progress bar (a journal in every variant): "
+        f"medians of {args.repeat} run(s), rate {args.rate:g}/s, "
         f"N={args.rate_rows}, concurrency {c}, server latency 0."
     )
     rates = {name: median([r.rate for r in runs]) for name, runs in variants.items()}
