@@ -473,6 +473,13 @@ def run_command(env: Env, input_file: Path, **opts) -> ExitStatus:
 
 @cli.command(name="check")
 @click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="The results file a run would write: what its journal holds counts as done "
+    "(default: INPUT's name + '.results' beside it).",
+)
 @credential_options
 @input_options
 @common_options

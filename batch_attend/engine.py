@@ -206,21 +206,52 @@ def signals_stop(engine: Engine):
     restore: list[Callable[[], object]] = []
     for name in ("SIGINT", "SIGTERM"):
         sig = getattr(signal, name)
+        previous = signal.getsignal(sig)
         try:
             loop.add_signal_handler(sig, engine.stop, name)
             restore.append(lambda sig=sig: loop.remove_signal_handler(sig))
         except NotImplementedError:
             try:
-                previous = signal.signal(
+                signal.signal(
                     sig, lambda *_, name=name: loop.call_soon_threadsafe(engine.stop, name)
                 )
             except ValueError:
                 continue  # not the main thread (library use): the caller handles signals
-            restore.append(lambda sig=sig, previous=previous: signal.signal(sig, previous))
         except (RuntimeError, ValueError):
-            pass  # not the main thread (library use): the caller handles signals
+            continue  # not the main thread (library use): the caller handles signals
+        restore.append(lambda sig=sig, previous=previous: signal.signal(sig, previous))
     try:
         yield
     finally:
         for undo in restore:
             undo()
+
+
+class HeldSignals:
+    """From the moment sending begins until the results are written, Ctrl-C and SIGTERM are
+    noted (``name``) instead of cutting the run short, so that what was sent is always written
+    out (while the engine sends, its own handlers stop it cleanly). A second one exits at once.
+    """
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def hold(self) -> None:
+        for name in ("SIGINT", "SIGTERM"):
+            sig = getattr(signal, name)
+            try:
+                self._previous[sig] = signal.signal(sig, self._noted)
+            except ValueError:
+                return  # not the main thread (library use): the caller handles signals
+
+    def _noted(self, signum: int, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.name is not None:
+            os._exit(EXIT_CODES[name])
+        self.name = name
+
+    def release(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()

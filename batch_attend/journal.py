@@ -5,7 +5,9 @@ anyone can open with the ``sqlite3`` shell, during a run or after a crash:
 
 * ``leads``: one row per lead, keyed by its normalized phone (not by a position in a file, so
   an edited, re-sorted or renamed sheet finds its leads again): how many requests it cost and,
-  once an answer decided it, the outcome (``status`` is NULL while it is being sent);
+  once an answer decided it, the outcome (``status`` is NULL while it is being sent); a lead
+  carried over from a results file given as input is taken in with the outcome that file
+  shows (``attempt`` NULL);
 * ``attempts``: every request, with the operators and department it carried, when it went out,
   and its answer (``answered_at`` NULL: the run stopped before an answer came), and whether the
   API may have acted on it (``may_have_acted``);
@@ -21,7 +23,8 @@ is. With ``synchronous=NORMAL`` a commit survives the process dying; a power cut
 last ones, and those requests are then sent again in the same way.
 
 A lead once ``started`` or ``already_in_service`` is never sent again and never loses that
-outcome: the statements below refuse to overwrite it.
+outcome: the statements below refuse to overwrite it. ``--fresh`` moves the journal aside
+(``….journal.<time>.old``) rather than deleting it.
 
 The journal also locks the run: a second batch-attend writing the same results refuses to start.
 The lock (``results.csv.journal.lock``, through the filelock library: ``flock`` on POSIX,
@@ -34,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,20 +78,32 @@ CREATE TABLE IF NOT EXISTS leads (
     status TEXT,                       -- NULL until an answer decides the lead
     attendance_number TEXT,
     operators TEXT,                    -- JSON list: sent, or reported as attending
+    http_status INTEGER,
     error_code TEXT,
     error_message TEXT,
-    attempt INTEGER REFERENCES attempts (id)  -- the request whose answer decided it
-) WITHOUT ROWID;
+    done_at TEXT,
+    attempt INTEGER REFERENCES attempts (id)  -- the request whose answer decided it; NULL for a
+) WITHOUT ROWID;                              -- lead carried over from a results file
 """
 _NOT_DONE = "(leads.status IS NULL OR leads.status NOT IN ('started', 'already_in_service'))"
 _SENDING = (
     "INSERT INTO leads (phone, attempts) VALUES (?, 1) ON CONFLICT (phone) DO UPDATE SET "
     "attempts = attempts + 1, status = NULL, attendance_number = NULL, operators = NULL, "
-    f"error_code = NULL, error_message = NULL, attempt = NULL WHERE {_NOT_DONE}"
+    "http_status = NULL, error_code = NULL, error_message = NULL, done_at = NULL, "
+    f"attempt = NULL WHERE {_NOT_DONE}"
 )
 _DECIDED = (
-    "UPDATE leads SET status = ?, attendance_number = ?, operators = ?, error_code = ?, "
-    f"error_message = ?, attempt = ? WHERE phone = ? AND {_NOT_DONE}"
+    "UPDATE leads SET status = ?, attendance_number = ?, operators = ?, http_status = ?, "
+    f"error_code = ?, error_message = ?, done_at = ?, attempt = ? WHERE phone = ? AND {_NOT_DONE}"
+)
+_ADOPTED = (
+    "INSERT INTO leads (phone, attempts, status, attendance_number, operators, http_status, "
+    "error_code, error_message, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (phone) DO UPDATE SET attempts = excluded.attempts, status = excluded.status, "
+    "attendance_number = excluded.attendance_number, operators = excluded.operators, "
+    "http_status = excluded.http_status, error_code = excluded.error_code, "
+    "error_message = excluded.error_message, done_at = excluded.done_at, attempt = NULL "
+    f"WHERE {_NOT_DONE}"
 )
 
 
@@ -145,14 +160,14 @@ class Journal:
         self._lock = lock
         self.run = run
         self._new = new  # created by this run: removed again if it sent nothing
+        self.set_aside: Path | None = None  # where --fresh moved the journal it forgot
 
     @classmethod
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
         """Open (or create) the journal for a run that sends to ``target``, and lock it."""
         lock = _lock(path)
         try:
-            if fresh:
-                _remove(path)
+            set_aside = _set_aside(path) if fresh and Path(path).exists() else None
             new = not Path(path).exists()
             db = _connect(path, readonly=False)
             try:
@@ -169,7 +184,9 @@ class Journal:
         except BaseException:
             lock.release()
             raise
-        return cls(path, db, lock, run, new)
+        journal = cls(path, db, lock, run, new)
+        journal.set_aside = set_aside
+        return journal
 
     @classmethod
     def open_readonly(cls, path: Path) -> Journal | None:
@@ -243,8 +260,10 @@ class Journal:
                         str(outcome.status),
                         outcome.attendance_number,
                         json.dumps(outcome.operators),
+                        outcome.http_status,
                         str(outcome.error_code),
                         outcome.error_message,
+                        outcome.done_at,
                         attempt,
                         lead.phone,
                     ),
@@ -265,8 +284,8 @@ class Journal:
             asked_operators,
             asked_department,
         ) in self._db.execute(
-            "SELECT l.phone, l.status, l.attendance_number, l.operators, a.http_status, "
-            "l.error_code, l.error_message, l.attempts, a.answered_at, a.operators, a.department "
+            "SELECT l.phone, l.status, l.attendance_number, l.operators, l.http_status, "
+            "l.error_code, l.error_message, l.attempts, l.done_at, a.operators, a.department "
             "FROM leads AS l LEFT JOIN attempts AS a ON a.id = l.attempt"
         ):
             yield Record(
@@ -283,9 +302,32 @@ class Journal:
                 asked_department,
             )
 
+    def adopt(self, records: Iterable[Record]) -> None:
+        """Take in the done leads of a results file given as input (unless the ledger has them
+        done already), so that later runs writing these results know them too."""
+        with self._db:
+            self._db.executemany(
+                _ADOPTED,
+                (
+                    (
+                        r.phone,
+                        r.attempts,
+                        r.status,
+                        r.attendance_number,
+                        json.dumps(r.operators),
+                        r.http_status,
+                        r.error_code,
+                        r.error_message,
+                        r.done_at,
+                    )
+                    for r in records
+                    if r.status in DONE_STATUSES
+                ),
+            )
+
     def close(self, stopped_by: str | None = None) -> None:
-        """Say how the run ended and release the lock. A journal this run created and sent
-        nothing through (a run refused before sending) is removed: nothing is left behind."""
+        """Say how the run ended and release the lock. A journal this run created that holds no
+        lead (a run refused before sending) is removed: nothing is left behind."""
         try:
             sent = True
             if self.run is not None:
@@ -294,13 +336,34 @@ class Journal:
                         "UPDATE runs SET finished_at = ?, stopped_by = ? WHERE id = ?",
                         (now(), stopped_by, self.run),
                     )
-                sent = self._db.execute("SELECT 1 FROM attempts LIMIT 1").fetchone() is not None
+                sent = self._db.execute("SELECT 1 FROM leads LIMIT 1").fetchone() is not None
             self._db.close()
             if self._new and not sent:
                 _remove(self.path)
         finally:
             if self._lock is not None:
                 self._lock.release()
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _set_aside(path: Path) -> Path:
+    """``--fresh``: the journal moved beside itself, not deleted (a run that then fails, with a
+    refused token say, loses nothing), and only if it is one (``--journal`` may name a file
+    that is not)."""
+    with open(path, "rb") as fh:
+        if fh.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+            raise JournalError(
+                _(
+                    "{path}: not a batch-attend journal, so --fresh leaves it as it is. Move it away, or choose another --journal."
+                ).format(path=path)
+            )
+    aside = Path(f"{path}.{dt.datetime.now():%Y%m%d-%H%M%S}.old")
+    for suffix in ("-wal", "-shm", ""):  # the database last: its WAL goes with it
+        if Path(str(path) + suffix).exists():
+            Path(str(path) + suffix).replace(str(aside) + suffix)
+    return aside
 
 
 def _remove(path: Path) -> None:
@@ -349,13 +412,19 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
                     "{path}: a journal of an older batch-attend, which this version cannot read. Finish its run with the version that made it, or add --fresh to start a new one (rows it started would then be reported as already in service)."
                 ).format(path=path)
             )
+    except sqlite3.OperationalError as exc:  # a folder that cannot be written, say
+        if db is not None:
+            db.close()
+        raise JournalError(
+            _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
+        ) from exc
     except sqlite3.DatabaseError as exc:
         if db is not None:
             db.close()
         raise JournalError(
-            _("{path}: not a batch-attend journal ({exc}). Move it away or add --fresh.").format(
-                path=path, exc=exc
-            )
+            _(
+                "{path}: not a batch-attend journal ({exc}). Move it away, or choose another --journal."
+            ).format(path=path, exc=exc)
         ) from exc
     except BaseException:
         if db is not None:

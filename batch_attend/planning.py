@@ -96,8 +96,7 @@ def carry_over(plan: pd.DataFrame, done: Mapping[str, str]) -> pd.DataFrame:
     """Leads an earlier run started (or found in service) are not sent again: the first row of
     each keeps that run's outcome (``done`` maps a phone to its status), even when the row
     would now be invalid for another reason (its operators cell emptied, say). Marked
-    ``carried``; do this before :func:`skip_duplicates`, so that later rows of the same phone
-    are skipped as duplicates of it."""
+    ``carried``; later rows of the same phone are then skipped as its duplicates."""
     candidates = plan[
         (plan["phone"] != "") & (pending(plan) | (plan["status"] == RowStatus.INVALID))
     ]
@@ -111,12 +110,13 @@ def carry_over(plan: pd.DataFrame, done: Mapping[str, str]) -> pd.DataFrame:
 
 
 def resolve_names(plan: pd.DataFrame, directory: Directory) -> pd.DataFrame:
-    """Operator and department cells of the rows still to be sent turned into IDs; rows that do
-    not resolve become ``invalid``.
+    """Operator and department cells turned into IDs; rows to send that do not resolve become
+    ``invalid``. Rows carried over are resolved too, only to be compared with what was sent
+    (one whose cells do not resolve is left naming no operators: nothing to compare).
 
     Resolved once per distinct (operators, department) pair: a sheet repeats the same few.
     """
-    live = pending(plan)
+    live = pending(plan) | plan["carried"]
     index = plan.index[live]
     pairs = list(zip(plan.loc[live, "operators"], plan.loc[live, "department"], strict=True))
     answers = {pair: _resolve(pair, directory) for pair in set(pairs)}
@@ -127,15 +127,15 @@ def resolve_names(plan: pd.DataFrame, directory: Directory) -> pd.DataFrame:
     plan = plan.copy()
     plan["operators"] = plan["operators"].astype(object)
     plan.loc[index, "operators"] = pd.Series(
-        [p[0] if f else a[0] for p, a, f in zip(pairs, found, failed, strict=True)], index, object
+        [() if f else a[0] for a, f in zip(found, failed, strict=True)], index, object
     )
     plan.loc[index, "department"] = [
         p[1] if f else a[1] for p, a, f in zip(pairs, found, failed, strict=True)
     ]
-    problems = pd.Series(found, index=index, dtype=object)[failed]
+    problems = pd.Series(found, index=index, dtype=object)[failed & pending(plan)[index]]
     return decide(
         plan,
-        failed.reindex(plan.index, fill_value=False),
+        plan.index.isin(problems.index),
         RowStatus.INVALID,
         problems.map(lambda problem: str(problem.code)),
         problems.map(str),

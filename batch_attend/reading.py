@@ -32,9 +32,9 @@ CSV_EXTENSIONS = {".csv", ".txt", ".tsv"}
 EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
 #: How a results file names an input column whose name is also a contract column.
 INPUT_SUFFIX = " (input)"
-#: The contract columns a results file ends with: this version's, and the first version's
-#: (without ``done_at``), so results of either can be handed back.
-RESULT_TAILS = (RESULT_COLUMNS, RESULT_COLUMNS[:-1])
+#: What marks a results file: these contract columns side by side (the others of the contract
+#: may follow them, or may have been deleted by the person handing the file back).
+RESULT_MARK = ("row", "phone", "status")
 
 # Header aliases, compared after folding case, accents, spaces and punctuation (see ``fold``).
 PHONE_ALIASES = (
@@ -285,18 +285,73 @@ def table_from_grid(
 
 def split_results(table: Table) -> Table:
     """A results file's contract columns set apart, and its input columns under their own names;
-    any other table as it is."""
-    for tail in RESULT_TAILS:
-        if len(table.columns) > len(tail) and tuple(table.columns[-len(tail) :]) == tail:
-            break
-    else:
+    any other table as it is.
+
+    The contract columns are found as a run of contract names starting with ``row``, ``phone``,
+    ``status``; a column added after them, or one of them deleted, does not hide the file. A
+    contract column the file no longer has reads as empty.
+    """
+    names = table.columns
+    start = next((j for j in range(len(names)) if tuple(names[j : j + 3]) == RESULT_MARK), None)
+    if start is None:
         return table
-    width = len(table.columns) - len(tail)
-    results = table.frame.iloc[:, width:].set_axis(list(tail), axis=1)
-    columns = [c.removesuffix(INPUT_SUFFIX) for c in table.columns[:width]]
-    return Table(
-        table.source, table.sheet, columns, table.frame.iloc[:, :width], table.row_numbers, results
-    )
+    end = start
+    while end < len(names) and names[end] in RESULT_COLUMNS and names[end] not in names[start:end]:
+        end += 1
+    own = [j for j in range(len(names)) if not start <= j < end]
+    frame = table.frame
+    results = pd.DataFrame(
+        {name: frame[start + names[start:end].index(name)] if name in names[start:end] else ""
+         for name in RESULT_COLUMNS},
+        index=frame.index,
+        dtype=str,
+    )  # fmt: skip
+    cells = frame[own].set_axis(range(len(own)), axis=1)
+    columns = [names[j].removesuffix(INPUT_SUFFIX) for j in own]
+    if table.source.suffix.lower() in CSV_EXTENSIONS:  # a CSV's cells were made inert
+        cells = cells.apply(uninert)
+        results = results.assign(
+            **{c: uninert(results[c]) for c in ("attendance_number", "operators")}
+        )
+        columns = uninert(pd.Series(columns, dtype=str)).tolist()
+    return Table(table.source, table.sheet, columns, cells, table.row_numbers, results)
+
+
+#: What a cell may start with for a spreadsheet to run it as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Numbers, phones and IDs people expect to see unchanged: digits with masks, maybe a sign.
+_NUMERIC_LOOKING = r"[+-]?[\d\s().\-/\u00a0]*\d[\d\s().\-/\u00a0]*"
+
+
+def _would_run(column: pd.Series) -> pd.Series:
+    """Cells a spreadsheet would run as a formula (phones and plain numbers are not)."""
+    risky = column.str.startswith(FORMULA_START)
+    if risky.any():
+        risky[risky] = ~column[risky].str.fullmatch(_NUMERIC_LOOKING)
+    return risky
+
+
+def inert(column: pd.Series) -> pd.Series:
+    """Text cells made safe for a CSV opened in a spreadsheet: a would-be formula gets a ``'``."""
+    risky = _would_run(column)
+    if not risky.any():
+        return column
+    column = column.copy()
+    column[risky] = "'" + column[risky]
+    return column
+
+
+def uninert(column: pd.Series) -> pd.Series:
+    """:func:`inert` undone, for the cells of a CSV results file handed back."""
+    quoted = column.str.startswith("'")
+    if not quoted.any():
+        return column
+    undone = column.copy()
+    undone[quoted] = column[quoted].str.slice(1)
+    quoted[quoted] = _would_run(undone[quoted])
+    column = column.copy()
+    column[quoted] = undone[quoted]
+    return column
 
 
 # --- what the file really is -------------------------------------------------------------------

@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,14 +33,10 @@ from batch_attend.outcomes import (
     error_text,
     split_error,
 )
-from batch_attend.reading import INPUT_SUFFIX
+from batch_attend.reading import INPUT_SUFFIX, inert
 
 OUTPUT_FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
 STDOUT = "-"
-#: What a cell may start with for a spreadsheet to run it as a formula.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# Numbers, phones and IDs people expect to see unchanged: digits with masks, maybe a sign.
-_NUMERIC_LOOKING = r"[+-]?[\d\s().\-/\u00a0]*\d[\d\s().\-/\u00a0]*"
 
 
 class OutputError(BatchAttendError):
@@ -172,9 +169,13 @@ def records_in_results(results: pd.DataFrame | None) -> Iterator[Record]:
         )
 
 
+_WHOLE = re.compile(r"[0-9]{1,9}(?:\.0*)?")  # as written by batch-attend, or re-saved as 200.0
+
+
 def _number(text: str) -> int | None:
+    """A count or status in a results file handed back; None for anything else in the cell."""
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    return int(text.split(".")[0]) if _WHOLE.fullmatch(text) else None
 
 
 def outcome_frame(
@@ -304,18 +305,6 @@ def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame
     return frame.set_axis(range(frame.shape[1]), axis=1)
 
 
-def inert(column: pd.Series) -> pd.Series:
-    """Text cells made safe for a CSV opened in a spreadsheet: a would-be formula gets a ``'``
-    (phones such as ``+55 44 99999-9999`` and plain numbers are left as they are)."""
-    risky = column.str.startswith(FORMULA_START)
-    if not risky.any():
-        return column
-    risky[risky] = ~column[risky].str.fullmatch(_NUMERIC_LOOKING)
-    column = column.copy()
-    column[risky] = "'" + column[risky]
-    return column
-
-
 def write_csv(stream: TextIO, header: Sequence[str], frame: pd.DataFrame) -> None:
     """CSV as Python's csv module writes it (minimal quoting, CRLF). Every column that may hold
     outside text (the input's, and the API's attendance number and operators) is made inert;
@@ -426,7 +415,7 @@ def write_results(
         write_csv(stdout, header, frame)
         stdout.flush()
         return
-    target = Path(output)
+    target = Path(os.path.realpath(output))  # a link to the results: the file it names
     with _atomic(target) as tmp:
         if output_format(output) == "csv":
             with open(tmp, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 
 from batch_attend.api import PlugChatClient, check_base_url, check_token
 from batch_attend.directory import Directory, TokenRefusedError, fetch_directory
-from batch_attend.engine import Engine, signals_stop
+from batch_attend.engine import Engine, HeldSignals, signals_stop
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
@@ -41,6 +42,7 @@ from batch_attend.reading import Table, map_columns, read_table
 from batch_attend.request_log import RequestLog, mask_phone
 from batch_attend.results import (
     STDOUT,
+    OutputError,
     check_capacity,
     check_output,
     contract_frame,
@@ -198,21 +200,32 @@ def prepare(options: RunOptions, env: Env, *, sending: bool) -> Prepared:
 
 
 def journal_path(options: RunOptions, output: str) -> Path:
-    """The ledger: ``--journal``, else beside the results (beside the input for stdout)."""
+    """The ledger: ``--journal``, else beside the results (beside the input for stdout), the
+    real file's when the path given is a link, so that every way of naming the results finds
+    the same ledger. It may be neither the input nor the results."""
     if options.output.journal is not None:
-        return Path(options.output.journal)
-    if output == STDOUT:
-        return Path(str(options.input.path) + ".journal")
-    return default_journal_path(output)
+        path = Path(options.output.journal)
+    elif output == STDOUT:
+        path = Path(os.path.realpath(options.input.path) + ".journal")
+    else:
+        path = default_journal_path(os.path.realpath(output))
+    for other in (str(options.input.path), output):
+        if other != STDOUT and os.path.realpath(path) == os.path.realpath(other):
+            raise OutputError(
+                _("{path}: the journal would overwrite {other}; choose another --journal.").format(
+                    path=path, other=other
+                )
+            )
+    return path
 
 
 def carried_over(plan: pd.DataFrame, table: Table, journal: Journal | None) -> pd.DataFrame:
     """The plan with every lead the ledger (or a results file given as input) shows done
-    carried over, and later rows of a phone skipped as duplicates."""
+    carried over."""
     done = {r.phone: r.status for r in records_in_results(table.results)}
     if journal is not None:
         done.update(journal.done())
-    return skip_duplicates(carry_over(plan, done))
+    return carry_over(plan, done)
 
 
 async def lookups(
@@ -245,10 +258,12 @@ def pool_members(options: RunOptions, pool: tuple[str, ...], directory: Director
 def plan_requests(
     options: RunOptions, plan: pd.DataFrame, directory: Directory | None, members: tuple[str, ...]
 ) -> pd.DataFrame:
-    """Resolve names with ``directory`` (None: no lookups were made), then give the pool's
-    ``members`` to the rows still to send that have no operators."""
+    """Resolve names with ``directory`` (None: no lookups were made), skip the later rows of a
+    phone (a row whose names do not resolve claims no phone), then give the pool's ``members``
+    to the rows still to send that have no operators."""
     if directory is not None and options.requests.lookup:
         plan = resolve_names(plan, directory)
+    plan = skip_duplicates(plan)
     return assign_pool(plan, members, options.requests.distribute) if members else plan
 
 
@@ -266,6 +281,12 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
         facts["exit_code"] = int(exc.exit_status)
         write_summary_json(options.output.summary_json, None, facts, str(exc))
         raise
+    except KeyboardInterrupt:
+        facts["exit_code"] = int(ExitStatus.INTERRUPTED)
+        write_summary_json(
+            options.output.summary_json, None, facts, "interrupted before any request was sent"
+        )
+        raise
     facts.update(
         exit_code=int(report.exit_status),
         output=report.output,
@@ -280,35 +301,45 @@ def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
     batch = prepare(options, env, sending=True)
     summary = RunSummary(output=batch.output, dry_run=dry_run)
     path = journal_path(options, batch.output)
-    if dry_run:  # no network, and the ledger is only read
-        plan, frame = _dry_run(options, batch, Journal.open_readonly(path))
-        stopped = "dry_run"
-    else:
-        with api_target(options, env) as target:
-            plan, frame, stopped = run_async(_online(options, env, target, batch, path, summary))
-    summary.resumed = int(plan["carried"].sum())
-    summary.counts.update(frame["status"].value_counts().to_dict())
-    codes = frame.loc[frame["error_code"] != "", "error_code"]
-    summary.error_counts.update(codes.value_counts().to_dict())
-    summary.elapsed = time.perf_counter() - clock
-    summary.token_refused = stopped == "unauthorized"
-    summary.interrupted_by = stopped if stopped in ("SIGINT", "SIGTERM") else None
-    write_results(
-        batch.output,
-        batch.table.columns,
-        contract_frame(batch.table.frame, frame),
-        stdout=env.stdout,
-        summary=summary,
-        bom=options.output.bom,
-    )
+    held = HeldSignals()
+    try:
+        if dry_run:  # no network, and the ledger is only read
+            plan, frame = _dry_run(options, batch, Journal.open_readonly(path))
+            stopped = "dry_run"
+        else:
+            with api_target(options, env) as target:
+                plan, frame, stopped = run_async(
+                    _online(options, env, target, batch, path, summary, held)
+                )
+        summary.resumed = int(plan["carried"].sum())
+        summary.counts.update(frame["status"].value_counts().to_dict())
+        codes = frame.loc[frame["error_code"] != "", "error_code"]
+        summary.error_counts.update(codes.value_counts().to_dict())
+        summary.elapsed = time.perf_counter() - clock
+        summary.token_refused = stopped == "unauthorized"
+        summary.interrupted_by = stopped if stopped in ("SIGINT", "SIGTERM") else None
+        write_results(
+            batch.output,
+            batch.table.columns,
+            contract_frame(batch.table.frame, frame),
+            stdout=env.stdout,
+            summary=summary,
+            bom=options.output.bom,
+        )
+    finally:
+        held.release()
+    summary.interrupted_by = summary.interrupted_by or held.name  # came once sending was done
     journal = None if dry_run else path
     _say_how_it_ended(summary, options, env, journal)
     return RunReport(summary, frame, batch.output, journal, exit_status_for(summary))
 
 
-def _outcomes(plan: pd.DataFrame, batch: Prepared, journal: Journal | None, stopped):
+def _outcomes(
+    plan: pd.DataFrame, batch: Prepared, journal: Journal | None, stopped, *, resolved: bool
+):
     """Every row's outcome, from the plan and what the ledger (and a results file given as
-    input) recorded; rows left undecided are skipped, saying why."""
+    input) recorded; rows left undecided are skipped, saying why. ``resolved``: the plan's
+    operators are IDs, so a carried row's can be compared with what was sent."""
     records = itertools.chain(
         journal.records() if journal else (), records_in_results(batch.table.results)
     )
@@ -316,14 +347,15 @@ def _outcomes(plan: pd.DataFrame, batch: Prepared, journal: Journal | None, stop
         ErrorCode.INTERRUPTED,
         f"not finished: the run was interrupted ({stopped}); run the same command again to resume",
     )
-    return outcome_frame(plan, records, unsent, compare_asked=stopped != "unauthorized")
+    return outcome_frame(plan, records, unsent, compare_asked=resolved)
 
 
 def _dry_run(options: RunOptions, batch: Prepared, journal: Journal | None):
     try:
         plan = carried_over(batch.plan, batch.table, journal)
         plan = plan_requests(options, plan, None, batch.pool)
-        return plan, _outcomes(plan, batch, journal, "dry_run")
+        resolved = not options.requests.lookup  # no lookups in a dry run: names stay names
+        return plan, _outcomes(plan, batch, journal, "dry_run", resolved=resolved)
     finally:
         if journal is not None:
             journal.close()
@@ -336,6 +368,7 @@ async def _online(
     batch: Prepared,
     path: Path,
     summary: RunSummary,
+    held: HeldSignals,
 ) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
     """Everything that talks to the API, on one client, with the ledger open: look names up,
     plan, send. Returns the final plan, every row's outcome, and why sending stopped early (None
@@ -349,6 +382,13 @@ async def _online(
         journal = Journal.open(
             path, target=target.name, input=str(options.input.path), fresh=options.output.fresh
         )
+        if journal.set_aside is not None and not options.display.quiet:
+            env.log(
+                "batch-attend: "
+                + _("--fresh: the journal it forgets is kept as {path}.").format(
+                    path=journal.set_aside
+                )
+            )
         stopped = None
         try:
             try:
@@ -357,14 +397,17 @@ async def _online(
             except TokenRefusedError:
                 directory, members, stopped = Directory(), batch.pool, "unauthorized"
             plan = carried_over(batch.plan, batch.table, journal)
+            journal.adopt(records_in_results(batch.table.results))
+            plan = plan_requests(options, plan, None if stopped else directory, members)
             if not stopped:
-                plan = plan_requests(options, plan, directory, members)
                 todo = int(pending(plan).sum())
                 if todo:
+                    held.hold()  # from here on, what is sent is written out whatever comes
                     stopped = await _send(
                         options, env, client, leads_to_send(plan), todo, journal, summary
                     )
-            return plan, _outcomes(plan, batch, journal, stopped), stopped
+            outcomes = _outcomes(plan, batch, journal, stopped, resolved=stopped != "unauthorized")
+            return plan, outcomes, stopped
         finally:
             journal.close(stopped)
 

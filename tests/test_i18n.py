@@ -52,7 +52,8 @@ def test_lang_option_wins_over_the_locale(runner, sandbox, tmp_path):
     result = run(runner, sandbox, tmp_path, "--lang", "en")
     assert result.stderr.startswith("2 rows: 1 started, 1 invalid in ")
     result = run(runner, sandbox, tmp_path, "--lang", "pt_BR", "--fresh", lang="C")
-    assert result.stderr.startswith("2 linhas: ")
+    assert result.stderr.splitlines()[0].startswith("batch-attend: --fresh: o registro esquecido")
+    assert result.stderr.splitlines()[-1].startswith("2 linhas: ")
 
 
 def test_errors_in_portuguese(runner, sandbox, tmp_path):

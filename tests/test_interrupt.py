@@ -197,3 +197,29 @@ def test_results_on_a_pipe_that_closes_early_lose_nothing(tmp_path):
     assert "2,000 done by an earlier run" in rerun.stderr
     assert len(rerun.stdout.splitlines()) == 2001
     assert len(state["starts"]) == 2000 and sum(state["requests"].values()) == 2000
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_once_the_last_answers_are_in_still_writes_every_row(tmp_path, sig, code):
+    """Sending is over, the results are being written: the signal waits until they are."""
+    leads = make_leads(tmp_path, 3000)
+    first_part = write_csv(tmp_path / "part.csv", [["Telefone", "Operadores"]] + [
+        [f"55449{i:08d}", "OP-ANA"] for i in range(2990)
+    ])  # fmt: skip
+    out = tmp_path / "results.xlsx"  # a workbook takes a moment to write: the signal lands then
+    with standalone_sandbox("--token", TOKEN) as base_url:
+        assert run_to_end(base_url, first_part, out, "-c", "32", "-q").returncode == 0
+        proc = start_run(base_url, leads, out, "-c", "32")
+        wait_for_requests(base_url, 3000)
+        time.sleep(0.05)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, stderr
+    assert "before any request was sent" not in stderr
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(out, read_only=True)["Results"]
+    header = next(sheet.iter_rows(max_row=1, values_only=True))
+    statuses = [r[header.index("status")] for r in sheet.iter_rows(min_row=2, values_only=True)]
+    assert len(statuses) == 3000 and set(statuses) <= {"started", "skipped"}
+    assert statuses[:2990] == ["started"] * 2990

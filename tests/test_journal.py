@@ -195,13 +195,31 @@ def test_lock_of_a_killed_process_does_not_stay_stuck(tmp_path):
     open_journal(path, target="t").close()
 
 
-def test_damaged_journal_is_refused_then_replaced_with_fresh(tmp_path):
+def test_a_file_that_is_not_a_journal_is_refused_and_never_replaced(tmp_path):
     path = tmp_path / "r.csv.journal"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(JournalError, match=r"not a batch-attend journal.*--fresh"):
+    with pytest.raises(JournalError, match=r"not a batch-attend journal"):
         open_journal(path)
-    open_journal(path, fresh=True).close()
-    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with pytest.raises(JournalError, match=r"not a batch-attend journal, so --fresh leaves it"):
+        open_journal(path, fresh=True)
+    assert path.read_bytes() == b"this is not a database" * 100
+
+
+def test_fresh_keeps_the_journal_it_forgets(tmp_path):
+    path = tmp_path / "r.csv.journal"
+    journal = open_journal(path)
+    journal.answered(
+        journal.sending(LEADS[0]), LEADS[0], started(), may_have_acted=False, decides=True
+    )
+    journal.close()
+    fresh = open_journal(path, fresh=True)
+    assert fresh.done() == {}
+    aside = fresh.set_aside
+    fresh.close()
+    assert aside.name.startswith("r.csv.journal.") and aside.name.endswith(".old")
+    kept = Journal.open_readonly(aside)
+    assert kept.done() == {LEADS[0].phone: "started"}
+    kept.close()
 
 
 def test_a_journal_of_the_first_version_is_refused_with_a_way_out(tmp_path):

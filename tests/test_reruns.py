@@ -271,3 +271,110 @@ def test_the_ledger_records_what_was_asked_and_every_answer(runner, sandbox, tmp
         ("5544999990002", json.dumps(["OP-BRUNO"]), "DEP-VENDAS", 500, "server_error"),
         ("5544999990002", json.dumps(["OP-BRUNO"]), "DEP-VENDAS", 200, "started"),
     ])  # fmt: skip
+
+
+def test_names_resolved_again_give_no_note(runner, sandbox, tmp_path):
+    rows = [["Nome", "Telefone", "Operadores", "Departamento"],
+            ["Ana", "(44) 99999-0001", "Ana Souza", "Vendas"]]  # fmt: skip
+    leads = write_csv(tmp_path / "leads.csv", rows)
+    out = tmp_path / "results.csv"
+    for _ in range(2):
+        result = invoke(runner, sandbox, leads, "-o", out, "--ticket", "0000")
+        assert result.exit_code == 0, result.stderr
+    (row,) = read_results_csv(out)
+    assert (row["status"], row["operators"], row["error"]) == ("started", "OP-ANA", "")
+    assert requests(sandbox) == 1
+
+
+def test_a_row_whose_names_do_not_resolve_claims_no_phone(runner, sandbox, tmp_path):
+    rows = [HEADER, ["X", "(44) 99999-0031", "Fulano Inexistente", ""],
+            ["Y", "5544999990031", "OP-ANA", ""]]  # fmt: skip
+    leads = write_csv(tmp_path / "leads.csv", rows)
+    result = invoke(runner, sandbox, leads, "-o", tmp_path / "r.csv", "--ticket", "0000")
+    assert result.exit_code == 1
+    first, second = read_results_csv(tmp_path / "r.csv")
+    assert first["error"].startswith("unknown_operator: ")
+    assert second["status"] == "started"
+
+
+def test_a_results_file_with_a_column_added_or_deleted_is_still_one(runner, sandbox, tmp_path):
+    leads = write_csv(tmp_path / "leads.csv", [HEADER, *FOUR])
+    out = tmp_path / "results.csv"
+    assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
+    rows = read_results_csv(out)
+    edited = [[*list(rows[0])[:-2], "Notas"]] + [[*list(r.values())[:-2], "ok"] for r in rows]
+    handed = write_csv(tmp_path / "handed.csv", edited)  # attempts and done_at gone, a note added
+    result = invoke(runner, sandbox, handed, "-o", tmp_path / "again.csv")
+    assert result.exit_code == 0, result.stderr
+    again = read_results_csv(tmp_path / "again.csv")
+    assert list(again[0])[:5] == [*HEADER, "Notas"]
+    assert [r["status"] for r in again] == ["started"] * 4
+    assert requests(sandbox) == 4
+
+
+def test_rows_carried_from_a_results_file_join_the_new_ledger(runner, sandbox, tmp_path):
+    leads = write_csv(tmp_path / "leads.csv", [HEADER, *FOUR])
+    assert invoke(runner, sandbox, leads, "-o", tmp_path / "r.csv").exit_code == 0
+    new = tmp_path / "new.csv"
+    assert invoke(runner, sandbox, tmp_path / "r.csv", "-o", new).exit_code == 0
+    assert invoke(runner, sandbox, leads, "-o", new).exit_code == 0  # the sheet, onto new.csv
+    assert [r["status"] for r in read_results_csv(new)] == ["started"] * 4
+    assert requests(sandbox) == 4
+
+
+def test_hand_edited_counts_in_a_results_file_do_not_stop_the_run(runner, sandbox, tmp_path):
+    leads = write_csv(tmp_path / "leads.csv", [HEADER, *FOUR])
+    out = tmp_path / "r.csv"
+    assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
+    rows = read_results_csv(out)
+    rows[0]["attempts"], rows[1]["attempts"], rows[2]["http_status"] = "9" * 20, "²", "200.0"
+    handed = write_csv(tmp_path / "handed.csv", [list(rows[0]), *[list(r.values()) for r in rows]])
+    result = invoke(runner, sandbox, handed, "-o", tmp_path / "again.csv")
+    assert result.exit_code == 0, result.stderr
+    again = read_results_csv(tmp_path / "again.csv")
+    assert [r["status"] for r in again] == ["started"] * 4
+    assert [r["attempts"] for r in again][:2] == ["0", "0"] and again[2]["http_status"] == "200"
+
+
+def test_the_journal_may_be_neither_the_input_nor_the_results(runner, sandbox, tmp_path):
+    leads = write_csv(tmp_path / "leads.csv", [HEADER, *FOUR])
+    before = leads.read_bytes()
+    for journal in (leads, tmp_path / "r.csv"):
+        result = invoke(
+            runner, sandbox, leads, "-o", tmp_path / "r.csv", "--journal", journal, "--fresh"
+        )
+        assert result.exit_code == 2 and "the journal would overwrite" in result.stderr
+    assert leads.read_bytes() == before and requests(sandbox) == 0
+
+
+def test_fresh_with_a_refused_token_loses_no_ledger(runner, sandbox, tmp_path):
+    leads = write_csv(tmp_path / "leads.csv", [HEADER, *FOUR])
+    out = tmp_path / "r.csv"
+    assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
+    refused = invoke(runner, sandbox, leads, "-o", out, "--fresh", token="tok-WRONG")
+    assert refused.exit_code == 3
+    (aside,) = tmp_path.glob("r.csv.journal.*.old")
+    assert f"kept as {aside}" in refused.stderr
+    kept = Journal.open_readonly(aside)
+    assert len(kept.done()) == 4
+    kept.close()
+
+
+def test_a_link_to_the_results_is_the_same_results(runner, sandbox, tmp_path):
+    leads = write_csv(tmp_path / "leads.csv", [HEADER, *FOUR])
+    out = tmp_path / "r.csv"
+    assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
+    (tmp_path / "link.csv").symlink_to(out)
+    result = invoke(runner, sandbox, leads, "-o", tmp_path / "link.csv")
+    assert result.exit_code == 0 and "4 done by an earlier run" in result.stderr
+    assert (tmp_path / "link.csv").is_symlink() and requests(sandbox) == 4
+
+
+def test_check_reads_the_ledger_of_the_results_it_is_told(runner, sandbox, tmp_path):
+    leads = write_csv(
+        tmp_path / "leads.csv", [HEADER, *FOUR, ["Eva", "(44) 99999-0005", "OP-ANA", ""]]
+    )
+    write_csv(tmp_path / "part.csv", [HEADER, *FOUR])
+    assert invoke(runner, sandbox, tmp_path / "part.csv", "-o", tmp_path / "r.csv").exit_code == 0
+    result = invoke(runner, sandbox, "check", leads, "-o", tmp_path / "r.csv")
+    assert "1 ready to send" in result.stdout and "4 done by an earlier run" in result.stdout
