@@ -119,7 +119,7 @@ class Engine:
             if self.stop_reason:
                 self.gate.release(ok=False)
                 return
-            attempt = self.journal.sending(lead) if self.journal else 0
+            attempt = await self.journal.sending(lead) if self.journal else 0
             started = time.perf_counter()
             self._in_request.add(task)
             try:

@@ -15,11 +15,12 @@ anyone can open with the ``sqlite3`` shell, during a run or after a crash:
 * ``meta``: the schema version, and where the requests go (``target``): a ledger records the
   starts of one account, so a run against another base URL is refused.
 
-Each request is committed before it goes out, and each answer as soon as it comes, so a run
-killed at any moment (``kill -9`` included) leaves a ledger that tells which leads are done and
-which requests may have reached the server without their answer reaching us: at most the
-requests in flight at the kill are sent again, and their answers then say whose attendance it
-is. With ``synchronous=NORMAL`` a commit survives the process dying; a power cut may lose the
+Each request is committed before it goes out, and each answer with the next group: what one
+turn of the event loop records is committed in one transaction, and a worker's next request
+waits for that commit, which also holds its last answer. So a run killed at any moment
+(``kill -9`` included) leaves a ledger that tells which leads are done and which requests may
+have reached the server without their answer reaching us: at most one lead per worker is sent
+again, and its answer then says whose attendance it is. With ``synchronous=NORMAL`` a commit survives the process dying; a power cut may lose the
 last ones, and those requests are then sent again in the same way.
 
 A lead once ``started`` or ``already_in_service`` is never sent again and never loses that
@@ -34,6 +35,7 @@ run never leaves it stuck.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sqlite3
@@ -161,6 +163,23 @@ class Journal:
         self.run = run
         self._new = new  # created by this run: removed again if it sent nothing
         self.set_aside: Path | None = None  # where --fresh moved the journal it forgot
+        self._histories: dict[str, History] = {}
+        for phone, operators, may_have_acted in db.execute(
+            "SELECT a.phone, a.operators, a.may_have_acted FROM attempts AS a JOIN leads "
+            f"USING (phone) WHERE {_NOT_DONE}"
+        ):
+            history = self._histories.setdefault(phone, History())
+            history.attempts += 1
+            if may_have_acted:
+                history.may_have_acted.add(frozenset(json.loads(operators)))
+        self._next_attempt = 1 + (db.execute("SELECT max(id) FROM attempts").fetchone()[0] or 0)
+        self._attempts: list[tuple] = []
+        self._leads: list[tuple] = []
+        self._answers: list[tuple] = []
+        self._decisions: list[tuple] = []
+        self._group: asyncio.Future | None = None
+        self._flush_scheduled = False
+        self._failure: Exception | None = None
 
     @classmethod
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
@@ -204,31 +223,21 @@ class Journal:
         )
 
     def history(self, phone: str) -> History:
-        history = History()
-        for operators, may_have_acted in self._db.execute(
-            "SELECT operators, may_have_acted FROM attempts WHERE phone = ?", (phone,)
-        ):
-            history.attempts += 1
-            if may_have_acted:
-                history.may_have_acted.add(frozenset(json.loads(operators)))
-        return history
+        """What earlier requests for ``phone`` left behind (loaded once, when the journal
+        opens, for every lead not done)."""
+        return self._histories.get(phone) or History()
 
-    def sending(self, lead: Lead) -> int:
-        """Record a request about to go out (committed before it does); returns its ID."""
-        with self._db:
-            attempt = self._db.execute(
-                "INSERT INTO attempts (run, phone, row, operators, department, sent_at, "
-                "may_have_acted) VALUES (?, ?, ?, ?, ?, ?, 1)",
-                (
-                    self.run,
-                    lead.phone,
-                    lead.row,
-                    json.dumps(lead.operators),
-                    lead.department,
-                    now(),
-                ),
-            ).lastrowid
-            self._db.execute(_SENDING, (lead.phone,))
+    async def sending(self, lead: Lead) -> int:
+        """Record a request about to go out; returns its ID once the record is committed, so
+        the request never goes out before the ledger knows of it."""
+        attempt = self._next_attempt
+        self._next_attempt += 1
+        self._attempts.append(
+            (attempt, self.run, lead.phone, lead.row, json.dumps(lead.operators),
+             lead.department, now())
+        )  # fmt: skip
+        self._leads.append((lead.phone,))
+        await self._committed()
         return attempt
 
     def answered(
@@ -240,34 +249,64 @@ class Journal:
         may_have_acted: bool,
         decides: bool,
     ) -> None:
-        """Record the answer to ``attempt`` and, when it ``decides`` the lead, its outcome."""
-        with self._db:
-            self._db.execute(
-                "UPDATE attempts SET answered_at = ?, http_status = ?, result = ?, "
-                "may_have_acted = ? WHERE id = ?",
-                (
-                    outcome.done_at,
-                    outcome.http_status,
-                    str(outcome.error_code or outcome.status),
-                    int(may_have_acted),
-                    attempt,
-                ),
-            )
-            if decides:
-                self._db.execute(
-                    _DECIDED,
-                    (
-                        str(outcome.status),
-                        outcome.attendance_number,
-                        json.dumps(outcome.operators),
-                        outcome.http_status,
-                        str(outcome.error_code),
-                        outcome.error_message,
-                        outcome.done_at,
-                        attempt,
-                        lead.phone,
-                    ),
-                )
+        """Record the answer to ``attempt`` and, when it ``decides`` the lead, its outcome
+        (committed with the next group, before this worker's next request goes out)."""
+        result = str(outcome.error_code or outcome.status)
+        self._answers.append(
+            (outcome.done_at, outcome.http_status, result, int(may_have_acted), attempt)
+        )
+        if decides:
+            self._decisions.append(
+                (str(outcome.status), outcome.attendance_number, json.dumps(outcome.operators),
+                 outcome.http_status, str(outcome.error_code), outcome.error_message,
+                 outcome.done_at, attempt, lead.phone)
+            )  # fmt: skip
+        self._schedule()
+
+    async def _committed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._group is None:
+            self._group = asyncio.get_running_loop().create_future()
+        group = self._group
+        self._schedule()
+        await group
+
+    def _schedule(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Commit what this turn of the event loop recorded, in one transaction (group commit:
+        a transaction per request would cost more than the request); the requests waiting for
+        it then go out, or learn why they may not (a full disk, say)."""
+        self._flush_scheduled = False
+        group, self._group = self._group, None
+        work = (
+            ("INSERT INTO attempts (id, run, phone, row, operators, department, sent_at, "
+             "may_have_acted) VALUES (?, ?, ?, ?, ?, ?, ?, 1)", self._attempts),
+            (_SENDING, self._leads),
+            ("UPDATE attempts SET answered_at = ?, http_status = ?, result = ?, "
+             "may_have_acted = ? WHERE id = ?", self._answers),
+            (_DECIDED, self._decisions),
+        )  # fmt: skip
+        self._attempts, self._leads, self._answers, self._decisions = [], [], [], []
+        try:
+            if self._failure is not None:
+                raise self._failure
+            with self._db:
+                for statement, rows in work:
+                    if rows:
+                        self._db.executemany(statement, rows)
+        except Exception as exc:
+            self._failure = exc
+            if group is not None and not group.done():
+                group.set_exception(exc)
+                group.exception()  # retrieved: no "never retrieved" warning if none waits
+            return
+        if group is not None and not group.done():
+            group.set_result(None)
 
     def records(self) -> Iterator[Record]:
         """Every lead the ledger holds, with its deciding request (if an answer decided it)."""
@@ -326,11 +365,14 @@ class Journal:
             )
 
     def close(self, stopped_by: str | None = None) -> None:
-        """Say how the run ended and release the lock. A journal this run created that holds no
-        lead (a run refused before sending) is removed: nothing is left behind."""
+        """Commit what is left, say how the run ended, and release the lock. A journal this run
+        created that holds no lead (a run refused before sending) is removed: nothing is left
+        behind."""
         try:
             sent = True
             if self.run is not None:
+                if self._failure is None and (self._answers or self._decisions):
+                    self.flush()
                 with self._db:
                     self._db.execute(
                         "UPDATE runs SET finished_at = ?, stopped_by = ? WHERE id = ?",

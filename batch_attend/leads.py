@@ -24,88 +24,107 @@ MIN_DIGITS = 10
 MAX_DIGITS = 15  # E.164
 NATIONAL_DIGITS = (10, 11)  # Brazilian area code + 8 or 9 digit number
 
-# What people put around the digits of a phone number; anything else makes the cell suspect.
-_DROP_DECORATION = str.maketrans("", "", " \t\r\n\v\f\u00a0\u2007\u202f\u2009\u200b\u3000+().-/")
 _OPERATOR_SEPARATORS = re.compile(r"[,;|\r\n]+")
-_EXCEL_WHOLE_FLOAT = re.compile(r"^\d+\.0+$")
-_SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
-# A long run of digits with a fraction: a number cell, not a phone typed with a dot.
-_DECIMAL_NUMBER = re.compile(r"^\d{6,}[.,]\d+$")
-_AS_TEXT = "format the phone column as Text in the spreadsheet and type the numbers again"
 
 
 class PhoneError(ValueError):
     """A phone that cannot be sent; the message is the human sentence for the results file."""
 
 
-def _from_scientific(text: str) -> str:
-    """Digits of a phone that a spreadsheet turned into scientific notation, if none were lost."""
+# What people put around the digits of a phone number (spaces of every kind, + ( ) . - /);
+# written out, not as \u escapes, so the regular-expression engine of pyarrow takes it.
+_MASK = "[ \t\r\n\v\f\u00a0\u2007\u202f\u2009\u200b\u3000+().\\-/]"
+_EXCEL_WHOLE_FLOAT = r"[0-9]+\.0+"
+_SCIENTIFIC = r"[+-]?[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+"
+# A long run of digits with a fraction: a number cell, not a phone typed with a dot.
+_DECIMAL_NUMBER = r"[0-9]{6,}[.,][0-9]+"
+_AS_TEXT = "format the phone column as Text in the spreadsheet and type the numbers again"
+
+
+def _from_scientific(text: str) -> tuple[str, str]:
+    """The digits of a phone a spreadsheet turned into scientific notation, if none were lost
+    (else an error): the rare cell the column-wide rule hands over one by one."""
     mantissa, _, _ = text.lower().partition("e")
     significant = len(re.sub(r"[-+.,]", "", mantissa).lstrip("0"))
     try:
         value = Decimal(text.replace(",", "."))
-    except InvalidOperation as exc:  # pragma: no cover - the regex admits only valid forms
-        raise PhoneError(f"'{text}' is not a phone number") from exc
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid forms
+        return "", f"'{text}' is not a phone number"
     if value != value.to_integral_value() or value < 0:
-        raise PhoneError(f"'{text}' is not a phone number")
+        return "", f"'{text}' is not a phone number"
     length = value.adjusted() + 1  # digits of the whole number, without writing 1E4300 out
     if significant < length:
-        raise PhoneError(
-            f"'{text}' is a number in scientific notation that lost digits; {_AS_TEXT}"
-        )
-    return str(int(value))
+        return "", f"'{text}' is a number in scientific notation that lost digits; {_AS_TEXT}"
+    return str(int(value)), ""
 
 
-def normalize_phone(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:
-    """Return the digits to send for ``raw``, or raise :class:`PhoneError` saying why not.
+def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE) -> pd.DataFrame:
+    """The digits to send for every phone cell (``phone``, "" where invalid) and why not
+    (``error``, "" where valid), a column at a time.
 
     Masks (``+``, spaces, dots, dashes, parentheses, NBSP) are dropped; a leading ``+`` or
-    ``00`` marks an international number; otherwise a leading trunk ``0`` is dropped and a 10 or
-    11 digit national number gets ``country_code``; the result must have 10 to 15 digits. A
+    ``00`` marks an international number; otherwise a leading trunk ``0`` is dropped and a 10
+    or 11 digit national number gets ``country_code``; the result must have 10 to 15 digits. A
     ninth digit is never added or removed: both Brazilian forms are sent as written.
     Spreadsheet artefacts (``554499999999.0``, ``5.544999999999e+12``) are undone only when no
     digit was lost.
     """
-    text = raw.strip()  # str.strip() also drops NBSP and the other Unicode spaces
-    if not text:
-        raise PhoneError("the phone cell is empty")
-    if _EXCEL_WHOLE_FLOAT.match(text):
-        text = text.split(".", 1)[0]
-    elif _SCIENTIFIC.match(text):
-        text = _from_scientific(text)
-    elif _DECIMAL_NUMBER.match(text):
-        raise PhoneError(f"'{text}' is a decimal number, not a phone; {_AS_TEXT}")
-    digits = text.translate(_DROP_DECORATION)
-    if not (digits.isdigit() and digits.isascii()):
-        bad = next((ch for ch in digits if not (ch.isascii() and ch.isdigit())), "?")
-        raise PhoneError(f"'{text}' has '{bad}', which is not part of a phone number")
-    international = text.startswith(("+", "00"))
-    if text.startswith("00"):
-        digits = digits[2:]  # international call prefix
-    elif not international and digits.startswith("0"):
-        digits = digits[1:]  # trunk prefix, as in 044 99999-9999
-    if not international and len(digits) in NATIONAL_DIGITS:
-        digits = country_code + digits
-    if not MIN_DIGITS <= len(digits) <= MAX_DIGITS:
-        raise PhoneError(
-            f"'{text}' has {len(digits)} digits; a phone needs "
-            f"{MIN_DIGITS} to {MAX_DIGITS} (country code, area code, number)"
-        )
-    return digits
+    text = cells.astype(str).str.strip()
+    error = pd.Series("", index=cells.index, dtype=str)
+    whole = text.str.fullmatch(_EXCEL_WHOLE_FLOAT)
+    text[whole] = text[whole].str.replace(r"\..*", "", regex=True)
+    scientific = text.str.fullmatch(_SCIENTIFIC)
+    if scientific.any():  # rare: the cells are handed over one by one
+        undone = [_from_scientific(t) for t in text[scientific]]
+        text[scientific] = [d or t for (d, _), t in zip(undone, text[scientific], strict=True)]
+        error[scientific] = [e for _, e in undone]
+    digits = text.str.replace(_MASK, "", regex=True)
+    international = text.str.startswith("+") | text.str.startswith("00")
+    digits = digits.where(~text.str.startswith("00"), digits.str.slice(2))
+    digits = digits.where(international | ~digits.str.startswith("0"), digits.str.slice(1))
+    national = ~international & digits.str.len().isin(NATIONAL_DIGITS)
+    digits[national] = country_code + digits[national]
+    length = digits.str.len()
+    # The reasons, worded only for the cells that have one, first reason first.
+    fails = [
+        (text == "", lambda t: "the phone cell is empty"),
+        (
+            text.str.fullmatch(_DECIMAL_NUMBER),
+            lambda t: "'" + t + f"' is a decimal number, not a phone; {_AS_TEXT}",
+        ),
+        (
+            ~digits.str.fullmatch(r"[0-9]+"),
+            lambda t: (
+                "'"
+                + t
+                + "' has '"
+                + digits[t.index].str.extract(r"([^0-9])", expand=False).fillna("?")
+                + "', which is not part of a phone number"
+            ),
+        ),
+        (
+            ~length.between(MIN_DIGITS, MAX_DIGITS),
+            lambda t: (
+                "'" + t + "' has " + length[t.index].astype(str) + " digits; a phone "
+                f"needs {MIN_DIGITS} to {MAX_DIGITS} (country code, area code, number)"
+            ),
+        ),
+    ]
+    for failing, reason in fails:
+        rows = failing & (error == "")
+        if rows.any():
+            error[rows] = reason(text[rows])
+    return pd.DataFrame({"phone": digits.where(error == "", ""), "error": error})
 
 
-def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE) -> pd.DataFrame:
-    """:func:`normalize_phone` over a column: ``phone`` ("" where invalid) and ``error`` (""
-    where valid)."""
-    phones, errors = [], []
-    for cell in cells:
-        try:
-            phones.append(normalize_phone(cell, country_code))
-            errors.append("")
-        except PhoneError as exc:
-            phones.append("")
-            errors.append(str(exc))
-    return pd.DataFrame({"phone": phones, "error": errors}, index=cells.index, dtype=str)
+def normalize_phone(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:
+    """:func:`normalize_phones` for one cell: the digits, or :class:`PhoneError` saying why not."""
+    ((phone, error),) = normalize_phones(pd.Series([raw], dtype=str), country_code).itertuples(
+        index=False, name=None
+    )
+    if error:
+        raise PhoneError(error)
+    return phone
 
 
 def split_operators(cell: str) -> tuple[str, ...]:

@@ -33,10 +33,14 @@ def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     "already in service", or race the first with other operators.
     """
     live = plan[pending(plan) | plan["carried"]]
-    first_row = live.groupby("phone")["row"].transform("first")
-    duplicate = (first_row != live["row"]).reindex(plan.index, fill_value=False)
-    messages = ("same phone as row " + first_row.astype(str)).reindex(plan.index)
-    return decide(plan, duplicate, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
+    later = live["phone"].duplicated()
+    if not later.any():
+        return plan
+    first_row = live[~later].set_index("phone")["row"]
+    duplicates = live[later]
+    messages = "same phone as row " + duplicates["phone"].map(first_row).astype(str)
+    rows = plan.index.isin(duplicates.index)
+    return decide(plan, rows, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
 
 
 def read_pool(pool: str | None, pool_file: Path | None) -> tuple[str, ...]:

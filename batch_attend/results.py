@@ -7,8 +7,10 @@ sees half a file, and no cell is ever written in a form a spreadsheet would run 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
+import io
 import json
 import os
 import re
@@ -16,8 +18,9 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
+import numpy as np
 import pandas as pd
 
 from batch_attend.errors import BatchAttendError
@@ -192,62 +195,70 @@ def outcome_frame(
     is ``skipped`` with ``unsent`` as the reason. A carried row whose sheet now asks for other
     operators or another department says so (``not_resent``) when ``compare_asked``.
     """
-    sendable = plan["status"].isna() | plan["carried"]
-    where = {phone: i for i, phone in enumerate(plan["phone"]) if sendable.iat[i]}
-    status = [None if s else st for s, st in zip(sendable, plan["status"], strict=True)]
-    invalid = plan["status"] == RowStatus.INVALID
-    columns = {
-        "attendance_number": [""] * len(plan),
-        "operators": [
-            "" if bad else ", ".join(ops)
-            for bad, ops in zip(invalid, plan["operators"], strict=True)
-        ],
-        "http_status": [None] * len(plan),
-        "error_code": plan["error_code"].tolist(),
-        "error_message": plan["error_message"].tolist(),
-        "attempts": [0] * len(plan),
-        "done_at": [""] * len(plan),
-    }
+    size = len(plan)
+    sendable = (plan["status"].isna() | plan["carried"]).to_numpy()
+    carried = plan["carried"].to_numpy()
+    status = plan["status"].to_numpy(dtype=object, na_value=None, copy=True)
+    status[sendable] = None
+    joined: dict[tuple, str] = {}
+    operators = np.array(
+        [joined.get(ops) or joined.setdefault(ops, ", ".join(ops)) for ops in plan["operators"]],
+        dtype=object,
+    )
+    operators[plan["status"].to_numpy(dtype=object, na_value=None) == RowStatus.INVALID] = ""
+    error_code = plan["error_code"].to_numpy(dtype=object, copy=True)
+    error_message = plan["error_message"].to_numpy(dtype=object, copy=True)
+    attendance = np.full(size, "", dtype=object)
+    http_status = np.full(size, None, dtype=object)
+    attempts = np.zeros(size, dtype="int64")
+    done_at = np.full(size, "", dtype=object)
+    where = dict(zip(plan["phone"][sendable], np.flatnonzero(sendable), strict=True))
     asked: dict[int, Record] = {}
+    shared: dict[str, str] = {}  # a run repeats a few statuses, operator lists and moments
+
+    def one(text: str) -> str:
+        return shared.setdefault(text, text)
+
     for record in records:
         i = where.get(record.phone)
         if i is None or status[i] in DONE_STATUSES:
             continue
-        columns["attempts"][i] = max(columns["attempts"][i], record.attempts)
+        attempts[i] = max(attempts[i], record.attempts)
         if record.status is None:
             continue  # sent, but no answer decided it
-        status[i] = record.status
-        columns["attendance_number"][i] = record.attendance_number
-        columns["operators"][i] = ", ".join(record.operators)
-        columns["http_status"][i] = record.http_status
-        columns["error_code"][i] = record.error_code
-        columns["error_message"][i] = record.error_message
-        columns["attempts"][i] = record.attempts
-        columns["done_at"][i] = record.done_at
-        asked[i] = record
-    code, message = unsent
-    for i in where.values():
-        if status[i] is None:
-            status[i] = RowStatus.SKIPPED
-            columns["error_code"][i] = str(code)
-            columns["error_message"][i] = message
+        status[i] = one(record.status)
+        attendance[i] = record.attendance_number
+        operators[i] = one(", ".join(record.operators))
+        http_status[i] = record.http_status
+        error_code[i] = one(record.error_code)
+        error_message[i] = one(record.error_message)
+        attempts[i] = record.attempts
+        done_at[i] = one(record.done_at)
+        if carried[i]:
+            asked[i] = record
+    undecided = sendable & pd.isna(status)
+    status[undecided] = str(RowStatus.SKIPPED)
+    error_code[undecided], error_message[undecided] = str(unsent[0]), unsent[1]
     if compare_asked:
-        carried = plan[plan["carried"]]
-        for i, operators, department in zip(
-            carried.index, carried["operators"], carried["department"], strict=True
-        ):
-            note = _not_resent(operators, department, asked.get(i))
+        for i, record in asked.items():
+            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], record)
             if note:
-                columns["error_code"][i] = ErrorCode.NOT_RESENT
-                columns["error_message"][i] = note
+                error_code[i], error_message[i] = str(ErrorCode.NOT_RESENT), note
     return pd.DataFrame(
         {
             "row": plan["row"].to_numpy(),
-            "phone": plan["phone"].where(~invalid, "").to_numpy(),
-            "status": [str(s) for s in status],
-            **columns,
+            "phone": plan["phone"].where(plan["status"] != RowStatus.INVALID, "").to_numpy(),
+            "status": status,
+            "attendance_number": attendance,
+            "operators": operators,
+            "http_status": pd.array(http_status, dtype="Int64"),
+            "error_code": error_code,
+            "error_message": error_message,
+            "attempts": attempts,
+            "done_at": done_at,
         }
-    ).astype({"http_status": "Int64", "attempts": "int64"})[list(OUTCOME_COLUMNS)]
+    ).astype({c: str for c in ("phone", "status", "attendance_number", "operators",
+                               "error_code", "error_message", "done_at")})  # fmt: skip
 
 
 def _not_resent(operators: tuple[str, ...], department: str, record: Record | None) -> str:
@@ -305,24 +316,28 @@ def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame
     return frame.set_axis(range(frame.shape[1]), axis=1)
 
 
-def write_csv(stream: TextIO, header: Sequence[str], frame: pd.DataFrame) -> None:
-    """CSV as Python's csv module writes it (minimal quoting, CRLF). Every column that may hold
-    outside text (the input's, and the API's attendance number and operators) is made inert;
-    the contract's other columns cannot start like a formula."""
+def write_csv(stream: BinaryIO, header: Sequence[str], frame: pd.DataFrame) -> None:
+    """UTF-8 CSV, CRLF line ends: the header as Python's csv module writes it, the rows by
+    pyarrow's writer, which puts every text cell in quotes (numbers and empty counts bare).
+
+    Every column that may hold outside text (the input's, and the API's attendance number and
+    operators) is made inert; the contract's other columns cannot start like a formula."""
+    import pyarrow as pa
+    import pyarrow.csv
+
     width = len(header) - len(RESULT_COLUMNS)
     outside = [*range(width)] + [
         width + RESULT_COLUMNS.index(name) for name in ("attendance_number", "operators")
     ]
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\r\n").writerow(inert(pd.Series(header, dtype=str)))
+    stream.write(line.getvalue().encode("utf-8"))
     safe = frame.copy(deep=False)
     for j in outside:
         safe[j] = inert(frame[j].astype(str))
-    safe.to_csv(
-        stream,
-        header=list(inert(pd.Series(header, dtype=str))),
-        index=False,
-        lineterminator="\r\n",
-        quoting=csv.QUOTE_MINIMAL,
-    )
+    table = pa.Table.from_pandas(safe.set_axis([str(j) for j in safe.columns], axis=1))
+    options = pyarrow.csv.WriteOptions(include_header=False, eol="\r\n")
+    pyarrow.csv.write_csv(table, stream, options)
 
 
 _STATUS_COLOURS = {
@@ -412,13 +427,20 @@ def write_results(
     if len(header) != frame.shape[1]:
         raise ValueError(f"{len(header)} header names for {frame.shape[1]} columns")
     if output == STDOUT:
-        write_csv(stdout, header, frame)
+        stdout.flush()
+        binary = getattr(stdout, "buffer", None)  # a real stream: the bytes as they are made
+        data = binary if binary is not None else io.BytesIO()
+        write_csv(data, header, frame)
+        if binary is None:
+            stdout.write(data.getvalue().decode("utf-8"))
         stdout.flush()
         return
     target = Path(os.path.realpath(output))  # a link to the results: the file it names
     with _atomic(target) as tmp:
         if output_format(output) == "csv":
-            with open(tmp, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
+            with open(tmp, "wb") as fh:
+                if bom:
+                    fh.write(codecs.BOM_UTF8)
                 write_csv(fh, header, frame)
                 fh.flush()
                 os.fsync(fh.fileno())

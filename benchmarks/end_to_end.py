@@ -11,7 +11,7 @@ Medians of --repeat runs (default 1). The figure the project commits to: peak RS
 rows (Excel's row limit), at most 1 GB (10^9 bytes).
 
     python benchmarks/end_to_end.py                    # 100,000 rows
-    python benchmarks/end_to_end.py --rows 1048576     # the committed figure: RSS ≤ 1 GB
+    python benchmarks/end_to_end.py --rows 1048576     # the committed figure: about 3.5 minutes
 """
 
 from __future__ import annotations

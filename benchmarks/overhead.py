@@ -19,8 +19,8 @@ speed moves by up to half over a few seconds, so one pair's ratio can land far f
 the overhead ratio is the median of the pairs' own ratios (each pair ran under about the same
 conditions), printed with their quartiles, and beside it the ratio of the two medians.
 
-    python benchmarks/overhead.py              # about 4 minutes
-    python benchmarks/overhead.py --quick      # 5 pairs, 1 run of each variant: about 1 minute
+    python benchmarks/overhead.py              # about 2.5 minutes
+    python benchmarks/overhead.py --quick      # 5 pairs, 1 run of each variant: about 45 s
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ and reports wall seconds and peak RSS (``os.wait4`` ru_maxrss) of each, and the 
 the median of --repeat runs (default 3); the commands take turns in a different order each
 repetition, and the tool's results and any journal are deleted after every run.
 
-    python benchmarks/reading.py                  # about 4 minutes
-    python benchmarks/reading.py --quick          # the same sizes, 1 run each: about 1.5 minutes
+    python benchmarks/reading.py                  # about 1.5 minutes
+    python benchmarks/reading.py --quick          # the same sizes, 1 run each: about 30 s
     python benchmarks/reading.py --repeat 1 --csv-rows 100000 --xlsx-rows 20000   # smoke run
 """
 

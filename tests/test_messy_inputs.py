@@ -379,7 +379,7 @@ def test_csv_results_have_a_bom_unless_asked_not_to(runner, sandbox, tmp_path):
 # --- properties -----------------------------------------------------------------------------
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
     | st.from_regex(r"[+(]?\d[\d .()\-]{6,20}", fullmatch=True)
@@ -398,7 +398,7 @@ cell_text = st.text(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(cell_text, cell_text), min_size=1, max_size=5))
 def test_csv_results_round_trip_arbitrary_text_cells(tmp_path_factory, cells):
     """Whatever the cells, a results file reads back as a results file (its own columns set
