@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from batch_attend.outcomes import ErrorCode, RowStatus
-from batch_attend.reading import ColumnMap, Table
+from batch_attend.reading import ColumnMap, Table, choose_text
 
 DEFAULT_COUNTRY_CODE = "55"
 MIN_DIGITS = 10
@@ -71,50 +72,60 @@ def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE)
     """
     text = cells.astype(str).str.strip()
     error = pd.Series("", index=cells.index, dtype=str)
+    # A number cell leaves a dot, a comma or an exponent: only such cells (few) are examined
+    # for those artefacts.
+    odd = text.str.contains(r"[.,eE]").to_numpy(bool)
+    if odd.any():
+        text[odd], error[odd] = _undo_number_cells(text[odd])
+    digits = text.str.replace(_MASK, "", regex=True)
+    international = (text.str.startswith("+") | text.str.startswith("00")).to_numpy(bool)
+    digits = choose_text(text.str.startswith("00"), digits.str.slice(2), digits)
+    trunk = ~international & digits.str.startswith("0").to_numpy(bool)
+    digits = choose_text(trunk, digits.str.slice(1), digits)
+    national = ~international & digits.str.len().isin(NATIONAL_DIGITS).to_numpy(bool)
+    digits = choose_text(national, country_code + digits, digits)
+    phone = f"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}"
+    wrong = (error != "").to_numpy(bool) | ~digits.str.fullmatch(phone).to_numpy(bool)
+    if wrong.any():  # the reasons, worded only for the cells that have one
+        error[wrong] = _reasons(text[wrong], digits[wrong], error[wrong])
+    return pd.DataFrame({"phone": choose_text(wrong, "", digits), "error": error})
+
+
+def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Cells with a dot, comma or exponent: ``554499999999.0`` and ``5.544999999999e+12`` as
+    the digits they stand for when none were lost; a decimal number or lost digits as errors."""
+    error = pd.Series("", index=text.index, dtype=str)
     whole = text.str.fullmatch(_EXCEL_WHOLE_FLOAT)
-    text[whole] = text[whole].str.replace(r"\..*", "", regex=True)
+    text = text.where(~whole, text.str.replace(r"\..*", "", regex=True))
     scientific = text.str.fullmatch(_SCIENTIFIC)
     if scientific.any():  # rare: the cells are handed over one by one
         undone = [_from_scientific(t) for t in text[scientific]]
         text[scientific] = [d or t for (d, _), t in zip(undone, text[scientific], strict=True)]
         error[scientific] = [e for _, e in undone]
-    digits = text.str.replace(_MASK, "", regex=True)
-    international = text.str.startswith("+") | text.str.startswith("00")
-    digits = digits.where(~text.str.startswith("00"), digits.str.slice(2))
-    digits = digits.where(international | ~digits.str.startswith("0"), digits.str.slice(1))
-    national = ~international & digits.str.len().isin(NATIONAL_DIGITS)
-    digits[national] = country_code + digits[national]
+    decimal = text.str.fullmatch(_DECIMAL_NUMBER) & (error == "")
+    error[decimal] = "'" + text[decimal] + f"' is a decimal number, not a phone; {_AS_TEXT}"
+    return text, error
+
+
+def _reasons(text: pd.Series, digits: pd.Series, error: pd.Series) -> pd.Series:
+    """Why each of these cells is not a phone (the first reason that applies)."""
     length = digits.str.len()
-    # The reasons, worded only for the cells that have one, first reason first.
-    fails = [
-        (text == "", lambda t: "the phone cell is empty"),
-        (
-            text.str.fullmatch(_DECIMAL_NUMBER),
-            lambda t: "'" + t + f"' is a decimal number, not a phone; {_AS_TEXT}",
-        ),
+    bad = digits.str.extract(r"([^0-9])", expand=False).fillna("?")
+    for failing, reason in (
+        (text == "", "the phone cell is empty"),
         (
             ~digits.str.fullmatch(r"[0-9]+"),
-            lambda t: (
-                "'"
-                + t
-                + "' has '"
-                + digits[t.index].str.extract(r"([^0-9])", expand=False).fillna("?")
-                + "', which is not part of a phone number"
-            ),
+            "'" + text + "' has '" + bad + "', which is not part of a phone number",
         ),
         (
             ~length.between(MIN_DIGITS, MAX_DIGITS),
-            lambda t: (
-                "'" + t + "' has " + length[t.index].astype(str) + " digits; a phone "
-                f"needs {MIN_DIGITS} to {MAX_DIGITS} (country code, area code, number)"
-            ),
+            "'" + text + "' has " + length.astype(str) + " digits; a phone needs "
+            f"{MIN_DIGITS} to {MAX_DIGITS} (country code, area code, number)",
         ),
-    ]
-    for failing, reason in fails:
+    ):
         rows = failing & (error == "")
-        if rows.any():
-            error[rows] = reason(text[rows])
-    return pd.DataFrame({"phone": digits.where(error == "", ""), "error": error})
+        error = error.mask(rows, reason)
+    return error
 
 
 def normalize_phone(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:
@@ -136,7 +147,11 @@ def split_operators(cell: str) -> tuple[str, ...]:
 def per_distinct(cells: pd.Series, rule) -> pd.Series:
     """``rule`` applied once per distinct cell (a sheet repeats a few operators and departments),
     its results shared by every row holding that cell."""
-    return cells.map({cell: rule(cell) for cell in cells.unique()}).astype(object)
+    codes, distinct = pd.factorize(cells)
+    results = np.empty(len(distinct), dtype=object)
+    for k, cell in enumerate(distinct):
+        results[k] = rule(cell)
+    return pd.Series(results[codes], index=cells.index, dtype=object)
 
 
 class Lead(NamedTuple):
@@ -221,7 +236,8 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
     bad_phone = phones["error"] != ""
     plan = decide(plan, bad_phone, RowStatus.INVALID, ErrorCode.INVALID_PHONE, phones["error"])
     if not defaults.pool:
-        no_operators = pending(plan) & (plan["operators"].map(len) == 0)
+        named = np.fromiter(map(bool, plan["operators"]), dtype=bool, count=len(plan))
+        no_operators = pending(plan) & ~named
         plan = decide(
             plan,
             no_operators,

@@ -88,19 +88,17 @@ class Outcome:
 
     @property
     def error(self) -> str:
-        """The ``error`` column: ``code: sentence``, or empty."""
-        return error_text(self.error_code, self.error_message)
+        """The ``error`` column of this row (see ``results.error_column``)."""
+        import pandas as pd
 
+        from batch_attend.results import error_column
 
-def error_text(code: str, message: str) -> str:
-    """How the ``error`` column joins a code and its sentence."""
-    if not code:
-        return ""
-    return f"{code}: {message}" if message else code
+        one = error_column(pd.Series([str(self.error_code)]), pd.Series([self.error_message]))
+        return one.iloc[0]
 
 
 def split_error(text: str) -> tuple[str, str]:
-    """The code and sentence of an ``error`` cell (the reverse of :func:`error_text`)."""
+    """The code and sentence of an ``error`` cell (the reverse of ``results.error_column``)."""
     code, _sep, message = text.partition(": ")
     return code, message
 

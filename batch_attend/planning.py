@@ -32,14 +32,14 @@ def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     PlugChat keeps one attendance per chat: a second start for the same phone can only answer
     "already in service", or race the first with other operators.
     """
-    live = plan[pending(plan) | plan["carried"]]
-    later = live["phone"].duplicated()
+    live = pending(plan) | plan["carried"]
+    phones = plan["phone"][live]
+    later = phones.duplicated()
     if not later.any():
         return plan
-    first_row = live[~later].set_index("phone")["row"]
-    duplicates = live[later]
-    messages = "same phone as row " + duplicates["phone"].map(first_row).astype(str)
-    rows = plan.index.isin(duplicates.index)
+    first_row = pd.Series(plan["row"][live][~later].to_numpy(), index=phones[~later])
+    messages = "same phone as row " + phones[later].map(first_row).astype(str)
+    rows = plan.index.isin(messages.index)
     return decide(plan, rows, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
 
 
@@ -101,6 +101,8 @@ def carry_over(plan: pd.DataFrame, done: Mapping[str, str]) -> pd.DataFrame:
     each keeps that run's outcome (``done`` maps a phone to its status), even when the row
     would now be invalid for another reason (its operators cell emptied, say). Marked
     ``carried``; later rows of the same phone are then skipped as its duplicates."""
+    if not done:
+        return plan
     candidates = plan[
         (plan["phone"] != "") & (pending(plan) | (plan["status"] == RowStatus.INVALID))
     ]

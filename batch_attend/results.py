@@ -11,6 +11,7 @@ import codecs
 import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -33,10 +34,9 @@ from batch_attend.outcomes import (
     Outcome,
     RowStatus,
     RunSummary,
-    error_text,
     split_error,
 )
-from batch_attend.reading import INPUT_SUFFIX, inert
+from batch_attend.reading import INPUT_SUFFIX, choose_text, inert
 
 OUTPUT_FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
 STDOUT = "-"
@@ -191,74 +191,91 @@ def outcome_frame(
 
     A row the plan decided (invalid, duplicate) keeps that; a row that was to be sent, or was
     carried over, takes its lead's record (``records``: the ledger's, then a results file's;
-    a done outcome wins over one that is not, the first among equals); a row no answer decided
-    is ``skipped`` with ``unsent`` as the reason. A carried row whose sheet now asks for other
-    operators or another department says so (``not_resent``) when ``compare_asked``.
+    a done outcome wins over a decided one, a decided one over one still being sent, the first
+    among equals); a row no answer decided is ``skipped`` with ``unsent`` as the reason. A
+    carried row whose sheet now asks for other operators or another department says so
+    (``not_resent``) when ``compare_asked``.
     """
-    size = len(plan)
-    sendable = (plan["status"].isna() | plan["carried"]).to_numpy()
-    carried = plan["carried"].to_numpy()
-    status = plan["status"].to_numpy(dtype=object, na_value=None, copy=True)
-    status[sendable] = None
-    joined: dict[tuple, str] = {}
-    operators = np.array(
-        [joined.get(ops) or joined.setdefault(ops, ", ".join(ops)) for ops in plan["operators"]],
-        dtype=object,
+    invalid = (plan["status"] == RowStatus.INVALID).to_numpy(bool)
+    codes, distinct = pd.factorize(plan["operators"].to_numpy(dtype=object))
+    operators = pd.Series(
+        np.array([", ".join(ops) for ops in distinct], dtype=object)[codes], dtype=str
     )
-    operators[plan["status"].to_numpy(dtype=object, na_value=None) == RowStatus.INVALID] = ""
-    error_code = plan["error_code"].to_numpy(dtype=object, copy=True)
-    error_message = plan["error_message"].to_numpy(dtype=object, copy=True)
-    attendance = np.full(size, "", dtype=object)
-    http_status = np.full(size, None, dtype=object)
-    attempts = np.zeros(size, dtype="int64")
-    done_at = np.full(size, "", dtype=object)
-    where = dict(zip(plan["phone"][sendable], np.flatnonzero(sendable), strict=True))
-    asked: dict[int, Record] = {}
-    shared: dict[str, str] = {}  # a run repeats a few statuses, operator lists and moments
-
-    def one(text: str) -> str:
-        return shared.setdefault(text, text)
-
-    for record in records:
-        i = where.get(record.phone)
-        if i is None or status[i] in DONE_STATUSES:
-            continue
-        attempts[i] = max(attempts[i], record.attempts)
-        if record.status is None:
-            continue  # sent, but no answer decided it
-        status[i] = one(record.status)
-        attendance[i] = record.attendance_number
-        operators[i] = one(", ".join(record.operators))
-        http_status[i] = record.http_status
-        error_code[i] = one(record.error_code)
-        error_message[i] = one(record.error_message)
-        attempts[i] = record.attempts
-        done_at[i] = one(record.done_at)
-        if carried[i]:
-            asked[i] = record
-    undecided = sendable & pd.isna(status)
-    status[undecided] = str(RowStatus.SKIPPED)
-    error_code[undecided], error_message[undecided] = str(unsent[0]), unsent[1]
-    if compare_asked:
-        for i, record in asked.items():
-            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], record)
-            if note:
-                error_code[i], error_message[i] = str(ErrorCode.NOT_RESENT), note
-    return pd.DataFrame(
+    index = pd.RangeIndex(len(plan))
+    blank = pd.Series("", index=index, dtype=str)
+    frame = pd.DataFrame(
         {
             "row": plan["row"].to_numpy(),
-            "phone": plan["phone"].where(plan["status"] != RowStatus.INVALID, "").to_numpy(),
-            "status": status,
-            "attendance_number": attendance,
-            "operators": operators,
-            "http_status": pd.array(http_status, dtype="Int64"),
-            "error_code": error_code,
-            "error_message": error_message,
-            "attempts": attempts,
-            "done_at": done_at,
-        }
-    ).astype({c: str for c in ("phone", "status", "attendance_number", "operators",
-                               "error_code", "error_message", "done_at")})  # fmt: skip
+            "phone": choose_text(invalid, "", plan["phone"].reset_index(drop=True)),
+            "attendance_number": blank,
+            "operators": choose_text(invalid, "", operators),
+            "http_status": pd.Series(pd.NA, index=index, dtype="Int64"),
+            "attempts": 0,
+            "done_at": blank,
+        },
+        index=index,
+    )
+    decision = {  # as plain arrays until the end: most of their cells change below
+        "status": plan["status"].to_numpy(dtype=object, na_value=None, copy=True),
+        "error_code": plan["error_code"].to_numpy(dtype=object, copy=True),
+        "error_message": plan["error_message"].to_numpy(dtype=object, copy=True),
+    }
+    sendable = (plan["status"].isna() | plan["carried"]).to_numpy()
+    chosen = _chosen(plan, sendable, records)
+    if chosen:
+        at = np.fromiter(chosen, dtype="int64", count=len(chosen))
+        picked = list(chosen.values())
+        decided = [r.status is not None for r in picked]
+        frame.iloc[at, frame.columns.get_loc("attempts")] = [r.attempts for r in picked]
+        at, picked = at[decided], [r for r, d in zip(picked, decided, strict=True) if d]
+        shared: dict[str, str] = {}  # a run repeats a few operator lists and moments
+        for column, value in (
+            ("status", lambda r: r.status),
+            ("attendance_number", lambda r: r.attendance_number),
+            ("operators", lambda r: ", ".join(r.operators)),
+            ("http_status", lambda r: r.http_status),
+            ("error_code", lambda r: r.error_code),
+            ("error_message", lambda r: r.error_message),
+            ("done_at", lambda r: r.done_at),
+        ):
+            values = [value(r) for r in picked]
+            if column != "http_status":
+                values = [shared.setdefault(v, v) for v in values]
+            if column in decision:
+                decision[column][at] = values
+            else:
+                frame.iloc[at, frame.columns.get_loc(column)] = values
+    undecided = sendable & pd.isna(decision["status"])
+    for column, value in zip(decision, (RowStatus.SKIPPED, *unsent), strict=True):
+        decision[column][undecided] = str(value)
+    if compare_asked:
+        for i in np.flatnonzero(plan["carried"].to_numpy()):
+            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], chosen.get(i))
+            if note:
+                decision["error_code"][i], decision["error_message"][i] = ErrorCode.NOT_RESENT, note
+    for column, values in decision.items():
+        frame[column] = pd.Series(values, index=index, dtype=str)
+    return frame[list(OUTCOME_COLUMNS)]
+
+
+def _chosen(plan: pd.DataFrame, sendable: np.ndarray, records: Iterable[Record]) -> dict:
+    """The record each row to send or carried takes, by row position (see outcome_frame)."""
+    records = iter(records)
+    first = next(records, None)
+    if first is None:
+        return {}
+    phones = plan["phone"].to_numpy(dtype=object)[sendable]
+    where = dict(zip(phones, np.flatnonzero(sendable), strict=True))
+
+    def rank(record: Record) -> int:
+        return 2 if record.status in DONE_STATUSES else 1 if record.status is not None else 0
+
+    chosen: dict[int, Record] = {}
+    for record in itertools.chain((first,), records):
+        i = where.get(record.phone)
+        if i is not None and (i not in chosen or rank(record) > rank(chosen[i])):
+            chosen[int(i)] = record
+    return chosen
 
 
 def _not_resent(operators: tuple[str, ...], department: str, record: Record | None) -> str:
@@ -304,14 +321,17 @@ def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
     ]
 
 
+def error_column(codes: pd.Series, messages: pd.Series) -> pd.Series:
+    """The ``error`` column: ``code: sentence``, the code alone, or empty."""
+    both = ((codes != "") & (messages != "")).to_numpy(bool)
+    return choose_text(both, codes + ": " + messages, codes)
+
+
 def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
     """What is written: the input columns as read, then the contract columns in order (columns
     labelled by position; the header row is written from the real names)."""
-    errors = [
-        error_text(code, message)
-        for code, message in zip(outcomes["error_code"], outcomes["error_message"], strict=True)
-    ]
-    contract = outcomes.assign(error=errors)[list(RESULT_COLUMNS)]
+    error = error_column(outcomes["error_code"], outcomes["error_message"])
+    contract = outcomes.assign(error=error)[list(RESULT_COLUMNS)]
     frame = pd.concat([inputs.reset_index(drop=True), contract.reset_index(drop=True)], axis=1)
     return frame.set_axis(range(frame.shape[1]), axis=1)
 
