@@ -250,9 +250,10 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
 
 def leads_to_send(plan: pd.DataFrame) -> Iterator[Lead]:
     """A :class:`Lead` for every row of ``plan`` still to be sent, in input order, made as the
-    sender asks for them (memory stays flat however long the file)."""
-    todo = plan[pending(plan)]
-    for index, row, phone, operators, department in zip(
-        todo.index, todo["row"], todo["phone"], todo["operators"], todo["department"], strict=True
+    sender asks for them (memory stays flat however long the file: no copy of the plan)."""
+    columns = (plan["row"], plan["phone"], plan["operators"], plan["department"])
+    for index, (live, row, phone, operators, department) in enumerate(
+        zip(pending(plan).to_numpy(), *columns, strict=True)
     ):
-        yield Lead(int(index), int(row), phone, operators, department)
+        if live:
+            yield Lead(index, int(row), phone, operators, department)

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from batch_attend.directory import Directory, LookupProblem
@@ -122,23 +123,30 @@ def resolve_names(plan: pd.DataFrame, directory: Directory) -> pd.DataFrame:
 
     Resolved once per distinct (operators, department) pair: a sheet repeats the same few.
     """
-    live = pending(plan) | plan["carried"]
-    index = plan.index[live]
-    pairs = list(zip(plan.loc[live, "operators"], plan.loc[live, "department"], strict=True))
-    answers = {pair: _resolve(pair, directory) for pair in set(pairs)}
-    if all(answer == pair for pair, answer in answers.items()):
+    live = (pending(plan) | plan["carried"]).to_numpy()
+    operators, departments = plan["operators"][live], plan["department"][live]
+    op_codes, op_values = pd.factorize(operators.to_numpy(dtype=object))
+    dep_codes, dep_values = pd.factorize(departments)
+    distinct, which = np.unique(op_codes * len(dep_values) + dep_codes, return_inverse=True)
+    pairs = [(op_values[k // len(dep_values)], dep_values[k % len(dep_values)]) for k in distinct]
+    answers = [_resolve(pair, directory) for pair in pairs]
+    if all(answer == pair for pair, answer in zip(pairs, answers, strict=True)):
         return plan  # IDs already, as most sheets hold: nothing to rewrite
-    found = [answers[pair] for pair in pairs]
-    failed = pd.Series([isinstance(a, LookupProblem) for a in found], index=index, dtype=bool)
+    failed = np.array([isinstance(a, LookupProblem) for a in answers], dtype=bool)
+    new_operators = np.empty(len(answers), dtype=object)
+    for k, answer in enumerate(answers):
+        new_operators[k] = () if failed[k] else answer[0]
+    new_departments = [pair[1] if failed[k] else answers[k][1] for k, pair in enumerate(pairs)]
+    index = plan.index[live]
     plan = plan.copy()
     plan["operators"] = plan["operators"].astype(object)
-    plan.loc[index, "operators"] = pd.Series(
-        [() if f else a[0] for a, f in zip(found, failed, strict=True)], index, object
+    plan.loc[index, "operators"] = pd.Series(new_operators[which], index=index, dtype=object)
+    plan.loc[index, "department"] = np.array(new_departments, dtype=object)[which]
+    problem_rows = index[failed[which]]
+    problems = pd.Series(
+        [answers[k] for k in which[failed[which]]], index=problem_rows, dtype=object
     )
-    plan.loc[index, "department"] = [
-        p[1] if f else a[1] for p, a, f in zip(pairs, found, failed, strict=True)
-    ]
-    problems = pd.Series(found, index=index, dtype=object)[failed & pending(plan)[index]]
+    problems = problems[pending(plan)[problem_rows]]
     return decide(
         plan,
         plan.index.isin(problems.index),

@@ -221,36 +221,22 @@ def outcome_frame(
         "error_message": plan["error_message"].to_numpy(dtype=object, copy=True),
     }
     sendable = (plan["status"].isna() | plan["carried"]).to_numpy()
-    chosen = _chosen(plan, sendable, records)
-    if chosen:
-        at = np.fromiter(chosen, dtype="int64", count=len(chosen))
-        picked = list(chosen.values())
-        decided = [r.status is not None for r in picked]
-        frame.iloc[at, frame.columns.get_loc("attempts")] = [r.attempts for r in picked]
-        at, picked = at[decided], [r for r, d in zip(picked, decided, strict=True) if d]
-        shared: dict[str, str] = {}  # a run repeats a few operator lists and moments
-        for column, value in (
-            ("status", lambda r: r.status),
-            ("attendance_number", lambda r: r.attendance_number),
-            ("operators", lambda r: ", ".join(r.operators)),
-            ("http_status", lambda r: r.http_status),
-            ("error_code", lambda r: r.error_code),
-            ("error_message", lambda r: r.error_message),
-            ("done_at", lambda r: r.done_at),
-        ):
-            values = [value(r) for r in picked]
-            if column != "http_status":
-                values = [shared.setdefault(v, v) for v in values]
-            if column in decision:
-                decision[column][at] = values
-            else:
-                frame.iloc[at, frame.columns.get_loc(column)] = values
+    records = iter(records)
+    first = next(records, None)
+    asked: dict[int, Record] = {}
+    if first is not None:
+        columns = {name: frame[name].to_numpy(dtype=object, copy=True) for name in _RECORDED}
+        asked = _take_records(
+            plan, sendable, itertools.chain((first,), records), {**columns, **decision}
+        )
+        for name in _RECORDED:
+            frame[name] = pd.Series(columns[name], index=index, dtype=frame[name].dtype)
     undecided = sendable & pd.isna(decision["status"])
     for column, value in zip(decision, (RowStatus.SKIPPED, *unsent), strict=True):
         decision[column][undecided] = str(value)
     if compare_asked:
         for i in np.flatnonzero(plan["carried"].to_numpy()):
-            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], chosen.get(i))
+            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], asked.get(i))
             if note:
                 decision["error_code"][i], decision["error_message"][i] = ErrorCode.NOT_RESENT, note
     for column, values in decision.items():
@@ -258,24 +244,44 @@ def outcome_frame(
     return frame[list(OUTCOME_COLUMNS)]
 
 
-def _chosen(plan: pd.DataFrame, sendable: np.ndarray, records: Iterable[Record]) -> dict:
-    """The record each row to send or carried takes, by row position (see outcome_frame)."""
-    records = iter(records)
-    first = next(records, None)
-    if first is None:
-        return {}
+#: The outcome columns a record fills, beside status, error_code and error_message.
+_RECORDED = ("attendance_number", "operators", "http_status", "attempts", "done_at")
+
+
+def _take_records(
+    plan: pd.DataFrame, sendable: np.ndarray, records: Iterable[Record], columns: dict
+) -> dict[int, Record]:
+    """Write into ``columns`` (arrays by row position) the record each row to send or carried
+    takes (see outcome_frame), as the records stream by; returns the carried rows' records
+    (the not_resent note needs them), keyed by position."""
     phones = plan["phone"].to_numpy(dtype=object)[sendable]
-    where = dict(zip(phones, np.flatnonzero(sendable), strict=True))
-
-    def rank(record: Record) -> int:
-        return 2 if record.status in DONE_STATUSES else 1 if record.status is not None else 0
-
-    chosen: dict[int, Record] = {}
-    for record in itertools.chain((first,), records):
+    where = dict(zip(phones, np.flatnonzero(sendable).tolist(), strict=True))
+    carried = plan["carried"].to_numpy()
+    rank = np.full(len(plan), -1, dtype=np.int8)  # of the record a row took
+    shared: dict[str, str] = {}  # a run repeats a few statuses, operator lists and moments
+    asked: dict[int, Record] = {}
+    for record in records:
         i = where.get(record.phone)
-        if i is not None and (i not in chosen or rank(record) > rank(chosen[i])):
-            chosen[int(i)] = record
-    return chosen
+        if i is None:
+            continue
+        level = 2 if record.status in DONE_STATUSES else 1 if record.status is not None else 0
+        if level <= rank[i]:
+            continue
+        rank[i] = level
+        columns["attempts"][i] = record.attempts
+        if record.status is None:
+            continue  # sent, but no answer decided it
+        columns["status"][i] = shared.setdefault(record.status, record.status)
+        columns["attendance_number"][i] = record.attendance_number
+        text = ", ".join(record.operators)
+        columns["operators"][i] = shared.setdefault(text, text)
+        columns["http_status"][i] = record.http_status
+        columns["error_code"][i] = shared.setdefault(record.error_code, record.error_code)
+        columns["error_message"][i] = record.error_message
+        columns["done_at"][i] = shared.setdefault(record.done_at, record.done_at)
+        if carried[i]:
+            asked[i] = record
+    return asked
 
 
 def _not_resent(operators: tuple[str, ...], department: str, record: Record | None) -> str:

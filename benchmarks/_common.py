@@ -442,14 +442,25 @@ def bare_send(url: str, bodies: Sequence[dict], concurrency: int, token: str = "
     return uvloop.run(main())
 
 
-def measure_bare(url: str, bodies: Sequence[dict], concurrency: int) -> InProcess:
-    """Wall and CPU time of :func:`bare_send`; raises when a request did not get ``true``."""
+def measure_loop(
+    send: Callable[[str, Sequence[dict], int], int],
+    url: str,
+    bodies: Sequence[dict],
+    concurrency: int,
+) -> InProcess:
+    """Wall and CPU time of a bare loop ``send(url, bodies, concurrency)`` (it returns how many
+    requests got ``true``); raises when one did not."""
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    ok = bare_send(url, bodies, concurrency)
+    ok = send(url, bodies, concurrency)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     if ok != len(bodies):
-        raise RuntimeError(f"bare loop: {ok} of {len(bodies)} requests answered true")
+        raise RuntimeError(f"{send.__name__}: {ok} of {len(bodies)} requests answered true")
     return InProcess(len(bodies), wall, cpu)
+
+
+def measure_bare(url: str, bodies: Sequence[dict], concurrency: int) -> InProcess:
+    """:func:`measure_loop` of :func:`bare_send`, the aiohttp loop."""
+    return measure_loop(bare_send, url, bodies, concurrency)
 
 
 def tool_options(

@@ -26,7 +26,6 @@ import asyncio
 import functools
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from _common import (
     bench_server,
     fmt,
     measure_bare,
+    measure_loop,
     median,
     phone_start,
     print_machine,
@@ -79,13 +79,8 @@ def httpx_send(url: str, bodies: Sequence[dict], concurrency: int, token: str = 
 
 
 def measure_httpx(url: str, bodies: Sequence[dict], concurrency: int) -> InProcess:
-    """Wall and CPU time of :func:`httpx_send`; raises when a request did not get ``true``."""
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    ok = httpx_send(url, bodies, concurrency)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    if ok != len(bodies):
-        raise RuntimeError(f"httpx loop: {ok} of {len(bodies)} requests answered true")
-    return InProcess(len(bodies), wall, cpu)
+    """:func:`measure_loop` of :func:`httpx_send`."""
+    return measure_loop(httpx_send, url, bodies, concurrency)
 
 
 def main(argv: list[str] | None = None) -> int:
