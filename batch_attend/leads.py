@@ -197,6 +197,8 @@ def pending(plan: pd.DataFrame) -> pd.Series:
 def decide(plan: pd.DataFrame, rows: pd.Series, status: str, codes, messages) -> pd.DataFrame:
     """``plan`` with ``rows`` (a mask) given ``status`` and ``code: message`` (the same for
     every row, or a Series of one per row)."""
+    if not np.asarray(rows, dtype=bool).any():
+        return plan
     plan = plan.copy()
     plan.loc[rows, "status"] = str(status)
     for column, values in (("error_code", codes), ("error_message", messages)):

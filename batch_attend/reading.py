@@ -333,7 +333,11 @@ def choose_text(condition, yes: pd.Series | str, no: pd.Series | str) -> pd.Seri
         return pa.scalar(side, pa.large_string())
 
     index = next(s.index for s in (yes, no) if isinstance(s, pd.Series))
-    chosen = pc.if_else(pa.array(np.asarray(condition, dtype=bool)), arrow(yes), arrow(no))
+    condition = np.asarray(condition, dtype=bool)
+    for side, where in ((no, not condition.any()), (yes, condition.all())):
+        if where and isinstance(side, pd.Series):
+            return side  # one side only: nothing to choose
+    chosen = pc.if_else(pa.array(condition), arrow(yes), arrow(no))
     return pd.Series(chosen, index=index, dtype=str)
 
 

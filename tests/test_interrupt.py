@@ -99,12 +99,12 @@ def test_signal_stops_writes_results_and_rerun_resumes(tmp_path, sig, code):
 def test_second_ctrl_c_exits_at_once_and_the_journal_stays_sound(tmp_path):
     leads = make_leads(tmp_path, 40)
     out = tmp_path / "results.csv"
-    with standalone_sandbox("--token", TOKEN, "--latency", "1") as base_url:
+    with standalone_sandbox("--token", TOKEN, "--latency", "3") as base_url:
         proc = start_run(base_url, leads, out, "-c", "4")
         wait_for_requests(base_url, 4)
         proc.send_signal(signal.SIGINT)  # in-flight requests get a grace period...
         time.sleep(0.3)
-        assert proc.poll() is None
+        assert proc.poll() is None, proc.communicate()
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)  # ...unless the user insists
         proc.communicate(timeout=10)
