@@ -77,6 +77,7 @@ def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE)
     odd = text.str.contains(r"[.,eE]").to_numpy(bool)
     if odd.any():
         text[odd], error[odd] = _undo_number_cells(text[odd])
+    failed = odd & (error != "").to_numpy(bool)
     digits = text.str.replace(_MASK, "", regex=True)
     international = (text.str.startswith("+") | text.str.startswith("00")).to_numpy(bool)
     digits = choose_text(text.str.startswith("00"), digits.str.slice(2), digits)
@@ -85,7 +86,7 @@ def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE)
     national = ~international & digits.str.len().isin(NATIONAL_DIGITS).to_numpy(bool)
     digits = choose_text(national, country_code + digits, digits)
     phone = f"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}"
-    wrong = (error != "").to_numpy(bool) | ~digits.str.fullmatch(phone).to_numpy(bool)
+    wrong = failed | ~digits.str.fullmatch(phone).to_numpy(bool)
     if wrong.any():  # the reasons, worded only for the cells that have one
         error[wrong] = _reasons(text[wrong], digits[wrong], error[wrong])
     return pd.DataFrame({"phone": choose_text(wrong, "", digits), "error": error})
@@ -225,7 +226,7 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
     department = per_distinct(cells(columns.department), lambda c: c.strip() or defaults.department)
     plan = pd.DataFrame(
         {
-            "row": pd.Series(table.row_numbers, index=table.frame.index, dtype="int64"),
+            "row": pd.Series(np.asarray(table.row_numbers, dtype="int64"), index=table.frame.index),
             "phone": phones["phone"],
             "operators": operators,
             "department": department.astype(str),

@@ -137,7 +137,7 @@ class Table:
     sheet: str | None
     columns: list[str]
     frame: pd.DataFrame
-    row_numbers: list[int]
+    row_numbers: np.ndarray  # of int, one per data row
     results: pd.DataFrame | None = None
 
     @property
@@ -277,7 +277,7 @@ def table_from_grid(
             _("{where}: the header is there but no data rows follow it.").format(where=where)
         )
     names = [header[j] or f"column_{j + 1}" for j in keep]
-    numbers = (data.index.to_numpy() + 1).tolist()  # grid rows are 0-based
+    numbers = data.index.to_numpy() + 1  # grid rows are 0-based
     data = data.set_axis(range(len(keep)), axis=1).reset_index(drop=True)
     return split_results(
         Table(source=source, sheet=sheet, columns=names, frame=data, row_numbers=numbers)
@@ -329,7 +329,7 @@ def choose_text(condition, yes: pd.Series | str, no: pd.Series | str) -> pd.Seri
 
     def arrow(side):
         if isinstance(side, pd.Series):
-            return side.astype(str).array._pa_array.cast(pa.large_string())
+            return side.astype(str).array.__arrow_array__().cast(pa.large_string())
         return pa.scalar(side, pa.large_string())
 
     index = next(s.index for s in (yes, no) if isinstance(s, pd.Series))

@@ -114,7 +114,7 @@ def test_quoted_fields_with_new_lines_and_delimiters_keep_row_numbers(tmp_path):
         ["44999999999", "linha um\r\nlinha dois, com vírgula", "OP-1"],
         ["44988887777", 'aspas "duplas"', "OP-2"],
     ]
-    assert table.row_numbers == [2, 3]  # spreadsheet rows, not text lines
+    assert list(table.row_numbers) == [2, 3]  # spreadsheet rows, not text lines
 
 
 def test_trailing_empty_columns_and_blank_lines_are_ignored(tmp_path):
@@ -122,14 +122,14 @@ def test_trailing_empty_columns_and_blank_lines_are_ignored(tmp_path):
     table = read_table(write_text(tmp_path / "leads.csv", text, "utf-8"))
     assert table.columns == ["Telefone", "Operadores"]
     assert table.rows == [["44999999999", "OP-1"], ["44988887777", "OP-2"]]
-    assert table.row_numbers == [3, 6]
+    assert list(table.row_numbers) == [3, 6]
 
 
 def test_csv_title_line_above_the_header(tmp_path):
     text = "Leads da feira - novembro\n\nNome,Celular,Operadores\nAna,44999999999,OP-1\n"
     table = read_table(write_text(tmp_path / "leads.csv", text, "utf-8"))
     assert table.columns == ["Nome", "Celular", "Operadores"]
-    assert table.row_numbers == [4]
+    assert list(table.row_numbers) == [4]
 
 
 def test_unclosed_quote_is_explained(tmp_path):
@@ -166,7 +166,7 @@ def test_instructions_sheet_and_title_rows_are_passed_over(tmp_path):
     assert table.sheet == "Leads"
     assert table.columns == ["Nome", "Telefone", "Operadores", "Setor"]
     assert [r[1] for r in table.rows] == ["(44) 99999-9999", "5544988887777", "44 97777-6666"]
-    assert table.row_numbers == [4, 5, 6]
+    assert list(table.row_numbers) == [4, 5, 6]
 
 
 @pytest.mark.parametrize("sheet", ["Leads", "leads", "2"])
@@ -432,7 +432,7 @@ def test_a_blank_first_line_keeps_row_numbers(tmp_path):
     path = tmp_path / "leads.csv"
     path.write_bytes(b"\nTelefone,Operadores\n44999999999,OP-1\n\n44988887777,OP-2\n")
     table = read_table(path)
-    assert table.row_numbers == [3, 5]
+    assert list(table.row_numbers) == [3, 5]
 
 
 def test_counting_fields_of_quoted_multi_line_records():

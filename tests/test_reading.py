@@ -86,7 +86,7 @@ def test_csv_cells_stay_text_and_row_numbers_skip_blank_lines(tmp_path):
     table = read_table(path)
     assert table.columns == ["Telefone", "Operadores", "Nota"]
     assert table.rows == [["044999999999", "OP-1", "007"], ["5544999999999", "OP-2", ""]]
-    assert table.row_numbers == [2, 5]
+    assert list(table.row_numbers) == [2, 5]
 
 
 def test_csv_semicolon_delimiter_is_sniffed(tmp_path):
@@ -110,7 +110,7 @@ def test_xlsx_number_cells_keep_every_digit(tmp_path):
     table = read_table(path)
     assert table.sheet == "Leads"
     assert table.rows == [["5544999999999", "OP-1"], ["554499999999", "OP-2"], ["0044", "7"]]
-    assert table.row_numbers == [2, 3, 4]
+    assert list(table.row_numbers) == [2, 3, 4]
 
 
 def test_xlsx_title_rows_above_header_are_skipped(tmp_path):
@@ -120,7 +120,7 @@ def test_xlsx_title_rows_above_header_are_skipped(tmp_path):
     )
     table = read_table(path)
     assert table.columns == ["Nome", "Celular"]
-    assert table.row_numbers == [4]
+    assert list(table.row_numbers) == [4]
 
 
 @pytest.mark.parametrize(
@@ -187,4 +187,4 @@ def test_blank_cells_are_blank_as_python_sees_them(cell):
 
     grid = pd.DataFrame([["Telefone", "Nota"], ["44999999999", "x"], [cell, cell]], dtype=str)
     table = table_from_grid(Path("leads.csv"), None, grid)
-    assert table.row_numbers == ([2] if not cell or cell.isspace() else [2, 3])
+    assert list(table.row_numbers) == ([2] if not cell or cell.isspace() else [2, 3])
