@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from batch_attend.outcomes import ErrorCode, RowStatus
-from batch_attend.reading import ColumnMap, Table, choose_text
+from batch_attend.reading import ColumnMap, Table, choose_text, on_cores, pieces
 
 DEFAULT_COUNTRY_CODE = "55"
 MIN_DIGITS = 10
@@ -80,9 +80,11 @@ def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE)
     failed = odd & (error != "").to_numpy(bool)
     digits = text.str.replace(_MASK, "", regex=True)
     international = (text.str.startswith("+") | text.str.startswith("00")).to_numpy(bool)
-    digits = choose_text(text.str.startswith("00"), digits.str.slice(2), digits)
-    trunk = ~international & digits.str.startswith("0").to_numpy(bool)
-    digits = choose_text(trunk, digits.str.slice(1), digits)
+    for prefix, cut in ((text.str.startswith("00").to_numpy(bool), 2), (None, 1)):
+        if prefix is None:  # a trunk 0, once a 00 is gone
+            prefix = ~international & digits.str.startswith("0").to_numpy(bool)
+        if prefix.any():
+            digits = choose_text(prefix, digits.str.slice(cut), digits)
     national = ~international & digits.str.len().isin(NATIONAL_DIGITS).to_numpy(bool)
     digits = choose_text(national, country_code + digits, digits)
     phone = f"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}"
@@ -219,7 +221,9 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
     def cells(j: int | None) -> pd.Series:
         return table.column(j) if j is not None else empty
 
-    phones = normalize_phones(cells(columns.phone), defaults.country_code)
+    phones = pd.concat(
+        on_cores(lambda c: normalize_phones(c, defaults.country_code), pieces(cells(columns.phone)))
+    )
     operators = per_distinct(
         cells(columns.operators), lambda c: split_operators(c) or defaults.operators
     )

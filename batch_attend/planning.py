@@ -34,7 +34,7 @@ def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     "already in service", or race the first with other operators.
     """
     live = pending(plan) | plan["carried"]
-    phones = plan["phone"][live]
+    phones = plan["phone"] if live.all() else plan["phone"][live]
     if phones.nunique() == len(phones):
         return plan  # no phone twice (counting them is quicker than marking the repeats)
     later = phones.duplicated()

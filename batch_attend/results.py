@@ -36,7 +36,7 @@ from batch_attend.outcomes import (
     RunSummary,
     split_error,
 )
-from batch_attend.reading import INPUT_SUFFIX, choose_text, inert
+from batch_attend.reading import INPUT_SUFFIX, choose_text, inert, on_cores
 
 OUTPUT_FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
 STDOUT = "-"
@@ -359,8 +359,9 @@ def write_csv(stream: BinaryIO, header: Sequence[str], frame: pd.DataFrame) -> N
     csv.writer(line, lineterminator="\r\n").writerow(inert(pd.Series(header, dtype=str)))
     stream.write(line.getvalue().encode("utf-8"))
     safe = frame.copy(deep=False)
-    for j in outside:
-        safe[j] = inert(frame[j].astype(str))
+    made_inert = on_cores(inert, [frame[j].astype(str) for j in outside])
+    for j, column in zip(outside, made_inert, strict=True):
+        safe[j] = column
     table = pa.Table.from_pandas(safe.set_axis([str(j) for j in safe.columns], axis=1))
     options = pyarrow.csv.WriteOptions(include_header=False, eol="\r\n")
     pyarrow.csv.write_csv(table, stream, options)
