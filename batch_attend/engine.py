@@ -76,9 +76,11 @@ class Engine:
             for i in range(self.concurrency)
         ]
         await asyncio.wait(self._tasks)
-        for task in self._tasks:  # a worker that died (the journal cannot write): say so loudly
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()
+        # A worker that died (the journal cannot write): say so loudly, once (every worker's
+        # error is looked at, so that none is reported again as never retrieved).
+        errors = [t.exception() for t in self._tasks if not t.cancelled() and t.exception()]
+        if errors:
+            raise errors[0]
         return self.stop_reason
 
     def stop(self, reason: str) -> None:
