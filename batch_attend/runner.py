@@ -235,8 +235,7 @@ async def lookups(
     ticket); raises :class:`TokenRefusedError` on a 401."""
     if not options.requests.lookup:
         return Directory()
-    todo = plan[pending(plan)]
-    need_departments = bool((todo["department"] != "").any())
+    need_departments = bool((plan["department"][pending(plan)] != "").any())
     if not (need_departments or target.ticket):
         return Directory()
     return await fetch_directory(
