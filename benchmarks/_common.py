@@ -546,6 +546,21 @@ class Figure(NamedTuple):
     met: bool | None  # None when the figure has no target
 
 
+def add_repeat_option(parser, default: int, what: str = "runs per figure") -> None:
+    """``--repeat N``, ``default`` unless ``--quick`` (then 1): see :func:`repeats`."""
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help=f"{what}; the median is shown (default {default}; --quick: 1)",
+    )
+
+
+def repeats(args, default: int) -> int:
+    """The runs ``--repeat`` and ``--quick`` ask for."""
+    return args.repeat if args.repeat is not None else 1 if args.quick else default
+
+
 def add_figures_option(parser) -> None:
     """``--figures-json PATH``: where ``targets.py`` collects a script's committed figures."""
     parser.add_argument("--figures-json", type=Path, default=None, help=argparse.SUPPRESS)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     InProcess,
+    add_repeat_option,
     bench_server,
     fmt,
     measure_bare,
@@ -41,6 +42,7 @@ from _common import (
     phone_start,
     print_machine,
     print_table,
+    repeats,
     request_bodies,
     take_turns,
 )
@@ -88,12 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Rows per second and client CPU per request of a bare httpx.AsyncClient loop "
         "and a bare aiohttp loop at concurrency 8, 32, 64 against a 50 ms server on 127.0.0.1."
     )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=None,
-        help="runs per figure; the median is shown (default 3; --quick: 1)",
-    )
+    add_repeat_option(parser, 3)
     parser.add_argument(
         "--seconds",
         type=float,
@@ -103,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="1 run of 3 s per measurement")
     args = parser.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = 1 if args.quick else 3
+    args.repeat = repeats(args, 3)
     if args.seconds is None:
         args.seconds = 3.0 if args.quick else 8.0
     if args.repeat < 1 or args.seconds <= 0:

@@ -38,6 +38,7 @@ from _common import (
     Figure,
     InProcess,
     add_figures_option,
+    add_repeat_option,
     bench_server,
     fmt,
     measure_bare,
@@ -50,6 +51,7 @@ from _common import (
     quartiles,
     quiet_env,
     remove_outputs,
+    repeats,
     request_bodies,
     save_figures,
     take_turns,
@@ -81,12 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="tool / bare loop pairs for the overhead ratio (default 11; --quick: 5)",
     )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=None,
-        help="runs of each output / progress variant; the median is shown (default 5; --quick: 1)",
-    )
+    add_repeat_option(parser, 5, "runs of each output / progress variant")
     parser.add_argument(
         "--rows", type=int, default=20_000, help="rows for the overhead ratio (default 20000)"
     )
@@ -112,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pairs is None:
         args.pairs = 5 if args.quick else 11
-    if args.repeat is None:
-        args.repeat = 1 if args.quick else 5
+    args.repeat = repeats(args, 5)
     if (
         min(args.pairs, args.repeat, args.rows, args.rate_rows, args.concurrency) < 1
         or args.rate <= 0

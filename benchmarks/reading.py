@@ -35,12 +35,14 @@ from _common import (
     Figure,
     Measured,
     add_figures_option,
+    add_repeat_option,
     fmt,
     median,
     print_figures,
     print_machine,
     print_table,
     remove_outputs,
+    repeats,
     run_measured,
     save_figures,
     write_leads,
@@ -65,12 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Wall time and peak RSS of `batch-attend FILE --dry-run` against pandas "
         "reading the same file, for a big XLSX and a big CSV."
     )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=None,
-        help="runs per figure; the median is shown (default 3; --quick: 1)",
-    )
+    add_repeat_option(parser, 3)
     parser.add_argument(
         "--xlsx-rows", type=int, default=100_000, help="rows of the XLSX (default 100000)"
     )
@@ -86,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 run of each (unless --repeat)")
     add_figures_option(parser)
     args = parser.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = 1 if args.quick else 3
+    args.repeat = repeats(args, 3)
     if min(args.repeat, args.xlsx_rows, args.csv_rows) < 1 or args.timeout <= 0:
         parser.error("--repeat, --xlsx-rows, --csv-rows and --timeout must be positive")
 
