@@ -323,6 +323,7 @@ async def sandbox_state(request: web.Request) -> web.Response:
             "starts": dict(state.starts),
             "requests": dict(state.requests),
             "answers": dict(state.answers),
+            "in_flight": state.in_flight,  # requests it holds now, their answer not yet given
             "attendances": {
                 p: {"number": n, "operators": o} for p, (n, o) in state.attendances.items()
             },

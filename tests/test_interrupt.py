@@ -56,6 +56,16 @@ def run_to_end(base_url, leads, out, *extra) -> subprocess.CompletedProcess:
     )
 
 
+def wait_for_in_flight(base_url: str, at_least: int, timeout: float = 30) -> None:
+    """Until the sandbox holds ``at_least`` requests (its latency not yet over)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sandbox_state(base_url)["in_flight"] >= at_least:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {at_least} requests in flight within {timeout} s")
+
+
 def wait_for_requests(base_url: str, at_least: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -101,7 +111,7 @@ def test_second_ctrl_c_exits_at_once_and_the_journal_stays_sound(tmp_path):
     out = tmp_path / "results.csv"
     with standalone_sandbox("--token", TOKEN, "--latency", "3") as base_url:
         proc = start_run(base_url, leads, out, "-c", "4")
-        wait_for_requests(base_url, 4)
+        wait_for_in_flight(base_url, 4)  # counted when they arrive, not when answered
         proc.send_signal(signal.SIGINT)  # in-flight requests get a grace period...
         time.sleep(0.3)
         assert proc.poll() is None, proc.communicate()
