@@ -12,6 +12,9 @@ connection pool sized to the run's concurrency.
 from __future__ import annotations
 
 import json
+import re
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -26,20 +29,59 @@ if TYPE_CHECKING:  # leads imports pandas, which --help and --version must not w
 DEFAULT_BASE_URL = "https://app.plugchat.com.br/api/integrations"
 START_PATH = "/start-attendance"
 SNIPPET_CHARS = 120
+Scrub = Callable[[str], str]
+#: The token's pieces this long or longer are masked wherever a server echoes them.
+FRAGMENT = 8
+#: An answer to a start is a few bytes; one longer than this is not read (nor kept in memory).
+START_ANSWER_LIMIT = 64 * 1024
+#: The operator and department lists of a large account fit well within this.
+LIST_ANSWER_LIMIT = 16 * 1024 * 1024
 
 
 class ConfigError(BatchAttendError):
     """A setting that makes sending impossible (base URL, token form)."""
 
 
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown: any user name and password in it masked."""
+    return re.sub(r"(//)[^/?#]*@", r"\1…@", url, count=1)
+
+
 def check_base_url(base_url: str) -> str:
-    """The base URL without a trailing slash, or a clear error; nothing is sent to a bad URL."""
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    """The base URL without a trailing slash, or a clear error: nothing is sent to a URL that
+    is not a plain http(s) address, and credentials in it are refused (never sent or stored:
+    the token is the only credential, and it goes in a header)."""
+    shown = shown_url(base_url)
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(
+            _("base URL '{base_url}' cannot be read as a URL ({reason})").format(
+                base_url=shown, reason=exc
+            )
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             _(
                 "base URL '{base_url}' is not an http(s) URL; the default is {DEFAULT_BASE_URL}"
-            ).format(base_url=base_url, DEFAULT_BASE_URL=DEFAULT_BASE_URL)
+            ).format(base_url=shown, DEFAULT_BASE_URL=DEFAULT_BASE_URL)
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            _(
+                "base URL '{base_url}' carries a user name or password; batch-attend sends only "
+                "the API token (in the Authorization header): remove them from the URL"
+            ).format(base_url=shown)
+        )
+    if port == 0:
+        raise ConfigError(_("base URL '{base_url}': port 0 is not a port").format(base_url=shown))
+    if parts.query or parts.fragment or base_url.rstrip().endswith(("?", "#")):
+        raise ConfigError(
+            _(
+                "base URL '{base_url}' has a query string or fragment; give the address only "
+                "(the default is {DEFAULT_BASE_URL})"
+            ).format(base_url=shown, DEFAULT_BASE_URL=DEFAULT_BASE_URL)
         )
     return base_url.rstrip("/")
 
@@ -63,29 +105,65 @@ def check_token(token: str | None) -> str:
 
 @dataclass(slots=True)
 class Answer:
-    """What came back for one request: an HTTP answer, or the reason none came."""
+    """What came back for one request: an HTTP answer, or the reason none came (``failure``),
+    or why the one that came could not be read (``failure`` with the ``http_status``)."""
 
     http_status: int | None = None
     body: bytes = b""
     content_type: str = ""
     retry_after: str | None = None
     location: str | None = None
-    failure: ErrorCode | None = None  # timeout / connection_error / connection_lost
+    failure: ErrorCode | None = None  # timeout / connection_error / connection_lost / ...
     detail: str = ""
 
     @property
     def may_have_acted(self) -> bool:
         """True when the API may have started the attendance although its answer does not say
-        so: no answer came (a time-out, a dropped connection), or a server error did (a proxy's
-        502/503/504 may stand in front of a start that went through)."""
-        if self.failure is not None:
-            return self.failure in (ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST)
+        so: no answer came (a time-out, a dropped connection), an answer that was not HTTP
+        came, or a server error did (a proxy's 502/503/504 may stand in front of a start that
+        went through)."""
+        if self.failure in (ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST, ErrorCode.MALFORMED):
+            return True
         return self.http_status is not None and self.http_status >= 500
 
 
-def _snippet(body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    text = " ".join(text.split())
+class Scrubber:
+    """Masks a secret in what a server sends back, and every piece of it of ``FRAGMENT``
+    characters or more (a server may echo the Authorization header cut short, or split)."""
+
+    def __init__(self, secret: str) -> None:
+        raw = secret.encode()
+        n = min(FRAGMENT, len(raw))
+        self._pieces = sorted({raw[i : i + n] for i in range(len(raw) - n + 1)})
+        alternatives = b"|".join(re.escape(p) for p in self._pieces)
+        self._pattern = re.compile(b"(?=(" + alternatives + b"))")
+
+    def bytes(self, data: bytes) -> bytes:
+        if not any(piece in data for piece in self._pieces):  # the usual case, at C speed
+            return data
+        spans: list[list[int]] = []
+        for match in self._pattern.finditer(data):
+            start, end = match.start(), match.start() + len(match.group(1))
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        out, last = [], 0
+        for start, end in spans:
+            out += [data[last:start], b"[token]"]
+            last = end
+        return b"".join([*out, data[last:]])
+
+    def text(self, text: str) -> str:
+        return self.bytes(text.encode("utf-8", "surrogateescape")).decode(
+            "utf-8", "surrogateescape"
+        )
+
+
+def _snippet(body: bytes, scrub: Scrub) -> str:
+    """The start of an answer, to show: scrubbed whole first, so no cut can split the token
+    into pieces that escape the scrubbing."""
+    text = " ".join(scrub(body.decode("utf-8", "replace")).split())
     return text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
 
 
@@ -112,18 +190,23 @@ def _failed(answer: Answer, code: ErrorCode, message: str) -> Outcome:
     )
 
 
-def classify(answer: Answer) -> Outcome:
+def _as_is(text: str) -> str:
+    return text
+
+
+def classify(answer: Answer, scrub: Scrub = _as_is) -> Outcome:
     """Turn any answer into an outcome; never raises. ``phone`` and ``attempts`` are filled by the
-    caller."""
+    caller. The answer is judged as it came; every text taken from it passes ``scrub`` (the
+    client's, which masks the token)."""
     if answer.failure is not None:
         return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
     status = answer.http_status or 0
     if 200 <= status < 300:
-        return _classify_success(answer)
+        return _classify_success(answer, scrub)
     if status in _STATUS_CODES:
         code, message = _STATUS_CODES[status]
         if status in (400, 422) and answer.body:
-            message += f" (HTTP {status}: {_snippet(answer.body)})"
+            message += f" (HTTP {status}: {_snippet(answer.body, scrub)})"
         if status == 401:
             return Outcome(
                 RowStatus.SKIPPED, http_status=401, error_code=code, error_message=message
@@ -141,11 +224,17 @@ def classify(answer: Answer) -> Outcome:
         return _failed(
             answer, ErrorCode.SERVER_ERROR, f"the API answered HTTP {status} with {kind}"
         )
-    body = f": {_snippet(answer.body)}" if answer.body else ""
+    body = f": {_snippet(answer.body, scrub)}" if answer.body else ""
     return _failed(answer, ErrorCode.CLIENT_ERROR, f"the API answered HTTP {status}{body}")
 
 
-def _classify_success(answer: Answer) -> Outcome:
+def parse_json(body: bytes):
+    """JSON with its numbers kept as written: an attendance number or ID is text to show, and
+    ``1e999`` or a 5,000-digit number must not become ``inf`` or an error."""
+    return json.loads(body, parse_int=str, parse_float=str, parse_constant=str)
+
+
+def _classify_success(answer: Answer, scrub: Scrub) -> Outcome:
     if not answer.body.strip():
         return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, "the API answered with an empty body")
     if _looks_like_html(answer):
@@ -155,12 +244,12 @@ def _classify_success(answer: Answer) -> Outcome:
             "the API answered with an HTML page instead of JSON (a proxy or login page?)",
         )
     try:
-        data = json.loads(answer.body)
+        data = parse_json(answer.body)
     except ValueError:
         return _failed(
             answer,
             ErrorCode.UNEXPECTED_RESPONSE,
-            f"the API answered with something that is not JSON: {_snippet(answer.body)}",
+            f"the API answered with something that is not JSON: {_snippet(answer.body, scrub)}",
         )
     if data is True:
         return Outcome(RowStatus.STARTED, http_status=answer.http_status)
@@ -169,7 +258,7 @@ def _classify_success(answer: Answer) -> Outcome:
     if isinstance(data, dict) and data.get("status") == "progress":
         operators = data.get("operators")
         ids = tuple(
-            str(op["id"])
+            scrub(str(op["id"]))
             for op in (operators if isinstance(operators, list) else [])
             if isinstance(op, dict) and op.get("id") is not None
         )
@@ -177,13 +266,13 @@ def _classify_success(answer: Answer) -> Outcome:
         return Outcome(
             RowStatus.ALREADY_IN_SERVICE,
             http_status=answer.http_status,
-            attendance_number="" if number is None else str(number),
+            attendance_number="" if number is None else scrub(str(number)),
             operators=ids,
         )
     return _failed(
         answer,
         ErrorCode.UNEXPECTED_RESPONSE,
-        f"the API answered with JSON of an unknown shape: {_snippet(answer.body)}",
+        f"the API answered with JSON of an unknown shape: {_snippet(answer.body, scrub)}",
     )
 
 
@@ -191,8 +280,10 @@ class PlugChatClient:
     """One aiohttp session per run, sized to the run's concurrency.
 
     Use as ``async with PlugChatClient(...) as client: answer = await client.start_attendance(lead)``.
-    The token goes into the ``Authorization`` header exactly as given and nowhere else; any text
-    that comes back from the server is scrubbed of it before it can reach a message.
+    The token goes into the ``Authorization`` header exactly as given and nowhere else; what
+    is taken from an answer to be kept or shown is scrubbed of it, and of any piece of it
+    (:meth:`scrub`, which :func:`classify` is given). Answers are read up to a limit, and
+    inflated (gzip, deflate) up to the same limit.
     """
 
     def __init__(
@@ -200,6 +291,7 @@ class PlugChatClient:
     ) -> None:
         self.url = check_base_url(base_url) + START_PATH
         self._token = check_token(token)
+        self._scrubber = Scrubber(self._token)
         self._timeout = timeout
         self._concurrency = concurrency
         self._session = None
@@ -215,9 +307,10 @@ class PlugChatClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
-            headers={"Authorization": self._token},
+            headers={"Authorization": self._token, "Accept-Encoding": "identity"},
             skip_auto_headers=("User-Agent",),
             raise_for_status=False,
+            auto_decompress=False,  # inflated here, within the limit
         )
         return self
 
@@ -227,32 +320,42 @@ class PlugChatClient:
             self._session = None
 
     def scrub(self, text: str) -> str:
-        """``text`` with the token masked: for anything that came back from the server and may
-        end up in a message (the answers themselves are classified as they came)."""
-        return text.replace(self._token, "[token]") if self._token in text else text
+        """``text`` with the token and every piece of it masked."""
+        return self._scrubber.text(text)
 
     async def start_attendance(self, lead: Lead) -> Answer:
         """Send one start request; network trouble becomes an :class:`Answer` with ``failure``."""
-        return await self.request("POST", self.url, body=lead.body())
+        return await self.request("POST", self.url, body=lead.body(), limit=START_ANSWER_LIMIT)
 
     async def request(
-        self, method: str, url: str, *, body: dict | None = None, headers: dict | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        body: dict | None = None,
+        headers: dict | None = None,
+        limit: int = LIST_ANSWER_LIMIT,
     ) -> Answer:
         """One request on the run's session (``body`` is sent as JSON); never raises for
-        network trouble."""
+        network trouble, and reads at most ``limit`` bytes of the answer."""
         import aiohttp
 
         try:
             async with self._session.request(
                 method, url, json=body, headers=headers, allow_redirects=False
             ) as resp:
-                return Answer(
+                answer = Answer(
                     http_status=resp.status,
-                    body=await resp.read(),
-                    content_type=resp.headers.get("Content-Type", ""),
+                    content_type=self.scrub(resp.headers.get("Content-Type", "")),
                     retry_after=resp.headers.get("Retry-After"),
-                    location=resp.headers.get("Location"),
+                    location=self._scrub_optional(resp.headers.get("Location")),
                 )
+                try:
+                    answer.body = await _read_body(resp, limit)
+                except _Unreadable as exc:  # a status other than 2xx says enough without it
+                    if 200 <= resp.status < 300:
+                        answer.failure, answer.detail = ErrorCode.UNEXPECTED_RESPONSE, str(exc)
+                return answer
         except aiohttp.ConnectionTimeoutError:
             return Answer(
                 failure=ErrorCode.CONNECTION_ERROR,
@@ -267,6 +370,12 @@ class PlugChatClient:
             return Answer(
                 failure=ErrorCode.CONNECTION_ERROR,
                 detail=self.scrub(f"could not connect to the API ({exc.os_error.strerror or exc})"),
+            )
+        except aiohttp.ClientResponseError as exc:
+            # aiohttp's parser gives these a status of its own (400): no server sent it.
+            return Answer(
+                failure=ErrorCode.MALFORMED,
+                detail=self.scrub(f"the answer was not valid HTTP ({exc.message})"),
             )
         except (
             aiohttp.ServerDisconnectedError,
@@ -284,3 +393,40 @@ class PlugChatClient:
                 failure=ErrorCode.CONNECTION_LOST,
                 detail=self.scrub(f"the request failed ({type(exc).__name__}: {exc})"),
             )
+
+    def _scrub_optional(self, text: str | None) -> str | None:
+        return None if text is None else self.scrub(text)
+
+
+class _Unreadable(Exception):
+    """An answer too large to read, or compressed in a way that was not asked for."""
+
+
+async def _read_body(resp, limit: int) -> bytes:
+    """The answer's body, inflated, or :class:`_Unreadable` past ``limit`` bytes (read or
+    inflated): memory stays bounded whatever the server sends."""
+    too_large = f"the API answered with more than {limit // 1024:,} KiB; it was not read"
+    if resp.content_length is not None and resp.content_length > limit:
+        raise _Unreadable(too_large)
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = await resp.content.read(limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > limit:
+        raise _Unreadable(too_large)
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return bytes(data)
+    wbits = {"gzip": 31, "x-gzip": 31, "deflate": 15}.get(encoding)
+    if wbits is None:
+        raise _Unreadable(f"the API answered compressed as '{encoding[:40]}', which was not asked")
+    try:
+        inflater = zlib.decompressobj(wbits)
+        body = inflater.decompress(bytes(data), limit + 1)
+    except zlib.error as exc:
+        raise _Unreadable(f"the API's {encoding} answer could not be inflated ({exc})") from None
+    if len(body) > limit or inflater.unconsumed_tail:
+        raise _Unreadable(too_large)
+    return body

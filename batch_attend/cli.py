@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from batch_attend import __version__, i18n
-from batch_attend.api import DEFAULT_BASE_URL
+from batch_attend.api import DEFAULT_BASE_URL, shown_url
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
@@ -35,6 +35,7 @@ from batch_attend.settings import (
 )
 
 TRACEBACK = "batch_attend.traceback"
+CONFIG_USED = "batch_attend.config"
 
 
 class TranslatedCommand(click.Command):
@@ -54,6 +55,19 @@ class TranslatedCommand(click.Command):
             for param, text in saved:
                 param.help = text
             self.help = saved_help
+
+    def invoke(self, ctx: click.Context):
+        """A config file in use is named before anything else, even with ``quiet`` in it, and so
+        is a base URL taken from it: a file left in a folder must not redirect the token
+        silently."""
+        path = ctx.meta.get(CONFIG_USED)
+        if path is not None:
+            line = _("settings from {path}").format(path=path.resolve())
+            source = ctx.get_parameter_source("base_url")
+            if source is click.core.ParameterSource.DEFAULT_MAP:
+                line += _(", with its base URL {url}").format(url=shown_url(ctx.params["base_url"]))
+            ctx.obj.log(f"batch-attend: {line}")
+        return super().invoke(ctx)
 
     def get_short_help_str(self, limit: int = 45) -> str:
         saved = self.help
@@ -137,7 +151,7 @@ class DefaultCommandGroup(click.Group):
             _(
                 "Exit codes: 0 every row started or already in service; 1 some rows invalid or "
                 "failed; 2 usage or input error, nothing sent; 3 the API refused the token; "
-                "130/143 interrupted."
+                "5 a file could not be written after sending began; 130/143 interrupted."
             )
         )
 
@@ -190,6 +204,7 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
         ctx.default_map = {**(ctx.default_map or {}), **read_config(path, known)}
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from exc
+    ctx.meta[CONFIG_USED] = path
 
 
 def _set_language(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

@@ -188,19 +188,16 @@ def _parse_list(answer, what: str, scrub) -> list[dict]:
                 "the API refused the token (HTTP 401) when listing {what}; check PLUGCHAT_TOKEN"
             ).format(what=_(what))
         )
-    if answer.http_status == 200:
+    readable = answer.http_status == 200 and answer.failure is None
+    if readable:
         try:
             data = json.loads(answer.body)
         except ValueError:
             data = None
         if isinstance(data, list) and all(isinstance(item, dict) for item in data):
             return data
-    outcome = classify(answer)
-    reason = (
-        scrub(outcome.error_message)
-        if answer.http_status != 200
-        else _("an answer that is not a list")
-    )
+    outcome = classify(answer, scrub)
+    reason = outcome.error_message if not readable else _("an answer that is not a list")
     status = f" (HTTP {answer.http_status})" if answer.http_status else ""
     hint = _(" A bad or missing ticket gives HTTP 500.") if what == "operators" else ""
     raise DirectoryError(

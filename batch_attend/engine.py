@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import signal
 import time
@@ -18,7 +19,7 @@ from batch_attend.api import Answer, PlugChatClient, classify
 from batch_attend.journal import History, Journal, now
 from batch_attend.leads import Lead
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
-from batch_attend.retrying import MAX_RETRY_AFTER, Backpressure, RetryPolicy
+from batch_attend.retrying import MAX_RETRY_AFTER, Backpressure, RetryPolicy, asked_wait
 
 #: After Ctrl-C or SIGTERM, requests already in flight get this long to answer.
 DEFAULT_GRACE = 5.0
@@ -60,6 +61,7 @@ class Engine:
         self.on_attempt = on_attempt
         self.grace = grace
         self.stop_reason: str | None = None
+        self.retry_at: dt.datetime | None = None  # when the API asked to be called again
         self.sent_leads = 0
         self.requests = 0
         self.retries = 0
@@ -117,9 +119,9 @@ class Engine:
         attempts = history.attempts
         self.sent_leads += 1
         for retry in range(self.policy.retries + 1):
-            await self.gate.acquire()
+            sent_at = await self.gate.acquire()
             if self.stop_reason:
-                self.gate.release(ok=False)
+                self.gate.release()
                 return
             attempt = await self.journal.sending(lead) if self.journal else 0
             started = time.perf_counter()
@@ -127,17 +129,18 @@ class Engine:
             try:
                 answer = await self.client.start_attendance(lead)
             except BaseException:
-                self.gate.release(ok=False)  # cut off mid-request: the journal keeps it unanswered
+                self.gate.release()  # cut off mid-request: the journal keeps it unanswered
                 raise
             finally:
                 self._in_request.discard(task)
-            self.gate.release(ok=answer.http_status is not None and answer.http_status < 429)
+            self.gate.release(sent_at if answer.http_status not in (None, 429) else None)
             attempts += 1
             self.requests += 1
             outcome = self._judge(lead, answer, attempts, history)
             if answer.may_have_acted:
                 history.may_have_acted.add(frozenset(lead.operators))
-            wait = self._next_wait(outcome, answer, retry)
+            asked = asked_wait(answer)
+            wait = self._next_wait(outcome, asked, retry)
             if outcome.error_code == ErrorCode.UNAUTHORIZED:
                 self.stop("unauthorized")
             final = wait is None or self.stop_reason is not None
@@ -152,22 +155,35 @@ class Engine:
                 self.on_outcome(lead, outcome)
                 return
             self.retries += 1
-            if outcome.error_code == ErrorCode.RATE_LIMITED:
-                self.gate.push_back(wait)  # every worker waits, not only this one
-            elif not await self._pause(wait):
+            if answer.http_status == 429 or asked is not None:
+                # every worker waits, not only this one, and the run slows down
+                self.gate.push_back(asked, rate_limited=answer.http_status == 429)
+            if not await self._pause(wait):
                 return  # stopped while waiting: the lead stays undecided
 
-    def _next_wait(self, outcome: Outcome, answer: Answer, retry: int) -> float | None:
-        """Seconds before the next try, or None when this answer is final."""
-        if retry >= self.policy.retries or not self.policy.is_retryable(outcome):
+    def _next_wait(self, outcome: Outcome, asked: float | None, retry: int) -> float | None:
+        """Seconds before the next try, or None when this answer is final. An answer that asks
+        for a longer wait than batch-attend keeps stops the run, as a refused token does."""
+        if not self.policy.is_retryable(outcome):
             return None
-        wait = self.policy.delay(retry, answer.retry_after)
-        if wait > MAX_RETRY_AFTER:
-            outcome.error_message += (
-                f" and asked to wait {wait:.0f} s, longer than batch-attend waits"
-            )
+        if asked is not None and asked > MAX_RETRY_AFTER:
+            self._stop_until(outcome, asked)
             return None
-        return wait
+        if retry >= self.policy.retries:
+            return None
+        return asked if asked is not None else self.policy.backoff(retry)
+
+    def _stop_until(self, outcome: Outcome, asked: float) -> None:
+        when = dt.datetime.now().astimezone() + dt.timedelta(seconds=asked)
+        self.retry_at = max(self.retry_at or when, when)
+        outcome.status = RowStatus.SKIPPED
+        outcome.error_code = ErrorCode.RATE_LIMITED
+        outcome.error_message = (  # English, as every sentence in the results
+            f"the API answered HTTP {outcome.http_status} and asked to be called again in "
+            f"{asked:,.0f} s (at {when.isoformat(timespec='seconds')}), longer than batch-attend "
+            "waits; run the same command again then"
+        )
+        self.stop("rate_limited")
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep, but wake early when the run stops; True when the full time passed."""
@@ -178,8 +194,7 @@ class Engine:
         return False
 
     def _judge(self, lead: Lead, answer: Answer, attempts: int, history: History) -> Outcome:
-        outcome = classify(answer)
-        outcome.error_message = self.client.scrub(outcome.error_message)
+        outcome = classify(answer, self.client.scrub)
         outcome.phone = lead.phone
         outcome.attempts = attempts
         outcome.done_at = now()
@@ -190,6 +205,7 @@ class Engine:
             # us, and the attendance has that request's operators: it is this lead's own start.
             outcome.status = RowStatus.STARTED
             outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
+            outcome.attempts += history.unanswered  # one of them did arrive
             number = f" (number {outcome.attendance_number})" if outcome.attendance_number else ""
             outcome.error_message = (
                 "an earlier request for this lead got no clear answer; this answer shows the "

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_by_phone ON attempts (phone);
 CREATE TABLE IF NOT EXISTS leads (
     phone TEXT PRIMARY KEY,
-    attempts INTEGER NOT NULL,         -- requests so far, every run included
+    attempts INTEGER NOT NULL,         -- requests so far, every run included (see History)
     status TEXT,                       -- NULL until an answer decides the lead
     attendance_number TEXT,
     operators TEXT,                    -- JSON list: sent, or reported as attending
@@ -96,7 +97,8 @@ _SENDING = (
 )
 _DECIDED = (
     "UPDATE leads SET status = ?, attendance_number = ?, operators = ?, http_status = ?, "
-    f"error_code = ?, error_message = ?, done_at = ?, attempt = ? WHERE phone = ? AND {_NOT_DONE}"
+    "error_code = ?, error_message = ?, done_at = ?, attempts = ?, attempt = ? "
+    f"WHERE phone = ? AND {_NOT_DONE}"
 )
 _ADOPTED = (
     "INSERT INTO leads (phone, attempts, status, attendance_number, operators, http_status, "
@@ -125,11 +127,14 @@ def default_journal_path(output: str) -> Path:
 
 @dataclass
 class History:
-    """What earlier requests for one lead left behind: how many there were, and the operator
-    sets of those the API may have acted on (an "already in service" answer with one of these
-    sets is this lead's own start)."""
+    """What earlier requests for one lead left behind: how many were answered, how many were
+    recorded without an answer (a run killed between the record and the request: they count
+    only once an answer shows one of them arrived), and the operator sets of those the API may
+    have acted on (an "already in service" answer with one of these sets is this lead's own
+    start)."""
 
     attempts: int = 0
+    unanswered: int = 0  # recorded, but the run died before an answer: maybe never sent
     may_have_acted: set[frozenset[str]] = field(default_factory=set)
 
 
@@ -164,12 +169,15 @@ class Journal:
         self._new = new  # created by this run: removed again if it sent nothing
         self.set_aside: Path | None = None  # where --fresh moved the journal it forgot
         self._histories: dict[str, History] = {}
-        for phone, operators, may_have_acted in db.execute(
-            "SELECT a.phone, a.operators, a.may_have_acted FROM attempts AS a JOIN leads "
-            f"USING (phone) WHERE {_NOT_DONE}"
+        for phone, operators, answered, may_have_acted in db.execute(
+            "SELECT a.phone, a.operators, a.answered_at IS NOT NULL, a.may_have_acted "
+            f"FROM attempts AS a JOIN leads USING (phone) WHERE {_NOT_DONE}"
         ):
             history = self._histories.setdefault(phone, History())
-            history.attempts += 1
+            if answered:
+                history.attempts += 1
+            else:
+                history.unanswered += 1
             if may_have_acted:
                 history.may_have_acted.add(frozenset(json.loads(operators)))
         self._next_attempt = 1 + (db.execute("SELECT max(id) FROM attempts").fetchone()[0] or 0)
@@ -184,6 +192,7 @@ class Journal:
     @classmethod
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
         """Open (or create) the journal for a run that sends to ``target``, and lock it."""
+        _refuse_links(path)
         lock = _lock(path)
         try:
             set_aside = _set_aside(path) if fresh and Path(path).exists() else None
@@ -210,6 +219,7 @@ class Journal:
     @classmethod
     def open_readonly(cls, path: Path) -> Journal | None:
         """The journal as it is, to read what earlier runs did; None when there is none."""
+        _refuse_links(path)
         if not Path(path).is_file():
             return None
         return cls(path, _connect(path, readonly=True))
@@ -259,7 +269,7 @@ class Journal:
             self._decisions.append(
                 (str(outcome.status), outcome.attendance_number, json.dumps(outcome.operators),
                  outcome.http_status, str(outcome.error_code), outcome.error_message,
-                 outcome.done_at, attempt, lead.phone)
+                 outcome.done_at, outcome.attempts, attempt, lead.phone)
             )  # fmt: skip
         self._schedule()
 
@@ -364,36 +374,60 @@ class Journal:
                 ),
             )
 
-    def close(self, stopped_by: str | None = None) -> None:
-        """Commit what is left, say how the run ended, and release the lock. A journal this run
-        created that holds no lead (a run refused before sending) is removed: nothing is left
-        behind."""
+    @property
+    def failure(self) -> Exception | None:
+        """Why the journal could not record (a full disk, say), once that happened."""
+        return self._failure
+
+    def close(self, stopped_by: str | None = None, *, unlock: bool = True) -> None:
+        """Commit what is left, say how the run ended, and release the lock (``unlock=False``:
+        keep it until :meth:`unlock`, while the results are written). A journal this run created
+        that holds no lead (a run refused before sending) is removed: nothing is left behind."""
         try:
             sent = True
             if self.run is not None:
                 if self._failure is None and (self._answers or self._decisions):
                     self.flush()
-                with self._db:
-                    self._db.execute(
-                        "UPDATE runs SET finished_at = ?, stopped_by = ? WHERE id = ?",
-                        (now(), stopped_by, self.run),
-                    )
+                if self._failure is None:
+                    with self._db:
+                        self._db.execute(
+                            "UPDATE runs SET finished_at = ?, stopped_by = ? WHERE id = ?",
+                            (now(), stopped_by, self.run),
+                        )
                 sent = self._db.execute("SELECT 1 FROM leads LIMIT 1").fetchone() is not None
             self._db.close()
             if self._new and not sent:
                 _remove(self.path)
         finally:
-            if self._lock is not None:
-                self._lock.release()
+            if unlock:
+                self.unlock()
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+_SIDECARS = ("", "-wal", "-shm", ".lock")
+
+
+def _refuse_links(path: Path) -> None:
+    """SQLite, filelock and ``--fresh`` would write or move whatever a link names (a planted
+    ``results.csv.journal`` link once turned another file into a database): refuse first."""
+    for suffix in _SIDECARS:
+        if os.path.islink(f"{path}{suffix}"):
+            raise JournalError(
+                _(
+                    "{path}: is a symbolic link, and batch-attend does not write through links. Remove the link, or choose another --journal."
+                ).format(path=f"{path}{suffix}")
+            )
 
 
 def _set_aside(path: Path) -> Path:
     """``--fresh``: the journal moved beside itself, not deleted (a run that then fails, with a
     refused token say, loses nothing), and only if it is one (``--journal`` may name a file
-    that is not)."""
+    that is not). Never through a link: it would read and move what the link names."""
+    _refuse_links(path)
     with open(path, "rb") as fh:
         if fh.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
             raise JournalError(

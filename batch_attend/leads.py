@@ -141,9 +141,15 @@ def normalize_phone(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:
     return phone
 
 
+#: More operators than this in one row is a mistake (a column pasted into a cell): the row is
+#: refused, and no cell is split into more pieces than this, however long it is.
+MAX_OPERATORS = 100
+
+
 def split_operators(cell: str) -> tuple[str, ...]:
-    """Operator IDs from one cell: split on , ; | or new lines, trimmed, first occurrence kept."""
-    parts = (part.strip() for part in _OPERATOR_SEPARATORS.split(cell))
+    """Operator IDs from one cell: split on , ; | or new lines, trimmed, first occurrence kept;
+    at most :data:`MAX_OPERATORS` + 1 of them (the rest of the cell is the last)."""
+    parts = (part.strip() for part in _OPERATOR_SEPARATORS.split(cell, MAX_OPERATORS))
     return tuple(dict.fromkeys(part for part in parts if part))
 
 
@@ -242,6 +248,14 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
     )
     bad_phone = phones["error"] != ""
     plan = decide(plan, bad_phone, RowStatus.INVALID, ErrorCode.INVALID_PHONE, phones["error"])
+    counts = np.fromiter(map(len, plan["operators"]), dtype=np.int64, count=len(plan))
+    plan = decide(
+        plan,
+        pending(plan) & (counts > MAX_OPERATORS),
+        RowStatus.INVALID,
+        ErrorCode.TOO_MANY_OPERATORS,
+        f"the operators cell names more than {MAX_OPERATORS} operators",
+    )
     if not defaults.pool:
         named = np.fromiter(map(bool, plan["operators"]), dtype=bool, count=len(plan))
         no_operators = pending(plan) & ~named

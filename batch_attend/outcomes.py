@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     # validation (status invalid)
     INVALID_PHONE = "invalid_phone"
     MISSING_OPERATORS = "missing_operators"
+    TOO_MANY_OPERATORS = "too_many_operators"
     UNKNOWN_OPERATOR = "unknown_operator"
     AMBIGUOUS_OPERATOR = "ambiguous_operator"
     INACTIVE_OPERATOR = "inactive_operator"
@@ -67,6 +68,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     CONNECTION_LOST = "connection_lost"
+    MALFORMED = "malformed_answer"
     # notes on a row that is done
     CONFIRMED_ON_RETRY = "confirmed_on_retry"
     NOT_RESENT = "not_resent"
@@ -111,6 +113,7 @@ class ExitStatus(IntEnum):
     ROWS_NOT_DONE = 1
     USAGE_OR_INPUT_ERROR = 2
     TOKEN_REFUSED = 3
+    WRITE_FAILED = 5
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -128,6 +131,8 @@ class RunSummary:
     pushbacks: int = 0
     resumed: int = 0  # rows whose lead an earlier run had already done
     token_refused: bool = False
+    retry_at: str | None = None  # the API asked not to be called before then: sending stopped
+    write_error: str | None = None  # a file could not be written once sending had begun
     interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
     output: str = ""
     dry_run: bool = False
@@ -139,6 +144,8 @@ class RunSummary:
 
 def exit_status_for(summary: RunSummary) -> ExitStatus:
     """Map a run to the exit code promised in the README (pure, so it is tested directly)."""
+    if summary.write_error:
+        return ExitStatus.WRITE_FAILED
     if summary.interrupted_by == "SIGTERM":
         return ExitStatus.TERMINATED
     if summary.interrupted_by:

@@ -6,6 +6,9 @@ nothing is ever rounded through a float of our own making.
 
 A results file of batch-attend is a valid input: its contract columns are recognised, set apart
 (:attr:`Table.results`), and the user's own columns come back under their own names.
+
+Reading keeps its memory bounded whatever the input: a file past the limits below is refused,
+most often before it is parsed, and a workbook is parsed in a child process whose memory is capped.
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ import csv
 import datetime as dt
 import io
 import itertools
+import json
 import math
 import os
+import re
+import sys
 import unicodedata
+import warnings
+import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,6 +89,22 @@ DEPARTMENT_ALIASES = (
     "setor",
     "dept",
 )
+
+
+# Limits that bound the memory of a run, whatever its input. Its memory grows with rows, cells and
+# text; each limit lets the largest real spreadsheet of leads through (a full worksheet:
+# 1,048,576 rows of a few columns), and each refusal names the limit passed.
+#: Data rows of one run: as many as a worksheet holds.
+MAX_ROWS = 1_048_576
+#: Cells of the grid a file makes (rows × columns, blank ones included): each takes memory, and
+#: a CSV's first line, or a workbook's farthest cell, sets the width of every row.
+MAX_CELLS = 16 * 1_048_576
+#: Text of the cells: a CSV file's size, or the text a workbook's cells hold once read.
+MAX_TEXT_BYTES = 128 << 20
+#: What a workbook's parts inflate to (as its zip directory declares them): what is parsed.
+MAX_INFLATED_BYTES = 512 << 20
+#: What a workbook's parser may allocate (see :func:`_read_capped`).
+WORKBOOK_MEMORY = 768 << 20
 
 
 class InputError(BatchAttendError):
@@ -243,6 +267,30 @@ def _header_index(top: list[list[str]], phone_names: frozenset[str]) -> int | No
     return None
 
 
+def _size(size: int) -> str:
+    return f"{size / (1 << 20):,.1f} MiB"
+
+
+def _check_cells(where: str, rows: int, columns: int) -> None:
+    if rows * columns > MAX_CELLS:
+        raise InputError(
+            _(
+                "{where}: {rows} rows × {columns} columns are {cells} cells, more than the {limit} batch-attend reads. Delete the rows and columns past the data, or split the file."
+            ).format(
+                where=where,
+                rows=f"{rows:,}",
+                columns=f"{columns:,}",
+                cells=f"{rows * columns:,}",
+                limit=f"{MAX_CELLS:,}",
+            )
+        )
+
+
+#: C0 control characters but tab, line feed and carriage return: no one types them in a cell,
+#: and a NUL would go out inside an operator ID.
+CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+
+
 def _blank_cells(column: pd.Series) -> pd.Series:
     """True where a cell is empty or only white space (as Python's ``str.isspace`` sees it)."""
     return (column == "") | column.str.isspace()
@@ -259,7 +307,8 @@ def table_from_grid(
     Row numbers are 1-based grid rows, as a spreadsheet shows them. The header is the first of
     the top rows that names a phone column; without one, the first non-blank row, and
     :func:`map_columns` then explains what it found. Blank rows and columns with neither header
-    nor data are dropped; row numbers keep counting them.
+    nor data are dropped; row numbers keep counting them. Past :data:`MAX_ROWS` data rows, the
+    table is refused.
     """
     where = _where(source, sheet)
     top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
@@ -279,12 +328,44 @@ def table_from_grid(
         raise InputError(
             _("{where}: the header is there but no data rows follow it.").format(where=where)
         )
+    if len(data) > MAX_ROWS:
+        raise InputError(
+            _(
+                "{where}: {rows} data rows, more than the {limit} batch-attend takes in one run (as many as a worksheet holds). Split the file."
+            ).format(where=where, rows=f"{len(data):,}", limit=f"{MAX_ROWS:,}")
+        )
     names = [header[j] or f"column_{j + 1}" for j in keep]
     numbers = data.index.to_numpy() + 1  # grid rows are 0-based
     data = data.set_axis(range(len(keep)), axis=1).reset_index(drop=True)
     return split_results(
         Table(source=source, sheet=sheet, columns=names, frame=data, row_numbers=numbers)
     )
+
+
+def refuse_control_characters(table: Table) -> None:
+    """Refuse a table whose cells hold a control character, naming the first as a person finds
+    it (row and column); one search per column, for every format alike."""
+    columns, names = [table.frame[j] for j in table.frame.columns], list(table.columns)
+    if table.results is not None:
+        columns += [table.results[name] for name in table.results.columns]
+        names += list(table.results.columns)
+    hits = on_cores(
+        lambda column: column.str.contains(CONTROL_CHARACTERS, regex=True).to_numpy(dtype=bool),
+        columns,
+    )
+    found = [
+        (int(table.row_numbers[hit.argmax()]), name, column.iloc[hit.argmax()])
+        for hit, name, column in zip(hits, names, columns, strict=True)
+        if hit.any()
+    ]  # the first such cell of each column: (row, column name, cell)
+    if found:
+        row, name, cell = min(found)
+        code = f"U+{ord(re.search(CONTROL_CHARACTERS, cell).group()):04X}"
+        raise InputError(
+            _(
+                "{where}: row {row}, column '{column}' holds a control character ({code}), which no one types in a spreadsheet; the file may be damaged. Remove it and run again."
+            ).format(where=table.where, row=row, column=name, code=code)
+        )
 
 
 def split_results(table: Table) -> Table:
@@ -539,8 +620,29 @@ def sniff_delimiter(sample: str) -> str:
     return best
 
 
+def line_count(path: Path) -> int:
+    """The lines of a file, a last one without a line break included: at least its records."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
+
+
 def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> pd.DataFrame:
-    """Every record of a CSV file as text cells, blank lines included (row numbers count them)."""
+    """Every record of a CSV file as text cells, blank lines included (row numbers count them).
+
+    Refused before parsing: a file past :data:`MAX_TEXT_BYTES` (the parser holds all of its text,
+    which also bounds any one cell), or whose lines times its width pass :data:`MAX_CELLS`.
+    """
+    size = path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise InputError(
+            _(
+                "{path}: the file is {size}, more than the {limit} batch-attend reads from a CSV file. Split it into smaller files."
+            ).format(path=path, size=_size(size), limit=_size(MAX_TEXT_BYTES))
+        )
     with open(path, "rb") as fh:
         raw = fh.read(CSV_SAMPLE_BYTES)
     if not raw.strip():
@@ -558,6 +660,7 @@ def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> pd
     # Name the columns up front: the parser would otherwise take the field count of the first
     # line, which may be a one-cell title above the real header.
     width = max(field_counts(sample, sep) or [1])
+    _check_cells(str(path), line_count(path), width)
     try:
         return pd.read_csv(
             path,
@@ -607,19 +710,193 @@ def _open_book(path: Path):
                 return pd.ExcelFile(path, engine="openpyxl")
             except Exception:
                 pass
+        raise _damaged(path, exc) from exc
+
+
+def check_inflated(path: Path, kind: str) -> None:
+    """Refuse, before it is parsed, a workbook whose parts would inflate past
+    :data:`MAX_INFLATED_BYTES`: the sizes its zip directory declares for all of its members, or
+    the file's own size for an .xls (not compressed). The zip readers of calamine and Python stop
+    at a member's declared size (a member inflating further is a damaged file), so the declared
+    sizes bound what is parsed; the text of one huge cell is part of it."""
+    if kind == "xls":
+        size = path.stat().st_size
+    else:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(member.file_size for member in archive.infolist())
+    if size > MAX_INFLATED_BYTES:
         raise InputError(
             _(
-                "{path}: cannot be opened as a workbook; it may be damaged ({exc}). Open it in a spreadsheet program and save it again."
-            ).format(path=path, exc=exc)
-        ) from exc
+                "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
+            ).format(path=path, size=_size(size), limit=_size(MAX_INFLATED_BYTES))
+        )
 
 
-def _sheet_grid(book, name: str, nrows: int | None = None) -> pd.DataFrame:
-    """A sheet's cells as text: numbers, dates and booleans as :func:`cell_text` shows them."""
-    frame = pd.read_excel(
-        book, sheet_name=name, header=None, dtype=object, na_filter=False, nrows=nrows
+def _damaged(path: Path, exc: Exception) -> InputError:
+    return InputError(
+        _(
+            "{path}: cannot be opened as a workbook; it may be damaged ({exc}). Open it in a spreadsheet program and save it again."
+        ).format(path=path, exc=exc)
     )
-    return frame.apply(lambda column: column.map(cell_text).astype(str))
+
+
+def _sheet_grid(book, path: Path, name: str, nrows: int | None = None) -> pd.DataFrame:
+    """A sheet's cells as text from A1: numbers, dates and booleans as :func:`cell_text` shows
+    them. A whole sheet past :data:`MAX_CELLS` or :data:`MAX_TEXT_BYTES` is refused."""
+    where = _where(path, name)
+    if book.engine == "calamine":
+        try:
+            sheet = book.book.get_sheet_by_name(name)
+        except MemoryError:
+            raise
+        except Exception as exc:  # calamine raises its own types for damaged parts
+            raise _damaged(path, exc) from exc
+        grid = _calamine_grid(where, sheet, nrows)
+    else:
+        frame = pd.read_excel(
+            book, sheet_name=name, header=None, dtype=object, na_filter=False, nrows=nrows
+        )
+        grid = frame.apply(lambda column: column.map(cell_text).astype(str))
+        if nrows is None:
+            _check_cells(where, *grid.shape)
+    if nrows is None and (text := _text_bytes(grid)) > MAX_TEXT_BYTES:
+        raise InputError(
+            _(
+                "{where}: the cells hold {size} of text, more than the {limit} batch-attend reads. Split the file."
+            ).format(where=where, size=_size(text), limit=_size(MAX_TEXT_BYTES))
+        )
+    return grid
+
+
+def _text_bytes(grid: pd.DataFrame) -> int:
+    import pyarrow.compute as pc
+
+    lengths = (pc.binary_length(grid[j].array.__arrow_array__()) for j in grid.columns)
+    return sum(pc.sum(length).as_py() or 0 for length in lengths)
+
+
+#: Rows of a sheet turned into text at a time.
+BLOCK_ROWS = 65536
+
+
+def _sheet_text(value: object) -> str:
+    """:func:`cell_text` of a calamine value; a whole float as its integer digits at any size,
+    as pandas' reader gives it."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return cell_text(value)
+
+
+def _calamine_grid(where: str, sheet, nrows: int | None = None) -> pd.DataFrame:
+    """A calamine sheet's cells as text from A1, a block of rows at a time: the Python values of
+    a whole sheet at once (as pandas' reader holds them) take several times the memory of its
+    text. Past :data:`MAX_CELLS`, refused before any is turned into text."""
+    import pyarrow as pa
+
+    if sheet.start is None:
+        return pd.DataFrame()
+    left, height, width = sheet.start[1], sheet.end[0] + 1, sheet.end[1] + 1
+    if nrows is None:
+        _check_cells(where, height, width)
+    else:
+        height = min(height, nrows)
+    rows = itertools.islice(sheet.iter_rows(), height)  # from row 1, but from the first column used
+    parts: list[list] = [[] for _ in range(left, width)]
+    while block := list(itertools.islice(rows, BLOCK_ROWS)):
+        for part, cells in zip(parts, zip(*block, strict=True), strict=True):
+            text = [v if type(v) is str else _sheet_text(v) for v in cells]
+            part.append(pa.array(text, pa.large_string()))
+    columns = [pd.Series("", index=range(height), dtype=str)] * left
+    columns += [pd.Series(pa.chunked_array(part, pa.large_string()), dtype=str) for part in parts]
+    return pd.DataFrame(dict(enumerate(columns)))
+
+
+def _data_size() -> int:
+    """This process's data segment (what RLIMIT_DATA limits), in bytes."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmData:"))
+    return int(line.split()[1]) * 1024
+
+
+def _read_capped(path: Path, read):
+    """``read()`` (a workbook's sheet name and grid) in a forked child whose data segment may
+    grow by :data:`WORKBOOK_MEMORY` at most; the grid comes back through a pipe as Arrow.
+
+    Calamine fills every cell between A1 and the farthest one used, and gives each cell its own
+    copy of a shared string, so a workbook of a few KiB can ask for any amount of memory; an
+    allocation that fails aborts the process. In the child, that is a refusal (exit 2). Where
+    Linux's fork and limits are missing, ``read()`` runs in this process.
+    """
+    try:
+        import resource
+    except ImportError:
+        return read()
+    if sys.platform != "linux" or not hasattr(os, "fork"):
+        return read()
+    import faulthandler
+
+    import pyarrow as pa
+
+    readable, writable = os.pipe()
+    with warnings.catch_warnings():  # 3.12+ warns of fork beside threads: the child only reads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: read, answer, and leave at once whatever happens
+        try:
+            os.close(readable)
+            faulthandler.disable()  # an allocation that fails aborts: expected here, and
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # its last words are no one's business
+            pa.set_memory_pool(pa.system_memory_pool())  # jemalloc reserves far more than it uses
+            _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+            limit = _data_size() + WORKBOOK_MEMORY
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+            with open(writable, "wb") as pipe:
+                table = None
+                try:
+                    name, grid = read()
+                    table = pa.Table.from_pandas(grid, preserve_index=False)
+                    answer = {"name": name}
+                except InputError as exc:
+                    answer = {"input_error": str(exc)}
+                except MemoryError:
+                    answer = {"memory_error": True}
+                except BaseException as exc:
+                    answer = {"error": f"{type(exc).__name__}: {exc}"}
+                pipe.write(json.dumps(answer).encode() + b"\n")
+                if table is not None:
+                    with pa.ipc.new_stream(pipe, table.schema) as stream:
+                        stream.write_table(table)
+        finally:
+            os._exit(0)
+    os.close(writable)
+    status = None
+    try:
+        with open(readable, "rb") as pipe:
+            try:
+                answer = json.loads(pipe.readline())
+                if "name" in answer:
+                    table = pa.ipc.open_stream(pipe).read_all()
+            except (ValueError, pa.ArrowInvalid):
+                answer = {"memory_error": True}  # the child died: an allocation failed
+        status = os.waitpid(pid, 0)[1]
+    finally:
+        if status is None:  # interrupted: the child goes too
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+    if "input_error" in answer:
+        raise InputError(answer["input_error"])
+    if "error" in answer:
+        raise RuntimeError(answer["error"])
+    if "memory_error" in answer:
+        raise InputError(
+            _(
+                "{path}: reading the workbook needs more than the {limit} of memory batch-attend allows: a sheet's cells may reach far past its data, or one long text may fill many cells. Open it in a spreadsheet program, delete the rows and columns past the data, and save it again."
+            ).format(path=path, limit=_size(WORKBOOK_MEMORY))
+        )
+    columns = [pd.Series(table.column(j), dtype=str) for j in range(table.num_columns)]
+    return answer["name"], pd.DataFrame(dict(enumerate(columns)))
 
 
 def read_excel_grid(
@@ -634,16 +911,16 @@ def read_excel_grid(
             raise InputError(_("{path}: the workbook has no sheets.").format(path=path))
         if sheet is not None:
             name = _choose_sheet(path, names, sheet)
-            return name, _sheet_grid(book, name)
+            return name, _sheet_grid(book, path, name)
         if len(names) == 1:
-            return names[0], _sheet_grid(book, names[0])
+            return names[0], _sheet_grid(book, path, names[0])
         seen = []
         for name in names:
-            top = [list(r) for r in _sheet_grid(book, name, HEADER_SEARCH_ROWS).itertuples(
+            top = [list(r) for r in _sheet_grid(book, path, name, HEADER_SEARCH_ROWS).itertuples(
                 index=False, name=None
             )]  # fmt: skip
             if _header_index(top, phone_names) is not None:
-                return name, _sheet_grid(book, name)
+                return name, _sheet_grid(book, path, name)
             first = next((r for r in top if not _is_blank(r)), [])
             seen.append(f"'{name}' ({_quoted([c for c in first if c.strip()][:6])})")
     raise InputError(
@@ -682,7 +959,9 @@ def read_table(
     """Read a CSV or spreadsheet file into a :class:`Table` of text cells.
 
     The content must match the extension; the header is found by the phone column
-    (``phone_column`` when given, else the aliases).
+    (``phone_column`` when given, else the aliases). A workbook is parsed in a capped child
+    process (:func:`_read_capped`) once :func:`check_inflated` passes it; a control character in
+    any cell refuses the file.
     """
     path = Path(path)
     if not path.exists():
@@ -701,7 +980,12 @@ def read_table(
     if path.stat().st_size == 0:
         raise InputError(_("{path}: the file is empty.").format(path=path))
     phone_names = phone_header_names(phone_column)
-    if _check_content(path, ext) == "text":
-        return table_from_grid(path, None, read_csv_grid(path, encoding, delimiter), phone_names)
-    name, grid = read_excel_grid(path, sheet, phone_names)
-    return table_from_grid(path, name, grid, phone_names)
+    kind = _check_content(path, ext)
+    if kind == "text":
+        table = table_from_grid(path, None, read_csv_grid(path, encoding, delimiter), phone_names)
+    else:
+        check_inflated(path, kind)
+        name, grid = _read_capped(path, lambda: read_excel_grid(path, sheet, phone_names))
+        table = table_from_grid(path, name, grid, phone_names)
+    refuse_control_characters(table)
+    return table

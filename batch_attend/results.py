@@ -2,7 +2,8 @@
 
 One output row per input row, in input order: the original columns as they were, then the contract
 columns. Files appear atomically (temp file in the same folder, then rename), so a reader never
-sees half a file, and no cell is ever written in a form a spreadsheet would run as a formula.
+sees half a file, and no cell is ever written in a form a spreadsheet would run as a formula. The
+results hold leads' names and phones: a file keeps its rights, a new one gets the umask's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import itertools
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,7 +38,7 @@ from batch_attend.outcomes import (
     RunSummary,
     split_error,
 )
-from batch_attend.reading import INPUT_SUFFIX, choose_text, inert, on_cores
+from batch_attend.reading import INPUT_SUFFIX, Table, choose_text, inert, on_cores
 
 OUTPUT_FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
 STDOUT = "-"
@@ -74,6 +76,37 @@ def check_capacity(output: str, rows: int) -> None:
         )
 
 
+#: An XLSX cell holds at most 32,767 characters; xlsxwriter cuts a longer one silently.
+XLSX_MAX_CELL_CHARS = 32_767
+
+
+def check_cell_lengths(output: str, table: Table) -> None:
+    """A cell too long for XLSX would be cut in the results: refuse before sending, naming the
+    first such cell as a person finds it (the row as the sheet numbers it)."""
+    if output == STDOUT or output_format(output) != "xlsx":
+        return
+    found = []  # (row, position, name, length) of each column's first cell too long
+    for j, name in enumerate(table.columns):
+        lengths = table.column(j).str.len().to_numpy(dtype=float, na_value=0)
+        too_long = np.flatnonzero(lengths > XLSX_MAX_CELL_CHARS)
+        if too_long.size:
+            found.append((int(table.row_numbers[too_long[0]]), j, name, lengths[too_long[0]]))
+    if found:
+        row, _j, column, length = min(found)
+        raise OutputError(
+            _(
+                "{output}: row {row}, column '{column}' holds {length} characters, more than an "
+                "XLSX cell can hold ({limit}); write the results as .csv instead."
+            ).format(
+                output=output,
+                row=row,
+                column=column,
+                length=f"{int(length):,}",
+                limit=f"{XLSX_MAX_CELL_CHARS:,}",
+            )
+        )
+
+
 def default_output_for(input_path: Path) -> str:
     """``leads.xlsx`` → ``leads.results.xlsx`` beside it; CSV input gives CSV results."""
     ext = ".xlsx" if input_path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods") else ".csv"
@@ -96,16 +129,22 @@ def check_output(output: str, input_path: Path, *, input_is_results: bool = Fals
                 output=output
             )
         )
+    check_writable(target)
+
+
+def check_writable(target: Path) -> None:
+    """Refuse, before anything is sent, a file that could not be written when its time comes:
+    its folder missing or read-only, a folder in its place, a read-only file."""
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(
             _("{output}: the folder '{folder}' does not exist.").format(
-                output=output, folder=folder
+                output=target, folder=folder
             )
         )
     if target.is_dir():
         raise OutputError(
-            _("{output}: is a folder; give a file name such as results.csv.").format(output=output)
+            _("{output}: is a folder; give a file name such as results.csv.").format(output=target)
         )
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".batch-attend-", delete=True):
@@ -113,11 +152,11 @@ def check_output(output: str, input_path: Path, *, input_is_results: bool = Fals
     except OSError as exc:
         raise OutputError(
             _("{output}: cannot write in '{folder}' ({strerror}).").format(
-                output=output, folder=folder, strerror=exc.strerror
+                output=target, folder=folder, strerror=exc.strerror
             )
         ) from exc
     if target.exists() and not os.access(target, os.W_OK):
-        raise OutputError(_("{output}: the file exists and is read-only.").format(output=output))
+        raise OutputError(_("{output}: the file exists and is read-only.").format(output=target))
 
 
 def result_header(columns: Sequence[str]) -> list[str]:
@@ -449,7 +488,7 @@ def write_results(
     bom: bool = True,
 ) -> None:
     """Write a results frame (see :func:`contract_frame`) to ``output`` (``-`` = CSV on
-    ``stdout``), atomically for files."""
+    ``stdout``), atomically for files, first removing what a killed run left of them."""
     header = result_header(columns)
     if len(header) != frame.shape[1]:
         raise ValueError(f"{len(header)} header names for {frame.shape[1]} columns")
@@ -463,6 +502,7 @@ def write_results(
         stdout.flush()
         return
     target = Path(os.path.realpath(output))  # a link to the results: the file it names
+    _remove_leftovers(target)
     with _atomic(target) as tmp:
         if output_format(output) == "csv":
             with open(tmp, "wb") as fh:
@@ -473,16 +513,24 @@ def write_results(
                 os.fsync(fh.fileno())
         else:
             write_xlsx(tmp, header, frame, summary)
-        os.chmod(tmp, 0o644)
+
+
+#: What ends the name of every temp file batch-attend writes, so that leftovers are recognised.
+_TEMP_SUFFIX = ".batch-attend.tmp"
 
 
 @contextlib.contextmanager
 def _atomic(target: Path):
-    """A temp file beside ``target`` that replaces it once written whole, or disappears."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    """A temp file beside ``target`` that replaces it once written whole, or disappears; with
+    the rights ``target`` has, or the umask's for a new file.
+
+    mkstemp makes a new file of a unique name (``O_EXCL``: a link planted at any name is never
+    opened), and os.replace swaps the name ``target``: a link there is replaced, not followed."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TEMP_SUFFIX)
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -490,11 +538,44 @@ def _atomic(target: Path):
         raise
 
 
+def _mode_for(target: Path) -> int:
+    """The rights of the file ``target`` names, or a new file's (mkstemp's are always 0600)."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:  # none yet (or a dangling link, replaced by the file)
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, only readable by setting it (to 0o077 for that instant, so a file
+    another thread makes meanwhile is private rather than open)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the temp files a run killed while writing ``target`` left (:func:`_atomic`'s names
+    for this exact file; a link is unlinked, never followed), or they pile up. A run writing the
+    same file at that moment would lose its temp file: the journal lock keeps runs apart while
+    they send, not while they write the results, and a dry run takes no lock."""
+    name = re.compile(re.escape(f".{target.name}.") + "[a-z0-9_]+" + re.escape(_TEMP_SUFFIX))
+    # Tidying up is never a reason to lose the results: what cannot be removed stays.
+    with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
+        for entry in entries:
+            if name.fullmatch(entry.name) and (
+                entry.is_symlink() or entry.is_file(follow_symlinks=False)
+            ):
+                with contextlib.suppress(OSError):  # gone already, or not ours to remove
+                    os.unlink(entry.path)
+
+
 def write_summary_json(
     path: Path | None, summary: RunSummary | None, facts: dict, error: str | None = None
 ) -> None:
     """``--summary-json``: what a scheduler needs to know, whatever the outcome (``facts``:
-    exit code, start time, input, output, journal)."""
+    exit code, start time, input, output, journal). A ``path`` that is a link is replaced by
+    the file, never written through: its target may be anyone's."""
     if path is None:
         return
     data = {**facts, "error": error}

@@ -1,36 +1,54 @@
 """When to try a row again, how long to wait, and how the whole run slows down when pushed back.
 
 Two small objects instead of a general retry library, because the decisions here are shared
-across workers: a 429 for one row pauses every worker and lowers how many requests may be in
-flight, and the request count per row must be exact for the ``attempts`` column.
+across workers: a 429 for one row pauses every worker and lowers the rate of the whole run, and
+the request count per row must be exact for the ``attempts`` column.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from batch_attend.outcomes import ErrorCode, Outcome
 
+if TYPE_CHECKING:
+    from batch_attend.api import Answer
+
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_FAILURES = frozenset(
-    {ErrorCode.TIMEOUT, ErrorCode.CONNECTION_ERROR, ErrorCode.CONNECTION_LOST}
+    {ErrorCode.TIMEOUT, ErrorCode.CONNECTION_ERROR, ErrorCode.CONNECTION_LOST, ErrorCode.MALFORMED}
 )
-#: A Retry-After longer than this is not waited for: the row fails with the server's reason.
+#: A Retry-After longer than this is not waited for: the run stops, and a rerun resumes it.
 MAX_RETRY_AFTER = 600.0
+TEN_YEARS = 10 * 365 * 86400.0
+#: ``--rate N``: a start waits until the N-th start before it is this far behind (a millisecond
+#: past the second, so that no closed one-second window holds N + 1).
+WINDOW = 1.001
+#: The learned rate never goes below MIN_RATE, and rises by RAISE_BY after RAISE_AFTER seconds
+#: without a 429.
+MIN_RATE = 0.5
+RAISE_AFTER = 10.0
+RAISE_BY = 1.025  # in small steps: each step past the limit costs a pause
+#: How much of a pause the rate measured after it looks past (a longer pause: the rate is
+#: measured on less than a second, and is found again by the rises).
+PAUSE_ALLOWANCE = 10.0
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None;
+    at most ten years (any longer wait means the same, and stays a date a computer can show)."""
     if value is None:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), TEN_YEARS)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -38,7 +56,14 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when is None:
         return None
     now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, when.timestamp() - now), TEN_YEARS)
+
+
+def asked_wait(answer: Answer) -> float | None:
+    """The wait a 429 or 503 asks for in its ``Retry-After``, in seconds (None: none asked)."""
+    if answer.http_status not in (429, 503):
+        return None
+    return parse_retry_after(answer.retry_after)
 
 
 @dataclass(frozen=True)
@@ -66,100 +91,140 @@ class RetryPolicy:
         """Full jitter: uniform between 0 and ``base * 2**n``, capped."""
         return self.rng.uniform(0, min(self.cap, self.base * (2**retry_number)))
 
-    def delay(self, retry_number: int, retry_after: str | None = None) -> float:
-        """How long to wait before retry number ``retry_number`` (0-based)."""
-        asked = parse_retry_after(retry_after)
-        if asked is not None:
-            return asked
-        return self.backoff(retry_number)
-
 
 class Pacer:
-    """At most ``rate`` requests a second, in bursts of at most a tenth of a second's worth, so
-    the API sees an even stream (``--rate``).
+    """Spreads request starts evenly, ``rate`` a second: each request books the next free slot
+    and sleeps once until it (aiolimiter instead wakes all its waiters again and again).
 
-    Each request books the next free slot and sleeps once until it (the generic cell rate
-    algorithm), where aiolimiter wakes all its waiters again and again while they wait.
+    With ``cap`` (``--rate``), also never more than ``cap`` starts in any one-second window,
+    however late the loop wakes a sleeper: the last ``cap`` start times are kept and checked.
     """
 
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.tolerance = (max(1.0, rate / 10) - 1) * self.interval  # the burst, in seconds
-        self._next = 0.0  # when the next request is due if none has gone ahead of time
+    def __init__(self, rate: float, cap: int | None = None) -> None:
+        self.rate = rate
+        self._next = 0.0  # the next free slot
+        self._starts: deque[float] | None = deque(maxlen=cap) if cap else None
 
     async def acquire(self) -> None:
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         due = max(self._next, now)
-        self._next = due + self.interval
-        wait = due - self.tolerance - now
-        if wait > 0:
-            await asyncio.sleep(wait)
+        self._next = due + 1.0 / self.rate
+        starts = self._starts
+        while True:
+            if starts is not None and len(starts) == starts.maxlen:
+                due = max(due, starts[0] + WINDOW)
+            if due <= now:
+                break
+            await asyncio.sleep(due - now)
+            now = loop.time()
+        if starts is not None:
+            starts.append(now)
 
 
 class Backpressure:
-    """The run-wide gate every request passes: a pause after a 429, an adaptive limit on requests
-    in flight (halved on each push-back, raised by one after a window of successes), and an
-    optional fixed rate cap (``--rate``).
+    """The run-wide gate every request passes: at most ``concurrency`` requests in flight, a
+    pause every worker keeps when the API sends ``Retry-After``, a rate learned from 429s, and
+    the fixed cap of ``--rate``.
+
+    The learned rate: on a 429 (once a second at most, whatever number of 429s the requests in
+    flight bring back), every worker pauses for its ``Retry-After``, or a second without one
+    (the second's allowance is spent: requests sent into it would only be refused). When the
+    pause ends, the answers to the requests in flight have come, and the run goes on at what
+    the API took in the second before the 429 (requests it answered otherwise), less 5%; then
+    2.5% more after every ten seconds without a 429, to find a limit the API has raised. A
+    per-second limit is then met from below instead of overshot again and again.
     """
 
     def __init__(self, concurrency: int, rate: float | None = None) -> None:
-        self.max_limit = concurrency
-        self.limit = concurrency
+        self.concurrency = concurrency
         self.in_flight = 0
         self.paused_until = 0.0
         self.pushbacks = 0
-        self.lowest_limit = concurrency
-        self._successes = 0
+        self.cap = rate
+        self.learned: float | None = None
+        self._pacer = Pacer(rate, cap=max(1, math.floor(rate))) if rate else None
+        self._taken: deque[float] = deque()  # when the requests the API took were sent
+        self._pause = (0.0, 0.0)  # the last pause, start and end
+        self._measure: tuple[float, float] | None = None  # the second to learn the rate from
+        self._changed = -math.inf  # when the learned rate last changed
         self._waiters: deque[asyncio.Future] = deque()
-        self._limiter = Pacer(rate) if rate else None
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> float:
+        """Wait for a place and the pace; returns when the request may go (the loop's clock)."""
         loop = asyncio.get_running_loop()
         while True:
             wait = self.paused_until - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            if self.in_flight < self.limit:
+            if self._measure is not None:
+                since, until = self._measure
+                self._measure = None
+                self._learn(0.95 * sum(1 for t in self._taken if since <= t < until), loop.time())
+            if self.in_flight < self.concurrency:
                 break
             waiter = loop.create_future()
             self._waiters.append(waiter)
             try:
                 await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, then cancelled: the free place goes to another
+                raise
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
         self.in_flight += 1
-        if self._limiter is not None:
+        if self._pacer is not None:
             try:
-                await self._limiter.acquire()
+                await self._pacer.acquire()
             except BaseException:
-                self.release(ok=False)
+                self.release()
                 raise
+        return loop.time()
 
-    def release(self, ok: bool) -> None:
+    def release(self, taken: float | None = None) -> None:
+        """A request is done; ``taken``: the API answered it (not with a 429), and it was sent
+        then (what :meth:`acquire` returned)."""
         self.in_flight -= 1
-        if ok and self.limit < self.max_limit:
-            self._successes += 1
-            if self._successes >= self.limit:
-                self.limit += 1
-                self._successes = 0
-        self._wake()
+        now = asyncio.get_running_loop().time()
+        if taken is not None:
+            self._taken.append(taken)
+            while self._taken[0] < now - 1.0 - PAUSE_ALLOWANCE:
+                self._taken.popleft()
+        if self.learned is not None and now - self._changed >= RAISE_AFTER:
+            self._learn(self.learned * RAISE_BY, now)
+        self._wake_one()
 
-    def push_back(self, seconds: float) -> None:
-        """The API said slow down: every worker waits ``seconds``, and fewer go at once after."""
-        loop = asyncio.get_running_loop()
-        self.pushbacks += 1
-        self.paused_until = max(self.paused_until, loop.time() + seconds)
-        self.limit = max(1, self.limit // 2)
-        self.lowest_limit = min(self.lowest_limit, self.limit)
-        self._successes = 0
+    def push_back(self, retry_after: float | None, *, rate_limited: bool) -> None:
+        """The API said slow down: with ``retry_after``, every worker waits that long; a 429
+        (``rate_limited``) also pauses every worker and lowers the learned rate."""
+        now = asyncio.get_running_loop().time()
+        pause = retry_after or 0.0
+        if rate_limited:
+            self.pushbacks += 1
+            if now - self._changed >= 1.0 and self._measure is None:
+                start, end = self._pause  # a pause in the second before does not count
+                paused = max(0.0, min(end, now) - max(start, now - 1.0))
+                self._measure = (now - 1.0 - min(paused, PAUSE_ALLOWANCE), now)
+                self._changed = now
+                pause = max(pause, 1.0)
+        if pause > 0:
+            start = max(self.paused_until, now)
+            self.paused_until = max(self.paused_until, now + pause)
+            self._pause = (start, self.paused_until)
 
-    def _wake(self) -> None:
-        free = self.limit - self.in_flight
-        for waiter in list(self._waiters):
-            if free <= 0:
-                break
+    def _learn(self, rate: float, now: float) -> None:
+        self.learned = max(MIN_RATE, rate)
+        self._changed = now
+        rate = min(self.learned, self.cap) if self.cap else self.learned
+        if self._pacer is None:
+            self._pacer = Pacer(rate)
+        self._pacer.rate = rate
+
+    def _wake_one(self) -> None:
+        for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
-                free -= 1
+                return

@@ -44,7 +44,9 @@ from batch_attend.results import (
     STDOUT,
     OutputError,
     check_capacity,
+    check_cell_lengths,
     check_output,
+    check_writable,
     contract_frame,
     default_output_for,
     format_summary,
@@ -60,6 +62,10 @@ from batch_attend.settings import TOKEN_ENV, RunOptions, resolve_token
 
 UNSENT = {
     "dry_run": (ErrorCode.DRY_RUN, "validated, not sent"),
+    "write_failed": (
+        ErrorCode.INTERRUPTED,
+        "not finished: the journal could not be written; run the same command again once it can",
+    ),
     "unauthorized": (
         ErrorCode.UNAUTHORIZED,
         "not sent: the API refused the token earlier in the run",
@@ -179,13 +185,15 @@ def prepare(options: RunOptions, env: Env, *, sending: bool) -> Prepared:
     if sending:
         check_output(output, source.path, input_is_results=table.results is not None)
         check_capacity(output, len(table))
+        check_cell_lengths(output, table)
     columns = map_columns(
         table, source.phone_column, source.operators_column, source.department_column
     )
     requests = options.requests
-    if sending and not (options.sending.dry_run or requests.sandbox):
-        check_token(resolve_token(requests, env.environ))
+    if sending and not requests.sandbox:
         check_base_url(requests.base_url)
+        if not options.sending.dry_run:
+            check_token(resolve_token(requests, env.environ))
     if requests.distribute not in DISTRIBUTIONS:
         raise PoolError(f"--distribute: '{requests.distribute}' is not one of {DISTRIBUTIONS}")
     pool = read_pool(requests.pool, requests.pool_file)
@@ -272,13 +280,14 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
     existing results file is left as it was)."""
     env = env or Env()
     facts = {"exit_code": None, "started_at": started_at(), "input": str(options.input.path)}
-    facts.update(output=None, journal=None)
+    facts.update(output=None, journal=None, retry_at=None)
     clock = time.perf_counter()
     try:
         report = _run(options, env, clock)
     except BatchAttendError as exc:
         facts["exit_code"] = int(exc.exit_status)
-        write_summary_json(options.output.summary_json, None, facts, str(exc))
+        with contextlib.suppress(OSError):  # the summary's own path may be what is wrong
+            write_summary_json(options.output.summary_json, None, facts, str(exc))
         raise
     except KeyboardInterrupt:
         facts["exit_code"] = int(ExitStatus.INTERRUPTED)
@@ -287,11 +296,23 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
         )
         raise
     facts.update(
+        retry_at=report.summary.retry_at,
         exit_code=int(report.exit_status),
         output=report.output,
         journal=str(report.journal) if report.journal else None,
     )
-    write_summary_json(options.output.summary_json, report.summary, facts)
+    try:
+        write_summary_json(
+            options.output.summary_json, report.summary, facts, report.summary.write_error
+        )
+    except OSError as exc:
+        env.log(
+            "batch-attend: "
+            + _("error: {path}: the summary could not be written ({reason}).").format(
+                path=options.output.summary_json, reason=_reason(exc)
+            )
+        )
+        report.exit_status = ExitStatus.WRITE_FAILED
     return report
 
 
@@ -300,14 +321,18 @@ def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
     batch = prepare(options, env, sending=True)
     summary = RunSummary(output=batch.output, dry_run=dry_run)
     path = journal_path(options, batch.output)
+    for file in (None if dry_run else path, options.output.summary_json, options.output.log_file):
+        if file is not None:
+            check_writable(Path(file))
     held = HeldSignals()
+    journal = None
     try:
         if dry_run:  # no network, and the ledger is only read
             plan, frame = _dry_run(options, batch, Journal.open_readonly(path))
             stopped = "dry_run"
         else:
             with api_target(options, env) as target:
-                plan, frame, stopped = run_async(
+                plan, frame, stopped, journal = run_async(
                     _online(options, env, target, batch, path, summary, held)
                 )
         summary.resumed = int(plan["carried"].sum())
@@ -317,24 +342,45 @@ def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
         summary.elapsed = time.perf_counter() - clock
         summary.token_refused = stopped == "unauthorized"
         summary.interrupted_by = stopped if stopped in ("SIGINT", "SIGTERM") else None
-        write_results(
-            batch.output,
-            batch.table.columns,
-            contract_frame(batch.table.frame, frame),
-            stdout=env.stdout,
-            summary=summary,
-            bom=options.output.bom,
-        )
+        try:
+            write_results(
+                batch.output,
+                batch.table.columns,
+                contract_frame(batch.table.frame, frame),
+                stdout=env.stdout,
+                summary=summary,
+                bom=options.output.bom,
+            )
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError) or batch.output == STDOUT:
+                raise
+            summary.write_error = summary.write_error or _(
+                "{path}: the results could not be written ({reason})"
+            ).format(path=batch.output, reason=_reason(exc))
     finally:
         held.release()
+        if journal is not None:
+            journal.unlock()
     summary.interrupted_by = summary.interrupted_by or held.name  # came once sending was done
     journal = None if dry_run else path
     _say_how_it_ended(summary, options, env, journal)
     return RunReport(summary, frame, batch.output, journal, exit_status_for(summary))
 
 
+def _reason(exc: Exception) -> str:
+    """An OS or SQLite error in words (``No space left on device``, ``database or disk is
+    full``)."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
 def _outcomes(
-    plan: pd.DataFrame, batch: Prepared, journal: Journal | None, stopped, *, resolved: bool
+    plan: pd.DataFrame,
+    batch: Prepared,
+    journal: Journal | None,
+    stopped,
+    *,
+    resolved: bool,
+    retry_at: str | None = None,
 ):
     """Every row's outcome, from the plan and what the ledger (and a results file given as
     input) recorded; rows left undecided are skipped, saying why. ``resolved``: the plan's
@@ -342,10 +388,18 @@ def _outcomes(
     records = itertools.chain(
         journal.records() if journal else (), records_in_results(batch.table.results)
     )
-    unsent = UNSENT.get(stopped) or (
-        ErrorCode.INTERRUPTED,
-        f"not finished: the run was interrupted ({stopped}); run the same command again to resume",
-    )
+    if stopped == "rate_limited":
+        unsent = (
+            ErrorCode.RATE_LIMITED,
+            f"not sent: the API asked to be called again at {retry_at}; run the same command "
+            "again then",
+        )
+    else:
+        unsent = UNSENT.get(stopped) or (
+            ErrorCode.INTERRUPTED,
+            f"not finished: the run was interrupted ({stopped}); run the same command again to "
+            "resume",
+        )
     return outcome_frame(plan, records, unsent, compare_asked=resolved)
 
 
@@ -368,10 +422,10 @@ async def _online(
     path: Path,
     summary: RunSummary,
     held: HeldSignals,
-) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+) -> tuple[pd.DataFrame, pd.DataFrame, str | None, Journal]:
     """Everything that talks to the API, on one client, with the ledger open: look names up,
-    plan, send. Returns the final plan, every row's outcome, and why sending stopped early (None
-    when it did not)."""
+    plan, send. Returns the final plan, every row's outcome, why sending stopped early (None
+    when it did not), and the closed journal, still locked."""
     async with PlugChatClient(
         target.base_url,
         target.token,
@@ -402,13 +456,30 @@ async def _online(
                 todo = int(pending(plan).sum())
                 if todo:
                     held.hold()  # from here on, what is sent is written out whatever comes
-                    stopped = await _send(
-                        options, env, client, leads_to_send(plan), todo, journal, summary
-                    )
-            outcomes = _outcomes(plan, batch, journal, stopped, resolved=stopped != "unauthorized")
-            return plan, outcomes, stopped
-        finally:
+                    try:
+                        stopped = await _send(
+                            options, env, client, leads_to_send(plan), todo, journal, summary
+                        )
+                    except Exception as exc:
+                        if journal.failure is None:
+                            raise
+                        stopped = "write_failed"
+                        summary.write_error = _(
+                            "{path}: the journal could not be written ({reason})"
+                        ).format(path=path, reason=_reason(exc))
+            outcomes = _outcomes(
+                plan,
+                batch,
+                journal,
+                stopped,
+                resolved=stopped != "unauthorized",
+                retry_at=summary.retry_at,
+            )
+        except BaseException:
             journal.close(stopped)
+            raise
+        journal.close(stopped, unlock=False)  # held until the results are written
+        return plan, outcomes, stopped, journal
 
 
 async def _send(
@@ -448,22 +519,32 @@ async def _send(
     )
     try:
         with signals_stop(engine):
-            stopped = await engine.run(leads)
+            return await engine.run(leads)
     finally:
         progress.close()
         if log is not None:
             log.close()
-    summary.sent_rows = engine.sent_leads
-    summary.requests = engine.requests
-    summary.retries = engine.retries
-    summary.pushbacks = engine.gate.pushbacks
-    return stopped
+        summary.sent_rows = engine.sent_leads
+        summary.requests = engine.requests
+        summary.retries = engine.retries
+        summary.pushbacks = engine.gate.pushbacks
+        if engine.retry_at is not None:
+            summary.retry_at = engine.retry_at.isoformat(timespec="seconds")
 
 
 def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journal: Path | None):
     if not options.display.quiet:
         env.log(format_summary(summary))
-    if summary.interrupted_by:
+    if summary.write_error:
+        env.log(
+            f"batch-attend: {_('error')}: {summary.write_error}. "
+            + _(
+                "Sending stopped; what could be written was. Rows whose answer was not "
+                "recorded are marked skipped: fix this and run the same command again, and "
+                "nothing is started twice."
+            )
+        )
+    elif summary.interrupted_by:
         unsent = summary.error_counts.get(ErrorCode.INTERRUPTED, 0)
         env.log(
             "batch-attend: "
@@ -474,6 +555,16 @@ def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journa
             + _("Run the same command again to resume (progress is in {journal}).").format(
                 journal=journal
             )
+        )
+    elif summary.retry_at:
+        skipped = summary.error_counts.get(ErrorCode.RATE_LIMITED, 0)
+        env.log(
+            "batch-attend: "
+            + _(
+                "the API asked to be called again at {when}, later than batch-attend waits; "
+                "sending stopped. {count} rows are marked skipped: run the same command again "
+                "after that time to resume."
+            ).format(when=summary.retry_at, count=f"{skipped:,}")
         )
     elif summary.token_refused:
         skipped = summary.error_counts.get(ErrorCode.UNAUTHORIZED, 0)

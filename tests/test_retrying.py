@@ -1,6 +1,7 @@
 """The retry policy and the run-wide backpressure gate, on their own."""
 
 import asyncio
+import bisect
 import email.utils
 import itertools
 import random
@@ -8,8 +9,16 @@ import time
 
 import pytest
 
+from batch_attend import retrying
+from batch_attend.api import Answer
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
-from batch_attend.retrying import Backpressure, RetryPolicy, parse_retry_after
+from batch_attend.retrying import (
+    TEN_YEARS,
+    Backpressure,
+    RetryPolicy,
+    asked_wait,
+    parse_retry_after,
+)
 
 
 def test_parse_retry_after_seconds_and_dates():
@@ -66,33 +75,64 @@ def test_backoff_is_exponential_with_full_jitter():
         assert max(samples) > 0.8 * ceiling and min(samples) < 0.2 * ceiling  # spread, not fixed
 
 
-def test_retry_after_wins_over_backoff():
-    assert RetryPolicy(base=100).delay(0, "2") == 2.0
+@pytest.mark.parametrize(
+    ("status", "header", "expected"),
+    [(429, "2", 2.0), (503, "2", 2.0), (429, None, None), (500, "2", None), (200, "2", None)],
+)
+def test_only_429_and_503_ask_for_a_wait(status, header, expected):
+    assert asked_wait(Answer(http_status=status, retry_after=header)) == expected
 
 
-def test_push_back_pauses_everyone_halves_the_limit_and_recovers():
+def test_retry_after_is_bounded_to_ten_years():
+    assert parse_retry_after("9" * 5000) == TEN_YEARS
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT") == TEN_YEARS
+
+
+def test_push_back_with_retry_after_pauses_everyone():
     async def scenario():
         gate = Backpressure(concurrency=8)
-        gate.push_back(0.3)
-        assert gate.limit == 4 and gate.pushbacks == 1
+        gate.push_back(0.3, rate_limited=False)
         t0 = time.perf_counter()
         await gate.acquire()
-        waited = time.perf_counter() - t0
-        gate.release(ok=True)
-        for _ in range(4 + 5 + 6 + 7):  # a window of successes per step back up
-            await gate.acquire()
-            gate.release(ok=True)
-        return waited, gate.limit
+        return time.perf_counter() - t0, gate.learned, gate.pushbacks
 
-    waited, limit = asyncio.run(scenario())
+    waited, learned, pushbacks = asyncio.run(scenario())
     assert waited >= 0.28
-    assert limit == 8
+    assert (learned, pushbacks) == (None, 0)  # a 503's wait: no rate learned from it
 
 
-def test_gate_never_lets_more_than_the_limit_in():
+def test_a_429_pauses_everyone_then_the_rate_is_what_was_taken_and_it_rises(monkeypatch):
+    monkeypatch.setattr(retrying, "RAISE_AFTER", 1.5)
+
     async def scenario():
-        gate = Backpressure(concurrency=6)
-        gate.push_back(0)
+        loop = asyncio.get_running_loop()
+        gate = Backpressure(concurrency=8)
+        for _ in range(40):  # 40 taken; the next is refused
+            gate.release(await gate.acquire())
+        await gate.acquire()
+        gate.release()
+        t0 = loop.time()
+        gate.push_back(None, rate_limited=True)
+        paused = gate.paused_until - t0
+        gate.push_back(None, rate_limited=True)  # in flight at the same time: no second cut
+        await gate.acquire()  # waits out the second, then learns from the one before
+        waited = loop.time() - t0
+        first = gate.learned
+        gate.release()
+        await asyncio.sleep(1.6)  # RAISE_AFTER, from when the rate was learned
+        gate.release(await gate.acquire())
+        return first, paused, waited, gate.learned, gate.pushbacks
+
+    first, paused, waited, raised, pushbacks = asyncio.run(scenario())
+    assert first == pytest.approx(38.0)
+    assert paused == pytest.approx(1.0, abs=0.01) and waited >= 0.99
+    assert raised == pytest.approx(38.0 * retrying.RAISE_BY)
+    assert pushbacks == 2
+
+
+def test_gate_never_lets_more_than_the_concurrency_in():
+    async def scenario():
+        gate = Backpressure(concurrency=3)
         peak = 0
 
         async def one():
@@ -100,7 +140,7 @@ def test_gate_never_lets_more_than_the_limit_in():
             await gate.acquire()
             peak = max(peak, gate.in_flight)
             await asyncio.sleep(0.01)
-            gate.release(ok=False)
+            gate.release()
 
         await asyncio.gather(*(one() for _ in range(40)))
         return peak
@@ -108,34 +148,29 @@ def test_gate_never_lets_more_than_the_limit_in():
     assert asyncio.run(scenario()) == 3
 
 
-def test_rate_cap_spaces_requests():
+def most_in_one_second(times: list[float]) -> int:
+    times = sorted(times)
+    return max(bisect.bisect_right(times, t + 1.0) - i for i, t in enumerate(times))
+
+
+def test_rate_cap_never_lets_more_than_n_start_in_any_second_even_when_the_loop_is_late():
     async def scenario():
-        gate = Backpressure(concurrency=8, rate=20)
-        t0 = time.perf_counter()
-        for _ in range(21):
+        gate = Backpressure(concurrency=40, rate=50)
+        loop = asyncio.get_running_loop()
+        starts = []
+
+        async def request(i):
             await gate.acquire()
-            gate.release(ok=True)
-        return time.perf_counter() - t0
+            starts.append(loop.time())
+            if i == 30:
+                time.sleep(0.3)  # the loop blocked: the requests due meanwhile are late
+            gate.release()
 
-    assert 0.85 <= asyncio.run(scenario()) < 3  # 21 requests at 20/s: about 0.95 s
+        await asyncio.gather(*(request(i) for i in range(120)))
+        return starts
 
-
-def test_rate_cap_paces_concurrent_requests_evenly():
-    async def scenario():
-        gate = Backpressure(concurrency=40, rate=100)  # bursts of 10, then one every 10 ms
-        t0 = asyncio.get_running_loop().time()
-        passed = []
-
-        async def request():
-            await gate.acquire()
-            passed.append(asyncio.get_running_loop().time() - t0)
-            gate.release(ok=True)
-
-        await asyncio.gather(*(request() for _ in range(30)))
-        return sorted(passed)
-
-    passed = asyncio.run(scenario())
-    assert passed[9] < 0.05  # the burst goes at once
-    assert 0.18 <= passed[-1] < 0.5  # the other 20 at 100/s: about 0.2 s
-    gaps = [b - a for a, b in itertools.pairwise(passed[10:])]
-    assert min(gaps) > 0.005  # spaced, not bunched
+    starts = asyncio.run(scenario())
+    assert most_in_one_second(starts) <= 50
+    assert 2.3 <= max(starts) - min(starts) < 4  # 120 requests at 50/s: about 2.4 s
+    gaps = [b - a for a, b in itertools.pairwise(sorted(starts)[:30])]
+    assert min(gaps) > 0.015  # spaced evenly, not in bursts
