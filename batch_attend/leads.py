@@ -89,8 +89,10 @@ def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE)
     digits = choose_text(national, country_code + digits, digits)
     phone = f"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}"
     wrong = failed | ~digits.str.fullmatch(phone).to_numpy(bool)
-    if wrong.any():  # the reasons, worded only for the cells that have one
-        error[wrong] = _reasons(text[wrong], digits[wrong], error[wrong])
+    if wrong.any():  # the reasons, worded only for the cells that have one (the others: "")
+        error = _reasons(text[wrong], digits[wrong], error[wrong]).reindex(
+            cells.index, fill_value=""
+        )
     return pd.DataFrame({"phone": choose_text(wrong, "", digits), "error": error})
 
 
@@ -115,19 +117,22 @@ def _reasons(text: pd.Series, digits: pd.Series, error: pd.Series) -> pd.Series:
     length = digits.str.len()
     bad = digits.str.extract(r"([^0-9])", expand=False).fillna("?")
     for failing, reason in (
-        (text == "", "the phone cell is empty"),
+        (text == "", lambda: "the phone cell is empty"),
         (
             ~digits.str.fullmatch(r"[0-9]+"),
-            "'" + text + "' has '" + bad + "', which is not part of a phone number",
+            lambda: "'" + text + "' has '" + bad + "', which is not part of a phone number",
         ),
         (
             ~length.between(MIN_DIGITS, MAX_DIGITS),
-            "'" + text + "' has " + length.astype(str) + " digits; a phone needs "
-            f"{MIN_DIGITS} to {MAX_DIGITS} (country code, area code, number)",
+            lambda: (
+                "'" + text + "' has " + length.astype(str) + " digits; a phone needs "
+                f"{MIN_DIGITS} to {MAX_DIGITS} (country code, area code, number)"
+            ),
         ),
     ):
-        rows = failing & (error == "")
-        error = error.mask(rows, reason)
+        rows = (failing & (error == "")).to_numpy(bool)
+        if rows.any():  # worded only when some cell has this reason
+            error = choose_text(rows, reason(), error)
     return error
 
 
@@ -211,7 +216,8 @@ def decide(plan: pd.DataFrame, rows: pd.Series, status: str, codes, messages) ->
     plan = plan.copy()
     plan.loc[rows, "status"] = str(status)
     for column, values in (("error_code", codes), ("error_message", messages)):
-        plan.loc[rows, column] = values  # a Series is aligned on the index
+        values = values if isinstance(values, str) else values.reindex(plan.index)
+        plan[column] = choose_text(rows, values, plan[column])  # not .loc: a copy per cell
     return plan
 
 
