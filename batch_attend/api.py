@@ -289,7 +289,8 @@ class PlugChatClient:
     def __init__(
         self, base_url: str, token: str, *, timeout: float = 30.0, concurrency: int = 8
     ) -> None:
-        self.url = check_base_url(base_url) + START_PATH
+        self.base_url = check_base_url(base_url)
+        self.url = self.base_url + START_PATH
         self._token = check_token(token)
         self._scrubber = Scrubber(self._token)
         self._timeout = timeout

@@ -151,7 +151,8 @@ class DefaultCommandGroup(click.Group):
             _(
                 "Exit codes: 0 every row started or already in service; 1 some rows invalid or "
                 "failed; 2 usage or input error, nothing sent; 3 the API refused the token; "
-                "5 a file could not be written after sending began; 130/143 interrupted."
+                "4 the account's WhatsApp number is not connected; 5 a file could not be written "
+                "after sending began; 130/143 interrupted."
             )
         )
 
@@ -342,6 +343,19 @@ def input_options(func):
                 "--no-lookup",
                 is_flag=True,
                 help="Send operator and department cells as they are, without resolving names.",
+            ),
+            click.option(
+                "--verify-whatsapp",
+                is_flag=True,
+                help="Ask PlugChat whether each phone has WhatsApp before its start (and the "
+                "other ninth-digit form of a Brazilian mobile that has not); a phone without "
+                "is invalid (no_whatsapp), never started.",
+            ),
+            click.option(
+                "--no-status-check",
+                is_flag=True,
+                help="Do not ask whether the account's WhatsApp number is connected before "
+                "sending (nor again when answers fail in a row).",
             ),
             click.option(
                 "--country-code",
@@ -598,6 +612,17 @@ cli.command(
     help="Refuse the token (401) after N starts.",
 )
 @click.option(
+    "--disconnected",
+    is_flag=True,
+    help="Start with the WhatsApp number disconnected (status false, starts 503).",
+)
+@click.option(
+    "--disconnect-after",
+    type=click.IntRange(0),
+    metavar="N",
+    help="Disconnect the WhatsApp number after N starts.",
+)
+@click.option(
     "--fault",
     "faults",
     multiple=True,
@@ -624,6 +649,8 @@ def sandbox_command(
     rate_limit,
     retry_after,
     revoke_after,
+    disconnected,
+    disconnect_after,
     faults,
     slow_seconds,
 ) -> ExitStatus:
@@ -647,6 +674,8 @@ def sandbox_command(
         rate_limit=rate_limit,
         retry_after=retry_after,
         revoke_after=revoke_after,
+        connected=not disconnected,
+        disconnect_after=disconnect_after,
         faults=parse_faults(faults),
         slow_seconds=slow_seconds,
         keep_log=False,

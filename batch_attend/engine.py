@@ -13,14 +13,22 @@ import datetime as dt
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from batch_attend.api import Answer, PlugChatClient, classify
 from batch_attend.journal import History, Journal, now
 from batch_attend.leads import Lead
-from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
-from batch_attend.retrying import MAX_RETRY_AFTER, Backpressure, RetryPolicy, asked_wait
+from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus
+from batch_attend.retrying import (
+    MAX_RETRY_AFTER,
+    RETRYABLE_FAILURES,
+    Backpressure,
+    RetryPolicy,
+    asked_wait,
+)
 
+#: Answers failing in a row (none came, or a 5xx) after which ``recheck`` is asked.
+TROUBLE_IN_A_ROW = 10
 #: After Ctrl-C or SIGTERM, requests already in flight get this long to answer.
 DEFAULT_GRACE = 5.0
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
@@ -51,6 +59,7 @@ class Engine:
         on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None,
         on_attempt: OnAttempt | None = None,
         grace: float = DEFAULT_GRACE,
+        recheck: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self.client = client
         self.concurrency = concurrency
@@ -60,7 +69,9 @@ class Engine:
         self.on_outcome = on_outcome
         self.on_attempt = on_attempt
         self.grace = grace
+        self.recheck = recheck  # after answers fail in a row: why sending must stop, or None
         self.stop_reason: str | None = None
+        self.problem: str | None = None  # what recheck said
         self.retry_at: dt.datetime | None = None  # when the API asked to be called again
         self.sent_leads = 0
         self.requests = 0
@@ -68,6 +79,8 @@ class Engine:
         self._stop_event: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._in_request: set[asyncio.Task] = set()
+        self._failing = 0  # answers failed in a row
+        self._rechecking: asyncio.Task | None = None
 
     async def run(self, leads: Iterable[Lead]) -> str | None:
         """Send every lead; returns why sending stopped early (``unauthorized``, a signal name)."""
@@ -78,6 +91,10 @@ class Engine:
             for i in range(self.concurrency)
         ]
         await asyncio.wait(self._tasks)
+        if (rechecking := self._rechecking) is not None:  # nothing left to stop
+            rechecking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rechecking
         # A worker that died (the journal cannot write): say so loudly, once (every worker's
         # error is looked at, so that none is reported again as never retrieved).
         errors = [t.exception() for t in self._tasks if not t.cancelled() and t.exception()]
@@ -137,6 +154,7 @@ class Engine:
             attempts += 1
             self.requests += 1
             outcome = self._judge(lead, answer, attempts, history)
+            self._note_failing(answer)
             if answer.may_have_acted:
                 history.may_have_acted.add(frozenset(lead.operators))
             asked = asked_wait(answer)
@@ -160,6 +178,23 @@ class Engine:
                 self.gate.push_back(asked, rate_limited=answer.http_status == 429)
             if not await self._pause(wait):
                 return  # stopped while waiting: the lead stays undecided
+
+    def _note_failing(self, answer: Answer) -> None:
+        """Count answers failing in a row (none came, or a 5xx); at ``TROUBLE_IN_A_ROW``, ask
+        ``recheck`` (once at a time) whether sending must stop."""
+        failed = answer.failure in RETRYABLE_FAILURES or (answer.http_status or 0) >= 500
+        self._failing = self._failing + 1 if failed else 0
+        if self._failing >= TROUBLE_IN_A_ROW and self.recheck and self._rechecking is None:
+            self._rechecking = asyncio.get_running_loop().create_task(self._recheck())
+
+    async def _recheck(self) -> None:
+        try:
+            problem = await self.recheck()
+        finally:
+            self._rechecking, self._failing = None, 0
+        if problem and self.stop_reason is None:
+            self.problem = problem
+            self.stop("whatsapp_disconnected")
 
     def _next_wait(self, outcome: Outcome, asked: float | None, retry: int) -> float | None:
         """Seconds before the next try, or None when this answer is final. An answer that asks
@@ -198,6 +233,8 @@ class Engine:
         outcome.phone = lead.phone
         outcome.attempts = attempts
         outcome.done_at = now()
+        if outcome.status in DONE_STATUSES and lead.note[0]:
+            outcome.error_code, outcome.error_message = lead.note  # the phone sent, changed
         if outcome.status is not RowStatus.ALREADY_IN_SERVICE:
             outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
         elif frozenset(outcome.operators) in history.may_have_acted:

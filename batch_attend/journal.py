@@ -12,6 +12,7 @@ anyone can open with the ``sqlite3`` shell, during a run or after a crash:
   and its answer (``answered_at`` NULL: the run stopped before an answer came), and whether the
   API may have acted on it (``may_have_acted``);
 * ``runs``: when each run started and ended, its input, and what stopped it early;
+* ``whatsapp``: what PlugChat said of each phone asked with ``--verify-whatsapp``;
 * ``meta``: the schema version, and where the requests go (``target``): a ledger records the
   starts of one account, so a run against another base URL is refused.
 
@@ -75,6 +76,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     may_have_acted INTEGER NOT NULL    -- 1 unless the answer shows the API did not act on it
 );
 CREATE INDEX IF NOT EXISTS attempts_by_phone ON attempts (phone);
+CREATE TABLE IF NOT EXISTS whatsapp (  -- what PlugChat said of a phone (--verify-whatsapp)
+    phone TEXT PRIMARY KEY,
+    has_whatsapp INTEGER NOT NULL,
+    asked_at TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leads (
     phone TEXT PRIMARY KEY,
     attempts INTEGER NOT NULL,         -- requests so far, every run included (see History)
@@ -231,6 +237,21 @@ class Journal:
                 "SELECT phone, status FROM leads WHERE status IN (?, ?)", tuple(DONE_STATUSES)
             )
         )
+
+    def whatsapp_answers(self) -> dict[str, bool]:
+        """What PlugChat said earlier of each phone asked (a rerun does not ask again)."""
+        try:
+            rows = self._db.execute("SELECT phone, has_whatsapp FROM whatsapp")
+        except sqlite3.OperationalError:  # a journal of a version without the table
+            return {}
+        return {phone: bool(has) for phone, has in rows}
+
+    def note_whatsapp(self, found: dict[str, bool | None]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO whatsapp (phone, has_whatsapp, asked_at) VALUES (?, ?, ?)",
+                [(phone, int(has), now()) for phone, has in found.items() if has is not None],
+            )
 
     def history(self, phone: str) -> History:
         """What earlier requests for ``phone`` left behind (loaded once, when the journal

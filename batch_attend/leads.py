@@ -176,6 +176,7 @@ class Lead(NamedTuple):
     phone: str
     operators: tuple[str, ...]
     department: str  # "" when none
+    note: tuple[str, str] = ("", "")  # code and sentence for its start (the ninth digit changed)
 
     def body(self) -> dict:
         """The JSON body of the start-attendance request (no ``departmentId`` key when empty)."""
@@ -279,8 +280,9 @@ def leads_to_send(plan: pd.DataFrame) -> Iterator[Lead]:
     """A :class:`Lead` for every row of ``plan`` still to be sent, in input order, made as the
     sender asks for them (memory stays flat however long the file: no copy of the plan)."""
     columns = (plan["row"], plan["phone"], plan["operators"], plan["department"])
-    for index, (live, row, phone, operators, department) in enumerate(
-        zip(pending(plan).to_numpy(), *columns, strict=True)
+    notes = (plan["error_code"], plan["error_message"])  # of a row still to send: a note
+    for index, (live, row, phone, operators, department, code, message) in enumerate(
+        zip(pending(plan).to_numpy(), *columns, *notes, strict=True)
     ):
         if live:
-            yield Lead(index, int(row), phone, operators, department)
+            yield Lead(index, int(row), phone, operators, department, (code, message))

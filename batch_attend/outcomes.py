@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     INVALID_PHONE = "invalid_phone"
     MISSING_OPERATORS = "missing_operators"
     TOO_MANY_OPERATORS = "too_many_operators"
+    NO_WHATSAPP = "no_whatsapp"
     UNKNOWN_OPERATOR = "unknown_operator"
     AMBIGUOUS_OPERATOR = "ambiguous_operator"
     INACTIVE_OPERATOR = "inactive_operator"
@@ -53,6 +54,7 @@ class ErrorCode(StrEnum):
     DUPLICATE_ROW = "duplicate_row"
     UNAUTHORIZED = "unauthorized"
     INTERRUPTED = "interrupted"
+    WHATSAPP_DISCONNECTED = "whatsapp_disconnected"
     # answers (status failed)
     NOT_STARTED = "not_started"
     BAD_REQUEST = "bad_request"
@@ -68,10 +70,13 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     CONNECTION_LOST = "connection_lost"
+    PHONE_CHECK_FAILED = "phone_check_failed"
     MALFORMED = "malformed_answer"
     # notes on a row that is done
     CONFIRMED_ON_RETRY = "confirmed_on_retry"
     NOT_RESENT = "not_resent"
+    NINTH_DIGIT_ADDED = "ninth_digit_added"
+    NINTH_DIGIT_REMOVED = "ninth_digit_removed"
 
 
 @dataclass(slots=True)
@@ -113,6 +118,7 @@ class ExitStatus(IntEnum):
     ROWS_NOT_DONE = 1
     USAGE_OR_INPUT_ERROR = 2
     TOKEN_REFUSED = 3
+    WHATSAPP_DISCONNECTED = 4
     WRITE_FAILED = 5
     INTERRUPTED = 130
     TERMINATED = 143
@@ -133,6 +139,7 @@ class RunSummary:
     token_refused: bool = False
     retry_at: str | None = None  # the API asked not to be called before then: sending stopped
     write_error: str | None = None  # a file could not be written once sending had begun
+    whatsapp_problem: str | None = None  # the WhatsApp number dropped while sending
     interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
     output: str = ""
     dry_run: bool = False
@@ -146,6 +153,8 @@ def exit_status_for(summary: RunSummary) -> ExitStatus:
     """Map a run to the exit code promised in the README (pure, so it is tested directly)."""
     if summary.write_error:
         return ExitStatus.WRITE_FAILED
+    if summary.whatsapp_problem:
+        return ExitStatus.WHATSAPP_DISCONNECTED
     if summary.interrupted_by == "SIGTERM":
         return ExitStatus.TERMINATED
     if summary.interrupted_by:

@@ -36,6 +36,7 @@ from batch_attend.runner import (
     prepare,
     run_async,
 )
+from batch_attend.whatsapp import WhatsAppUnknown, whatsapp_status
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -55,15 +56,24 @@ class CheckReport:
     operators: list[Operator] | None = None
     operators_note: str = ""
     operators_failed: bool = False
+    whatsapp: str = ""  # what the WhatsApp status said, in words ("" when not asked)
+    whatsapp_down: bool = False
 
     @property
     def all_ready(self) -> bool:
-        return self.token == "accepted" and self.invalid == 0 and not self.operators_failed
+        return (
+            self.token == "accepted"
+            and self.invalid == 0
+            and not self.operators_failed
+            and not self.whatsapp_down
+        )
 
     @property
     def exit_status(self) -> ExitStatus:
         if self.token == "refused":
             return ExitStatus.TOKEN_REFUSED
+        if self.whatsapp_down:
+            return ExitStatus.WHATSAPP_DISCONNECTED
         if self.all_ready:
             return ExitStatus.SUCCESS
         if self.token in ("missing", "unknown"):
@@ -80,6 +90,8 @@ class CheckReport:
             _("Input: {source}").format(source=self.source),
             _("Token: {token}").format(token=token) + self.token_note,
         ]
+        if self.whatsapp:
+            out.append(_("WhatsApp: {status}").format(status=self.whatsapp))
         if self.departments is not None:
             active = sum(d.active for d in self.departments)
             out.append(
@@ -142,6 +154,8 @@ async def _lookups(options: RunOptions, target: Target, report: CheckReport) -> 
             report.token = "unknown"
             report.token_note = " " + _("(could not ask: {reason})").format(reason=exc)
             return directory
+        if options.requests.status_check:
+            await _whatsapp(client, target, report)
         if not target.ticket:
             report.operators_note = _(
                 "not checked: no ticket (--ticket or PLUGCHAT_TICKET); names cannot be resolved"
@@ -157,6 +171,16 @@ async def _lookups(options: RunOptions, target: Target, report: CheckReport) -> 
             report.operators_note = _("error: {reason}").format(reason=exc)
             report.operators_failed = True
     return directory
+
+
+async def _whatsapp(client, target: Target, report: CheckReport) -> None:
+    try:
+        status = await whatsapp_status(client, target.base_url)
+    except (WhatsAppUnknown, TokenRefusedError) as exc:
+        report.whatsapp = _("could not ask ({reason})").format(reason=exc)
+        return
+    report.whatsapp = _("connected") if status.ok else status.problem()
+    report.whatsapp_down = not status.ok
 
 
 def check_batch(options: RunOptions, env: Env | None = None) -> CheckReport:

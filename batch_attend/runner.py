@@ -59,9 +59,23 @@ from batch_attend.results import (
 )
 from batch_attend.retrying import Backpressure, RetryPolicy
 from batch_attend.settings import TOKEN_ENV, RunOptions, resolve_token
+from batch_attend.whatsapp import (
+    WhatsAppUnknown,
+    apply_exists,
+    ask_exists,
+    check_connected,
+    other_forms_to_ask,
+    phones_to_ask,
+    whatsapp_status,
+)
 
 UNSENT = {
     "dry_run": (ErrorCode.DRY_RUN, "validated, not sent"),
+    "whatsapp_disconnected": (
+        ErrorCode.WHATSAPP_DISCONNECTED,
+        "not sent: the account's WhatsApp number disconnected during the run; reconnect it and "
+        "run the same command again",
+    ),
     "write_failed": (
         ErrorCode.INTERRUPTED,
         "not finished: the journal could not be written; run the same command again once it can",
@@ -328,7 +342,7 @@ def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
     journal = None
     try:
         if dry_run:  # no network, and the ledger is only read
-            plan, frame = _dry_run(options, batch, Journal.open_readonly(path))
+            plan, frame = _dry_run(options, env, batch, Journal.open_readonly(path))
             stopped = "dry_run"
         else:
             with api_target(options, env) as target:
@@ -403,9 +417,14 @@ def _outcomes(
     return outcome_frame(plan, records, unsent, compare_asked=resolved)
 
 
-def _dry_run(options: RunOptions, batch: Prepared, journal: Journal | None):
+def _dry_run(options: RunOptions, env: Env, batch: Prepared, journal: Journal | None):
+    """No start, and the ledger only read; with ``--verify-whatsapp`` its GET requests are
+    made (and said), their answers not kept."""
     try:
-        plan = carried_over(batch.plan, batch.table, journal)
+        plan = batch.plan
+        if options.requests.verify_whatsapp:
+            plan = run_async(_verify_apart(options, env, batch, journal))
+        plan = carried_over(plan, batch.table, journal)
         plan = plan_requests(options, plan, None, batch.pool)
         resolved = not options.requests.lookup  # no lookups in a dry run: names stay names
         return plan, _outcomes(plan, batch, journal, "dry_run", resolved=resolved)
@@ -444,29 +463,34 @@ async def _online(
             )
         stopped = None
         try:
+            gate = Backpressure(options.sending.concurrency, options.sending.rate)
+            plan = batch.plan
             try:
-                directory = await lookups(options, target, client, batch.plan)
+                directory = await lookups(options, target, client, plan)
                 members = pool_members(options, batch.pool, directory)
+                if options.requests.status_check and pending(plan).any():
+                    await check_connected(client, target.base_url)
+                if options.requests.verify_whatsapp:
+                    plan = await verify_whatsapp(options, env, client, plan, batch, journal, gate)
             except TokenRefusedError:
                 directory, members, stopped = Directory(), batch.pool, "unauthorized"
-            plan = carried_over(batch.plan, batch.table, journal)
+            plan = carried_over(plan, batch.table, journal)
             journal.adopt(records_in_results(batch.table.results))
             plan = plan_requests(options, plan, None if stopped else directory, members)
-            if not stopped:
-                todo = int(pending(plan).sum())
-                if todo:
-                    held.hold()  # from here on, what is sent is written out whatever comes
-                    try:
-                        stopped = await _send(
-                            options, env, client, leads_to_send(plan), todo, journal, summary
-                        )
-                    except Exception as exc:
-                        if journal.failure is None:
-                            raise
-                        stopped = "write_failed"
-                        summary.write_error = _(
-                            "{path}: the journal could not be written ({reason})"
-                        ).format(path=path, reason=_reason(exc))
+            todo = 0 if stopped else int(pending(plan).sum())
+            if todo:
+                held.hold()  # from here on, what is sent is written out whatever comes
+                try:
+                    stopped = await _send(
+                        options, env, client, leads_to_send(plan), todo, journal, summary, gate
+                    )
+                except Exception as exc:
+                    if journal.failure is None:
+                        raise
+                    stopped = "write_failed"
+                    summary.write_error = _(
+                        "{path}: the journal could not be written ({reason})"
+                    ).format(path=path, reason=_reason(exc))
             outcomes = _outcomes(
                 plan,
                 batch,
@@ -482,6 +506,60 @@ async def _online(
         return plan, outcomes, stopped, journal
 
 
+async def _verify_apart(
+    options: RunOptions, env: Env, batch: Prepared, journal: Journal | None
+) -> pd.DataFrame:
+    """``--verify-whatsapp`` for a dry run or a check: its own client and gate, nothing kept."""
+    with api_target(options, env) as target:
+        async with PlugChatClient(
+            target.base_url,
+            target.token,
+            timeout=options.sending.timeout,
+            concurrency=options.sending.concurrency,
+        ) as client:
+            gate = Backpressure(options.sending.concurrency, options.sending.rate)
+            return await verify_whatsapp(
+                options, env, client, batch.plan, batch, journal, gate, keep=False
+            )
+
+
+async def verify_whatsapp(
+    options: RunOptions,
+    env: Env,
+    client: PlugChatClient,
+    plan: pd.DataFrame,
+    batch: Prepared,
+    journal: Journal | None,
+    gate: Backpressure,
+    *,
+    keep: bool = True,
+) -> pd.DataFrame:
+    """``--verify-whatsapp``: ask PlugChat whether each phone still to send has WhatsApp (and,
+    for a Brazilian mobile without, its other ninth-digit form), with the run's gate and
+    retries, and apply the answers to the plan. Answers an earlier run kept are not asked
+    again; this run's are kept in the ledger (``keep``)."""
+    known = journal.whatsapp_answers() if journal is not None else {}
+    done = {r.phone for r in records_in_results(batch.table.results)}
+    done.update(journal.done() if journal is not None else ())
+    policy = RetryPolicy(retries=options.sending.retries, base=options.sending.backoff)
+    found: dict[str, bool | None] = dict(known)
+    asked = phones_to_ask(plan, done.union(known))
+    found.update(await ask_exists(client, client.base_url, asked, gate, policy))
+    others = other_forms_to_ask(asked + [p for p in known if p not in done], found)
+    found.update(await ask_exists(client, client.base_url, others, gate, policy))
+    if keep and journal is not None:
+        journal.note_whatsapp({p: found[p] for p in asked + others})
+    if not options.display.quiet:
+        env.log(
+            "batch-attend: "
+            + _(
+                "asked PlugChat whether {count} phones have WhatsApp ({known} known from an "
+                "earlier run)."
+            ).format(count=f"{len(asked) + len(others):,}", known=f"{len(known):,}")
+        )
+    return apply_exists(plan, found, done)
+
+
 async def _send(
     options: RunOptions,
     env: Env,
@@ -490,6 +568,7 @@ async def _send(
     total: int,
     journal: Journal,
     summary: RunSummary,
+    gate: Backpressure,
 ) -> str | None:
     progress = Progress(total, env, enabled=not options.display.quiet)
     log = RequestLog(options.output.log_file) if options.output.log_file else None
@@ -506,16 +585,24 @@ async def _send(
                 f"{what} ({seconds * 1000:.0f} ms){then}"
             )
 
+    async def recheck() -> str | None:
+        try:
+            status = await whatsapp_status(client, client.base_url)
+        except (WhatsAppUnknown, TokenRefusedError):
+            return None  # not known to have dropped: the answers speak for themselves
+        return None if status.ok else status.problem()
+
     sending = options.sending
     engine = Engine(
         client,
         concurrency=sending.concurrency,
         policy=RetryPolicy(retries=sending.retries, base=sending.backoff),
-        backpressure=Backpressure(sending.concurrency, sending.rate),
+        backpressure=gate,
         journal=journal,
         on_outcome=lambda lead, outcome: progress.advance(),
         on_attempt=on_attempt if (options.display.verbose or log is not None) else None,
         grace=sending.grace,
+        recheck=recheck if options.requests.status_check else None,
     )
     try:
         with signals_stop(engine):
@@ -530,6 +617,7 @@ async def _send(
         summary.pushbacks = engine.gate.pushbacks
         if engine.retry_at is not None:
             summary.retry_at = engine.retry_at.isoformat(timespec="seconds")
+        summary.whatsapp_problem = engine.problem
 
 
 def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journal: Path | None):
@@ -555,6 +643,15 @@ def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journa
             + _("Run the same command again to resume (progress is in {journal}).").format(
                 journal=journal
             )
+        )
+    elif summary.whatsapp_problem:
+        skipped = summary.error_counts.get(ErrorCode.WHATSAPP_DISCONNECTED, 0)
+        env.log(
+            "batch-attend: "
+            + _(
+                "{problem}; sending stopped. {count} rows are marked skipped: reconnect it in "
+                "PlugChat and run the same command again."
+            ).format(problem=summary.whatsapp_problem, count=f"{skipped:,}")
         )
     elif summary.retry_at:
         skipped = summary.error_counts.get(ErrorCode.RATE_LIMITED, 0)

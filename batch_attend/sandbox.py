@@ -8,7 +8,14 @@ and odd answers are tested over real loopback connections:
 * ``latency`` / ``jitter``: seconds added to every answer;
 * ``rate_limit``: requests per second above which it answers 429 with ``Retry-After``;
 * ``revoke_after``: after that many starts the token stops working (401);
-* ``faults``: per phone, a :class:`Fault` such as ``fail:2`` (two 500s, then normal).
+* ``faults``: per phone, a :class:`Fault` such as ``fail:2`` (two 500s, then normal);
+* ``connected`` / ``disconnect_after``: the account's WhatsApp number is down (or drops after that
+  many starts): ``GET /api/whatsapp/status`` says so and every start answers 503.
+
+Beside the start it serves the vendor's neighbouring endpoints, so preflight checks are tested too:
+departments, operators (``Ticket``), ``/api/whatsapp/status``, ``/api/whatsapp/phone-exists/PHONE``
+(false for :data:`NO_WHATSAPP` and for the written form in :data:`ONLY_OTHER_FORM`) and
+``/api/account/get-operators-online?id=`` :data:`SANDBOX_ACCOUNT_ID` (:data:`ONLINE_OPERATORS`).
 
 Used three ways: ``batch-attend --sandbox`` runs one in a thread for the run,
 ``batch-attend sandbox --port 8080`` serves one for rehearsals with curl, and the tests start one
@@ -34,6 +41,19 @@ SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_TICKET = "0000"  # the vendor page's example value
 API_PREFIX = "/api/integrations"
 FIRST_ATTENDANCE_NUMBER = 1001
+SANDBOX_ACCOUNT_ID = "sandbox-account"
+NOT_CONNECTED = "You are not connected."  # the vendor's `error` text
+
+# Seeded so that samples/leads.xlsx shows both cases (the last entry of each is for tests only):
+# its two landlines have no WhatsApp, and two of its mobiles are registered only in the other
+# ninth-digit form (the 9 after the area code added or removed), written form → registered one.
+NO_WHATSAPP = frozenset({"554430251234", "556232124455", "5544999990666"})
+ONLY_OTHER_FORM = {
+    "554499887766": "5544999887766",
+    "5521987654321": "552187654321",
+    "554488880777": "5544988880777",
+}
+ONLINE_OPERATORS = frozenset({"OP-ANA", "OP-CARLA"})  # OP-BRUNO, also active, is offline
 
 FAULT_KINDS = {
     "fail": "answer 500 (then behave normally once the count is used up)",
@@ -121,6 +141,16 @@ class SandboxState:
     operators: list[dict] = field(default_factory=lambda: [dict(op) for op in OPERATORS])
     departments: list[dict] = field(default_factory=lambda: [dict(d) for d in DEPARTMENTS])
     directory_requests: Counter = field(default_factory=Counter)
+    connected: bool = True
+    disconnect_after: int | None = None
+    no_whatsapp: set[str] = field(default_factory=lambda: set(NO_WHATSAPP))
+    only_other_form: dict[str, str] = field(default_factory=lambda: dict(ONLY_OTHER_FORM))
+    account_id: str = SANDBOX_ACCOUNT_ID
+    online: set[str] = field(default_factory=lambda: set(ONLINE_OPERATORS))
+    online_changed_at: int = field(default_factory=lambda: int(time.time() * 1000))  # ms
+    status_requests: int = 0
+    phone_exists_requests: Counter = field(default_factory=Counter)
+    online_requests: int = 0
     attendances: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
     starts: Counter = field(default_factory=Counter)
     requests: Counter = field(default_factory=Counter)
@@ -133,6 +163,22 @@ class SandboxState:
 
     def total_starts(self) -> int:
         return sum(self.starts.values())
+
+    def is_connected(self) -> bool:
+        """The number drops for good once ``disconnect_after`` starts went through."""
+        if self.disconnect_after is not None and self.total_starts() >= self.disconnect_after:
+            self.connected = False
+        return self.connected
+
+    def whatsapp_status(self) -> dict:
+        if self.is_connected():
+            return {"connected": True, "session": True, "smartphoneConnected": True, "error": ""}
+        return {
+            "connected": False,
+            "session": False,
+            "smartphoneConnected": False,
+            "error": NOT_CONNECTED,
+        }
 
     def _over_rate(self) -> bool:
         if not self.rate_limit:
@@ -259,6 +305,9 @@ async def _start_attendance(request: web.Request, state: SandboxState) -> web.St
         state.log.append(dict(body))  # the body exactly as received
     if state._over_rate():
         return _too_many(state)
+    if not state.is_connected():
+        state.answers["503"] += 1  # no Retry-After: the client sees answers failing in a row
+        return web.json_response({"error": NOT_CONNECTED}, status=503)
     return await _answer(request, state, phone, operators)
 
 
@@ -316,6 +365,49 @@ async def operators(request: web.Request) -> web.Response:
     return web.json_response(state.operators)
 
 
+async def whatsapp_status(request: web.Request) -> web.Response:
+    state: SandboxState = request.app[STATE]
+    state.status_requests += 1
+    if not _authorized(request, state):
+        return web.Response(status=401, text="Unauthorized")
+    return web.json_response(state.whatsapp_status())
+
+
+async def phone_exists(request: web.Request) -> web.Response:
+    state: SandboxState = request.app[STATE]
+    phone = request.match_info["phone"]
+    state.phone_exists_requests[phone] += 1
+    if not _authorized(request, state):
+        return web.Response(status=401, text="Unauthorized")
+    if not phone.isdigit():
+        return web.json_response({"error": "phone must be digits only"}, status=400)
+    exists = phone not in state.no_whatsapp and phone not in state.only_other_form
+    return web.json_response([{"exists": exists}])
+
+
+async def operators_online(request: web.Request) -> web.Response:
+    state: SandboxState = request.app[STATE]
+    state.online_requests += 1
+    if not _authorized(request, state):
+        return web.Response(status=401, text="Unauthorized")
+    account = request.query.get("id")
+    if not account:
+        return web.json_response({"error": "id is required"}, status=400)
+    if account != state.account_id:
+        return web.json_response({"error": "account not found"}, status=400)
+    data = [
+        {
+            "id": op["id"],
+            "lastChanged": state.online_changed_at,
+            "name": op["name"],
+            "state": "online" if op["id"] in state.online else "offline",
+        }
+        for op in state.operators
+        if op.get("active")
+    ]
+    return web.json_response({"data": data})
+
+
 async def sandbox_state(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE]
     return web.json_response(
@@ -327,6 +419,14 @@ async def sandbox_state(request: web.Request) -> web.Response:
             "attendances": {
                 p: {"number": n, "operators": o} for p, (n, o) in state.attendances.items()
             },
+            "whatsapp": state.whatsapp_status(),
+            "no_whatsapp": sorted(state.no_whatsapp),
+            "only_other_form": dict(state.only_other_form),
+            "online": sorted(state.online),
+            "account_id": state.account_id,
+            "status_requests": state.status_requests,
+            "phone_exists_requests": dict(state.phone_exists_requests),
+            "online_requests": state.online_requests,
         }
     )
 
@@ -337,6 +437,9 @@ def make_app(state: SandboxState | None = None) -> web.Application:
     app.router.add_post(f"{API_PREFIX}/start-attendance", start_attendance)
     app.router.add_get(f"{API_PREFIX}/departments", departments)
     app.router.add_get("/api/operator/get-all", operators)
+    app.router.add_get("/api/whatsapp/status", whatsapp_status)
+    app.router.add_get("/api/whatsapp/phone-exists/{phone}", phone_exists)
+    app.router.add_get("/api/account/get-operators-online", operators_online)
     app.router.add_get("/_sandbox/state", sandbox_state)
     return app
 

@@ -66,6 +66,8 @@ class RequestOptions:
     pool_file: Path | None = None
     distribute: str = "round-robin"
     lookup: bool = True
+    status_check: bool = True  # ask whether the WhatsApp number is connected
+    verify_whatsapp: bool = False  # ask whether each phone has WhatsApp before its start
 
 
 @dataclass
@@ -112,15 +114,15 @@ class RunOptions:
     @classmethod
     def build(cls, **values) -> RunOptions:
         """Options from flat names (``input``, ``output``, ``token``, ``concurrency``, …: the long
-        option names with ``_`` for ``-``); ``no_lookup`` and ``no_bom`` as the flags say, and a
+        option names with ``_`` for ``-``); ``no_lookup``, ``no_bom`` and ``no_status_check`` as
+        the flags say, and a
         name given None keeps its default. Operator values are split as cells are (``A,B`` is
         two operators)."""
         from batch_attend.leads import split_operators  # leads imports pandas: not for --help
 
-        if "no_lookup" in values:
-            values["lookup"] = not values.pop("no_lookup")
-        if "no_bom" in values:
-            values["bom"] = not values.pop("no_bom")
+        for name in ("lookup", "bom", "status_check"):
+            if f"no_{name}" in values:
+                values[name] = not values.pop(f"no_{name}")
         if "operators" in values:
             values["operators"] = tuple(
                 op for value in values["operators"] or () for op in split_operators(value)

@@ -163,6 +163,7 @@ class RateLimitedServer:
         app.router.add_post("/start-attendance", self._start)
         app.router.add_get("/departments", self._departments)
         app.router.add_get("/api/operator/get-all", self._operators)
+        app.router.add_get("/api/whatsapp/status", self._status)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
@@ -195,6 +196,14 @@ class RateLimitedServer:
         await asyncio.sleep(self.latency - (time.monotonic() - now))
         self.log.answered.append(time.monotonic())
         return web.Response(body=b"true", content_type="application/json")
+
+    async def _status(self, request):
+        from aiohttp import web
+
+        self.log.other += 1
+        return web.json_response(
+            {"connected": True, "session": True, "smartphoneConnected": True, "error": ""}
+        )
 
     async def _departments(self, request):
         from aiohttp import web

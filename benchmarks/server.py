@@ -42,9 +42,11 @@ OPERATORS = [
     {"id": "OP-BRUNO", "name": "Bruno Lima", "login": "bruno.lima", "active": True},
     {"id": "OP-CARLA", "name": "Carla Nogueira", "login": "carla", "active": True},
 ]
+CONNECTED = {"connected": True, "session": True, "smartphoneConnected": True, "error": ""}
 LISTS = {
     API_PREFIX + "/departments": json.dumps(DEPARTMENTS).encode(),
     "/api/operator/get-all": json.dumps(OPERATORS).encode(),
+    "/api/whatsapp/status": json.dumps(CONNECTED).encode(),
 }
 
 

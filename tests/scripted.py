@@ -8,21 +8,31 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from batch_attend.sandbox import BackgroundServer
+from batch_attend.whatsapp import STATUS_PATH
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CONNECTED = '{"connected": true, "session": true, "smartphoneConnected": true, "error": ""}'
 
 
 class ScriptedServer(BackgroundServer):
-    """``server.handler`` answers every request to any path; ``server.requests`` records them."""
+    """``server.handler`` answers every request to any path; ``server.requests`` records them.
+
+    The WhatsApp status a run asks first is answered apart (connected, unless a test sets
+    ``server.status``), and counted in ``server.status_requests``, not in ``requests``."""
 
     def __init__(self) -> None:
         self.handler: Handler = reply(200, "true")
+        self.status: Handler = reply(200, CONNECTED, "application/json")
         self.requests: list[dict] = []
+        self.status_requests = 0
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         super().__init__(app)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.path == STATUS_PATH:
+            self.status_requests += 1
+            return await self.status(request)
         self.requests.append(
             {
                 "method": request.method,

@@ -32,6 +32,7 @@ def test_check_all_ready_exits_0_and_sends_nothing(runner, sandbox, tmp_path):
     assert result.stdout.splitlines() == [
         f"Input: {leads}",
         "Token: accepted",
+        "WhatsApp: connected",
         "Departments: 3 (2 active)",
         "Operators: 4 (3 active)",
         "Rows: 3: 3 ready to send, 0 invalid, 0 duplicates (skipped)",

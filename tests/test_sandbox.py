@@ -1,13 +1,24 @@
 """The sandbox answers as the vendor's page says, over real HTTP on 127.0.0.1."""
 
 import json
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from batch_attend.sandbox import Fault, SandboxServer, SandboxState
-from tests.conftest import TOKEN
+from batch_attend import sandbox as sandbox_module
+from batch_attend.cli import cli
+from batch_attend.leads import normalize_phones
+from batch_attend.sandbox import (
+    NO_WHATSAPP,
+    ONLY_OTHER_FORM,
+    SANDBOX_ACCOUNT_ID,
+    Fault,
+    SandboxServer,
+    SandboxState,
+)
+from tests.conftest import SAMPLES, TOKEN, standalone_sandbox
 
 
 def call(url, method="POST", body=None, headers=None, timeout=5):
@@ -100,3 +111,171 @@ def test_departments_and_operators_endpoints(sandbox):
         headers={"Authorization": TOKEN, "Ticket": "0000"},
     )
     assert status == 200 and "departaments" in json.loads(raw)[0]
+
+
+def get(sandbox, path, token=TOKEN):
+    """GET a path on the sandbox's host; the JSON answer (or None) with the status."""
+    headers = {} if token is None else {"Authorization": token}
+    status, raw = call(sandbox.origin + path, method="GET", headers=headers)
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, None
+
+
+CONNECTED = {"connected": True, "session": True, "smartphoneConnected": True, "error": ""}
+DISCONNECTED = {
+    "connected": False,
+    "session": False,
+    "smartphoneConnected": False,
+    "error": "You are not connected.",
+}
+ONLINE_PATH = f"/api/account/get-operators-online?id={SANDBOX_ACCOUNT_ID}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/whatsapp/status", "/api/whatsapp/phone-exists/5544999999999", ONLINE_PATH],
+)
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_neighbouring_endpoints_need_the_token(sandbox, path, token):
+    assert get(sandbox, path, token=token)[0] == 401
+
+
+def test_whatsapp_status_while_connected_is_counted(sandbox):
+    assert get(sandbox, "/api/whatsapp/status") == (200, CONNECTED)
+    assert get(sandbox, "/api/whatsapp/status") == (200, CONNECTED)
+    assert sandbox.state.status_requests == 2
+
+
+def test_disconnect_after_n_starts_then_start_is_503_and_starts_nothing():
+    state = SandboxState(token=TOKEN, disconnect_after=2)
+    with SandboxServer(state) as sandbox:
+        assert start(sandbox, {"phone": "5544999990001", "operators": ["OP-ANA"]})[0] == 200
+        assert get(sandbox, "/api/whatsapp/status") == (200, CONNECTED)
+        assert start(sandbox, {"phone": "5544999990002", "operators": ["OP-ANA"]})[0] == 200
+        assert get(sandbox, "/api/whatsapp/status") == (200, DISCONNECTED)
+        headers = {"Authorization": TOKEN, "Content-Type": "application/json"}
+        request = urllib.request.Request(
+            sandbox.base_url + "/start-attendance",
+            data=json.dumps({"phone": "5544999990003", "operators": ["OP-ANA"]}).encode(),
+            headers=headers,
+        )
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(request, timeout=5)
+        assert failed.value.code == 503
+        assert json.loads(failed.value.read()) == {"error": "You are not connected."}
+        assert "Retry-After" not in failed.value.headers
+        assert start(sandbox, {"phone": "5544999990001", "operators": ["OP-ANA"]})[0] == 503
+    assert state.total_starts() == 2 and "5544999990003" not in state.attendances
+    assert state.answers["503"] == 2
+
+
+def test_disconnected_answers_503_for_every_start():
+    state = SandboxState(token=TOKEN, connected=False, faults={"554499999999": Fault("fail")})
+    with SandboxServer(state) as sandbox:
+        assert get(sandbox, "/api/whatsapp/status") == (200, DISCONNECTED)
+        assert [start(sandbox, BODY)[0] for _ in range(3)] == [503, 503, 503]
+    assert state.starts == {} and state.faults["554499999999"].times is None
+
+
+@pytest.mark.parametrize(
+    ("written", "exists"),
+    [("5544999999999", True), ("554499999999", True)]
+    + [(phone, False) for phone in sorted(NO_WHATSAPP)]
+    + [(phone, False) for phone in ONLY_OTHER_FORM]
+    + [(phone, True) for phone in ONLY_OTHER_FORM.values()],
+)
+def test_phone_exists(sandbox, written, exists):
+    assert get(sandbox, f"/api/whatsapp/phone-exists/{written}") == (200, [{"exists": exists}])
+    assert sandbox.state.phone_exists_requests == {written: 1}
+
+
+def other_ninth_digit_form(phone):
+    """The Brazilian mobile with the 9 after the area code added or removed."""
+    area, number = phone[2:4], phone[4:]
+    if len(number) == 9 and number[0] == "9":
+        return "55" + area + number[1:]
+    assert len(number) == 8 and number[0] in "6789", phone
+    return "55" + area + "9" + number
+
+
+def test_seeded_numbers_are_the_samples_and_the_other_form_is_right():
+    import pandas as pd
+
+    cells = pd.read_excel(SAMPLES / "leads.xlsx", dtype=str, engine="openpyxl")["Telefone"]
+    sample = set(normalize_phones(cells)["phone"].dropna()) - {""}
+    assert {"554430251234", "556232124455"} <= NO_WHATSAPP <= sample | {"5544999990666"}
+    assert {"554499887766", "5521987654321"} <= set(ONLY_OTHER_FORM) & sample
+    assert all(other_ninth_digit_form(w) == r for w, r in ONLY_OTHER_FORM.items())
+    assert {len(w) for w in ONLY_OTHER_FORM} == {12, 13}  # both directions
+
+
+@pytest.mark.parametrize("phone", ["+5544999999999", "55%2044999999999", "abc"])
+def test_phone_exists_wants_digits(sandbox, phone):
+    assert get(sandbox, f"/api/whatsapp/phone-exists/{phone}")[0] == 400
+
+
+def test_operators_online_lists_the_active_operators(sandbox):
+    before = int(time.time() * 1000) - 60_000
+    status, body = get(sandbox, ONLINE_PATH)
+    assert status == 200
+    states = {op["id"]: op["state"] for op in body["data"]}
+    assert states == {"OP-ANA": "online", "OP-BRUNO": "offline", "OP-CARLA": "online"}
+    assert {op["name"] for op in body["data"]} == {"Ana Souza", "Bruno Lima", "Carla Nogueira"}
+    assert all(set(op) == {"id", "lastChanged", "name", "state"} for op in body["data"])
+    assert all(
+        isinstance(op["lastChanged"], int) and op["lastChanged"] > before for op in body["data"]
+    )
+    sandbox.state.online = {"OP-BRUNO"}
+    states = {op["id"]: op["state"] for op in get(sandbox, ONLINE_PATH)[1]["data"]}
+    assert states == {"OP-ANA": "offline", "OP-BRUNO": "online", "OP-CARLA": "offline"}
+    assert sandbox.state.online_requests == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [("", "id is required"), ("?id=", "id is required"), ("?id=other", "account not found")],
+)
+def test_operators_online_wants_the_account_id(sandbox, query, error):
+    path = "/api/account/get-operators-online" + query
+    assert get(sandbox, path) == (400, {"error": error})
+
+
+def test_state_lists_whatsapp_numbers_operators_and_counters(sandbox):
+    get(sandbox, "/api/whatsapp/status")
+    get(sandbox, "/api/whatsapp/phone-exists/554430251234")
+    get(sandbox, ONLINE_PATH)
+    state = get(sandbox, "/_sandbox/state", token=None)[1]
+    assert state["whatsapp"] == CONNECTED
+    assert state["no_whatsapp"] == sorted(NO_WHATSAPP)
+    assert state["only_other_form"] == ONLY_OTHER_FORM
+    assert state["online"] == ["OP-ANA", "OP-CARLA"]
+    assert state["account_id"] == SANDBOX_ACCOUNT_ID
+    assert state["status_requests"] == 1 and state["online_requests"] == 1
+    assert state["phone_exists_requests"] == {"554430251234": 1}
+    sandbox.state.connected = False
+    assert get(sandbox, "/_sandbox/state", token=None)[1]["whatsapp"] == DISCONNECTED
+
+
+@pytest.mark.parametrize(
+    ("args", "connected", "disconnect_after"),
+    [([], True, None), (["--disconnected"], False, None), (["--disconnect-after", "3"], True, 3)],
+)
+def test_sandbox_command_wires_the_whatsapp_options(
+    runner, monkeypatch, args, connected, disconnect_after
+):
+    seen = []
+    monkeypatch.setattr(sandbox_module, "serve", lambda state, *_: seen.append(state))
+    result = runner.invoke(cli, ["sandbox", *args])
+    assert result.exit_code == 0, result.output
+    assert (seen[0].connected, seen[0].disconnect_after) == (connected, disconnect_after)
+
+
+def test_standalone_sandbox_started_disconnected():
+    with standalone_sandbox("--token", TOKEN, "--disconnected") as base_url:
+        origin = base_url.removesuffix("/api/integrations")
+        status, raw = call(origin + "/api/whatsapp/status", "GET", headers={"Authorization": TOKEN})
+        assert (status, json.loads(raw)) == (200, DISCONNECTED)
+        headers = {"Authorization": TOKEN, "Content-Type": "application/json"}
+        assert call(base_url + "/start-attendance", body=BODY, headers=headers)[0] == 503
