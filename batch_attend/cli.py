@@ -24,6 +24,7 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.outcomes import ExitStatus
 from batch_attend.settings import (
+    ACCOUNT_ENV,
     BASE_URL_ENV,
     CONFIG_FILE,
     TICKET_ENV,
@@ -281,6 +282,13 @@ def credential_options(func):
                 "needed to write operator names, logins or e-mails instead of IDs.",
             ),
             click.option(
+                "--account-id",
+                metavar="ID",
+                envvar=ACCOUNT_ENV,
+                help=f"The account's ID, to ask who is online (env {ACCOUNT_ENV}); it is in the "
+                "address of an operator's chat page.",
+            ),
+            click.option(
                 "--base-url",
                 metavar="URL",
                 envvar=BASE_URL_ENV,
@@ -343,6 +351,12 @@ def input_options(func):
                 "--no-lookup",
                 is_flag=True,
                 help="Send operator and department cells as they are, without resolving names.",
+            ),
+            click.option(
+                "--online-only",
+                is_flag=True,
+                help="Give rows only to operators online now: pool members, and the operators "
+                "of cells that name several (needs --account-id).",
             ),
             click.option(
                 "--verify-whatsapp",
@@ -534,6 +548,12 @@ def check_command(env: Env, input_file: Path, **opts) -> ExitStatus:
 
 
 def _listing(kind: str):
+    online = click.option(
+        "--online",
+        is_flag=True,
+        help="Who is online now, and who is not (needs --account-id instead of the ticket).",
+    )
+
     @credential_options
     @click.option(
         "--format",
@@ -541,15 +561,17 @@ def _listing(kind: str):
         type=click.Choice(["table", "csv", "json"]),
         help="Output format (default: a table on a terminal, CSV otherwise).",
     )
+    @(online if kind == "operators" else (lambda f: f))
     @common_options
     @click.pass_obj
     def command(env: Env, fmt: str | None, **opts) -> ExitStatus:
         from batch_attend.preflight import format_directory, list_directory
 
-        items = list_directory(RunOptions.build(**opts), kind, env)
+        which = "online" if opts.pop("online", False) else kind
+        items = list_directory(RunOptions.build(**opts), which, env)
         if fmt is None:
             fmt = "table" if env.stdout.isatty() else "csv"
-        env.stdout.write(format_directory(items, kind, fmt))
+        env.stdout.write(format_directory(items, which, fmt))
         return ExitStatus.SUCCESS
 
     return command

@@ -223,3 +223,67 @@ async def fetch_directory(
             Operator.from_api(o) for o in _parse_list(answer, N_("operators"), client.scrub)
         ]
     return directory
+
+
+# --- who is online now ---------------------------------------------------------------------
+
+ONLINE_PATH = "/api/account/get-operators-online"
+
+
+@dataclass(frozen=True)
+class OnlineState:
+    """An operator as ``get-operators-online`` reports them."""
+
+    id: str
+    name: str
+    online: bool
+    last_changed: int | None = None  # ms since the epoch
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.id})" if self.name else self.id
+
+
+def online_url(base_url: str, account_id: str) -> str:
+    from urllib.parse import quote
+
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}{ONLINE_PATH}?id={quote(account_id, safe='')}"
+
+
+async def fetch_online(client, base_url: str, account_id: str | None) -> list[OnlineState]:
+    """Every operator's state now; a missing account ID or an answer that is not the list is a
+    :class:`DirectoryError`, a refused token :class:`TokenRefusedError`."""
+    if not account_id:
+        raise DirectoryError(
+            _(
+                "--online-only needs the account's ID: --account-id, PLUGCHAT_ACCOUNT_ID or "
+                "account-id in the config file (it is in the address of an operator's chat page)"
+            )
+        )
+    answer = await client.request("GET", online_url(base_url, account_id))
+    if answer.http_status == 401:
+        raise TokenRefusedError(_("the API refused the token (HTTP 401) when asked who is online"))
+    data = None
+    if answer.http_status == 200 and answer.failure is None:
+        try:
+            data = json.loads(answer.body)
+        except ValueError:
+            data = None
+    items = data.get("data") if isinstance(data, dict) else None
+    if not (isinstance(items, list) and all(isinstance(i, dict) and i.get("id") for i in items)):
+        reason = answer.detail if answer.failure else f"HTTP {answer.http_status}"
+        raise DirectoryError(
+            _("could not ask who is online for account {account} ({reason})").format(
+                account=account_id, reason=client.scrub(reason)
+            )
+        )
+    return [
+        OnlineState(
+            str(i["id"]),
+            str(i.get("name") or ""),
+            i.get("state") == "online",
+            i.get("lastChanged") if isinstance(i.get("lastChanged"), int) else None,
+        )
+        for i in items
+    ]

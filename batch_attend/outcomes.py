@@ -52,6 +52,7 @@ class ErrorCode(StrEnum):
     # planning (status skipped)
     DRY_RUN = "dry_run"
     DUPLICATE_ROW = "duplicate_row"
+    OPERATORS_OFFLINE = "operators_offline"
     UNAUTHORIZED = "unauthorized"
     INTERRUPTED = "interrupted"
     WHATSAPP_DISCONNECTED = "whatsapp_disconnected"

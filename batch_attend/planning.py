@@ -164,3 +164,40 @@ def _resolve(pair: tuple, directory: Directory) -> tuple[tuple[str, ...], str] |
         return ids, directory.department_id(department) if department else ""
     except LookupProblem as problem:
         return problem
+
+
+def online_members(pool: tuple[str, ...], states) -> tuple[str, ...]:
+    """The pool members online now (``--online-only``); none online is a usage error that
+    lists who is offline."""
+    online = {s.id for s in states if s.online}
+    members = tuple(member for member in pool if member in online)
+    if pool and not members:
+        labels = {s.id: s.label for s in states}
+        raise PoolError(
+            _(
+                "--online-only: no pool member is online now ({offline} offline); nothing was sent."
+            ).format(offline=", ".join(labels.get(m, m) for m in pool))
+        )
+    return members
+
+
+def keep_online(plan: pd.DataFrame, states) -> pd.DataFrame:
+    """Rows whose cell names several operators keep those online now (``--online-only``); a
+    row with none of them online is ``skipped`` (``operators_offline``: a later run sends it).
+    A cell naming one operator is sent as written."""
+    online = {s.id for s in states if s.online}
+    several = (pending(plan) & (plan["operators"].map(len) > 1)).to_numpy(bool)
+    if not several.any():
+        return plan
+    kept = plan["operators"][several].map(lambda ops: tuple(op for op in ops if op in online))
+    some = kept[kept.map(len) > 0]
+    plan = plan.copy()
+    plan["operators"] = plan["operators"].astype(object)
+    plan.loc[some.index, "operators"] = pd.Series(list(some), index=some.index, dtype=object)
+    return decide(
+        plan,
+        plan.index.isin(kept.index[kept.map(len) == 0]),
+        RowStatus.SKIPPED,
+        ErrorCode.OPERATORS_OFFLINE,
+        "none of the row's operators is online now; a later run sends it",
+    )

@@ -8,6 +8,7 @@ ticket), resolves names, and counts the rows that would be sent. No start reques
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from batch_attend.directory import (
     Department,
     Directory,
     DirectoryError,
+    OnlineState,
     Operator,
     TokenRefusedError,
     fetch_directory,
+    fetch_online,
 )
 from batch_attend.env import Env
 from batch_attend.i18n import _
@@ -35,6 +38,7 @@ from batch_attend.runner import (
     pool_members,
     prepare,
     run_async,
+    verify_apart,
 )
 from batch_attend.whatsapp import WhatsAppUnknown, whatsapp_status
 
@@ -58,6 +62,9 @@ class CheckReport:
     operators_failed: bool = False
     whatsapp: str = ""  # what the WhatsApp status said, in words ("" when not asked)
     whatsapp_down: bool = False
+    online: list[OnlineState] | None = None  # who is online now (with an account ID)
+    online_note: str = ""
+    no_whatsapp: int = 0  # invalid rows PlugChat said have no WhatsApp (--verify-whatsapp)
 
     @property
     def all_ready(self) -> bool:
@@ -108,14 +115,27 @@ class CheckReport:
             )
         elif self.operators_note:
             out.append(_("Operators: {note}").format(note=self.operators_note))
+        if self.online is not None:
+            on = [o.label for o in self.online if o.online] or [_("none")]
+            off = [o.label for o in self.online if not o.online] or [_("none")]
+            out.append(
+                _("Operators online now: {online}; offline: {offline}").format(
+                    online=", ".join(on), offline=", ".join(off)
+                )
+            )
+        elif self.online_note:
+            out.append(_("Operators online now: {note}").format(note=self.online_note))
         out.append(
             _(
-                "Rows: {rows}: {ready} ready to send, {invalid} invalid, "
+                "Rows: {rows}: {ready} ready to send, {invalid} invalid{without}, "
                 "{duplicates} duplicates (skipped)"
             ).format(
                 rows=f"{self.rows:,}",
                 ready=f"{self.ready:,}",
                 invalid=f"{self.invalid:,}",
+                without=_(" ({count} without WhatsApp)").format(count=f"{self.no_whatsapp:,}")
+                if self.no_whatsapp
+                else "",
                 duplicates=f"{self.duplicates:,}",
             )
             + (
@@ -156,6 +176,11 @@ async def _lookups(options: RunOptions, target: Target, report: CheckReport) -> 
             return directory
         if options.requests.status_check:
             await _whatsapp(client, target, report)
+        if target.account_id:
+            try:
+                report.online = await fetch_online(client, target.base_url, target.account_id)
+            except DirectoryError as exc:
+                report.online_note = _("could not ask ({reason})").format(reason=exc)
         if not target.ticket:
             report.operators_note = _(
                 "not checked: no ticket (--ticket or PLUGCHAT_TICKET); names cannot be resolved"
@@ -188,15 +213,19 @@ def check_batch(options: RunOptions, env: Env | None = None) -> CheckReport:
     ledger is read, not written."""
     env = env or Env()
     batch = prepare(options, env, sending=False)
-    plan = carried_over(
-        batch.plan, batch.table, Journal.open_readonly(journal_path(options, batch.output))
-    )
+    journal = Journal.open_readonly(journal_path(options, batch.output))
+    plan = carried_over(batch.plan, batch.table, journal)
     report = CheckReport(source=batch.table.where, rows=len(batch.table))
     with api_target(options, env) as target:
         directory = Directory()
         if target.token:
             directory = run_async(_lookups(options, target, report))
-        plan = plan_requests(options, plan, directory, pool_members(options, batch.pool, directory))
+            if options.requests.verify_whatsapp and report.token == "accepted":
+                verified = run_async(verify_apart(options, env, target, batch, journal))
+                plan = carried_over(verified, batch.table, journal)
+        online = report.online if options.requests.online_only else None
+        members = pool_members(options, batch.pool, directory)
+        plan = plan_requests(options, plan, directory, members, online)
     live = pending(plan)
     report.ready = int(live.sum()) if report.token != "refused" else 0
     report.done = int(plan["status"].isin(DONE_STATUSES).sum())
@@ -206,6 +235,7 @@ def check_batch(options: RunOptions, env: Env | None = None) -> CheckReport:
     ].itertuples(index=False, name=None):
         if status == RowStatus.INVALID:
             report.invalid += 1
+            report.no_whatsapp += code == ErrorCode.NO_WHATSAPP
             report.problems.append((number, f"{code}: {message}"))
         elif code == ErrorCode.DUPLICATE_ROW:
             report.duplicates += 1
@@ -215,13 +245,16 @@ def check_batch(options: RunOptions, env: Env | None = None) -> CheckReport:
 def list_directory(
     options: RunOptions, kind: str, env: Env | None = None
 ) -> list[Operator] | list[Department]:
-    """What the account has: ``kind`` is ``operators`` or ``departments``."""
+    """What the account has: ``kind`` is ``operators``, ``departments`` or ``online`` (who is
+    online now)."""
     from batch_attend.api import PlugChatClient, check_token
 
     async def fetch(target: Target):
         async with PlugChatClient(
             target.base_url, target.token, timeout=options.sending.timeout
         ) as c:
+            if kind == "online":
+                return await fetch_online(c, target.base_url, target.account_id)
             found = await fetch_directory(
                 c,
                 target.base_url,
@@ -240,16 +273,24 @@ def list_directory(
         return run_async(fetch(target))
 
 
+def _field(item, name: str):
+    if name == "departments":
+        return ";".join(item.departments)
+    if name == "since":  # when the state last changed, as the journal shows moments
+        if item.last_changed is None:
+            return ""
+        moment = dt.datetime.fromtimestamp(item.last_changed / 1000).astimezone()
+        return moment.isoformat(timespec="seconds")
+    return getattr(item, name)
+
+
 def format_directory(items: list, kind: str, fmt: str) -> str:
     """``table`` for people, ``csv`` and ``json`` for scripts."""
-    if kind == "operators":
-        fields = ["id", "name", "login", "email", "active", "departments"]
-    else:
-        fields = ["id", "name", "active"]
-    records = [
-        {f: (";".join(getattr(i, f)) if f == "departments" else getattr(i, f)) for f in fields}
-        for i in items
-    ]
+    fields = {
+        "operators": ["id", "name", "login", "email", "active", "departments"],
+        "online": ["id", "name", "online", "since"],
+    }.get(kind, ["id", "name", "active"])
+    records = [{f: _field(i, f) for f in fields} for i in items]
     if fmt == "json":
         return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
     if fmt == "csv":

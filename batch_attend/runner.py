@@ -20,7 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from batch_attend.api import PlugChatClient, check_base_url, check_token
-from batch_attend.directory import Directory, TokenRefusedError, fetch_directory
+from batch_attend.directory import (
+    Directory,
+    OnlineState,
+    TokenRefusedError,
+    fetch_directory,
+    fetch_online,
+)
 from batch_attend.engine import Engine, HeldSignals, signals_stop
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
@@ -33,6 +39,8 @@ from batch_attend.planning import (
     PoolError,
     assign_pool,
     carry_over,
+    keep_online,
+    online_members,
     read_pool,
     resolve_names,
     resolve_pool,
@@ -144,6 +152,7 @@ class Target:
     token: str | None
     ticket: str | None
     name: str
+    account_id: str | None = None  # for who is online
 
 
 @contextlib.contextmanager
@@ -151,14 +160,16 @@ def api_target(options: RunOptions, env: Env):
     """The built-in sandbox for the run (with its own token and ticket), or the configured API."""
     requests = options.requests
     if requests.sandbox:
-        from batch_attend.sandbox import SANDBOX_TICKET, SandboxServer
+        from batch_attend.sandbox import SANDBOX_ACCOUNT_ID, SANDBOX_TICKET, SandboxServer
 
         with SandboxServer() as server:
-            yield Target(server.base_url, server.token, SANDBOX_TICKET, "sandbox")
+            yield Target(
+                server.base_url, server.token, SANDBOX_TICKET, "sandbox", SANDBOX_ACCOUNT_ID
+            )
     else:
         token = resolve_token(requests, env.environ)
         base_url = requests.base_url.rstrip("/")
-        yield Target(base_url, token, requests.ticket, base_url)
+        yield Target(base_url, token, requests.ticket, base_url, requests.account_id)
 
 
 def run_async(coro):
@@ -277,14 +288,22 @@ def pool_members(options: RunOptions, pool: tuple[str, ...], directory: Director
 
 
 def plan_requests(
-    options: RunOptions, plan: pd.DataFrame, directory: Directory | None, members: tuple[str, ...]
+    options: RunOptions,
+    plan: pd.DataFrame,
+    directory: Directory | None,
+    members: tuple[str, ...],
+    online: list[OnlineState] | None = None,
 ) -> pd.DataFrame:
     """Resolve names with ``directory`` (None: no lookups were made), skip the later rows of a
-    phone (a row whose names do not resolve claims no phone), then give the pool's ``members``
-    to the rows still to send that have no operators."""
+    phone (a row whose names do not resolve claims no phone), keep the operators ``online``
+    now (``--online-only``), then give the pool's ``members`` (those online) to the rows still
+    to send that have no operators."""
     if directory is not None and options.requests.lookup:
         plan = resolve_names(plan, directory)
     plan = skip_duplicates(plan)
+    if online is not None:
+        plan = keep_online(plan, online)
+        members = online_members(members, online)
     return assign_pool(plan, members, options.requests.distribute) if members else plan
 
 
@@ -423,7 +442,8 @@ def _dry_run(options: RunOptions, env: Env, batch: Prepared, journal: Journal | 
     try:
         plan = batch.plan
         if options.requests.verify_whatsapp:
-            plan = run_async(_verify_apart(options, env, batch, journal))
+            with api_target(options, env) as target:
+                plan = run_async(verify_apart(options, env, target, batch, journal))
         plan = carried_over(plan, batch.table, journal)
         plan = plan_requests(options, plan, None, batch.pool)
         resolved = not options.requests.lookup  # no lookups in a dry run: names stay names
@@ -464,7 +484,7 @@ async def _online(
         stopped = None
         try:
             gate = Backpressure(options.sending.concurrency, options.sending.rate)
-            plan = batch.plan
+            plan, online = batch.plan, None
             try:
                 directory = await lookups(options, target, client, plan)
                 members = pool_members(options, batch.pool, directory)
@@ -472,11 +492,13 @@ async def _online(
                     await check_connected(client, target.base_url)
                 if options.requests.verify_whatsapp:
                     plan = await verify_whatsapp(options, env, client, plan, batch, journal, gate)
+                if options.requests.online_only:
+                    online = await fetch_online(client, target.base_url, target.account_id)
             except TokenRefusedError:
                 directory, members, stopped = Directory(), batch.pool, "unauthorized"
             plan = carried_over(plan, batch.table, journal)
             journal.adopt(records_in_results(batch.table.results))
-            plan = plan_requests(options, plan, None if stopped else directory, members)
+            plan = plan_requests(options, plan, None if stopped else directory, members, online)
             todo = 0 if stopped else int(pending(plan).sum())
             if todo:
                 held.hold()  # from here on, what is sent is written out whatever comes
@@ -506,21 +528,20 @@ async def _online(
         return plan, outcomes, stopped, journal
 
 
-async def _verify_apart(
-    options: RunOptions, env: Env, batch: Prepared, journal: Journal | None
+async def verify_apart(
+    options: RunOptions, env: Env, target: Target, batch: Prepared, journal: Journal | None
 ) -> pd.DataFrame:
     """``--verify-whatsapp`` for a dry run or a check: its own client and gate, nothing kept."""
-    with api_target(options, env) as target:
-        async with PlugChatClient(
-            target.base_url,
-            target.token,
-            timeout=options.sending.timeout,
-            concurrency=options.sending.concurrency,
-        ) as client:
-            gate = Backpressure(options.sending.concurrency, options.sending.rate)
-            return await verify_whatsapp(
-                options, env, client, batch.plan, batch, journal, gate, keep=False
-            )
+    async with PlugChatClient(
+        target.base_url,
+        target.token,
+        timeout=options.sending.timeout,
+        concurrency=options.sending.concurrency,
+    ) as client:
+        gate = Backpressure(options.sending.concurrency, options.sending.rate)
+        return await verify_whatsapp(
+            options, env, client, batch.plan, batch, journal, gate, keep=False
+        )
 
 
 async def verify_whatsapp(

@@ -21,6 +21,7 @@ from batch_attend.i18n import _
 
 CONFIG_FILE = "batch-attend.toml"
 TOKEN_ENV = "PLUGCHAT_TOKEN"
+ACCOUNT_ENV = "PLUGCHAT_ACCOUNT_ID"
 TICKET_ENV = "PLUGCHAT_TICKET"
 BASE_URL_ENV = "PLUGCHAT_BASE_URL"
 DEFAULT_CONCURRENCY = 8
@@ -68,6 +69,8 @@ class RequestOptions:
     lookup: bool = True
     status_check: bool = True  # ask whether the WhatsApp number is connected
     verify_whatsapp: bool = False  # ask whether each phone has WhatsApp before its start
+    online_only: bool = False  # give rows only to operators online now
+    account_id: str | None = None  # the account's ID, for who is online
 
 
 @dataclass

@@ -213,3 +213,80 @@ def test_the_sandbox_number_dropping_mid_run_then_reconnected(runner, tmp_path):
         again = run_sandbox(runner, sandbox, source, "-o", out, "-c", "4")
         assert again.exit_code == 0, again.stderr
         assert set(sandbox.state.starts.values()) == {1} and len(sandbox.state.starts) == 120
+
+
+# --- --online-only, against the sandbox's operators (OP-ANA and OP-CARLA online) --------------
+
+
+def online_leads(tmp_path):
+    rows = [["Telefone", "Operadores"]]
+    rows += [[p, ""] for p in phones(6)]
+    rows += [["5544999990101", "OP-ANA; OP-BRUNO"], ["5544999990102", "OP-BRUNO, OP-DIEGO"]]
+    rows += [["5544999990103", "OP-BRUNO"]]
+    return write_csv(tmp_path / "leads.csv", rows)
+
+
+def test_online_only_gives_rows_to_the_operators_online_now(runner, sandbox, tmp_path):
+    out = tmp_path / "r.csv"
+    result = run_sandbox(
+        runner, sandbox, online_leads(tmp_path), "-o", out, "--online-only",
+        "--account-id", "sandbox-account", "--pool", "OP-ANA,OP-BRUNO,OP-CARLA",
+        "--distribute", "balanced",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    rows = read_results_csv(out)
+    pooled = [r["operators"] for r in rows[:6]]
+    # OP-BRUNO is offline; OP-ANA already has row 7, so balanced evens them out at 4 and 3
+    assert sorted(pooled) == ["OP-ANA"] * 3 + ["OP-CARLA"] * 3
+    assert rows[6]["operators"] == "OP-ANA"  # OP-BRUNO, offline, left out of the cell
+    assert (rows[7]["status"], rows[7]["error"].split(":")[0]) == ("skipped", "operators_offline")
+    assert (rows[8]["status"], rows[8]["operators"]) == ("started", "OP-BRUNO")  # as written
+    assert sandbox.state.online_requests == 1
+
+
+def test_online_only_with_no_pool_member_online_is_refused_naming_them(runner, sandbox, tmp_path):
+    sandbox.state.online = set()
+    out = tmp_path / "r.csv"
+    result = run_sandbox(
+        runner, sandbox, online_leads(tmp_path), "-o", out, "--online-only",
+        "--account-id", "sandbox-account", "--pool", "OP-ANA,OP-BRUNO",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    assert "no pool member is online" in result.stderr and "OP-BRUNO" in result.stderr
+    assert sandbox.state.starts == {} and not out.exists()
+
+
+def test_online_only_needs_the_account_id(runner, sandbox, tmp_path):
+    result = run_sandbox(runner, sandbox, online_leads(tmp_path), "-o", tmp_path / "r.csv",
+                         "--online-only", "--pool", "OP-ANA")  # fmt: skip
+    assert result.exit_code == 2 and "--account-id" in result.stderr
+    assert sandbox.state.starts == {}
+
+
+def test_check_shows_it_all_in_one_screen(runner, sandbox, tmp_path):
+    result = run_sandbox(
+        runner, sandbox, "check", verify_leads(tmp_path), "--verify-whatsapp",
+        "--account-id", "sandbox-account",
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "Token: accepted" in lines and "WhatsApp: connected" in lines
+    assert (
+        "Operators online now: Ana Souza (OP-ANA), Carla Nogueira (OP-CARLA); "
+        "offline: Bruno Lima (OP-BRUNO)"
+    ) in lines
+    assert (
+        "Rows: 3: 2 ready to send, 1 invalid (1 without WhatsApp), 0 duplicates (skipped)" in lines
+    )
+    assert "asked PlugChat whether 4 phones have WhatsApp" in result.stderr
+    assert sandbox.state.starts == {}
+
+
+def test_operators_online_lists_who_is_online(runner, sandbox):
+    result = run_sandbox(
+        runner, sandbox, "operators", "--online", "--account-id", "sandbox-account",
+        "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    states = {o["id"]: o["online"] for o in json.loads(result.stdout)}
+    assert states == {"OP-ANA": True, "OP-BRUNO": False, "OP-CARLA": True}
