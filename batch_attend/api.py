@@ -347,7 +347,7 @@ class PlugChatClient:
             ) as resp:
                 answer = Answer(
                     http_status=resp.status,
-                    content_type=self.scrub(resp.headers.get("Content-Type", "")),
+                    content_type=resp.headers.get("Content-Type", ""),  # judged, never shown
                     retry_after=resp.headers.get("Retry-After"),
                     location=self._scrub_optional(resp.headers.get("Location")),
                 )
