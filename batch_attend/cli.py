@@ -80,6 +80,25 @@ class TranslatedCommand(click.Command):
             self.help = saved
 
 
+def _lang_given(args: list[str]) -> str | None:
+    """``--lang X`` (or ``--lang=X``) among ``args``, for a help shown before options are read."""
+    for i, arg in enumerate(args):
+        if arg == "--lang" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--lang="):
+            return arg.partition("=")[2]
+    return None
+
+
+class DefaultContext(click.Context):
+    """The context of the default command, which users never type: its usage lines and hints
+    say ``batch-attend INPUT``, not ``batch-attend run INPUT``."""
+
+    @property
+    def command_path(self) -> str:
+        return self.parent.command_path if self.parent is not None else super().command_path
+
+
 class DefaultCommandGroup(click.Group):
     """``batch-attend FILE ...`` runs the default command; ``batch-attend sandbox`` the other one.
 
@@ -91,9 +110,10 @@ class DefaultCommandGroup(click.Group):
     command_class = TranslatedCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        i18n.set_language(None, Env().environ)  # before any --help is shown; --lang may change it
+        i18n.set_language(_lang_given(args), Env().environ)  # before any --help is shown
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = [self.default_command, *args]
+            helped = "--help" in args or "-h" in args  # the same help, other commands listed
+            args = ["--help"] if helped else [self.default_command, *args]
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
@@ -196,16 +216,20 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     path = find_config(value)
     if path is None:
         return
-    known = {
-        opt[2:]: p.name
+    params = {
+        opt[2:]: p
         for p in ctx.command.params
         for opt in getattr(p, "opts", [])
         if opt.startswith("--") and p.name not in ("config", "lang", "traceback", "help")
     }
     try:
-        ctx.default_map = {**(ctx.default_map or {}), **read_config(path, known)}
+        values = read_config(path, {key: p.name for key, p in params.items()})
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from exc
+    for p in params.values():  # operator = "OP-ANA" for an option given many times
+        if getattr(p, "multiple", False) and isinstance(values.get(p.name), str):
+            values[p.name] = [values[p.name]]
+    ctx.default_map = {**(ctx.default_map or {}), **values}
     ctx.meta[CONFIG_USED] = path
 
 
@@ -423,7 +447,7 @@ def input_options(func):
     "--output",
     metavar="PATH",
     help="Results file: .csv or .xlsx by extension, '-' for CSV on stdout. "
-    "Default: INPUT's name + '.results' beside it.",
+    "Default: INPUT's name + '.results' beside it; required when INPUT is '-' (stdin).",
 )
 @credential_options
 @input_options
@@ -489,6 +513,13 @@ def input_options(func):
     is_flag=True,
     help="Write CSV results without the UTF-8 BOM that Excel needs for accents.",
 )
+@click.option(
+    "--output-delimiter",
+    metavar="CHAR",
+    callback=_delimiter,
+    help="CSV results' delimiter (default: the CSV input's; from a workbook, ; when messages "
+    "are in Portuguese, as Excel in Brazil expects, else ,).",
+)
 @common_options
 @click.pass_obj
 def run_command(env: Env, input_file: Path, **opts) -> ExitStatus:
@@ -512,6 +543,9 @@ def run_command(env: Env, input_file: Path, **opts) -> ExitStatus:
     from batch_attend.runner import run_batch
 
     return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
+
+
+run_command.context_class = DefaultContext
 
 
 @cli.command(name="check")

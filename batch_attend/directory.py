@@ -91,8 +91,13 @@ class Department:
 
 
 def looks_like_id(value: str) -> bool:
-    """IDs in PlugChat are opaque codes (UUIDs, short codes): no spaces and no e-mail '@'."""
-    return bool(value) and not any(ch.isspace() for ch in value) and "@" not in value
+    """IDs in PlugChat are opaque codes: UUIDs, or short codes such as ``OP-1`` or
+    ``52a8dce4-b49c``. Without the operator list, a value is taken for an ID only when it has no
+    space and no ``@``, and holds a digit or no lower-case letter: ``Ana`` and ``bruno.lima``
+    are a name and a login (``--no-lookup`` sends any cell as it is)."""
+    if not value or any(ch.isspace() for ch in value) or "@" in value:
+        return False
+    return any(ch.isdigit() for ch in value) or not any(ch.islower() for ch in value)
 
 
 def operators_url(base_url: str) -> str:
@@ -122,8 +127,9 @@ class Directory:
                 return value
             raise LookupProblem(
                 ErrorCode.UNKNOWN_OPERATOR,
-                f"'{value}' looks like a name, and names can be looked up only with a ticket "
-                "(--ticket or PLUGCHAT_TICKET); or write the operator ID",
+                f"'{value}' looks like a name or login, and those can be looked up only with a "
+                "ticket (--ticket or PLUGCHAT_TICKET); write the operator ID, or add --no-lookup "
+                "to send the cell as it is",
             )
         exact = [op for op in self.operators if op.id == value]
         if not exact:

@@ -74,6 +74,7 @@ class Engine:
         self.problem: str | None = None  # what recheck said
         self.retry_at: dt.datetime | None = None  # when the API asked to be called again
         self.sent_leads = 0
+        self.decided = 0  # leads an answer decided
         self.requests = 0
         self.retries = 0
         self._stop_event: asyncio.Event | None = None
@@ -170,6 +171,7 @@ class Engine:
                 elapsed = time.perf_counter() - started
                 self.on_attempt(lead, attempts, outcome, elapsed, None if final else wait)
             if final:
+                self.decided += 1
                 self.on_outcome(lead, outcome)
                 return
             self.retries += 1

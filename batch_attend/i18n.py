@@ -20,6 +20,7 @@ DOMAIN = "batch_attend"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
 _translation: gettext.NullTranslations = gettext.NullTranslations()
+_language = "en"
 
 
 def language_from(environ: Mapping[str, str]) -> str:
@@ -32,9 +33,9 @@ def language_from(environ: Mapping[str, str]) -> str:
 
 def set_language(lang: str | None, environ: Mapping[str, str]) -> str:
     """Choose the catalog for this process; returns the language in use."""
-    global _translation
+    global _translation, _language
     chosen = lang or language_from(environ)
-    chosen = "pt_BR" if chosen.lower().startswith("pt") else "en"
+    chosen = _language = "pt_BR" if chosen.lower().startswith("pt") else "en"
     _translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[chosen], fallback=True)
     os.environ["LANGUAGE"] = chosen  # what gettext.gettext looks at first
     gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
@@ -42,9 +43,20 @@ def set_language(lang: str | None, environ: Mapping[str, str]) -> str:
     return chosen
 
 
+def language() -> str:
+    """The language of messages now (``en`` or ``pt_BR``): what a person reads, so also what
+    their spreadsheet program expects."""
+    return _language
+
+
 def _(message: str) -> str:
     """The message in the current language (English when no translation exists)."""
     return _translation.gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The message for ``n`` things, singular or plural as the current language counts."""
+    return _translation.ngettext(singular, plural, n)
 
 
 def N_(message: str) -> str:

@@ -133,6 +133,7 @@ class RunSummary:
     error_counts: Counter = field(default_factory=Counter)
     elapsed: float = 0.0
     sent_rows: int = 0
+    decided_rows: int = 0  # rows an answer to this run's requests decided
     requests: int = 0
     retries: int = 0
     pushbacks: int = 0

@@ -213,7 +213,8 @@ def check_batch(options: RunOptions, env: Env | None = None) -> CheckReport:
     ledger is read, not written."""
     env = env or Env()
     batch = prepare(options, env, sending=False)
-    journal = Journal.open_readonly(journal_path(options, batch.output))
+    path = journal_path(options, batch.output)  # None: standard input, no -o or --journal
+    journal = Journal.open_readonly(path) if path is not None else None
     plan = carried_over(batch.plan, batch.table, journal)
     report = CheckReport(source=batch.table.where, rows=len(batch.table))
     with api_target(options, env) as target:

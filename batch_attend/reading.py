@@ -23,6 +23,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import unicodedata
 import warnings
 import zipfile
@@ -30,6 +31,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -166,6 +168,7 @@ class Table:
     frame: pd.DataFrame
     row_numbers: np.ndarray  # of int, one per data row
     results: pd.DataFrame | None = None
+    delimiter: str | None = None  # a CSV's, which its results reuse; None for a workbook
 
     @property
     def where(self) -> str:
@@ -630,8 +633,11 @@ def line_count(path: Path) -> int:
     return count + (last != b"\n")
 
 
-def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> pd.DataFrame:
-    """Every record of a CSV file as text cells, blank lines included (row numbers count them).
+def read_csv_grid(
+    path: Path, encoding: str | None, delimiter: str | None
+) -> tuple[pd.DataFrame, str]:
+    """Every record of a CSV file as text cells, blank lines included (row numbers count them),
+    and the delimiter they were split on (the results reuse it).
 
     Refused before parsing: a file past :data:`MAX_TEXT_BYTES` (the parser holds all of its text,
     which also bounds any one cell), or whose lines times its width pass :data:`MAX_CELLS`.
@@ -662,7 +668,7 @@ def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> pd
     width = max(field_counts(sample, sep) or [1])
     _check_cells(str(path), line_count(path), width)
     try:
-        return pd.read_csv(
+        grid = pd.read_csv(
             path,
             sep=sep,
             header=None,
@@ -692,6 +698,7 @@ def read_csv_grid(path: Path, encoding: str | None, delimiter: str | None) -> pd
                 "{path}: cannot be read as {chosen} ({how}): {reason} at byte {start}. Give the right one with --encoding (for example --encoding cp1252 or latin-1)."
             ).format(path=path, chosen=chosen, how=how, reason=exc.reason, start=exc.start)
         ) from exc
+    return grid, sep
 
 
 def _show(delimiter: str) -> str:
@@ -982,10 +989,69 @@ def read_table(
     phone_names = phone_header_names(phone_column)
     kind = _check_content(path, ext)
     if kind == "text":
-        table = table_from_grid(path, None, read_csv_grid(path, encoding, delimiter), phone_names)
+        grid, delimiter = read_csv_grid(path, encoding, delimiter)
+        table = table_from_grid(path, None, grid, phone_names)
+        table.delimiter = delimiter
     else:
         check_inflated(path, kind)
         name, grid = _read_capped(path, lambda: read_excel_grid(path, sheet, phone_names))
         table = table_from_grid(path, name, grid, phone_names)
     refuse_control_characters(table)
     return table
+
+
+#: INPUT that means standard input, and how messages name it.
+STDIN = Path("-")
+STDIN_NAME = "<stdin>"
+#: Bytes of standard input copied at a time.
+_SPOOL_CHUNK = 1 << 20
+
+
+def read_stdin_table(stream: BinaryIO, **options) -> Table:
+    """:func:`read_table` of the bytes of ``stream`` (standard input), which has no name: they
+    are read once into a file in a private temp folder, named by what they are (there is no
+    extension to go by), and that folder is removed whatever happens. Messages name the input
+    ``<stdin>``."""
+    with tempfile.TemporaryDirectory(prefix="batch-attend-") as folder:
+        spooled = Path(folder) / "stdin"
+        _spool(stream, spooled)
+        kind = content_kind(spooled)
+        suffix = {**_RENAME_TO, "encrypted": ".xlsx"}.get(kind)
+        if suffix is None:
+            raise InputError(
+                _(
+                    "{path}: the content is {what}, not a CSV file or a workbook. Open it in a spreadsheet program and save it as .xlsx or .csv."
+                ).format(path=STDIN_NAME, what=_(_KIND_NAMES.get(kind, N_("something else"))))
+            )
+        path = spooled.rename(spooled.with_suffix(suffix))
+        try:
+            table = read_table(path, **options)
+        except InputError as exc:  # its messages name the temp file, which no one knows
+            raise InputError(str(exc).replace(str(path), STDIN_NAME)) from exc
+    table.source = Path(STDIN_NAME)
+    return table
+
+
+def _spool(stream: BinaryIO, path: Path) -> None:
+    """Copy ``stream`` into a new file at ``path``, refusing it past the size a CSV file (or,
+    when its first bytes are a workbook's, a workbook) may have: no more is read than that."""
+    with open(path, "xb") as fh:
+        chunk = stream.read(_SPOOL_CHUNK)
+        workbook = chunk.startswith((b"PK\x03\x04", _OLE_MAGIC))
+        limit = MAX_INFLATED_BYTES if workbook else MAX_TEXT_BYTES
+        size = 0
+        while chunk:
+            size += len(chunk)
+            if size > limit:
+                message = (
+                    _(
+                        "{path}: more than the {limit} batch-attend reads from a workbook came on standard input. Split it into smaller files."
+                    )
+                    if workbook
+                    else _(
+                        "{path}: more than the {limit} batch-attend reads from a CSV file came on standard input. Split it into smaller files."
+                    )
+                )
+                raise InputError(message.format(path=STDIN_NAME, limit=_size(limit)))
+            fh.write(chunk)
+            chunk = stream.read(_SPOOL_CHUNK)

@@ -19,6 +19,7 @@ import re
 import stat
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from batch_attend.errors import BatchAttendError
-from batch_attend.i18n import N_, _
+from batch_attend.i18n import _, language, ngettext
 from batch_attend.journal import Record
 from batch_attend.outcomes import (
     DONE_STATUSES,
@@ -381,7 +382,20 @@ def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame
     return frame.set_axis(range(frame.shape[1]), axis=1)
 
 
-def write_csv(stream: BinaryIO, header: Sequence[str], frame: pd.DataFrame) -> None:
+def csv_delimiter(given: str | None, input_delimiter: str | None) -> str:
+    """The delimiter of CSV results: ``given`` (``--output-delimiter``), else the CSV input's,
+    so the results open as the input did; else, from a workbook, ``;`` when messages are in
+    Portuguese (Excel in Brazil splits a CSV on its list separator, ``;``), ``,`` otherwise."""
+    if given:
+        return given
+    if input_delimiter:
+        return input_delimiter
+    return ";" if language() == "pt_BR" else ","
+
+
+def write_csv(
+    stream: BinaryIO, header: Sequence[str], frame: pd.DataFrame, delimiter: str = ","
+) -> None:
     """UTF-8 CSV, CRLF line ends: the header as Python's csv module writes it, the rows by
     pyarrow's writer, which puts every text cell in quotes (numbers and empty counts bare).
 
@@ -395,14 +409,16 @@ def write_csv(stream: BinaryIO, header: Sequence[str], frame: pd.DataFrame) -> N
         width + RESULT_COLUMNS.index(name) for name in ("attendance_number", "operators")
     ]
     line = io.StringIO()
-    csv.writer(line, lineterminator="\r\n").writerow(inert(pd.Series(header, dtype=str)))
+    csv.writer(line, delimiter=delimiter, lineterminator="\r\n").writerow(
+        inert(pd.Series(header, dtype=str))
+    )
     stream.write(line.getvalue().encode("utf-8"))
     safe = frame.copy(deep=False)
     made_inert = on_cores(inert, [frame[j].astype(str) for j in outside])
     for j, column in zip(outside, made_inert, strict=True):
         safe[j] = column
     table = pa.Table.from_pandas(safe.set_axis([str(j) for j in safe.columns], axis=1))
-    options = pyarrow.csv.WriteOptions(include_header=False, eol="\r\n")
+    options = pyarrow.csv.WriteOptions(include_header=False, delimiter=delimiter, eol="\r\n")
     pyarrow.csv.write_csv(table, stream, options)
 
 
@@ -486,9 +502,11 @@ def write_results(
     stdout: TextIO | None = None,
     summary: RunSummary | None = None,
     bom: bool = True,
+    delimiter: str = ",",
 ) -> None:
     """Write a results frame (see :func:`contract_frame`) to ``output`` (``-`` = CSV on
-    ``stdout``), atomically for files, first removing what a killed run left of them."""
+    ``stdout``), atomically for files, first removing what a killed run left of them;
+    ``delimiter`` is a CSV's (see :func:`csv_delimiter`)."""
     header = result_header(columns)
     if len(header) != frame.shape[1]:
         raise ValueError(f"{len(header)} header names for {frame.shape[1]} columns")
@@ -496,7 +514,7 @@ def write_results(
         stdout.flush()
         binary = getattr(stdout, "buffer", None)  # a real stream: the bytes as they are made
         data = binary if binary is not None else io.BytesIO()
-        write_csv(data, header, frame)
+        write_csv(data, header, frame, delimiter)
         if binary is None:
             stdout.write(data.getvalue().decode("utf-8"))
         stdout.flush()
@@ -508,7 +526,7 @@ def write_results(
             with open(tmp, "wb") as fh:
                 if bom:
                     fh.write(codecs.BOM_UTF8)
-                write_csv(fh, header, frame)
+                write_csv(fh, header, frame, delimiter)
                 fh.flush()
                 os.fsync(fh.fileno())
         else:
@@ -585,7 +603,7 @@ def write_summary_json(
             counts={str(k): v for k, v in sorted(summary.counts.items())},
             errors={str(k): v for k, v in sorted(summary.error_counts.items())},
             elapsed_s=round(summary.elapsed, 3),
-            rows_per_s=round(summary.sent_rows / summary.elapsed, 1) if summary.elapsed else 0.0,
+            rows_per_s=round(summary.decided_rows / summary.elapsed, 1) if summary.elapsed else 0.0,
             requests=summary.requests,
             retries=summary.retries,
             rate_limited=summary.pushbacks,
@@ -600,37 +618,59 @@ def started_at() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-_STATUS_WORDS = {
-    RowStatus.STARTED: N_("started"),
-    RowStatus.ALREADY_IN_SERVICE: N_("already in service"),
-    RowStatus.INVALID: N_("invalid"),
-    RowStatus.FAILED: N_("failed"),
-    RowStatus.SKIPPED: N_("skipped"),
-}
+def _counted(status: RowStatus | str, n: int) -> str:
+    """``n`` rows of a status in words, singular or plural as the language counts them."""
+    words = {
+        RowStatus.STARTED: ngettext("{count} started", "{count} started", n),
+        RowStatus.ALREADY_IN_SERVICE: ngettext(
+            "{count} already in service", "{count} already in service", n
+        ),
+        RowStatus.INVALID: ngettext("{count} invalid", "{count} invalid", n),
+        RowStatus.FAILED: ngettext("{count} failed", "{count} failed", n),
+        RowStatus.SKIPPED: ngettext("{count} skipped", "{count} skipped", n),
+        "ready": ngettext("{count} ready to send", "{count} ready to send", n),
+    }
+    return words[status].format(count=f"{n:,}")
 
 
 def format_summary(summary: RunSummary) -> str:
-    """The one line printed after a run: counts per status, time, rate, where the results went."""
-    parts = [f"{summary.counts[s]:,} {_(_STATUS_WORDS[s])}" for s in RowStatus if summary.counts[s]]
-    rate = summary.sent_rows / summary.elapsed if summary.elapsed > 0 else 0.0
+    """The one line printed after a run: counts per status, time, the rate of the rows this
+    run's requests decided (none: no rate), where the results went. A dry run's rows to send
+    are "ready"."""
+    ready = summary.error_counts[ErrorCode.DRY_RUN] if summary.dry_run else 0
+    counts = Counter(summary.counts)
+    counts[RowStatus.SKIPPED] -= ready
+    parts = [_counted(s, counts[s]) for s in RowStatus if counts[s] > 0]
+    if ready:
+        parts.insert(0, _counted("ready", ready))
     where = _("stdout") if summary.output == STDOUT else summary.output
     extras = []
     if summary.resumed:
         extras.append(_("{count} done by an earlier run").format(count=f"{summary.resumed:,}"))
     if summary.retries:
-        extras.append(_("{count} retries").format(count=f"{summary.retries:,}"))
-    if summary.pushbacks:
         extras.append(
-            _("the API asked to slow down {count} times (429)").format(
-                count=f"{summary.pushbacks:,}"
+            ngettext("{count} retry", "{count} retries", summary.retries).format(
+                count=f"{summary.retries:,}"
             )
         )
-    line = _("{total} rows: {parts} in {elapsed} s ({rate} rows/s)").format(
+    if summary.pushbacks:
+        extras.append(
+            ngettext(
+                "the API asked to slow down once (429)",
+                "the API asked to slow down {count} times (429)",
+                summary.pushbacks,
+            ).format(count=f"{summary.pushbacks:,}")
+        )
+    line = ngettext(
+        "{total} row: {parts} in {elapsed} s", "{total} rows: {parts} in {elapsed} s", summary.total
+    ).format(
         total=f"{summary.total:,}",
         parts=", ".join(parts) or _("nothing to do"),
         elapsed=f"{summary.elapsed:.1f}",
-        rate=f"{rate:,.1f}",
     )
+    if summary.decided_rows and summary.elapsed > 0:
+        rate = summary.decided_rows / summary.elapsed
+        line += " " + _("({rate} rows/s)").format(rate=f"{rate:,.1f}")
     return (
         line + "".join(f"; {e}" for e in extras) + ". " + _("Results: {where}").format(where=where)
     )

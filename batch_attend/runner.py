@@ -46,7 +46,7 @@ from batch_attend.planning import (
     resolve_pool,
     skip_duplicates,
 )
-from batch_attend.reading import Table, map_columns, read_table
+from batch_attend.reading import STDIN, STDIN_NAME, Table, map_columns, read_stdin_table, read_table
 from batch_attend.request_log import RequestLog, mask_phone
 from batch_attend.results import (
     STDOUT,
@@ -56,6 +56,7 @@ from batch_attend.results import (
     check_output,
     check_writable,
     contract_frame,
+    csv_delimiter,
     default_output_for,
     format_summary,
     outcome_frame,
@@ -197,16 +198,23 @@ class Prepared:
 def prepare(options: RunOptions, env: Env, *, sending: bool) -> Prepared:
     """Read, check and validate everything that needs no network: the table, its validated
     plan, and the operator pool. ``sending``: also check what sending needs (the
-    output, the token, the base URL)."""
+    output, the token, the base URL). INPUT ``-`` is read from ``env.stdin``; having no name,
+    it needs ``-o`` (and ``--journal`` with ``-o -``) to send, checked before it is read."""
     source = options.input
-    table = read_table(
-        source.path,
+    stdin = source.path == STDIN
+    if stdin and sending:
+        check_stdin_places(options)
+    how = dict(
         sheet=source.sheet,
         encoding=source.encoding,
         delimiter=source.delimiter,
         phone_column=source.phone_column,
     )
-    output = options.output.path or default_output_for(source.path)
+    if stdin:
+        table = read_stdin_table(getattr(env.stdin, "buffer", env.stdin), **how)
+    else:
+        table = read_table(source.path, **how)
+    output = options.output.path or (STDOUT if stdin else default_output_for(source.path))
     if sending:
         check_output(output, source.path, input_is_results=table.results is not None)
         check_capacity(output, len(table))
@@ -232,12 +240,33 @@ def prepare(options: RunOptions, env: Env, *, sending: bool) -> Prepared:
     return Prepared(table, validate(table, columns, defaults), pool, output)
 
 
-def journal_path(options: RunOptions, output: str) -> Path:
+def check_stdin_places(options: RunOptions) -> None:
+    """Standard input has no name to put the results, or a ledger, beside: a run from it must
+    be told where they go."""
+    if options.output.path is None:
+        raise OutputError(
+            _(
+                "{path}: the input has no name to put the results beside; give -o PATH (or -o - for stdout)."
+            ).format(path=STDIN_NAME)
+        )
+    if options.output.path == STDOUT and options.output.journal is None:
+        raise OutputError(
+            _(
+                "{path}: with the results on stdout too, the journal has no file to sit beside; give --journal PATH."
+            ).format(path=STDIN_NAME)
+        )
+
+
+def journal_path(options: RunOptions, output: str) -> Path | None:
     """The ledger: ``--journal``, else beside the results (beside the input for stdout), the
     real file's when the path given is a link, so that every way of naming the results finds
-    the same ledger. It may be neither the input nor the results."""
+    the same ledger. It may be neither the input nor the results. None for standard input
+    with the results on stdout: nowhere to keep one (a run refuses it, see
+    :func:`check_stdin_places`; a check reads none)."""
     if options.output.journal is not None:
         path = Path(options.output.journal)
+    elif output == STDOUT and options.input.path == STDIN:
+        return None
     elif output == STDOUT:
         path = Path(os.path.realpath(options.input.path) + ".journal")
     else:
@@ -383,6 +412,7 @@ def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
                 stdout=env.stdout,
                 summary=summary,
                 bom=options.output.bom,
+                delimiter=csv_delimiter(options.output.output_delimiter, batch.table.delimiter),
             )
         except OSError as exc:
             if isinstance(exc, BrokenPipeError) or batch.output == STDOUT:
@@ -633,6 +663,7 @@ async def _send(
         if log is not None:
             log.close()
         summary.sent_rows = engine.sent_leads
+        summary.decided_rows = engine.decided
         summary.requests = engine.requests
         summary.retries = engine.retries
         summary.pushbacks = engine.gate.pushbacks

@@ -90,10 +90,11 @@ class SendingOptions:
 class OutputOptions:
     """Where the results, the ledger and the side files go."""
 
-    path: str | None = None  # None: beside the input; "-": CSV on stdout
+    path: str | None = None  # None: beside the input (required for stdin); "-": CSV on stdout
     journal: Path | None = None  # None: beside the results (or the input, for stdout)
     fresh: bool = False
     bom: bool = True
+    output_delimiter: str | None = None  # None: see results.csv_delimiter
     summary_json: Path | None = None
     log_file: Path | None = None
 

@@ -40,7 +40,7 @@ def run(runner, sandbox, tmp_path, *args, lang="pt_BR.UTF-8"):
 def test_summary_in_portuguese_results_in_english(runner, sandbox, tmp_path):
     result = run(runner, sandbox, tmp_path)
     assert result.exit_code == 1
-    assert result.stderr.startswith("2 linhas: 1 iniciadas, 1 inválidas em ")
+    assert result.stderr.startswith("2 linhas: 1 iniciada, 1 inválida em ")
     assert "Resultados: " in result.stderr
     rows = read_results_csv(tmp_path / "r.csv")
     assert list(rows[0])[2:5] == ["row", "phone", "status"]

@@ -178,11 +178,28 @@ def test_check_output_refuses_unwritable_folder(tmp_path):
 
 def test_format_summary():
     summary = summary_of(OUTCOMES)
-    summary.elapsed, summary.sent_rows, summary.output = 2.0, 2, "r.csv"
+    summary.elapsed, summary.decided_rows, summary.output = 2.0, 2, "r.csv"
     assert (
         format_summary(summary)
         == "2 rows: 1 started, 1 failed in 2.0 s (1.0 rows/s). Results: r.csv"
     )
+
+
+def test_format_summary_counts_only_what_this_run_decided_and_says_one_row():
+    summary = summary_of(OUTCOMES[:1])
+    summary.elapsed, summary.retries, summary.pushbacks, summary.output = 2.0, 1, 1, "r.csv"
+    summary.resumed = 1  # done by an earlier run: no request of this run, no rate
+    assert format_summary(summary) == (
+        "1 row: 1 started in 2.0 s; 1 done by an earlier run; 1 retry; the API asked to slow "
+        "down once (429). Results: r.csv"
+    )
+
+
+def test_a_dry_run_reports_rows_ready():
+    summary = RunSummary(dry_run=True, elapsed=0.1, output="r.csv")
+    summary.counts.update({"skipped": 5})
+    summary.error_counts.update({"dry_run": 5})
+    assert format_summary(summary) == "5 rows: 5 ready to send in 0.1 s. Results: r.csv"
 
 
 def test_too_many_rows_for_a_worksheet_are_refused_up_front():

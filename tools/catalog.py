@@ -36,21 +36,24 @@ CLICK_MESSAGES = [
 ]
 
 
-def code_messages() -> dict[str, str]:
-    """msgid → where it was found, from ``_()`` and ``N_()`` calls with a literal string."""
-    found: dict[str, str] = {}
+def _literal(node) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def code_messages() -> dict:
+    """msgid → where it was found, from ``_()`` and ``N_()`` calls with a literal string, and
+    (singular, plural) → where, from ``ngettext()`` calls with two."""
+    found: dict = {}
     for path in sorted(PACKAGE.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id in ("_", "N_")
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
-            ):
-                found.setdefault(node.args[0].value, f"{path.name}:{node.lineno}")
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            where = f"{path.name}:{node.lineno}"
+            if node.func.id in ("_", "N_") and node.args and _literal(node.args[0]):
+                found.setdefault(node.args[0].value, where)
+            elif node.func.id == "ngettext" and all(map(_literal, node.args[:2])):
+                found.setdefault((node.args[0].value, node.args[1].value), where)
     return found
 
 
@@ -100,7 +103,7 @@ def update() -> None:
         template.add(
             message,
             locations=[(where, 0)],
-            flags=("python-brace-format",) if "{" in message else (),
+            flags=("python-brace-format",) if "{" in str(message) else (),
         )
     with open(LOCALE / "messages.pot", "wb") as fh:
         write_po(fh, template, omit_header=False, sort_output=True, width=100)
@@ -119,7 +122,10 @@ def problems() -> list[str]:
     out = []
     for message in all_messages():
         entry = catalog.get(message)
-        if entry is None or not entry.string:
+        strings = entry.string if entry is not None else ""
+        if isinstance(strings, str):
+            strings = (strings,)
+        if entry is None or not all(strings):
             out.append(f"no translation: {message!r}")
         elif entry.fuzzy:
             out.append(f"fuzzy translation: {message!r}")
