@@ -3,6 +3,8 @@ config file as they would write them, names not sent as IDs."""
 
 from __future__ import annotations
 
+import csv
+
 from batch_attend.cli import cli
 from batch_attend.directory import looks_like_id
 from tests.conftest import TOKEN, read_results_csv, write_csv
@@ -66,3 +68,25 @@ def test_what_looks_like_an_id():
     names = ["Ana", "bruno.lima", "Ana Souza", "ana@empresa.com.br", "carla", ""]
     assert all(looks_like_id(v) for v in ids)
     assert not any(looks_like_id(v) for v in names)
+
+
+WORDS = ["João", "Conceição", "Ação", "São", "Araújo", "Ribeirão", "Lúcia", "Usuário", "Cajá"]
+
+
+def test_a_short_windows_excel_csv_keeps_every_accent(runner, sandbox, tmp_path):
+    """Five lines of cp1252: the accents are Portuguese letters, not a DOS or Mac code page's."""
+    for word in WORDS:
+        lines = ["Nome;Telefone;Operadores"]
+        lines += [f"{word} {i};(44) 99999-000{i};OP-ANA" for i in range(1, 5)]
+        source = tmp_path / "leads.csv"
+        source.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+        out = tmp_path / f"r-{WORDS.index(word)}.csv"
+        result = runner.invoke(
+            cli,
+            [str(source), "-o", str(out), "--dry-run"],
+            env={"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url},
+        )
+        assert result.exit_code == 0, result.stderr
+        with open(out, encoding="utf-8-sig", newline="") as fh:  # results keep the input's ;
+            names = [r["Nome"] for r in csv.DictReader(fh, delimiter=";")]
+        assert names == [f"{word} {i}" for i in range(1, 5)], word
