@@ -738,14 +738,17 @@ def sandbox_command(
     )
 
     def announce(url: str) -> None:
-        click.echo(f"PlugChat sandbox listening on {url}", file=env.stdout)
-        click.echo(f"Send 'Authorization: {token}'. Ctrl-C stops it.", file=env.stdout)
+        click.echo(_("PlugChat sandbox listening on {url}").format(url=url), file=env.stdout)
+        click.echo(
+            _("Send 'Authorization: {token}'. Ctrl-C stops it.").format(token=token),
+            file=env.stdout,
+        )
         env.stdout.flush()
 
     try:
         serve(state, host, port, announce)
     except KeyboardInterrupt:
-        env.log("batch-attend: sandbox stopped.")
+        env.log("batch-attend: " + _("sandbox stopped."))
     return ExitStatus.SUCCESS
 
 

@@ -137,11 +137,16 @@ class Engine:
         attempts = history.attempts
         self.sent_leads += 1
         for retry in range(self.policy.retries + 1):
-            sent_at = await self.gate.acquire()
+            await self.gate.acquire()
             if self.stop_reason:
                 self.gate.release()
                 return
-            attempt = await self.journal.sending(lead) if self.journal else 0
+            try:
+                attempt = await self.journal.sending(lead) if self.journal else 0
+                sent_at = await self.gate.pace()
+            except BaseException:
+                self.gate.release()
+                raise
             started = time.perf_counter()
             self._in_request.add(task)
             try:

@@ -59,7 +59,27 @@ def _from_scientific(text: str) -> tuple[str, str]:
     return str(int(value)), ""
 
 
-def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE) -> pd.DataFrame:
+#: What an 8 or 9 digit phone (a number without its area code) is told.
+NO_DDD_HINT = "add the area code (DDD) in front, or a DDD column"
+
+
+def join_ddd(phones: pd.Series, ddd: pd.Series) -> pd.Series:
+    """Phones of 8 or 9 digits with their row's DDD (2 digits, as "44", "(44)" or "044") in
+    front: a sheet with a DDD column keeps the number apart. Other cells are left as they are."""
+    text = phones.astype(str).str.strip()
+    digits = text.str.replace(r"\.0+$", "", regex=True).str.replace(_MASK, "", regex=True)
+    area = ddd.astype(str).str.replace(r"[^0-9]", "", regex=True).str.lstrip("0")
+    join = (
+        digits.str.fullmatch(r"[0-9]{8,9}")
+        & area.str.fullmatch(r"[1-9][0-9]")
+        & ~text.str.startswith("+")
+    ).to_numpy(bool)
+    return choose_text(join, area + digits, phones.astype(str)) if join.any() else phones
+
+
+def normalize_phones(
+    cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE, short_hint: str = NO_DDD_HINT
+) -> pd.DataFrame:
     """The digits to send for every phone cell (``phone``, "" where invalid) and why not
     (``error``, "" where valid), a column at a time.
 
@@ -68,7 +88,7 @@ def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE)
     or 11 digit national number gets ``country_code``; the result must have 10 to 15 digits. A
     ninth digit is never added or removed: both Brazilian forms are sent as written.
     Spreadsheet artefacts (``554499999999.0``, ``5.544999999999e+12``) are undone only when no
-    digit was lost.
+    digit was lost. An 8 or 9 digit phone (no area code) is told ``short_hint``.
     """
     text = cells.astype(str).str.strip()
     error = pd.Series("", index=cells.index, dtype=str)
@@ -90,7 +110,7 @@ def normalize_phones(cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE)
     phone = f"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}"
     wrong = failed | ~digits.str.fullmatch(phone).to_numpy(bool)
     if wrong.any():  # the reasons, worded only for the cells that have one (the others: "")
-        error = _reasons(text[wrong], digits[wrong], error[wrong]).reindex(
+        error = _reasons(text[wrong], digits[wrong], error[wrong], short_hint).reindex(
             cells.index, fill_value=""
         )
     return pd.DataFrame({"phone": choose_text(wrong, "", digits), "error": error})
@@ -112,9 +132,10 @@ def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return text, error
 
 
-def _reasons(text: pd.Series, digits: pd.Series, error: pd.Series) -> pd.Series:
+def _reasons(text: pd.Series, digits: pd.Series, error: pd.Series, short_hint: str) -> pd.Series:
     """Why each of these cells is not a phone (the first reason that applies)."""
     length = digits.str.len()
+    hint = np.where(length.isin((8, 9)), "; " + short_hint, "")
     bad = digits.str.extract(r"([^0-9])", expand=False).fillna("?")
     for failing, reason in (
         (text == "", lambda: "the phone cell is empty"),
@@ -126,7 +147,7 @@ def _reasons(text: pd.Series, digits: pd.Series, error: pd.Series) -> pd.Series:
             ~length.between(MIN_DIGITS, MAX_DIGITS),
             lambda: (
                 "'" + text + "' has " + length.astype(str) + " digits; a phone needs "
-                f"{MIN_DIGITS} to {MAX_DIGITS} (country code, area code, number)"
+                f"{MIN_DIGITS} to {MAX_DIGITS} (country code, area code, number)" + hint
             ),
         ),
     ):
@@ -222,9 +243,14 @@ def decide(plan: pd.DataFrame, rows: pd.Series, status: str, codes, messages) ->
     return plan
 
 
-def _missing_operators(has_column: bool) -> str:
-    where = "the operators cell is empty" if has_column else "no operators column"
-    return f"{where} and no --operator default was given"
+def _missing_operators(table: Table, has_column: bool) -> str:
+    """Why a row has no operators; without a column, the columns seen and how to name one."""
+    if has_column:
+        return "the operators cell is empty and no --operator default was given"
+    return (
+        f"no operators column (columns: {', '.join(table.columns)}); name one with "
+        "--operators-column, or give --operator"
+    )
 
 
 def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.DataFrame:
@@ -234,8 +260,12 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
     def cells(j: int | None) -> pd.Series:
         return table.column(j) if j is not None else empty
 
+    phone_cells, hint = cells(columns.phone), NO_DDD_HINT
+    if columns.ddd is not None:
+        phone_cells = join_ddd(phone_cells, cells(columns.ddd))
+        hint = f"the DDD cell ('{table.columns[columns.ddd]}' column) is empty or not an area code"
     phones = pd.concat(
-        on_cores(lambda c: normalize_phones(c, defaults.country_code), pieces(cells(columns.phone)))
+        on_cores(lambda c: normalize_phones(c, defaults.country_code, hint), pieces(phone_cells))
     )
     operators = per_distinct(
         cells(columns.operators), lambda c: split_operators(c) or defaults.operators
@@ -271,7 +301,7 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
             no_operators,
             RowStatus.INVALID,
             ErrorCode.MISSING_OPERATORS,
-            _missing_operators(columns.operators is not None),
+            _missing_operators(table, columns.operators is not None),
         )
     return plan
 

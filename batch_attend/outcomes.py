@@ -145,6 +145,9 @@ class RunSummary:
     interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
     output: str = ""
     dry_run: bool = False
+    input: str = ""  # the input's path as given, for the XLSX Summary sheet
+    started_at: str = ""  # when the run began (ISO 8601, local time with offset)
+    department_column: str | None = None  # --department-column, to count rows per department
 
     @property
     def total(self) -> int:

@@ -28,6 +28,7 @@ from batch_attend.i18n import _
 from batch_attend.journal import Journal
 from batch_attend.leads import pending
 from batch_attend.outcomes import DONE_STATUSES, ErrorCode, ExitStatus, RowStatus
+from batch_attend.reading import describe_columns
 from batch_attend.runner import (
     RunOptions,
     Target,
@@ -65,6 +66,7 @@ class CheckReport:
     online: list[OnlineState] | None = None  # who is online now (with an account ID)
     online_note: str = ""
     no_whatsapp: int = 0  # invalid rows PlugChat said have no WhatsApp (--verify-whatsapp)
+    columns: list[str] = field(default_factory=list)  # header row and columns taken, and why
 
     @property
     def all_ready(self) -> bool:
@@ -95,6 +97,7 @@ class CheckReport:
         }.get(self.token, self.token)
         out = [
             _("Input: {source}").format(source=self.source),
+            *self.columns,
             _("Token: {token}").format(token=token) + self.token_note,
         ]
         if self.whatsapp:
@@ -216,7 +219,11 @@ def check_batch(options: RunOptions, env: Env | None = None) -> CheckReport:
     path = journal_path(options, batch.output)  # None: standard input, no -o or --journal
     journal = Journal.open_readonly(path) if path is not None else None
     plan = carried_over(batch.plan, batch.table, journal)
-    report = CheckReport(source=batch.table.where, rows=len(batch.table))
+    report = CheckReport(
+        source=batch.table.where,
+        rows=len(batch.table),
+        columns=describe_columns(batch.table, batch.columns),
+    )
     with api_target(options, env) as target:
         directory = Directory()
         if target.token:

@@ -29,7 +29,7 @@ import warnings
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,8 +67,19 @@ PHONE_ALIASES = (
     "numerodowhatsapp",
     "numerodetelefone",
     "whatsappnumber",
-    "contato",
+    "whats",
+    "zap",
 )
+#: A phone name may also be a phone word followed by more phone words or qualifiers and a
+#: number: "Telefone 1", "Tel. celular", "Celular/WhatsApp", "Telefone (com DDD)", "Fone 2".
+PHONE_PATTERN = re.compile(
+    r"(?:telefone|celular|whatsapp|whats|zap|fone|tel|cel|phone|mobile)"
+    r"(?:telefone|celular|whatsapp|whats|zap|fone|tel|cel|phone|mobile|comddd|ddd|principal"
+    r"|movel|pessoal|contato|cliente)*[0-9]*"
+)
+#: Weak phone names: taken only when no column has a better one (a group row says "Contato").
+WEAK_PHONE_ALIASES = ("contato",)
+DDD_ALIASES = ("ddd", "codigodearea", "codigoarea", "codarea", "areacode", "prefixo")
 OPERATOR_ALIASES = (
     "operators",
     "operadores",
@@ -81,6 +92,25 @@ OPERATOR_ALIASES = (
     "idoperador",
     "idsoperadores",
     "idoperadores",
+    # what Brazilian teams call the person who takes the lead
+    "responsavel",
+    "responsaveis",
+    "atendente",
+    "atendentes",
+    "vendedor",
+    "vendedora",
+    "vendedores",
+    "vendedoras",
+    "consultor",
+    "consultora",
+    "consultores",
+    "consultoras",
+    "corretor",
+    "corretora",
+    "corretores",
+    "corretoras",
+    "agente",
+    "agentes",
 )
 DEPARTMENT_ALIASES = (
     "department",
@@ -169,6 +199,7 @@ class Table:
     row_numbers: np.ndarray  # of int, one per data row
     results: pd.DataFrame | None = None
     delimiter: str | None = None  # a CSV's, which its results reuse; None for a workbook
+    header_row: int | None = None  # the header's row number, as a person sees it
 
     @property
     def where(self) -> str:
@@ -188,22 +219,47 @@ class Table:
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which column holds what; operators and department columns are optional."""
+    """Which column holds what; operators, department and DDD columns are optional.
+
+    ``why`` says, per role found, what made the column its own (for ``check`` and dry runs).
+    """
 
     phone: int
     operators: int | None
     department: int | None
+    ddd: int | None = None
+    why: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def phone_strength(name: str) -> int:
+    """How surely a folded header names the phone: 3 an exact alias, 2 a phone word with
+    qualifiers or a number ("telefone1", "celularwhatsapp"), 1 a weak name ("contato"), 0 none."""
+    if name in PHONE_ALIASES:
+        return 3
+    if PHONE_PATTERN.fullmatch(name):
+        return 2
+    return 1 if name in WEAK_PHONE_ALIASES else 0
+
+
+def _phone_reason(name: str) -> str:
+    if name in PHONE_ALIASES or name in WEAK_PHONE_ALIASES:
+        return _("matched {name}").format(name=name)
+    word = re.match(r"telefone|celular|whatsapp|whats|zap|fone|tel|cel|phone|mobile", name)
+    return _("starts with {name}").format(name=word.group())
 
 
 def _find_column(
     table: Table, role: str, aliases: tuple[str, ...], override: str | None, option: str
-) -> int | None:
+) -> tuple[int | None, str]:
+    """The column of ``role`` and why: the one given by ``option``, else the one whose name
+    matches best (for the phone, see :func:`phone_strength`); two equally good are refused."""
     folded = [fold(c) for c in table.columns]
     if override is not None:
+        why = _("given by {option}").format(option=option)
         if override in table.columns:
-            return table.columns.index(override)
+            return table.columns.index(override), why
         if fold(override) in folded:
-            return folded.index(fold(override))
+            return folded.index(fold(override)), why
         raise InputError(
             _(
                 "{where}: no column named '{override}' (given by {option}). Columns seen: {columns}."
@@ -211,7 +267,12 @@ def _find_column(
                 where=table.where, override=override, option=option, columns=_quoted(table.columns)
             )
         )
-    found = [i for i, name in enumerate(folded) if name in aliases]
+    if aliases is PHONE_ALIASES:
+        strength = [phone_strength(name) for name in folded]
+    else:
+        strength = [int(name in aliases) for name in folded]
+    best = max(strength, default=0)
+    found = [i for i, s in enumerate(strength) if s and s == best]
     if len(found) > 1:
         names = _quoted([table.columns[i] for i in found])
         raise InputError(
@@ -219,7 +280,12 @@ def _find_column(
                 "{where}: several columns could hold the {role}: {names}. Choose one with {option}."
             ).format(where=table.where, role=_(role), names=names, option=option)
         )
-    return found[0] if found else None
+    if not found:
+        return None, ""
+    name = folded[found[0]]
+    if aliases is PHONE_ALIASES:
+        return found[0], _phone_reason(name)
+    return found[0], _("matched {name}").format(name=name)
 
 
 def _quoted(names: list[str]) -> str:
@@ -232,8 +298,10 @@ def map_columns(
     operators_column: str | None = None,
     department_column: str | None = None,
 ) -> ColumnMap:
-    """Find the phone, operators and department columns by alias, or by the names given."""
-    phone = _find_column(table, N_("phone"), PHONE_ALIASES, phone_column, "--phone-column")
+    """Find the phone, DDD, operators and department columns by alias, or by the names given."""
+    phone, why_phone = _find_column(
+        table, N_("phone"), PHONE_ALIASES, phone_column, "--phone-column"
+    )
     if phone is None:
         raise InputError(
             _(
@@ -244,30 +312,72 @@ def map_columns(
                 accepted=", ".join(PHONE_ALIASES[:6]),
             )
         )
-    operators = _find_column(
+    operators, why_operators = _find_column(
         table, N_("operators"), OPERATOR_ALIASES, operators_column, "--operators-column"
     )
-    department = _find_column(
+    department, why_department = _find_column(
         table, N_("department"), DEPARTMENT_ALIASES, department_column, "--department-column"
     )
-    return ColumnMap(phone=phone, operators=operators, department=department)
+    folded = [fold(name) for name in table.columns]  # the first DDD column: shown, not refused
+    ddd = next((j for j, name in enumerate(folded) if name in DDD_ALIASES), None)
+    why_ddd = _("matched {name}").format(name=folded[ddd]) if ddd is not None else ""
+    why = {"phone": why_phone, "ddd": why_ddd, "operators": why_operators}
+    why["department"] = why_department
+    return ColumnMap(phone, operators, department, ddd, why)
 
 
-def phone_header_names(phone_column: str | None) -> frozenset[str]:
-    """The folded header names that mark the header row (and the sheet) holding the leads."""
-    return frozenset({fold(phone_column)}) if phone_column else frozenset(PHONE_ALIASES)
+def describe_columns(table: Table, columns: ColumnMap) -> list[str]:
+    """Which header row and columns were taken, and why: what ``check`` and a dry run show, so a
+    person sees at once a group row taken for the header or a column taken for another."""
+    if table.header_row is None:
+        header = _("Header: none")
+    elif table.sheet:
+        header = _("Header: row {row} of sheet '{sheet}'").format(
+            row=table.header_row, sheet=table.sheet
+        )
+    else:
+        header = _("Header: row {row}").format(row=table.header_row)
+    parts = []
+    for role, label in (
+        ("phone", _("phone")),
+        ("ddd", _("DDD")),
+        ("operators", _("operators")),
+        ("department", _("department")),
+    ):
+        j = getattr(columns, role)
+        if j is None:
+            parts.append(_("{role}: none").format(role=label))
+        else:
+            why = columns.why.get(role)
+            name = f"{label} '{table.columns[j]}'"
+            parts.append(f"{name} ({why})" if why else name)
+    return [header, _("Columns: {columns}").format(columns=", ".join(parts))]
+
+
+def phone_header_names(phone_column: str | None) -> frozenset[str] | None:
+    """The folded header name that marks the header row (and the sheet) holding the leads;
+    None: any phone name (see :func:`phone_strength`)."""
+    return frozenset({fold(phone_column)}) if phone_column else None
 
 
 def _is_blank(row: list[str]) -> bool:
     return not "".join(row).strip()
 
 
-def _header_index(top: list[list[str]], phone_names: frozenset[str]) -> int | None:
-    """The first of the top rows that names a phone column: titles and notes above it are skipped."""
+def _header_index(top: list[list[str]], phone_names: frozenset[str] | None) -> int | None:
+    """Among the top rows that name a phone column, the one with the most distinct names, then
+    the surest phone name, then the first: a title names no phone, and a group row over the
+    header ("Contato" merged over three columns) fills few cells."""
+    best, key = None, None
     for i, row in enumerate(top):
-        if any(fold(c) in phone_names for c in row):
-            return i
-    return None
+        names = [fold(c) for c in row]
+        if phone_names is None:
+            strength = max(map(phone_strength, names), default=0)
+        else:
+            strength = int(any(name in phone_names for name in names))
+        if strength and (k := (len(set(names) - {""}), strength)) > (key or (0, 0)):
+            best, key = i, k
+    return best
 
 
 def _size(size: int) -> str:
@@ -303,12 +413,12 @@ def table_from_grid(
     source: Path,
     sheet: str | None,
     grid: pd.DataFrame,
-    phone_names: frozenset[str] = frozenset(PHONE_ALIASES),
+    phone_names: frozenset[str] | None = None,
 ) -> Table:
     """Split a grid of text cells (no header applied) into header and data rows.
 
-    Row numbers are 1-based grid rows, as a spreadsheet shows them. The header is the first of
-    the top rows that names a phone column; without one, the first non-blank row, and
+    Row numbers are 1-based grid rows, as a spreadsheet shows them. The header is found among
+    the top rows by :func:`_header_index`; without one, the first non-blank row, and
     :func:`map_columns` then explains what it found. Blank rows and columns with neither header
     nor data are dropped; row numbers keep counting them. Past :data:`MAX_ROWS` data rows, the
     table is refused.
@@ -340,9 +450,11 @@ def table_from_grid(
     names = [header[j] or f"column_{j + 1}" for j in keep]
     numbers = data.index.to_numpy() + 1  # grid rows are 0-based
     data = data.set_axis(range(len(keep)), axis=1).reset_index(drop=True)
-    return split_results(
+    table = split_results(
         Table(source=source, sheet=sheet, columns=names, frame=data, row_numbers=numbers)
     )
+    table.header_row = h + 1
+    return table
 
 
 def refuse_control_characters(table: Table) -> None:
@@ -917,7 +1029,7 @@ def _read_capped(path: Path, read):
 
 
 def read_excel_grid(
-    path: Path, sheet: str | int | None, phone_names: frozenset[str] = frozenset(PHONE_ALIASES)
+    path: Path, sheet: str | int | None, phone_names: frozenset[str] | None = None
 ) -> tuple[str, pd.DataFrame]:
     """The chosen sheet as a grid of text: ``sheet`` if given, else the first sheet whose top
     rows name a phone column (an instructions tab before the leads is passed over)."""

@@ -431,10 +431,34 @@ _STATUS_COLOURS = {
 }
 
 
+#: Widest a column opens (characters): the user's own columns narrower, so more fit beside
+#: the contract's; the error column wraps at its width instead.
+_MAX_WIDTH, _OWN_MAX_WIDTH, _ERROR_WIDTH = 60, 30, 50
+
+
+def _column_widths(header: Sequence[str], frame: pd.DataFrame, width: int) -> list[float]:
+    """From the header (bold, with the filter button: 3 more) and the first rows' text."""
+    widths = [max(len(h) + 3, 8) for h in header]
+    for row in frame.head(500).itertuples(index=False, name=None):
+        for j, cell in enumerate(row):
+            if isinstance(cell, str) and cell:
+                widths[j] = max(widths[j], max(len(line) for line in cell.splitlines()) + 1)
+    error = width + RESULT_COLUMNS.index("error")
+    caps = [_OWN_MAX_WIDTH] * width + [_MAX_WIDTH] * len(RESULT_COLUMNS)
+    caps[error] = _ERROR_WIDTH
+    return [max(min(w, cap), len(h) + 3) for w, h, cap in zip(widths, header, caps, strict=True)]
+
+
 def write_xlsx(
     path: str, header: Sequence[str], frame: pd.DataFrame, summary: RunSummary | None
 ) -> None:
-    """Every text cell is written as text (phones and IDs stay digits, formulas stay inert)."""
+    """Every text cell is written as text (phones and IDs stay digits, formulas stay inert).
+
+    The columns keep the CSV's order (the user's, then the contract's): scripts and tests read
+    results workbooks by it. So that status is at hand on a wide sheet, the user's columns are
+    one outline group (shown; its [-] button, above ``row``, folds them away in one click) and
+    open at most 30 characters wide. Long errors wrap; it prints landscape, one page wide, the
+    header on every page."""
     import xlsxwriter
 
     book = xlsxwriter.Workbook(
@@ -443,55 +467,110 @@ def write_xlsx(
     try:
         sheet = book.add_worksheet("Results")
         bold = book.add_format({"bold": True})
+        wrap = book.add_format({"text_wrap": True, "valign": "top"})
         status_formats = {
             str(s): book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()
         }
-        widths = [min(max(len(h), 8), 60) for h in header]
-        for row in frame.head(500).itertuples(index=False, name=None):  # widths: the first rows
-            for j, cell in enumerate(row):
-                if isinstance(cell, str):
-                    widths[j] = min(max(widths[j], len(cell) + 1), 60)
-        for j, w in enumerate(widths):
-            sheet.set_column(j, j, w)
+        width = len(header) - len(RESULT_COLUMNS)
+        for j, w in enumerate(_column_widths(header, frame, width)):
+            sheet.set_column(j, j, w, None, {"level": 1} if j < width else {})
         sheet.write_row(0, 0, header, bold)
-        status_col = len(header) - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("status")
+        status_col = width + RESULT_COLUMNS.index("status")
+        error_col = width + RESULT_COLUMNS.index("error")
+        formats = {error_col: wrap}
         for i, row in enumerate(frame.itertuples(index=False, name=None), start=1):
             for j, cell in enumerate(row):
                 if isinstance(cell, str):
                     if cell:
-                        sheet.write_string(
-                            i, j, cell, status_formats.get(cell) if j == status_col else None
-                        )
+                        style = status_formats.get(cell) if j == status_col else formats.get(j)
+                        sheet.write_string(i, j, cell, style)
                 elif not pd.isna(cell):
                     sheet.write_number(i, j, int(cell))
         # Phones and IDs are text on purpose: no green "number stored as text" triangles.
         sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{len(frame) + 1}"})
         sheet.freeze_panes(1, 0)
         sheet.autofilter(0, 0, len(frame), len(header) - 1)
+        sheet.set_landscape()
+        sheet.fit_to_pages(1, 0)
+        sheet.repeat_rows(0)
         if summary is not None:
-            _write_summary_sheet(book, summary, bold)
+            _write_summary_sheet(book, summary, bold, header, frame)
     finally:
         book.close()
 
 
-def _write_summary_sheet(book, summary: RunSummary, bold) -> None:
+def _write_summary_sheet(
+    book, summary: RunSummary, bold, header: Sequence[str], frame: pd.DataFrame
+) -> None:
+    """Counts in A:B (per status, error code, operator, department), the run in D:E; built
+    first, then written row by row (a constant_memory sheet is written in row order)."""
+    left: list[tuple] = [("status", "rows", bold)]
+    left += [(str(s), summary.counts[s], None) for s in RowStatus]
+    left.append(("total", summary.total, bold))
+    for title, counts in (
+        ("error", dict(sorted(summary.error_counts.items()))),
+        ("operator", _operator_counts(header, frame)),
+        ("department", _department_counts(header, frame, summary.department_column)),
+    ):
+        if title == "error" or counts:  # no operators or departments column: no section
+            left += [(None, None, None), (title, "rows", bold)]
+            left += [(str(k), n, None) for k, n in counts.items()]
+    right = [
+        ("run", "", bold),
+        ("started at", summary.started_at, None),
+        ("input", summary.input, None),
+        ("output", summary.output, None),
+        ("duration", _duration(summary.elapsed), None),
+    ]
     sheet = book.add_worksheet("Summary")
-    sheet.set_column(0, 0, 28)
+    labels = [str(r[0]) for r in left if r[0] is not None]
+    sheet.set_column(0, 0, min(max(map(len, labels)) + 2, _MAX_WIDTH))
     sheet.set_column(1, 1, 12)
-    sheet.write_row(0, 0, ["status", "rows"], bold)
-    r = 1
-    for status in RowStatus:
-        sheet.write_string(r, 0, str(status))
-        sheet.write_number(r, 1, summary.counts[status])
-        r += 1
-    sheet.write_string(r, 0, "total", bold)
-    sheet.write_number(r, 1, summary.total, bold)
-    r += 2
-    sheet.write_row(r, 0, ["error", "rows"], bold)
-    for code, n in sorted(summary.error_counts.items()):
-        r += 1
-        sheet.write_string(r, 0, str(code))
-        sheet.write_number(r, 1, n)
+    sheet.set_column(3, 3, 14)
+    sheet.set_column(4, 4, min(max(len(str(v)) for _k, v, _f in right) + 2, 100))
+    for r in range(max(len(left), len(right))):
+        for col, part in ((0, left), (3, right)):
+            if r >= len(part) or part[r][0] is None:
+                continue
+            label, value, style = part[r]
+            sheet.write_string(r, col, label, style)
+            if isinstance(value, int):
+                sheet.write_number(r, col + 1, value, style)
+            elif value:
+                sheet.write_string(r, col + 1, value, style)
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def _operator_counts(header: Sequence[str], frame: pd.DataFrame) -> dict[str, int]:
+    """Rows per operator ID in the ``operators`` column (a row naming two counts for each),
+    most rows first."""
+    j = len(header) - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("operators")
+    counts: Counter = Counter()
+    for cell, n in frame[j].astype(str).value_counts().items():
+        for op in {o.strip() for o in cell.split(",")} - {""}:
+            counts[op] += n
+    return dict(counts.most_common())
+
+
+def _department_counts(
+    header: Sequence[str], frame: pd.DataFrame, named: str | None
+) -> dict[str, int]:
+    """Rows per department as the input's department column (``--department-column``, else
+    the first header reading.py would take for one) names it; a default department given by
+    option is in no column, so it is not counted."""
+    from batch_attend.reading import DEPARTMENT_ALIASES, fold
+
+    wanted = {fold(named)} if named else set(DEPARTMENT_ALIASES)
+    width = len(header) - len(RESULT_COLUMNS)
+    j = next((j for j in range(width) if fold(header[j]) in wanted), None)
+    if j is None:
+        return {}
+    cells = frame[j].astype(str).str.strip()
+    return {str(k): int(n) for k, n in cells[cells != ""].value_counts().items()}
 
 
 def write_results(

@@ -106,8 +106,9 @@ class Pacer:
         self._starts: deque[float] | None = deque(maxlen=cap) if cap else None
 
     async def acquire(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        # time.monotonic, not the loop's clock: uvloop's moves in whole milliseconds, which
+        # would eat the window's margin.
+        now = time.monotonic()
         due = max(self._next, now)
         self._next = due + 1.0 / self.rate
         starts = self._starts
@@ -117,7 +118,7 @@ class Pacer:
             if due <= now:
                 break
             await asyncio.sleep(due - now)
-            now = loop.time()
+            now = time.monotonic()
         if starts is not None:
             starts.append(now)
 
@@ -150,8 +151,9 @@ class Backpressure:
         self._changed = -math.inf  # when the learned rate last changed
         self._waiters: deque[asyncio.Future] = deque()
 
-    async def acquire(self) -> float:
-        """Wait for a place and the pace; returns when the request may go (the loop's clock)."""
+    async def acquire(self) -> None:
+        """Wait for a place among the requests in flight (and the end of a pause); then
+        :meth:`pace`, as the last step before the request goes out."""
         loop = asyncio.get_running_loop()
         while True:
             wait = self.paused_until - loop.time()
@@ -176,13 +178,13 @@ class Backpressure:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
         self.in_flight += 1
+
+    async def pace(self) -> float:
+        """Wait for the request's slot in the rate; returns when it may go (the loop's clock).
+        Called right before it is sent, so that what ``--rate`` promises holds on the wire."""
         if self._pacer is not None:
-            try:
-                await self._pacer.acquire()
-            except BaseException:
-                self.release()
-                raise
-        return loop.time()
+            await self._pacer.acquire()
+        return asyncio.get_running_loop().time()
 
     def release(self, taken: float | None = None) -> None:
         """A request is done; ``taken``: the API answered it (not with a 429), and it was sent

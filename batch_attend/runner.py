@@ -46,7 +46,16 @@ from batch_attend.planning import (
     resolve_pool,
     skip_duplicates,
 )
-from batch_attend.reading import STDIN, STDIN_NAME, Table, map_columns, read_stdin_table, read_table
+from batch_attend.reading import (
+    STDIN,
+    STDIN_NAME,
+    ColumnMap,
+    Table,
+    describe_columns,
+    map_columns,
+    read_stdin_table,
+    read_table,
+)
 from batch_attend.request_log import RequestLog, mask_phone
 from batch_attend.results import (
     STDOUT,
@@ -193,6 +202,7 @@ class Prepared:
     plan: pd.DataFrame  # validated, see leads.PLAN_COLUMNS; not yet carried over or deduplicated
     pool: tuple[str, ...]
     output: str
+    columns: ColumnMap | None = None  # which column holds what, and why (for check, dry runs)
 
 
 def prepare(options: RunOptions, env: Env, *, sending: bool) -> Prepared:
@@ -237,7 +247,7 @@ def prepare(options: RunOptions, env: Env, *, sending: bool) -> Prepared:
     defaults = LeadDefaults(
         requests.operators, requests.department, requests.country_code, pool=bool(pool)
     )
-    return Prepared(table, validate(table, columns, defaults), pool, output)
+    return Prepared(table, validate(table, columns, defaults), pool, output, columns)
 
 
 def check_stdin_places(options: RunOptions) -> None:
@@ -381,7 +391,9 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
 def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
     dry_run = options.sending.dry_run
     batch = prepare(options, env, sending=True)
-    summary = RunSummary(output=batch.output, dry_run=dry_run)
+    summary = RunSummary(output=batch.output, dry_run=dry_run, started_at=started_at())
+    summary.input = str(options.input.path)
+    summary.department_column = options.input.department_column
     path = journal_path(options, batch.output)
     for file in (None if dry_run else path, options.output.summary_json, options.output.log_file):
         if file is not None:
@@ -390,6 +402,10 @@ def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
     journal = None
     try:
         if dry_run:  # no network, and the ledger is only read
+            if not options.display.quiet:  # what was read, as check says it
+                env.log(_("Input: {source}").format(source=batch.table.where))
+                for line in describe_columns(batch.table, batch.columns):
+                    env.log(line)
             plan, frame = _dry_run(options, env, batch, Journal.open_readonly(path))
             stopped = "dry_run"
         else:

@@ -159,8 +159,10 @@ async def ask_exists(client, base_url: str, phones, gate, policy) -> dict[str, b
     async def worker() -> None:
         for phone in pending:
             for retry in range(policy.retries + 1):
-                sent_at, answer = await gate.acquire(), None
+                await gate.acquire()
+                answer = None
                 try:
+                    sent_at = await gate.pace()
                     answer = await client.request(
                         "GET", exists_url(base_url, phone), limit=START_ANSWER_LIMIT
                     )

@@ -31,6 +31,10 @@ def test_check_all_ready_exits_0_and_sends_nothing(runner, sandbox, tmp_path):
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
         f"Input: {leads}",
+        "Header: row 1",
+        "Columns: phone 'Telefone' (matched telefone), DDD: none, "
+        "operators 'Operadores' (matched operadores), department 'Departamento' (matched "
+        "departamento)",
         "Token: accepted",
         "WhatsApp: connected",
         "Departments: 3 (2 active)",

@@ -161,7 +161,8 @@ def test_defaults_fill_empty_cells_only():
         (["554499999999", "", ""], COLUMNS, LeadDefaults(), "invalid",
          "missing_operators: the operators cell is empty and no --operator default was given"),
         (["554499999999"], ColumnMap(0, None, None), LeadDefaults(), "invalid",
-         "missing_operators: no operators column and no --operator default was given"),
+         "missing_operators: no operators column (columns: Telefone); name one with "
+         "--operators-column, or give --operator"),
         (["554499999999"], ColumnMap(0, None, None), LeadDefaults(("X",)), None, ""),
         (["554499999999", "", ""], COLUMNS, LeadDefaults(pool=True), None, ""),
         (["12345", "A", ""], COLUMNS, LeadDefaults(), "invalid",

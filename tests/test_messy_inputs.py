@@ -183,14 +183,14 @@ def test_no_sheet_with_a_phone_column_lists_what_each_holds(tmp_path):
     book = xlsxwriter.Workbook(tmp_path / "l.xlsx")
     book.add_worksheet("Capa").write(0, 0, "Relatório")
     data = book.add_worksheet("Dados")
-    data.write_row(0, 0, ["Nome", "Fone principal"])
+    data.write_row(0, 0, ["Nome", "Fone do escritório"])
     data.write_row(1, 0, ["Ana", "44999999999"])
     book.close()
     with pytest.raises(InputError) as info:
         read_table(tmp_path / "l.xlsx")
-    assert "'Capa' ('Relatório'); 'Dados' ('Nome', 'Fone principal')" in str(info.value)
+    assert "'Capa' ('Relatório'); 'Dados' ('Nome', 'Fone do escritório')" in str(info.value)
     assert "--phone-column" in str(info.value)
-    table = read_table(tmp_path / "l.xlsx", phone_column="fone principal")
+    table = read_table(tmp_path / "l.xlsx", phone_column="fone do escritorio")
     assert table.sheet == "Dados"
 
 

@@ -90,3 +90,11 @@ def test_a_short_windows_excel_csv_keeps_every_accent(runner, sandbox, tmp_path)
         with open(out, encoding="utf-8-sig", newline="") as fh:  # results keep the input's ;
             names = [r["Nome"] for r in csv.DictReader(fh, delimiter=";")]
         assert names == [f"{word} {i}" for i in range(1, 5)], word
+
+
+def test_clicks_own_words_are_portuguese_too(runner, tmp_path):
+    error = runner.invoke(cli, ["--lang", "pt_BR", str(tmp_path / "x.csv"), "--bogus"])
+    assert "Erro: A opção '--bogus' não existe." in error.stderr
+    assert "Você quis dizer '--verbose'?" in error.stderr
+    helped = runner.invoke(cli, ["--lang", "pt_BR", "--help"]).stdout
+    assert "[padrão:" in helped and "[default:" not in helped

@@ -1,0 +1,132 @@
+"""The XLSX results as a person forwards them: status at hand, readable, printable, summarised."""
+
+from collections import Counter
+
+import openpyxl
+
+from batch_attend.cli import cli
+from batch_attend.outcomes import RESULT_COLUMNS, ErrorCode, Outcome, RowStatus, RunSummary
+from batch_attend.results import write_results
+from tests.conftest import TOKEN, write_xlsx
+from tests.test_results import frame_of
+
+OWN = [f"col{i}" for i in range(13)] + ["Telefone", "Departamento"]  # 15 columns of the user's
+LONG = "the API answered HTTP 502 " * 8
+
+
+def _outcomes():
+    return [
+        Outcome(RowStatus.STARTED, phone="5544999999999", operators=("OP-1",), http_status=200,
+                attempts=1),
+        Outcome(RowStatus.FAILED, phone="5544988887777", operators=("007", "OP-1"),
+                http_status=502, error_code=ErrorCode.SERVER_ERROR, error_message=LONG, attempts=4),
+        Outcome(RowStatus.INVALID, error_code=ErrorCode.INVALID_PHONE, error_message="too short"),
+    ]  # fmt: skip
+
+
+def _write(tmp_path, summary=True):
+    rows = [[f"v{i}{j}" for j in range(13)] + [p, d] for i, (p, d) in
+            enumerate([("44999999999", "Vendas"), ("44988887777", "Vendas"), ("123", "Suporte")])]  # fmt: skip
+    outcomes = _outcomes()
+    frame = frame_of(rows, [2, 3, 4], outcomes)
+    run = None
+    if summary:
+        run = RunSummary(
+            counts=Counter(o.status for o in outcomes),
+            error_counts=Counter(o.error_code for o in outcomes if o.error_code),
+            elapsed=83.25,
+            output=str(tmp_path / "r.xlsx"),
+            input="leads.xlsx",
+            started_at="2026-12-01T09:00:00-0300",
+        )
+    out = tmp_path / "r.xlsx"
+    write_results(str(out), OWN, frame, summary=run)
+    return openpyxl.load_workbook(out)
+
+
+def _dim(sheet, j):
+    """The column settings covering column ``j`` (1-based; one entry may span several)."""
+    return next(
+        d for d in sheet.column_dimensions.values() if d.min is not None and d.min <= j <= d.max
+    )
+
+
+def _header(sheet):
+    return [c.value for c in sheet[1]]
+
+
+def test_status_is_one_click_away_and_nothing_is_hidden(tmp_path):
+    sheet = _write(tmp_path)["Results"]
+    header = _header(sheet)
+    assert header == [*OWN, *RESULT_COLUMNS]  # the order scripts rely on
+    for j, name in enumerate(header, start=1):
+        dim = _dim(sheet, j)
+        assert not dim.hidden
+        assert dim.outline_level == (1 if name in OWN else 0), name
+    assert sheet.sheet_properties.outlinePr.summaryRight  # the [-] button sits by `row`
+
+
+def test_headers_fit_errors_wrap(tmp_path):
+    sheet = _write(tmp_path)["Results"]
+    header = _header(sheet)
+    for j, name in enumerate(header, start=1):
+        width = _dim(sheet, j).width
+        assert len(name) + 2 <= width < 61, name  # the filter button beside the name
+    error = header.index("error") + 1
+    assert 30 <= _dim(sheet, error).width < 51
+    cell = sheet.cell(row=3, column=error)
+    assert cell.value.startswith("server_error: ") and cell.alignment.wrap_text
+    assert sheet.cell(row=3, column=header.index("status") + 1).fill.fgColor.rgb.endswith("FFC7CE")
+
+
+def test_prints_landscape_one_page_wide_header_on_every_page(tmp_path):
+    sheet = _write(tmp_path)["Results"]
+    assert sheet.page_setup.orientation == "landscape"
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    assert (sheet.page_setup.fitToWidth or 1, sheet.page_setup.fitToHeight) == (1, 0)  # 1: default
+    assert sheet.print_title_rows.replace("$", "") == "1:1"
+
+
+def _pairs(sheet, first_col):
+    """label → value of the two columns from ``first_col`` (1-based), by section."""
+    sections, current = {}, None
+    for row in sheet.iter_rows(min_col=first_col, max_col=first_col + 1, values_only=True):
+        label, value = row
+        if label is None:
+            current = None
+        elif current is None:
+            current = sections.setdefault(label, {})
+        else:
+            current[label] = value
+    return sections
+
+
+def test_summary_sheet_tells_the_run(tmp_path):
+    summary = _write(tmp_path)["Summary"]
+    left = _pairs(summary, 1)
+    assert left["status"]["started"] == 1 and left["status"]["failed"] == 1
+    assert left["status"]["total"] == 3
+    assert left["error"] == {"invalid_phone": 1, "server_error": 1}
+    assert left["operator"] == {"OP-1": 2, "007": 1}
+    assert left["department"] == {"Vendas": 2, "Suporte": 1}
+    run = _pairs(summary, 4)["run"]
+    assert run["started at"] == "2026-12-01T09:00:00-0300"
+    assert run["input"] == "leads.xlsx"
+    assert run["output"] == str(tmp_path / "r.xlsx")
+    assert run["duration"] == "0:01:23"
+
+
+def test_results_workbook_given_back_as_input_carries_done_rows(runner, sandbox, tmp_path):
+    rows = [["Nome", "Telefone", "Operadores", "Setor"], ["Ana", "44999999999", "OP-1", ""],
+            ["Bia", "123", "OP-1", ""], ["Caio", "44988887777", "OP-1", ""]]  # fmt: skip
+    source = write_xlsx(tmp_path / "leads.xlsx", rows)
+    env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url}
+    first = tmp_path / "r.xlsx"
+    assert runner.invoke(cli, [str(source), "-o", str(first)], env=env).exit_code == 1
+    again = runner.invoke(cli, [str(first), "-o", str(tmp_path / "r2.xlsx")], env=env)
+    assert "2 done by an earlier run" in again.stderr, again.stderr
+    sheet = openpyxl.load_workbook(tmp_path / "r2.xlsx")["Results"]
+    assert _header(sheet) == ["Nome", "Telefone", "Operadores", "Setor", *RESULT_COLUMNS]
+    summary = openpyxl.load_workbook(first)["Summary"]
+    run = _pairs(summary, 4)["run"]
+    assert run["input"] == str(source) and run["started at"]
