@@ -622,6 +622,26 @@ cli.command(
 )(_listing("departments"))
 
 
+@cli.command(name="template")
+@click.argument("output", metavar="OUTPUT", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@credential_options
+@common_options
+@click.pass_obj
+def template_command(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
+    """Write a leads workbook (.xlsx) to fill in, with drop-downs of the account's operators
+    (needs the ticket) and departments.
+
+    \b
+    Example:
+      batch-attend template leads.xlsx --ticket 0000
+    """
+    from batch_attend.template import write_template
+
+    env.log("batch-attend: " + write_template(output, RunOptions.build(**opts), env, force=force))
+    return ExitStatus.SUCCESS
+
+
 @cli.command(name="sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(

@@ -454,11 +454,10 @@ def write_xlsx(
 ) -> None:
     """Every text cell is written as text (phones and IDs stay digits, formulas stay inert).
 
-    The columns keep the CSV's order (the user's, then the contract's): scripts and tests read
-    results workbooks by it. So that status is at hand on a wide sheet, the user's columns are
-    one outline group (shown; its [-] button, above ``row``, folds them away in one click) and
-    open at most 30 characters wide. Long errors wrap; it prints landscape, one page wide, the
-    header on every page."""
+    A workbook is for people: the contract's columns come first (row, phone, status, … at the
+    left, where a status is seen without scrolling however wide the sheet), then the user's,
+    as they were (a results workbook given back as input is read by the names, in any order).
+    Long errors wrap; it prints landscape, one page wide, the header on every page."""
     import xlsxwriter
 
     book = xlsxwriter.Workbook(
@@ -472,13 +471,16 @@ def write_xlsx(
             str(s): book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()
         }
         width = len(header) - len(RESULT_COLUMNS)
-        for j, w in enumerate(_column_widths(header, frame, width)):
-            sheet.set_column(j, j, w, None, {"level": 1} if j < width else {})
-        sheet.write_row(0, 0, header, bold)
-        status_col = width + RESULT_COLUMNS.index("status")
-        error_col = width + RESULT_COLUMNS.index("error")
+        order = [*range(width, len(header)), *range(width)]  # the contract's, then the user's
+        widths = _column_widths(header, frame, width)
+        shown = frame.iloc[:, order]
+        for j, source in enumerate(order):
+            sheet.set_column(j, j, widths[source])
+        sheet.write_row(0, 0, [header[j] for j in order], bold)
+        status_col = RESULT_COLUMNS.index("status")
+        error_col = RESULT_COLUMNS.index("error")
         formats = {error_col: wrap}
-        for i, row in enumerate(frame.itertuples(index=False, name=None), start=1):
+        for i, row in enumerate(shown.itertuples(index=False, name=None), start=1):
             for j, cell in enumerate(row):
                 if isinstance(cell, str):
                     if cell:

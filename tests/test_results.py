@@ -134,9 +134,10 @@ def test_xlsx_keeps_phones_and_ids_as_text_and_formulas_inert(tmp_path):
     book = openpyxl.load_workbook(out)
     sheet = book["Results"]
     header = [c.value for c in sheet[1]]
-    assert header == ["Nome", "Telefone", "phone (input)", *RESULT_COLUMNS]
+    assert header == [*RESULT_COLUMNS, "Nome", "Telefone", "phone (input)"]  # status in view
     second = sheet[3]
-    assert second[0].value == "=1+1" and second[0].data_type == "s"  # text, not a formula
+    nome = second[header.index("Nome")]
+    assert nome.value == "=1+1" and nome.data_type == "s"  # text, not a formula
     phone = second[header.index("phone")]
     assert phone.value == "5544988887777" and phone.data_type == "s"
     operators = second[header.index("operators")]

@@ -236,7 +236,9 @@ def test_a_cell_that_fits_xlsx_is_written_whole(runner, sandbox, tmp_path):
     out = tmp_path / "r.xlsx"
     assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
     sheet = openpyxl.load_workbook(out, read_only=True)["Results"]
-    assert [row[3] for row in sheet.iter_rows(min_row=2, values_only=True)] == [full]
+    rows = list(sheet.iter_rows(values_only=True))
+    notes = rows[0].index("Notas")
+    assert [row[notes] for row in rows[1:]] == [full]
 
 
 def test_csv_results_keep_a_long_cell_whole(runner, sandbox, tmp_path):

@@ -1,0 +1,224 @@
+"""``batch-attend template``: a leads workbook to start from.
+
+Its headers are names the reader recognises, its phone column is Text (Excel keeps the leading
+digits) and its drop-downs hold the account's active operators and departments, written the way
+the run resolves them, so a template filled in as it is meant to be runs as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from batch_attend.directory import Department, Directory, LookupProblem, Operator, fetch_directory
+from batch_attend.env import Env
+from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
+from batch_attend.runner import RunOptions, api_target, run_async
+
+INSTRUCTIONS_SHEET = "Instruções"
+LEADS_SHEET = "Leads"
+LISTS_SHEET = "Listas"
+HEADERS = ("Nome", "Telefone", "Operadores", "Departamento", "Observação")
+PHONE_COL, OPERATORS_COL, DEPARTMENT_COL = 1, 2, 3
+LAST_ROW = 1_048_575  # 0-based: the whole column below the header
+
+
+class TemplateError(BatchAttendError):
+    """The template cannot be written where asked (exit 2, nothing fetched or written)."""
+
+
+def _resolves(lookup, value: str, wanted: str) -> bool:
+    try:
+        return bool(value) and lookup(value) == wanted
+    except LookupProblem:
+        return False
+
+
+def operator_choices(operators: list[Operator]) -> list[str]:
+    """Active operators by name, as people pick them; by ID when the run could not resolve the
+    name back to that operator (two with one name, or a name the cell splitter would cut)."""
+    from batch_attend.leads import split_operators
+
+    directory = Directory(operators=operators)
+    return [
+        op.name
+        if split_operators(op.name) == (op.name,)
+        and _resolves(directory.operator_id, op.name, op.id)
+        else op.id
+        for op in operators
+        if op.active
+    ]
+
+
+def department_choices(departments: list[Department]) -> list[str]:
+    """Active departments by name, or by ID when the name does not resolve back to them."""
+    directory = Directory(departments=departments)
+    return [
+        d.name if _resolves(directory.department_id, d.name, d.id) else d.id
+        for d in departments
+        if d.active
+    ]
+
+
+def fetch_lists(options: RunOptions, env: Env) -> Directory:
+    """Departments with the token; operators too when there is a ticket (else ``None``)."""
+    from batch_attend.api import PlugChatClient, check_token
+
+    async def fetch(target) -> Directory:
+        async with PlugChatClient(
+            target.base_url, target.token, timeout=options.sending.timeout
+        ) as client:
+            return await fetch_directory(
+                client,
+                target.base_url,
+                ticket=target.ticket,
+                operators=bool(target.ticket),
+                departments=True,
+            )
+
+    with api_target(options, env) as target:
+        check_token(target.token)
+        return run_async(fetch(target))
+
+
+def _instructions(path: Path, with_operators: bool) -> list[str]:
+    name = f'"{path.name}"' if " " in path.name else path.name
+    lines = [
+        "Como preencher esta planilha para o batch-attend",
+        "",
+        "Preencha a aba Leads: um lead por linha, a partir da linha 2. Não mude os nomes das "
+        "colunas; outras colunas que você acrescentar são mantidas no arquivo de resultados.",
+        "",
+        "Nome: o nome do lead (opcional, só para você reconhecer a linha).",
+        "Telefone (obrigatório): o celular com DDD, em qualquer formato: (44) 99999-9999, "
+        "44 99999-9999, 44999999999 ou +55 44 99999-9999. Sem o DDD o número é recusado; o "
+        "código do país (55) é acrescentado quando falta. Números de outros países: comece "
+        "com + e o código do país. A coluna está formatada como Texto para o Excel não cortar "
+        "dígitos.",
+        "Operadores: quem vai atender o lead, escolhido na lista (ou o ID do operador). Para "
+        "vários operadores, separe por ponto e vírgula: Ana Souza; Bruno Lima. Vazio: o "
+        "operador vem de --operator ou --pool na hora de rodar.",
+        "Departamento (opcional): escolha na lista (ou escreva o ID). Vazio: o atendimento "
+        "começa sem departamento, ou com o de --department.",
+        "Observação: livre, não é enviada.",
+        "",
+        "As listas trazem só os operadores e departamentos ativos da conta quando este modelo "
+        "foi gerado (batch-attend operators e batch-attend departments mostram os de agora).",
+    ]
+    if not with_operators:
+        lines.append(
+            "A lista de operadores não foi incluída porque o modelo foi gerado sem o ticket; "
+            "gere de novo com --ticket, ou escreva os IDs dos operadores."
+        )
+    lines += [
+        "",
+        "Como rodar (com o token em PLUGCHAT_TOKEN; o ticket troca os nomes pelos IDs):",
+        f"batch-attend check {name} --ticket SEU_TICKET",
+        f"batch-attend {name} -o resultados.xlsx --ticket SEU_TICKET",
+    ]
+    return lines
+
+
+def _write(path: Path, name: Path, operators: list[str] | None, departments: list[str]) -> None:
+    """Write the workbook at ``path``; the instructions name the file ``name``."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path))
+    wrap = book.add_format({"text_wrap": True, "valign": "top"})
+    title = book.add_format({"bold": True, "font_size": 14})
+    bold = book.add_format({"bold": True})
+    text = book.add_format({"num_format": "@"})
+
+    guide = book.add_worksheet(INSTRUCTIONS_SHEET)
+    guide.set_column(0, 0, 100, wrap)
+    for r, line in enumerate(_instructions(name, operators is not None)):
+        guide.write_string(r, 0, line, title if r == 0 else None)
+
+    leads = book.add_worksheet(LEADS_SHEET)
+    for c, header in enumerate(HEADERS):
+        leads.write_string(0, c, header, bold)
+    leads.freeze_panes(1, 0)
+    leads.set_column(0, 0, 30)
+    leads.set_column(PHONE_COL, PHONE_COL, 20, text)
+    leads.set_column(OPERATORS_COL, DEPARTMENT_COL, 28)
+    leads.set_column(len(HEADERS) - 1, len(HEADERS) - 1, 40)
+
+    lists = book.add_worksheet(LISTS_SHEET)
+    columns = [
+        (OPERATORS_COL, "Operadores", operators),
+        (DEPARTMENT_COL, "Departamentos", departments),
+    ]
+    for c, (target, header, values) in enumerate(columns):
+        lists.write_string(0, c, header, bold)
+        for r, value in enumerate(values or [], start=1):
+            lists.write_string(r, c, value)
+        if values:  # a range, not an inline list: those stop at 255 characters
+            letter = "AB"[c]
+            source = f"={LISTS_SHEET}!${letter}$2:${letter}${len(values) + 1}"
+            leads.data_validation(
+                1,
+                target,
+                LAST_ROW,
+                target,
+                {
+                    "validate": "list",
+                    "source": source,
+                    # a warning, not a stop: IDs, and several operators with ';', are allowed
+                    "error_type": "warning",
+                    "error_title": "Valor fora da lista",
+                    "error_message": "Não está na lista da conta. Para vários operadores, "
+                    "separe por ponto e vírgula; IDs também são aceitos.",
+                },
+            )
+    lists.hide()
+    book.close()
+
+
+def write_template(path: Path, options: RunOptions, env: Env | None = None, *, force=False) -> str:
+    """Fetch the lists and write the template at ``path``; returns what was written, in words.
+
+    Written beside ``path`` and moved into place, so a failure never leaves half a workbook."""
+    env = env or Env()
+    if path.suffix.lower() != ".xlsx":
+        raise TemplateError(
+            _("{path}: the template is an Excel workbook; give a name ending in .xlsx").format(
+                path=path
+            )
+        )
+    if path.exists() and not force:
+        raise TemplateError(
+            _("{path} already exists; choose another name, or add --force to overwrite it").format(
+                path=path
+            )
+        )
+    found = fetch_lists(options, env)
+    operators = operator_choices(found.operators) if found.operators is not None else None
+    departments = department_choices(found.departments or [])
+    if operators is None:
+        env.log(
+            "batch-attend: "
+            + _(
+                "no ticket (--ticket or PLUGCHAT_TICKET): the operator list cannot be fetched, "
+                "so the template has no operators drop-down"
+            )
+        )
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        _write(temp, path, operators, departments)
+        os.replace(temp, path)
+    except OSError as exc:
+        raise TemplateError(
+            _("{path}: could not write the template: {reason}").format(
+                path=path, reason=exc.strerror or exc
+            )
+        ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    return _("{path}: template written ({operators} operators, {departments} departments)").format(
+        path=path,
+        operators=len(operators) if operators is not None else 0,
+        departments=len(departments),
+    )
