@@ -30,7 +30,7 @@ from batch_attend.directory import (
 from batch_attend.engine import Engine, HeldSignals, signals_stop
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
-from batch_attend.i18n import _
+from batch_attend.i18n import _, ngettext
 from batch_attend.journal import Journal, default_journal_path
 from batch_attend.leads import Lead, LeadDefaults, leads_to_send, pending, validate
 from batch_attend.outcomes import ErrorCode, ExitStatus, Outcome, RunSummary, exit_status_for
@@ -446,6 +446,12 @@ def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
     return RunReport(summary, frame, batch.output, journal, exit_status_for(summary))
 
 
+def _marked_skipped(count: int) -> str:
+    return ngettext(
+        "{count} row is marked skipped", "{count} rows are marked skipped", count
+    ).format(count=f"{count:,}")
+
+
 def _reason(exc: Exception) -> str:
     """An OS or SQLite error in words (``No space left on device``, ``database or disk is
     full``)."""
@@ -704,8 +710,13 @@ def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journa
         unsent = summary.error_counts.get(ErrorCode.INTERRUPTED, 0)
         env.log(
             "batch-attend: "
-            + _("interrupted ({signal}); {count} rows not finished are marked skipped.").format(
-                signal=summary.interrupted_by, count=f"{unsent:,}"
+            + _("interrupted ({signal}); {skipped}.").format(
+                signal=summary.interrupted_by,
+                skipped=ngettext(
+                    "{count} row not finished is marked skipped",
+                    "{count} rows not finished are marked skipped",
+                    unsent,
+                ).format(count=f"{unsent:,}"),
             )
             + " "
             + _("Run the same command again to resume (progress is in {journal}).").format(
@@ -717,9 +728,9 @@ def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journa
         env.log(
             "batch-attend: "
             + _(
-                "{problem}; sending stopped. {count} rows are marked skipped: reconnect it in "
-                "PlugChat and run the same command again."
-            ).format(problem=summary.whatsapp_problem, count=f"{skipped:,}")
+                "{problem}; sending stopped. {skipped}: reconnect it in PlugChat and run the "
+                "same command again."
+            ).format(problem=summary.whatsapp_problem, skipped=_marked_skipped(skipped))
         )
     elif summary.retry_at:
         skipped = summary.error_counts.get(ErrorCode.RATE_LIMITED, 0)
@@ -727,9 +738,9 @@ def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journa
             "batch-attend: "
             + _(
                 "the API asked to be called again at {when}, later than batch-attend waits; "
-                "sending stopped. {count} rows are marked skipped: run the same command again "
-                "after that time to resume."
-            ).format(when=summary.retry_at, count=f"{skipped:,}")
+                "sending stopped. {skipped}: run the same command again after that time to "
+                "resume."
+            ).format(when=summary.retry_at, skipped=_marked_skipped(skipped))
         )
     elif summary.token_refused:
         skipped = summary.error_counts.get(ErrorCode.UNAUTHORIZED, 0)
@@ -737,6 +748,6 @@ def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journa
             "batch-attend: "
             + _(
                 "the API refused the token (HTTP 401); sending stopped. Check {env} (or --token). "
-                "{count} rows are marked skipped: fix the token and run again."
-            ).format(env=TOKEN_ENV, count=f"{skipped:,}")
+                "{skipped}: fix the token and run again."
+            ).format(env=TOKEN_ENV, skipped=_marked_skipped(skipped))
         )

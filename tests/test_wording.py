@@ -98,3 +98,18 @@ def test_clicks_own_words_are_portuguese_too(runner, tmp_path):
     assert "Você quis dizer '--verbose'?" in error.stderr
     helped = runner.invoke(cli, ["--lang", "pt_BR", "--help"]).stdout
     assert "[padrão:" in helped and "[default:" not in helped
+
+
+def test_one_row_left_is_one_row_in_both_languages(runner, tmp_path):
+    from tests.scripted import ScriptedServer, reply
+
+    leads = write_csv(tmp_path / "leads.csv", [["Telefone", "Operadores"], ["5544999990001", "OP"]])
+    with ScriptedServer() as server:
+        server.handler = reply(401, "no")
+        env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": server.origin + "/api/integrations"}
+        english = runner.invoke(cli, [str(leads), "-o", str(tmp_path / "r.csv")], env=env)
+        portuguese = runner.invoke(
+            cli, ["--lang", "pt_BR", str(leads), "-o", str(tmp_path / "r.csv")], env=env
+        )
+    assert english.exit_code == 3 and "1 row is marked skipped" in english.stderr
+    assert "1 linha está marcada como pulada" in portuguese.stderr
