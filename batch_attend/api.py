@@ -116,6 +116,20 @@ class Answer:
     failure: ErrorCode | None = None  # timeout / connection_error / connection_lost / ...
     detail: str = ""
 
+    def json(self):
+        """The JSON a 200 answer read whole carries; None for any other answer (the lists and
+        checks beside the start read theirs so)."""
+        if self.http_status != 200 or self.failure is not None:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def why_unread(self) -> str:
+        """Why an answer gave nothing to read, in a few words."""
+        return self.detail if self.failure is not None else f"HTTP {self.http_status}"
+
     @property
     def may_have_acted(self) -> bool:
         """True when the API may have started the attendance although its answer does not say

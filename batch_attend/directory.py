@@ -14,7 +14,6 @@ name lookup needs ``--ticket``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -195,13 +194,9 @@ def _parse_list(answer, what: str, scrub) -> list[dict]:
             ).format(what=_(what))
         )
     readable = answer.http_status == 200 and answer.failure is None
-    if readable:
-        try:
-            data = json.loads(answer.body)
-        except ValueError:
-            data = None
-        if isinstance(data, list) and all(isinstance(item, dict) for item in data):
-            return data
+    data = answer.json()
+    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        return data
     outcome = classify(answer, scrub)
     reason = outcome.error_message if not readable else _("an answer that is not a list")
     status = f" (HTTP {answer.http_status})" if answer.http_status else ""
@@ -270,18 +265,12 @@ async def fetch_online(client, base_url: str, account_id: str | None) -> list[On
     answer = await client.request("GET", online_url(base_url, account_id))
     if answer.http_status == 401:
         raise TokenRefusedError(_("the API refused the token (HTTP 401) when asked who is online"))
-    data = None
-    if answer.http_status == 200 and answer.failure is None:
-        try:
-            data = json.loads(answer.body)
-        except ValueError:
-            data = None
+    data = answer.json()
     items = data.get("data") if isinstance(data, dict) else None
     if not (isinstance(items, list) and all(isinstance(i, dict) and i.get("id") for i in items)):
-        reason = answer.detail if answer.failure else f"HTTP {answer.http_status}"
         raise DirectoryError(
             _("could not ask who is online for account {account} ({reason})").format(
-                account=account_id, reason=client.scrub(reason)
+                account=account_id, reason=client.scrub(answer.why_unread())
             )
         )
     return [

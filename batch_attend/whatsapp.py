@@ -8,7 +8,6 @@ start, and again when answers fail in a row while sending.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -65,19 +64,12 @@ async def whatsapp_status(client, base_url: str) -> WhatsAppStatus:
         raise TokenRefusedError(
             _("the API refused the token (HTTP 401) when asked the WhatsApp status")
         )
-    data = None
-    if answer.http_status == 200 and answer.failure is None:
-        try:
-            data = json.loads(answer.body)
-        except ValueError:
-            data = None
+    data = answer.json()
     if not (isinstance(data, dict) and all(isinstance(data.get(f), bool) for f, _o in _FIELDS)):
-        if answer.failure is not None:
-            reason = answer.detail
-        elif answer.http_status != 200:
-            reason = f"HTTP {answer.http_status}"
-        else:
+        if answer.failure is None and answer.http_status == 200:
             reason = _("an answer that is not the status")
+        else:
+            reason = answer.why_unread()
         raise WhatsAppUnknown(
             _(
                 "could not read the WhatsApp status at {url} ({reason}); add --no-status-check "
@@ -130,12 +122,7 @@ def exists_url(base_url: str, phone: str) -> str:
 
 def read_exists(answer) -> bool | None:
     """``[{"exists": true}]`` → True; None for any answer that does not say."""
-    if answer.http_status != 200 or answer.failure is not None:
-        return None
-    try:
-        data = json.loads(answer.body)
-    except ValueError:
-        return None
+    data = answer.json()
     if isinstance(data, dict):
         data = [data]
     if isinstance(data, list) and data and isinstance(data[0], dict):
