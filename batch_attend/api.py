@@ -126,6 +126,11 @@ class Answer:
         except ValueError:
             return None
 
+    @property
+    def taken(self) -> bool:
+        """The API answered the request, and not with a 429: it counts in what it takes."""
+        return self.http_status not in (None, 429)
+
     def why_unread(self) -> str:
         """Why an answer gave nothing to read, in a few words."""
         return self.detail if self.failure is not None else f"HTTP {self.http_status}"

@@ -138,12 +138,12 @@ class Engine:
         self.sent_leads += 1
         for retry in range(self.policy.retries + 1):
             await self.gate.acquire()
-            if self.stop_reason:
-                self.gate.release()
-                return
             try:
-                attempt = await self.journal.sending(lead) if self.journal else 0
                 sent_at = await self.gate.pace()
+                if self.stop_reason:  # stopped while it waited: nothing more goes out
+                    self.gate.release()
+                    return
+                attempt = await self.journal.sending(lead) if self.journal else 0
             except BaseException:
                 self.gate.release()
                 raise
@@ -156,7 +156,7 @@ class Engine:
                 raise
             finally:
                 self._in_request.discard(task)
-            self.gate.release(sent_at if answer.http_status not in (None, 429) else None)
+            self.gate.release(sent_at if answer.taken else None)
             attempts += 1
             self.requests += 1
             outcome = self._judge(lead, answer, attempts, history)
@@ -197,6 +197,8 @@ class Engine:
     async def _recheck(self) -> None:
         try:
             problem = await self.recheck()
+        except Exception:
+            problem = None  # the status could not be read: the answers speak for themselves
         finally:
             self._rechecking, self._failing = None, 0
         if problem and self.stop_reason is None:

@@ -134,13 +134,15 @@ def default_journal_path(output: str) -> Path:
 @dataclass
 class History:
     """What earlier requests for one lead left behind: how many were answered, how many were
-    recorded without an answer (a run killed between the record and the request: they count
-    only once an answer shows one of them arrived), and the operator sets of those the API may
-    have acted on (an "already in service" answer with one of these sets is this lead's own
-    start)."""
+    recorded without an answer (a run killed, or a request cut off by a signal, between the
+    record and the answer: they count only once an answer shows one of them arrived), and the
+    operator sets of those the API may have acted on (an "already in service" answer with one
+    of these sets is this lead's own start)."""
 
     attempts: int = 0
-    unanswered: int = 0  # recorded, but the run died before an answer: maybe never sent
+    unanswered: int = (
+        0  # recorded, but no answer came (a kill, a request cut off): maybe never sent
+    )
     may_have_acted: set[frozenset[str]] = field(default_factory=set)
 
 

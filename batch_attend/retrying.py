@@ -28,9 +28,10 @@ RETRYABLE_FAILURES = frozenset(
 #: A Retry-After longer than this is not waited for: the run stops, and a rerun resumes it.
 MAX_RETRY_AFTER = 600.0
 TEN_YEARS = 10 * 365 * 86400.0
-#: ``--rate N``: a start waits until the N-th start before it is this far behind (a millisecond
-#: past the second, so that no closed one-second window holds N + 1).
-WINDOW = 1.001
+#: ``--rate N``: a start waits until the N-th start before it is this far behind: a second, and
+#: ten milliseconds for what comes between the pace and the wire (the request's journal record),
+#: so that no one-second window holds N + 1.
+WINDOW = 1.01
 #: The learned rate never goes below MIN_RATE, and rises by RAISE_BY after RAISE_AFTER seconds
 #: without a 429.
 MIN_RATE = 0.5
@@ -94,7 +95,8 @@ class RetryPolicy:
 
 class Pacer:
     """Spreads request starts evenly, ``rate`` a second: each request books the next free slot
-    and sleeps once until it (aiolimiter instead wakes all its waiters again and again).
+    and sleeps until it, again only when the window below holds it back (aiolimiter instead
+    wakes all its waiters again and again).
 
     With ``cap`` (``--rate``), also never more than ``cap`` starts in any one-second window,
     however late the loop wakes a sleeper: the last ``cap`` start times are kept and checked.
@@ -153,7 +155,7 @@ class Backpressure:
 
     async def acquire(self) -> None:
         """Wait for a place among the requests in flight (and the end of a pause); then
-        :meth:`pace`, as the last step before the request goes out."""
+        :meth:`pace`."""
         loop = asyncio.get_running_loop()
         while True:
             wait = self.paused_until - loop.time()
@@ -181,7 +183,7 @@ class Backpressure:
 
     async def pace(self) -> float:
         """Wait for the request's slot in the rate; returns when it may go (the loop's clock).
-        Called right before it is sent, so that what ``--rate`` promises holds on the wire."""
+        Only the request's journal record comes between it and the wire (see WINDOW)."""
         if self._pacer is not None:
             await self._pacer.acquire()
         return asyncio.get_running_loop().time()

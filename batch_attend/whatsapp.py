@@ -4,6 +4,10 @@ reach no one (the vendor's notes: the service depends on that phone staying onli
 ``GET /api/whatsapp/status`` on the host of the base URL answers ``connected``, ``session`` and
 ``smartphoneConnected``, and an ``error`` that explains a false one. A run asks before its first
 start, and again when answers fail in a row while sending.
+
+And does each phone have WhatsApp? ``GET /api/whatsapp/phone-exists/PHONE`` says, for
+``--verify-whatsapp``; a Brazilian mobile without is asked again in its other ninth-digit form,
+the only evidence on which a phone is ever changed.
 """
 
 from __future__ import annotations
@@ -138,7 +142,12 @@ async def ask_exists(client, base_url: str, phones, gate, policy) -> dict[str, b
     import asyncio
 
     from batch_attend.api import START_ANSWER_LIMIT
-    from batch_attend.retrying import RETRYABLE_FAILURES, RETRYABLE_STATUSES, asked_wait
+    from batch_attend.retrying import (
+        MAX_RETRY_AFTER,
+        RETRYABLE_FAILURES,
+        RETRYABLE_STATUSES,
+        asked_wait,
+    )
 
     found: dict[str, bool | None] = {}
     pending = iter(phones)
@@ -154,8 +163,7 @@ async def ask_exists(client, base_url: str, phones, gate, policy) -> dict[str, b
                         "GET", exists_url(base_url, phone), limit=START_ANSWER_LIMIT
                     )
                 finally:
-                    taken = answer is not None and answer.http_status not in (None, 429)
-                    gate.release(sent_at if taken else None)
+                    gate.release(sent_at if answer is not None and answer.taken else None)
                 if answer.http_status == 401:
                     raise TokenRefusedError(
                         _(
@@ -170,11 +178,15 @@ async def ask_exists(client, base_url: str, phones, gate, policy) -> dict[str, b
                 if found[phone] is not None or not again or retry == policy.retries:
                     break
                 asked = asked_wait(answer)
+                if asked is not None and asked > MAX_RETRY_AFTER:
+                    break  # not waited for: the phone stays unknown (a later run asks again)
                 if answer.http_status == 429 or asked is not None:
                     gate.push_back(asked, rate_limited=answer.http_status == 429)
                 await asyncio.sleep(asked if asked is not None else policy.backoff(retry))
 
-    await asyncio.gather(*(worker() for _ in range(gate.concurrency)))
+    async with asyncio.TaskGroup() as group:  # one failing (a refused token) stops them all
+        for _ in range(gate.concurrency):
+            group.create_task(worker())
     return found
 
 

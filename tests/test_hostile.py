@@ -416,3 +416,15 @@ def test_an_operators_cell_of_millions_of_ids_is_refused_without_splitting_it(
     assert result.exit_code == 1
     assert row["status"] == "invalid" and row["error"].startswith("too_many_operators")
     assert server.requests == []
+
+
+def test_requests_waiting_for_their_turn_in_the_rate_are_not_sent_once_the_run_stops(
+    runner, server, tmp_path
+):
+    server.handler = reply(401, "no")
+    source, out = leads(tmp_path, phones(8)), tmp_path / "r.csv"
+    result = invoke(runner, server, source, "-o", out, "-c", "8", "--rate", "2")
+    assert result.exit_code == 3, result.stderr
+    assert len(server.requests) == 1  # the others waited for their slot, and then the stop
+    with sqlite3.connect(tmp_path / "r.csv.journal") as db:
+        assert db.execute("SELECT count(*) FROM attempts").fetchone()[0] == 1  # no false record
