@@ -365,14 +365,17 @@ def test_a_config_file_in_use_is_named_with_its_base_url_even_when_quiet(
 # --- attempts the server never received --------------------------------------------------
 
 
-def test_a_request_recorded_but_never_sent_before_a_kill_is_not_counted(sandbox, tmp_path):
-    """kill -9 between the record and the request: the rerun's one request is the only one."""
+def killed_after_the_record_then_rerun(sandbox, tmp_path, *, arrived: bool) -> dict:
+    """A ledger as a run killed between a request's record and its answer leaves it (the
+    request reached the sandbox and started the lead when ``arrived``), then a rerun: its row."""
     source, out = leads(tmp_path, [PHONE]), tmp_path / "r.csv"
     journal = Journal.open(
         tmp_path / "r.csv.journal", target=sandbox.base_url, input="x", fresh=False
     )
     asyncio.run(journal.sending(Lead(0, 2, PHONE, ("OP-ANA",), "")))
     journal.unlock()  # as a killed process leaves it: no answer, no close
+    if arrived:
+        sandbox.state.attendances[PHONE] = (1001, ["OP-ANA"])
     result = CliRunner().invoke(
         cli,
         [str(source), "-o", str(out)],
@@ -380,6 +383,12 @@ def test_a_request_recorded_but_never_sent_before_a_kill_is_not_counted(sandbox,
     )
     assert result.exit_code == 0, result.stderr
     (row,) = read_results_csv(out)
+    return row
+
+
+def test_a_request_recorded_but_never_sent_before_a_kill_is_not_counted(sandbox, tmp_path):
+    """kill -9 between the record and the request: the rerun's one request is the only one."""
+    row = killed_after_the_record_then_rerun(sandbox, tmp_path, arrived=False)
     assert (row["status"], row["attempts"]) == ("started", "1")
     assert sum(sandbox.state.requests.values()) == 1
 
@@ -387,20 +396,7 @@ def test_a_request_recorded_but_never_sent_before_a_kill_is_not_counted(sandbox,
 def test_a_request_that_did_arrive_before_a_kill_is_counted_once_its_answer_shows_it(
     sandbox, tmp_path
 ):
-    source, out = leads(tmp_path, [PHONE]), tmp_path / "r.csv"
-    journal = Journal.open(
-        tmp_path / "r.csv.journal", target=sandbox.base_url, input="x", fresh=False
-    )
-    asyncio.run(journal.sending(Lead(0, 2, PHONE, ("OP-ANA",), "")))
-    journal.unlock()
-    sandbox.state.attendances[PHONE] = (1001, ["OP-ANA"])  # it arrived, and started
-    result = CliRunner().invoke(
-        cli,
-        [str(source), "-o", str(out)],
-        env={"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url},
-    )
-    assert result.exit_code == 0, result.stderr
-    (row,) = read_results_csv(out)
+    row = killed_after_the_record_then_rerun(sandbox, tmp_path, arrived=True)
     assert (row["status"], row["attempts"]) == ("started", "2")
     assert row["error"].startswith("confirmed_on_retry")
 
