@@ -11,6 +11,9 @@ same language as ours.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import gettext
 import os
 from collections.abc import Mapping
@@ -19,8 +22,11 @@ from pathlib import Path
 DOMAIN = "batch_attend"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
-_translation: gettext.NullTranslations = gettext.NullTranslations()
-_language = "en"
+#: The language in use and its catalog, per thread and asyncio task: the web page serves
+#: people in two languages at once, and a run in a thread keeps the language it started with.
+_current: contextvars.ContextVar[tuple[str, gettext.NullTranslations]] = contextvars.ContextVar(
+    "batch_attend_language", default=("en", gettext.NullTranslations())
+)
 
 
 def language_from(environ: Mapping[str, str]) -> str:
@@ -31,32 +37,52 @@ def language_from(environ: Mapping[str, str]) -> str:
     return "en"
 
 
+def normal(lang: str) -> str:
+    """``pt``, ``pt-BR``, ``pt_BR`` → ``pt_BR``; anything else → ``en``."""
+    return "pt_BR" if lang.lower().startswith("pt") else "en"
+
+
+@functools.cache
+def _catalog(lang: str) -> gettext.NullTranslations:
+    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
+
+
 def set_language(lang: str | None, environ: Mapping[str, str]) -> str:
-    """Choose the catalog for this process; returns the language in use."""
-    global _translation, _language
-    chosen = lang or language_from(environ)
-    chosen = _language = "pt_BR" if chosen.lower().startswith("pt") else "en"
-    _translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[chosen], fallback=True)
+    """Choose the language of this process (a command line); returns the language in use."""
+    chosen = normal(lang or language_from(environ))
+    _current.set((chosen, _catalog(chosen)))
     os.environ["LANGUAGE"] = chosen  # what gettext.gettext looks at first
     gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
     gettext.textdomain(DOMAIN)
     return chosen
 
 
+@contextlib.contextmanager
+def speaking(lang: str):
+    """Messages in ``lang`` inside the block (a results file in its own language, one web
+    request), the language before it after."""
+    chosen = normal(lang)
+    token = _current.set((chosen, _catalog(chosen)))
+    try:
+        yield chosen
+    finally:
+        _current.reset(token)
+
+
 def language() -> str:
     """The language of messages now (``en`` or ``pt_BR``): what a person reads, so also what
     their spreadsheet program expects."""
-    return _language
+    return _current.get()[0]
 
 
 def _(message: str) -> str:
     """The message in the current language (English when no translation exists)."""
-    return _translation.gettext(message)
+    return _current.get()[1].gettext(message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The message for ``n`` things, singular or plural as the current language counts."""
-    return _translation.ngettext(singular, plural, n)
+    return _current.get()[1].ngettext(singular, plural, n)
 
 
 def N_(message: str) -> str:
