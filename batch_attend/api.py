@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from batch_attend import sentences
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
@@ -192,14 +193,14 @@ def _looks_like_html(answer: Answer) -> bool:
 
 
 _STATUS_CODES = {
-    400: (ErrorCode.BAD_REQUEST, "the API rejected the request as malformed"),
-    401: (ErrorCode.UNAUTHORIZED, "the API refused the token"),
-    403: (ErrorCode.FORBIDDEN, "the token may not start attendances"),
-    404: (ErrorCode.NOT_FOUND, "no start-attendance endpoint at this address; check --base-url"),
-    405: (ErrorCode.METHOD_NOT_ALLOWED, "the API did not accept POST at this address"),
-    415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, "the API did not accept the JSON content type"),
-    422: (ErrorCode.BAD_REQUEST, "the API could not process the request"),
-    429: (ErrorCode.RATE_LIMITED, "the API asked to slow down (too many requests)"),
+    400: (ErrorCode.BAD_REQUEST, sentences.BAD_REQUEST),
+    401: (ErrorCode.UNAUTHORIZED, sentences.TOKEN_REFUSED),
+    403: (ErrorCode.FORBIDDEN, sentences.FORBIDDEN),
+    404: (ErrorCode.NOT_FOUND, sentences.NOT_FOUND),
+    405: (ErrorCode.METHOD_NOT_ALLOWED, sentences.METHOD_NOT_ALLOWED),
+    415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, sentences.UNSUPPORTED_MEDIA_TYPE),
+    422: (ErrorCode.BAD_REQUEST, sentences.UNPROCESSABLE),
+    429: (ErrorCode.RATE_LIMITED, sentences.SLOW_DOWN),
 }
 
 
@@ -225,26 +226,31 @@ def classify(answer: Answer, scrub: Scrub = _as_is) -> Outcome:
     if status in _STATUS_CODES:
         code, message = _STATUS_CODES[status]
         if status in (400, 422) and answer.body:
-            message += f" (HTTP {status}: {_snippet(answer.body, scrub)})"
+            message = sentences.WITH_ANSWER.format(
+                reason=message, status=status, snippet=_snippet(answer.body, scrub)
+            )
         if status == 401:
             return Outcome(
                 RowStatus.SKIPPED, http_status=401, error_code=code, error_message=message
             )
         return _failed(answer, code, message)
     if 300 <= status < 400:
-        where = f" to {answer.location}" if answer.location else ""
-        return _failed(
-            answer,
-            ErrorCode.UNEXPECTED_REDIRECT,
-            f"the API redirected{where}; check --base-url (redirects are not followed for POST)",
+        message = (
+            sentences.REDIRECTED_TO.format(location=answer.location)
+            if answer.location
+            else sentences.REDIRECTED
         )
+        return _failed(answer, ErrorCode.UNEXPECTED_REDIRECT, message)
     if status >= 500:
-        kind = "an HTML error page" if _looks_like_html(answer) else "an error"
-        return _failed(
-            answer, ErrorCode.SERVER_ERROR, f"the API answered HTTP {status} with {kind}"
-        )
-    body = f": {_snippet(answer.body, scrub)}" if answer.body else ""
-    return _failed(answer, ErrorCode.CLIENT_ERROR, f"the API answered HTTP {status}{body}")
+        page = _looks_like_html(answer)
+        message = sentences.SERVER_ERROR_PAGE if page else sentences.SERVER_ERROR
+        return _failed(answer, ErrorCode.SERVER_ERROR, message.format(status=status))
+    message = (
+        sentences.OTHER_STATUS_WITH.format(status=status, snippet=_snippet(answer.body, scrub))
+        if answer.body
+        else sentences.OTHER_STATUS.format(status=status)
+    )
+    return _failed(answer, ErrorCode.CLIENT_ERROR, message)
 
 
 def parse_json(body: bytes):
@@ -255,12 +261,12 @@ def parse_json(body: bytes):
 
 def _classify_success(answer: Answer, scrub: Scrub) -> Outcome:
     if not answer.body.strip():
-        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, "the API answered with an empty body")
+        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.EMPTY_BODY)
     if _looks_like_html(answer):
         return _failed(
             answer,
             ErrorCode.UNEXPECTED_RESPONSE,
-            "the API answered with an HTML page instead of JSON (a proxy or login page?)",
+            sentences.HTML_PAGE,
         )
     try:
         data = parse_json(answer.body)
@@ -268,12 +274,12 @@ def _classify_success(answer: Answer, scrub: Scrub) -> Outcome:
         return _failed(
             answer,
             ErrorCode.UNEXPECTED_RESPONSE,
-            f"the API answered with something that is not JSON: {_snippet(answer.body, scrub)}",
+            sentences.NOT_JSON.format(snippet=_snippet(answer.body, scrub)),
         )
     if data is True:
         return Outcome(RowStatus.STARTED, http_status=answer.http_status)
     if data is False:
-        return _failed(answer, ErrorCode.NOT_STARTED, "the API answered false: nothing was started")
+        return _failed(answer, ErrorCode.NOT_STARTED, sentences.ANSWERED_FALSE)
     if isinstance(data, dict) and data.get("status") == "progress":
         operators = data.get("operators")
         ids = tuple(
@@ -291,7 +297,7 @@ def _classify_success(answer: Answer, scrub: Scrub) -> Outcome:
     return _failed(
         answer,
         ErrorCode.UNEXPECTED_RESPONSE,
-        f"the API answered with JSON of an unknown shape: {_snippet(answer.body, scrub)}",
+        sentences.UNKNOWN_SHAPE.format(snippet=_snippet(answer.body, scrub)),
     )
 
 
@@ -379,23 +385,25 @@ class PlugChatClient:
         except aiohttp.ConnectionTimeoutError:
             return Answer(
                 failure=ErrorCode.CONNECTION_ERROR,
-                detail=f"could not connect to the API within {self._timeout:g} s",
+                detail=sentences.CONNECT_TIMEOUT.format(seconds=f"{self._timeout:g}"),
             )
         except TimeoutError:
             return Answer(
                 failure=ErrorCode.TIMEOUT,
-                detail=f"no answer from the API within {self._timeout:g} s",
+                detail=sentences.ANSWER_TIMEOUT.format(seconds=f"{self._timeout:g}"),
             )
         except aiohttp.ClientConnectorError as exc:
             return Answer(
                 failure=ErrorCode.CONNECTION_ERROR,
-                detail=self.scrub(f"could not connect to the API ({exc.os_error.strerror or exc})"),
+                detail=self.scrub(
+                    sentences.CANNOT_CONNECT.format(reason=exc.os_error.strerror or exc)
+                ),
             )
         except aiohttp.ClientResponseError as exc:
             # aiohttp's parser gives these a status of its own (400): no server sent it.
             return Answer(
                 failure=ErrorCode.MALFORMED,
-                detail=self.scrub(f"the answer was not valid HTTP ({exc.message})"),
+                detail=self.scrub(sentences.NOT_HTTP.format(reason=exc.message)),
             )
         except (
             aiohttp.ServerDisconnectedError,
@@ -404,14 +412,14 @@ class PlugChatClient:
         ) as exc:
             return Answer(
                 failure=ErrorCode.CONNECTION_LOST,
-                detail=self.scrub(
-                    f"the connection closed before an answer came ({type(exc).__name__})"
-                ),
+                detail=self.scrub(sentences.CONNECTION_CLOSED.format(reason=type(exc).__name__)),
             )
         except aiohttp.ClientError as exc:
             return Answer(
                 failure=ErrorCode.CONNECTION_LOST,
-                detail=self.scrub(f"the request failed ({type(exc).__name__}: {exc})"),
+                detail=self.scrub(
+                    sentences.REQUEST_FAILED.format(reason=f"{type(exc).__name__}: {exc}")
+                ),
             )
 
     def _scrub_optional(self, text: str | None) -> str | None:
@@ -425,7 +433,7 @@ class _Unreadable(Exception):
 async def _read_body(resp, limit: int) -> bytes:
     """The answer's body, inflated, or :class:`_Unreadable` past ``limit`` bytes (read or
     inflated): memory stays bounded whatever the server sends."""
-    too_large = f"the API answered with more than {limit // 1024:,} KiB; it was not read"
+    too_large = sentences.TOO_LARGE.format(size=f"{limit // 1024:,}")
     if resp.content_length is not None and resp.content_length > limit:
         raise _Unreadable(too_large)
     data = bytearray()
@@ -441,12 +449,12 @@ async def _read_body(resp, limit: int) -> bytes:
         return bytes(data)
     wbits = {"gzip": 31, "x-gzip": 31, "deflate": 15}.get(encoding)
     if wbits is None:
-        raise _Unreadable(f"the API answered compressed as '{encoding[:40]}', which was not asked")
+        raise _Unreadable(sentences.COMPRESSED.format(encoding=encoding[:40]))
     try:
         inflater = zlib.decompressobj(wbits)
         body = inflater.decompress(bytes(data), limit + 1)
     except zlib.error as exc:
-        raise _Unreadable(f"the API's {encoding} answer could not be inflated ({exc})") from None
+        raise _Unreadable(sentences.NOT_INFLATED.format(encoding=encoding, reason=exc)) from None
     if len(body) > limit or inflater.unconsumed_tail:
         raise _Unreadable(too_large)
     return body

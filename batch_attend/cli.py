@@ -111,6 +111,9 @@ class DefaultCommandGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         i18n.set_language(_lang_given(args), Env().environ)  # before any --help is shown
+        lead = 2 if args[:1] == ["--lang"] else int(bool(args) and args[0].startswith("--lang="))
+        if lead and len(args) > lead and args[lead] in self.commands:  # --lang pt_BR check …
+            args = [args[lead], *args[:lead], *args[lead + 1 :]]
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             helped = "--help" in args or "-h" in args  # the same help, other commands listed
             args = ["--help"] if helped else [self.default_command, *args]
@@ -512,6 +515,12 @@ def input_options(func):
     "--no-bom",
     is_flag=True,
     help="Write CSV results without the UTF-8 BOM that Excel needs for accents.",
+)
+@click.option(
+    "--results-lang",
+    type=click.Choice(["en", "pt_BR", "pt"]),
+    help="Language of the results' error sentences and Summary sheet (default: en). Column "
+    "names, statuses and error codes stay English for scripts.",
 )
 @click.option(
     "--output-delimiter",

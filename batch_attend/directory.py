@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from batch_attend import sentences
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import N_, _
 from batch_attend.outcomes import ErrorCode, ExitStatus
@@ -126,9 +127,7 @@ class Directory:
                 return value
             raise LookupProblem(
                 ErrorCode.UNKNOWN_OPERATOR,
-                f"'{value}' looks like a name or login, and those can be looked up only with a "
-                "ticket (--ticket or PLUGCHAT_TICKET); write the operator ID, or add --no-lookup "
-                "to send the cell as it is",
+                sentences.NAME_WITHOUT_TICKET.format(value=value),
             )
         exact = [op for op in self.operators if op.id == value]
         if not exact:
@@ -141,19 +140,19 @@ class Directory:
         if not exact:
             raise LookupProblem(
                 ErrorCode.UNKNOWN_OPERATOR,
-                f"no operator '{value}' in this account (by ID, login, name or e-mail); "
-                "`batch-attend operators` lists them",
+                sentences.UNKNOWN_OPERATOR.format(value=value),
             )
         if len(exact) > 1:
             names = " and ".join(op.label for op in exact[:3])
             raise LookupProblem(
                 ErrorCode.AMBIGUOUS_OPERATOR,
-                f"'{value}' matches {len(exact)} operators: {names}; write the ID instead",
+                sentences.AMBIGUOUS_OPERATOR.format(value=value, count=len(exact), names=names),
             )
         (operator,) = exact
         if not operator.active:
             raise LookupProblem(
-                ErrorCode.INACTIVE_OPERATOR, f"operator {operator.label} is inactive"
+                ErrorCode.INACTIVE_OPERATOR,
+                sentences.INACTIVE_OPERATOR.format(operator=operator.label),
             )
         self._operator_cache[value] = operator.id
         return operator.id
@@ -169,17 +168,19 @@ class Directory:
         if not exact:
             raise LookupProblem(
                 ErrorCode.UNKNOWN_DEPARTMENT,
-                f"no department '{value}' in this account; `batch-attend departments` lists them",
+                sentences.UNKNOWN_DEPARTMENT.format(value=value),
             )
         if len(exact) > 1:
             names = " and ".join(d.label for d in exact[:3])
             raise LookupProblem(
-                ErrorCode.UNKNOWN_DEPARTMENT, f"'{value}' matches {names}; write the ID instead"
+                ErrorCode.UNKNOWN_DEPARTMENT,
+                sentences.AMBIGUOUS_DEPARTMENT.format(value=value, names=names),
             )
         (department,) = exact
         if not department.active:
             raise LookupProblem(
-                ErrorCode.INACTIVE_DEPARTMENT, f"department {department.label} is inactive"
+                ErrorCode.INACTIVE_DEPARTMENT,
+                sentences.INACTIVE_DEPARTMENT.format(department=department.label),
             )
         return department.id
 

@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 
+from batch_attend import sentences
 from batch_attend.api import Answer, PlugChatClient, classify
 from batch_attend.journal import History, Journal, now
 from batch_attend.leads import Lead
@@ -222,10 +223,10 @@ class Engine:
         self.retry_at = max(self.retry_at or when, when)
         outcome.status = RowStatus.SKIPPED
         outcome.error_code = ErrorCode.RATE_LIMITED
-        outcome.error_message = (  # English, as every sentence in the results
-            f"the API answered HTTP {outcome.http_status} and asked to be called again in "
-            f"{asked:,.0f} s (at {when.isoformat(timespec='seconds')}), longer than batch-attend "
-            "waits; run the same command again then"
+        outcome.error_message = sentences.RETRY_TOO_LATE.format(
+            status=outcome.http_status,
+            seconds=f"{asked:,.0f}",
+            when=when.isoformat(timespec="seconds"),
         )
         self.stop("rate_limited")
 
@@ -252,10 +253,10 @@ class Engine:
             outcome.status = RowStatus.STARTED
             outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
             outcome.attempts += history.unanswered  # one of them did arrive
-            number = f" (number {outcome.attendance_number})" if outcome.attendance_number else ""
             outcome.error_message = (
-                "an earlier request for this lead got no clear answer; this answer shows the "
-                f"attendance it started, with the operators it carried{number}"
+                sentences.CONFIRMED_ON_RETRY_NUMBER.format(number=outcome.attendance_number)
+                if outcome.attendance_number
+                else sentences.CONFIRMED_ON_RETRY
             )
         return outcome
 

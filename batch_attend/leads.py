@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from batch_attend import sentences
 from batch_attend.outcomes import ErrorCode, RowStatus
 from batch_attend.reading import ColumnMap, Table, choose_text, on_cores, pieces
 
@@ -39,7 +40,6 @@ _EXCEL_WHOLE_FLOAT = r"[0-9]+\.0+"
 _SCIENTIFIC = r"[+-]?[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+"
 # A long run of digits with a fraction: a number cell, not a phone typed with a dot.
 _DECIMAL_NUMBER = r"[0-9]{6,}[.,][0-9]+"
-_AS_TEXT = "format the phone column as Text in the spreadsheet and type the numbers again"
 
 
 def _from_scientific(text: str) -> tuple[str, str]:
@@ -50,17 +50,17 @@ def _from_scientific(text: str) -> tuple[str, str]:
     try:
         value = Decimal(text.replace(",", "."))
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid forms
-        return "", f"'{text}' is not a phone number"
+        return "", sentences.NOT_A_PHONE.format(cell=text)
     if value != value.to_integral_value() or value < 0:
-        return "", f"'{text}' is not a phone number"
+        return "", sentences.NOT_A_PHONE.format(cell=text)
     length = value.adjusted() + 1  # digits of the whole number, without writing 1E4300 out
     if significant < length:
-        return "", f"'{text}' is a number in scientific notation that lost digits; {_AS_TEXT}"
+        return "", sentences.LOST_DIGITS.format(cell=text)
     return str(int(value)), ""
 
 
 #: What an 8 or 9 digit phone (a number without its area code) is told.
-NO_DDD_HINT = "add the area code (DDD) in front, or a DDD column"
+NO_DDD_HINT = sentences.NO_DDD
 
 
 def join_ddd(phones: pd.Series, ddd: pd.Series) -> pd.Series:
@@ -128,28 +128,29 @@ def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
         text[scientific] = [d or t for (d, _), t in zip(undone, text[scientific], strict=True)]
         error[scientific] = [e for _, e in undone]
     decimal = text.str.fullmatch(_DECIMAL_NUMBER) & (error == "")
-    error[decimal] = "'" + text[decimal] + f"' is a decimal number, not a phone; {_AS_TEXT}"
+    error[decimal] = sentences.fill(sentences.DECIMAL_NUMBER, cell=text[decimal])
     return text, error
 
 
 def _reasons(text: pd.Series, digits: pd.Series, error: pd.Series, short_hint: str) -> pd.Series:
     """Why each of these cells is not a phone (the first reason that applies)."""
     length = digits.str.len()
-    hint = np.where(length.isin((8, 9)), "; " + short_hint, "")
     bad = digits.str.extract(r"([^0-9])", expand=False).fillna("?")
+
+    def wrong_length() -> pd.Series:
+        said = sentences.fill(
+            sentences.WRONG_LENGTH, cell=text, count=length, least=MIN_DIGITS, most=MAX_DIGITS
+        )
+        hinted = sentences.fill(sentences.WITH_HINT, reason=said, hint=short_hint)
+        return choose_text(length.isin((8, 9)).to_numpy(bool), hinted, said)
+
     for failing, reason in (
-        (text == "", lambda: "the phone cell is empty"),
+        (text == "", lambda: sentences.EMPTY_PHONE),
         (
             ~digits.str.fullmatch(r"[0-9]+"),
-            lambda: "'" + text + "' has '" + bad + "', which is not part of a phone number",
+            lambda: sentences.fill(sentences.NOT_PART_OF_A_PHONE, cell=text, char=bad),
         ),
-        (
-            ~length.between(MIN_DIGITS, MAX_DIGITS),
-            lambda: (
-                "'" + text + "' has " + length.astype(str) + " digits; a phone needs "
-                f"{MIN_DIGITS} to {MAX_DIGITS} (country code, area code, number)" + hint
-            ),
-        ),
+        (~length.between(MIN_DIGITS, MAX_DIGITS), wrong_length),
     ):
         rows = (failing & (error == "")).to_numpy(bool)
         if rows.any():  # worded only when some cell has this reason
@@ -246,11 +247,8 @@ def decide(plan: pd.DataFrame, rows: pd.Series, status: str, codes, messages) ->
 def _missing_operators(table: Table, has_column: bool) -> str:
     """Why a row has no operators; without a column, the columns seen and how to name one."""
     if has_column:
-        return "the operators cell is empty and no --operator default was given"
-    return (
-        f"no operators column (columns: {', '.join(table.columns)}); name one with "
-        "--operators-column, or give --operator"
-    )
+        return sentences.NO_OPERATORS
+    return sentences.NO_OPERATORS_COLUMN.format(columns=", ".join(table.columns))
 
 
 def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.DataFrame:
@@ -263,7 +261,7 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
     phone_cells, hint = cells(columns.phone), NO_DDD_HINT
     if columns.ddd is not None:
         phone_cells = join_ddd(phone_cells, cells(columns.ddd))
-        hint = f"the DDD cell ('{table.columns[columns.ddd]}' column) is empty or not an area code"
+        hint = sentences.BAD_DDD.format(column=table.columns[columns.ddd])
     phones = pd.concat(
         on_cores(lambda c: normalize_phones(c, defaults.country_code, hint), pieces(phone_cells))
     )
@@ -291,7 +289,7 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
         pending(plan) & (counts > MAX_OPERATORS),
         RowStatus.INVALID,
         ErrorCode.TOO_MANY_OPERATORS,
-        f"the operators cell names more than {MAX_OPERATORS} operators",
+        sentences.TOO_MANY_OPERATORS.format(limit=MAX_OPERATORS),
     )
     if not defaults.pool:
         named = np.fromiter(map(bool, plan["operators"]), dtype=bool, count=len(plan))

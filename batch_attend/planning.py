@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from batch_attend import sentences
 from batch_attend.directory import Directory, LookupProblem
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
@@ -39,7 +40,7 @@ def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
         return plan  # no phone twice (counting them is quicker than marking the repeats)
     later = phones.duplicated()
     first_row = pd.Series(plan["row"][live][~later].to_numpy(), index=phones[~later])
-    messages = "same phone as row " + phones[later].map(first_row).astype(str)
+    messages = sentences.fill(sentences.SAME_PHONE, row=phones[later].map(first_row))
     rows = plan.index.isin(messages.index)
     return decide(plan, rows, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
 
@@ -199,5 +200,5 @@ def keep_online(plan: pd.DataFrame, states) -> pd.DataFrame:
         plan.index.isin(kept.index[kept.map(len) == 0]),
         RowStatus.SKIPPED,
         ErrorCode.OPERATORS_OFFLINE,
-        "none of the row's operators is online now; a later run sends it",
+        sentences.OPERATORS_OFFLINE,
     )

@@ -13,6 +13,7 @@ import io
 import json
 from dataclasses import dataclass, field
 
+from batch_attend import sentences
 from batch_attend.directory import (
     Department,
     Directory,
@@ -24,7 +25,7 @@ from batch_attend.directory import (
     fetch_online,
 )
 from batch_attend.env import Env
-from batch_attend.i18n import _
+from batch_attend.i18n import _, ngettext
 from batch_attend.journal import Journal
 from batch_attend.leads import pending
 from batch_attend.outcomes import DONE_STATUSES, ErrorCode, ExitStatus, RowStatus
@@ -129,17 +130,20 @@ class CheckReport:
         elif self.online_note:
             out.append(_("Operators online now: {note}").format(note=self.online_note))
         out.append(
-            _(
-                "Rows: {rows}: {ready} ready to send, {invalid} invalid{without}, "
-                "{duplicates} duplicates (skipped)"
-            ).format(
+            _("Rows: {rows}: {ready}, {invalid}{without}, {duplicates}").format(
                 rows=f"{self.rows:,}",
-                ready=f"{self.ready:,}",
-                invalid=f"{self.invalid:,}",
+                ready=ngettext("{count} ready to send", "{count} ready to send", self.ready).format(
+                    count=f"{self.ready:,}"
+                ),
+                invalid=ngettext("{count} invalid", "{count} invalid", self.invalid).format(
+                    count=f"{self.invalid:,}"
+                ),
                 without=_(" ({count} without WhatsApp)").format(count=f"{self.no_whatsapp:,}")
                 if self.no_whatsapp
                 else "",
-                duplicates=f"{self.duplicates:,}",
+                duplicates=ngettext(
+                    "{count} duplicate (skipped)", "{count} duplicates (skipped)", self.duplicates
+                ).format(count=f"{self.duplicates:,}"),
             )
             + (
                 _("; {done} done by an earlier run").format(done=f"{self.done:,}")
@@ -244,7 +248,7 @@ def check_batch(options: RunOptions, env: Env | None = None) -> CheckReport:
         if status == RowStatus.INVALID:
             report.invalid += 1
             report.no_whatsapp += code == ErrorCode.NO_WHATSAPP
-            report.problems.append((number, f"{code}: {message}"))
+            report.problems.append((number, f"{code}: {sentences.say(message)}"))
         elif code == ErrorCode.DUPLICATE_ROW:
             report.duplicates += 1
     return report

@@ -27,6 +27,7 @@ from typing import BinaryIO, TextIO
 import numpy as np
 import pandas as pd
 
+from batch_attend import i18n, sentences
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _, language, ngettext
 from batch_attend.journal import Record
@@ -334,16 +335,18 @@ def _not_resent(operators: tuple[str, ...], department: str, record: Record | No
     ):
         return ""
     done = (
-        "started by an earlier run"
+        sentences.STARTED_BEFORE
         if record.status == RowStatus.STARTED
-        else "found already in service by an earlier run"
+        else sentences.IN_SERVICE_BEFORE
     )
-    when = f" at {record.done_at}" if record.done_at else ""
-    asked = ", ".join(operators) + (f" in {department}" if department else "")
-    return (
-        f"{done}{when}, asked for {', '.join(record.asked_operators)}; this run asks for "
-        f"{asked}, which was not sent: PlugChat keeps one attendance per chat (move it there "
-        "if it should change hands)"
+    if record.done_at:
+        done = sentences.DONE_AT.format(done=done, when=record.done_at)
+    template = sentences.NOT_RESENT_IN if department else sentences.NOT_RESENT
+    return template.format(
+        done=done,
+        before=", ".join(record.asked_operators),
+        now=", ".join(operators),
+        department=department,
     )
 
 
@@ -505,26 +508,28 @@ def _write_summary_sheet(
     book, summary: RunSummary, bold, header: Sequence[str], frame: pd.DataFrame
 ) -> None:
     """Counts in A:B (per status, error code, operator, department), the run in D:E; built
-    first, then written row by row (a constant_memory sheet is written in row order)."""
-    left: list[tuple] = [("status", "rows", bold)]
+    first, then written row by row (a constant_memory sheet is written in row order). Its
+    words are in the results' language; statuses and codes stay as the contract has them."""
+    rows = _("rows")
+    left: list[tuple] = [(_("status"), rows, bold)]
     left += [(str(s), summary.counts[s], None) for s in RowStatus]
-    left.append(("total", summary.total, bold))
-    for title, counts in (
-        ("error", dict(sorted(summary.error_counts.items()))),
-        ("operator", _operator_counts(header, frame)),
-        ("department", _department_counts(header, frame, summary.department_column)),
+    left.append((_("total"), summary.total, bold))
+    for title, counts, always in (
+        (_("error"), dict(sorted(summary.error_counts.items())), True),
+        (_("operator"), _operator_counts(header, frame), False),
+        (_("department"), _department_counts(header, frame, summary.department_column), False),
     ):
-        if title == "error" or counts:  # no operators or departments column: no section
-            left += [(None, None, None), (title, "rows", bold)]
+        if always or counts:  # no operators or departments column: no section
+            left += [(None, None, None), (title, rows, bold)]
             left += [(str(k), n, None) for k, n in counts.items()]
     right = [
-        ("run", "", bold),
-        ("started at", summary.started_at, None),
-        ("input", summary.input, None),
-        ("output", summary.output, None),
-        ("duration", _duration(summary.elapsed), None),
+        (_("run"), "", bold),
+        (_("started at"), summary.started_at, None),
+        (_("input"), summary.input, None),
+        (_("output"), summary.output, None),
+        (_("duration"), _duration(summary.elapsed), None),
     ]
-    sheet = book.add_worksheet("Summary")
+    sheet = book.add_worksheet(_("Summary"))
     labels = [str(r[0]) for r in left if r[0] is not None]
     sheet.set_column(0, 0, min(max(map(len, labels)) + 2, _MAX_WIDTH))
     sheet.set_column(1, 1, 12)
@@ -584,13 +589,31 @@ def write_results(
     summary: RunSummary | None = None,
     bom: bool = True,
     delimiter: str = ",",
+    lang: str = "en",
 ) -> None:
     """Write a results frame (see :func:`contract_frame`) to ``output`` (``-`` = CSV on
     ``stdout``), atomically for files, first removing what a killed run left of them;
-    ``delimiter`` is a CSV's (see :func:`csv_delimiter`)."""
+    ``delimiter`` is a CSV's (see :func:`csv_delimiter`); ``lang``, the language of the error
+    sentences and the Summary sheet."""
     header = result_header(columns)
     if len(header) != frame.shape[1]:
         raise ValueError(f"{len(header)} header names for {frame.shape[1]} columns")
+    with i18n.speaking(lang):
+        _write_results(output, header, _said(frame), stdout, summary, bom, delimiter)
+
+
+def _said(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the sentences of its ``error`` column in the current language."""
+    if i18n.language() == "en":
+        return frame
+    j = frame.shape[1] - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("error")
+    codes, _sep, messages = (frame[j].str.partition(": ")[k] for k in range(3))
+    frame = frame.copy()
+    frame[j] = error_column(codes, sentences.say_all(messages))
+    return frame
+
+
+def _write_results(output, header, frame, stdout, summary, bom, delimiter) -> None:
     if output == STDOUT:
         stdout.flush()
         binary = getattr(stdout, "buffer", None)  # a real stream: the bytes as they are made

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from batch_attend import sentences
 from batch_attend.api import PlugChatClient, check_base_url, check_token
 from batch_attend.directory import (
     Directory,
@@ -88,20 +89,10 @@ from batch_attend.whatsapp import (
 )
 
 UNSENT = {
-    "dry_run": (ErrorCode.DRY_RUN, "validated, not sent"),
-    "whatsapp_disconnected": (
-        ErrorCode.WHATSAPP_DISCONNECTED,
-        "not sent: the account's WhatsApp number disconnected during the run; reconnect it and "
-        "run the same command again",
-    ),
-    "write_failed": (
-        ErrorCode.INTERRUPTED,
-        "not finished: the journal could not be written; run the same command again once it can",
-    ),
-    "unauthorized": (
-        ErrorCode.UNAUTHORIZED,
-        "not sent: the API refused the token earlier in the run",
-    ),
+    "dry_run": (ErrorCode.DRY_RUN, sentences.DRY_RUN),
+    "whatsapp_disconnected": (ErrorCode.WHATSAPP_DISCONNECTED, sentences.WHATSAPP_DROPPED),
+    "write_failed": (ErrorCode.INTERRUPTED, sentences.JOURNAL_FAILED),
+    "unauthorized": (ErrorCode.UNAUTHORIZED, sentences.TOKEN_REFUSED_EARLIER),
 }
 
 
@@ -238,12 +229,16 @@ def prepare(options: RunOptions, env: Env, *, sending: bool) -> Prepared:
         if not options.sending.dry_run:
             check_token(resolve_token(requests, env.environ))
     if requests.distribute not in DISTRIBUTIONS:
-        raise PoolError(f"--distribute: '{requests.distribute}' is not one of {DISTRIBUTIONS}")
+        raise PoolError(
+            _("--distribute: '{value}' is not one of {choices}").format(
+                value=requests.distribute, choices=", ".join(DISTRIBUTIONS)
+            )
+        )
     pool = read_pool(requests.pool, requests.pool_file)
     if (requests.pool or requests.pool_file) and not pool:
-        raise PoolError("the operator pool is empty; give IDs with --pool A,B or --pool-file")
+        raise PoolError(_("the operator pool is empty; give IDs with --pool A,B or --pool-file"))
     if pool and requests.operators:
-        raise PoolError("give --operator or --pool, not both: both fill empty operator cells")
+        raise PoolError(_("give --operator or --pool, not both: both fill empty operator cells"))
     defaults = LeadDefaults(
         requests.operators, requests.department, requests.country_code, pool=bool(pool)
     )
@@ -429,6 +424,7 @@ def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
                 summary=summary,
                 bom=options.output.bom,
                 delimiter=csv_delimiter(options.output.output_delimiter, batch.table.delimiter),
+                lang=options.output.results_lang,
             )
         except OSError as exc:
             if isinstance(exc, BrokenPipeError) or batch.output == STDOUT:
@@ -474,16 +470,11 @@ def _outcomes(
         journal.records() if journal else (), records_in_results(batch.table.results)
     )
     if stopped == "rate_limited":
-        unsent = (
-            ErrorCode.RATE_LIMITED,
-            f"not sent: the API asked to be called again at {retry_at}; run the same command "
-            "again then",
-        )
+        unsent = (ErrorCode.RATE_LIMITED, sentences.NOT_SENT_RETRY_AT.format(when=retry_at))
     else:
         unsent = UNSENT.get(stopped) or (
             ErrorCode.INTERRUPTED,
-            f"not finished: the run was interrupted ({stopped}); run the same command again to "
-            "resume",
+            sentences.NOT_FINISHED.format(signal=stopped),
         )
     return outcome_frame(plan, records, unsent, compare_asked=resolved)
 

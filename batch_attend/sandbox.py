@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
 
 SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_TICKET = "0000"  # the vendor page's example value
@@ -119,9 +120,13 @@ class Fault:
     @classmethod
     def parse(cls, text: str) -> Fault:
         """``kind`` or ``kind:times``, e.g. ``fail:2`` or ``act-drop``."""
-        kind, _, times = text.partition(":")
+        kind, _sep, times = text.partition(":")
         if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault '{kind}'; known: {', '.join(FAULT_KINDS)}")
+            raise ValueError(
+                _("unknown fault '{kind}'; known: {known}").format(
+                    kind=kind, known=", ".join(FAULT_KINDS)
+                )
+            )
         return cls(kind, int(times) if times else None)
 
 
@@ -216,10 +221,12 @@ def parse_faults(specs) -> dict[str, Fault]:
         phone, sep, kind = spec.partition("=")
         try:
             if not sep:
-                raise ValueError("expected PHONE=KIND[:TIMES]")
+                raise ValueError(_("expected PHONE=KIND[:TIMES]"))
             faults[phone.strip()] = Fault.parse(kind.strip())
         except ValueError as exc:
-            raise SandboxError(f"--fault {spec}: {exc}") from exc
+            raise SandboxError(
+                _("--fault {spec}: {problem}").format(spec=spec, problem=exc)
+            ) from exc
     return faults
 
 
@@ -539,4 +546,8 @@ def serve(state: SandboxState, host: str, port: int, announce) -> None:
     try:
         asyncio.run(forever())
     except OSError as exc:
-        raise SandboxError(f"cannot listen on {host}:{port} ({exc.strerror})") from exc
+        raise SandboxError(
+            _("cannot listen on {host}:{port} ({reason})").format(
+                host=host, port=port, reason=exc.strerror
+            )
+        ) from exc

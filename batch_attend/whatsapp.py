@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from batch_attend import sentences
 from batch_attend.directory import TokenRefusedError
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
@@ -225,17 +226,17 @@ def apply_exists(plan, found: dict[str, bool | None], done=frozenset()):
         if exists:
             continue
         if exists is False and alt and alt_exists:
-            message = (
-                f"sent as {alt[0]}: PlugChat has WhatsApp for that form of the number, not for "
-                f"{phone} as written"
-            )
+            message = sentences.OTHER_FORM_SENT.format(other=alt[0], phone=phone)
             verdicts[phone] = (alt[0], None, alt[1], message)
         elif exists is False and not alt_exists and (alt is None or alt_exists is False):
-            nor = f" (nor {alt[0]}, its other form)" if alt else ""
-            message = f"PlugChat says {phone} has no WhatsApp{nor}; not sent"
+            message = (
+                sentences.NO_WHATSAPP_EITHER.format(phone=phone, other=alt[0])
+                if alt
+                else sentences.NO_WHATSAPP.format(phone=phone)
+            )
             verdicts[phone] = (phone, RowStatus.INVALID, ErrorCode.NO_WHATSAPP, message)
         else:
-            message = f"could not ask PlugChat whether {phone} has WhatsApp; run again to retry"
+            message = sentences.PHONE_CHECK_FAILED.format(phone=phone)
             verdicts[phone] = (phone, RowStatus.FAILED, ErrorCode.PHONE_CHECK_FAILED, message)
     if not verdicts:
         return plan

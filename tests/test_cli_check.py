@@ -51,7 +51,7 @@ def test_check_lists_invalid_rows_and_exits_1(runner, sandbox, tmp_path):
     leads = write_csv(tmp_path / "leads.csv", rows)
     result = runner.invoke(cli, ["check", str(leads)], env=env_for(sandbox))
     assert result.exit_code == 1
-    assert "Rows: 6: 3 ready to send, 2 invalid, 1 duplicates (skipped)" in result.stdout
+    assert "Rows: 6: 3 ready to send, 2 invalid, 1 duplicate (skipped)" in result.stdout
     assert "  row 5: invalid_phone: '123' has 3 digits" in result.stdout
     assert "  row 7: unknown_operator: no operator 'Zé'" in result.stdout
     assert result.stdout.rstrip().endswith("Ready: no")

@@ -100,3 +100,19 @@ def test_installed_package_carries_the_catalogs():
     ]
     assert compiled
     assert all(any(fnmatch.fnmatch(mo, pattern) for pattern in patterns) for mo in compiled)
+
+
+@pytest.mark.parametrize("lang", [["--lang", "pt_BR"], ["--lang=pt_BR"]])
+def test_lang_may_come_before_the_command(runner, sandbox, tmp_path, lang):
+    leads = write_csv(tmp_path / "leads.csv", ROWS)
+    env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url, **locale("C")}
+    result = runner.invoke(cli, [*lang, "check", str(leads)], env=env)
+    assert result.exit_code == 1, result.output
+    assert result.stdout.rstrip().splitlines()[-1] == "Pronto: não"
+
+
+def test_click_usage_errors_in_portuguese(runner, tmp_path):
+    leads = write_csv(tmp_path / "leads.csv", ROWS)
+    result = runner.invoke(cli, [str(leads), "extra", "--lang", "pt_BR"], env=locale("C"))
+    assert result.exit_code == 2
+    assert "Erro: Argumento extra inesperado (extra)" in result.stderr

@@ -52,6 +52,22 @@ CLICK_MESSAGES = [
     "directory",
     ("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)"),
     ("Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments."),
+    ("Got unexpected extra argument ({args})", "Got unexpected extra arguments ({args})"),
+    ("{value!r} is not {choice}.", "{value!r} is not one of {choices}."),
+    ("Takes {nargs} values but 1 was given.", "Takes {nargs} values but {len} were given."),
+    "Value must be an iterable.",
+    "Missing parameter",
+    "Missing {param_type}",
+    "Missing command.",
+    "Could not open file {filename!r}: {message}",
+    "Option {name!r} does not take a value.",
+    "Argument {name!r} takes {nargs} values.",
+    "{value!r} is not a valid boolean. Recognized values: {states}",
+    "{name} {filename!r} is a file.",
+    "{name} {filename!r} is not readable.",
+    "{name} {filename!r} is not writable.",
+    "Show the version and exit.",
+    "unknown error",
 ]
 
 
