@@ -114,7 +114,7 @@ class DefaultCommandGroup(click.Group):
         lead = 2 if args[:1] == ["--lang"] else int(bool(args) and args[0].startswith("--lang="))
         if lead and len(args) > lead and args[lead] in self.commands:  # --lang pt_BR check …
             args = [args[lead], *args[:lead], *args[lead + 1 :]]
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        if args and args[0] not in self.commands and args[0] != "--version":
             helped = "--help" in args or "-h" in args  # the same help, other commands listed
             args = ["--help"] if helped else [self.default_command, *args]
         return super().parse_args(ctx, args)

@@ -116,3 +116,13 @@ def test_click_usage_errors_in_portuguese(runner, tmp_path):
     result = runner.invoke(cli, [str(leads), "extra", "--lang", "pt_BR"], env=locale("C"))
     assert result.exit_code == 2
     assert "Erro: Argumento extra inesperado (extra)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["--help", "--lang", "pt_BR"], ["--lang", "pt_BR", "--help"], ["-h", "--lang=pt_BR"]]
+)
+def test_the_main_help_in_portuguese_wherever_lang_is_given(runner, args):
+    result = runner.invoke(cli, args, env=locale("C"), prog_name="batch-attend")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Uso: batch-attend [OPTIONS] INPUT")
+    assert "Outros comandos:" in result.stdout
