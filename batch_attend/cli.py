@@ -781,5 +781,47 @@ def sandbox_command(
     return ExitStatus.SUCCESS
 
 
+@cli.command(name="serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0 = any free port).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("batch-attend-data"),
+    show_default=True,
+    help="Where uploads, results and their journals are kept (made readable only by you).",
+)
+@credential_options
+@common_options
+@click.pass_obj
+def serve_command(env: Env, host: str, port: int, data_dir: Path, **opts) -> ExitStatus:
+    """Serve the whole job on a web page: upload, preview, start, progress, results, history.
+
+    \b
+    Example:
+      export PLUGCHAT_TOKEN=...     # stays on the server, never sent to the browser
+      batch-attend serve --sandbox  # then open the address it prints
+    """
+    from batch_attend.web.app import serve
+
+    def announce(url: str) -> None:
+        click.echo(
+            _("batch-attend serving on {url} (Ctrl-C stops it)").format(url=url), file=env.stdout
+        )
+        env.stdout.flush()
+
+    try:
+        serve(host, port, data_dir, opts, env.environ, announce)
+    except KeyboardInterrupt:
+        env.log("batch-attend: " + _("server stopped."))
+    return ExitStatus.SUCCESS
+
+
 def main() -> None:
     cli(prog_name="batch-attend")

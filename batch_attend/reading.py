@@ -1059,6 +1059,18 @@ def read_excel_grid(
     )
 
 
+def sheet_names(path: str | Path) -> list[str]:
+    """A workbook's sheets in order, for a person choosing one (the web page); none for a CSV.
+    Only the workbook's directory is read, once :func:`check_inflated` passes it."""
+    path = Path(path)
+    kind = _check_content(path, path.suffix.lower())
+    if kind == "text":
+        return []
+    check_inflated(path, kind)
+    with _open_book(path) as book:
+        return [str(n) for n in book.sheet_names]
+
+
 def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
     if sheet in names:
         return str(sheet)

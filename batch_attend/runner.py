@@ -13,7 +13,9 @@ import contextlib
 import functools
 import itertools
 import os
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +144,72 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class Watch:
+    """A run seen and stopped from another thread (the web page): how far it is, and a cancel
+    that stops it as Ctrl-C does (requests in flight finish, the rest is ``skipped``, a rerun
+    resumes from the ledger). Thread-safe; the CLI passes none."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rows = 0  # every row of the input
+        self.total = 0  # rows to send
+        self.done = 0  # rows to send that an answer decided
+        self.counts: Counter = Counter()  # per status, rows decided before sending included
+        self.started: float | None = None  # time.monotonic() when sending began
+        self.cancelled = False
+        self._engine: Engine | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def planned(self, plan: pd.DataFrame, todo: int) -> None:
+        decided = plan.loc[~pending(plan), "status"].value_counts().to_dict()
+        with self._lock:
+            self.rows, self.total = len(plan), todo
+            self.counts.update({str(k): int(v) for k, v in decided.items()})
+
+    def attach(self, engine: Engine) -> None:
+        """Called on the run's loop as sending begins; a cancel that came earlier stops it now."""
+        with self._lock:
+            self._engine, self._loop = engine, asyncio.get_running_loop()
+            self.started = time.monotonic()
+            stop = self.cancelled
+        if stop:
+            engine.stop("SIGINT")
+
+    def detach(self) -> None:
+        with self._lock:
+            self._engine = self._loop = None
+
+    def decided(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.done += 1
+            self.counts[str(outcome.status)] += 1
+
+    def cancel(self) -> None:
+        """Stop the run once (a second stop would be a second Ctrl-C, which exits at once)."""
+        with self._lock:
+            if self.cancelled:
+                return
+            self.cancelled = True
+            engine, loop = self._engine, self._loop
+        if engine is not None:
+            loop.call_soon_threadsafe(engine.stop, "SIGINT")
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            elapsed = time.monotonic() - self.started if self.started is not None else 0.0
+            rate = self.done / elapsed if elapsed > 0 else 0.0
+            left = (self.total - self.done) / rate if rate > 0 else None
+            return {
+                "rows": self.rows,
+                "total": self.total,
+                "done": self.done,
+                "counts": dict(self.counts),
+                "rows_per_s": round(rate, 1),
+                "seconds_left": None if left is None else round(left),
+                "cancelled": self.cancelled,
+            }
 
 
 @dataclass(frozen=True)
@@ -341,16 +409,17 @@ def plan_requests(
     return assign_pool(plan, members, options.requests.distribute) if members else plan
 
 
-def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
+def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None = None) -> RunReport:
     """Run one batch end to end and write its results (and ``--summary-json``); raises
     :class:`BatchAttendError` for problems found before sending (nothing is sent then, and an
-    existing results file is left as it was)."""
+    existing results file is left as it was). ``watch``: progress and cancel for a caller in
+    another thread."""
     env = env or Env()
     facts = {"exit_code": None, "started_at": started_at(), "input": str(options.input.path)}
     facts.update(output=None, journal=None, retry_at=None)
     clock = time.perf_counter()
     try:
-        report = _run(options, env, clock)
+        report = _run(options, env, clock, watch)
     except BatchAttendError as exc:
         facts["exit_code"] = int(exc.exit_status)
         with contextlib.suppress(OSError):  # the summary's own path may be what is wrong
@@ -383,7 +452,7 @@ def run_batch(options: RunOptions, env: Env | None = None) -> RunReport:
     return report
 
 
-def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
+def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None = None) -> RunReport:
     dry_run = options.sending.dry_run
     batch = prepare(options, env, sending=True)
     summary = RunSummary(output=batch.output, dry_run=dry_run, started_at=started_at())
@@ -406,7 +475,7 @@ def _run(options: RunOptions, env: Env, clock: float) -> RunReport:
         else:
             with api_target(options, env) as target:
                 plan, frame, stopped, journal = run_async(
-                    _online(options, env, target, batch, path, summary, held)
+                    _online(options, env, target, batch, path, summary, held, watch)
                 )
         summary.resumed = int(plan["carried"].sum())
         summary.counts.update(frame["status"].value_counts().to_dict())
@@ -504,6 +573,7 @@ async def _online(
     path: Path,
     summary: RunSummary,
     held: HeldSignals,
+    watch: Watch | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, str | None, Journal]:
     """Everything that talks to the API, on one client, with the ledger open: look names up,
     plan, send. Returns the final plan, every row's outcome, why sending stopped early (None
@@ -543,11 +613,21 @@ async def _online(
             journal.adopt(records_in_results(batch.table.results))
             plan = plan_requests(options, plan, None if stopped else directory, members, online)
             todo = 0 if stopped else int(pending(plan).sum())
+            if watch is not None:
+                watch.planned(plan, todo)
             if todo:
                 held.hold()  # from here on, what is sent is written out whatever comes
                 try:
                     stopped = await _send(
-                        options, env, client, leads_to_send(plan), todo, journal, summary, gate
+                        options,
+                        env,
+                        client,
+                        leads_to_send(plan),
+                        todo,
+                        journal,
+                        summary,
+                        gate,
+                        watch,
                     )
                 except Exception as exc:
                     if journal.failure is None:
@@ -633,6 +713,7 @@ async def _send(
     journal: Journal,
     summary: RunSummary,
     gate: Backpressure,
+    watch: Watch | None = None,
 ) -> str | None:
     progress = Progress(total, env, enabled=not options.display.quiet)
     log = RequestLog(options.output.log_file) if options.output.log_file else None
@@ -656,6 +737,11 @@ async def _send(
             return None  # not known to have dropped: the answers speak for themselves
         return None if status.ok else status.problem()
 
+    def on_outcome(lead: Lead, outcome: Outcome) -> None:
+        progress.advance()
+        if watch is not None:
+            watch.decided(outcome)
+
     sending = options.sending
     engine = Engine(
         client,
@@ -663,15 +749,19 @@ async def _send(
         policy=RetryPolicy(retries=sending.retries, base=sending.backoff),
         backpressure=gate,
         journal=journal,
-        on_outcome=lambda lead, outcome: progress.advance(),
+        on_outcome=on_outcome,
         on_attempt=on_attempt if (options.display.verbose or log is not None) else None,
         grace=sending.grace,
         recheck=recheck if options.requests.status_check else None,
     )
     try:
         with signals_stop(engine):
+            if watch is not None:
+                watch.attach(engine)
             return await engine.run(leads)
     finally:
+        if watch is not None:
+            watch.detach()
         progress.close()
         if log is not None:
             log.close()

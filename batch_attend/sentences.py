@@ -214,6 +214,12 @@ def _say(lang: str, sentence: str) -> str:
     return sentence
 
 
+def say_error(cell: str) -> str:
+    """An ``error`` cell (``code: sentence``) with its sentence in the current language."""
+    code, sep, sentence = cell.partition(": ")
+    return code + sep + say(sentence)
+
+
 def say_all(sentences: pd.Series) -> pd.Series:
     """:func:`say` for a column, once per distinct sentence."""
     if language() == "en" or sentences.empty:

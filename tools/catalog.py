@@ -4,7 +4,8 @@
     python tools/catalog.py --compile  # only compile the .mo from the .po (after translating)
     python tools/catalog.py --check  # fail if a message has no translation or the .mo is stale
 
-Message IDs are the English texts: every ``_("...")`` / ``N_("...")`` literal in batch_attend/,
+Message IDs are the English texts: every ``_("...")`` / ``N_("...")`` literal in batch_attend/
+and its web page templates,
 every command and option help text, and the few words of click's own that users see.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import ast
 import inspect
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -79,16 +81,32 @@ def code_messages() -> dict:
     """msgid → where it was found, from ``_()`` and ``N_()`` calls with a literal string, and
     (singular, plural) → where, from ``ngettext()`` calls with two."""
     found: dict = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
-            where = f"{path.name}:{node.lineno}"
+            where = f"{path.relative_to(PACKAGE)}:{node.lineno}"
             if node.func.id in ("_", "N_") and node.args and _literal(node.args[0]):
                 found.setdefault(node.args[0].value, where)
             elif node.func.id == "ngettext" and all(map(_literal, node.args[:2])):
                 found.setdefault((node.args[0].value, node.args[1].value), where)
+    return found
+
+
+#: ``_("...")`` in a web page template: a Jinja2 call with one literal string.
+_TEMPLATE_CALL = re.compile(r"""\b_\(\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*\)""")
+
+
+def template_messages() -> dict[str, str]:
+    """msgid → where, from the web page templates (Jinja2, whose string literals read as
+    Python's)."""
+    found: dict[str, str] = {}
+    for path in sorted((PACKAGE / "web" / "templates").glob("*.html")):
+        text = path.read_text(encoding="utf-8")
+        for match in _TEMPLATE_CALL.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            found.setdefault(ast.literal_eval(match.group(1)), f"{path.name}:{line}")
     return found
 
 
@@ -110,6 +128,7 @@ def all_messages() -> dict[str, str]:
     messages = {m: "click" for m in CLICK_MESSAGES}
     messages.update(help_messages())
     messages.update(code_messages())
+    messages.update(template_messages())
     messages.pop("", None)
     return messages
 

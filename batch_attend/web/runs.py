@@ -1,0 +1,240 @@
+"""The runs of the web page, kept under the data directory: one folder per upload.
+
+``runs/<id>/`` holds ``input.<ext>`` (a name the server makes; the browser's file name is kept
+only as text to show), ``options.json`` (what the person chose on the page: never a credential),
+``status.json`` (how the last run ended), the results and their ledger. A run started again uses
+the same folder, so it resumes from its ledger as a CLI run writing the same results does. The
+history is the list of those folders.
+
+Results: the run writes ``results.xlsx`` itself (with its Summary sheet); ``results.csv`` is
+then written by :func:`batch_attend.results.write_results` from the same outcome frame and the
+same input table, so both downloads say the same thing, as ``-o results.csv`` would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batch_attend import runner
+from batch_attend.env import Env
+from batch_attend.errors import BatchAttendError
+from batch_attend.outcomes import DONE_STATUSES
+from batch_attend.planning import DISTRIBUTIONS
+from batch_attend.results import (
+    contract_frame,
+    csv_delimiter,
+    error_column,
+    format_summary,
+    write_results,
+)
+from batch_attend.settings import RunOptions
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = (".csv", ".xlsx", ".xls", ".ods")
+#: Rows not done listed on the page at the end (all of them are in the results).
+PROBLEMS_SHOWN = 50
+MAX_UPLOAD = 50 * 1024 * 1024
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+#: What the page may choose, and the type each takes (see settings.InputOptions/RequestOptions).
+CHOICES = {
+    "sheet": str,
+    "phone_column": str,
+    "operators_column": str,
+    "department_column": str,
+    "pool": list,
+    "department": str,
+    "distribute": str,
+    "verify_whatsapp": bool,
+    "online_only": bool,
+}
+
+
+class ChoiceError(ValueError):
+    """A choice from the page that cannot be used (a wrong type, an unknown name)."""
+
+
+def clean_choices(given: object) -> dict:
+    """Only the known choices, each of its type; anything else is refused."""
+    if not isinstance(given, dict):
+        raise ChoiceError("expected an object")
+    out = {}
+    for name, value in given.items():
+        kind = CHOICES.get(name)
+        if kind is None:
+            raise ChoiceError(f"unknown choice {name!r}")
+        if kind is list:
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            raise ChoiceError(f"{name}: wrong type")
+        out[name] = value
+    if out.get("distribute", DISTRIBUTIONS[0]) not in DISTRIBUTIONS:
+        raise ChoiceError("distribute: unknown")
+    return out
+
+
+def option_values(choices: dict) -> dict:
+    """The choices as RunOptions.build names (empty means: as the CLI finds it by default)."""
+    values = {k: (v or None) for k, v in choices.items() if k != "pool"}
+    values["pool"] = ",".join(choices.get("pool") or ()) or None
+    for flag in ("verify_whatsapp", "online_only"):
+        values[flag] = bool(choices.get(flag))
+    return values
+
+
+def now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass
+class Run:
+    id: str
+    folder: Path
+    name: str  # the browser's file name: for display only, never a path
+    ext: str
+    created: str
+    choices: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)  # state: new, running, finished, interrupted, error
+
+    @property
+    def input(self) -> Path:
+        return self.folder / f"input{self.ext}"
+
+    def results(self, fmt: str) -> Path:
+        return self.folder / f"results.{fmt}"
+
+    def options(self, settings: dict) -> RunOptions:
+        """The run's options as the CLI builds them: the page's choices, the server's settings."""
+        return RunOptions.build(
+            input=self.input,
+            output=str(self.results("xlsx")),
+            quiet=True,
+            **option_values(self.choices),
+            **settings,
+        )
+
+    def shown(self, message: str) -> str:
+        """A library message with the server's paths replaced by what the person knows."""
+        return message.replace(str(self.input), self.name).replace(str(self.folder) + os.sep, "")
+
+
+class RunStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir) / "runs"
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def new(self, name: str, ext: str) -> Run:
+        """A new run's folder (its ID made here), before the upload is written into it."""
+        made = dt.datetime.now().astimezone()
+        run_id = f"{made:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        folder = self.root / run_id
+        folder.mkdir(mode=0o700)
+        run = Run(run_id, folder, name, ext, made.isoformat(timespec="seconds"))
+        run.status = {"state": "new"}
+        self.save(run)
+        return run
+
+    def get(self, run_id: str) -> Run | None:
+        if not RUN_ID.fullmatch(run_id):
+            return None
+        folder = self.root / run_id
+        meta = _read_json(folder / "options.json")
+        if not meta:
+            return None
+        return Run(
+            run_id,
+            folder,
+            meta.get("name", ""),
+            meta.get("ext", ""),
+            meta.get("created", ""),
+            meta.get("choices", {}),
+            _read_json(folder / "status.json") or {"state": "new"},
+        )
+
+    def all(self) -> list[Run]:
+        """Every run, newest first."""
+        runs = (self.get(p.name) for p in self.root.iterdir() if p.is_dir())
+        return sorted((r for r in runs if r is not None), key=lambda r: r.id, reverse=True)
+
+    def save(self, run: Run) -> None:
+        meta = {"name": run.name, "ext": run.ext, "created": run.created, "choices": run.choices}
+        _write_json(run.folder / "options.json", meta)
+        _write_json(run.folder / "status.json", run.status)
+
+    def discard(self, run: Run) -> None:
+        for path in run.folder.iterdir():
+            path.unlink()
+        run.folder.rmdir()
+
+
+def execute(run: Run, settings: dict, environ, watch: runner.Watch) -> dict:
+    """Run the batch as the CLI does, in this thread; returns the status to keep. Nothing the
+    library writes for a person reaches the page, except the summary line and error messages."""
+    env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
+    try:
+        options = run.options(settings)
+        report = runner.run_batch(options, env, watch=watch)
+    except BatchAttendError as exc:
+        message, code = run.shown(str(exc)), int(exc.exit_status)
+        return {"state": "error", "exit_code": code, "message": message, "finished": now()}
+    except Exception as exc:
+        log.exception("run %s failed", run.id)
+        return {"state": "error", "exit_code": 1, "message": type(exc).__name__, "finished": now()}
+    try:
+        batch = runner.prepare(options, env, sending=False)  # the table the run read
+        write_results(
+            str(run.results("csv")),
+            batch.table.columns,
+            contract_frame(batch.table.frame, report.frame),
+            delimiter=csv_delimiter(None, batch.table.delimiter),
+        )
+    except (BatchAttendError, OSError) as exc:
+        log.warning("run %s: the CSV results could not be written (%s)", run.id, exc)
+        with contextlib.suppress(OSError):
+            run.results("csv").unlink()
+    summary = report.summary
+    summary.output = "results.xlsx"
+    return {
+        "state": "interrupted" if summary.interrupted_by else "finished",
+        "exit_code": int(report.exit_status),
+        "counts": {str(k): int(v) for k, v in summary.counts.items()},
+        "summary": format_summary(summary),
+        "not_done": not_done(report.frame),
+        "finished": now(),
+    }
+
+
+def not_done(frame) -> dict:
+    """The first rows the run did not get done (duplicates aside), as the results say them (in
+    English: the page says them in its reader's language)."""
+    rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
+    errors = error_column(rows["error_code"], rows["error_message"])
+    shown = [
+        [int(row), str(status), error]
+        for row, status, error in zip(rows["row"], rows["status"], errors, strict=True)
+    ]
+    return {"rows": shown[:PROBLEMS_SHOWN], "more": max(0, len(shown) - PROBLEMS_SHOWN)}

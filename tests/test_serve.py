@@ -1,0 +1,421 @@
+"""``batch-attend serve`` over real HTTP on 127.0.0.1: the key, cross-site requests, uploads,
+the token kept on the server, one engine with the CLI, cancel and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from batch_attend.cli import cli
+from batch_attend.runner import Watch
+from batch_attend.sandbox import SandboxServer, SandboxState
+from tests.conftest import PYTHON, SAMPLES, TOKEN, clean_env, write_csv
+from tests.web_client import KEY, Web
+
+SANDBOX = {"sandbox": True}
+
+
+@pytest.fixture
+def web(tmp_path):
+    with Web(tmp_path / "data", SANDBOX) as web:
+        yield web
+
+
+def results_rows(path: Path) -> list[dict]:
+    """The Results sheet of an XLSX, or the rows of a CSV, without ``done_at`` (a moment)."""
+    if path.suffix == ".xlsx":
+        rows = list(openpyxl.load_workbook(path)["Results"].iter_rows(values_only=True))
+        found = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    else:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            found = list(csv.DictReader(fh))
+    for row in found:
+        del row["done_at"]
+    return found
+
+
+def leads_csv(path: Path, count: int) -> Path:
+    rows = [["Nome", "Telefone", "Operadores"]]
+    rows += [[f"Lead {i}", f"5544998{i:06d}", "OP-ANA"] for i in range(count)]
+    return write_csv(path, rows)
+
+
+# --- the key ---------------------------------------------------------------------------------
+
+
+def test_every_route_needs_the_key(web):
+    web.login()
+    url = web.new_run(SAMPLES / "leads.csv")
+    routes = [
+        ("GET", "/"),
+        ("GET", "/runs"),
+        ("GET", url),
+        ("GET", url + "/events"),
+        ("GET", url + "/results.xlsx"),
+        ("GET", url + "/results.csv"),
+        ("GET", "/static/app.js"),
+        ("GET", "/static/app.css"),
+        ("GET", "/lang/pt_BR"),
+        ("GET", "/no/such/page"),
+        ("POST", "/upload"),
+        ("POST", url + "/start"),
+        ("POST", url + "/cancel"),
+        ("POST", url + "/options"),
+    ]
+    others = {
+        "none": {},
+        "a wrong cookie": {"Cookie": web.cookie.split("=")[0] + "=wrong"},
+        "another cookie": {"Cookie": "batch_attend_key=" + KEY},
+    }
+    for method, path in routes:
+        for why, headers in others.items():
+            answer = web.request(
+                method, path, headers={"X-Batch-Attend": "1", **headers}, cookie=False
+            )
+            assert answer.status == 403, (method, path, why)
+            assert KEY not in answer.text
+        wrong = web.request(method, path + "?key=wrong-key", cookie=False)
+        assert wrong.status == 403, (method, path)
+        assert web.request(method, path, cookie=False).status == 403
+    assert web.server.jobs == {}  # no start went through
+    assert web.server.store.get(url.rsplit("/", 1)[1]).status["state"] == "new"
+
+
+def test_the_key_in_the_address_becomes_a_cookie_and_leaves_the_address(web):
+    answer = web.get(f"/runs?x=1&key={KEY}", cookie=False)
+    assert answer.status == 200
+    cookie = answer.header("Set-Cookie")
+    flags = [part.strip().lower() for part in cookie.split(";")]
+    assert "httponly" in flags and "samesite=strict" in flags and "path=/" in flags
+    assert cookie.split(";")[0].endswith("=" + KEY)
+    assert 'content="0;url=/runs?x=1"' in answer.text  # the same page, without the key
+    assert KEY not in answer.text
+    assert answer.header("Referrer-Policy") == "no-referrer"  # the address is not passed on
+    web.cookie = cookie.split(";")[0]
+    page = web.get("/runs")
+    assert page.status == 200 and "History" in page.text
+    assert page.header("Content-Security-Policy").startswith("default-src 'none'")
+
+
+# --- cross-site requests -----------------------------------------------------------------------
+
+
+def test_posts_from_elsewhere_are_refused(web, tmp_path):
+    web.login()
+    data = (SAMPLES / "leads.csv").read_bytes()
+    refused = {
+        "no header": {"X-Batch-Attend": ""},
+        "another origin": {"Origin": "http://evil.example"},
+        "a look-alike origin": {"Origin": f"http://127.0.0.1.evil.example:{web.background.port}"},
+        "a null origin": {"Origin": "null"},
+        "cross-site fetch": {"Sec-Fetch-Site": "cross-site"},
+        "same-site fetch": {"Sec-Fetch-Site": "same-site"},
+    }
+    for why, headers in refused.items():
+        assert web.upload("leads.csv", data, headers=headers).status == 403, why
+    assert list((tmp_path / "data" / "runs").iterdir()) == []
+    same = {"Origin": web.origin, "Sec-Fetch-Site": "same-origin"}
+    url = web.upload("leads.csv", data, headers=same).json()["url"]
+    for why, headers in refused.items():
+        assert web.post(url + "/start", {}, headers=headers).status == 403, why
+    assert web.server.jobs == {}
+
+
+# --- uploads -----------------------------------------------------------------------------------
+
+
+def test_upload_limits_and_names(web, tmp_path):
+    web.login()
+    runs = tmp_path / "data" / "runs"
+    too_big = web.upload("big.csv", b"a" * (50 * 1024 * 1024 + 70_000))
+    assert too_big.status == 413
+    for name in ("leads.exe", "leads", "leads.csv.sh", "leads.html"):
+        answer = web.upload(name, b"Telefone\n5544999999999\n")
+        assert answer.status == 400, name
+        assert "Only these files" in answer.json()["error"]
+    assert web.upload("empty.csv", b"").status == 400
+    assert list(runs.iterdir()) == []  # nothing refused is kept
+    answer = web.upload("../../x<script>.csv", (SAMPLES / "leads.csv").read_bytes())
+    assert answer.status == 200
+    (folder,) = runs.iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == ["input.csv", "options.json", "status.json"]
+    assert not list(tmp_path.rglob("x*.csv"))
+    assert stat.S_IMODE((folder / "input.csv").stat().st_mode) == 0o600
+    page = web.get(answer.json()["url"]).text
+    assert "x&lt;script&gt;.csv" in page and "x<script>" not in page
+    assert web.get("/runs/../../etc/passwd").status == 404
+    assert web.get("/runs/20200101-000000-abcdef").status == 404
+
+
+def test_streamed_upload_past_the_limit_is_cut(web, tmp_path):
+    """No Content-Length to refuse it by: the upload is counted as it comes."""
+    web.login()
+    chunk = b"5544999999999\n" * 4096
+
+    def body():
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
+        for _ in range(51 * 1024 * 1024 // len(chunk) + 1):
+            yield chunk
+        yield b"\r\n--b--\r\n"
+
+    headers = {"Content-Type": "multipart/form-data; boundary=b", "X-Batch-Attend": "1"}
+    try:
+        answer = web.request("POST", "/upload", body=body(), headers=headers)
+    except (BrokenPipeError, ConnectionResetError):
+        answer = None  # the server answered and hung up while the rest was still coming
+    assert answer is None or answer.status == 413
+    assert list((tmp_path / "data" / "runs").iterdir()) == []
+
+
+# --- the token stays on the server ---------------------------------------------------------------
+
+
+def _every_file_text(folder: Path) -> str:
+    texts = []
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            texts.append(data.decode("latin-1"))
+            if data.startswith(b"PK"):
+                with zipfile.ZipFile(path) as archive:
+                    texts += [
+                        archive.read(n).decode("utf-8", "replace") for n in archive.namelist()
+                    ]
+    return "\n".join(texts)
+
+
+def test_the_token_appears_in_no_answer_and_no_file(tmp_path):
+    with SandboxServer(SandboxState(token=TOKEN)) as sandbox:
+        settings = {"base_url": sandbox.base_url, "ticket": "0000"}
+        with Web(tmp_path / "data", settings, {"PLUGCHAT_TOKEN": TOKEN}) as web:
+            web.login()
+            url = web.new_run(SAMPLES / "leads.xlsx")
+            page = web.get(url)
+            assert "Token: accepted" in page.text and "Ana Souza (OP-ANA)" in page.text
+            end = web.run_to_end(url, {"pool": ["OP-CARLA"], "department": "DEP-SUPORTE"})
+            assert end["counts"] == {"started": 10, "invalid": 1, "skipped": 1}
+            for fmt in ("xlsx", "csv"):
+                assert web.get(f"{url}/results.{fmt}").status == 200
+            web.get(url)
+            web.get("/runs")
+            web.get("/")
+        assert sandbox.state.total_starts() == 10
+    assert len(web.seen) >= 10
+    for answer in web.seen:
+        everything = answer.body.decode("latin-1") + json.dumps(answer.headers)
+        assert TOKEN not in everything
+        for part in (TOKEN[:8], TOKEN[-8:]):
+            assert part not in everything
+    assert TOKEN not in _every_file_text(tmp_path / "data")
+    stored = json.loads(next((tmp_path / "data").rglob("options.json")).read_text())
+    assert stored["choices"] == {"pool": ["OP-CARLA"], "department": "DEP-SUPORTE"}
+
+
+# --- one engine --------------------------------------------------------------------------------
+
+
+def test_the_page_and_the_cli_write_the_same_results(web, tmp_path, runner):
+    web.login()
+    url = web.new_run(SAMPLES / "leads.xlsx")
+    end = web.run_to_end(url)
+    assert end["state"] == "finished" and end["exit_code"] == 1
+    assert end["counts"] == {"started": 9, "invalid": 2, "skipped": 1}
+    assert not end["resumable"]  # only invalid rows and a duplicate: nothing more to send
+    assert set(end["downloads"]) == {"xlsx", "csv"}
+    for fmt in ("xlsx", "csv"):
+        page = tmp_path / f"page.{fmt}"
+        answer = web.get(end["downloads"][fmt])
+        assert answer.status == 200
+        assert answer.header("Content-Disposition").startswith("attachment; filename=")
+        page.write_bytes(answer.body)
+        by_cli = tmp_path / f"cli.{fmt}"
+        result = runner.invoke(cli, [str(SAMPLES / "leads.xlsx"), "-o", str(by_cli), "--sandbox"])
+        assert result.exit_code == 1, result.output
+        assert results_rows(page) == results_rows(by_cli), fmt
+        assert len(results_rows(page)) == 12
+
+
+# --- cancel, resume, twice ---------------------------------------------------------------------
+
+
+def _wait(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_cancel_then_resume_sends_nothing_twice(tmp_path):
+    state = SandboxState(token=TOKEN, latency=0.15)
+    leads = leads_csv(tmp_path / "leads.csv", 60)
+    with SandboxServer(state) as sandbox:
+        settings = {"base_url": sandbox.base_url}
+        with Web(tmp_path / "data", settings, {"PLUGCHAT_TOKEN": TOKEN}) as web:
+            web.login()
+            url = web.new_run(leads)
+            assert web.post(url + "/start").status == 200
+            _wait(lambda: (w := web.watch(url)) is not None and w.snapshot()["done"] >= 8)
+            assert web.post(url + "/start").status == 409  # the same results, twice: refused
+            assert web.post(url + "/cancel").status == 200
+            assert web.post(url + "/cancel").status in (200, 409)  # a second click is harmless
+            kind, end = web.events(url)[-1]
+            assert (kind, end["state"], end["exit_code"]) == ("end", "interrupted", 130)
+            assert end["resumable"]
+            first = end["counts"]
+            assert 8 <= first.get("started", 0) < 60
+            assert first["started"] + first["skipped"] == 60
+            rows = results_rows(tmp_path / "data" / "runs" / url.rsplit("/", 1)[1] / "results.csv")
+            assert {r["error"].split(":")[0] for r in rows if r["status"] == "skipped"} == {
+                "interrupted"
+            }
+            assert state.total_starts() == first["started"]
+            again = web.run_to_end(url)
+            assert again["state"] == "finished" and again["exit_code"] == 0
+            assert again["counts"] == {"started": 60}
+            assert not again["resumable"]
+    assert state.total_starts() == 60
+    assert set(state.starts.values()) == {1}  # each lead started once
+    assert set(state.requests.values()) == {1}  # and sent once: nothing was sent twice
+
+
+def test_a_run_left_running_by_a_dead_server_resumes(tmp_path):
+    data = tmp_path / "data"
+    with Web(data, SANDBOX) as web:
+        web.login()
+        url = web.new_run(SAMPLES / "leads.csv")
+        run = web.server.store.get(url.rsplit("/", 1)[1])
+        run.status = {"state": "running"}  # what a killed server leaves
+        web.server.store.save(run)
+    with Web(data, SANDBOX) as web:
+        web.login()
+        assert "stopped unexpectedly" in web.get("/runs").text
+        end = web.run_to_end(url)
+        assert end["state"] == "finished" and end["counts"]["started"] == 9
+
+
+def test_watch_stops_the_engine_once():
+    stops = []
+
+    class Engine:
+        def stop(self, reason):
+            stops.append(reason)
+
+    async def main():
+        early, late = Watch(), Watch()
+        early.cancel()
+        early.attach(Engine())  # a cancel before sending began stops it as it begins
+        late.attach(Engine())
+        late.cancel()
+        late.cancel()  # a second Ctrl-C would exit the process: never sent
+        await asyncio.sleep(0.01)
+        late.detach()
+        late.cancel()
+
+    asyncio.run(main())
+    assert stops == ["SIGINT", "SIGINT"]
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+def test_preview_choices_and_languages(web):
+    web.login()
+    url = web.new_run(SAMPLES / "leads.csv")
+    page = web.get(url).text
+    assert "Header row" in page and "matched telefone" in page
+    assert '"phone": "5544999999999"' in page.replace("&#34;", '"')
+    assert web.post(url + "/options", {"operators_column": "Nome"}).status == 200
+    page = web.get(url).text
+    assert "given by --operators-column" in page
+    assert web.post(url + "/options", {"phone_column": "Cidade"}).status == 200
+    assert "invalid_phone" in web.get(url).text
+    assert web.post(url + "/options", {"distribute": "sideways"}).status == 400
+    assert web.post(url + "/options", {"token": "x"}).status == 400
+    assert web.post(url + "/options", {"pool": "OP-ANA"}).status == 400
+    pt = web.get("/", headers={"Accept-Language": "pt-BR,pt;q=0.9,en;q=0.8"})
+    assert '<html lang="pt-BR">' in pt.text
+    switch = web.get("/lang/en?next=/runs", headers={"Accept-Language": "pt-BR"})
+    assert switch.status == 303 and switch.header("Location") == "/runs"
+    assert switch.header("Set-Cookie").startswith("lang=en;")
+    both = {"Accept-Language": "pt-BR", "Cookie": f"{web.cookie}; lang=en"}
+    english = web.get("/", headers=both, cookie=False)
+    assert '<html lang="en">' in english.text
+    for elsewhere in ("//evil.example/", "http://evil.example/", "/\\evil.example"):
+        answer = web.get(f"/lang/pt_BR?next={elsewhere}")
+        assert answer.header("Location") == "/", elsewhere
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def test_serve_refuses_to_start_without_a_token(runner, tmp_path):
+    result = runner.invoke(cli, ["serve", "--data-dir", str(tmp_path / "d")], env=clean_env())
+    assert result.exit_code == 2
+    assert "no API token" in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_serve_prints_its_address_and_stops_on_ctrl_c(tmp_path):
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [*PYTHON, "serve", "--sandbox", "--port", "0", "--data-dir", str(data)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/\?key=([\w-]{20,})", line)
+        assert match, line + proc.stderr.read()
+        origin, key = match.groups()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(origin + "/", timeout=10)
+        assert refused.value.code == 403
+        with urllib.request.urlopen(f"{origin}/?key={key}", timeout=10) as answer:
+            assert answer.status == 200
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert key not in err and key not in out
+
+
+def test_csv_results_follow_the_page_language(web, tmp_path):
+    """From a workbook, CSV results are split by ; for Portuguese, as Excel in Brazil expects."""
+    web.login()
+    url = web.new_run(SAMPLES / "leads.xlsx")
+    answer = web.post(url + "/start", {}, headers={"Accept-Language": "pt-BR"})
+    assert answer.status == 200
+    web.events(url)
+    text = web.get(url + "/results.csv").body.decode("utf-8-sig")
+    header = next(csv.reader(io.StringIO(text), delimiter=";"))
+    assert header[:2] == ["Nome", "Telefone"] and "status" in header
+    assert os.path.exists(tmp_path / "data" / "runs" / url.rsplit("/", 1)[1] / "results.xlsx")
+
+
+def test_the_rows_not_done_are_listed_with_their_reasons_in_the_readers_language(web):
+    web.login()
+    url = web.new_run(SAMPLES / "leads.xlsx")
+    end = web.run_to_end(url)
+    rows = {row: (status, error) for row, status, error in end["not_done"]["rows"]}
+    assert set(rows) == {7, 8}  # the two invalid rows; the duplicate is not listed
+    assert rows[8] == ("invalid", rows[8][1])
+    assert rows[8][1].startswith("invalid_phone: '12345' has 5 digits")
+    english = web.get(url).text
+    assert "Rows not done" in english and "&#39;12345&#39; has 5 digits" in english
+    page = web.get(url, headers={"Accept-Language": "pt-BR"}).text
+    assert "Linhas não concluídas" in page
+    assert "invalid_phone: &#39;12345&#39; tem 5 dígitos" in page
