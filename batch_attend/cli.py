@@ -416,6 +416,11 @@ def input_options(func):
                 "--department-column", metavar="NAME", help="Column holding the department."
             ),
             click.option(
+                "--ddd-column",
+                metavar="NAME",
+                help="Column holding the area code (DDD) for phones written without it.",
+            ),
+            click.option(
                 "--sheet",
                 metavar="NAME|N",
                 help="Workbook sheet, by name or 1-based number "

@@ -297,6 +297,7 @@ def map_columns(
     phone_column: str | None = None,
     operators_column: str | None = None,
     department_column: str | None = None,
+    ddd_column: str | None = None,
 ) -> ColumnMap:
     """Find the phone, DDD, operators and department columns by alias, or by the names given."""
     phone, why_phone = _find_column(
@@ -318,9 +319,12 @@ def map_columns(
     department, why_department = _find_column(
         table, N_("department"), DEPARTMENT_ALIASES, department_column, "--department-column"
     )
-    folded = [fold(name) for name in table.columns]  # the first DDD column: shown, not refused
-    ddd = next((j for j, name in enumerate(folded) if name in DDD_ALIASES), None)
-    why_ddd = _("matched {name}").format(name=folded[ddd]) if ddd is not None else ""
+    if ddd_column is not None:
+        ddd, why_ddd = _find_column(table, N_("area code"), DDD_ALIASES, ddd_column, "--ddd-column")
+    else:  # the first DDD column: shown, not refused
+        folded = [fold(name) for name in table.columns]
+        ddd = next((j for j, name in enumerate(folded) if name in DDD_ALIASES), None)
+        why_ddd = _("matched {name}").format(name=folded[ddd]) if ddd is not None else ""
     why = {"phone": why_phone, "ddd": why_ddd, "operators": why_operators}
     why["department"] = why_department
     return ColumnMap(phone, operators, department, ddd, why)

@@ -289,7 +289,11 @@ def prepare(options: RunOptions, env: Env, *, sending: bool) -> Prepared:
         check_capacity(output, len(table))
         check_cell_lengths(output, table)
     columns = map_columns(
-        table, source.phone_column, source.operators_column, source.department_column
+        table,
+        source.phone_column,
+        source.operators_column,
+        source.department_column,
+        source.ddd_column,
     )
     requests = options.requests
     if sending and not requests.sandbox:

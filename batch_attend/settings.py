@@ -46,6 +46,7 @@ class InputOptions:
     phone_column: str | None = None
     operators_column: str | None = None
     department_column: str | None = None
+    ddd_column: str | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)

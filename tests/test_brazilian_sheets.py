@@ -144,3 +144,20 @@ def test_dry_run_says_header_row_and_columns_taken(runner, tmp_path):
     assert lines[:3] == [f"Input: {leads}, sheet 'Leads'", *EXPECTED], result.stderr
     quiet = runner.invoke(cli, [*args, "--quiet"], env={"PLUGCHAT_TOKEN": None})
     assert "Header:" not in quiet.stderr
+
+
+def test_ddd_column_named_with_the_option(runner, tmp_path):
+    """A DDD column under a name no alias knows ("Região") is taken with --ddd-column."""
+    leads = write_csv(
+        tmp_path / "leads.csv",
+        [["Telefone", "Região", "Operadores"], ["99999-8888", "44", "OP-ANA"]],
+    )
+    out = tmp_path / "r.csv"
+    base = [str(leads), "-o", str(out), "--dry-run"]
+    assert runner.invoke(cli, base).exit_code == 1  # 9 digits, no DDD column found
+    result = runner.invoke(cli, [*base, "--ddd-column", "regiao"])
+    assert result.exit_code == 0, result.output
+    assert "DDD 'Região' (given by --ddd-column)" in result.stderr
+    assert "5544999998888" in out.read_text(encoding="utf-8-sig")
+    wrong = runner.invoke(cli, [*base, "--ddd-column", "Nada"])
+    assert wrong.exit_code == 2 and "no column named 'Nada' (given by --ddd-column)" in wrong.stderr

@@ -419,3 +419,17 @@ def test_the_rows_not_done_are_listed_with_their_reasons_in_the_readers_language
     page = web.get(url, headers={"Accept-Language": "pt-BR"}).text
     assert "Linhas não concluídas" in page
     assert "invalid_phone: &#39;12345&#39; tem 5 dígitos" in page
+
+
+def test_the_ddd_column_can_be_chosen_on_the_page(web, tmp_path):
+    leads = write_csv(
+        tmp_path / "leads.csv",
+        [["Telefone", "Região", "Operadores"], ["99999-8888", "44", "OP-ANA"]],
+    )
+    web.login()
+    url = web.new_run(leads)
+    assert 'id="count-ready">0<' in web.get(url).text  # 9 digits, no DDD column known
+    assert web.post(url + "/options", {"ddd_column": "Região"}).status == 200
+    page = web.get(url).text
+    assert "given by --ddd-column" in page and 'id="count-ready">1<' in page
+    assert web.run_to_end(url)["counts"] == {"started": 1}

@@ -15,8 +15,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from batch_attend.cli import cli
-from tests.conftest import SAMPLES
-from tests.test_serve import results_rows
+from batch_attend.sandbox import SandboxServer, SandboxState
+from tests.conftest import SAMPLES, TOKEN
+from tests.test_serve import leads_csv, results_rows
 from tests.web_client import KEY, Web
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -107,3 +108,33 @@ def test_upload_preview_start_progress_download_history(browser, tmp_path, runne
         assert page.locator("#history tbody tr").count() == 1
         assert row.locator("a.button").all_text_contents() == ["XLSX", "CSV"]
         context.close()
+
+
+def test_a_run_goes_on_when_the_tab_closes_and_the_page_shows_it_again(browser, tmp_path):
+    state = SandboxState(token=TOKEN, latency=0.25)  # 80 rows, 8 at a time: 2.5 s
+    leads = leads_csv(tmp_path / "leads.csv", 80)
+    with (
+        SandboxServer(state) as sandbox,
+        Web(tmp_path / "data", {"base_url": sandbox.base_url}, {"PLUGCHAT_TOKEN": TOKEN}) as web,
+    ):
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(f"{web.origin}/?key={KEY}")
+        page.wait_for_url(f"{web.origin}/")
+        page.set_input_files("#file", str(leads))
+        page.wait_for_url("**/runs/*")
+        run_url = page.url
+        page.click("#start")
+        page.wait_for_selector("#cancel:not([hidden])")
+        page.close()  # the tab closed mid-run
+        assert state.total_starts() < 80
+        again = context.new_page()
+        again.goto(f"{web.origin}/runs")
+        assert "running" in again.text_content("#history tbody tr") or state.total_starts() == 80
+        again.goto(run_url)
+        again.wait_for_selector("#done:not([hidden])")
+        assert again.text_content("#state") == "finished"
+        assert "80 started" in " ".join(again.text_content("#counts").split())
+        context.close()
+    assert state.total_starts() == 80 and set(state.requests.values()) == {1}

@@ -51,6 +51,7 @@ CHOICES = {
     "phone_column": str,
     "operators_column": str,
     "department_column": str,
+    "ddd_column": str,
     "pool": list,
     "department": str,
     "distribute": str,
