@@ -226,8 +226,9 @@ def classify(answer: Answer, scrub: Scrub = _as_is) -> Outcome:
     if status in _STATUS_CODES:
         code, message = _STATUS_CODES[status]
         if status in (400, 422) and answer.body:
-            message = sentences.WITH_ANSWER.format(
-                reason=message, status=status, snippet=_snippet(answer.body, scrub)
+            with_answer = {400: sentences.BAD_REQUEST_ANSWER, 422: sentences.UNPROCESSABLE_ANSWER}
+            message = with_answer[status].format(
+                status=status, snippet=_snippet(answer.body, scrub)
             )
         if status == 401:
             return Outcome(

@@ -140,7 +140,7 @@ class Engine:
         for retry in range(self.policy.retries + 1):
             await self.gate.acquire()
             try:
-                sent_at = await self.gate.pace()
+                slot = await self.gate.pace()
                 if self.stop_reason:  # stopped while it waited: nothing more goes out
                     self.gate.release()
                     return
@@ -149,6 +149,7 @@ class Engine:
                 self.gate.release()
                 raise
             started = time.perf_counter()
+            slot.stamp()
             self._in_request.add(task)
             try:
                 answer = await self.client.start_attendance(lead)
@@ -157,7 +158,7 @@ class Engine:
                 raise
             finally:
                 self._in_request.discard(task)
-            self.gate.release(sent_at if answer.taken else None)
+            self.gate.release(slot.sent_at if answer.taken else None)
             attempts += 1
             self.requests += 1
             outcome = self._judge(lead, answer, attempts, history)

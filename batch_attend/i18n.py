@@ -43,14 +43,15 @@ def normal(lang: str) -> str:
 
 
 @functools.cache
-def _catalog(lang: str) -> gettext.NullTranslations:
+def translation(lang: str) -> gettext.NullTranslations:
+    """The catalog of ``lang`` (``en``: none, the English as written)."""
     return gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
 
 
 def set_language(lang: str | None, environ: Mapping[str, str]) -> str:
     """Choose the language of this process (a command line); returns the language in use."""
     chosen = normal(lang or language_from(environ))
-    _current.set((chosen, _catalog(chosen)))
+    _current.set((chosen, translation(chosen)))
     os.environ["LANGUAGE"] = chosen  # what gettext.gettext looks at first
     gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
     gettext.textdomain(DOMAIN)
@@ -62,7 +63,7 @@ def speaking(lang: str):
     """Messages in ``lang`` inside the block (a results file in its own language, one web
     request), the language before it after."""
     chosen = normal(lang)
-    token = _current.set((chosen, _catalog(chosen)))
+    token = _current.set((chosen, translation(chosen)))
     try:
         yield chosen
     finally:

@@ -59,10 +59,6 @@ def _from_scientific(text: str) -> tuple[str, str]:
     return str(int(value)), ""
 
 
-#: What an 8 or 9 digit phone (a number without its area code) is told.
-NO_DDD_HINT = sentences.NO_DDD
-
-
 def join_ddd(phones: pd.Series, ddd: pd.Series) -> pd.Series:
     """Phones of 8 or 9 digits with their row's DDD (2 digits, as "44", "(44)" or "044") in
     front: a sheet with a DDD column keeps the number apart. Other cells are left as they are."""
@@ -78,7 +74,7 @@ def join_ddd(phones: pd.Series, ddd: pd.Series) -> pd.Series:
 
 
 def normalize_phones(
-    cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE, short_hint: str = NO_DDD_HINT
+    cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE, ddd_column: str | None = None
 ) -> pd.DataFrame:
     """The digits to send for every phone cell (``phone``, "" where invalid) and why not
     (``error``, "" where valid), a column at a time.
@@ -88,7 +84,8 @@ def normalize_phones(
     or 11 digit national number gets ``country_code``; the result must have 10 to 15 digits. A
     ninth digit is never added or removed: both Brazilian forms are sent as written.
     Spreadsheet artefacts (``554499999999.0``, ``5.544999999999e+12``) are undone only when no
-    digit was lost. An 8 or 9 digit phone (no area code) is told ``short_hint``.
+    digit was lost. An 8 or 9 digit phone (no area code) is told to add one, or, where the
+    sheet has a DDD column (``ddd_column``), that its DDD cell is not one.
     """
     text = cells.astype(str).str.strip()
     error = pd.Series("", index=cells.index, dtype=str)
@@ -110,7 +107,7 @@ def normalize_phones(
     phone = f"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}"
     wrong = failed | ~digits.str.fullmatch(phone).to_numpy(bool)
     if wrong.any():  # the reasons, worded only for the cells that have one (the others: "")
-        error = _reasons(text[wrong], digits[wrong], error[wrong], short_hint).reindex(
+        error = _reasons(text[wrong], digits[wrong], error[wrong], ddd_column).reindex(
             cells.index, fill_value=""
         )
     return pd.DataFrame({"phone": choose_text(wrong, "", digits), "error": error})
@@ -132,16 +129,20 @@ def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return text, error
 
 
-def _reasons(text: pd.Series, digits: pd.Series, error: pd.Series, short_hint: str) -> pd.Series:
+def _reasons(
+    text: pd.Series, digits: pd.Series, error: pd.Series, ddd_column: str | None
+) -> pd.Series:
     """Why each of these cells is not a phone (the first reason that applies)."""
     length = digits.str.len()
     bad = digits.str.extract(r"([^0-9])", expand=False).fillna("?")
 
     def wrong_length() -> pd.Series:
-        said = sentences.fill(
-            sentences.WRONG_LENGTH, cell=text, count=length, least=MIN_DIGITS, most=MAX_DIGITS
-        )
-        hinted = sentences.fill(sentences.WITH_HINT, reason=said, hint=short_hint)
+        values = dict(cell=text, count=length, least=MIN_DIGITS, most=MAX_DIGITS)
+        said = sentences.fill(sentences.WRONG_LENGTH, **values)
+        if ddd_column is None:
+            hinted = sentences.fill(sentences.WRONG_LENGTH_NO_DDD, **values)
+        else:
+            hinted = sentences.fill(sentences.WRONG_LENGTH_BAD_DDD, column=ddd_column, **values)
         return choose_text(length.isin((8, 9)).to_numpy(bool), hinted, said)
 
     for failing, reason in (
@@ -258,12 +259,14 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
     def cells(j: int | None) -> pd.Series:
         return table.column(j) if j is not None else empty
 
-    phone_cells, hint = cells(columns.phone), NO_DDD_HINT
+    phone_cells, ddd_column = cells(columns.phone), None
     if columns.ddd is not None:
         phone_cells = join_ddd(phone_cells, cells(columns.ddd))
-        hint = sentences.BAD_DDD.format(column=table.columns[columns.ddd])
+        ddd_column = table.columns[columns.ddd]
     phones = pd.concat(
-        on_cores(lambda c: normalize_phones(c, defaults.country_code, hint), pieces(phone_cells))
+        on_cores(
+            lambda c: normalize_phones(c, defaults.country_code, ddd_column), pieces(phone_cells)
+        )
     )
     operators = per_distinct(
         cells(columns.operators), lambda c: split_operators(c) or defaults.operators

@@ -197,6 +197,7 @@ def records_in_results(results: pd.DataFrame | None) -> Iterator[Record]:
         if status not in DONE_STATUSES or not phone.strip():
             continue
         code, message = split_error(error)
+        message = sentences.unsay(message)  # kept in English, whatever --results-lang wrote
         ids = tuple(op for op in (o.strip() for o in operators.split(",")) if op)
         yield Record(
             phone=phone.strip(),
@@ -385,15 +386,18 @@ def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame
     return frame.set_axis(range(frame.shape[1]), axis=1)
 
 
-def csv_delimiter(given: str | None, input_delimiter: str | None) -> str:
+def csv_delimiter(
+    given: str | None, input_delimiter: str | None, results_lang: str | None = None
+) -> str:
     """The delimiter of CSV results: ``given`` (``--output-delimiter``), else the CSV input's,
-    so the results open as the input did; else, from a workbook, ``;`` when messages are in
-    Portuguese (Excel in Brazil splits a CSV on its list separator, ``;``), ``,`` otherwise."""
+    so the results open as the input did; else, from a workbook, ``;`` when the results (or,
+    without ``--results-lang``, the messages) are in Portuguese (Excel in Brazil splits a CSV
+    on its list separator, ``;``), ``,`` otherwise."""
     if given:
         return given
     if input_delimiter:
         return input_delimiter
-    return ";" if language() == "pt_BR" else ","
+    return ";" if i18n.normal(results_lang or language()) == "pt_BR" else ","
 
 
 def write_csv(

@@ -29,8 +29,8 @@ RETRYABLE_FAILURES = frozenset(
 MAX_RETRY_AFTER = 600.0
 TEN_YEARS = 10 * 365 * 86400.0
 #: ``--rate N``: a start waits until the N-th start before it is this far behind: a second, and
-#: ten milliseconds for what comes between the pace and the wire (the request's journal record),
-#: so that no one-second window holds N + 1.
+#: ten milliseconds of margin, so that no one-second window holds N + 1. A start's time is the
+#: moment it goes to the wire (:meth:`Slot.stamp`, after its journal record), not its turn.
 WINDOW = 1.01
 #: The learned rate never goes below MIN_RATE, and rises by RAISE_BY after RAISE_AFTER seconds
 #: without a 429.
@@ -105,9 +105,10 @@ class Pacer:
     def __init__(self, rate: float, cap: int | None = None) -> None:
         self.rate = rate
         self._next = 0.0  # the next free slot
-        self._starts: deque[float] | None = deque(maxlen=cap) if cap else None
+        self._starts: deque[list[float]] | None = deque(maxlen=cap) if cap else None
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> list[float] | None:
+        """Wait for the turn; returns the start's time as kept (for :meth:`Slot.stamp`)."""
         # time.monotonic, not the loop's clock: uvloop's moves in whole milliseconds, which
         # would eat the window's margin.
         now = time.monotonic()
@@ -116,13 +117,30 @@ class Pacer:
         starts = self._starts
         while True:
             if starts is not None and len(starts) == starts.maxlen:
-                due = max(due, starts[0] + WINDOW)
+                due = max(due, starts[0][0] + WINDOW)
             if due <= now:
                 break
             await asyncio.sleep(due - now)
             now = time.monotonic()
-        if starts is not None:
-            starts.append(now)
+        if starts is None:
+            return None
+        cell = [now]
+        starts.append(cell)
+        return cell
+
+
+@dataclass(slots=True)
+class Slot:
+    """A request's turn in the rate."""
+
+    sent_at: float  # the loop's clock: what :meth:`Backpressure.release` counts
+    _cell: list[float] | None = None
+
+    def stamp(self) -> None:
+        """The request goes to the wire now: its start is kept at this moment (later than its
+        turn by what came between, such as its journal record)."""
+        if self._cell is not None:
+            self._cell[0] = time.monotonic()
 
 
 class Backpressure:
@@ -181,12 +199,10 @@ class Backpressure:
                     self._waiters.remove(waiter)
         self.in_flight += 1
 
-    async def pace(self) -> float:
-        """Wait for the request's slot in the rate; returns when it may go (the loop's clock).
-        Only the request's journal record comes between it and the wire (see WINDOW)."""
-        if self._pacer is not None:
-            await self._pacer.acquire()
-        return asyncio.get_running_loop().time()
+    async def pace(self) -> Slot:
+        """Wait for the request's turn in the rate; the slot says when (the loop's clock)."""
+        cell = await self._pacer.acquire() if self._pacer is not None else None
+        return Slot(asyncio.get_running_loop().time(), cell)
 
     def release(self, taken: float | None = None) -> None:
         """A request is done; ``taken``: the API answered it (not with a 429), and it was sent

@@ -496,8 +496,12 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None = None
                 stdout=env.stdout,
                 summary=summary,
                 bom=options.output.bom,
-                delimiter=csv_delimiter(options.output.output_delimiter, batch.table.delimiter),
-                lang=options.output.results_lang,
+                delimiter=csv_delimiter(
+                    options.output.output_delimiter,
+                    batch.table.delimiter,
+                    options.output.results_lang,
+                ),
+                lang=options.output.results_lang or "en",
             )
         except OSError as exc:
             if isinstance(exc, BrokenPipeError) or batch.output == STDOUT:

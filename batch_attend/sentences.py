@@ -18,7 +18,8 @@ import re
 import string
 from typing import TYPE_CHECKING
 
-from batch_attend.i18n import N_, _, language
+from batch_attend import i18n
+from batch_attend.i18n import N_, language
 
 if TYPE_CHECKING:  # pandas is imported by the code that has columns to fill
     import pandas as pd
@@ -38,9 +39,14 @@ NOT_PART_OF_A_PHONE = N_("'{cell}' has '{char}', which is not part of a phone nu
 WRONG_LENGTH = N_(
     "'{cell}' has {count} digits; a phone needs {least} to {most} (country code, area code, number)"
 )
-WITH_HINT = N_("{reason}; {hint}")
-NO_DDD = N_("add the area code (DDD) in front, or a DDD column")
-BAD_DDD = N_("the DDD cell ('{column}' column) is empty or not an area code")
+WRONG_LENGTH_NO_DDD = N_(
+    "'{cell}' has {count} digits; a phone needs {least} to {most} (country code, area code, "
+    "number); add the area code (DDD) in front, or a DDD column"
+)
+WRONG_LENGTH_BAD_DDD = N_(
+    "'{cell}' has {count} digits; a phone needs {least} to {most} (country code, area code, "
+    "number); the DDD cell ('{column}' column) is empty or not an area code"
+)
 # leads: the operators cell
 NO_OPERATORS = N_("the operators cell is empty and no --operator default was given")
 NO_OPERATORS_COLUMN = N_(
@@ -97,7 +103,8 @@ METHOD_NOT_ALLOWED = N_("the API did not accept POST at this address")
 UNSUPPORTED_MEDIA_TYPE = N_("the API did not accept the JSON content type")
 UNPROCESSABLE = N_("the API could not process the request")
 SLOW_DOWN = N_("the API asked to slow down (too many requests)")
-WITH_ANSWER = N_("{reason} (HTTP {status}: {snippet})")
+BAD_REQUEST_ANSWER = N_("the API rejected the request as malformed (HTTP {status}: {snippet})")
+UNPROCESSABLE_ANSWER = N_("the API could not process the request (HTTP {status}: {snippet})")
 REDIRECTED = N_("the API redirected; check --base-url (redirects are not followed for POST)")
 REDIRECTED_TO = N_(
     "the API redirected to {location}; check --base-url (redirects are not followed for POST)"
@@ -150,10 +157,24 @@ TOKEN_REFUSED_EARLIER = N_("not sent: the API refused the token earlier in the r
 
 #: Every template above (the upper-case names of this module).
 TEMPLATES = tuple(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str))
-_KNOWN = frozenset(TEMPLATES)
-#: The fields that hold a sentence of their own, said again in the language too (the others
-#: hold a person's data: a cell, a phone, a name, shown as they are).
-SENTENCE_FIELDS = frozenset({"reason", "hint", "done"})
+#: What a field may hold where it is not any text: so that the values read back out of a
+#: sentence are the ones that went in, and a sentence of someone else's is not taken for ours.
+FIELD_PATTERNS = {
+    "status": r"[0-9]{3}",
+    "count": r"[0-9,]+",
+    "least": r"[0-9]+",
+    "most": r"[0-9]+",
+    "limit": r"[0-9,]+",
+    "row": r"[0-9]+",
+    "size": r"[0-9,]+",
+    "seconds": r"[0-9.,]+",
+    "char": r".",
+    "when": r"\S+",
+}
+#: The fields that hold a sentence of this module, said again in the language too (it must be
+#: one, or the whole is not taken for ours); the others hold a person's data, shown as it is.
+SENTENCE_FIELDS = frozenset({"done"})
+_DEPTH = 2  # STARTED_BEFORE in DONE_AT in NOT_RESENT
 _FORMATTER = string.Formatter()
 
 
@@ -173,45 +194,73 @@ def fill(template: str, **values: pd.Series | str) -> pd.Series | str:
     return out
 
 
+def _words(template: str, lang: str) -> str:
+    """``template`` as ``lang`` words it."""
+    return template if lang == "en" else i18n.translation(lang).gettext(template)
+
+
 @functools.cache
-def _patterns() -> list[tuple[str, str, re.Pattern]]:
-    """(longest literal, template, pattern) for every template with fields, the one that says
-    most in its own words first."""
+def _exact(source: str, target: str) -> dict[str, str]:
+    """The sentences without fields, from ``source`` to ``target``."""
+    plain = (t for t in TEMPLATES if all(f is None for _lit, f in _fields(t)))
+    return {_words(t, source): _words(t, target) for t in plain}
+
+
+@functools.cache
+def _patterns(lang: str) -> list[tuple[str, str, re.Pattern]]:
+    """(longest literal, template, pattern) for every template with fields as ``lang`` words
+    it; the one that says most in its own words first."""
     found = []
     for template in TEMPLATES:
-        parts = _fields(template)
+        parts = _fields(_words(template, lang))
         if all(field is None for _literal, field in parts):
             continue
         regex = "".join(
-            re.escape(literal) + (f"(?P<{field}>.*?)" if field is not None else "")
+            re.escape(literal)
+            + ("" if field is None else f"(?P<{field}>{FIELD_PATTERNS.get(field, '.*?')})")
             for literal, field in parts
         )
         literals = [literal for literal, _field in parts]
-        found.append((max(literals, key=len), template, re.compile(regex, re.DOTALL)))
-    found.sort(key=lambda item: -sum(len(literal) for literal, _f in _fields(item[1])))
-    return found
+        said = sum(map(len, literals))
+        found.append((said, max(literals, key=len), template, re.compile(regex, re.DOTALL)))
+    found.sort(key=lambda item: -item[0])
+    return [item[1:] for item in found]
 
 
-def say(sentence: str) -> str:
-    """``sentence`` in the current language (see the module's docstring)."""
-    if language() == "en" or not sentence:
-        return sentence
-    return _say(language(), sentence)
+def _convert(sentence: str, source: str, target: str, depth: int = 0) -> str | None:
+    """``sentence`` as ``source`` words it, in ``target``; None when no template made it."""
+    exact = _exact(source, target).get(sentence)
+    if exact is not None or depth > _DEPTH:
+        return exact
+    for literal, template, pattern in _patterns(source):
+        match = pattern.fullmatch(sentence) if literal in sentence else None
+        if match is None:
+            continue
+        values = match.groupdict()
+        for field in SENTENCE_FIELDS & values.keys():
+            values[field] = _convert(values[field], source, target, depth + 1)
+        if None not in values.values():
+            return _words(template, target).format(**values)
+    return None
 
 
 @functools.lru_cache(maxsize=65536)
-def _say(lang: str, sentence: str) -> str:
-    if sentence in _KNOWN:
-        return _(sentence)
-    for literal, template, pattern in _patterns():
-        match = pattern.fullmatch(sentence) if literal in sentence else None
-        if match:
-            values = {
-                field: _say(lang, value) if field in SENTENCE_FIELDS else value
-                for field, value in match.groupdict().items()
-            }
-            return _(template).format(**values)
-    return sentence
+def _converted(sentence: str, source: str, target: str) -> str:
+    return _convert(sentence, source, target) or sentence
+
+
+def say(sentence: str) -> str:
+    """``sentence`` (English, as kept) in the current language; as it came when no template
+    made it."""
+    if language() == "en" or not sentence:
+        return sentence
+    return _converted(sentence, "en", language())
+
+
+def unsay(sentence: str) -> str:
+    """``sentence`` in English, as kept, when ``--results-lang`` wrote it in another language
+    (a results file given back as input); as it came otherwise."""
+    return _converted(sentence, "pt_BR", "en") if sentence else sentence
 
 
 def say_error(cell: str) -> str:

@@ -96,7 +96,7 @@ class OutputOptions:
     fresh: bool = False
     bom: bool = True
     output_delimiter: str | None = None  # None: see results.csv_delimiter
-    results_lang: str = "en"  # the error sentences and the Summary sheet; codes stay English
+    results_lang: str | None = None  # the sentences and the Summary sheet (None: English)
     summary_json: Path | None = None
     log_file: Path | None = None
 

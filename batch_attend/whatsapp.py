@@ -74,7 +74,7 @@ async def whatsapp_status(client, base_url: str) -> WhatsAppStatus:
         if answer.failure is None and answer.http_status == 200:
             reason = _("an answer that is not the status")
         else:
-            reason = answer.why_unread()
+            reason = sentences.say(answer.why_unread())
         raise WhatsAppUnknown(
             _(
                 "could not read the WhatsApp status at {url} ({reason}); add --no-status-check "
@@ -159,7 +159,7 @@ async def ask_exists(client, base_url: str, phones, gate, policy) -> dict[str, b
                 await gate.acquire()
                 answer = None
                 try:
-                    sent_at = await gate.pace()
+                    sent_at = (await gate.pace()).sent_at  # the request goes at once
                     answer = await client.request(
                         "GET", exists_url(base_url, phone), limit=START_ANSWER_LIMIT
                     )
@@ -185,9 +185,12 @@ async def ask_exists(client, base_url: str, phones, gate, policy) -> dict[str, b
                     gate.push_back(asked, rate_limited=answer.http_status == 429)
                 await asyncio.sleep(asked if asked is not None else policy.backoff(retry))
 
-    async with asyncio.TaskGroup() as group:  # one failing (a refused token) stops them all
-        for _ in range(gate.concurrency):
-            group.create_task(worker())
+    try:
+        async with asyncio.TaskGroup() as group:  # one failing (a refused token) stops them all
+            for _n in range(gate.concurrency):
+                group.create_task(worker())
+    except* TokenRefusedError as refused:  # the callers' error, not a group of them
+        raise refused.exceptions[0] from None
     return found
 
 

@@ -11,7 +11,7 @@ from batch_attend import i18n, sentences
 from batch_attend.cli import cli
 from batch_attend.journal import Journal
 from batch_attend.outcomes import RESULT_COLUMNS
-from tests.conftest import TOKEN, read_results_csv, write_csv
+from tests.conftest import TOKEN, read_results_csv, write_csv, write_xlsx
 
 ROWS = [
     ["Nome", "Telefone", "Operadores"],
@@ -32,12 +32,24 @@ def _fields(template):
     return [f for _lit, f, _spec, _conv in string.Formatter().parse(template) if f is not None]
 
 
+SAMPLE = {"status": "418", "char": "x", "when": "2026-12-01T10:00:00-03:00"}
+SAMPLE.update(dict.fromkeys(("count", "least", "most", "limit", "row", "size", "seconds"), "12"))
+
+
+def _values(template):
+    """Values a sentence may hold: digits where digits go, a sentence of ours where a sentence
+    goes, elsewhere text with the separators sentences use ("; ", ": ", " at ")."""
+    values = {f: SAMPLE.get(f, f"<{f} 4 a; b: c at d>") for f in _fields(template)}
+    for field in set(values) & sentences.SENTENCE_FIELDS:
+        values[field] = sentences.STARTED_BEFORE
+    return values
+
+
 @pytest.mark.parametrize("template", sentences.TEMPLATES)
 def test_every_sentence_is_said_again_in_portuguese_with_its_values(template):
-    """The values are read back out of the English sentence into the translated template."""
-    values = {f: f"<{f} 4 a; b: c>" for f in _fields(template)}
-    for field in set(values) & sentences.SENTENCE_FIELDS:  # a sentence inside a sentence
-        values[field] = sentences.EMPTY_PHONE
+    """The values are read back out of the English sentence into the translated template, and
+    out of the Portuguese one back into the English (a results file handed back)."""
+    values = _values(template)
     english = template.format(**values)
     with i18n.speaking("pt_BR"):
         said = sentences.say(english)
@@ -45,11 +57,10 @@ def test_every_sentence_is_said_again_in_portuguese_with_its_values(template):
             f: sentences.say(v) if f in sentences.SENTENCE_FIELDS else v for f, v in values.items()
         }
         assert said == i18n._(template).format(**inner)
-    assert said != english or template in (
-        "{reason}; {hint}",
-        "{reason} (HTTP {status}: {snippet})",
-    )
+    assert said != english
     assert sentences.say(english) == english  # in English, as it came
+    assert sentences.unsay(said) == english
+    assert sentences.unsay(english) == english
 
 
 @pytest.mark.parametrize("template", sentences.TEMPLATES)
@@ -60,12 +71,35 @@ def test_templates_have_plain_fields_that_can_be_read_back(template):
     assert all(lit for lit, _f, _s, _c in parsed[1:])  # two fields side by side can't be told apart
 
 
-def test_a_sentence_no_template_made_is_shown_as_it_came():
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "the network is on fire",
+        "the network is down at night; try later",
+        "; ".join(["called"] * 700),
+        " at ".join(["started by an earlier run"] * 700),
+    ],
+)
+def test_a_sentence_no_template_made_is_shown_as_it_came(foreign):
     with i18n.speaking("pt_BR"):
-        assert sentences.say("the network is on fire") == "the network is on fire"
-        # Values that hold a person's data are not translated, even when they read like one.
+        assert sentences.say(foreign) == foreign
+    assert sentences.unsay(foreign) == foreign
+
+
+def test_a_persons_data_is_read_back_whole_and_never_translated():
+    with i18n.speaking("pt_BR"):
         phone = sentences.NO_WHATSAPP.format(phone="the phone cell is empty")
-        assert "the phone cell is empty" in sentences.say(phone)
+        assert sentences.say(phone) == (
+            "a PlugChat diz que the phone cell is empty não tem WhatsApp; não enviado"
+        )
+        cell = sentences.NOT_PART_OF_A_PHONE.format(cell="x' has 'y", char="-")
+        assert sentences.say(cell) == (
+            "'x' has 'y' tem '-', que não faz parte de um número de telefone"
+        )
+        odd = "the API answered HTTP 418: the operation ended with an error"
+        assert sentences.say(odd) == "a API respondeu HTTP 418: the operation ended with an error"
+        failed = sentences.REQUEST_FAILED.format(reason="OSError: gone; at offset 5")
+        assert sentences.say(failed) == "a requisição falhou (OSError: gone; at offset 5)"
 
 
 def test_results_in_portuguese_keep_the_contract_in_english(runner, sandbox, tmp_path):
@@ -81,7 +115,10 @@ def test_results_in_portuguese_keep_the_contract_in_english(runner, sandbox, tmp
         "invalid_phone: '123' tem 3 dígitos; um telefone precisa de 10 a 15 (código do país, "
         "DDD, número)"
     )
-    assert errors[2].endswith("; coloque o DDD na frente, ou use uma coluna de DDD")
+    assert errors[2] == (
+        "invalid_phone: '99999-8888' tem 9 dígitos; um telefone precisa de 10 a 15 (código do "
+        "país, DDD, número); coloque o DDD na frente, ou use uma coluna de DDD"
+    )
     assert errors[3] == "duplicate_row: mesmo telefone da linha 2"
     assert errors[4].startswith("missing_operators: a célula de operadores está vazia")
     assert "Ana" in rows[0]["Nome"]
@@ -138,3 +175,26 @@ def test_check_gives_its_reasons_in_the_messages_language(runner, sandbox, tmp_p
     assert "linha 6: missing_operators: a célula de operadores está vazia" in result.stdout
     english = invoke(runner, sandbox, ["check", str(leads)])
     assert "row 3: invalid_phone: '123' has 3 digits;" in english.stdout
+
+
+def test_portuguese_results_handed_back_keep_the_ledger_and_later_results_english(
+    runner, sandbox, tmp_path
+):
+    leads = write_csv(tmp_path / "leads.csv", ROWS)
+    pt = tmp_path / "pt.csv"
+    args = [str(leads), "-o", str(pt), "--results-lang", "pt_BR", "--output-delimiter", ","]
+    assert invoke(runner, sandbox, args).exit_code == 1
+    back = tmp_path / "back.csv"
+    assert invoke(runner, sandbox, [str(pt), "-o", str(back), "--fresh"]).exit_code == 1
+    rows = read_results_csv(back)
+    assert rows[3]["error"] == "duplicate_row: same phone as row 2"
+    assert rows[1]["error"].startswith("invalid_phone: '123' has 3 digits")
+    assert sandbox.state.total_starts() == 1  # the started row was carried over, not sent
+
+
+def test_csv_results_from_a_workbook_follow_the_results_language(runner, sandbox, tmp_path):
+    leads = write_xlsx(tmp_path / "leads.xlsx", ROWS)
+    out = tmp_path / "r.csv"
+    args = [str(leads), "-o", str(out), "--results-lang", "pt_BR"]
+    assert invoke(runner, sandbox, args).exit_code == 1
+    assert out.read_text(encoding="utf-8-sig").splitlines()[0].startswith("Nome;Telefone;")

@@ -109,7 +109,7 @@ def test_a_429_pauses_everyone_then_the_rate_is_what_was_taken_and_it_rises(monk
         gate = Backpressure(concurrency=8)
         for _ in range(40):  # 40 taken; the next is refused
             await gate.acquire()
-            gate.release(await gate.pace())
+            gate.release((await gate.pace()).sent_at)
         await gate.acquire()
         gate.release()
         t0 = loop.time()
@@ -122,7 +122,7 @@ def test_a_429_pauses_everyone_then_the_rate_is_what_was_taken_and_it_rises(monk
         gate.release()
         await asyncio.sleep(1.6)  # RAISE_AFTER, from when the rate was learned
         await gate.acquire()
-        gate.release(await gate.pace())
+        gate.release((await gate.pace()).sent_at)
         return first, paused, waited, gate.learned, gate.pushbacks
 
     first, paused, waited, raised, pushbacks = asyncio.run(scenario())
@@ -176,3 +176,27 @@ def test_rate_cap_never_lets_more_than_n_start_in_any_second_even_when_the_loop_
     assert 2.3 <= max(starts) - min(starts) < 4  # 120 requests at 50/s: about 2.4 s
     gaps = [b - a for a, b in itertools.pairwise(sorted(starts)[:30])]
     assert min(gaps) > 0.015  # spaced evenly, not in bursts
+
+
+def test_rate_cap_counts_a_start_when_it_goes_to_the_wire_not_when_its_turn_came():
+    """What comes between a request's turn and the wire (its journal record) may take a while:
+    the window is kept on the moment it goes (Slot.stamp)."""
+
+    async def scenario():
+        gate = Backpressure(concurrency=20, rate=10)
+        wire = []
+
+        async def request(i):
+            await gate.acquire()
+            slot = await gate.pace()
+            if i in (0, 13):
+                await asyncio.sleep(0.08)  # a slow journal record
+            slot.stamp()
+            wire.append(time.monotonic())
+            gate.release()
+
+        await asyncio.gather(*(request(i) for i in range(31)))
+        return wire
+
+    wire = asyncio.run(scenario())
+    assert most_in_one_second(sorted(wire)) <= 10

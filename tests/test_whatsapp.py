@@ -290,3 +290,14 @@ def test_operators_online_lists_who_is_online(runner, sandbox):
     assert result.exit_code == 0, result.stderr
     states = {o["id"]: o["online"] for o in json.loads(result.stdout)}
     assert states == {"OP-ANA": True, "OP-BRUNO": False, "OP-CARLA": True}
+
+
+def test_a_refused_token_while_asking_about_phones_is_exit_3_not_a_crash(runner, sandbox, tmp_path):
+    """The phone checks run in a task group: the refusal comes out as itself, not as a group."""
+    leads = write_csv(tmp_path / "leads.csv", [["Telefone", "Operadores"], ["5544999999999", "A"]])
+    env = {"PLUGCHAT_TOKEN": "wrong", "PLUGCHAT_BASE_URL": sandbox.base_url}
+    args = [str(leads), "-o", str(tmp_path / "r.csv"), "--dry-run", "--verify-whatsapp"]
+    result = runner.invoke(cli, [*args, "--no-status-check"], env=env)
+    assert result.exit_code == 3, result.output
+    assert "refused the token (HTTP 401) when asked whether a phone has WhatsApp" in result.stderr
+    assert "unexpected error" not in result.stderr
