@@ -19,6 +19,7 @@ import hmac
 import html
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -271,8 +272,16 @@ def outcome(server: Server, run: Run) -> dict:
 
 def said_not_done(not_done: dict) -> dict:
     """The rows not done, their reasons in the page's language."""
-    rows = [[row, status, sentences.say_error(error)] for row, status, error in not_done["rows"]]
+    rows = [[row, status, said_reason(error)] for row, status, error in not_done["rows"]]
     return {"rows": rows, "more": not_done["more"]}
+
+
+def said_reason(error: str) -> str:
+    """A row's reason in the page's language; a row a stop left is sent by the page's Resume
+    button, not by a command run again (as the results file says)."""
+    if error.partition(": ")[0] == "interrupted":
+        return "interrupted: " + _("not sent: the run was cancelled; Resume sends it")
+    return sentences.say_error(error)
 
 
 # --- routes ------------------------------------------------------------------------------------
@@ -316,13 +325,17 @@ async def upload(request: web.Request) -> web.Response:
         )
     run = server.store.new(name, ext)
     size = 0
-    fd = os.open(run.input, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        while chunk := await part.read_chunk(1 << 16):
-            size += len(chunk)
-            if size > MAX_UPLOAD:
-                break
-            fh.write(chunk)
+    try:
+        fd = os.open(run.input, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            while chunk := await part.read_chunk(1 << 16):
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    break
+                fh.write(chunk)
+    except BaseException:  # the upload cut off: no run with half a spreadsheet is left
+        server.store.discard(run)
+        raise
     if size > MAX_UPLOAD or size == 0:
         server.store.discard(run)
         if size:
@@ -373,8 +386,8 @@ async def set_options(request: web.Request) -> web.Response:
     """The page's choices (sheet, columns, defaults), for the preview and the run. Another sheet
     has other columns: the columns chosen for the last one are forgotten."""
     server = request.app[SERVER]
-    run = find_run(request)
     choices = await _json(request)
+    run = find_run(request)  # read after the body came: as the last request saved it
     if state_of(server, run) != "new":
         return error(409, _("This run has started; its choices can no longer change."))
     if "sheet" in choices and choices["sheet"] != run.choices.get("sheet"):
@@ -390,8 +403,8 @@ async def start(request: web.Request) -> web.Response:
     """Start (or resume) the run in a worker thread; a run already going is not started twice:
     two runs would write the same results."""
     server = request.app[SERVER]
-    run = find_run(request)
     choices = await _json(request)
+    run = find_run(request)  # read after the body came: as the last request saved it
     if run.id in server.jobs:
         return error(409, _("This run is already going."))
     if choices and state_of(server, run) == "new":
@@ -467,7 +480,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 async def switch_language(request: web.Request) -> web.Response:
     """Only a cookie in the browser changes; the page goes back where it was (on this site)."""
     back = request.query.get("next", "/")
-    if not back.startswith("/") or back.startswith("//") or "\\" in back:
+    if not re.fullmatch(r"/(?!/)[\w./-]*", back):  # nor a tab or a line break, which browsers drop
         back = "/"
     response = web.Response(status=303, headers={"Location": back})
     lang = i18n.normal(request.match_info["lang"])

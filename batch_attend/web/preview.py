@@ -9,6 +9,7 @@ run cannot disagree; the server's paths in its messages are replaced by the file
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -58,7 +59,8 @@ def preview(run: Run, settings: dict, environ) -> dict:
     env = quiet_env(environ)
     view: dict = {"error": None, "sheets": [], "columns": [], "taken": {}}
     try:
-        view["sheets"] = sheet_names(run.input)
+        with contextlib.suppress(OSError):  # a file gone or unreadable: the check says so
+            view["sheets"] = sheet_names(run.input)
         report = check_batch(options, env)
         batch = prepare(options, env, sending=False)
     except BatchAttendError as exc:

@@ -45,6 +45,7 @@ EXTENSIONS = (".csv", ".xlsx", ".xls", ".ods")
 PROBLEMS_SHOWN = 50
 MAX_UPLOAD = 50 * 1024 * 1024
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+STATES = ("new", "running", "finished", "interrupted", "error")
 #: What the page may choose, and the type each takes (see settings.InputOptions/RequestOptions).
 CHOICES = {
     "sheet": str,
@@ -106,9 +107,32 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _status(data: dict) -> dict:
+    """A ``status.json`` as this server writes it; any other (edited by hand, from another
+    version) reads as a run stopped in error, which a resume continues from its ledger."""
+    if not data:
+        return {"state": "new"}
+    try:
+        counts, not_done = data.get("counts", {}), data.get("not_done") or {"rows": [], "more": 0}
+        sane = (
+            data.get("state", "new") in STATES
+            and all(isinstance(n, int) for n in counts.values())
+            and all(isinstance(data.get(k, ""), str) for k in ("summary", "message"))
+            and isinstance(not_done["more"], int)
+            and all(
+                isinstance(row, int) and isinstance(status, str) and isinstance(error, str)
+                for row, status, error in not_done["rows"]
+            )
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        sane = False
+    return data if sane else {"state": "error", "exit_code": 1}
 
 
 @dataclass
@@ -164,16 +188,20 @@ class RunStore:
             return None
         folder = self.root / run_id
         meta = _read_json(folder / "options.json")
-        if not meta:
+        if meta.get("ext") not in EXTENSIONS:  # not a folder this server made
             return None
+        try:
+            choices = clean_choices(meta.get("choices", {}))
+        except ChoiceError:
+            choices = {}
         return Run(
             run_id,
             folder,
-            meta.get("name", ""),
-            meta.get("ext", ""),
-            meta.get("created", ""),
-            meta.get("choices", {}),
-            _read_json(folder / "status.json") or {"state": "new"},
+            str(meta.get("name", "")),
+            meta["ext"],
+            str(meta.get("created", "")),
+            choices,
+            _status(_read_json(folder / "status.json")),
         )
 
     def all(self) -> list[Run]:
