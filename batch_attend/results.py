@@ -728,6 +728,11 @@ def started_at() -> str:
 
 def _counted(status: RowStatus | str, n: int) -> str:
     """``n`` rows of a status in words, singular or plural as the language counts them."""
+    return counted_words(status, n).format(count=f"{n:,}")
+
+
+def counted_words(status: RowStatus | str, n: int) -> str:
+    """The words for ``n`` rows of a status, ``{count}`` where the number goes."""
     words = {
         RowStatus.STARTED: ngettext("{count} started", "{count} started", n),
         RowStatus.ALREADY_IN_SERVICE: ngettext(
@@ -738,7 +743,7 @@ def _counted(status: RowStatus | str, n: int) -> str:
         RowStatus.SKIPPED: ngettext("{count} skipped", "{count} skipped", n),
         "ready": ngettext("{count} ready to send", "{count} ready to send", n),
     }
-    return words[status].format(count=f"{n:,}")
+    return words[status]
 
 
 def format_summary(summary: RunSummary) -> str:

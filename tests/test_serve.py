@@ -433,3 +433,6 @@ def test_the_ddd_column_can_be_chosen_on_the_page(web, tmp_path):
     page = web.get(url).text
     assert "given by --ddd-column" in page and 'id="count-ready">1<' in page
     assert web.run_to_end(url)["counts"] == {"started": 1}
+    chips = web.get(url, headers={"Accept-Language": "pt-BR"}).text
+    assert "<b>1</b> iniciada<" in chips and "<b>0</b> inválidas<" in chips  # plurals
+    assert "<b>1</b> started<" in web.get(url).text

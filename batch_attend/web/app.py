@@ -34,6 +34,7 @@ from batch_attend.api import check_base_url, check_token
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.planning import DISTRIBUTIONS
+from batch_attend.results import counted_words
 from batch_attend.runner import Watch
 from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.web import preview as previews
@@ -180,8 +181,14 @@ def js_strings() -> dict[str, str]:
         "cancel": _("Cancel"),
         "more": _("… and {count} more"),
         **status_names(),
+        "count_words": count_words(),
         **{f"state_{name}": text for name, text in state_names().items()},
     }
+
+
+def count_words() -> dict[str, tuple[str, str]]:
+    """Per status, the words for one row and for several, ``{count}`` where the number goes."""
+    return {s: (counted_words(s, 1), counted_words(s, 2)) for s in STATUSES}
 
 
 def status_names() -> dict[str, str]:
@@ -214,6 +221,7 @@ def render(request: web.Request, name: str, **context) -> web.Response:
         strings=js_strings(),
         statuses=STATUSES,
         status_names=status_names(),
+        count_words=count_words(),
         state_names=state_names(),
         **context,
     )

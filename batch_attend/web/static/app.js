@@ -92,7 +92,11 @@ function defaults() {
 // --- progress ---------------------------------------------------------------------------------
 function showCounts(counts) {
   document.querySelectorAll("#counts [data-status]").forEach((chip) => {
-    chip.querySelector("b").textContent = counts[chip.dataset.status] || 0;
+    const n = counts[chip.dataset.status] || 0;
+    const [before, after] = T.count_words[chip.dataset.status][n === 1 ? 0 : 1].split("{count}");
+    const count = document.createElement("b");
+    count.textContent = n;
+    chip.replaceChildren(before, count, after);
   });
 }
 
