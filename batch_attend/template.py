@@ -83,7 +83,7 @@ def fetch_lists(options: RunOptions, env: Env) -> Directory:
         return run_async(fetch(target))
 
 
-def _instructions(path: Path, with_operators: bool) -> list[str]:
+def _instructions(path: Path, with_operators: bool, on_page: bool = False) -> list[str]:
     name = f'"{path.name}"' if " " in path.name else path.name
     lines = [
         "Como preencher esta planilha para o batch-attend",
@@ -112,6 +112,13 @@ def _instructions(path: Path, with_operators: bool) -> list[str]:
             "A lista de operadores não foi incluída porque o modelo foi gerado sem o ticket; "
             "gere de novo com --ticket, ou escreva os IDs dos operadores."
         )
+    if on_page:
+        lines += [
+            "",
+            "Como enviar: na página do batch-attend, em Nova execução, solte esta planilha. A "
+            "prévia mostra o que será enviado antes de qualquer envio; depois clique em Iniciar.",
+        ]
+        return lines
     lines += [
         "",
         "Como rodar (com o token em PLUGCHAT_TOKEN; o ticket troca os nomes pelos IDs):",
@@ -121,8 +128,15 @@ def _instructions(path: Path, with_operators: bool) -> list[str]:
     return lines
 
 
-def _write(path: Path, name: Path, operators: list[str] | None, departments: list[str]) -> None:
-    """Write the workbook at ``path``; the instructions name the file ``name``."""
+def _write(
+    path: Path,
+    name: Path,
+    operators: list[str] | None,
+    departments: list[str],
+    on_page: bool = False,
+) -> None:
+    """Write the workbook at ``path``; the instructions name the file ``name`` (and say how to
+    send it on the web page, ``on_page``, rather than on the command line)."""
     import xlsxwriter
 
     book = xlsxwriter.Workbook(str(path))
@@ -133,7 +147,7 @@ def _write(path: Path, name: Path, operators: list[str] | None, departments: lis
 
     guide = book.add_worksheet(INSTRUCTIONS_SHEET)
     guide.set_column(0, 0, 100, wrap)
-    for r, line in enumerate(_instructions(name, operators is not None)):
+    for r, line in enumerate(_instructions(name, operators is not None, on_page)):
         guide.write_string(r, 0, line, title if r == 0 else None)
 
     leads = book.add_worksheet(LEADS_SHEET)
@@ -176,7 +190,9 @@ def _write(path: Path, name: Path, operators: list[str] | None, departments: lis
     book.close()
 
 
-def write_template(path: Path, options: RunOptions, env: Env | None = None, *, force=False) -> str:
+def write_template(
+    path: Path, options: RunOptions, env: Env | None = None, *, force=False, on_page=False
+) -> str:
     """Fetch the lists and write the template at ``path``; returns what was written, in words.
 
     Written beside ``path`` and moved into place, so a failure never leaves half a workbook."""
@@ -206,7 +222,7 @@ def write_template(path: Path, options: RunOptions, env: Env | None = None, *, f
         )
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        _write(temp, path, operators, departments)
+        _write(temp, path, operators, departments, on_page)
         os.replace(temp, path)
     except OSError as exc:
         raise TemplateError(

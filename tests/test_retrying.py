@@ -5,6 +5,7 @@ import bisect
 import email.utils
 import itertools
 import random
+import statistics
 import time
 
 import pytest
@@ -175,7 +176,9 @@ def test_rate_cap_never_lets_more_than_n_start_in_any_second_even_when_the_loop_
     assert most_in_one_second(starts) <= 50
     assert 2.3 <= max(starts) - min(starts) < 4  # 120 requests at 50/s: about 2.4 s
     gaps = [b - a for a, b in itertools.pairwise(sorted(starts)[:30])]
-    assert min(gaps) > 0.015  # spaced evenly, not in bursts
+    # Spaced evenly, not in bursts; a late wake-up shortens the gap after it, so the median,
+    # not the least, says how they go.
+    assert statistics.median(gaps) > 0.015
 
 
 def test_rate_cap_counts_a_start_when_it_goes_to_the_wire_not_when_its_turn_came():

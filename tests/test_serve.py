@@ -70,6 +70,7 @@ def test_every_route_needs_the_key(web):
         ("GET", "/static/app.js"),
         ("GET", "/static/app.css"),
         ("GET", "/lang/pt_BR"),
+        ("GET", "/template.xlsx"),
         ("GET", "/no/such/page"),
         ("POST", "/upload"),
         ("POST", url + "/start"),
@@ -436,3 +437,22 @@ def test_the_ddd_column_can_be_chosen_on_the_page(web, tmp_path):
     chips = web.get(url, headers={"Accept-Language": "pt-BR"}).text
     assert "<b>1</b> iniciada<" in chips and "<b>0</b> inválidas<" in chips  # plurals
     assert "<b>1</b> started<" in web.get(url).text
+
+
+def test_the_template_from_the_page_filled_in_runs_as_it_is(web, tmp_path):
+    web.login()
+    answer = web.get("/template.xlsx")
+    assert answer.status == 200
+    assert answer.header("Content-Disposition") == 'attachment; filename="leads.xlsx"'
+    path = tmp_path / "leads.xlsx"
+    path.write_bytes(answer.body)
+    book = openpyxl.load_workbook(path)
+    guide = " ".join(str(c) for (c,) in book["Instruções"].iter_rows(values_only=True) if c)
+    assert "Nova execução" in guide and "batch-attend check" not in guide  # the page's words
+    operators = [v for v in next(book["Listas"].iter_cols(values_only=True))[1:] if v]
+    assert operators  # the sandbox's, with its ticket
+    book["Leads"].append(["Maria", "(44) 99999-0001", operators[0], None])
+    book.save(path)
+    end = web.run_to_end(web.new_run(path))
+    assert (end["state"], end["counts"]) == ("finished", {"started": 1})
+    assert not list((tmp_path / "data" / "templates").iterdir())  # nothing left behind

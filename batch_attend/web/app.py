@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import hmac
 import html
+import io
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from aiohttp import web
 
 from batch_attend import i18n, sentences
 from batch_attend.api import check_base_url, check_token
+from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.planning import DISTRIBUTIONS
@@ -482,6 +484,38 @@ async def download(request: web.Request) -> web.StreamResponse:
             "Content-Disposition": f'attachment; filename="batch-attend-{run.id}.{fmt}"',
         },
     )
+
+
+@routes.get("/template.xlsx")
+async def template(request: web.Request) -> web.Response:
+    """A leads workbook to fill in, with drop-downs of the account's active operators (with the
+    server's ticket) and departments: ``batch-attend template``, made for the page."""
+    server = request.app[SERVER]
+    try:
+        data = await asyncio.to_thread(make_template, server)
+    except BatchAttendError as exc:
+        return web.Response(status=502, text=str(exc))
+    return web.Response(
+        body=data,
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": 'attachment; filename="leads.xlsx"'},
+    )
+
+
+def make_template(server: Server) -> bytes:
+    """The template written under the data directory, read back and removed."""
+    from batch_attend.template import write_template
+
+    folder = server.store.root.parent / "templates"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"leads-{secrets.token_hex(6)}.xlsx"
+    env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ=server.environ)
+    try:
+        write_template(path, RunOptions.build(**server.settings), env, on_page=True)
+        return path.read_bytes()
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 @routes.get("/lang/{lang}")
