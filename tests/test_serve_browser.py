@@ -76,6 +76,12 @@ def test_upload_preview_start_progress_download_history(browser, tmp_path, runne
         assert "given by --department-column" in page.text_content("#source")
 
         page.select_option("#pool", ["OP-CARLA"])  # for the row without operators
+        with page.expect_navigation():  # the defaults shown in the preview too
+            page.click("#apply")
+        assert page.text_content("#count-ready") == "10"
+        assert page.eval_on_selector("#pool", "s => [...s.selectedOptions].map(o => o.value)") == [
+            "OP-CARLA"
+        ]
         page.evaluate("window.stayed = true")
         page.click("#start")
         page.wait_for_selector("#done:not([hidden])")

@@ -57,20 +57,24 @@ function setUpUpload() {
   form.addEventListener("submit", (event) => event.preventDefault());
 }
 
-// --- preview: sheet and columns -------------------------------------------------------------
+// --- preview: sheet, columns and defaults, each saved and shown in the preview ----------------
 function setUpPreview(url) {
+  async function save(choices) {
+    try {
+      await post(url + "/options", choices);
+      location.reload();
+    } catch (e) {
+      alert(e.message);
+    }
+  }
   document.querySelectorAll("[data-choice]").forEach((select) => {
-    select.addEventListener("change", async () => {
-      const choice = {};
-      choice[select.dataset.choice] = select.value;
-      try {
-        await post(url + "/options", choice);
-        location.reload();
-      } catch (e) {
-        alert(e.message);
-      }
+    select.addEventListener("change", () => {
+      const choices = defaults();  // kept across the reload, as chosen so far
+      choices[select.dataset.choice] = select.value;
+      save(choices);
     });
   });
+  if ($("apply")) $("apply").addEventListener("click", () => save(defaults()));
 }
 
 function defaults() {
