@@ -285,6 +285,25 @@ def common_options(func):
     )
 
 
+def listen_options(port: int):
+    """--host and --port of a command that serves (the sandbox, the web page)."""
+    return lambda func: _with(
+        func,
+        [
+            click.option(
+                "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+            ),
+            click.option(
+                "--port",
+                default=port,
+                show_default=True,
+                type=click.IntRange(0, 65535),
+                help="Port (0 = any free port).",
+            ),
+        ],
+    )
+
+
 def credential_options(func):
     return _with(
         func,
@@ -657,14 +676,7 @@ def template_command(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
 
 
 @cli.command(name="sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8080,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port (0 = any free port).",
-)
+@listen_options(8080)
 @click.option(
     "--token", default="sandbox-token", show_default=True, help="The token the sandbox accepts."
 )
@@ -787,14 +799,7 @@ def sandbox_command(
 
 
 @cli.command(name="serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8000,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port (0 = any free port).",
-)
+@listen_options(8000)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),

@@ -524,8 +524,12 @@ class SandboxServer(BackgroundServer):
         return self.state.token
 
 
-async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+async def start_site(
+    app: web.Application, host: str, port: int, shutdown_timeout: float = 0.5
+) -> web.AppRunner:
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()
@@ -534,11 +538,30 @@ async def start_site(app: web.Application, host: str, port: int) -> web.AppRunne
 
 def serve(state: SandboxState, host: str, port: int, announce) -> None:
     """Serve the sandbox until Ctrl-C (``batch-attend sandbox``); ``announce`` gets the URL."""
+    serve_until_stopped(
+        make_app(state),
+        host,
+        port,
+        lambda bound: announce(f"http://{host}:{bound}{API_PREFIX}"),
+        SandboxError,
+    )
+
+
+def serve_until_stopped(
+    app: web.Application,
+    host: str,
+    port: int,
+    on_bound,
+    failure: type[BatchAttendError],
+    shutdown_timeout: float = 0.5,
+) -> None:
+    """Serve ``app`` until Ctrl-C (the sandbox, the web page); ``on_bound`` gets the port taken
+    (``port`` 0: any free one); a port that cannot be had raises ``failure``, saying why."""
 
     async def forever() -> None:
-        runner = await start_site(make_app(state), host, port)
+        runner = await start_site(app, host, port, shutdown_timeout)
         try:
-            announce(f"http://{host}:{runner.addresses[0][1]}{API_PREFIX}")
+            on_bound(runner.addresses[0][1])
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()
@@ -546,8 +569,8 @@ def serve(state: SandboxState, host: str, port: int, announce) -> None:
     try:
         asyncio.run(forever())
     except OSError as exc:
-        raise SandboxError(
+        raise failure(
             _("cannot listen on {host}:{port} ({reason})").format(
-                host=host, port=port, reason=exc.strerror
+                host=host, port=port, reason=exc.strerror or exc
             )
         ) from exc

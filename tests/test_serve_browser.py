@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -18,17 +17,7 @@ from batch_attend.cli import cli
 from batch_attend.sandbox import SandboxServer, SandboxState
 from tests.conftest import SAMPLES, TOKEN
 from tests.test_serve import leads_csv, results_rows
-from tests.web_client import KEY, Web
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.web_client import CHROMIUM, CHROMIUM_ARGS, KEY, Web
 
 if not CHROMIUM.exists() and os.environ.get("CI") != "true":
     pytest.skip("no /usr/bin/chromium (CI installs it)", allow_module_level=True)

@@ -14,6 +14,18 @@ from batch_attend.web.app import SERVER, make_app
 
 KEY = "test-key-Zq81"
 
+#: Debian's Chromium, as the browser tests and tools/screenshots.py start it (without the
+#: background-networking flags it tries the closed network at every start).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 
 @dataclass
 class Answer:

@@ -29,16 +29,8 @@ from batch_attend.sandbox import (  # noqa: E402
     SandboxState,
 )
 from batch_attend.web.app import make_app  # noqa: E402
+from tests.web_client import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 KEY = "screenshots"
 
 
@@ -64,7 +56,7 @@ def main() -> None:
         ) as web,
         sync_playwright() as playwright,
     ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800}, locale=locale)
         page.set_default_timeout(30_000)
 

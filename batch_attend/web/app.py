@@ -38,6 +38,7 @@ from batch_attend.i18n import _
 from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.results import counted_words
 from batch_attend.runner import Watch
+from batch_attend.sandbox import serve_until_stopped
 from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.web import preview as previews
 from batch_attend.web.runs import (
@@ -583,23 +584,11 @@ def serve(
     key = secrets.token_urlsafe(24)
     app = make_app(make_data_dir(data_dir), key, settings, environ)
 
-    async def forever() -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        try:
-            bound = runner.addresses[0][1]
-            announce(f"{address(host, bound)}/?key={key}")
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    try:
-        asyncio.run(forever())
-    except OSError as exc:
-        raise ServeError(
-            _("cannot listen on {host}:{port} ({reason})").format(
-                host=host, port=port, reason=exc.strerror or exc
-            )
-        ) from exc
+    serve_until_stopped(
+        app,
+        host,
+        port,
+        lambda bound: announce(f"{address(host, bound)}/?key={key}"),
+        ServeError,
+        shutdown_timeout=2,
+    )
