@@ -387,6 +387,12 @@ def test_serve_prints_its_address_and_stops_on_ctrl_c(tmp_path):
         with urllib.request.urlopen(f"{origin}/?key={key}", timeout=10) as answer:
             assert answer.status == 200
         assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        second = subprocess.run(  # a second server on the same runs would take them for crashed
+            [*PYTHON, "serve", "--sandbox", "--port", "0", "--data-dir", str(data)],
+            capture_output=True, text=True, env=clean_env(), timeout=30,
+        )  # fmt: skip
+        assert second.returncode == 2, second.stderr
+        assert "another batch-attend serve uses this data directory" in second.stderr
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)

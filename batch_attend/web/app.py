@@ -579,16 +579,25 @@ def serve(
     environ: Mapping[str, str],
     announce: Callable[[str], None],
 ) -> None:
-    """Serve until Ctrl-C; ``announce`` gets the address to open, with the key."""
+    """Serve until Ctrl-C; ``announce`` gets the address to open, with the key. One server
+    per data directory: a second would take the first's runs for crashed ones."""
+    from filelock import FileLock, Timeout
+
     check_settings(settings, environ)
     key = secrets.token_urlsafe(24)
-    app = make_app(make_data_dir(data_dir), key, settings, environ)
-
-    serve_until_stopped(
-        app,
-        host,
-        port,
-        lambda bound: announce(f"{address(host, bound)}/?key={key}"),
-        ServeError,
-        shutdown_timeout=2,
-    )
+    folder = make_data_dir(data_dir)
+    try:
+        held = FileLock(str(folder / ".serve.lock"), timeout=0).acquire()
+    except Timeout:
+        raise ServeError(
+            _("{folder}: another batch-attend serve uses this data directory").format(folder=folder)
+        ) from None
+    with held:
+        serve_until_stopped(
+            make_app(folder, key, settings, environ),
+            host,
+            port,
+            lambda bound: announce(f"{address(host, bound)}/?key={key}"),
+            ServeError,
+            shutdown_timeout=2,
+        )
