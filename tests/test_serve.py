@@ -24,7 +24,7 @@ from batch_attend.cli import cli
 from batch_attend.runner import Watch
 from batch_attend.sandbox import SandboxServer, SandboxState
 from tests.conftest import PYTHON, SAMPLES, TOKEN, clean_env, write_csv
-from tests.web_client import KEY, Web
+from tests.web_client import KEY, Web, on_slow_sandbox
 
 SANDBOX = {"sandbox": True}
 
@@ -261,33 +261,30 @@ def _wait(condition, timeout=20.0):
 
 
 def test_cancel_then_resume_sends_nothing_twice(tmp_path):
-    state = SandboxState(token=TOKEN, latency=0.15)
     leads = leads_csv(tmp_path / "leads.csv", 60)
-    with SandboxServer(state) as sandbox:
-        settings = {"base_url": sandbox.base_url}
-        with Web(tmp_path / "data", settings, {"PLUGCHAT_TOKEN": TOKEN}) as web:
-            web.login()
-            url = web.new_run(leads)
-            assert web.post(url + "/start").status == 200
-            _wait(lambda: (w := web.watch(url)) is not None and w.snapshot()["done"] >= 8)
-            assert web.post(url + "/start").status == 409  # the same results, twice: refused
-            assert web.post(url + "/cancel").status == 200
-            assert web.post(url + "/cancel").status in (200, 409)  # a second click is harmless
-            kind, end = web.events(url)[-1]
-            assert (kind, end["state"], end["exit_code"]) == ("end", "interrupted", 130)
-            assert end["resumable"]
-            first = end["counts"]
-            assert 8 <= first.get("started", 0) < 60
-            assert first["started"] + first["skipped"] == 60
-            rows = results_rows(tmp_path / "data" / "runs" / url.rsplit("/", 1)[1] / "results.csv")
-            assert {r["error"].split(":")[0] for r in rows if r["status"] == "skipped"} == {
-                "interrupted"
-            }
-            assert state.total_starts() == first["started"]
-            again = web.run_to_end(url)
-            assert again["state"] == "finished" and again["exit_code"] == 0
-            assert again["counts"] == {"started": 60}
-            assert not again["resumable"]
+    with on_slow_sandbox(tmp_path / "data", latency=0.15) as (state, web):
+        web.login()
+        url = web.new_run(leads)
+        assert web.post(url + "/start").status == 200
+        _wait(lambda: (w := web.watch(url)) is not None and w.snapshot()["done"] >= 8)
+        assert web.post(url + "/start").status == 409  # the same results, twice: refused
+        assert web.post(url + "/cancel").status == 200
+        assert web.post(url + "/cancel").status in (200, 409)  # a second click is harmless
+        kind, end = web.events(url)[-1]
+        assert (kind, end["state"], end["exit_code"]) == ("end", "interrupted", 130)
+        assert end["resumable"]
+        first = end["counts"]
+        assert 8 <= first.get("started", 0) < 60
+        assert first["started"] + first["skipped"] == 60
+        rows = results_rows(tmp_path / "data" / "runs" / url.rsplit("/", 1)[1] / "results.csv")
+        assert {r["error"].split(":")[0] for r in rows if r["status"] == "skipped"} == {
+            "interrupted"
+        }
+        assert state.total_starts() == first["started"]
+        again = web.run_to_end(url)
+        assert again["state"] == "finished" and again["exit_code"] == 0
+        assert again["counts"] == {"started": 60}
+        assert not again["resumable"]
     assert state.total_starts() == 60
     assert set(state.starts.values()) == {1}  # each lead started once
     assert set(state.requests.values()) == {1}  # and sent once: nothing was sent twice

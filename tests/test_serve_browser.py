@@ -14,10 +14,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from batch_attend.cli import cli
-from batch_attend.sandbox import SandboxServer, SandboxState
-from tests.conftest import SAMPLES, TOKEN
+from tests.conftest import SAMPLES
 from tests.test_serve import leads_csv, results_rows
-from tests.web_client import CHROMIUM, CHROMIUM_ARGS, KEY, Web
+from tests.web_client import CHROMIUM, CHROMIUM_ARGS, KEY, Web, on_slow_sandbox
 
 if not CHROMIUM.exists() and os.environ.get("CI") != "true":
     pytest.skip("no /usr/bin/chromium (CI installs it)", allow_module_level=True)
@@ -106,12 +105,8 @@ def test_upload_preview_start_progress_download_history(browser, tmp_path, runne
 
 
 def test_a_run_goes_on_when_the_tab_closes_and_the_page_shows_it_again(browser, tmp_path):
-    state = SandboxState(token=TOKEN, latency=0.25)  # 80 rows, 8 at a time: 2.5 s
     leads = leads_csv(tmp_path / "leads.csv", 80)
-    with (
-        SandboxServer(state) as sandbox,
-        Web(tmp_path / "data", {"base_url": sandbox.base_url}, {"PLUGCHAT_TOKEN": TOKEN}) as web,
-    ):
+    with on_slow_sandbox(tmp_path / "data", latency=0.25) as (state, web):  # 8 at a time: 2.5 s
         context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
         page = context.new_page()
         page.set_default_timeout(20_000)

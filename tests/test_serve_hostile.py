@@ -11,10 +11,9 @@ import time
 
 import pytest
 
-from batch_attend.sandbox import SandboxServer, SandboxState
-from tests.conftest import SAMPLES, TOKEN
+from tests.conftest import SAMPLES
 from tests.test_serve import leads_csv
-from tests.web_client import Web, multipart
+from tests.web_client import Web, multipart, on_slow_sandbox
 
 
 @pytest.fixture
@@ -148,25 +147,22 @@ def test_a_choice_saved_while_a_start_is_arriving_is_kept(web):
 def test_a_cancelled_run_speaks_the_pages_words_not_the_command_lines(tmp_path):
     """The page has a Resume button, not a command to run again, nor a SIGINT; and the
     sentence saying how to resume stays after a reload."""
-    state = SandboxState(token=TOKEN, latency=0.15)
     leads = leads_csv(tmp_path / "leads.csv", 40)
-    with SandboxServer(state) as sandbox:
-        settings = {"base_url": sandbox.base_url}
-        with Web(tmp_path / "data", settings, {"PLUGCHAT_TOKEN": TOKEN}) as web:
-            web.login()
-            url = web.new_run(leads)
-            assert web.post(url + "/start").status == 200
-            _wait(lambda: (w := web.watch(url)) is not None and w.snapshot()["done"] >= 4)
-            assert web.post(url + "/cancel").status == 200
-            kind, end = web.events(url)[-1]
-            assert (kind, end["state"]) == ("end", "interrupted")
-            reasons = [error for _row, _status, error in end["not_done"]["rows"]]
-            assert reasons and set(reasons) == {
-                "interrupted: not sent: the run was cancelled; Resume sends it"
-            }
-            for text in (json.dumps(reasons), web.get(url).text):
-                assert "SIGINT" not in text and "same command" not in text
-            message = re.search(r'id="message"[^>]*>([^<]*)<', web.get(url).text)
-            assert message and message[1].startswith("Cancelled: the rows not sent are")
-            portuguese = web.get(url, headers={"Accept-Language": "pt-BR"}).text
-            assert "SIGINT" not in portuguese and "mesmo comando" not in portuguese
+    with on_slow_sandbox(tmp_path / "data", latency=0.15) as (_state, web):
+        web.login()
+        url = web.new_run(leads)
+        assert web.post(url + "/start").status == 200
+        _wait(lambda: (w := web.watch(url)) is not None and w.snapshot()["done"] >= 4)
+        assert web.post(url + "/cancel").status == 200
+        kind, end = web.events(url)[-1]
+        assert (kind, end["state"]) == ("end", "interrupted")
+        reasons = [error for _row, _status, error in end["not_done"]["rows"]]
+        assert reasons and set(reasons) == {
+            "interrupted: not sent: the run was cancelled; Resume sends it"
+        }
+        for text in (json.dumps(reasons), web.get(url).text):
+            assert "SIGINT" not in text and "same command" not in text
+        message = re.search(r'id="message"[^>]*>([^<]*)<', web.get(url).text)
+        assert message and message[1].startswith("Cancelled: the rows not sent are")
+        portuguese = web.get(url, headers={"Accept-Language": "pt-BR"}).text
+        assert "SIGINT" not in portuguese and "mesmo comando" not in portuguese

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from batch_attend.sandbox import BackgroundServer
+from batch_attend.sandbox import BackgroundServer, SandboxServer, SandboxState
 from batch_attend.web.app import SERVER, make_app
 
 KEY = "test-key-Zq81"
@@ -139,3 +139,17 @@ class Web:
         with contextlib.suppress(KeyError):
             return self.server.jobs[url.rsplit("/", 1)[1]].watch
         return None
+
+
+@contextlib.contextmanager
+def on_slow_sandbox(data_dir: Path, latency: float):
+    """A page whose runs go to a sandbox answering after ``latency`` seconds (slow enough to
+    watch and cancel); yields the sandbox's state (what it was sent) and the page."""
+    from tests.conftest import TOKEN
+
+    state = SandboxState(token=TOKEN, latency=latency)
+    with (
+        SandboxServer(state) as sandbox,
+        Web(data_dir, {"base_url": sandbox.base_url}, {"PLUGCHAT_TOKEN": TOKEN}) as web,
+    ):
+        yield state, web
