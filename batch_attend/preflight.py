@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from batch_attend import sentences
 from batch_attend.directory import (
@@ -44,6 +45,11 @@ from batch_attend.runner import (
 )
 from batch_attend.whatsapp import WhatsAppUnknown, whatsapp_status
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from batch_attend.runner import Prepared
+
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -68,6 +74,9 @@ class CheckReport:
     online_note: str = ""
     no_whatsapp: int = 0  # invalid rows PlugChat said have no WhatsApp (--verify-whatsapp)
     columns: list[str] = field(default_factory=list)  # header row and columns taken, and why
+    # The batch as read and the plan as a run would send it (for the web page's preview).
+    batch: Prepared | None = field(default=None, repr=False, compare=False)
+    plan: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def all_ready(self) -> bool:
@@ -238,6 +247,7 @@ def check_batch(options: RunOptions, env: Env | None = None) -> CheckReport:
         online = report.online if options.requests.online_only else None
         members = pool_members(options, batch.pool, directory)
         plan = plan_requests(options, plan, directory, members, online)
+    report.batch, report.plan = batch, plan
     live = pending(plan)
     report.ready = int(live.sum()) if report.token != "refused" else 0
     report.done = int(plan["status"].isin(DONE_STATUSES).sum())

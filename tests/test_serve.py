@@ -459,3 +459,17 @@ def test_the_template_from_the_page_filled_in_runs_as_it_is(web, tmp_path):
     end = web.run_to_end(web.new_run(path))
     assert (end["state"], end["counts"]) == ("finished", {"started": 1})
     assert not list((tmp_path / "data" / "templates").iterdir())  # nothing left behind
+
+
+def test_the_preview_shows_the_requests_after_the_whatsapp_checks(web, tmp_path):
+    """With Verify WhatsApp chosen, the first requests are those the run will send: the form of
+    the number PlugChat has WhatsApp for (the sandbox knows 554499887766 as 5544999887766)."""
+    leads = write_csv(
+        tmp_path / "leads.csv", [["Telefone", "Operadores"], ["554499887766", "OP-ANA"]]
+    )
+    web.login()
+    url = web.new_run(leads)
+    assert '"phone": "554499887766"' in web.get(url).text.replace("&#34;", '"')
+    assert web.post(url + "/options", {"verify_whatsapp": True}).status == 200
+    page = web.get(url).text.replace("&#34;", '"')
+    assert '"phone": "5544999887766"' in page

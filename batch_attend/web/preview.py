@@ -14,15 +14,12 @@ import io
 import itertools
 import json
 
-from batch_attend.directory import Directory, DirectoryError
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.journal import Journal
 from batch_attend.leads import leads_to_send
-from batch_attend.preflight import check_batch, list_directory
+from batch_attend.preflight import check_batch
 from batch_attend.reading import read_table, sheet_names
-from batch_attend.runner import carried_over, journal_path, plan_requests, pool_members, prepare
 from batch_attend.web.runs import Run
 
 MAX_PROBLEMS_SHOWN = 50
@@ -32,17 +29,6 @@ ROLES = ("phone", "ddd", "operators", "department")
 
 def quiet_env(environ) -> Env:
     return Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
-
-
-def account_lists(options, env: Env) -> dict:
-    """The account's active operators and departments (None: not available, with a note)."""
-    found: dict = {"operators": None, "departments": None, "notes": []}
-    for kind in ("operators", "departments"):
-        try:
-            found[kind] = list_directory(options, kind, env)
-        except BatchAttendError as exc:  # no ticket, a refused token, an unreachable API
-            found["notes"].append(str(exc))
-    return found
 
 
 def _columns_anyway(run: Run, sheet: str | None) -> list[str]:
@@ -62,12 +48,11 @@ def preview(run: Run, settings: dict, environ) -> dict:
         with contextlib.suppress(OSError):  # a file gone or unreadable: the check says so
             view["sheets"] = sheet_names(run.input)
         report = check_batch(options, env)
-        batch = prepare(options, env, sending=False)
     except BatchAttendError as exc:
         view["error"] = run.shown(str(exc))
         view["columns"] = _columns_anyway(run, options.input.sheet)
         return view
-    table, columns = batch.table, batch.columns
+    table, columns = report.batch.table, report.batch.columns
     view.update(
         sheet=table.sheet,
         header_row=table.header_row,
@@ -86,32 +71,17 @@ def preview(run: Run, settings: dict, environ) -> dict:
         more_problems=max(0, len(report.problems) - MAX_PROBLEMS_SHOWN),
         token=report.token,
     )
-    lists = account_lists(options, env)
-    view["operators"] = [o for o in lists["operators"] or () if o.active]
-    view["departments"] = [d for d in lists["departments"] or () if d.active]
-    view["lists_available"] = {k: lists[k] is not None for k in ("operators", "departments")}
-    view["notes"] = [run.shown(n) for n in lists["notes"]]
-    try:
-        view["requests"] = first_requests(options, batch, lists)
-    except (BatchAttendError, DirectoryError) as exc:
-        view["requests"] = []
-        view["notes"].append(run.shown(str(exc)))
+    # The account's lists as check fetched them (operators only with a ticket).
+    view["operators"] = [o for o in report.operators or () if o.active]
+    view["departments"] = [d for d in report.departments or () if d.active]
+    view["lists_available"] = {
+        "operators": report.operators is not None,
+        "departments": report.departments is not None,
+    }
+    view["notes"] = [run.shown(n) for n in (report.operators_note,) if n]
+    leads = itertools.islice(leads_to_send(report.plan), REQUESTS_SHOWN)
+    view["requests"] = [json.dumps(lead.body(), ensure_ascii=False) for lead in leads]
     return view
-
-
-def first_requests(options, batch, lists: dict) -> list[str]:
-    """The JSON bodies of the first starts, names resolved and the pool given out as the run
-    does (the phone checks of --verify-whatsapp, made only by the run, may still change one)."""
-    directory = Directory(lists["operators"], lists["departments"])
-    journal = Journal.open_readonly(journal_path(options, batch.output))
-    try:
-        plan = carried_over(batch.plan, batch.table, journal)
-    finally:
-        if journal is not None:
-            journal.close()
-    plan = plan_requests(options, plan, directory, pool_members(options, batch.pool, directory))
-    leads = itertools.islice(leads_to_send(plan), REQUESTS_SHOWN)
-    return [json.dumps(lead.body(), ensure_ascii=False) for lead in leads]
 
 
 def role_names() -> dict[str, str]:
