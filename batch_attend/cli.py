@@ -435,6 +435,13 @@ def input_options(func):
                 "--department-column", metavar="NAME", help="Column holding the department."
             ),
             click.option(
+                "--header-row",
+                type=click.IntRange(1, 1_048_576),
+                metavar="N",
+                help="The header's row number, as the spreadsheet shows it (default: found among "
+                "the top 20 rows by the phone column's name).",
+            ),
+            click.option(
                 "--ddd-column",
                 metavar="NAME",
                 help="Column holding the area code (DDD) for phones written without it.",

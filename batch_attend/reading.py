@@ -418,6 +418,7 @@ def table_from_grid(
     sheet: str | None,
     grid: pd.DataFrame,
     phone_names: frozenset[str] | None = None,
+    header_row: int | None = None,
 ) -> Table:
     """Split a grid of text cells (no header applied) into header and data rows.
 
@@ -425,11 +426,19 @@ def table_from_grid(
     the top rows by :func:`_header_index`; without one, the first non-blank row, and
     :func:`map_columns` then explains what it found. Blank rows and columns with neither header
     nor data are dropped; row numbers keep counting them. Past :data:`MAX_ROWS` data rows, the
-    table is refused.
+    table is refused. ``header_row`` (``--header-row``) names the header's row instead.
     """
     where = _where(source, sheet)
+    if header_row is not None:
+        if header_row > len(grid) or _is_blank(list(grid.iloc[header_row - 1])):
+            raise InputError(
+                _("{where}: row {row} (given by --header-row) is empty or past the end.").format(
+                    where=where, row=header_row
+                )
+            )
+        grid = grid.iloc[header_row - 1 :]
     top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
-    h = _header_index(top, phone_names)
+    h = 0 if header_row is not None else _header_index(top, phone_names)
     if h is None:
         h = next((i for i, r in enumerate(top) if not _is_blank(r)), None)
     if h is None:
@@ -452,12 +461,12 @@ def table_from_grid(
             ).format(where=where, rows=f"{len(data):,}", limit=f"{MAX_ROWS:,}")
         )
     names = [header[j] or f"column_{j + 1}" for j in keep]
-    numbers = data.index.to_numpy() + 1  # grid rows are 0-based
+    numbers = data.index.to_numpy() + 1  # grid rows are 0-based (the index keeps them)
     data = data.set_axis(range(len(keep)), axis=1).reset_index(drop=True)
     table = split_results(
         Table(source=source, sheet=sheet, columns=names, frame=data, row_numbers=numbers)
     )
-    table.header_row = h + 1
+    table.header_row = int(grid.index[h]) + 1
     return table
 
 
@@ -1100,6 +1109,7 @@ def read_table(
     encoding: str | None = None,
     delimiter: str | None = None,
     phone_column: str | None = None,
+    header_row: int | None = None,
 ) -> Table:
     """Read a CSV or spreadsheet file into a :class:`Table` of text cells.
 
@@ -1128,12 +1138,12 @@ def read_table(
     kind = _check_content(path, ext)
     if kind == "text":
         grid, delimiter = read_csv_grid(path, encoding, delimiter)
-        table = table_from_grid(path, None, grid, phone_names)
+        table = table_from_grid(path, None, grid, phone_names, header_row)
         table.delimiter = delimiter
     else:
         check_inflated(path, kind)
         name, grid = _read_capped(path, lambda: read_excel_grid(path, sheet, phone_names))
-        table = table_from_grid(path, name, grid, phone_names)
+        table = table_from_grid(path, name, grid, phone_names, header_row)
     refuse_control_characters(table)
     return table
 

@@ -278,6 +278,7 @@ def prepare(options: RunOptions, env: Env, *, sending: bool) -> Prepared:
         encoding=source.encoding,
         delimiter=source.delimiter,
         phone_column=source.phone_column,
+        header_row=source.header_row,
     )
     if stdin:
         table = read_stdin_table(getattr(env.stdin, "buffer", env.stdin), **how)

@@ -47,6 +47,7 @@ class InputOptions:
     operators_column: str | None = None
     department_column: str | None = None
     ddd_column: str | None = None
+    header_row: int | None = None  # None: found among the top rows
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)

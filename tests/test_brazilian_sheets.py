@@ -161,3 +161,25 @@ def test_ddd_column_named_with_the_option(runner, tmp_path):
     assert "5544999998888" in out.read_text(encoding="utf-8-sig")
     wrong = runner.invoke(cli, [*base, "--ddd-column", "Nada"])
     assert wrong.exit_code == 2 and "no column named 'Nada' (given by --ddd-column)" in wrong.stderr
+
+
+def test_header_row_named_with_the_option_past_the_rows_searched(runner, tmp_path):
+    """A header under 22 rows of notes is past the 20 rows searched: --header-row names it."""
+    notes = [[f"Observação {i}", ""] for i in range(22)]
+    rows = [*notes, ["Telefone", "Operadores"], ["44 99999-8888", "OP-ANA"]]
+    leads = write_csv(tmp_path / "leads.csv", rows)
+    out = tmp_path / "r.csv"
+    base = [str(leads), "-o", str(out), "--dry-run"]
+    assert runner.invoke(cli, base).exit_code == 2  # no phone column found
+    result = runner.invoke(cli, [*base, "--header-row", "23"])
+    assert result.exit_code == 0, result.output
+    assert "Header: row 23" in result.stderr
+    row = out.read_text(encoding="utf-8-sig").splitlines()[1]
+    assert '"5544999998888"' in row and ",24," in row  # the row number as the sheet shows it
+    for bad in ("1000", "0"):
+        wrong = runner.invoke(cli, [*base, "--header-row", bad])
+        assert wrong.exit_code == 2
+    assert (
+        "row 1000 (given by --header-row) is empty or past the end"
+        in runner.invoke(cli, [*base, "--header-row", "1000"]).stderr
+    )

@@ -473,3 +473,17 @@ def test_the_preview_shows_the_requests_after_the_whatsapp_checks(web, tmp_path)
     assert web.post(url + "/options", {"verify_whatsapp": True}).status == 200
     page = web.get(url).text.replace("&#34;", '"')
     assert '"phone": "5544999887766"' in page
+
+
+def test_the_header_row_can_be_chosen_on_the_page(web, tmp_path):
+    rows = [["Lista de novembro", "", ""], ["Telefone", "Operadores", "Cidade"]]
+    rows += [["44 99999-8888", "OP-ANA", "Maringá"]]
+    web.login()
+    url = web.new_run(write_csv(tmp_path / "leads.csv", rows))
+    assert '<option value="2" selected>' in web.get(url).text  # found by the phone column
+    assert web.post(url + "/options", {"header_row": 1}).status == 200
+    assert "no phone column found" in web.get(url).text
+    assert web.post(url + "/options", {"header_row": None}).status == 200
+    assert 'id="count-ready">1<' in web.get(url).text
+    for wrong in (True, "2", 0):
+        assert web.post(url + "/options", {"header_row": wrong}).status == 400

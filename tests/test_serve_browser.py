@@ -47,7 +47,7 @@ def test_upload_preview_start_progress_download_history(browser, tmp_path, runne
 
         page.set_input_files("#file", str(SAMPLES / "leads.xlsx"))
         page.wait_for_url("**/runs/*")
-        assert page.text_content("#header-row") == "1"
+        assert page.input_value("#header-row") == "1"
         assert page.input_value("#column-phone") == "Telefone"
         assert page.input_value("#column-department") == "Departamento"
         counts = {n: page.text_content(f"#count-{n}") for n in ("rows", "ready", "invalid")}

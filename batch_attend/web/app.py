@@ -402,7 +402,13 @@ async def set_options(request: web.Request) -> web.Response:
     if state_of(server, run) != "new":
         return error(409, _("This run has started; its choices can no longer change."))
     if "sheet" in choices and choices["sheet"] != run.choices.get("sheet"):
-        for name in ("phone_column", "ddd_column", "operators_column", "department_column"):
+        for name in (
+            "header_row",
+            "phone_column",
+            "ddd_column",
+            "operators_column",
+            "department_column",
+        ):
             run.choices.pop(name, None)
     run.choices.update(choices)
     server.store.save(run)

@@ -53,6 +53,7 @@ CHOICES = {
     "operators_column": str,
     "department_column": str,
     "ddd_column": str,
+    "header_row": int,  # or None: found as the CLI finds it
     "pool": list,
     "department": str,
     "distribute": str,
@@ -76,6 +77,8 @@ def clean_choices(given: object) -> dict:
             raise ChoiceError(f"unknown choice {name!r}")
         if kind is list:
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        elif kind is int:
+            ok = value is None or (type(value) is int and 1 <= value <= 1_048_576)
         else:
             ok = isinstance(value, kind)
         if not ok:

@@ -70,7 +70,8 @@ function setUpPreview(url) {
   document.querySelectorAll("[data-choice]").forEach((select) => {
     select.addEventListener("change", () => {
       const choices = defaults();  // kept across the reload, as chosen so far
-      choices[select.dataset.choice] = select.value;
+      const number = "number" in select.dataset;
+      choices[select.dataset.choice] = number ? (select.value ? Number(select.value) : null) : select.value;
       save(choices);
     });
   });
