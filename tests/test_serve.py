@@ -436,6 +436,9 @@ def test_the_ddd_column_can_be_chosen_on_the_page(web, tmp_path):
     assert web.post(url + "/options", {"ddd_column": "Região"}).status == 200
     page = web.get(url).text
     assert "given by --ddd-column" in page and 'id="count-ready">1<' in page
+    pt = web.get(url, headers={"Accept-Language": "pt-BR"}).text
+    assert '"count-ready">1</b><span>pronta para enviar<' in pt  # one, not "prontas"
+    assert '"count-rows">1</b><span>linha<' in pt
     assert web.run_to_end(url)["counts"] == {"started": 1}
     chips = web.get(url, headers={"Accept-Language": "pt-BR"}).text
     assert "<b>1</b> iniciada<" in chips and "<b>0</b> inválidas<" in chips  # plurals

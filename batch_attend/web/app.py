@@ -34,7 +34,7 @@ from batch_attend import i18n, sentences
 from batch_attend.api import check_base_url, check_token
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
-from batch_attend.i18n import _
+from batch_attend.i18n import _, ngettext
 from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.results import counted_words
 from batch_attend.runner import Watch
@@ -187,6 +187,24 @@ def js_strings() -> dict[str, str]:
         "count_words": count_words(),
         **{f"state_{name}": text for name, text in state_names().items()},
     }
+
+
+def tiles(view: dict) -> list[tuple[str, str, int, str]]:
+    """The preview's counts: (name, style, count, its words, singular or plural)."""
+    words = {
+        "rows": ngettext("{count} row", "{count} rows", view["rows"]),
+        "ready": counted_words("ready", view["ready"]),
+        "invalid": counted_words("invalid", view["invalid"]),
+        "duplicates": ngettext("{count} duplicate", "{count} duplicates", view["duplicates"]),
+        "done": _("{count} done by an earlier run"),
+    }
+    styles = {"ready": "s-started", "invalid": "s-invalid", "duplicates": "s-skipped"}
+    styles["done"] = "s-already_in_service"
+    return [
+        (name, styles.get(name, ""), view[name], text.replace("{count}", "").strip())
+        for name, text in words.items()
+        if name != "done" or view["done"]
+    ]
 
 
 def count_words() -> dict[str, tuple[str, str]]:
@@ -558,7 +576,7 @@ def make_app(
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    app[TEMPLATES].globals["_"] = _
+    app[TEMPLATES].globals.update(_=_, tiles=tiles)
     app.add_routes(routes)
     app.router.add_static("/static", HERE / "static")
     app.on_response_prepare.append(security_headers)
