@@ -432,6 +432,14 @@ def input_options(func):
             ),
             click.option("--operators-column", metavar="NAME", help="Column holding operators."),
             click.option(
+                "--ignore-column",
+                "ignore_columns",
+                multiple=True,
+                metavar="NAME",
+                help="Pass this column over when finding columns (repeat for several): an "
+                "owners column set aside on purpose, so a pool or --operator fills every row.",
+            ),
+            click.option(
                 "--department-column", metavar="NAME", help="Column holding the department."
             ),
             click.option(
@@ -580,7 +588,7 @@ def run_command(env: Env, input_file: Path, **opts) -> ExitStatus:
     A results file may be given back as INPUT: rows it shows done are not sent again.
     Options may also come from ./batch-attend.toml; the command line wins over it.
     """
-    from batch_attend.runner import run_batch
+    from batch_attend.run import run_batch
 
     return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
 
@@ -613,12 +621,12 @@ def check_command(env: Env, input_file: Path, **opts) -> ExitStatus:
     Example:
       batch-attend check leads.xlsx --ticket 0000
     """
-    from batch_attend.preflight import check_batch
+    from batch_attend.plan import check_lines, check_plan
 
-    report = check_batch(RunOptions.build(input=input_file, **opts), env)
-    for line in report.lines():
+    plan = check_plan(RunOptions.build(input=input_file, **opts), env)
+    for line in check_lines(plan):
         click.echo(line, file=env.stdout)
-    return report.exit_status
+    return plan.exit_status()
 
 
 def _listing(kind: str):
@@ -639,7 +647,7 @@ def _listing(kind: str):
     @common_options
     @click.pass_obj
     def command(env: Env, fmt: str | None, **opts) -> ExitStatus:
-        from batch_attend.preflight import format_directory, list_directory
+        from batch_attend.session import format_directory, list_directory
 
         which = "online" if opts.pop("online", False) else kind
         items = list_directory(RunOptions.build(**opts), which, env)

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 from batch_attend import sentences
 from batch_attend.errors import BatchAttendError
+from batch_attend.headers import fold
 from batch_attend.i18n import N_, _
 from batch_attend.outcomes import ErrorCode, ExitStatus
-from batch_attend.reading import fold
 
 OPERATORS_PATH = "/api/operator/get-all"
 DEPARTMENTS_PATH = "/departments"
@@ -116,14 +116,20 @@ class Directory:
     ) -> None:
         self.operators = operators
         self.departments = departments
+        self.unchecked = False  # without the operator list, names pass as written (a dry run)
         self._operator_cache: dict[str, str] = {}
+
+    def names(self) -> dict[str, str]:
+        """The name of every operator and department the account listed, by ID."""
+        items = [*(self.operators or ()), *(self.departments or ())]
+        return {item.id: item.name for item in items if item.name}
 
     def operator_id(self, value: str) -> str:
         """The ID for an operator cell value (ID, login, name or e-mail), or :class:`LookupProblem`."""
         if value in self._operator_cache:
             return self._operator_cache[value]
         if self.operators is None:
-            if looks_like_id(value):
+            if looks_like_id(value) or self.unchecked:
                 return value
             raise LookupProblem(
                 ErrorCode.UNKNOWN_OPERATOR,

@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at TEXT,
     input TEXT NOT NULL,
     version TEXT NOT NULL,
-    stopped_by TEXT                    -- why sending stopped early: SIGINT, SIGTERM, unauthorized
+    stopped_by TEXT,                   -- why sending stopped early: SIGINT, SIGTERM, unauthorized
+    plan TEXT                          -- JSON: the sheet, columns and defaults it sent with
 );
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY,
@@ -73,7 +74,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     answered_at TEXT,                  -- NULL: no answer recorded
     http_status INTEGER,
     result TEXT,                       -- what the answer meant: a status or an error code
-    may_have_acted INTEGER NOT NULL    -- 1 unless the answer shows the API did not act on it
+    may_have_acted INTEGER NOT NULL,   -- 1 unless the answer shows the API did not act on it
+    row_key INTEGER                    -- the fingerprint of the row it was sent for
 );
 CREATE INDEX IF NOT EXISTS attempts_by_phone ON attempts (phone);
 CREATE TABLE IF NOT EXISTS whatsapp (  -- what PlugChat said of a phone (--verify-whatsapp)
@@ -161,6 +163,7 @@ class Record:
     done_at: str
     asked_operators: tuple[str, ...] | None  # what the deciding request carried
     asked_department: str | None
+    asked_key: int | None = None  # the fingerprint of the row it was sent for
 
 
 class Journal:
@@ -189,6 +192,8 @@ class Journal:
             if may_have_acted:
                 history.may_have_acted.add(frozenset(json.loads(operators)))
         self._next_attempt = 1 + (db.execute("SELECT max(id) FROM attempts").fetchone()[0] or 0)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
+        self._key = "a.row_key" if "row_key" in columns else "NULL"  # NULL: an earlier version's
         self._attempts: list[tuple] = []
         self._leads: list[tuple] = []
         self._answers: list[tuple] = []
@@ -208,6 +213,7 @@ class Journal:
             db = _connect(path, readonly=False)
             try:
                 db.executescript(_SCHEMA)
+                _add_columns(db)
                 _claim_target(db, path, target)
                 with db:
                     run = db.execute(
@@ -232,13 +238,23 @@ class Journal:
             return None
         return cls(path, _connect(path, readonly=True))
 
-    def done(self) -> dict[str, str]:
-        """The status of every lead an earlier run started or found in service, by phone."""
-        return dict(
-            self._db.execute(
-                "SELECT phone, status FROM leads WHERE status IN (?, ?)", tuple(DONE_STATUSES)
-            )
+    def done(self) -> dict[str, tuple[str, int | None]]:
+        """Every lead an earlier run started or found in service, by phone: its status, and the
+        fingerprint of the row sent for it."""
+        rows = self._db.execute(
+            f"SELECT l.phone, l.status, {self._key} FROM leads AS l "
+            "LEFT JOIN attempts AS a ON a.id = l.attempt WHERE l.status IN (?, ?)",
+            tuple(DONE_STATUSES),
         )
+        return {phone: (status, key) for phone, status, key in rows}
+
+    def note_plan(self, plan: dict) -> None:
+        """What this run was asked to send: the sheet, its columns and the defaults."""
+        with self._db:
+            self._db.execute(
+                "UPDATE runs SET plan = ? WHERE id = ?",
+                (json.dumps(plan, ensure_ascii=False), self.run),
+            )
 
     def whatsapp_answers(self) -> dict[str, bool]:
         """What PlugChat said earlier of each phone asked (a rerun does not ask again)."""
@@ -267,7 +283,7 @@ class Journal:
         self._next_attempt += 1
         self._attempts.append(
             (attempt, self.run, lead.phone, lead.row, json.dumps(lead.operators),
-             lead.department, now())
+             lead.department, now(), lead.key)
         )  # fmt: skip
         self._leads.append((lead.phone,))
         await self._committed()
@@ -318,7 +334,7 @@ class Journal:
         group, self._group = self._group, None
         work = (
             ("INSERT INTO attempts (id, run, phone, row, operators, department, sent_at, "
-             "may_have_acted) VALUES (?, ?, ?, ?, ?, ?, ?, 1)", self._attempts),
+             "row_key, may_have_acted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)", self._attempts),
             (_SENDING, self._leads),
             ("UPDATE attempts SET answered_at = ?, http_status = ?, result = ?, "
              "may_have_acted = ? WHERE id = ?", self._answers),
@@ -355,10 +371,11 @@ class Journal:
             done_at,
             asked_operators,
             asked_department,
+            asked_key,
         ) in self._db.execute(
             "SELECT l.phone, l.status, l.attendance_number, l.operators, l.http_status, "
-            "l.error_code, l.error_message, l.attempts, l.done_at, a.operators, a.department "
-            "FROM leads AS l LEFT JOIN attempts AS a ON a.id = l.attempt"
+            "l.error_code, l.error_message, l.attempts, l.done_at, a.operators, a.department, "
+            f"{self._key} FROM leads AS l LEFT JOIN attempts AS a ON a.id = l.attempt"
         ):
             yield Record(
                 phone,
@@ -372,6 +389,7 @@ class Journal:
                 done_at or "",
                 _operators(asked_operators) if asked_operators else None,
                 asked_department,
+                asked_key,
             )
 
     def adopt(self, records: Iterable[Record]) -> None:
@@ -463,6 +481,14 @@ def _set_aside(path: Path) -> Path:
         if Path(str(path) + suffix).exists():
             Path(str(path) + suffix).replace(str(aside) + suffix)
     return aside
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """The columns a ledger of an earlier version lacks (its rows read as before: NULL)."""
+    for table, column in (("runs", "plan TEXT"), ("attempts", "row_key INTEGER")):
+        names = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column.split()[0] not in names:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 def _remove(path: Path) -> None:

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from batch_attend import sentences
+from batch_attend.headers import ColumnMap
 from batch_attend.outcomes import ErrorCode, RowStatus
-from batch_attend.reading import ColumnMap, Table, choose_text, on_cores, pieces
+from batch_attend.reading import Table, choose_text, on_cores, pieces
 
 DEFAULT_COUNTRY_CODE = "55"
 MIN_DIGITS = 10
@@ -200,6 +201,7 @@ class Lead(NamedTuple):
     operators: tuple[str, ...]
     department: str  # "" when none
     note: tuple[str, str] = ("", "")  # code and sentence for its start (the ninth digit changed)
+    key: int | None = None  # the row's fingerprint (see row_keys), kept in the ledger
 
     def body(self) -> dict:
         """The JSON body of the start-attendance request (no ``departmentId`` key when empty)."""
@@ -219,12 +221,9 @@ class LeadDefaults:
     pool: bool = False  # rows without operators get a pool member later, in planning
 
 
-#: The columns of a plan: one row per input row, in input order. ``status`` is None for a row
-#: still to be sent; otherwise the row's fate is already decided (invalid, skipped, or done by an
-#: earlier run: ``carried``, see ``planning.carry_over``).
-PLAN_COLUMNS = (
-    "row", "phone", "operators", "department", "status", "error_code", "error_message", "carried",
-)  # fmt: skip
+#: A plan has one row per input row, in input order: ``row``, ``phone``, ``operators``,
+#: ``department``, ``status`` (None for a row still to be sent; else its fate is decided: invalid,
+#: skipped, or done by an earlier run, ``carried``), ``error_code``, ``error_message``, ``carried``.
 
 
 def pending(plan: pd.DataFrame) -> pd.Series:
@@ -252,16 +251,34 @@ def _missing_operators(table: Table, has_column: bool) -> str:
     return sentences.NO_OPERATORS_COLUMN.format(columns=", ".join(table.columns))
 
 
+def _cells(table: Table, j: int | None) -> pd.Series:
+    """A column's cells as the rules read them: a leading ``'`` (how CRMs and spreadsheets mark
+    a number typed as text) dropped like a space."""
+    if j is None:
+        return pd.Series("", index=table.frame.index, dtype=str)
+    column = table.column(j)
+    if column.str.contains("'", regex=False).any():
+        column = column.str.replace(r"^\s*'", "", regex=True)
+    return column
+
+
+def _not_leads(table: Table, phone_cells: pd.Series) -> np.ndarray:
+    """The rows under the last one with a phone cell that leave it empty and fill at most two
+    cells: a totals or notes row ("Total: 4 leads"), not a lead without a phone."""
+    phone = (phone_cells.str.strip() != "").to_numpy(bool)
+    below = np.zeros(len(table), dtype=bool)
+    if phone.any():
+        last = int(np.flatnonzero(phone)[-1])
+        tail = table.frame.iloc[last + 1 :]
+        below[last + 1 :] = (tail.apply(lambda c: c.str.strip() != "").sum(axis=1) <= 2).to_numpy()
+    return below
+
+
 def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.DataFrame:
-    """Validate every row of ``table`` into a plan (see ``PLAN_COLUMNS``)."""
-    empty = pd.Series("", index=table.frame.index, dtype=str)
-
-    def cells(j: int | None) -> pd.Series:
-        return table.column(j) if j is not None else empty
-
-    phone_cells, ddd_column = cells(columns.phone), None
+    """Validate every row of ``table`` into a plan (see :func:`pending`)."""
+    phone_cells, ddd_column = _cells(table, columns.phone), None
     if columns.ddd is not None:
-        phone_cells = join_ddd(phone_cells, cells(columns.ddd))
+        phone_cells = join_ddd(phone_cells, _cells(table, columns.ddd))
         ddd_column = table.columns[columns.ddd]
     phones = pd.concat(
         on_cores(
@@ -269,9 +286,12 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
         )
     )
     operators = per_distinct(
-        cells(columns.operators), lambda c: split_operators(c) or defaults.operators
+        _cells(table, columns.operators), lambda c: split_operators(c) or defaults.operators
     )
-    department = per_distinct(cells(columns.department), lambda c: c.strip() or defaults.department)
+    department = per_distinct(
+        _cells(table, columns.department), lambda c: c.strip() or defaults.department
+    )
+    empty = pd.Series("", index=table.frame.index, dtype=str)
     plan = pd.DataFrame(
         {
             "row": pd.Series(np.asarray(table.row_numbers, dtype="int64"), index=table.frame.index),
@@ -284,7 +304,9 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
             "carried": False,
         }
     )
-    bad_phone = phones["error"] != ""
+    not_leads = _not_leads(table, phone_cells)
+    plan = decide(plan, not_leads, RowStatus.SKIPPED, ErrorCode.NOT_A_LEAD, sentences.NOT_A_LEAD)
+    bad_phone = pending(plan) & (phones["error"] != "")
     plan = decide(plan, bad_phone, RowStatus.INVALID, ErrorCode.INVALID_PHONE, phones["error"])
     counts = np.fromiter(map(len, plan["operators"]), dtype=np.int64, count=len(plan))
     plan = decide(
@@ -307,13 +329,27 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
     return plan
 
 
-def leads_to_send(plan: pd.DataFrame) -> Iterator[Lead]:
+def row_keys(cells: pd.DataFrame) -> np.ndarray:
+    """A fingerprint of each row's own cells, kept in the ledger with the request sent for it:
+    among the rows of one phone, it finds the one an earlier run sent, however the sheet was
+    sorted since."""
+    return pd.util.hash_pandas_object(cells, index=False).to_numpy().view(np.int64)
+
+
+def leads_to_send(plan: pd.DataFrame, cells: pd.DataFrame | None = None) -> Iterator[Lead]:
     """A :class:`Lead` for every row of ``plan`` still to be sent, in input order, made as the
-    sender asks for them (memory stays flat however long the file: no copy of the plan)."""
+    sender asks for them (memory stays flat however long the file: no copy of the plan), with
+    its fingerprint when the input's ``cells`` are given."""
+    live = pending(plan).to_numpy()
+    keys = [None] * len(plan)
+    if cells is not None and live.any():
+        keys = np.zeros(len(plan), dtype=np.int64)
+        keys[live] = row_keys(cells[live])
+        keys = keys.tolist()
     columns = (plan["row"], plan["phone"], plan["operators"], plan["department"])
     notes = (plan["error_code"], plan["error_message"])  # of a row still to send: a note
-    for index, (live, row, phone, operators, department, code, message) in enumerate(
-        zip(pending(plan).to_numpy(), *columns, *notes, strict=True)
+    for index, (go, row, phone, operators, department, code, message, key) in enumerate(
+        zip(live, *columns, *notes, keys, strict=True)
     ):
-        if live:
-            yield Lead(index, int(row), phone, operators, department, (code, message))
+        if go:
+            yield Lead(index, int(row), phone, operators, department, (code, message), key)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum, unique
+from enum import Enum, IntEnum, StrEnum, unique
+
+from batch_attend import sentences
 
 #: The columns every results file ends with, in this order (the README's table is tested
 #: against it).
@@ -22,6 +24,7 @@ RESULT_COLUMNS = (
     "error",
     "attempts",
     "done_at",
+    "department",
 )
 
 
@@ -52,6 +55,7 @@ class ErrorCode(StrEnum):
     # planning (status skipped)
     DRY_RUN = "dry_run"
     DUPLICATE_ROW = "duplicate_row"
+    NOT_A_LEAD = "not_a_lead"
     OPERATORS_OFFLINE = "operators_offline"
     UNAUTHORIZED = "unauthorized"
     INTERRUPTED = "interrupted"
@@ -80,6 +84,10 @@ class ErrorCode(StrEnum):
     NINTH_DIGIT_REMOVED = "ninth_digit_removed"
 
 
+#: Rows skipped because they are no lead of their own: nothing is missing when they are not sent.
+NOT_LEADS = (ErrorCode.DUPLICATE_ROW, ErrorCode.NOT_A_LEAD)
+
+
 @dataclass(slots=True)
 class Outcome:
     """What happened to one input row; one of these becomes one line of the results file."""
@@ -93,6 +101,7 @@ class Outcome:
     error_message: str = ""
     attempts: int = 0
     done_at: str = ""
+    department: str = ""  # the department ID sent
 
     @property
     def error(self) -> str:
@@ -125,6 +134,50 @@ class ExitStatus(IntEnum):
     TERMINATED = 143
 
 
+class Stop(Enum):
+    """Why sending ended before every row was sent, in one place: the engine's name for it, the
+    exit code, and the code and sentence the rows left unsent are ``skipped`` with. The closing
+    message a person reads is :func:`batch_attend.run.closing_message`'s."""
+
+    DRY_RUN = ("dry_run", ExitStatus.SUCCESS, ErrorCode.DRY_RUN, sentences.DRY_RUN)
+    UNAUTHORIZED = (
+        "unauthorized", ExitStatus.TOKEN_REFUSED, ErrorCode.UNAUTHORIZED,
+        sentences.TOKEN_REFUSED_EARLIER,
+    )  # fmt: skip
+    RATE_LIMITED = (
+        "rate_limited", ExitStatus.ROWS_NOT_DONE, ErrorCode.RATE_LIMITED,
+        sentences.NOT_SENT_RETRY_AT,
+    )  # fmt: skip
+    WHATSAPP = (
+        "whatsapp_disconnected", ExitStatus.WHATSAPP_DISCONNECTED,
+        ErrorCode.WHATSAPP_DISCONNECTED, sentences.WHATSAPP_DROPPED,
+    )  # fmt: skip
+    WRITE_FAILED = (
+        "write_failed",
+        ExitStatus.WRITE_FAILED,
+        ErrorCode.INTERRUPTED,
+        sentences.JOURNAL_FAILED,
+    )
+    SIGINT = ("SIGINT", ExitStatus.INTERRUPTED, ErrorCode.INTERRUPTED, sentences.NOT_FINISHED)
+    SIGTERM = ("SIGTERM", ExitStatus.TERMINATED, ErrorCode.INTERRUPTED, sentences.NOT_FINISHED)
+
+    def __init__(self, name: str, exit_status: ExitStatus, code: ErrorCode, sentence: str):
+        self.key, self.exit_status, self.code, self.sentence = name, exit_status, code, sentence
+
+    @classmethod
+    def named(cls, name: str | None) -> Stop | None:
+        """The stop of the engine's ``name`` for it (None: it did not stop early)."""
+        return next((stop for stop in cls if stop.key == name), None) if name else None
+
+    @property
+    def interrupted(self) -> bool:
+        return self in (Stop.SIGINT, Stop.SIGTERM)
+
+    def unsent(self, when: str | None = None) -> tuple[ErrorCode, str]:
+        """The code and sentence of the rows this stop left unsent."""
+        return self.code, self.sentence.format(when=when, signal=self.key)
+
+
 @dataclass
 class RunSummary:
     """Counts and timings of a finished (or stopped) run; the CLI prints and maps it."""
@@ -132,22 +185,22 @@ class RunSummary:
     counts: Counter = field(default_factory=Counter)
     error_counts: Counter = field(default_factory=Counter)
     elapsed: float = 0.0
-    sent_rows: int = 0
     decided_rows: int = 0  # rows an answer to this run's requests decided
     requests: int = 0
     retries: int = 0
     pushbacks: int = 0
     resumed: int = 0  # rows whose lead an earlier run had already done
-    token_refused: bool = False
+    stop: Stop | None = None  # why sending ended early
     retry_at: str | None = None  # the API asked not to be called before then: sending stopped
     write_error: str | None = None  # a file could not be written once sending had begun
-    whatsapp_problem: str | None = None  # the WhatsApp number dropped while sending
-    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
+    whatsapp_problem: str | None = None  # what the WhatsApp status said when it dropped
     output: str = ""
     dry_run: bool = False
     input: str = ""  # the input's path as given, for the XLSX Summary sheet
     started_at: str = ""  # when the run began (ISO 8601, local time with offset)
-    department_column: str | None = None  # --department-column, to count rows per department
+    names: dict[str, str] = field(
+        default_factory=dict
+    )  # the account's, by operator and department ID
 
     @property
     def total(self) -> int:
@@ -158,22 +211,14 @@ def exit_status_for(summary: RunSummary) -> ExitStatus:
     """Map a run to the exit code promised in the README (pure, so it is tested directly)."""
     if summary.write_error:
         return ExitStatus.WRITE_FAILED
-    if summary.whatsapp_problem:
-        return ExitStatus.WHATSAPP_DISCONNECTED
-    if summary.interrupted_by == "SIGTERM":
-        return ExitStatus.TERMINATED
-    if summary.interrupted_by:
-        return ExitStatus.INTERRUPTED
-    if summary.token_refused:
-        return ExitStatus.TOKEN_REFUSED
+    stop = summary.stop
+    if stop is not None and stop.exit_status not in (ExitStatus.SUCCESS, ExitStatus.ROWS_NOT_DONE):
+        return stop.exit_status
     if summary.counts[RowStatus.INVALID] or summary.counts[RowStatus.FAILED]:
         return ExitStatus.ROWS_NOT_DONE
-    if summary.dry_run:
-        return ExitStatus.SUCCESS
-    # Skipped rows are fine only when they are duplicates of a row that was handled.
-    not_duplicates = (
-        summary.counts[RowStatus.SKIPPED] - summary.error_counts[ErrorCode.DUPLICATE_ROW]
-    )
-    if not_duplicates > 0:
+    # Skipped rows are fine when a dry run left them unsent, or when they are no lead to send:
+    # a duplicate of a row that was handled, a totals row under the leads.
+    fine = sum(summary.error_counts[code] for code in (*NOT_LEADS, ErrorCode.DRY_RUN))
+    if summary.counts[RowStatus.SKIPPED] > fine:
         return ExitStatus.ROWS_NOT_DONE
     return ExitStatus.SUCCESS

@@ -29,17 +29,18 @@ class PoolError(BatchAttendError):
 
 def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     """Later rows with a phone already planned (or carried over) are ``skipped``
-    (``duplicate_row``), not sent.
+    (``duplicate_row``), not sent; a row carried over comes first, wherever the sheet puts it.
 
     PlugChat keeps one attendance per chat: a second start for the same phone can only answer
     "already in service", or race the first with other operators.
     """
     live = pending(plan) | plan["carried"]
-    phones = plan["phone"] if live.all() else plan["phone"][live]
+    phones = plan["phone"][live]
     if phones.nunique() == len(phones):
         return plan  # no phone twice (counting them is quicker than marking the repeats)
+    phones = phones.iloc[np.argsort(~plan["carried"][live].to_numpy(), kind="stable")]
     later = phones.duplicated()
-    first_row = pd.Series(plan["row"][live][~later].to_numpy(), index=phones[~later])
+    first_row = pd.Series(plan["row"][phones.index[~later]].to_numpy(), index=phones[~later])
     messages = sentences.fill(sentences.SAME_PHONE, row=phones[later].map(first_row))
     rows = plan.index.isin(messages.index)
     return decide(plan, rows, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
@@ -98,21 +99,31 @@ def assign_pool(plan: pd.DataFrame, pool: tuple[str, ...], distribute: str) -> p
     return plan
 
 
-def carry_over(plan: pd.DataFrame, done: Mapping[str, str]) -> pd.DataFrame:
-    """Leads an earlier run started (or found in service) are not sent again: the first row of
-    each keeps that run's outcome (``done`` maps a phone to its status), even when the row
-    would now be invalid for another reason (its operators cell emptied, say). Marked
-    ``carried``; later rows of the same phone are then skipped as its duplicates."""
+def carry_over(plan: pd.DataFrame, done: Mapping[str, tuple], keys_of=None) -> pd.DataFrame:
+    """Leads an earlier run started (or found in service) are not sent again: one row of each
+    keeps that run's outcome (``done`` maps a phone to its status and the fingerprint of the row
+    sent, see :func:`leads.row_keys`), even when the row would now be invalid for another reason
+    (its operators cell emptied, say). That row is the one sent, found by ``keys_of(index)`` among
+    the rows of its phone however the sheet was sorted since; else the first. Marked ``carried``;
+    the others of that phone are then skipped as its duplicates."""
     if not done:
         return plan
     candidates = plan[
         (plan["phone"] != "") & (pending(plan) | (plan["status"] == RowStatus.INVALID))
     ]
-    first = ~candidates["phone"].duplicated()
-    carried = (candidates["phone"].isin(list(done)) & first).reindex(plan.index, fill_value=False)
+    candidates = candidates[candidates["phone"].isin(list(done))]
+    chosen = dict(zip(candidates["phone"][::-1], candidates.index[::-1], strict=True))
+    several = candidates[candidates["phone"].duplicated(keep=False)]
+    if keys_of is not None and not several.empty:
+        for index, phone, key in zip(
+            several.index, several["phone"], keys_of(several.index), strict=True
+        ):
+            if key == done[phone][1]:
+                chosen[phone] = index
+    carried = plan.index.isin(list(chosen.values()))
     plan = plan.copy()
     plan["carried"] = carried
-    plan.loc[carried, "status"] = plan.loc[carried, "phone"].map(done)
+    plan.loc[carried, "status"] = plan.loc[carried, "phone"].map(lambda phone: done[phone][0])
     plan.loc[carried, ["error_code", "error_message"]] = ""
     return plan
 

@@ -24,12 +24,11 @@ import os
 import re
 import sys
 import tempfile
-import unicodedata
 import warnings
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,11 +36,10 @@ import numpy as np
 import pandas as pd
 
 from batch_attend.errors import BatchAttendError
+from batch_attend.headers import HEADER_SEARCH_ROWS, fold, header_index, phone_strength
 from batch_attend.i18n import N_, _
 from batch_attend.outcomes import RESULT_COLUMNS
 
-#: How many rows from the top of a sheet may hold a title or notes above the header.
-HEADER_SEARCH_ROWS = 20
 CSV_EXTENSIONS = {".csv", ".txt", ".tsv"}
 EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
 #: How a results file names an input column whose name is also a contract column.
@@ -49,79 +47,6 @@ INPUT_SUFFIX = " (input)"
 #: What marks a results file: these contract columns side by side (the others of the contract
 #: may follow them, or may have been deleted by the person handing the file back).
 RESULT_MARK = ("row", "phone", "status")
-
-# Header aliases, compared after folding case, accents, spaces and punctuation (see ``fold``).
-PHONE_ALIASES = (
-    "phone",
-    "telefone",
-    "celular",
-    "whatsapp",
-    "numero",
-    "fone",
-    "phonenumber",
-    "mobile",
-    "cel",
-    "tel",
-    "telefonecelular",
-    "numerowhatsapp",
-    "numerodowhatsapp",
-    "numerodetelefone",
-    "whatsappnumber",
-    "whats",
-    "zap",
-)
-#: A phone name may also be a phone word followed by more phone words or qualifiers and a
-#: number: "Telefone 1", "Tel. celular", "Celular/WhatsApp", "Telefone (com DDD)", "Fone 2".
-PHONE_PATTERN = re.compile(
-    r"(?:telefone|celular|whatsapp|whats|zap|fone|tel|cel|phone|mobile)"
-    r"(?:telefone|celular|whatsapp|whats|zap|fone|tel|cel|phone|mobile|comddd|ddd|principal"
-    r"|movel|pessoal|contato|cliente)*[0-9]*"
-)
-#: Weak phone names: taken only when no column has a better one (a group row says "Contato").
-WEAK_PHONE_ALIASES = ("contato",)
-DDD_ALIASES = ("ddd", "codigodearea", "codigoarea", "codarea", "areacode", "prefixo")
-OPERATOR_ALIASES = (
-    "operators",
-    "operadores",
-    "operator",
-    "operador",
-    "operatorid",
-    "operatorids",
-    "operadorid",
-    "operadorids",
-    "idoperador",
-    "idsoperadores",
-    "idoperadores",
-    # what Brazilian teams call the person who takes the lead
-    "responsavel",
-    "responsaveis",
-    "atendente",
-    "atendentes",
-    "vendedor",
-    "vendedora",
-    "vendedores",
-    "vendedoras",
-    "consultor",
-    "consultora",
-    "consultores",
-    "consultoras",
-    "corretor",
-    "corretora",
-    "corretores",
-    "corretoras",
-    "agente",
-    "agentes",
-)
-DEPARTMENT_ALIASES = (
-    "department",
-    "departamento",
-    "departmentid",
-    "departamentoid",
-    "iddepartamento",
-    "setor",
-    "dept",
-)
-
 
 # Limits that bound the memory of a run, whatever its input. Its memory grows with rows, cells and
 # text; each limit lets the largest real spreadsheet of leads through (a full worksheet:
@@ -141,14 +66,6 @@ WORKBOOK_MEMORY = 768 << 20
 
 class InputError(BatchAttendError):
     """The input file cannot be used; the message names the file and, where known, sheet and column."""
-
-
-def fold(name: str) -> str:
-    """Fold a header for matching: no case, no accents, no spaces or punctuation."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    return "".join(
-        ch for ch in decomposed.casefold() if ch.isalnum() and not unicodedata.combining(ch)
-    )
 
 
 def cell_text(value: object) -> str:
@@ -217,171 +134,12 @@ class Table:
         return [list(r) for r in self.frame.itertuples(index=False, name=None)]
 
 
-@dataclass(frozen=True)
-class ColumnMap:
-    """Which column holds what; operators, department and DDD columns are optional.
-
-    ``why`` says, per role found, what made the column its own (for ``check`` and dry runs).
-    """
-
-    phone: int
-    operators: int | None
-    department: int | None
-    ddd: int | None = None
-    why: dict[str, str] = field(default_factory=dict, compare=False)
-
-
-def phone_strength(name: str) -> int:
-    """How surely a folded header names the phone: 3 an exact alias, 2 a phone word with
-    qualifiers or a number ("telefone1", "celularwhatsapp"), 1 a weak name ("contato"), 0 none."""
-    if name in PHONE_ALIASES:
-        return 3
-    if PHONE_PATTERN.fullmatch(name):
-        return 2
-    return 1 if name in WEAK_PHONE_ALIASES else 0
-
-
-def _phone_reason(name: str) -> str:
-    if name in PHONE_ALIASES or name in WEAK_PHONE_ALIASES:
-        return _("matched {name}").format(name=name)
-    word = re.match(r"telefone|celular|whatsapp|whats|zap|fone|tel|cel|phone|mobile", name)
-    return _("starts with {name}").format(name=word.group())
-
-
-def _find_column(
-    table: Table, role: str, aliases: tuple[str, ...], override: str | None, option: str
-) -> tuple[int | None, str]:
-    """The column of ``role`` and why: the one given by ``option``, else the one whose name
-    matches best (for the phone, see :func:`phone_strength`); two equally good are refused."""
-    folded = [fold(c) for c in table.columns]
-    if override is not None:
-        why = _("given by {option}").format(option=option)
-        if override in table.columns:
-            return table.columns.index(override), why
-        if fold(override) in folded:
-            return folded.index(fold(override)), why
-        raise InputError(
-            _(
-                "{where}: no column named '{override}' (given by {option}). Columns seen: {columns}."
-            ).format(
-                where=table.where, override=override, option=option, columns=_quoted(table.columns)
-            )
-        )
-    if aliases is PHONE_ALIASES:
-        strength = [phone_strength(name) for name in folded]
-    else:
-        strength = [int(name in aliases) for name in folded]
-    best = max(strength, default=0)
-    found = [i for i, s in enumerate(strength) if s and s == best]
-    if len(found) > 1:
-        names = _quoted([table.columns[i] for i in found])
-        raise InputError(
-            _(
-                "{where}: several columns could hold the {role}: {names}. Choose one with {option}."
-            ).format(where=table.where, role=_(role), names=names, option=option)
-        )
-    if not found:
-        return None, ""
-    name = folded[found[0]]
-    if aliases is PHONE_ALIASES:
-        return found[0], _phone_reason(name)
-    return found[0], _("matched {name}").format(name=name)
-
-
 def _quoted(names: list[str]) -> str:
     return ", ".join(f"'{n}'" for n in names) if names else "(none)"
 
 
-def map_columns(
-    table: Table,
-    phone_column: str | None = None,
-    operators_column: str | None = None,
-    department_column: str | None = None,
-    ddd_column: str | None = None,
-) -> ColumnMap:
-    """Find the phone, DDD, operators and department columns by alias, or by the names given."""
-    phone, why_phone = _find_column(
-        table, N_("phone"), PHONE_ALIASES, phone_column, "--phone-column"
-    )
-    if phone is None:
-        raise InputError(
-            _(
-                "{where}: no phone column found. Columns seen: {columns}. Accepted names: {accepted} (any case or accents), or name it with --phone-column."
-            ).format(
-                where=table.where,
-                columns=_quoted(table.columns),
-                accepted=", ".join(PHONE_ALIASES[:6]),
-            )
-        )
-    operators, why_operators = _find_column(
-        table, N_("operators"), OPERATOR_ALIASES, operators_column, "--operators-column"
-    )
-    department, why_department = _find_column(
-        table, N_("department"), DEPARTMENT_ALIASES, department_column, "--department-column"
-    )
-    if ddd_column is not None:
-        ddd, why_ddd = _find_column(table, N_("area code"), DDD_ALIASES, ddd_column, "--ddd-column")
-    else:  # the first DDD column: shown, not refused
-        folded = [fold(name) for name in table.columns]
-        ddd = next((j for j, name in enumerate(folded) if name in DDD_ALIASES), None)
-        why_ddd = _("matched {name}").format(name=folded[ddd]) if ddd is not None else ""
-    why = {"phone": why_phone, "ddd": why_ddd, "operators": why_operators}
-    why["department"] = why_department
-    return ColumnMap(phone, operators, department, ddd, why)
-
-
-def describe_columns(table: Table, columns: ColumnMap) -> list[str]:
-    """Which header row and columns were taken, and why: what ``check`` and a dry run show, so a
-    person sees at once a group row taken for the header or a column taken for another."""
-    if table.header_row is None:
-        header = _("Header: none")
-    elif table.sheet:
-        header = _("Header: row {row} of sheet '{sheet}'").format(
-            row=table.header_row, sheet=table.sheet
-        )
-    else:
-        header = _("Header: row {row}").format(row=table.header_row)
-    parts = []
-    for role, label in (
-        ("phone", _("phone")),
-        ("ddd", _("DDD")),
-        ("operators", _("operators")),
-        ("department", _("department")),
-    ):
-        j = getattr(columns, role)
-        if j is None:
-            parts.append(_("{role}: none").format(role=label))
-        else:
-            why = columns.why.get(role)
-            name = f"{label} '{table.columns[j]}'"
-            parts.append(f"{name} ({why})" if why else name)
-    return [header, _("Columns: {columns}").format(columns=", ".join(parts))]
-
-
-def phone_header_names(phone_column: str | None) -> frozenset[str] | None:
-    """The folded header name that marks the header row (and the sheet) holding the leads;
-    None: any phone name (see :func:`phone_strength`)."""
-    return frozenset({fold(phone_column)}) if phone_column else None
-
-
 def _is_blank(row: list[str]) -> bool:
     return not "".join(row).strip()
-
-
-def _header_index(top: list[list[str]], phone_names: frozenset[str] | None) -> int | None:
-    """Among the top rows that name a phone column, the one with the most distinct names, then
-    the surest phone name, then the first: a title names no phone, and a group row over the
-    header ("Contato" merged over three columns) fills few cells."""
-    best, key = None, None
-    for i, row in enumerate(top):
-        names = [fold(c) for c in row]
-        if phone_names is None:
-            strength = max(map(phone_strength, names), default=0)
-        else:
-            strength = int(any(name in phone_names for name in names))
-        if strength and (k := (len(set(names) - {""}), strength)) > (key or (0, 0)):
-            best, key = i, k
-    return best
 
 
 def _size(size: int) -> str:
@@ -417,14 +175,14 @@ def table_from_grid(
     source: Path,
     sheet: str | None,
     grid: pd.DataFrame,
-    phone_names: frozenset[str] | None = None,
+    phone_column: str | None = None,
     header_row: int | None = None,
 ) -> Table:
     """Split a grid of text cells (no header applied) into header and data rows.
 
     Row numbers are 1-based grid rows, as a spreadsheet shows them. The header is found among
-    the top rows by :func:`_header_index`; without one, the first non-blank row, and
-    :func:`map_columns` then explains what it found. Blank rows and columns with neither header
+    the top rows by :func:`headers.header_index`; without one, the first non-blank row, and
+    :func:`headers.map_columns` then explains what it found. Blank rows and columns with neither header
     nor data are dropped; row numbers keep counting them. Past :data:`MAX_ROWS` data rows, the
     table is refused. ``header_row`` (``--header-row``) names the header's row instead.
     """
@@ -438,7 +196,7 @@ def table_from_grid(
             )
         grid = grid.iloc[header_row - 1 :]
     top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
-    h = 0 if header_row is not None else _header_index(top, phone_names)
+    h = 0 if header_row is not None else header_index(top, phone_column)
     if h is None:
         h = next((i for i, r in enumerate(top) if not _is_blank(r)), None)
     if h is None:
@@ -1041,11 +799,31 @@ def _read_capped(path: Path, read):
     return answer["name"], pd.DataFrame(dict(enumerate(columns)))
 
 
+#: Rows read from each sheet of a workbook to find the one holding the leads.
+SHEET_SAMPLE_ROWS = 200
+_PHONE_LIKE = re.compile(r"\D*(?:\d\D{0,3}){8,}")  # eight digits or more, masks between
+
+
+def _phones_below_header(top: list[list[str]], phone_column: str | None) -> int:
+    """How many rows under the header of these top rows hold something like a phone in a phone
+    column (-1: no header names a phone)."""
+    h = header_index(top[:HEADER_SEARCH_ROWS], phone_column)
+    if h is None:
+        return -1
+    names = [fold(c) for c in top[h]]
+    strength = [
+        int(name == fold(phone_column)) if phone_column else phone_strength(name) for name in names
+    ]
+    columns = [j for j, s in enumerate(strength) if s and s == max(strength)]
+    return sum(any(_PHONE_LIKE.fullmatch(row[j]) for j in columns) for row in top[h + 1 :])
+
+
 def read_excel_grid(
-    path: Path, sheet: str | int | None, phone_names: frozenset[str] | None = None
+    path: Path, sheet: str | int | None, phone_column: str | None = None
 ) -> tuple[str, pd.DataFrame]:
-    """The chosen sheet as a grid of text: ``sheet`` if given, else the first sheet whose top
-    rows name a phone column (an instructions tab before the leads is passed over)."""
+    """The chosen sheet as a grid of text: ``sheet`` if given, else the sheet whose rows hold
+    the most phones under a phone header (an instructions tab that mentions a phone is passed
+    over for the leads that follow it)."""
     book = _open_book(path)
     with book:
         names = [str(n) for n in book.sheet_names]
@@ -1056,15 +834,16 @@ def read_excel_grid(
             return name, _sheet_grid(book, path, name)
         if len(names) == 1:
             return names[0], _sheet_grid(book, path, names[0])
-        seen = []
+        seen, found = [], {}
         for name in names:
-            top = [list(r) for r in _sheet_grid(book, path, name, HEADER_SEARCH_ROWS).itertuples(
-                index=False, name=None
-            )]  # fmt: skip
-            if _header_index(top, phone_names) is not None:
-                return name, _sheet_grid(book, path, name)
+            grid = _sheet_grid(book, path, name, SHEET_SAMPLE_ROWS)
+            top = [list(r) for r in grid.itertuples(index=False, name=None)]
+            found[name] = _phones_below_header(top, phone_column)
             first = next((r for r in top if not _is_blank(r)), [])
             seen.append(f"'{name}' ({_quoted([c for c in first if c.strip()][:6])})")
+        best = max(names, key=found.__getitem__)  # max keeps the first of equals
+        if found[best] >= 0:
+            return best, _sheet_grid(book, path, best)
     raise InputError(
         _(
             "{path}: no sheet has a phone column in its first {HEADER_SEARCH_ROWS} rows. Sheets seen: {seen}. Choose one with --sheet and name the column with --phone-column."
@@ -1134,16 +913,15 @@ def read_table(
         )
     if path.stat().st_size == 0:
         raise InputError(_("{path}: the file is empty.").format(path=path))
-    phone_names = phone_header_names(phone_column)
     kind = _check_content(path, ext)
     if kind == "text":
         grid, delimiter = read_csv_grid(path, encoding, delimiter)
-        table = table_from_grid(path, None, grid, phone_names, header_row)
+        table = table_from_grid(path, None, grid, phone_column, header_row)
         table.delimiter = delimiter
     else:
         check_inflated(path, kind)
-        name, grid = _read_capped(path, lambda: read_excel_grid(path, sheet, phone_names))
-        table = table_from_grid(path, name, grid, phone_names, header_row)
+        name, grid = _read_capped(path, lambda: read_excel_grid(path, sheet, phone_column))
+        table = table_from_grid(path, name, grid, phone_column, header_row)
     refuse_control_characters(table)
     return table
 

@@ -182,7 +182,7 @@ def records_in_results(results: pd.DataFrame | None) -> Iterator[Record]:
     """The rows a results file given as input shows done, as the ledger would hold them."""
     if results is None:
         return
-    for phone, status, number, operators, http_status, error, attempts, done_at in zip(
+    for phone, status, number, operators, http_status, error, attempts, done_at, sent_to in zip(
         results["phone"],
         results["status"],
         results["attendance_number"],
@@ -190,7 +190,8 @@ def records_in_results(results: pd.DataFrame | None) -> Iterator[Record]:
         results["http_status"],
         results["error"],
         results["attempts"],
-        results.get("done_at", pd.Series("", index=results.index)),
+        results["done_at"],
+        results["department"],
         strict=True,
     ):
         status = status.strip()
@@ -210,7 +211,7 @@ def records_in_results(results: pd.DataFrame | None) -> Iterator[Record]:
             attempts=_number(attempts) or 0,
             done_at=done_at.strip(),
             asked_operators=ids if status == RowStatus.STARTED else None,
-            asked_department=None,
+            asked_department=sent_to.strip() or None,
         )
 
 
@@ -244,6 +245,7 @@ def outcome_frame(
         np.array([", ".join(ops) for ops in distinct], dtype=object)[codes], dtype=str
     )
     index = pd.RangeIndex(len(plan))
+    department = plan["department"].reset_index(drop=True).astype(str)
     blank = pd.Series("", index=index, dtype=str)
     frame = pd.DataFrame(
         {
@@ -254,6 +256,7 @@ def outcome_frame(
             "http_status": pd.Series(pd.NA, index=index, dtype="Int64"),
             "attempts": 0,
             "done_at": blank,
+            "department": choose_text(invalid, "", department),
         },
         index=index,
     )
@@ -287,7 +290,7 @@ def outcome_frame(
 
 
 #: The outcome columns a record fills, beside status, error_code and error_message.
-_RECORDED = ("attendance_number", "operators", "http_status", "attempts", "done_at")
+_RECORDED = ("attendance_number", "operators", "http_status", "attempts", "done_at", "department")
 
 
 def _take_records(
@@ -321,6 +324,8 @@ def _take_records(
         columns["error_code"][i] = shared.setdefault(record.error_code, record.error_code)
         columns["error_message"][i] = record.error_message
         columns["done_at"][i] = shared.setdefault(record.done_at, record.done_at)
+        if record.asked_department is not None:
+            columns["department"][i] = record.asked_department
         if carried[i]:
             asked[i] = record
     return asked
@@ -364,8 +369,9 @@ def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
             error_message=message,
             attempts=int(attempts),
             done_at=done_at,
+            department=department,
         )
-        for _, phone, status, number, operators, http_status, code, message, attempts, done_at in (
+        for _, phone, status, number, operators, http_status, code, message, attempts, done_at, department in (
             frame.itertuples(index=False, name=None)
         )
     ]
@@ -520,10 +526,10 @@ def _write_summary_sheet(
     left.append((_("total"), summary.total, bold))
     for title, counts, always in (
         (_("error"), dict(sorted(summary.error_counts.items())), True),
-        (_("operator"), _operator_counts(header, frame), False),
-        (_("department"), _department_counts(header, frame, summary.department_column), False),
+        (_("started, by operator"), _started_by(header, frame, "operators", summary), False),
+        (_("started, by department"), _started_by(header, frame, "department", summary), False),
     ):
-        if always or counts:  # no operators or departments column: no section
+        if always or counts:  # nothing started: no section
             left += [(None, None, None), (title, rows, bold)]
             left += [(str(k), n, None) for k, n in counts.items()]
     right = [
@@ -556,32 +562,23 @@ def _duration(seconds: float) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
-def _operator_counts(header: Sequence[str], frame: pd.DataFrame) -> dict[str, int]:
-    """Rows per operator ID in the ``operators`` column (a row naming two counts for each),
-    most rows first."""
-    j = len(header) - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("operators")
-    counts: Counter = Counter()
-    for cell, n in frame[j].astype(str).value_counts().items():
-        for op in {o.strip() for o in cell.split(",")} - {""}:
-            counts[op] += n
-    return dict(counts.most_common())
-
-
-def _department_counts(
-    header: Sequence[str], frame: pd.DataFrame, named: str | None
+def _started_by(
+    header: Sequence[str], frame: pd.DataFrame, column: str, summary: RunSummary
 ) -> dict[str, int]:
-    """Rows per department as the input's department column (``--department-column``, else
-    the first header reading.py would take for one) names it; a default department given by
-    option is in no column, so it is not counted."""
-    from batch_attend.reading import DEPARTMENT_ALIASES, fold
-
-    wanted = {fold(named)} if named else set(DEPARTMENT_ALIASES)
+    """Attendances started per operator (a row sent to two counts for each) or department, as
+    sent, most first, each ID with its name in the account when known."""
     width = len(header) - len(RESULT_COLUMNS)
-    j = next((j for j in range(width) if fold(header[j]) in wanted), None)
-    if j is None:
-        return {}
-    cells = frame[j].astype(str).str.strip()
-    return {str(k): int(n) for k, n in cells[cells != ""].value_counts().items()}
+    status = frame[width + RESULT_COLUMNS.index("status")] == RowStatus.STARTED
+    cells = frame.loc[status, width + RESULT_COLUMNS.index(column)].astype(str)
+    counts: Counter = Counter()
+    for cell, n in cells.value_counts().items():
+        for sent in {part.strip() for part in cell.split(",")} - {""}:
+            counts[sent] += n
+    names = summary.names
+    return {
+        f"{sent} ({names[sent]})" if names.get(sent) else sent: n
+        for sent, n in counts.most_common()
+    }
 
 
 def write_results(

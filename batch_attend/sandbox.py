@@ -185,6 +185,14 @@ class SandboxState:
             "error": NOT_CONNECTED,
         }
 
+    def unknown_ids(self, operators: list[str], department: str | None) -> str:
+        """The first operator or department ID of a start that this account does not have."""
+        known = {op["id"] for op in self.operators}
+        missing = [op for op in operators if op not in known]
+        if department is not None and department not in {d["id"] for d in self.departments}:
+            missing.append(department)
+        return missing[0] if missing else ""
+
     def _over_rate(self) -> bool:
         if not self.rate_limit:
             return False
@@ -312,6 +320,10 @@ async def _start_attendance(request: web.Request, state: SandboxState) -> web.St
         state.log.append(dict(body))  # the body exactly as received
     if state._over_rate():
         return _too_many(state)
+    unknown = state.unknown_ids(operators, body.get("departmentId"))
+    if unknown:  # the API's answer to an ID it does not have is undocumented: this is ours
+        state.answers["400"] += 1
+        return web.json_response({"error": f"not found: {unknown}"}, status=400)
     if not state.is_connected():
         state.answers["503"] += 1  # no Retry-After: the client sees answers failing in a row
         return web.json_response({"error": NOT_CONNECTED}, status=503)

@@ -72,6 +72,7 @@ AMBIGUOUS_DEPARTMENT = N_("'{value}' matches {names}; write the ID instead")
 INACTIVE_DEPARTMENT = N_("department {department} is inactive")
 # planning
 SAME_PHONE = N_("same phone as row {row}")
+NOT_A_LEAD = N_("no phone in this row below the last lead: a totals or notes row, not a lead")
 OPERATORS_OFFLINE = N_("none of the row's operators is online now; a later run sends it")
 DRY_RUN = N_("validated, not sent")
 NOT_RESENT = N_(

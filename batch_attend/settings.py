@@ -48,6 +48,7 @@ class InputOptions:
     department_column: str | None = None
     ddd_column: str | None = None
     header_row: int | None = None  # None: found among the top rows
+    ignore_columns: tuple[str, ...] = ()  # passed over when columns are found
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)

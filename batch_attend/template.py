@@ -15,7 +15,8 @@ from batch_attend.directory import Department, Directory, LookupProblem, Operato
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.runner import RunOptions, api_target, run_async
+from batch_attend.session import open_session, run_async
+from batch_attend.settings import RunOptions
 
 INSTRUCTIONS_SHEET = "Instruções"
 LEADS_SHEET = "Leads"
@@ -64,23 +65,21 @@ def department_choices(departments: list[Department]) -> list[str]:
 
 def fetch_lists(options: RunOptions, env: Env) -> Directory:
     """Departments with the token; operators too when there is a ticket (else ``None``)."""
-    from batch_attend.api import PlugChatClient, check_token
+    from batch_attend.api import check_token
 
-    async def fetch(target) -> Directory:
-        async with PlugChatClient(
-            target.base_url, target.token, timeout=options.sending.timeout
-        ) as client:
+    async def fetch(session) -> Directory:
+        async with session.client(options) as client:
             return await fetch_directory(
                 client,
-                target.base_url,
-                ticket=target.ticket,
-                operators=bool(target.ticket),
+                session.base_url,
+                ticket=session.ticket,
+                operators=bool(session.ticket),
                 departments=True,
             )
 
-    with api_target(options, env) as target:
-        check_token(target.token)
-        return run_async(fetch(target))
+    with open_session(options, env) as session:
+        check_token(session.token)
+        return run_async(fetch(session))
 
 
 def _instructions(path: Path, with_operators: bool, on_page: bool = False) -> list[str]:

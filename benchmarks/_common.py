@@ -499,7 +499,7 @@ def quiet_env(stdout=None, stderr=None, *, stderr_isatty: bool = False):
 def measure_tool(options, env, rows: int) -> InProcess:
     """Wall and CPU time of ``run_batch(options, env)`` in this process; raises unless every
     row was started, each with exactly one request."""
-    from batch_attend.runner import run_batch
+    from batch_attend.run import run_batch
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     report = run_batch(options, env=env)

@@ -5,8 +5,9 @@ import openpyxl
 import pytest
 
 from batch_attend.cli import cli
+from batch_attend.headers import map_columns
 from batch_attend.leads import LeadDefaults, validate
-from batch_attend.reading import map_columns, read_table
+from batch_attend.reading import read_table
 from tests.conftest import TOKEN, write_csv
 
 TITLE = ["Exportação CRM - novembro"]
@@ -121,11 +122,10 @@ def test_missing_operators_column_names_columns_and_option(tmp_path):
     )
 
 
-EXPECTED = [
-    "Header: row 3 of sheet 'Leads'",
-    "Columns: phone 'Celular/WhatsApp' (starts with celular), DDD 'DDD' (matched ddd), "
-    "operators 'Responsável' (matched responsavel), department 'Setor' (matched setor)",
-]
+COLUMNS_TAKEN = (
+    "header row 3: phone 'Celular/WhatsApp' (matched celularwhatsapp), operators 'Responsável' "
+    "(matched responsavel), department 'Setor' (matched setor), DDD 'DDD' (matched ddd)."
+)
 
 
 def test_check_says_header_row_and_columns_taken(runner, sandbox, tmp_path):
@@ -133,7 +133,7 @@ def test_check_says_header_row_and_columns_taken(runner, sandbox, tmp_path):
     env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url}
     result = runner.invoke(cli, ["check", str(leads)], env=env)
     lines = result.stdout.splitlines()
-    assert lines[:3] == [f"Input: {leads}, sheet 'Leads'", *EXPECTED], result.stdout
+    assert lines[0] == f"Plan: {leads}, sheet 'Leads', {COLUMNS_TAKEN}", result.stdout
 
 
 def test_dry_run_says_header_row_and_columns_taken(runner, tmp_path):
@@ -141,9 +141,12 @@ def test_dry_run_says_header_row_and_columns_taken(runner, tmp_path):
     args = [str(leads), "-o", str(tmp_path / "r.csv"), "--dry-run"]
     result = runner.invoke(cli, args, env={"PLUGCHAT_TOKEN": None})
     lines = result.stderr.splitlines()
-    assert lines[:3] == [f"Input: {leads}, sheet 'Leads'", *EXPECTED], result.stderr
+    assert lines[0] == f"batch-attend: Plan: {leads}, sheet 'Leads', {COLUMNS_TAKEN}", lines
+    assert lines[1].startswith("batch-attend: Empty operators cells: nothing (such rows are")
+    assert "1 row: 1 ready to send, 0 invalid" in lines[1]
+    assert lines[2].startswith("batch-attend: Not checked without asking the account: the token")
     quiet = runner.invoke(cli, [*args, "--quiet"], env={"PLUGCHAT_TOKEN": None})
-    assert "Header:" not in quiet.stderr
+    assert "Plan:" not in quiet.stderr
 
 
 def test_ddd_column_named_with_the_option(runner, tmp_path):
@@ -173,7 +176,7 @@ def test_header_row_named_with_the_option_past_the_rows_searched(runner, tmp_pat
     assert runner.invoke(cli, base).exit_code == 2  # no phone column found
     result = runner.invoke(cli, [*base, "--header-row", "23"])
     assert result.exit_code == 0, result.output
-    assert "Header: row 23" in result.stderr
+    assert "header row 23" in result.stderr
     row = out.read_text(encoding="utf-8-sig").splitlines()[1]
     assert '"5544999998888"' in row and ",24," in row  # the row number as the sheet shows it
     for bad in ("1000", "0"):

@@ -30,16 +30,15 @@ def test_check_all_ready_exits_0_and_sends_nothing(runner, sandbox, tmp_path):
     result = runner.invoke(cli, ["check", str(leads)], env=env_for(sandbox))
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
-        f"Input: {leads}",
-        "Header: row 1",
-        "Columns: phone 'Telefone' (matched telefone), DDD: none, "
-        "operators 'Operadores' (matched operadores), department 'Departamento' (matched "
-        "departamento)",
+        f"Plan: {leads}, header row 1: phone 'Telefone' (matched telefone), operators "
+        "'Operadores' (matched operadores), department 'Departamento' (matched departamento), "
+        "DDD: none.",
+        "Empty operators cells: nothing (such rows are invalid); empty department cells: none. "
+        "3 rows: 3 ready to send, 0 invalid, 0 duplicates (skipped).",
         "Token: accepted",
         "WhatsApp: connected",
         "Departments: 3 (2 active)",
         "Operators: 4 (3 active)",
-        "Rows: 3: 3 ready to send, 0 invalid, 0 duplicates (skipped)",
         "Ready: yes",
     ]
     assert sandbox.state.answers == {}  # no start request
@@ -51,7 +50,7 @@ def test_check_lists_invalid_rows_and_exits_1(runner, sandbox, tmp_path):
     leads = write_csv(tmp_path / "leads.csv", rows)
     result = runner.invoke(cli, ["check", str(leads)], env=env_for(sandbox))
     assert result.exit_code == 1
-    assert "Rows: 6: 3 ready to send, 2 invalid, 1 duplicate (skipped)" in result.stdout
+    assert "6 rows: 3 ready to send, 2 invalid, 1 duplicate (skipped)." in result.stdout
     assert "  row 5: invalid_phone: '123' has 3 digits" in result.stdout
     assert "  row 7: unknown_operator: no operator 'Zé'" in result.stdout
     assert result.stdout.rstrip().endswith("Ready: no")

@@ -95,9 +95,11 @@ def test_no_lookup_sends_cells_as_they_are(runner, sandbox, tmp_path):
     result, _ = run(
         runner, sandbox, tmp_path, [["44999990001", "Ana Souza", "Vendas"]], "--no-lookup"
     )
-    assert result.exit_code == 0
+    # Sent as written; the sandbox, like an account, has no operator of that ID.
+    assert result.exit_code == 1
     assert sent(sandbox)["5544999990001"]["operators"] == ["Ana Souza"]
     assert sandbox.state.directory_requests == {}
+    assert sandbox.state.answers == {"400": 1}
 
 
 def test_round_robin_pool(runner, sandbox, tmp_path):

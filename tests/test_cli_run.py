@@ -29,9 +29,11 @@ def test_all_rows_started_exit_0(runner, sandbox, tmp_path):
     result = invoke(runner, sandbox, [str(leads), "-o", str(out)])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
+    plan, rows_line, summary = result.stderr.splitlines()
+    assert plan.startswith(f"batch-attend: Plan: {leads}, header row 1: phone 'Telefone' ")
+    assert rows_line.endswith("3 rows: 3 ready to send, 0 invalid, 0 duplicates (skipped).")
     assert re.fullmatch(
-        r"3 rows: 3 started in \d+\.\d s \([\d,.]+ rows/s\)\. Results: .*results\.csv\n",
-        result.stderr,
+        r"3 rows: 3 started in \d+\.\d s \([\d,.]+ rows/s\)\. Results: .*results\.csv", summary
     )
     rows = read_results_csv(out)
     assert [r["status"] for r in rows] == ["started"] * 3
@@ -87,7 +89,7 @@ def test_operator_and_department_defaults(runner, sandbox, tmp_path):
     rows = [
         ["Telefone", "Operadores", "Setor"],
         ["(44) 98888-7777", "", ""],
-        ["(44) 97777-6666", "OP-X", "vendas"],  # a department name: resolved to its ID,
+        ["(44) 97777-6666", "OP-CARLA", "vendas"],  # a department name: resolved to its ID,
     ]
     leads = write_csv(tmp_path / "leads.csv", rows)
     out = tmp_path / "r.csv"
@@ -96,17 +98,17 @@ def test_operator_and_department_defaults(runner, sandbox, tmp_path):
         "-o",
         str(out),
         "--operator",
-        "OP-1",
+        "OP-ANA",
         "--operator",
-        "OP-2",
+        "OP-BRUNO",
         "--department",
         "DEP-SUPORTE",
     ]
     assert invoke(runner, sandbox, args).exit_code == 0
     sent = {e["phone"]: e for e in sandbox.state.log}
-    assert sent["5544988887777"]["operators"] == ["OP-1", "OP-2"]
+    assert sent["5544988887777"]["operators"] == ["OP-ANA", "OP-BRUNO"]
     assert sent["5544988887777"]["departmentId"] == "DEP-SUPORTE"
-    assert sent["5544977776666"]["operators"] == ["OP-X"]
+    assert sent["5544977776666"]["operators"] == ["OP-CARLA"]
     assert sent["5544977776666"]["departmentId"] == "DEP-VENDAS"
 
 
@@ -213,7 +215,7 @@ def test_results_on_stdout(runner, sandbox, tmp_path):
     lines = result.stdout.splitlines()
     assert (
         lines[0]
-        == "Nome,Telefone,Operadores,Departamento,row,phone,status,attendance_number,operators,http_status,error,attempts,done_at"
+        == "Nome,Telefone,Operadores,Departamento,row,phone,status,attendance_number,operators,http_status,error,attempts,done_at,department"
     )
     assert len(lines) == 4
     assert "Results: stdout" in result.stderr
@@ -238,7 +240,7 @@ def test_quiet_prints_nothing(runner, sandbox, tmp_path):
 
 def test_concurrency_bounds_requests_in_flight(runner, sandbox, tmp_path):
     sandbox.state.latency = 0.05
-    rows = [["Telefone", "Operadores"]] + [[f"55449{i:08d}", "OP-1"] for i in range(40)]
+    rows = [["Telefone", "Operadores"]] + [[f"55449{i:08d}", "OP-ANA"] for i in range(40)]
     leads = write_csv(tmp_path / "leads.csv", rows)
     result = invoke(runner, sandbox, [str(leads), "-o", str(tmp_path / "r.csv"), "-c", "4"])
     assert result.exit_code == 0
@@ -273,7 +275,7 @@ def test_sandbox_flag_runs_the_samples_without_token_or_internet(runner, tmp_pat
         env={"PLUGCHAT_TOKEN": None},
     )
     assert result.exit_code == 1, result.stderr  # the samples hold invalid rows on purpose
-    assert result.stderr.startswith("12 rows: 9 started, 2 invalid, 1 skipped in ")
+    assert result.stderr.splitlines()[-1].startswith("12 rows: 9 started, 2 invalid, 1 skipped in ")
     assert out.exists()
 
 
@@ -316,7 +318,7 @@ def test_progress_bar_only_on_a_terminal(sandbox, tmp_path):
     import io
 
     from batch_attend.env import Env
-    from batch_attend.runner import run_batch
+    from batch_attend.run import run_batch
     from batch_attend.settings import RunOptions
 
     leads = write_csv(tmp_path / "leads.csv", GOOD)

@@ -21,7 +21,7 @@ def test_samples_on_the_builtin_sandbox(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr  # two sample rows are invalid on purpose
     assert proc.stdout == ""
-    assert proc.stderr.startswith("12 rows: 9 started, 2 invalid, 1 skipped in ")
+    assert proc.stderr.splitlines()[-1].startswith("12 rows: 9 started, 2 invalid, 1 skipped in ")
     sheet = openpyxl.load_workbook(out)["Results"]
     rows = list(sheet.iter_rows(values_only=True))
     header = rows[0]

@@ -40,7 +40,7 @@ def run(runner, sandbox, tmp_path, *args, lang="pt_BR.UTF-8"):
 def test_summary_in_portuguese_results_in_english(runner, sandbox, tmp_path):
     result = run(runner, sandbox, tmp_path)
     assert result.exit_code == 1
-    assert result.stderr.startswith("2 linhas: 1 iniciada, 1 inválida em ")
+    assert result.stderr.splitlines()[-1].startswith("2 linhas: 1 iniciada, 1 inválida em ")
     assert "Resultados: " in result.stderr
     rows = read_results_csv(tmp_path / "r.csv")
     assert list(rows[0])[2:5] == ["row", "phone", "status"]
@@ -50,7 +50,7 @@ def test_summary_in_portuguese_results_in_english(runner, sandbox, tmp_path):
 
 def test_lang_option_wins_over_the_locale(runner, sandbox, tmp_path):
     result = run(runner, sandbox, tmp_path, "--lang", "en")
-    assert result.stderr.startswith("2 rows: 1 started, 1 invalid in ")
+    assert result.stderr.splitlines()[-1].startswith("2 rows: 1 started, 1 invalid in ")
     result = run(runner, sandbox, tmp_path, "--lang", "pt_BR", "--fresh", lang="C")
     assert result.stderr.splitlines()[0].startswith("batch-attend: --fresh: o registro esquecido")
     assert result.stderr.splitlines()[-1].startswith("2 linhas: ")

@@ -17,7 +17,7 @@ from batch_attend.leads import Lead
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 from batch_attend.retrying import RetryPolicy
 
-LEADS = [Lead(i, i + 2, f"55449999900{i:02d}", ("OP-1",), "") for i in range(4)]
+LEADS = [Lead(i, i + 2, f"55449999900{i:02d}", ("OP-1",), "", key=7 + i) for i in range(4)]
 TARGET = "https://app.plugchat.com.br/api/integrations"
 
 
@@ -74,7 +74,7 @@ def test_requests_and_answers_survive_and_come_back(tmp_path):
     journal.close("SIGINT")
 
     again = open_journal(path)
-    assert again.done() == {LEADS[0].phone: "started"}
+    assert again.done() == {LEADS[0].phone: ("started", 7)}
     assert again.history(LEADS[1].phone).may_have_acted == {frozenset({"OP-1"})}  # a 503
     assert again.history(LEADS[2].phone).may_have_acted == set()  # a 400: the API did not act
     assert again.history(LEADS[3].phone).may_have_acted == {frozenset({"OP-1"})}  # no answer
@@ -114,7 +114,7 @@ def test_a_done_lead_never_loses_its_outcome(tmp_path):
     answer(journal, attempt, LEADS[0], started(), may_have_acted=False, decides=True)
     attempt = send(journal, LEADS[0])  # nothing sends a done lead again; if something did:
     answer(journal, attempt, LEADS[0], failed(), may_have_acted=True, decides=True)
-    assert journal.done() == {LEADS[0].phone: "started"}
+    assert journal.done() == {LEADS[0].phone: ("started", 7)}
     journal.close()
 
 
@@ -238,7 +238,7 @@ def test_fresh_keeps_the_journal_it_forgets(tmp_path):
     fresh.close()
     assert aside.name.startswith("r.csv.journal.") and aside.name.endswith(".old")
     kept = Journal.open_readonly(aside)
-    assert kept.done() == {LEADS[0].phone: "started"}
+    assert kept.done() == {LEADS[0].phone: ("started", 7)}
     kept.close()
 
 

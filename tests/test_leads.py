@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from batch_attend.headers import ColumnMap
 from batch_attend.leads import (
     Lead,
     LeadDefaults,
@@ -17,7 +18,7 @@ from batch_attend.leads import (
     validate,
 )
 from batch_attend.planning import assign_pool, carry_over, skip_duplicates
-from batch_attend.reading import ColumnMap, Table
+from batch_attend.reading import Table
 
 # Every format listed in shared/api/README.md ("Phone numbers in the wild"), and more.
 PHONES = [
@@ -204,7 +205,7 @@ def test_pool_fills_only_empty_operator_cells(distribute, expected):
 
 def test_leads_done_earlier_are_carried_over_not_sent():
     plan = plan_of([["5544999990001", "A", ""], ["5544999990002", "A", ""], ["1", "A", ""]])
-    carried = carry_over(plan, {"5544999990002": "started", "99": "started"})
+    carried = carry_over(plan, {"5544999990002": ("started", None), "99": ("started", None)})
     assert carried["carried"].tolist() == [False, True, False]
     assert carried["status"].tolist()[1] == "started"
     assert [lead.phone for lead in leads_to_send(carried)] == ["5544999990001"]

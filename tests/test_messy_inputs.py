@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_attend.cli import cli
+from batch_attend.headers import map_columns
 from batch_attend.leads import PhoneError, normalize_phone
-from batch_attend.reading import InputError, map_columns, read_table
+from batch_attend.reading import InputError, read_table
 from tests.conftest import TOKEN, read_results_csv, write_xlsx
 
 PT_ROWS = [
@@ -213,7 +214,9 @@ def test_numeric_phone_cells_keep_their_digits_and_fractions_are_refused(tmp_pat
 
 def test_scientific_notation_from_a_csv_export_is_invalid_with_a_hint(runner, sandbox, tmp_path):
     path = write_text(
-        tmp_path / "l.csv", "Telefone,Operadores\n5.54E+11,OP-1\n5.544999999999e+12,OP-1\n", "utf-8"
+        tmp_path / "l.csv",
+        "Telefone,Operadores\n5.54E+11,OP-ANA\n5.544999999999e+12,OP-ANA\n",
+        "utf-8",
     )
     out = tmp_path / "r.csv"
     result = runner.invoke(
@@ -318,8 +321,8 @@ FORMULAS = ['=HYPERLINK("http://x","clique")', "+SUM(1,2)", "-2+3", "@cmd", "\t=
 
 def test_formula_like_cells_come_back_inert(runner, sandbox, tmp_path):
     rows = [["Telefone", "Operadores", "Nota"]]
-    rows += [[f"4499999{i:04d}", "OP-1", value] for i, value in enumerate(FORMULAS)]
-    rows += [["+55 44 98888-7777", "OP-1", "-12"]]
+    rows += [[f"4499999{i:04d}", "OP-ANA", value] for i, value in enumerate(FORMULAS)]
+    rows += [["+55 44 98888-7777", "OP-ANA", "-12"]]
     source = write_xlsx(tmp_path / "leads.xlsx", rows)
     env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url}
     assert runner.invoke(cli, [str(source), "-o", str(tmp_path / "r.csv")], env=env).exit_code == 0
@@ -338,8 +341,8 @@ def test_formula_like_cells_come_back_inert(runner, sandbox, tmp_path):
 
 
 def test_xlsx_results_are_pleasant_to_open(runner, sandbox, tmp_path):
-    rows = [["Telefone", "Operadores"], ["44999999999", "OP-1"], ["123", "OP-1"], ["44988887777", ""],
-            ["44977776666", "OP-1"], ["44 99999-9999", "OP-1"]]  # fmt: skip
+    rows = [["Telefone", "Operadores"], ["44999999999", "OP-ANA"], ["123", "OP-ANA"], ["44988887777", ""],
+            ["44977776666", "OP-ANA"], ["44 99999-9999", "OP-ANA"]]  # fmt: skip
     sandbox.state.attendances["5544977776666"] = (4242, ["OP-X"])
     source = write_xlsx(tmp_path / "leads.xlsx", rows)
     env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url}
@@ -348,7 +351,7 @@ def test_xlsx_results_are_pleasant_to_open(runner, sandbox, tmp_path):
     book = openpyxl.load_workbook(tmp_path / "r.xlsx")
     sheet = book["Results"]
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == "A1:K6"
+    assert sheet.auto_filter.ref == "A1:L6"
     assert all(c.font.bold for c in sheet[1])
     assert sheet.column_dimensions["A"].width > 8
     header = [c.value for c in sheet[1]]

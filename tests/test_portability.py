@@ -67,7 +67,7 @@ def test_every_module_imports_and_a_sandbox_batch_runs_without_posix_modules(tmp
         for module in pkgutil.iter_modules(batch_attend.__path__):
             importlib.import_module("batch_attend." + module.name)
         from batch_attend.env import Env
-        from batch_attend.runner import run_batch
+        from batch_attend.run import run_batch
         from batch_attend.settings import RunOptions
         options = RunOptions.build(input={str(SAMPLES / "leads.xlsx")!r}, output="r.csv", sandbox=True)
         report = run_batch(options, Env(stdout=io.StringIO(), stderr=io.StringIO(), environ={{}}))

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from batch_attend.reading import InputError, cell_text, fold, map_columns, read_table
+from batch_attend.headers import ColumnError, fold, map_columns
+from batch_attend.reading import InputError, cell_text, read_table
 from tests.conftest import write_csv, write_xlsx
 
 
@@ -62,13 +63,13 @@ def test_overrides_pick_columns_by_name(tmp_path):
 
 def test_override_naming_a_missing_column_lists_what_is_there(tmp_path):
     table = read_table(write_csv(tmp_path / "l.csv", [["Telefone", "Nome"], ["1", "2"]]))
-    with pytest.raises(InputError, match=r"no column named 'Fone2'.*'Telefone', 'Nome'"):
+    with pytest.raises(ColumnError, match=r"no column named 'Fone2'.*'Telefone', 'Nome'"):
         map_columns(table, phone_column="Fone2")
 
 
 def test_no_phone_column_lists_columns_and_accepted_names(tmp_path):
     table = read_table(write_csv(tmp_path / "l.csv", [["Nome", "Cidade"], ["a", "b"]]))
-    with pytest.raises(InputError) as info:
+    with pytest.raises(ColumnError) as info:
         map_columns(table)
     message = str(info.value)
     assert "l.csv" in message and "'Nome', 'Cidade'" in message and "telefone" in message
@@ -76,7 +77,7 @@ def test_no_phone_column_lists_columns_and_accepted_names(tmp_path):
 
 def test_two_phone_columns_are_refused_as_ambiguous(tmp_path):
     table = read_table(write_csv(tmp_path / "l.csv", [["Telefone", "Celular"], ["1", "2"]]))
-    with pytest.raises(InputError, match="--phone-column"):
+    with pytest.raises(ColumnError, match="--phone-column"):
         map_columns(table)
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from batch_attend.env import Env
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, exit_status_for
-from batch_attend.runner import run_batch
+from batch_attend.run import run_batch
 from batch_attend.sandbox import Fault, SandboxServer, SandboxState
 from batch_attend.settings import RunOptions
 from tests.conftest import TOKEN, read_results_csv, write_csv

@@ -30,7 +30,7 @@ OUTCOMES = [
     Outcome(
         RowStatus.FAILED, phone="5544988887777", operators=("007", "OP-2"), http_status=502,
         error_code=ErrorCode.SERVER_ERROR, error_message="the API answered HTTP 502", attempts=4,
-        done_at="2026-12-01T09:00:00-03:00",
+        done_at="2026-12-01T09:00:00-03:00", department="DEP-9",
     ),
 ]  # fmt: skip
 
@@ -49,6 +49,7 @@ def frame_of(rows, numbers, outcomes) -> pd.DataFrame:
             "error_message": [o.error_message for o in outcomes],
             "attempts": [o.attempts for o in outcomes],
             "done_at": [o.done_at for o in outcomes],
+            "department": [o.department for o in outcomes],
         }
     )
     inputs = pd.DataFrame(rows, dtype=str).set_axis(range(len(rows[0])), axis=1)
@@ -108,11 +109,12 @@ def test_csv_results_follow_the_contract(tmp_path):
         "",
         "1",
         "",
+        "",
     ]
     assert rows[2][:3] == ["'=1+1", "+55 44 98888-7777", "'@SUM(A1)"]
     assert rows[2][3:] == [
         "3", "5544988887777", "failed", "", "007, OP-2", "502",
-        "server_error: the API answered HTTP 502", "4", "2026-12-01T09:00:00-03:00",
+        "server_error: the API answered HTTP 502", "4", "2026-12-01T09:00:00-03:00", "DEP-9",
     ]  # fmt: skip
 
 
@@ -253,5 +255,6 @@ def test_outcomes_of_gives_back_the_outcomes():
         error_message=[o.error_message for o in OUTCOMES],
     ).drop(columns="error")
     columns = columns[["row", "phone", "status", "attendance_number", "operators",
-                       "http_status", "error_code", "error_message", "attempts", "done_at"]]  # fmt: skip
+                       "http_status", "error_code", "error_message", "attempts", "done_at",
+                       "department"]]  # fmt: skip
     assert outcomes_of(columns) == OUTCOMES

@@ -17,18 +17,22 @@ LONG = "the API answered HTTP 502 " * 8
 def _outcomes():
     return [
         Outcome(RowStatus.STARTED, phone="5544999999999", operators=("OP-1",), http_status=200,
-                attempts=1),
-        Outcome(RowStatus.FAILED, phone="5544988887777", operators=("007", "OP-1"),
-                http_status=502, error_code=ErrorCode.SERVER_ERROR, error_message=LONG, attempts=4),
+                attempts=1, department="DEP-VENDAS"),
+        Outcome(RowStatus.STARTED, phone="5544988887777", operators=("007", "OP-1"),
+                http_status=200, attempts=1, department="DEP-VENDAS"),
+        Outcome(RowStatus.FAILED, phone="5544977776666", operators=("OP-2",),
+                http_status=502, error_code=ErrorCode.SERVER_ERROR, error_message=LONG, attempts=4,
+                department="DEP-SUPORTE"),
         Outcome(RowStatus.INVALID, error_code=ErrorCode.INVALID_PHONE, error_message="too short"),
     ]  # fmt: skip
 
 
 def _write(tmp_path, summary=True):
     rows = [[f"v{i}{j}" for j in range(13)] + [p, d] for i, (p, d) in
-            enumerate([("44999999999", "Vendas"), ("44988887777", "Vendas"), ("123", "Suporte")])]  # fmt: skip
+            enumerate([("44999999999", "Vendas"), ("44988887777", "Vendas"),
+                       ("44977776666", "Suporte"), ("123", "Suporte")])]  # fmt: skip
     outcomes = _outcomes()
-    frame = frame_of(rows, [2, 3, 4], outcomes)
+    frame = frame_of(rows, [2, 3, 4, 5], outcomes)
     run = None
     if summary:
         run = RunSummary(
@@ -38,6 +42,7 @@ def _write(tmp_path, summary=True):
             output=str(tmp_path / "r.xlsx"),
             input="leads.xlsx",
             started_at="2026-12-01T09:00:00-0300",
+            names={"OP-1": "Ana Souza", "DEP-VENDAS": "Vendas", "DEP-SUPORTE": "Suporte"},
         )
     out = tmp_path / "r.xlsx"
     write_results(str(out), OWN, frame, summary=run)
@@ -71,9 +76,9 @@ def test_headers_fit_errors_wrap(tmp_path):
         assert len(name) + 2 <= width < 61, name  # the filter button beside the name
     error = header.index("error") + 1
     assert 30 <= _dim(sheet, error).width < 51
-    cell = sheet.cell(row=3, column=error)
+    cell = sheet.cell(row=4, column=error)
     assert cell.value.startswith("server_error: ") and cell.alignment.wrap_text
-    assert sheet.cell(row=3, column=header.index("status") + 1).fill.fgColor.rgb.endswith("FFC7CE")
+    assert sheet.cell(row=4, column=header.index("status") + 1).fill.fgColor.rgb.endswith("FFC7CE")
 
 
 def test_prints_landscape_one_page_wide_header_on_every_page(tmp_path):
@@ -101,11 +106,12 @@ def _pairs(sheet, first_col):
 def test_summary_sheet_tells_the_run(tmp_path):
     summary = _write(tmp_path)["Summary"]
     left = _pairs(summary, 1)
-    assert left["status"]["started"] == 1 and left["status"]["failed"] == 1
-    assert left["status"]["total"] == 3
+    assert left["status"]["started"] == 2 and left["status"]["failed"] == 1
+    assert left["status"]["total"] == 4
     assert left["error"] == {"invalid_phone": 1, "server_error": 1}
-    assert left["operator"] == {"OP-1": 2, "007": 1}
-    assert left["department"] == {"Vendas": 2, "Suporte": 1}
+    # What was started, as sent: the failed row's operator and department are not counted.
+    assert left["started, by operator"] == {"OP-1 (Ana Souza)": 2, "007": 1}
+    assert left["started, by department"] == {"DEP-VENDAS (Vendas)": 2}
     run = _pairs(summary, 4)["run"]
     assert run["started at"] == "2026-12-01T09:00:00-0300"
     assert run["input"] == "leads.xlsx"
@@ -114,8 +120,8 @@ def test_summary_sheet_tells_the_run(tmp_path):
 
 
 def test_results_workbook_given_back_as_input_carries_done_rows(runner, sandbox, tmp_path):
-    rows = [["Nome", "Telefone", "Operadores", "Setor"], ["Ana", "44999999999", "OP-1", ""],
-            ["Bia", "123", "OP-1", ""], ["Caio", "44988887777", "OP-1", ""]]  # fmt: skip
+    rows = [["Nome", "Telefone", "Operadores", "Setor"], ["Ana", "44999999999", "OP-ANA", ""],
+            ["Bia", "123", "OP-ANA", ""], ["Caio", "44988887777", "OP-ANA", ""]]  # fmt: skip
     source = write_xlsx(tmp_path / "leads.xlsx", rows)
     env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url}
     first = tmp_path / "r.xlsx"

@@ -90,9 +90,24 @@ def test_fault_counts_run_out():
 def test_rate_limit_answers_429_with_retry_after():
     with SandboxServer(SandboxState(token=TOKEN, rate_limit=2)) as sandbox:
         statuses = [
-            start(sandbox, {"phone": f"55449999999{i}", "operators": ["A"]})[0] for i in range(6)
+            start(sandbox, {"phone": f"55449999999{i}", "operators": ["OP-ANA"]})[0]
+            for i in range(6)
         ]
     assert 429 in statuses and statuses[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "unknown"),
+    [
+        ({"operators": ["OP-ANA", "OP-NOBODY"]}, "OP-NOBODY"),
+        ({"operators": ["OP-ANA"], "departmentId": "DEP-NONE"}, "DEP-NONE"),
+    ],
+)
+def test_ids_the_account_does_not_have_are_refused(sandbox, body, unknown):
+    status, raw = start(sandbox, {"phone": "5544999999999", **body})
+    assert (status, json.loads(raw)) == (400, {"error": f"not found: {unknown}"})
+    assert sandbox.state.attendances == {}
+    assert start(sandbox, {"phone": "5544999999999", "operators": ["OP-DIEGO"]})[0] == 200
 
 
 def test_unknown_fault_is_refused():

@@ -21,7 +21,7 @@ import openpyxl
 import pytest
 
 from batch_attend.cli import cli
-from batch_attend.runner import Watch
+from batch_attend.run import Watch
 from batch_attend.sandbox import SandboxServer, SandboxState
 from tests.conftest import PYTHON, SAMPLES, TOKEN, clean_env, write_csv
 from tests.web_client import KEY, Web, on_slow_sandbox

@@ -92,7 +92,8 @@ def test_upload_preview_start_progress_download_history(browser, tmp_path, runne
         with ThreadPoolExecutor(1) as thread:  # Playwright's loop holds this thread
             result = thread.submit(runner.invoke, cli, args).result()
         assert result.exit_code == 1, result.output
-        assert result.stderr.startswith("12 rows: 10 started, 1 invalid, 1 skipped")
+        summary = result.stderr.splitlines()[-1]
+        assert summary.startswith("12 rows: 10 started, 1 invalid, 1 skipped"), result.stderr
         assert results_rows(by_page) == results_rows(by_cli)
 
         page.click("text=History")

@@ -152,7 +152,7 @@ def test_check_reads_stdin(runner, sandbox, tmp_path, spool):
     result = invoke(runner, sandbox, ["check", "-"], data)
     assert result.exit_code == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "Input: <stdin>"
-    assert "Rows: 2: 2 ready to send, 0 invalid, 0 duplicates (skipped)" in lines
+    assert lines[0].startswith("Plan: <stdin>, header row 1: phone 'Telefone'")
+    assert lines[1].endswith("2 rows: 2 ready to send, 0 invalid, 0 duplicates (skipped).")
     assert sandbox.state.requests == {}
     assert list(spool.iterdir()) == [] and not list(tmp_path.glob("*.journal"))

@@ -275,8 +275,8 @@ def test_check_shows_it_all_in_one_screen(runner, sandbox, tmp_path):
         "Operators online now: Ana Souza (OP-ANA), Carla Nogueira (OP-CARLA); "
         "offline: Bruno Lima (OP-BRUNO)"
     ) in lines
-    assert (
-        "Rows: 3: 2 ready to send, 1 invalid (1 without WhatsApp), 0 duplicates (skipped)" in lines
+    assert lines[1].endswith(
+        "3 rows: 2 ready to send, 1 invalid (1 without WhatsApp), 0 duplicates (skipped)."
     )
     assert "asked PlugChat whether 4 phones have WhatsApp" in result.stderr
     assert sandbox.state.starts == {}

@@ -37,7 +37,7 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _, ngettext
 from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.results import counted_words
-from batch_attend.runner import Watch
+from batch_attend.run import Watch
 from batch_attend.sandbox import serve_until_stopped
 from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.web import preview as previews
@@ -426,6 +426,7 @@ async def set_options(request: web.Request) -> web.Response:
             "ddd_column",
             "operators_column",
             "department_column",
+            "ignore_columns",
         ):
             run.choices.pop(name, None)
     run.choices.update(choices)

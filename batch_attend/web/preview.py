@@ -1,4 +1,4 @@
-"""What the page shows before a run starts: exactly what ``batch-attend check`` says of the file
+"""What the page shows before a run starts: the plan ``batch-attend check`` makes of the file
 (header, columns taken and why, rows ready / invalid / duplicates, the reasons), the sheets and
 columns a person may choose instead, the account's operators and departments to choose defaults
 from, and the first requests as they will be sent.
@@ -17,8 +17,8 @@ import json
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.leads import leads_to_send
-from batch_attend.preflight import check_batch
+from batch_attend.outcomes import ErrorCode, RowStatus
+from batch_attend.plan import account_lines, check_plan
 from batch_attend.reading import read_table, sheet_names
 from batch_attend.web.runs import Run
 
@@ -43,16 +43,18 @@ def preview(run: Run, settings: dict, environ) -> dict:
     """Everything the preview page shows; ``error`` says why the file cannot be sent as chosen."""
     options = run.options(settings)
     env = quiet_env(environ)
-    view: dict = {"error": None, "sheets": [], "columns": [], "taken": {}}
+    view: dict = {"error": None, "sheets": [], "columns": [], "taken": {}, "owners": []}
     try:
         with contextlib.suppress(OSError):  # a file gone or unreadable: the check says so
             view["sheets"] = sheet_names(run.input)
-        report = check_batch(options, env)
+        plan = check_plan(options, env)
     except BatchAttendError as exc:
         view["error"] = run.shown(str(exc))
+        view["owners"] = list(getattr(exc, "owners", ()))
         view["columns"] = _columns_anyway(run, options.input.sheet)
         return view
-    table, columns = report.batch.table, report.batch.columns
+    table, columns, account = plan.table, plan.columns, plan.account
+    problems = plan.problems()
     view.update(
         sheet=table.sheet,
         header_row=table.header_row,
@@ -61,25 +63,26 @@ def preview(run: Run, settings: dict, environ) -> dict:
             role: table.columns[j] for role in ROLES if (j := getattr(columns, role)) is not None
         },
         why=dict(columns.why),
-        check=[run.shown(line) for line in report.lines()],
-        rows=report.rows,
-        ready=report.ready,
-        invalid=report.invalid,
-        duplicates=report.duplicates,
-        done=report.done,
-        problems=report.problems[:MAX_PROBLEMS_SHOWN],
-        more_problems=max(0, len(report.problems) - MAX_PROBLEMS_SHOWN),
-        token=report.token,
+        check=[run.shown(line) for line in [*plan.lines(), *account_lines(plan)]],
+        rows=len(table),
+        ready=plan.ready,
+        invalid=plan.count(RowStatus.INVALID),
+        duplicates=plan.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW),
+        done=int(plan.frame["carried"].sum()),
+        problems=problems[:MAX_PROBLEMS_SHOWN],
+        more_problems=max(0, len(problems) - MAX_PROBLEMS_SHOWN),
+        token=account.token,
     )
-    # The account's lists as check fetched them (operators only with a ticket).
-    view["operators"] = [o for o in report.operators or () if o.active]
-    view["departments"] = [d for d in report.departments or () if d.active]
+    # The account's lists as the plan fetched them (operators only with a ticket).
+    directory = account.directory
+    view["operators"] = [o for o in directory.operators or () if o.active]
+    view["departments"] = [d for d in directory.departments or () if d.active]
     view["lists_available"] = {
-        "operators": report.operators is not None,
-        "departments": report.departments is not None,
+        "operators": directory.operators is not None,
+        "departments": directory.departments is not None,
     }
-    view["notes"] = [run.shown(n) for n in (report.operators_note,) if n]
-    leads = itertools.islice(leads_to_send(report.plan), REQUESTS_SHOWN)
+    view["notes"] = [run.shown(str(e)) for k, e in account.errors.items() if k == "operators"]
+    leads = itertools.islice(plan.leads(), REQUESTS_SHOWN)
     view["requests"] = [json.dumps(lead.body(), ensure_ascii=False) for lead in leads]
     return view
 

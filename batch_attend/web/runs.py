@@ -24,7 +24,6 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batch_attend import runner
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.outcomes import DONE_STATUSES
@@ -36,6 +35,7 @@ from batch_attend.results import (
     format_summary,
     write_results,
 )
+from batch_attend.run import Watch, run_batch
 from batch_attend.settings import RunOptions
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ CHOICES = {
     "department_column": str,
     "ddd_column": str,
     "header_row": int,  # or None: found as the CLI finds it
+    "ignore_columns": list,  # owners' columns set aside on purpose
     "pool": list,
     "department": str,
     "distribute": str,
@@ -91,7 +92,8 @@ def clean_choices(given: object) -> dict:
 
 def option_values(choices: dict) -> dict:
     """The choices as RunOptions.build names (empty means: as the CLI finds it by default)."""
-    values = {k: (v or None) for k, v in choices.items() if k != "pool"}
+    values = {k: (v or None) for k, v in choices.items() if k not in ("pool", "ignore_columns")}
+    values["ignore_columns"] = tuple(choices.get("ignore_columns") or ())
     values["pool"] = ",".join(choices.get("pool") or ()) or None
     for flag in ("verify_whatsapp", "online_only"):
         values[flag] = bool(choices.get(flag))
@@ -223,13 +225,13 @@ class RunStore:
         run.folder.rmdir()
 
 
-def execute(run: Run, settings: dict, environ, watch: runner.Watch) -> dict:
+def execute(run: Run, settings: dict, environ, watch: Watch) -> dict:
     """Run the batch as the CLI does, in this thread; returns the status to keep. Nothing the
     library writes for a person reaches the page, except the summary line and error messages."""
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
         options = run.options(settings)
-        report = runner.run_batch(options, env, watch=watch)
+        report = run_batch(options, env, watch=watch)
     except BatchAttendError as exc:
         message, code = run.shown(str(exc)), int(exc.exit_status)
         return {"state": "error", "exit_code": code, "message": message, "finished": now()}
@@ -237,12 +239,12 @@ def execute(run: Run, settings: dict, environ, watch: runner.Watch) -> dict:
         log.exception("run %s failed", run.id)
         return {"state": "error", "exit_code": 1, "message": type(exc).__name__, "finished": now()}
     try:
-        batch = runner.prepare(options, env, sending=False)  # the table the run read
+        table = report.plan.table  # the table the run read
         write_results(
             str(run.results("csv")),
-            batch.table.columns,
-            contract_frame(batch.table.frame, report.frame),
-            delimiter=csv_delimiter(None, batch.table.delimiter),
+            table.columns,
+            contract_frame(table.frame, report.frame),
+            delimiter=csv_delimiter(None, table.delimiter),
         )
     except (BatchAttendError, OSError) as exc:
         log.warning("run %s: the CSV results could not be written (%s)", run.id, exc)
@@ -251,7 +253,7 @@ def execute(run: Run, settings: dict, environ, watch: runner.Watch) -> dict:
     summary = report.summary
     summary.output = "results.xlsx"
     return {
-        "state": "interrupted" if summary.interrupted_by else "finished",
+        "state": "interrupted" if summary.stop and summary.stop.interrupted else "finished",
         "exit_code": int(report.exit_status),
         "counts": {str(k): int(v) for k, v in summary.counts.items()},
         "summary": format_summary(summary),

@@ -76,6 +76,9 @@ function setUpPreview(url) {
     });
   });
   if ($("apply")) $("apply").addEventListener("click", () => save(defaults()));
+  document.querySelectorAll("[data-set]").forEach((button) => {
+    button.addEventListener("click", () => save({ ...defaults(), ...JSON.parse(button.dataset.set) }));
+  });
 }
 
 function defaults() {

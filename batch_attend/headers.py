@@ -1,0 +1,236 @@
+"""Which column holds what: header names in Portuguese and English, the header row among titles
+and notes, and the choice of the phone, DDD, operators and department columns.
+
+A column is taken by its name, or, for the operators, also by its content: a column holding
+mostly the account's operators is theirs whatever it is called (the caller measures that, with
+the account's list). A column that looks like owners is never passed over silently: two of them
+are refused until the user picks one or sets the others aside, so a pool never overrides an
+owner the sheet names.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
+
+if TYPE_CHECKING:
+    from batch_attend.reading import Table
+
+_PHONE_WORDS = "telefone|celular|whatsapp|whats|zap|fone|tel|cel|phone|mobile"
+PHONE_ALIASES = (
+    "phone", "telefone", "celular", "whatsapp", "numero", "fone", "phonenumber", "mobile", "cel",
+    "tel", "telefonecelular", "numerowhatsapp", "numerodowhatsapp", "numerodetelefone",
+    "whatsappnumber", "whats", "zap",
+)  # fmt: skip
+#: A phone word followed by more phone words or qualifiers and a number: "Telefone 1",
+#: "Tel. celular", "Celular/WhatsApp", "Telefone (com DDD)", "Fone 2".
+PHONE_PATTERN = re.compile(
+    rf"(?:{_PHONE_WORDS})(?:{_PHONE_WORDS}|comddd|ddd|principal|movel|pessoal|contato|cliente)*"
+    r"[0-9]*"
+)
+#: Weak phone names: taken only when no column has a better one (a group row says "Contato").
+WEAK_PHONE_ALIASES = ("contato",)
+DDD_ALIASES = ("ddd", "codigodearea", "codigoarea", "codarea", "areacode", "prefixo")
+DEPARTMENT_ALIASES = (
+    "department", "departamento", "departmentid", "departamentoid", "iddepartamento", "setor",
+    "dept",
+)  # fmt: skip
+#: What Brazilian teams and CRMs call the person who takes the lead, with the words around it:
+#: "Vendedor responsável", "Responsável pelo lead", "Proprietário do lead", "Owner", "SDR",
+#: "operator_ids". A user ("Usuário") is an owner only beside such a word.
+_OWNER = (
+    r"(?:(?:operador|operator|atendente|vendedor|consultor|corretor|agente|responsavel"
+    r"|proprietario|owner|sdr|closer)(?:a|es|as|s)?|responsaveis)"
+)
+_OWNER_AROUND = (
+    r"usuario|usuaria|user|id|ids|nome|name|email|login|do|da|de|pelo|pela|lead|leads|cliente"
+    r"|atual|principal|atribuido|designado|comercial|vendas"
+)
+OWNER_PATTERN = re.compile(
+    rf"(?:{_OWNER_AROUND}|{_OWNER})*{_OWNER}(?:{_OWNER_AROUND}|{_OWNER})*\d*"
+)
+#: How many rows from the top of a sheet may hold a title or notes above the header.
+HEADER_SEARCH_ROWS = 20
+
+
+class ColumnError(BatchAttendError):
+    """The columns cannot be told apart, or a column named by an option is not there;
+    ``owners``: the columns that look like the lead's owner, when they are what is unclear."""
+
+    def __init__(self, message: str, owners: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.owners = owners
+
+
+def fold(name: str) -> str:
+    """Fold a header for matching: no case, no accents, no spaces or punctuation."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(
+        ch for ch in decomposed.casefold() if ch.isalnum() and not unicodedata.combining(ch)
+    )
+
+
+def phone_strength(name: str) -> int:
+    """How surely a folded header names the phone: 3 an exact alias, 2 a phone word with
+    qualifiers or a number ("telefone1", "celularwhatsapp"), 1 a weak name ("contato"), 0 none."""
+    if name in PHONE_ALIASES:
+        return 3
+    if PHONE_PATTERN.fullmatch(name):
+        return 2
+    return 1 if name in WEAK_PHONE_ALIASES else 0
+
+
+def header_index(top: list[list[str]], phone_column: str | None) -> int | None:
+    """Among the top rows that name a phone column (``phone_column`` when given), the one with
+    the most distinct names, then the surest phone name, then the first: a title names no phone,
+    and a group row over the header ("Contato" merged over three columns) fills few cells."""
+    best, key = None, (0, 0)
+    for i, row in enumerate(top):
+        names = [fold(c) for c in row]
+        if phone_column is None:
+            strength = max(map(phone_strength, names), default=0)
+        else:
+            strength = int(fold(phone_column) in names)
+        if strength and (k := (len(set(names) - {""}), strength)) > key:
+            best, key = i, k
+    return best
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which column holds what (operators, department and DDD are optional), and ``why`` each
+    was taken, for the plan shown before sending."""
+
+    phone: int
+    operators: int | None
+    department: int | None
+    ddd: int | None = None
+    why: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def _quoted(names) -> str:
+    return ", ".join(f"'{n}'" for n in names) if names else _("(none)")
+
+
+def _named(table: Table, name: str, option: str) -> int:
+    if name in table.columns:
+        return table.columns.index(name)
+    folded = [fold(c) for c in table.columns]
+    if fold(name) in folded:
+        return folded.index(fold(name))
+    raise ColumnError(
+        _(
+            "{where}: no column named '{override}' (given by {option}). Columns seen: {columns}."
+        ).format(where=table.where, override=name, option=option, columns=_quoted(table.columns))
+    )
+
+
+def _best(table: Table, strength: list[int], role: str, option: str) -> int | None:
+    best = max(strength, default=0)
+    found = [j for j, s in enumerate(strength) if s and s == best]
+    if len(found) > 1:
+        raise ColumnError(
+            _(
+                "{where}: several columns could hold the {role}: {names}. Choose one with {option}."
+            ).format(
+                where=table.where,
+                role=role,
+                names=_quoted(table.columns[j] for j in found),
+                option=option,
+            )
+        )
+    return found[0] if found else None
+
+
+def map_columns(
+    table: Table,
+    phone_column: str | None = None,
+    operators_column: str | None = None,
+    department_column: str | None = None,
+    ddd_column: str | None = None,
+    ignore: tuple[str, ...] = (),
+    owners_by_content: dict[int, float] | None = None,
+) -> ColumnMap:
+    """The phone, DDD, operators and department columns: the ones named, else found by name (the
+    operators also by content: ``owners_by_content`` maps a column to the share of its cells
+    that are the account's operators). Columns in ``ignore`` are passed over."""
+    folded = [fold(c) for c in table.columns]
+    skip = {_named(table, name, "--ignore-column") for name in ignore}
+    why: dict[str, str] = {}
+
+    def choose(role: str, label: str, option: str, given: str | None, rate) -> int | None:
+        if given is not None:
+            why[role] = _("given by {option}").format(option=option)
+            return _named(table, given, option)
+        strength = [0 if j in skip else rate(name) for j, name in enumerate(folded)]
+        j = _best(table, strength, label, option)
+        if j is not None:
+            why[role] = _("matched {name}").format(name=folded[j])
+        return j
+
+    phone = choose("phone", _("phone"), "--phone-column", phone_column, phone_strength)
+    if phone is None:
+        raise ColumnError(
+            _(
+                "{where}: no phone column found. Columns seen: {columns}. Accepted names: {accepted} (any case or accents), or name it with --phone-column."
+            ).format(
+                where=table.where,
+                columns=_quoted(table.columns),
+                accepted=", ".join(PHONE_ALIASES[:6]),
+            )
+        )
+    department = choose(
+        "department",
+        _("department"),
+        "--department-column",
+        department_column,
+        lambda name: int(name in DEPARTMENT_ALIASES),
+    )
+    if ddd_column is not None:
+        ddd = choose("ddd", "", "--ddd-column", ddd_column, None)
+    else:  # the first DDD column is taken (another is shown, not refused)
+        ddd = next((j for j, n in enumerate(folded) if n in DDD_ALIASES and j not in skip), None)
+        if ddd is not None:
+            why["ddd"] = _("matched {name}").format(name=folded[ddd])
+    if operators_column is not None:
+        operators = choose("operators", "", "--operators-column", operators_column, None)
+    else:
+        taken = skip | {phone, department, ddd}
+        operators = _owners(table, folded, taken, owners_by_content or {}, why)
+    return ColumnMap(phone, operators, department, ddd, why)
+
+
+def _owners(
+    table: Table, folded: list[str], skip: set, by_content: dict[int, float], why: dict
+) -> int | None:
+    """The one column that looks like owners, by name or by content; two that hold something
+    are refused, naming both ways out."""
+    candidates = [
+        j
+        for j, name in enumerate(folded)
+        if j not in skip and (OWNER_PATTERN.fullmatch(name) or j in by_content)
+    ]
+    holding = [j for j in candidates if (table.column(j).str.strip() != "").any()]
+    if len(holding) > 1:
+        owners = tuple(table.columns[j] for j in holding)
+        raise ColumnError(
+            _(
+                "{where}: several columns look like the lead's owner: {names}. Use one with --operators-column NAME, or set the others aside on purpose with --ignore-column NAME (a pool or --operator would otherwise override the owners they name)."
+            ).format(where=table.where, names=_quoted(owners)),
+            owners,
+        )
+    chosen = (holding or candidates or [None])[0]
+    if chosen is None:
+        return None
+    if OWNER_PATTERN.fullmatch(folded[chosen]):
+        why["operators"] = _("matched {name}").format(name=folded[chosen])
+    else:
+        why["operators"] = _("holds the account's operators ({share:.0%} of its cells)").format(
+            share=by_content[chosen]
+        )
+    return chosen

@@ -1,0 +1,639 @@
+"""One pipeline from a spreadsheet to the requests it makes: read → ask the account → columns →
+validate → carry over what earlier runs did → names → WhatsApp → duplicates → who is online →
+pool. ``check``, ``--dry-run``, the web page's preview and the run all call :func:`build_plan`,
+so for the same sheet, options and account answers they give every row the same status, reason
+and request body; the run sends exactly the plan's requests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from batch_attend import sentences
+from batch_attend.api import PlugChatClient, check_base_url, check_token
+from batch_attend.directory import (
+    Directory,
+    DirectoryError,
+    OnlineState,
+    TokenRefusedError,
+    fetch_directory,
+    fetch_online,
+)
+from batch_attend.env import Env
+from batch_attend.errors import BatchAttendError
+from batch_attend.headers import ColumnMap, fold, map_columns
+from batch_attend.i18n import _, ngettext
+from batch_attend.journal import Journal, default_journal_path
+from batch_attend.leads import LeadDefaults, leads_to_send, pending, row_keys, split_operators
+from batch_attend.leads import validate as validate_rows
+from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, Stop
+from batch_attend.planning import (
+    DISTRIBUTIONS,
+    PoolError,
+    assign_pool,
+    carry_over,
+    keep_online,
+    online_members,
+    read_pool,
+    resolve_names,
+    resolve_pool,
+    skip_duplicates,
+)
+from batch_attend.reading import STDIN, STDIN_NAME, Table, read_stdin_table, read_table
+from batch_attend.results import (
+    STDOUT,
+    OutputError,
+    check_capacity,
+    check_cell_lengths,
+    check_output,
+    default_output_for,
+    records_in_results,
+)
+from batch_attend.retrying import Backpressure, RetryPolicy
+from batch_attend.session import Session, open_session, run_async
+from batch_attend.settings import RunOptions, resolve_token
+from batch_attend.whatsapp import (
+    WhatsAppDisconnected,
+    WhatsAppStatus,
+    WhatsAppUnknown,
+    apply_exists,
+    ask_exists,
+    other_forms_to_ask,
+    phones_to_ask,
+    whatsapp_status,
+)
+
+#: A column is the operators' by content when at least this share of its cells (of the first
+#: OWNER_SAMPLE) are the account's operators.
+OWNER_SHARE = 0.5
+OWNER_SAMPLE = 2000
+PROBLEMS_SHOWN = 20
+
+
+@dataclass
+class Access:
+    """How the pipeline may ask the account: the session, its client, the run's gate and retry
+    policy; ``lists``: also the account's lists, WhatsApp status and who is online (a dry run
+    asks none of them, only the phones with ``--verify-whatsapp``); ``check``: the departments
+    too when no row needs them, to tell whether the token is accepted."""
+
+    session: Session
+    client: PlugChatClient
+    gate: Backpressure
+    policy: RetryPolicy
+    lists: bool = True
+    check: bool = False
+
+    @classmethod
+    def of(cls, options: RunOptions, session: Session, client, **how) -> Access:
+        """With a gate and a retry policy of the run's options."""
+        sending = options.sending
+        gate = Backpressure(sending.concurrency, sending.rate)
+        return cls(session, client, gate, RetryPolicy(sending.retries, sending.backoff), **how)
+
+
+@dataclass
+class Account:
+    """What the account answered before sending; ``token`` is accepted, refused, missing,
+    unknown (it could not be asked, or nothing was asked yet) or not asked (a dry run)."""
+
+    token: str = "not asked"
+    directory: Directory = field(default_factory=Directory)
+    whatsapp: WhatsAppStatus | None = None
+    online: list[OnlineState] | None = None
+    errors: dict[str, BatchAttendError] = field(default_factory=dict)  # by what was asked
+    ticket: bool = False
+
+    async def ask(self, what: str, question) -> None:
+        """Ask one thing (``departments``, ``operators``, ``whatsapp``, ``online``), keeping the
+        answer, or why there is none; a refused token is kept as such."""
+        if self.token == "refused":
+            question.close()  # not asked: nothing will work with this token
+            return
+        try:
+            found = await question
+        except TokenRefusedError:
+            self.token = "refused"
+            return
+        except (DirectoryError, WhatsAppUnknown) as exc:
+            self.errors[what] = exc
+            return
+        self.token = "accepted"
+        if what in ("departments", "operators"):  # a Directory with the one list asked
+            setattr(self.directory, what, getattr(found, what))
+        else:
+            setattr(self, what, found)
+
+
+async def ask_account(options: RunOptions, access: Access) -> Account:
+    """The WhatsApp status, the operators (with a ticket) and who is online (with an account ID
+    or ``--online-only``); the departments are asked once the rows show they are needed."""
+    session, client, base = access.session, access.client, access.session.base_url
+    account = Account(token="unknown", ticket=bool(session.ticket))
+    if options.requests.status_check:
+        await account.ask("whatsapp", whatsapp_status(client, base))
+    if session.ticket and options.requests.lookup:
+        operators = fetch_directory(
+            client, base, ticket=session.ticket, operators=True, departments=False
+        )
+        await account.ask("operators", operators)
+    if options.requests.online_only or session.account_id:
+        await account.ask("online", fetch_online(client, base, session.account_id))
+    return account
+
+
+async def ask_departments(access: Access, account: Account) -> None:
+    lists = fetch_directory(
+        access.client, access.session.base_url, ticket=None, operators=False, departments=True
+    )
+    await account.ask("departments", lists)
+
+
+@dataclass
+class Plan:
+    """What a run sends, and why: the table as read, the columns taken, every row's status (see
+    :func:`leads.pending`), what the account said, and why sending cannot begin (``stop``)."""
+
+    options: RunOptions
+    table: Table
+    output: str
+    columns: ColumnMap
+    frame: pd.DataFrame
+    account: Account
+    pool: tuple[str, ...] = ()
+    stop: Stop | None = None
+    unchecked: list[str] = field(default_factory=list)  # what needed the account, not asked
+
+    def leads(self):
+        """The requests to send, in input order."""
+        return leads_to_send(self.frame, self.table.frame)
+
+    @property
+    def ready(self) -> int:
+        return 0 if self.stop else int(pending(self.frame).sum())
+
+    def count(self, status: str, code: str | None = None) -> int:
+        match = self.frame["status"] == status
+        if code is not None:
+            match &= self.frame["error_code"] == code
+        return int(match.sum())
+
+    def problems(self) -> list[tuple[int, str]]:
+        """Every invalid row, with its reason in the reader's language."""
+        rows = self.frame[self.frame["status"] == RowStatus.INVALID]
+        return [
+            (int(row), f"{code}: {sentences.say(message)}")
+            for row, code, message in rows[["row", "error_code", "error_message"]].itertuples(
+                index=False, name=None
+            )
+        ]
+
+    def blocking(self) -> list[BatchAttendError]:
+        """What stops the run before its first start, when rows are to be sent: a list or the
+        WhatsApp status that could not be read, the number not connected."""
+        if not self.ready:
+            return []
+        requests = self.options.requests
+        needed = {"operators", "whatsapp"}
+        if requests.online_only:
+            needed.add("online")
+        if (self.frame["department"][pending(self.frame)] != "").any():
+            needed.add("departments")
+        found = [error for what, error in self.account.errors.items() if what in needed]
+        whatsapp = self.account.whatsapp
+        if whatsapp is not None and not whatsapp.ok:
+            found.append(WhatsAppDisconnected(whatsapp.problem() + _(
+                "; nothing was sent. Reconnect it in PlugChat and run again.")))  # fmt: skip
+        return found
+
+    def exit_status(self) -> ExitStatus:
+        """``check``'s exit code: what the run would end with if every request succeeded."""
+        if self.stop is not None:
+            return self.stop.exit_status
+        blocking = self.blocking()
+        if any(isinstance(error, WhatsAppDisconnected) for error in blocking):
+            return ExitStatus.WHATSAPP_DISCONNECTED
+        if self.account.token in ("missing", "unknown"):
+            return ExitStatus.USAGE_OR_INPUT_ERROR
+        if blocking or self.count(RowStatus.INVALID):
+            return ExitStatus.ROWS_NOT_DONE
+        return ExitStatus.SUCCESS
+
+    def lines(self) -> list[str]:
+        """The plan shown before sending: the sheet, header row and columns taken and why; what
+        fills empty cells; the rows ready (and what was not checked, in a dry run)."""
+        table, columns = self.table, self.columns
+        parts = []
+        for role, label in (
+            ("phone", _("phone")),
+            ("operators", _("operators")),
+            ("department", _("department")),
+            ("ddd", _("DDD")),
+        ):
+            j = getattr(columns, role)
+            if j is None:
+                parts.append(_("{role}: none").format(role=label))
+            else:
+                parts.append(f"{label} '{table.columns[j]}' ({columns.why[role]})")
+        header = _("header row {row}").format(row=table.header_row)
+        requests = self.options.requests
+        if self.pool:
+            way = {"balanced": _("balanced")}.get(requests.distribute, _("in turn"))
+            fill = _("the pool {members} ({way})").format(members=", ".join(self.pool), way=way)
+        elif requests.operators:
+            fill = ", ".join(requests.operators)
+        else:
+            fill = _("nothing (such rows are invalid)")
+        department = requests.department or _("none")
+        done = self.count(RowStatus.STARTED) + self.count(RowStatus.ALREADY_IN_SERVICE)
+        invalid = self.count(RowStatus.INVALID)
+        duplicates = self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW)
+        rows = _("{rows}: {ready}, {invalid}{without}, {duplicates}").format(
+            rows=ngettext("{count} row", "{count} rows", len(table)).format(
+                count=f"{len(table):,}"
+            ),
+            ready=ngettext("{count} ready to send", "{count} ready to send", self.ready).format(
+                count=f"{self.ready:,}"
+            ),
+            invalid=ngettext("{count} invalid", "{count} invalid", invalid).format(
+                count=f"{invalid:,}"
+            ),
+            without=_(" ({count} without WhatsApp)").format(
+                count=f"{self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP):,}"
+            )
+            if self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP)
+            else "",
+            duplicates=ngettext(
+                "{count} duplicate (skipped)", "{count} duplicates (skipped)", duplicates
+            ).format(count=f"{duplicates:,}"),
+        )
+        if done:
+            rows += _("; {done} done by an earlier run").format(done=f"{done:,}")
+        out = [
+            _("Plan: {where}, {header}: {columns}.").format(
+                where=table.where, header=header, columns=", ".join(parts)
+            ),
+            _(
+                "Empty operators cells: {fill}; empty department cells: {department}. {rows}."
+            ).format(fill=fill, department=department, rows=rows),
+        ]
+        if self.unchecked:
+            out.append(
+                _("Not checked without asking the account: {what}.").format(
+                    what=", ".join(self.unchecked)
+                )
+            )
+        return out
+
+    def facts(self) -> dict:
+        """The plan for ``--summary-json`` and the ledger."""
+        columns = {
+            role: {"name": self.table.columns[j], "why": self.columns.why[role]}
+            for role in ("phone", "operators", "department", "ddd")
+            if (j := getattr(self.columns, role)) is not None
+        }
+        requests = self.options.requests
+        return {
+            "input": self.table.where,
+            "header_row": self.table.header_row,
+            "columns": columns,
+            "empty_operators": list(self.pool or requests.operators),
+            "distribute": requests.distribute if self.pool else None,
+            "empty_department": requests.department or None,
+            "rows": len(self.table),
+            "ready": self.ready,
+            "not_checked": self.unchecked,
+        }
+
+
+def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table, str]:
+    """The table and where its results go, and everything about them that needs no request:
+    the output (``sending``), the base URL and the token of a run that sends. INPUT ``-`` is
+    read from ``env.stdin``; having no name, it needs ``-o`` (and ``--journal`` with ``-o -``)
+    to send, checked before it is read."""
+    source = options.input
+    stdin = source.path == STDIN
+    if stdin and sending:
+        _check_stdin_places(options)
+    how = dict(
+        sheet=source.sheet,
+        encoding=source.encoding,
+        delimiter=source.delimiter,
+        phone_column=source.phone_column,
+        header_row=source.header_row,
+    )
+    if stdin:
+        table = read_stdin_table(getattr(env.stdin, "buffer", env.stdin), **how)
+    else:
+        table = read_table(source.path, **how)
+    output = options.output.path or (STDOUT if stdin else _default_output(options))
+    if sending:
+        check_output(output, source.path, input_is_results=table.results is not None)
+        check_capacity(output, len(table))
+        check_cell_lengths(output, table)
+    requests = options.requests
+    if sending and not requests.sandbox:
+        check_base_url(requests.base_url)
+        if not options.sending.dry_run:
+            check_token(resolve_token(requests, env.environ))
+    return table, output
+
+
+def _default_output(options: RunOptions) -> str:
+    """Beside the input; a rehearsal on the sandbox writes apart (``leads.sandbox.results.csv``),
+    so that it never blocks or confuses the live run of the same sheet."""
+    path = Path(options.input.path)
+    if options.requests.sandbox:
+        path = path.with_name(f"{path.stem}.sandbox{path.suffix}")
+    return default_output_for(path)
+
+
+def _check_stdin_places(options: RunOptions) -> None:
+    """Standard input has no name to put the results, or a ledger, beside: a run from it must
+    be told where they go."""
+    if options.output.path is None:
+        raise OutputError(
+            _(
+                "{path}: the input has no name to put the results beside; give -o PATH (or -o - for stdout)."
+            ).format(path=STDIN_NAME)
+        )
+    if options.output.path == STDOUT and options.output.journal is None:
+        raise OutputError(
+            _(
+                "{path}: with the results on stdout too, the journal has no file to sit beside; give --journal PATH."
+            ).format(path=STDIN_NAME)
+        )
+
+
+def journal_path(options: RunOptions, output: str) -> Path | None:
+    """The ledger: ``--journal``, else beside the results (beside the input for stdout; named
+    apart for the sandbox), the real file's when the path given is a link, so that every way of
+    naming the results finds the same ledger. It may be neither the input nor the results. None
+    for standard input with the results on stdout: nowhere to keep one."""
+    if options.output.journal is not None:
+        path = Path(options.output.journal)
+    elif output == STDOUT and options.input.path == STDIN:
+        return None
+    else:
+        beside = os.path.realpath(options.input.path if output == STDOUT else output)
+        if options.requests.sandbox and ".sandbox." not in Path(beside).name:
+            beside += ".sandbox"
+        path = default_journal_path(beside)
+    for other in (str(options.input.path), output):
+        if other != STDOUT and os.path.realpath(path) == os.path.realpath(other):
+            raise OutputError(
+                _("{path}: the journal would overwrite {other}; choose another --journal.").format(
+                    path=path, other=other
+                )
+            )
+    return path
+
+
+def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
+    """The columns whose cells are mostly the account's operators (by ID, login, name or
+    e-mail), with the share of their cells that are."""
+    if not directory.operators:
+        return {}
+    known = {fold(v) for op in directory.operators for v in (op.id, op.login, op.name, op.email)}
+    known.discard("")
+    found = {}
+    for j in range(len(table.columns)):
+        cells = table.column(j).head(OWNER_SAMPLE).str.strip()
+        counts = cells[cells != ""].value_counts()
+        if counts.empty:
+            continue
+        ours = sum(
+            n
+            for cell, n in counts.items()
+            if (names := split_operators(cell)) and all(fold(name) in known for name in names)
+        )
+        if (share := ours / counts.sum()) >= OWNER_SHARE:
+            found[j] = share
+    return found
+
+
+def _pool(options: RunOptions, directory: Directory | None) -> tuple[str, ...]:
+    requests = options.requests
+    if requests.distribute not in DISTRIBUTIONS:
+        raise PoolError(
+            _("--distribute: '{value}' is not one of {choices}").format(
+                value=requests.distribute, choices=", ".join(DISTRIBUTIONS)
+            )
+        )
+    pool = read_pool(requests.pool, requests.pool_file)
+    if (requests.pool or requests.pool_file) and not pool:
+        raise PoolError(_("the operator pool is empty; give IDs with --pool A,B or --pool-file"))
+    if pool and requests.operators:
+        raise PoolError(_("give --operator or --pool, not both: both fill empty operator cells"))
+    return resolve_pool(pool, directory) if pool and directory is not None else pool
+
+
+async def build_plan(
+    options: RunOptions,
+    env: Env,
+    access: Access | None = None,
+    journal: Journal | None = None,
+    *,
+    source: tuple[Table, str] | None = None,
+    strict: bool = False,
+) -> Plan:
+    """The plan, asking the account through ``access`` (None: nothing is asked). ``journal``:
+    the ledger whose done leads are carried over (and, for a writable one, where the phones'
+    WhatsApp answers are kept). ``strict`` (a run): what stops sending is raised as soon as it
+    is known, before any phone is asked about."""
+    table, output = source or read_source(options, env, sending=False)
+    requests = options.requests
+    asking = access is not None and access.lists
+    if asking:
+        account = await ask_account(options, access)
+    else:
+        ticket = access.session.ticket if access else requests.ticket or requests.sandbox
+        account = Account(token="not asked" if access or env_token(options, env) else "missing")
+        account.ticket = bool(ticket)
+    # Names are resolved against the lists the account gave; without its operator list, a
+    # name is refused only when no ticket could have fetched it.
+    directory = account.directory
+    directory.unchecked = account.ticket and directory.operators is None
+    lookup = directory if requests.lookup else None
+    given = options.input
+    columns = map_columns(
+        table,
+        given.phone_column,
+        given.operators_column,
+        given.department_column,
+        given.ddd_column,
+        given.ignore_columns,
+        owners_by_content(table, directory),
+    )
+    pool = _pool(options, lookup)
+    defaults = LeadDefaults(
+        requests.operators, requests.department, requests.country_code, pool=bool(pool)
+    )
+    frame = validate_rows(table, columns, defaults)
+    done = dict(journal.done()) if journal is not None else {}
+    done.update({r.phone: (r.status, None) for r in records_in_results(table.results)})
+    frame = carry_over(frame, done, lambda index: row_keys(table.frame.loc[index]))
+    named = (frame["department"] != "") & (pending(frame) | frame["carried"])
+    if asking and (access.check or (requests.lookup and named.any())):
+        await ask_departments(access, account)
+    plan = Plan(options, table, output, columns, frame, account, pool)
+    if account.token == "refused":
+        plan.stop = Stop.UNAUTHORIZED
+    if strict and plan.blocking():
+        raise plan.blocking()[0]
+    if lookup is not None:
+        frame = resolve_names(frame, lookup)
+    if requests.verify_whatsapp and access is not None and not plan.stop:
+        frame = await verify_whatsapp(options, env, access, frame, table, journal)
+    frame = skip_duplicates(frame)
+    if requests.online_only and account.online is not None:
+        frame = keep_online(frame, account.online)
+        pool = online_members(pool, account.online)
+    plan.frame, plan.pool = assign_pool(frame, pool, requests.distribute), pool
+    if access is None or not access.lists:
+        plan.unchecked = _unchecked(options)
+    return plan
+
+
+def env_token(options: RunOptions, env: Env) -> bool:
+    return options.requests.sandbox or bool(resolve_token(options.requests, env.environ))
+
+
+def _unchecked(options: RunOptions) -> list[str]:
+    requests = options.requests
+    what = [_("the token")]
+    if requests.lookup:
+        what.append(_("names against the account's lists, the operators column by content"))
+    if requests.status_check:
+        what.append(_("the WhatsApp number"))
+    if requests.online_only:
+        what.append(_("who is online"))
+    return what
+
+
+async def verify_whatsapp(
+    options: RunOptions,
+    env: Env,
+    access: Access,
+    frame: pd.DataFrame,
+    table: Table,
+    journal: Journal | None,
+) -> pd.DataFrame:
+    """``--verify-whatsapp``: ask PlugChat whether each phone still to send has WhatsApp (and,
+    for a Brazilian mobile without, its other ninth-digit form), with the run's gate and
+    retries, and apply the answers. Answers an earlier run kept are not asked again; a run's
+    are kept in its (writable) ledger."""
+    known = journal.whatsapp_answers() if journal is not None else {}
+    done = {r.phone for r in records_in_results(table.results)}
+    done.update(journal.done() if journal is not None else ())
+    client, base = access.client, access.session.base_url
+    found: dict[str, bool | None] = dict(known)
+    asked = phones_to_ask(frame, done.union(known))
+    found.update(await ask_exists(client, base, asked, access.gate, access.policy))
+    others = other_forms_to_ask(asked + [p for p in known if p not in done], found)
+    found.update(await ask_exists(client, base, others, access.gate, access.policy))
+    if journal is not None and journal.run is not None:
+        journal.note_whatsapp({p: found[p] for p in asked + others})
+    if not options.display.quiet:
+        env.log(
+            "batch-attend: "
+            + _(
+                "asked PlugChat whether {count} phones have WhatsApp ({known} known from an "
+                "earlier run)."
+            ).format(count=f"{len(asked) + len(others):,}", known=f"{len(known):,}")
+        )
+    return apply_exists(frame, found, done)
+
+
+def check_plan(options: RunOptions, env: Env | None = None) -> Plan:
+    """``batch-attend check`` and the page's preview: the plan as a run would make it, asking the
+    account everything a run asks (with a token), starting nothing; the ledger is only read."""
+    env = env or Env()
+    source = read_source(options, env, sending=False)
+    path = journal_path(options, source[1])
+    journal = Journal.open_readonly(path) if path is not None else None
+
+    async def plan(session: Session) -> Plan:
+        if not session.token:
+            return await build_plan(options, env, None, journal, source=source)
+        async with session.client(options) as client:
+            access = Access.of(options, session, client, check=True)
+            return await build_plan(options, env, access, journal, source=source)
+
+    try:
+        with open_session(options, env) as session:
+            return run_async(plan(session))
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def account_lines(plan: Plan) -> list[str]:
+    """What ``check`` says of the account, after the plan."""
+    account = plan.account
+    token = {
+        "accepted": _("accepted"),
+        "refused": _("refused by the API (HTTP 401)"),
+        "missing": _("not given (set PLUGCHAT_TOKEN or --token)"),
+        "not asked": _("not asked"),
+    }.get(account.token, _("could not ask"))
+    if "departments" in account.errors and account.token == "unknown":
+        token += " " + _("(could not ask: {reason})").format(reason=account.errors["departments"])
+    out = [_("Token: {token}").format(token=token)]
+    if account.token != "accepted":
+        return out
+    if account.whatsapp is not None:
+        status = _("connected") if account.whatsapp.ok else account.whatsapp.problem()
+        out.append(_("WhatsApp: {status}").format(status=status))
+    elif "whatsapp" in account.errors:
+        out.append(_("WhatsApp: {status}").format(status=_("could not ask ({reason})").format(
+            reason=account.errors["whatsapp"])))  # fmt: skip
+    for kind, title in (("departments", _("Departments")), ("operators", _("Operators"))):
+        items = getattr(account.directory, kind)
+        if items is not None:
+            active = sum(item.active for item in items)
+            out.append(
+                _("{title}: {count} ({active} active)").format(
+                    title=title, count=len(items), active=active
+                )
+            )
+        elif kind in account.errors:
+            out.append(_("Operators: {note}").format(
+                note=_("error: {reason}").format(reason=account.errors[kind])))  # fmt: skip
+        elif kind == "operators":
+            out.append(_("Operators: {note}").format(note=_(
+                "not checked: no ticket (--ticket or PLUGCHAT_TICKET); names cannot be resolved"
+            )))  # fmt: skip
+    if account.online is not None:
+        on = [o.label for o in account.online if o.online] or [_("none")]
+        off = [o.label for o in account.online if not o.online] or [_("none")]
+        out.append(
+            _("Operators online now: {online}; offline: {offline}").format(
+                online=", ".join(on), offline=", ".join(off)
+            )
+        )
+    elif "online" in account.errors:
+        out.append(_("Operators online now: {note}").format(
+            note=_("could not ask ({reason})").format(reason=account.errors["online"])))  # fmt: skip
+    return out
+
+
+def check_lines(plan: Plan) -> list[str]:
+    """Everything ``check`` prints: the plan, the account, the rows that would not be sent."""
+    out = [*plan.lines(), *account_lines(plan)]
+    problems = plan.problems()
+    out += ["  " + _("row {row}: {error}").format(row=r, error=e) for r, e in problems[:20]]
+    if len(problems) > PROBLEMS_SHOWN:
+        more = len(problems) - PROBLEMS_SHOWN
+        out.append("  " + _("... and {count} more").format(count=f"{more:,}"))
+    ready = plan.exit_status() is ExitStatus.SUCCESS
+    out.append(_("Ready: yes") if ready else _("Ready: no"))
+    return out
+
+
+__all__ = ["Account", "Plan", "build_plan", "check_plan", "np"]

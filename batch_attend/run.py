@@ -1,0 +1,490 @@
+"""A run from end to end: the plan (:mod:`batch_attend.plan`), shown; its requests sent by the
+:class:`~batch_attend.engine.Engine`; the results built from the ledger, so they say what it
+says, whatever stopped the run.
+
+:func:`run_batch` is the library's entry point and what the CLI and the web page call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from batch_attend.engine import Engine, HeldSignals, signals_stop
+from batch_attend.env import Env
+from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _, ngettext
+from batch_attend.journal import Journal
+from batch_attend.leads import Lead
+from batch_attend.outcomes import ExitStatus, Outcome, RunSummary, Stop, exit_status_for
+from batch_attend.plan import Access, Plan, build_plan, journal_path, read_source
+from batch_attend.request_log import RequestLog, mask_phone
+from batch_attend.results import (
+    STDOUT,
+    check_writable,
+    contract_frame,
+    csv_delimiter,
+    format_summary,
+    outcome_frame,
+    outcomes_of,
+    records_in_results,
+    started_at,
+    write_results,
+    write_summary_json,
+)
+from batch_attend.session import Session, open_session, run_async
+from batch_attend.settings import TOKEN_ENV, RunOptions
+from batch_attend.whatsapp import WhatsAppUnknown, whatsapp_status
+
+
+@dataclass
+class RunReport:
+    summary: RunSummary
+    frame: pd.DataFrame  # every row's outcome, see results.OUTCOME_COLUMNS
+    output: str
+    journal: Path | None
+    exit_status: ExitStatus
+    plan: Plan | None = None
+
+    @functools.cached_property
+    def outcomes(self) -> list[Outcome]:
+        """One :class:`Outcome` per input row, in input order."""
+        return outcomes_of(self.frame)
+
+
+class Progress:
+    """A tqdm bar on stderr for a person watching; nothing at all for pipes, files and --quiet."""
+
+    def __init__(self, total: int, env: Env, enabled: bool) -> None:
+        self._env = env
+        self._bar = None
+        if enabled and env.stderr_isatty and total:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                file=env.stderr,
+                unit="row",
+                mininterval=0.25,
+                dynamic_ncols=True,
+                desc="Starting attendances",
+                leave=False,
+            )
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def write(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=self._env.stderr)
+        else:
+            self._env.log(line)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Watch:
+    """A run seen and stopped from another thread (the web page): how far it is, and a cancel
+    that stops it as Ctrl-C does (requests in flight finish, the rest is ``skipped``, a rerun
+    resumes from the ledger). Thread-safe; the CLI passes none."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rows = 0  # every row of the input
+        self.total = 0  # rows to send
+        self.done = 0  # rows to send that an answer decided
+        self.counts: Counter = Counter()  # per status, rows decided before sending included
+        self.started: float | None = None  # time.monotonic() when sending began
+        self.cancelled = False
+        self._engine: Engine | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def planned(self, plan: Plan) -> None:
+        decided = plan.frame["status"].dropna().value_counts().to_dict()
+        with self._lock:
+            self.rows, self.total = len(plan.frame), plan.ready
+            self.counts.update({str(k): int(v) for k, v in decided.items()})
+
+    def attach(self, engine: Engine) -> None:
+        """Called on the run's loop as sending begins; a cancel that came earlier stops it now."""
+        with self._lock:
+            self._engine, self._loop = engine, asyncio.get_running_loop()
+            self.started = time.monotonic()
+            stop = self.cancelled
+        if stop:
+            engine.stop("SIGINT")
+
+    def detach(self) -> None:
+        with self._lock:
+            self._engine = self._loop = None
+
+    def decided(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.done += 1
+            self.counts[str(outcome.status)] += 1
+
+    def cancel(self) -> None:
+        """Stop the run once (a second stop would be a second Ctrl-C, which exits at once)."""
+        with self._lock:
+            if self.cancelled:
+                return
+            self.cancelled = True
+            engine, loop = self._engine, self._loop
+        if engine is not None:
+            loop.call_soon_threadsafe(engine.stop, "SIGINT")
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            elapsed = time.monotonic() - self.started if self.started is not None else 0.0
+            rate = self.done / elapsed if elapsed > 0 else 0.0
+            left = (self.total - self.done) / rate if rate > 0 else None
+            return {
+                "rows": self.rows,
+                "total": self.total,
+                "done": self.done,
+                "counts": dict(self.counts),
+                "rows_per_s": round(rate, 1),
+                "seconds_left": None if left is None else round(left),
+                "cancelled": self.cancelled,
+            }
+
+
+def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None = None) -> RunReport:
+    """Run one batch end to end and write its results (and ``--summary-json``); raises
+    :class:`BatchAttendError` for problems found before sending (nothing is sent then, and an
+    existing results file is left as it was). ``watch``: progress and cancel for a caller in
+    another thread."""
+    env = env or Env()
+    facts = {"exit_code": None, "started_at": started_at(), "input": str(options.input.path)}
+    facts.update(output=None, journal=None, retry_at=None, plan=None)
+    try:
+        report = _run(options, env, time.perf_counter(), watch)
+    except BatchAttendError as exc:
+        facts["exit_code"] = int(exc.exit_status)
+        with contextlib.suppress(OSError):  # the summary's own path may be what is wrong
+            write_summary_json(options.output.summary_json, None, facts, str(exc))
+        raise
+    except KeyboardInterrupt:
+        facts["exit_code"] = int(ExitStatus.INTERRUPTED)
+        write_summary_json(
+            options.output.summary_json, None, facts, "interrupted before any request was sent"
+        )
+        raise
+    facts.update(
+        retry_at=report.summary.retry_at,
+        exit_code=int(report.exit_status),
+        output=report.output,
+        journal=str(report.journal) if report.journal else None,
+        plan=report.plan.facts() if report.plan is not None else None,
+    )
+    try:
+        write_summary_json(
+            options.output.summary_json, report.summary, facts, report.summary.write_error
+        )
+    except OSError as exc:
+        env.log(
+            "batch-attend: "
+            + _("error: {path}: the summary could not be written ({reason}).").format(
+                path=options.output.summary_json, reason=_reason(exc)
+            )
+        )
+        report.exit_status = ExitStatus.WRITE_FAILED
+    return report
+
+
+def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> RunReport:
+    dry_run = options.sending.dry_run
+    source = read_source(options, env, sending=True)
+    table, output = source
+    summary = RunSummary(output=output, dry_run=dry_run, started_at=started_at())
+    summary.input = str(options.input.path)
+    path = journal_path(options, output)
+    for file in (None if dry_run else path, options.output.summary_json, options.output.log_file):
+        if file is not None:
+            check_writable(Path(file))
+    held = HeldSignals()
+    journal = None
+    try:
+        if dry_run:  # the ledger only read; no request but the phones' with --verify-whatsapp
+            journal = Journal.open_readonly(path)
+            try:
+                plan = _dry_plan(options, env, source, journal)
+                _show(plan, options, env)
+                plan_stop = Stop.DRY_RUN
+                frame = _outcomes(plan, journal, plan_stop, resolved=True)
+            finally:
+                if journal is not None:
+                    journal.close()
+                journal = None
+        else:
+            with open_session(options, env) as session:
+                plan, frame, plan_stop, journal = run_async(
+                    _live(options, env, session, source, path, summary, held, watch)
+                )
+        summary.stop = summary.stop or plan_stop
+        summary.resumed = int(plan.frame["carried"].sum())
+        summary.counts.update(frame["status"].value_counts().to_dict())
+        codes = frame.loc[frame["error_code"] != "", "error_code"]
+        summary.error_counts.update(codes.value_counts().to_dict())
+        summary.names = plan.account.directory.names()
+        summary.elapsed = time.perf_counter() - clock
+        try:
+            write_results(
+                output,
+                table.columns,
+                contract_frame(table.frame, frame),
+                stdout=env.stdout,
+                summary=summary,
+                bom=options.output.bom,
+                delimiter=csv_delimiter(
+                    options.output.output_delimiter, table.delimiter, options.output.results_lang
+                ),
+                lang=options.output.results_lang or "en",
+            )
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError) or output == STDOUT:
+                raise
+            summary.write_error = summary.write_error or _(
+                "{path}: the results could not be written ({reason})"
+            ).format(path=output, reason=_reason(exc))
+    finally:
+        held.release()
+        if journal is not None:
+            journal.unlock()
+    if summary.stop is None and held.name:  # a signal once sending was done
+        summary.stop = Stop.named(held.name)
+    _say_how_it_ended(summary, options, env, None if dry_run else path)
+    return RunReport(
+        summary, frame, output, None if dry_run else path, exit_status_for(summary), plan
+    )
+
+
+def _dry_plan(options, env, source, journal) -> Plan:
+    if not options.requests.verify_whatsapp:
+        return run_async(build_plan(options, env, None, journal, source=source))
+    with open_session(options, env) as session:
+
+        async def plan() -> Plan:
+            async with session.client(options) as client:
+                access = Access.of(options, session, client, lists=False)
+                return await build_plan(options, env, access, journal, source=source)
+
+        return run_async(plan())
+
+
+def _show(plan: Plan, options: RunOptions, env: Env) -> None:
+    if not options.display.quiet:
+        for line in plan.lines():
+            env.log("batch-attend: " + line)
+
+
+async def _live(
+    options: RunOptions,
+    env: Env,
+    session: Session,
+    source,
+    path: Path,
+    summary: RunSummary,
+    held: HeldSignals,
+    watch: Watch | None,
+):
+    """Everything that talks to the API, on one client, with the ledger open: the plan, then
+    its requests. Returns the plan, every row's outcome, why sending stopped early, and the
+    closed journal, still locked."""
+    async with session.client(options) as client:
+        journal = Journal.open(
+            path, target=session.name, input=str(options.input.path), fresh=options.output.fresh
+        )
+        if journal.set_aside is not None and not options.display.quiet:
+            env.log(
+                "batch-attend: "
+                + _("--fresh: the journal it forgets is kept as {path}.").format(
+                    path=journal.set_aside
+                )
+            )
+        stop = None
+        try:
+            access = Access.of(options, session, client)
+            plan = await build_plan(options, env, access, journal, source=source, strict=True)
+            journal.adopt(records_in_results(plan.table.results))
+            journal.note_plan(plan.facts())
+            _show(plan, options, env)
+            stop = plan.stop
+            if watch is not None:
+                watch.planned(plan)
+            if plan.ready:
+                held.hold()  # from here on, what is sent is written out whatever comes
+                try:
+                    stop = await _send(options, env, access, plan, journal, summary, watch)
+                except Exception as exc:
+                    if journal.failure is None:
+                        raise
+                    stop = Stop.WRITE_FAILED
+                    summary.write_error = _(
+                        "{path}: the journal could not be written ({reason})"
+                    ).format(path=path, reason=_reason(exc))
+            frame = _outcomes(
+                plan, journal, stop, resolved=stop is not Stop.UNAUTHORIZED, when=summary.retry_at
+            )
+        except BaseException:
+            journal.close(stop.key if stop else None)
+            raise
+        journal.close(stop.key if stop else None, unlock=False)  # held until the results are out
+        return plan, frame, stop, journal
+
+
+def _outcomes(plan: Plan, journal: Journal | None, stop: Stop | None, *, resolved, when=None):
+    """Every row's outcome, from the plan and what the ledger (and a results file given as
+    input) recorded; rows left undecided are skipped, saying why. ``resolved``: the plan's
+    operators are IDs, so a carried row's can be compared with what was sent."""
+    records = itertools.chain(
+        journal.records() if journal else (), records_in_results(plan.table.results)
+    )
+    unsent = (stop or Stop.SIGINT).unsent(when)
+    return outcome_frame(plan.frame, records, unsent, compare_asked=resolved)
+
+
+async def _send(
+    options: RunOptions,
+    env: Env,
+    access: Access,
+    plan: Plan,
+    journal: Journal,
+    summary: RunSummary,
+    watch: Watch | None = None,
+) -> Stop | None:
+    progress = Progress(plan.ready, env, enabled=not options.display.quiet)
+    log = RequestLog(options.output.log_file) if options.output.log_file else None
+
+    def on_attempt(lead: Lead, attempt: int, outcome: Outcome, seconds: float, wait) -> None:
+        if log is not None:
+            log.write(lead, attempt, outcome, seconds, wait)
+        if options.display.verbose:
+            what = outcome.error or str(outcome.status)
+            http = f" HTTP {outcome.http_status}" if outcome.http_status else ""
+            then = f"; retry in {wait:.1f} s" if wait is not None else ""
+            progress.write(
+                f"row {lead.row} {mask_phone(lead.phone)} attempt {attempt}:{http} "
+                f"{what} ({seconds * 1000:.0f} ms){then}"
+            )
+
+    async def recheck() -> str | None:
+        from batch_attend.directory import TokenRefusedError
+
+        try:
+            status = await whatsapp_status(access.client, access.session.base_url)
+        except (WhatsAppUnknown, TokenRefusedError):
+            return None  # not known to have dropped: the answers speak for themselves
+        return None if status.ok else status.problem()
+
+    def on_outcome(lead: Lead, outcome: Outcome) -> None:
+        progress.advance()
+        if watch is not None:
+            watch.decided(outcome)
+
+    sending = options.sending
+    engine = Engine(
+        access.client,
+        concurrency=sending.concurrency,
+        policy=access.policy,
+        backpressure=access.gate,
+        journal=journal,
+        on_outcome=on_outcome,
+        on_attempt=on_attempt if (options.display.verbose or log is not None) else None,
+        grace=sending.grace,
+        recheck=recheck if options.requests.status_check else None,
+    )
+    try:
+        with signals_stop(engine):
+            if watch is not None:
+                watch.attach(engine)
+            return Stop.named(await engine.run(plan.leads()))
+    finally:
+        if watch is not None:
+            watch.detach()
+        progress.close()
+        if log is not None:
+            log.close()
+        summary.decided_rows = engine.decided
+        summary.requests = engine.requests
+        summary.retries = engine.retries
+        summary.pushbacks = engine.gate.pushbacks
+        if engine.retry_at is not None:
+            summary.retry_at = engine.retry_at.isoformat(timespec="seconds")
+        summary.whatsapp_problem = engine.problem
+
+
+def _reason(exc: Exception) -> str:
+    """An OS or SQLite error in words (``No space left on device``, ``database or disk is
+    full``)."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _marked_skipped(count: int) -> str:
+    return ngettext(
+        "{count} row is marked skipped", "{count} rows are marked skipped", count
+    ).format(count=f"{count:,}")
+
+
+def closing_message(summary: RunSummary, journal: Path | None) -> str | None:
+    """What a person is told after the summary line when sending stopped early."""
+    stop = summary.stop
+    if summary.write_error:
+        return f"{_('error')}: {summary.write_error}. " + _(
+            "Sending stopped; what could be written was. Rows whose answer was not "
+            "recorded are marked skipped: fix this and run the same command again, and "
+            "nothing is started twice."
+        )
+    if stop is None or stop is Stop.DRY_RUN:
+        return None
+    skipped = summary.error_counts.get(stop.code, 0)
+    if stop.interrupted:
+        return (
+            _("interrupted ({signal}); {skipped}.").format(
+                signal=stop.key,
+                skipped=ngettext(
+                    "{count} row not finished is marked skipped",
+                    "{count} rows not finished are marked skipped",
+                    skipped,
+                ).format(count=f"{skipped:,}"),
+            )
+            + " "
+            + _("Run the same command again to resume (progress is in {journal}).").format(
+                journal=journal
+            )
+        )
+    if stop is Stop.WHATSAPP:
+        return _(
+            "{problem}; sending stopped. {skipped}: reconnect it in PlugChat and run the "
+            "same command again."
+        ).format(problem=summary.whatsapp_problem, skipped=_marked_skipped(skipped))
+    if stop is Stop.RATE_LIMITED:
+        return _(
+            "the API asked to be called again at {when}, later than batch-attend waits; "
+            "sending stopped. {skipped}: run the same command again after that time to "
+            "resume."
+        ).format(when=summary.retry_at, skipped=_marked_skipped(skipped))
+    return _(
+        "the API refused the token (HTTP 401); sending stopped. Check {env} (or --token). "
+        "{skipped}: fix the token and run again."
+    ).format(env=TOKEN_ENV, skipped=_marked_skipped(skipped))
+
+
+def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journal: Path | None):
+    if not options.display.quiet:
+        env.log(format_summary(summary))
+    message = closing_message(summary, journal)
+    if message:
+        env.log("batch-attend: " + message)
