@@ -7,27 +7,20 @@ and request body; the run sends exactly the plan's requests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from batch_attend import sentences
-from batch_attend.api import PlugChatClient, check_base_url, check_token
-from batch_attend.directory import (
-    Directory,
-    DirectoryError,
-    OnlineState,
-    TokenRefusedError,
-    fetch_directory,
-    fetch_online,
-)
+from batch_attend.api import check_base_url, check_token
+from batch_attend.directory import Directory
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.headers import ColumnMap, fold, map_columns
-from batch_attend.i18n import _, ngettext
+from batch_attend.i18n import _
 from batch_attend.journal import Journal, default_journal_path
 from batch_attend.leads import LeadDefaults, leads_to_send, pending, row_keys, split_operators
 from batch_attend.leads import validate as validate_rows
@@ -51,107 +44,32 @@ from batch_attend.results import (
     check_capacity,
     check_cell_lengths,
     check_output,
+    counted,
     default_output_for,
     records_in_results,
 )
-from batch_attend.retrying import Backpressure, RetryPolicy
-from batch_attend.session import Session, open_session, run_async
+from batch_attend.session import (
+    Access,
+    Account,
+    Session,
+    ask_account,
+    ask_departments,
+    open_session,
+    run_async,
+)
 from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.whatsapp import (
     WhatsAppDisconnected,
-    WhatsAppStatus,
-    WhatsAppUnknown,
     apply_exists,
     ask_exists,
     other_forms_to_ask,
     phones_to_ask,
-    whatsapp_status,
 )
 
-#: A column is the operators' by content when at least this share of its cells (of the first
-#: OWNER_SAMPLE) are the account's operators.
-OWNER_SHARE = 0.5
-OWNER_SAMPLE = 2000
+#: A column is the operators' by content when at least this share of its first cells are the
+#: account's operators.
+OWNER_SHARE, OWNER_SAMPLE = 0.5, 2000
 PROBLEMS_SHOWN = 20
-
-
-@dataclass
-class Access:
-    """How the pipeline may ask the account: the session, its client, the run's gate and retry
-    policy; ``lists``: also the account's lists, WhatsApp status and who is online (a dry run
-    asks none of them, only the phones with ``--verify-whatsapp``); ``check``: the departments
-    too when no row needs them, to tell whether the token is accepted."""
-
-    session: Session
-    client: PlugChatClient
-    gate: Backpressure
-    policy: RetryPolicy
-    lists: bool = True
-    check: bool = False
-
-    @classmethod
-    def of(cls, options: RunOptions, session: Session, client, **how) -> Access:
-        """With a gate and a retry policy of the run's options."""
-        sending = options.sending
-        gate = Backpressure(sending.concurrency, sending.rate)
-        return cls(session, client, gate, RetryPolicy(sending.retries, sending.backoff), **how)
-
-
-@dataclass
-class Account:
-    """What the account answered before sending; ``token`` is accepted, refused, missing,
-    unknown (it could not be asked, or nothing was asked yet) or not asked (a dry run)."""
-
-    token: str = "not asked"
-    directory: Directory = field(default_factory=Directory)
-    whatsapp: WhatsAppStatus | None = None
-    online: list[OnlineState] | None = None
-    errors: dict[str, BatchAttendError] = field(default_factory=dict)  # by what was asked
-    ticket: bool = False
-
-    async def ask(self, what: str, question) -> None:
-        """Ask one thing (``departments``, ``operators``, ``whatsapp``, ``online``), keeping the
-        answer, or why there is none; a refused token is kept as such."""
-        if self.token == "refused":
-            question.close()  # not asked: nothing will work with this token
-            return
-        try:
-            found = await question
-        except TokenRefusedError:
-            self.token = "refused"
-            return
-        except (DirectoryError, WhatsAppUnknown) as exc:
-            self.errors[what] = exc
-            return
-        self.token = "accepted"
-        if what in ("departments", "operators"):  # a Directory with the one list asked
-            setattr(self.directory, what, getattr(found, what))
-        else:
-            setattr(self, what, found)
-
-
-async def ask_account(options: RunOptions, access: Access) -> Account:
-    """The WhatsApp status, the operators (with a ticket) and who is online (with an account ID
-    or ``--online-only``); the departments are asked once the rows show they are needed."""
-    session, client, base = access.session, access.client, access.session.base_url
-    account = Account(token="unknown", ticket=bool(session.ticket))
-    if options.requests.status_check:
-        await account.ask("whatsapp", whatsapp_status(client, base))
-    if session.ticket and options.requests.lookup:
-        operators = fetch_directory(
-            client, base, ticket=session.ticket, operators=True, departments=False
-        )
-        await account.ask("operators", operators)
-    if options.requests.online_only or session.account_id:
-        await account.ask("online", fetch_online(client, base, session.account_id))
-    return account
-
-
-async def ask_departments(access: Access, account: Account) -> None:
-    lists = fetch_directory(
-        access.client, access.session.base_url, ticket=None, operators=False, departments=True
-    )
-    await account.ask("departments", lists)
 
 
 @dataclass
@@ -227,67 +145,37 @@ class Plan:
     def lines(self) -> list[str]:
         """The plan shown before sending: the sheet, header row and columns taken and why; what
         fills empty cells; the rows ready (and what was not checked, in a dry run)."""
-        table, columns = self.table, self.columns
+        table, columns, requests = self.table, self.columns, self.options.requests
         parts = []
-        for role, label in (
-            ("phone", _("phone")),
-            ("operators", _("operators")),
-            ("department", _("department")),
-            ("ddd", _("DDD")),
-        ):
+        for role, label in (("phone", _("phone")), ("operators", _("operators")),
+                            ("department", _("department")), ("ddd", _("DDD"))):  # fmt: skip
             j = getattr(columns, role)
-            if j is None:
-                parts.append(_("{role}: none").format(role=label))
-            else:
-                parts.append(f"{label} '{table.columns[j]}' ({columns.why[role]})")
-        header = _("header row {row}").format(row=table.header_row)
-        requests = self.options.requests
+            taken = f"{label} '{table.columns[j]}' ({columns.why[role]})" if j is not None else ""
+            parts.append(taken or _("{role}: none").format(role=label))
         if self.pool:
-            way = {"balanced": _("balanced")}.get(requests.distribute, _("in turn"))
+            way = _("balanced") if requests.distribute == "balanced" else _("in turn")
             fill = _("the pool {members} ({way})").format(members=", ".join(self.pool), way=way)
-        elif requests.operators:
-            fill = ", ".join(requests.operators)
         else:
-            fill = _("nothing (such rows are invalid)")
-        department = requests.department or _("none")
-        done = self.count(RowStatus.STARTED) + self.count(RowStatus.ALREADY_IN_SERVICE)
-        invalid = self.count(RowStatus.INVALID)
-        duplicates = self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW)
-        rows = _("{rows}: {ready}, {invalid}{without}, {duplicates}").format(
-            rows=ngettext("{count} row", "{count} rows", len(table)).format(
-                count=f"{len(table):,}"
-            ),
-            ready=ngettext("{count} ready to send", "{count} ready to send", self.ready).format(
-                count=f"{self.ready:,}"
-            ),
-            invalid=ngettext("{count} invalid", "{count} invalid", invalid).format(
-                count=f"{invalid:,}"
-            ),
-            without=_(" ({count} without WhatsApp)").format(
-                count=f"{self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP):,}"
-            )
-            if self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP)
-            else "",
-            duplicates=ngettext(
-                "{count} duplicate (skipped)", "{count} duplicates (skipped)", duplicates
-            ).format(count=f"{duplicates:,}"),
-        )
-        if done:
+            fill = ", ".join(requests.operators) or _("nothing (such rows are invalid)")
+        invalid = counted(RowStatus.INVALID, self.count(RowStatus.INVALID))
+        if without := self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP):
+            invalid += _(" ({count} without WhatsApp)").format(count=f"{without:,}")
+        duplicates = counted("duplicates", self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW))
+        rows = f"{counted('rows', len(table))}: {counted('ready', self.ready)}, {invalid}, {duplicates}"
+        if done := int(self.frame["carried"].sum()):
             rows += _("; {done} done by an earlier run").format(done=f"{done:,}")
+        header = _("header row {row}").format(row=table.header_row)
         out = [
             _("Plan: {where}, {header}: {columns}.").format(
                 where=table.where, header=header, columns=", ".join(parts)
             ),
             _(
                 "Empty operators cells: {fill}; empty department cells: {department}. {rows}."
-            ).format(fill=fill, department=department, rows=rows),
+            ).format(fill=fill, department=requests.department or _("none"), rows=rows),
         ]
         if self.unchecked:
-            out.append(
-                _("Not checked without asking the account: {what}.").format(
-                    what=", ".join(self.unchecked)
-                )
-            )
+            what = ", ".join(self.unchecked)
+            out.append(_("Not checked without asking the account: {what}.").format(what=what))
         return out
 
     def facts(self) -> dict:
@@ -452,9 +340,9 @@ async def build_plan(
     if asking:
         account = await ask_account(options, access)
     else:
+        has_token = access or requests.sandbox or resolve_token(requests, env.environ)
         ticket = access.session.ticket if access else requests.ticket or requests.sandbox
-        account = Account(token="not asked" if access or env_token(options, env) else "missing")
-        account.ticket = bool(ticket)
+        account = Account(token="not asked" if has_token else "missing", ticket=bool(ticket))
     # Names are resolved against the lists the account gave; without its operator list, a
     # name is refused only when no ticket could have fetched it.
     directory = account.directory
@@ -498,10 +386,6 @@ async def build_plan(
     if access is None or not access.lists:
         plan.unchecked = _unchecked(options)
     return plan
-
-
-def env_token(options: RunOptions, env: Env) -> bool:
-    return options.requests.sandbox or bool(resolve_token(options.requests, env.environ))
 
 
 def _unchecked(options: RunOptions) -> list[str]:
@@ -550,82 +434,40 @@ async def verify_whatsapp(
     return apply_exists(frame, found, done)
 
 
-def check_plan(options: RunOptions, env: Env | None = None) -> Plan:
-    """``batch-attend check`` and the page's preview: the plan as a run would make it, asking the
-    account everything a run asks (with a token), starting nothing; the ledger is only read."""
+def check_plan(
+    options: RunOptions,
+    env: Env | None = None,
+    source: tuple[Table, str] | None = None,
+    journal: Journal | None = None,
+) -> Plan:
+    """The plan as a run would make it, starting nothing: ``check`` and the page's preview ask
+    the account everything a run asks (with a token); a dry run asks it nothing (but the phones,
+    with ``--verify-whatsapp``). The ledger (``journal``, else the run's) is only read."""
     env = env or Env()
-    source = read_source(options, env, sending=False)
-    path = journal_path(options, source[1])
-    journal = Journal.open_readonly(path) if path is not None else None
+    source = source or read_source(options, env, sending=False)
+    path = journal_path(options, source[1]) if journal is None else None
+    own = Journal.open_readonly(path) if path is not None else None
+    dry = options.sending.dry_run
 
-    async def plan(session: Session) -> Plan:
-        if not session.token:
-            return await build_plan(options, env, None, journal, source=source)
+    async def plan(session: Session | None) -> Plan:
+        if session is None or not session.token:
+            return await build_plan(options, env, None, journal or own, source=source)
         async with session.client(options) as client:
-            access = Access.of(options, session, client, check=True)
-            return await build_plan(options, env, access, journal, source=source)
+            access = Access.of(options, session, client, lists=not dry, check=not dry)
+            return await build_plan(options, env, access, journal or own, source=source)
 
+    asks = not dry or options.requests.verify_whatsapp
     try:
-        with open_session(options, env) as session:
+        with open_session(options, env) if asks else contextlib.nullcontext() as session:
             return run_async(plan(session))
     finally:
-        if journal is not None:
-            journal.close()
-
-
-def account_lines(plan: Plan) -> list[str]:
-    """What ``check`` says of the account, after the plan."""
-    account = plan.account
-    token = {
-        "accepted": _("accepted"),
-        "refused": _("refused by the API (HTTP 401)"),
-        "missing": _("not given (set PLUGCHAT_TOKEN or --token)"),
-        "not asked": _("not asked"),
-    }.get(account.token, _("could not ask"))
-    if "departments" in account.errors and account.token == "unknown":
-        token += " " + _("(could not ask: {reason})").format(reason=account.errors["departments"])
-    out = [_("Token: {token}").format(token=token)]
-    if account.token != "accepted":
-        return out
-    if account.whatsapp is not None:
-        status = _("connected") if account.whatsapp.ok else account.whatsapp.problem()
-        out.append(_("WhatsApp: {status}").format(status=status))
-    elif "whatsapp" in account.errors:
-        out.append(_("WhatsApp: {status}").format(status=_("could not ask ({reason})").format(
-            reason=account.errors["whatsapp"])))  # fmt: skip
-    for kind, title in (("departments", _("Departments")), ("operators", _("Operators"))):
-        items = getattr(account.directory, kind)
-        if items is not None:
-            active = sum(item.active for item in items)
-            out.append(
-                _("{title}: {count} ({active} active)").format(
-                    title=title, count=len(items), active=active
-                )
-            )
-        elif kind in account.errors:
-            out.append(_("Operators: {note}").format(
-                note=_("error: {reason}").format(reason=account.errors[kind])))  # fmt: skip
-        elif kind == "operators":
-            out.append(_("Operators: {note}").format(note=_(
-                "not checked: no ticket (--ticket or PLUGCHAT_TICKET); names cannot be resolved"
-            )))  # fmt: skip
-    if account.online is not None:
-        on = [o.label for o in account.online if o.online] or [_("none")]
-        off = [o.label for o in account.online if not o.online] or [_("none")]
-        out.append(
-            _("Operators online now: {online}; offline: {offline}").format(
-                online=", ".join(on), offline=", ".join(off)
-            )
-        )
-    elif "online" in account.errors:
-        out.append(_("Operators online now: {note}").format(
-            note=_("could not ask ({reason})").format(reason=account.errors["online"])))  # fmt: skip
-    return out
+        if own is not None:
+            own.close()
 
 
 def check_lines(plan: Plan) -> list[str]:
     """Everything ``check`` prints: the plan, the account, the rows that would not be sent."""
-    out = [*plan.lines(), *account_lines(plan)]
+    out = [*plan.lines(), *plan.account.lines()]
     problems = plan.problems()
     out += ["  " + _("row {row}: {error}").format(row=r, error=e) for r, e in problems[:20]]
     if len(problems) > PROBLEMS_SHOWN:
@@ -634,6 +476,3 @@ def check_lines(plan: Plan) -> list[str]:
     ready = plan.exit_status() is ExitStatus.SUCCESS
     out.append(_("Ready: yes") if ready else _("Ready: no"))
     return out
-
-
-__all__ = ["Account", "Plan", "build_plan", "check_plan", "np"]

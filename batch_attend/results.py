@@ -723,7 +723,7 @@ def started_at() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _counted(status: RowStatus | str, n: int) -> str:
+def counted(status: RowStatus | str, n: int) -> str:
     """``n`` rows of a status in words, singular or plural as the language counts them."""
     return counted_words(status, n).format(count=f"{n:,}")
 
@@ -739,6 +739,8 @@ def counted_words(status: RowStatus | str, n: int) -> str:
         RowStatus.FAILED: ngettext("{count} failed", "{count} failed", n),
         RowStatus.SKIPPED: ngettext("{count} skipped", "{count} skipped", n),
         "ready": ngettext("{count} ready to send", "{count} ready to send", n),
+        "duplicates": ngettext("{count} duplicate (skipped)", "{count} duplicates (skipped)", n),
+        "rows": ngettext("{count} row", "{count} rows", n),
     }
     return words[status]
 
@@ -750,9 +752,9 @@ def format_summary(summary: RunSummary) -> str:
     ready = summary.error_counts[ErrorCode.DRY_RUN] if summary.dry_run else 0
     counts = Counter(summary.counts)
     counts[RowStatus.SKIPPED] -= ready
-    parts = [_counted(s, counts[s]) for s in RowStatus if counts[s] > 0]
+    parts = [counted(s, counts[s]) for s in RowStatus if counts[s] > 0]
     if ready:
-        parts.insert(0, _counted("ready", ready))
+        parts.insert(0, counted("ready", ready))
     where = _("stdout") if summary.output == STDOUT else summary.output
     extras = []
     if summary.resumed:

@@ -22,11 +22,11 @@ import pandas as pd
 from batch_attend.engine import Engine, HeldSignals, signals_stop
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
-from batch_attend.i18n import _, ngettext
+from batch_attend.i18n import N_, _, ngettext
 from batch_attend.journal import Journal
 from batch_attend.leads import Lead
 from batch_attend.outcomes import ExitStatus, Outcome, RunSummary, Stop, exit_status_for
-from batch_attend.plan import Access, Plan, build_plan, journal_path, read_source
+from batch_attend.plan import Plan, build_plan, check_plan, journal_path, read_source
 from batch_attend.request_log import RequestLog, mask_phone
 from batch_attend.results import (
     STDOUT,
@@ -41,7 +41,7 @@ from batch_attend.results import (
     write_results,
     write_summary_json,
 )
-from batch_attend.session import Session, open_session, run_async
+from batch_attend.session import Access, Session, open_session, run_async
 from batch_attend.settings import TOKEN_ENV, RunOptions
 from batch_attend.whatsapp import WhatsAppUnknown, whatsapp_status
 
@@ -59,40 +59,6 @@ class RunReport:
     def outcomes(self) -> list[Outcome]:
         """One :class:`Outcome` per input row, in input order."""
         return outcomes_of(self.frame)
-
-
-class Progress:
-    """A tqdm bar on stderr for a person watching; nothing at all for pipes, files and --quiet."""
-
-    def __init__(self, total: int, env: Env, enabled: bool) -> None:
-        self._env = env
-        self._bar = None
-        if enabled and env.stderr_isatty and total:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=total,
-                file=env.stderr,
-                unit="row",
-                mininterval=0.25,
-                dynamic_ncols=True,
-                desc="Starting attendances",
-                leave=False,
-            )
-
-    def advance(self, n: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def write(self, line: str) -> None:
-        if self._bar is not None:
-            self._bar.write(line, file=self._env.stderr)
-        else:
-            self._env.log(line)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 class Watch:
@@ -220,10 +186,10 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
         if dry_run:  # the ledger only read; no request but the phones' with --verify-whatsapp
             journal = Journal.open_readonly(path)
             try:
-                plan = _dry_plan(options, env, source, journal)
+                plan = check_plan(options, env, source, journal)
                 _show(plan, options, env)
                 plan_stop = Stop.DRY_RUN
-                frame = _outcomes(plan, journal, plan_stop, resolved=True)
+                frame = _outcomes(plan, journal, plan_stop, resolved=not options.requests.lookup)
             finally:
                 if journal is not None:
                     journal.close()
@@ -269,19 +235,6 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
     return RunReport(
         summary, frame, output, None if dry_run else path, exit_status_for(summary), plan
     )
-
-
-def _dry_plan(options, env, source, journal) -> Plan:
-    if not options.requests.verify_whatsapp:
-        return run_async(build_plan(options, env, None, journal, source=source))
-    with open_session(options, env) as session:
-
-        async def plan() -> Plan:
-            async with session.client(options) as client:
-                access = Access.of(options, session, client, lists=False)
-                return await build_plan(options, env, access, journal, source=source)
-
-        return run_async(plan())
 
 
 def _show(plan: Plan, options: RunOptions, env: Env) -> None:
@@ -365,7 +318,13 @@ async def _send(
     summary: RunSummary,
     watch: Watch | None = None,
 ) -> Stop | None:
-    progress = Progress(plan.ready, env, enabled=not options.display.quiet)
+    from tqdm import tqdm
+
+    # A bar for a person watching; none for pipes, files and --quiet (its lines still go out).
+    shown = not options.display.quiet and env.stderr_isatty
+    progress = tqdm(total=plan.ready, file=env.stderr, unit="row", mininterval=0.25,
+                    dynamic_ncols=True, desc="Starting attendances", leave=False,
+                    disable=not shown)  # fmt: skip
     log = RequestLog(options.output.log_file) if options.output.log_file else None
 
     def on_attempt(lead: Lead, attempt: int, outcome: Outcome, seconds: float, wait) -> None:
@@ -377,7 +336,8 @@ async def _send(
             then = f"; retry in {wait:.1f} s" if wait is not None else ""
             progress.write(
                 f"row {lead.row} {mask_phone(lead.phone)} attempt {attempt}:{http} "
-                f"{what} ({seconds * 1000:.0f} ms){then}"
+                f"{what} ({seconds * 1000:.0f} ms){then}",
+                file=env.stderr,
             )
 
     async def recheck() -> str | None:
@@ -390,7 +350,7 @@ async def _send(
         return None if status.ok else status.problem()
 
     def on_outcome(lead: Lead, outcome: Outcome) -> None:
-        progress.advance()
+        progress.update()
         if watch is not None:
             watch.decided(outcome)
 
@@ -432,10 +392,21 @@ def _reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
-def _marked_skipped(count: int) -> str:
-    return ngettext(
-        "{count} row is marked skipped", "{count} rows are marked skipped", count
-    ).format(count=f"{count:,}")
+#: What a person is told after the summary line when sending stopped early, by why.
+_CLOSING = {
+    Stop.WHATSAPP: N_(
+        "{problem}; sending stopped. {skipped}: reconnect it in PlugChat and run the same "
+        "command again."
+    ),
+    Stop.RATE_LIMITED: N_(
+        "the API asked to be called again at {when}, later than batch-attend waits; sending "
+        "stopped. {skipped}: run the same command again after that time to resume."
+    ),
+    Stop.UNAUTHORIZED: N_(
+        "the API refused the token (HTTP 401); sending stopped. Check {env} (or --token). "
+        "{skipped}: fix the token and run again."
+    ),
+}
 
 
 def closing_message(summary: RunSummary, journal: Path | None) -> str | None:
@@ -449,37 +420,25 @@ def closing_message(summary: RunSummary, journal: Path | None) -> str | None:
         )
     if stop is None or stop is Stop.DRY_RUN:
         return None
-    skipped = summary.error_counts.get(stop.code, 0)
+    count = summary.error_counts.get(stop.code, 0)
     if stop.interrupted:
-        return (
-            _("interrupted ({signal}); {skipped}.").format(
-                signal=stop.key,
-                skipped=ngettext(
-                    "{count} row not finished is marked skipped",
-                    "{count} rows not finished are marked skipped",
-                    skipped,
-                ).format(count=f"{skipped:,}"),
-            )
-            + " "
-            + _("Run the same command again to resume (progress is in {journal}).").format(
+        not_finished = ngettext(
+            "{count} row not finished is marked skipped",
+            "{count} rows not finished are marked skipped",
+            count,
+        ).format(count=f"{count:,}")
+        return " ".join((
+            _("interrupted ({signal}); {skipped}.").format(signal=stop.key, skipped=not_finished),
+            _("Run the same command again to resume (progress is in {journal}).").format(
                 journal=journal
-            )
-        )
-    if stop is Stop.WHATSAPP:
-        return _(
-            "{problem}; sending stopped. {skipped}: reconnect it in PlugChat and run the "
-            "same command again."
-        ).format(problem=summary.whatsapp_problem, skipped=_marked_skipped(skipped))
-    if stop is Stop.RATE_LIMITED:
-        return _(
-            "the API asked to be called again at {when}, later than batch-attend waits; "
-            "sending stopped. {skipped}: run the same command again after that time to "
-            "resume."
-        ).format(when=summary.retry_at, skipped=_marked_skipped(skipped))
-    return _(
-        "the API refused the token (HTTP 401); sending stopped. Check {env} (or --token). "
-        "{skipped}: fix the token and run again."
-    ).format(env=TOKEN_ENV, skipped=_marked_skipped(skipped))
+            ),
+        ))  # fmt: skip
+    skipped = ngettext(
+        "{count} row is marked skipped", "{count} rows are marked skipped", count
+    ).format(count=f"{count:,}")
+    return _(_CLOSING[stop]).format(
+        problem=summary.whatsapp_problem, when=summary.retry_at, env=TOKEN_ENV, skipped=skipped
+    )
 
 
 def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journal: Path | None):

@@ -1,6 +1,7 @@
 """Where requests go: the built-in sandbox or the configured API, with its token, ticket and
-account ID; the one client every request of a command goes through; and the account's lists for
-``batch-attend operators`` and ``departments``.
+account ID; the one client every request of a command goes through; and what the account says
+before anything is sent (its lists, its WhatsApp number, who is online), with one rule for a
+refused token.
 """
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ import csv
 import datetime as dt
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from batch_attend.api import PlugChatClient, check_token
-from batch_attend.directory import DirectoryError, fetch_directory, fetch_online
+from batch_attend.directory import (
+    Directory,
+    DirectoryError,
+    OnlineState,
+    TokenRefusedError,
+    fetch_directory,
+    fetch_online,
+)
 from batch_attend.env import Env
+from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
+from batch_attend.retrying import Backpressure, RetryPolicy
 from batch_attend.settings import RunOptions, resolve_token
+from batch_attend.whatsapp import WhatsAppStatus, WhatsAppUnknown, whatsapp_status
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,128 @@ def run_async(coro):
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as loop_runner:
         return loop_runner.run(coro)
+
+
+@dataclass
+class Access:
+    """How a command may ask the account: its session and client, the run's gate and retry
+    policy; ``lists``: the account's lists, WhatsApp status and who is online too (a dry run
+    asks only about phones); ``check``: the departments even when no row needs them, to tell
+    whether the token is accepted."""
+
+    session: Session
+    client: PlugChatClient
+    gate: Backpressure
+    policy: RetryPolicy
+    lists: bool = True
+    check: bool = False
+
+    @classmethod
+    def of(cls, options: RunOptions, session: Session, client, **how) -> Access:
+        sending = options.sending
+        gate = Backpressure(sending.concurrency, sending.rate)
+        return cls(session, client, gate, RetryPolicy(sending.retries, sending.backoff), **how)
+
+
+@dataclass
+class Account:
+    """What the account answered before sending. ``token``: accepted, refused, missing, unknown
+    (no answer said) or not asked (a dry run); ``errors``: why a question got no answer."""
+
+    token: str = "unknown"
+    directory: Directory = field(default_factory=Directory)
+    whatsapp: WhatsAppStatus | None = None
+    online: list[OnlineState] | None = None
+    errors: dict[str, BatchAttendError] = field(default_factory=dict)
+    ticket: bool = False
+
+    async def ask(self, what: str, question) -> None:
+        """Ask ``departments``, ``operators``, ``whatsapp`` or ``online``, keeping the answer
+        or why there is none; once the token is refused, nothing more is asked."""
+        if self.token == "refused":
+            question.close()
+            return
+        try:
+            found = await question
+        except TokenRefusedError:
+            self.token = "refused"
+            return
+        except (DirectoryError, WhatsAppUnknown) as exc:
+            self.errors[what] = exc
+            return
+        self.token = "accepted"
+        if what in ("departments", "operators"):  # a Directory with the one list asked
+            setattr(self.directory, what, getattr(found, what))
+        else:
+            setattr(self, what, found)
+
+    def lines(self) -> list[str]:
+        """What ``check`` says of the account."""
+        said = {
+            "accepted": _("accepted"),
+            "refused": _("refused by the API (HTTP 401)"),
+            "missing": _("not given (set PLUGCHAT_TOKEN or --token)"),
+            "not asked": _("not asked"),
+        }
+        token = said.get(self.token, _("could not ask"))
+        if self.token == "unknown" and "departments" in self.errors:
+            token += " " + _("(could not ask: {reason})").format(reason=self.errors["departments"])
+        out = [_("Token: {token}").format(token=token)]
+        if self.token != "accepted":
+            return out
+        failed = {k: _("could not ask ({reason})").format(reason=e) for k, e in self.errors.items()}
+        if self.whatsapp is not None or "whatsapp" in failed:
+            ok = self.whatsapp is not None and self.whatsapp.ok
+            status = _("connected") if ok else failed.get("whatsapp") or self.whatsapp.problem()
+            out.append(_("WhatsApp: {status}").format(status=status))
+        for kind, title in (("departments", _("Departments")), ("operators", _("Operators"))):
+            items = getattr(self.directory, kind)
+            if items is not None:
+                active = sum(item.active for item in items)
+                out.append(
+                    _("{title}: {count} ({active} active)").format(
+                        title=title, count=len(items), active=active
+                    )
+                )
+            elif kind == "operators":
+                note = failed.get(kind) or _(
+                    "not checked: no ticket (--ticket or PLUGCHAT_TICKET); names cannot be resolved"
+                )
+                out.append(_("Operators: {note}").format(note=note))
+        if self.online is not None:
+            on = [o.label for o in self.online if o.online] or [_("none")]
+            off = [o.label for o in self.online if not o.online] or [_("none")]
+            out.append(
+                _("Operators online now: {online}; offline: {offline}").format(
+                    online=", ".join(on), offline=", ".join(off)
+                )
+            )
+        elif "online" in failed:
+            out.append(_("Operators online now: {note}").format(note=failed["online"]))
+        return out
+
+
+async def ask_account(options: RunOptions, access: Access) -> Account:
+    """The WhatsApp status, the operators (with a ticket) and who is online (with an account ID
+    or ``--online-only``); the departments are asked once the rows show they are needed."""
+    session, client, base = access.session, access.client, access.session.base_url
+    account = Account(ticket=bool(session.ticket))
+    if options.requests.status_check:
+        await account.ask("whatsapp", whatsapp_status(client, base))
+    if session.ticket and options.requests.lookup:
+        lists = fetch_directory(
+            client, base, ticket=session.ticket, operators=True, departments=False
+        )
+        await account.ask("operators", lists)
+    if options.requests.online_only or session.account_id:
+        await account.ask("online", fetch_online(client, base, session.account_id))
+    return account
+
+
+async def ask_departments(access: Access, account: Account) -> None:
+    client, base = access.client, access.session.base_url
+    lists = fetch_directory(client, base, ticket=None, operators=False, departments=True)
+    await account.ask("departments", lists)
 
 
 def list_directory(options: RunOptions, kind: str, env: Env | None = None) -> list:

@@ -18,7 +18,7 @@ from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.outcomes import ErrorCode, RowStatus
-from batch_attend.plan import account_lines, check_plan
+from batch_attend.plan import check_plan
 from batch_attend.reading import read_table, sheet_names
 from batch_attend.web.runs import Run
 
@@ -63,7 +63,7 @@ def preview(run: Run, settings: dict, environ) -> dict:
             role: table.columns[j] for role in ROLES if (j := getattr(columns, role)) is not None
         },
         why=dict(columns.why),
-        check=[run.shown(line) for line in [*plan.lines(), *account_lines(plan)]],
+        check=[run.shown(line) for line in [*plan.lines(), *account.lines()]],
         rows=len(table),
         ready=plan.ready,
         invalid=plan.count(RowStatus.INVALID),
