@@ -822,10 +822,18 @@ def sandbox_command(
     show_default=True,
     help="Where uploads, results and their journals are kept (made readable only by you).",
 )
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(0, min_open=True),
+    metavar="N",
+    help="Delete the runs (uploads and results) made more than N days ago.",
+)
 @credential_options
 @common_options
 @click.pass_obj
-def serve_command(env: Env, host: str, port: int, data_dir: Path, **opts) -> ExitStatus:
+def serve_command(
+    env: Env, host: str, port: int, data_dir: Path, keep_days: float | None, **opts
+) -> ExitStatus:
     """Serve the whole job on a web page: upload, preview, start, progress, results, history.
 
     \b
@@ -842,7 +850,8 @@ def serve_command(env: Env, host: str, port: int, data_dir: Path, **opts) -> Exi
         env.stdout.flush()
 
     try:
-        serve(host, port, data_dir, opts, env.environ, announce)
+        warn = lambda line: env.log(f"batch-attend: {_('warning')}: {line}")  # noqa: E731
+        serve(host, port, data_dir, opts, env.environ, announce, warn, keep_days)
     except KeyboardInterrupt:
         env.log("batch-attend: " + _("server stopped."))
     return ExitStatus.SUCCESS

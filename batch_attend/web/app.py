@@ -1,7 +1,9 @@
 """The web server of ``batch-attend serve``: routes, pages, and what keeps them safe.
 
-* Every route needs the key printed at start: a first visit with ``?key=`` keeps it in an
-  HttpOnly, SameSite=Strict cookie; without it, or with a wrong one, 403.
+* Every route needs the key printed at start: a first visit with ``?key=`` leaves an HttpOnly,
+  SameSite=Strict cookie named after this server's port and holding a value derived from the key
+  and that port, never the key (a browser sends cookies to every port of a host); without it,
+  or with a wrong one, 403.
 * A request that changes anything (POST) must carry ``X-Batch-Attend: 1``, which no form or
   link of another site can send, and come from this site (``Origin``, ``Sec-Fetch-Site``).
 * The API token stays in this process: runs get it through their options, built here; it is
@@ -18,6 +20,7 @@ import hashlib
 import hmac
 import html
 import io
+import ipaddress
 import json
 import os
 import re
@@ -60,6 +63,7 @@ class ServeError(BatchAttendError):
 
 
 CSRF_HEADER = "X-Batch-Attend"
+HISTORY_PAGE = 50
 LANG_COOKIE = "lang"
 EVENTS_PER_SECOND = 4
 STATUSES = ("started", "already_in_service", "invalid", "failed", "skipped")
@@ -91,12 +95,16 @@ class Server:
     key: str
     settings: dict
     environ: Mapping[str, str]
+    keep_days: float | None = None
     jobs: dict[str, Job] = field(default_factory=dict)
 
-    @property
-    def cookie(self) -> str:
-        """Named after the key, so that two servers on one host keep a cookie each."""
-        return "batch_attend_" + hashlib.sha256(self.key.encode()).hexdigest()[:12]
+    def cookie(self, request: web.Request) -> tuple[str, str]:
+        """The cookie's name and value for the port this request came in on: bound to it, and
+        not the key, so another service of this host that gets it learns nothing it can use
+        elsewhere."""
+        port = request.transport.get_extra_info("sockname")[1]
+        value = hmac.new(self.key.encode(), f"cookie:{port}".encode(), hashlib.sha256)
+        return f"batch_attend_{port}", value.hexdigest()
 
     def right_key(self, given: str | None) -> bool:
         return hmac.compare_digest((given or "").encode(), self.key.encode())
@@ -155,9 +163,11 @@ async def guard(request: web.Request, handler):
             f'<a href="{page}">batch-attend</a>',
             content_type="text/html",
         )
-        response.set_cookie(server.cookie, server.key, httponly=True, samesite="Strict", path="/")
+        name, value = server.cookie(request)
+        response.set_cookie(name, value, httponly=True, samesite="Strict", path="/")
         return response
-    if not server.right_key(request.cookies.get(server.cookie)):
+    name, value = server.cookie(request)
+    if not hmac.compare_digest(request.cookies.get(name, "").encode(), value.encode()):
         return forbidden()
     if request.method not in ("GET", "HEAD") and not same_site(request):
         return forbidden()
@@ -321,7 +331,9 @@ routes = web.RouteTableDef()
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
     server = request.app[SERVER]
-    recent = [(run, state_of(server, run)) for run in server.store.all()[:5]]
+    store = server.store
+    runs = await asyncio.to_thread(lambda: store.page(store.ids(), 0, 5))
+    recent = [(run, state_of(server, run)) for run in runs]
     return render(
         request, "upload.html", recent=recent, extensions=EXTENSIONS, limit=MAX_UPLOAD >> 20
     )
@@ -377,9 +389,27 @@ async def upload(request: web.Request) -> web.Response:
 
 @routes.get("/runs")
 async def history(request: web.Request) -> web.Response:
+    """A page of runs at a time, read in a worker thread: other requests never wait for it."""
+    server, store = request.app[SERVER], request.app[SERVER].store
+    ids = await asyncio.to_thread(store.ids)
+    pages = max(1, -(-len(ids) // HISTORY_PAGE))
+    asked = request.query.get("page", "1")
+    page = min(max(1, int(asked) if asked.isdigit() else 1), pages)
+    runs = await asyncio.to_thread(store.page, ids, (page - 1) * HISTORY_PAGE, HISTORY_PAGE)
+    runs = [(run, outcome(server, run)) for run in runs]
+    return render(request, "history.html", runs=runs, page=page, pages=pages)
+
+
+@routes.post("/runs/{run}/delete")
+async def delete(request: web.Request) -> web.Response:
+    """The run's upload and results deleted (the person confirmed on the page); not while it
+    runs."""
     server = request.app[SERVER]
-    runs = [(run, outcome(server, run)) for run in server.store.all()]
-    return render(request, "history.html", runs=runs)
+    run = find_run(request)
+    if run.id in server.jobs:
+        return error(409, _("This run is going; cancel it before deleting it."))
+    await asyncio.to_thread(server.store.discard, run)
+    return web.json_response({"ok": True})
 
 
 @routes.get("/runs/{run}")
@@ -556,6 +586,29 @@ async def switch_language(request: web.Request) -> web.Response:
     return response
 
 
+async def _forget_old_runs(app: web.Application) -> None:
+    """``--keep-days N``: runs made more than N days ago are deleted, at start and every hour."""
+    server = app[SERVER]
+
+    async def forget() -> None:
+        while True:
+            for run_id in await asyncio.to_thread(server.store.older_than, server.keep_days):
+                run = server.store.get(run_id)
+                if run is not None and run_id not in server.jobs:
+                    await asyncio.to_thread(server.store.discard, run)
+            await asyncio.sleep(3600)
+
+    if server.keep_days is not None:
+        task = asyncio.get_running_loop().create_task(forget())
+        app.on_cleanup.append(lambda app: _cancel(task))
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _stop_runs(app: web.Application) -> None:
     """The server stopping: every run stops as after Ctrl-C, its results written."""
     jobs = list(app[SERVER].jobs.values())
@@ -566,12 +619,18 @@ async def _stop_runs(app: web.Application) -> None:
 
 
 def make_app(
-    data_dir: Path, key: str, settings: dict, environ: Mapping[str, str]
+    data_dir: Path,
+    key: str,
+    settings: dict,
+    environ: Mapping[str, str],
+    keep_days: float | None = None,
 ) -> web.Application:
     """The app; ``settings`` are RunOptions.build names every run gets (credentials, base URL,
-    time-out, sandbox), ``environ`` the environment runs see (PLUGCHAT_TOKEN among it)."""
+    time-out, sandbox), ``environ`` the environment runs see (PLUGCHAT_TOKEN among it);
+    ``keep_days``: runs older than that are deleted."""
     app = web.Application(middlewares=[guard], client_max_size=1 << 20)
-    app[SERVER] = Server(RunStore(Path(data_dir)), key, dict(settings), dict(environ))
+    store = RunStore(Path(data_dir))
+    app[SERVER] = Server(store, key, dict(settings), dict(environ), keep_days)
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
@@ -581,6 +640,7 @@ def make_app(
     app.add_routes(routes)
     app.router.add_static("/static", HERE / "static")
     app.on_response_prepare.append(security_headers)
+    app.on_startup.append(_forget_old_runs)
     app.on_shutdown.append(_stop_runs)
     return app
 
@@ -596,6 +656,31 @@ def address(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def reachable(host: str) -> list[str]:
+    """The addresses another machine can open for ``host``: this machine's own for a wildcard
+    (``0.0.0.0``, ``::``), the host itself otherwise."""
+    if host not in ("0.0.0.0", "::", ""):
+        return [host]
+    import socket
+
+    found = set()
+    with contextlib.suppress(OSError):
+        for *_ignored, sockaddr in socket.getaddrinfo(socket.gethostname(), None):
+            found.add(sockaddr[0])
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet leaves: the route tells the outward address
+        found.add(probe.getsockname()[0])
+    outward = sorted(a for a in found if not ipaddress.ip_address(a).is_loopback)
+    return outward or ["127.0.0.1"]
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def serve(
     host: str,
     port: int,
@@ -603,9 +688,12 @@ def serve(
     settings: dict,
     environ: Mapping[str, str],
     announce: Callable[[str], None],
+    warn: Callable[[str], None] = lambda line: None,
+    keep_days: float | None = None,
 ) -> None:
-    """Serve until Ctrl-C; ``announce`` gets the address to open, with the key. One server
-    per data directory: a second would take the first's runs for crashed ones."""
+    """Serve until Ctrl-C; ``announce`` gets each address to open, with the key, and ``warn``
+    what a person must know of an address other machines reach. One server per data
+    directory: a second would take the first's runs for crashed ones."""
     from filelock import FileLock, Timeout
 
     check_settings(settings, environ)
@@ -617,12 +705,25 @@ def serve(
         raise ServeError(
             _("{folder}: another batch-attend serve uses this data directory").format(folder=folder)
         ) from None
+    if not is_loopback(host):
+        warn(
+            _(
+                "the page listens on {host}: other machines can reach it, and its key, the "
+                "cookie and the leads' phone numbers cross the network unencrypted (plain "
+                "HTTP). Use it only on a network you trust, or behind an HTTPS proxy."
+            ).format(host=host)
+        )
+
+    def bound(port: int) -> None:
+        for name in reachable(host):
+            announce(f"{address(name, port)}/?key={key}")
+
     with held:
         serve_until_stopped(
-            make_app(folder, key, settings, environ),
+            make_app(folder, key, settings, environ, keep_days),
             host,
             port,
-            lambda bound: announce(f"{address(host, bound)}/?key={key}"),
+            bound,
             ServeError,
             shutdown_timeout=2,
         )

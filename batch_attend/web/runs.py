@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,10 +159,16 @@ class Run:
         return self.folder / f"results.{fmt}"
 
     def options(self, settings: dict) -> RunOptions:
-        """The run's options as the CLI builds them: the page's choices, the server's settings."""
+        """The run's options as the CLI builds them: the page's choices, the server's settings,
+        and the ledger every run of the account shares (so a sheet uploaded again sends no lead
+        twice); a run made before it was shared keeps its own."""
+        own = self.folder / "results.xlsx.journal"
+        shared = self.folder.parent.parent / ("ledger.sandbox.journal" if settings.get("sandbox")
+                                              else "ledger.journal")  # fmt: skip
         return RunOptions.build(
             input=self.input,
             output=str(self.results("xlsx")),
+            journal=own if own.exists() else shared,
             quiet=True,
             **option_values(self.choices),
             **settings,
@@ -209,10 +216,20 @@ class RunStore:
             _status(_read_json(folder / "status.json")),
         )
 
-    def all(self) -> list[Run]:
-        """Every run, newest first."""
-        runs = (self.get(p.name) for p in self.root.iterdir() if p.is_dir())
-        return sorted((r for r in runs if r is not None), key=lambda r: r.id, reverse=True)
+    def ids(self) -> list[str]:
+        """Every run's ID, newest first, from the folders' names alone (read no file: a History
+        of thousands of runs lists at once)."""
+        with os.scandir(self.root) as entries:
+            return sorted((e.name for e in entries if RUN_ID.fullmatch(e.name)), reverse=True)
+
+    def page(self, ids: list[str], start: int, count: int) -> list[Run]:
+        """The runs of ``ids[start:start + count]``, read."""
+        return [run for run in map(self.get, ids[start : start + count]) if run is not None]
+
+    def older_than(self, days: float) -> list[str]:
+        """The runs made more than ``days`` ago (their IDs begin with the moment)."""
+        limit = f"{dt.datetime.now() - dt.timedelta(days=days):%Y%m%d-%H%M%S}"
+        return [run_id for run_id in self.ids() if run_id < limit]
 
     def save(self, run: Run) -> None:
         meta = {"name": run.name, "ext": run.ext, "created": run.created, "choices": run.choices}
@@ -220,9 +237,9 @@ class RunStore:
         _write_json(run.folder / "status.json", run.status)
 
     def discard(self, run: Run) -> None:
-        for path in run.folder.iterdir():
-            path.unlink()
-        run.folder.rmdir()
+        """The run's upload, results and choices gone (the shared ledger keeps what stops its
+        leads being sent twice)."""
+        shutil.rmtree(run.folder)
 
 
 def execute(run: Run, settings: dict, environ, watch: Watch) -> dict:

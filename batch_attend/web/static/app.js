@@ -207,5 +207,18 @@ function setUpRun() {
   if (run.dataset.state === "running") follow(url);
 }
 
+// --- history: a run deleted once the person confirms -------------------------------------------
+document.querySelectorAll("[data-delete]").forEach((button) => {
+  button.addEventListener("click", async () => {
+    if (!confirm(button.dataset.confirm)) return;
+    try {
+      await post(button.dataset.delete);
+      button.closest("tr").remove();
+    } catch (e) {
+      alert(e.message);
+    }
+  });
+});
+
 setUpUpload();
 setUpRun();
