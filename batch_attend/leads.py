@@ -171,6 +171,16 @@ def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> p
     return error
 
 
+def chat_keys(phones: pd.Series) -> pd.Series:
+    """One key per WhatsApp chat: a Brazilian mobile written without its ninth digit (``55 DD``
+    then 8 digits from 6 to 9, paired as ``whatsapp.other_form`` pairs them) in its 13-digit
+    form; any other phone as it is."""
+    short = phones.str.fullmatch(r"55[0-9]{2}[6-9][0-9]{7}").to_numpy(bool)
+    if not short.any():
+        return phones
+    return choose_text(short, phones.str.slice(0, 4) + "9" + phones.str.slice(4), phones)
+
+
 def normalize_phone(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:
     """:func:`normalize_phones` for one cell: the digits, or :class:`PhoneError` saying why not."""
     ((phone, error),) = normalize_phones(pd.Series([raw], dtype=str), country_code).itertuples(

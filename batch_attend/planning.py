@@ -17,7 +17,7 @@ from batch_attend import sentences
 from batch_attend.directory import Directory, LookupProblem
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.leads import decide, pending, split_operators
+from batch_attend.leads import chat_keys, decide, pending, split_operators
 from batch_attend.outcomes import ErrorCode, RowStatus
 
 DISTRIBUTIONS = ("round-robin", "balanced")
@@ -36,11 +36,17 @@ def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     """
     live = pending(plan) | plan["carried"]
     phones = plan["phone"] if live.all() else plan["phone"][live]
-    if phones.nunique() == len(phones):
+    keys = chat_keys(phones)  # a mobile with and without its ninth digit: one chat
+    if keys.nunique() == len(keys):
         return plan  # no phone twice (counting them is quicker than marking the repeats)
-    later = phones.duplicated()
-    first_row = pd.Series(plan["row"][live][~later].to_numpy(), index=phones[~later])
-    messages = sentences.fill(sentences.SAME_PHONE, row=phones[later].map(first_row))
+    later = keys.duplicated()
+    first_row = pd.Series(plan["row"][live][~later].to_numpy(), index=keys[~later])
+    first_phone = pd.Series(phones[~later].to_numpy(), index=keys[~later])
+    row, other = keys[later].map(first_row), keys[later].map(first_phone)
+    messages = sentences.fill(sentences.SAME_PHONE, row=row).where(
+        other == phones[later],
+        sentences.fill(sentences.SAME_MOBILE, row=row, other=other, phone=phones[later]),
+    )
     rows = plan.index.isin(messages.index)
     return decide(plan, rows, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
 
@@ -102,16 +108,20 @@ def carry_over(plan: pd.DataFrame, done: Mapping[str, str]) -> pd.DataFrame:
     """Leads an earlier run started (or found in service) are not sent again: the first row of
     each keeps that run's outcome (``done`` maps a phone to its status), even when the row
     would now be invalid for another reason (its operators cell emptied, say). Marked
-    ``carried``; later rows of the same phone are then skipped as its duplicates."""
+    ``carried``, with the phone as done (a mobile's other ninth-digit form is the same lead);
+    later rows of the same phone are then skipped as its duplicates."""
     if not done:
         return plan
     candidates = plan[
         (plan["phone"] != "") & (pending(plan) | (plan["status"] == RowStatus.INVALID))
     ]
-    first = ~candidates["phone"].duplicated()
-    carried = (candidates["phone"].isin(list(done)) & first).reindex(plan.index, fill_value=False)
+    sent = pd.Series(list(done), dtype=str)
+    sent = pd.Series(sent.to_numpy(), index=chat_keys(sent)).groupby(level=0).first()
+    keys = chat_keys(candidates["phone"])
+    carried = (keys.isin(sent.index) & ~keys.duplicated()).reindex(plan.index, fill_value=False)
     plan = plan.copy()
     plan["carried"] = carried
+    plan.loc[carried, "phone"] = keys[carried[candidates.index]].map(sent)
     plan.loc[carried, "status"] = plan.loc[carried, "phone"].map(done)
     plan.loc[carried, ["error_code", "error_message"]] = ""
     return plan

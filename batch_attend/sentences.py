@@ -90,6 +90,10 @@ AMBIGUOUS_DEPARTMENT = N_("'{value}' matches {names}; write the ID instead")
 INACTIVE_DEPARTMENT = N_("department {department} is inactive")
 # planning
 SAME_PHONE = N_("same phone as row {row}")
+SAME_MOBILE = N_(
+    "same WhatsApp number as row {row}: {other} there, {phone} here, one mobile with and "
+    "without the ninth digit"
+)
 OPERATORS_OFFLINE = N_("none of the row's operators is online now; a later run sends it")
 DRY_RUN = N_("validated, not sent")
 NOT_RESENT = N_(

@@ -237,12 +237,43 @@ def test_what_makes_a_row_invalid(row, columns, defaults, status, error):
 
 
 def test_skip_duplicates_points_to_the_first_row():
-    phones = ["5544999999999", "554499999999", "(44) 99999-9999", "+55 44 99999 9999", "x", "y"]
+    phones = ["5544999999999", "(44) 3030-4040", "(44) 99999-9999", "+55 44 99999 9999", "x"]
     plan = skip_duplicates(plan_of([[p, "A", ""] for p in phones]))
-    statuses = [None, None, "skipped", "skipped", "invalid", "invalid"]
+    statuses = [None, None, "skipped", "skipped", "invalid"]
     assert [None if pd.isna(s) else s for s in plan["status"]] == statuses
     assert plan["error_message"].tolist()[2:4] == ["same phone as row 2"] * 2
     assert [lead.row for lead in leads_to_send(plan)] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("(44) 99999-9999", "554499999999"), ("44 9999-9999", "+55 44 99999-9999"),
+     ("(11) 6123-4567", "11 96123-4567")],
+)  # fmt: skip
+def test_a_mobile_with_and_without_its_ninth_digit_is_one_chat(first, second):
+    plan = skip_duplicates(
+        plan_of([[first, "A", ""], ["(44) 3030-4040", "A", ""], [second, "A", ""]])
+    )
+    (sent, landline, twin) = plan.itertuples(index=False)
+    assert pd.isna(sent.status) and pd.isna(landline.status)
+    assert (twin.status, twin.error_code) == ("skipped", "duplicate_row")
+    assert twin.error_message == (
+        f"same WhatsApp number as row 2: {sent.phone} there, {twin.phone} here, one mobile with "
+        "and without the ninth digit"
+    )
+    assert [lead.row for lead in leads_to_send(plan)] == [2, 3]
+
+
+def test_chat_keys_pair_the_forms_other_form_pairs():
+    from batch_attend.leads import chat_keys
+    from batch_attend.whatsapp import other_form
+
+    phones = ["554499999999", "5544999999999", "554479999999", "554439999999", "5544939999999",
+              "556261234567", "14155552671", "5511987654321"]  # fmt: skip
+    keys = chat_keys(pd.Series(phones, dtype=str)).tolist()
+    for phone, key in zip(phones, keys, strict=True):
+        twin = other_form(phone)
+        assert key == (max(phone, twin[0], key=len) if twin else phone)
 
 
 @pytest.mark.parametrize(
@@ -268,3 +299,16 @@ def test_leads_done_earlier_are_carried_over_not_sent():
     assert carried["carried"].tolist() == [False, True, False]
     assert carried["status"].tolist()[1] == "started"
     assert [lead.phone for lead in leads_to_send(carried)] == ["5544999990001"]
+
+
+def test_a_lead_done_in_one_ninth_digit_form_is_carried_over_in_the_other():
+    plan = plan_of(
+        [["(44) 99999-9999", "A", ""], ["44 99999-9999", "A", ""], ["(44) 8888-7777", "A", ""]]
+    )
+    carried = skip_duplicates(
+        carry_over(plan, {"554499999999": "started", "5544988887777": "started"})
+    )
+    assert carried["carried"].tolist() == [True, False, True]
+    assert carried["phone"].tolist() == ["554499999999", "5544999999999", "5544988887777"]
+    assert carried["status"].tolist() == ["started", "skipped", "started"]
+    assert list(leads_to_send(carried)) == []
