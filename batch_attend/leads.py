@@ -24,12 +24,14 @@ from batch_attend.reading import ColumnMap, Table, choose_text, on_cores, pieces
 DEFAULT_COUNTRY_CODE = "55"
 MIN_DIGITS = 10
 MAX_DIGITS = 15  # E.164
-#: Brazil's 67 area codes (DDD), then 8 digits (not from 0 or 1) or 9 from 9; libphonenumber's.
+#: Brazil's 67 area codes (DDD), as libphonenumber has them.
 DDD = "(?:[14689][1-9]|2[12478]|3[1-578]|5[13-5]|7[13-579])"
-BRAZILIAN = f"55{DDD}(?:[2-9][0-9]{{7}}|9[0-9]{{8}})"
+#: A phone to send: 55, a DDD, then 8 digits (not from 0 or 1) or 9 from 9; or 10 to 15
+#: digits of another country (none starts with 0).
+_PHONE = f"55{DDD}(?:[2-9][0-9]{{7}}|9[0-9]{{8}})|[1-46-9][0-9]{{9,14}}|5[0-46-9][0-9]{{8,13}}"
 #: The carrier codes libphonenumber knows after a trunk 0 (0 15 11 98765-4321), or ``xx``.
 CARRIERS = "12, 14, 15, 21, 22, 23, 25, 31, 41, 43, 55, 65, 99"
-_TRUNK = r"^0(?:1[245]|2[1-35]|31|4[13]|[56]5|99|[xX]{2})?([0-9]{10,11})$"
+_TRUNK = r"^(55)?0(?:1[245]|2[1-35]|31|4[13]|[56]5|99|[xX]{2})?([0-9]{10,11})$"
 
 _OPERATOR_SEPARATORS = re.compile(r"[,;|\r\n]+")
 
@@ -101,20 +103,17 @@ def normalize_phones(
     idd = ~plus & digits.str.startswith("00").to_numpy(bool)
     if idd.any():
         digits = choose_text(idd, digits.str.slice(2), digits)
-    coded = plus | idd | ((digits.str.len() > 11) & ~digits.str.startswith("0")).to_numpy(bool)
-    brazil = coded & digits.str.startswith("55").to_numpy(bool)
-    national = brazil | ~coded
-    part = choose_text(brazil, digits.str.slice(2), digits).str.replace(_TRUNK, r"\1", regex=True)
-    home = choose_text(brazil, "55" + part, country_code + part)
-    phone = choose_text(national, home, digits)
-    wrong = failed | ~phone.str.fullmatch(f"[1-9][0-9]{{{MIN_DIGITS - 1},{MAX_DIGITS - 1}}}")
-    wrong |= phone.str.startswith("55") & ~phone.str.fullmatch(BRAZILIAN)
+    zero = digits.str.startswith("0").to_numpy(bool)
+    coded = plus | idd | (~zero & (digits.str.len() > 11).to_numpy(bool))  # country code first
+    part = digits.str.replace(_TRUNK, r"\1\2", regex=True)  # (55) 0 15 11 …: (55) 11 …
+    phone = choose_text(coded, part, country_code + part)
     # 12 or more digits, no + or 00, and not our country's code: a number from abroad?
-    bare = coded & ~(plus | idd | brazil) & ~digits.str.startswith(country_code).to_numpy(bool)
-    wrong = wrong.to_numpy(bool) | bare
+    ours = digits.str.startswith("55") | digits.str.startswith(country_code)
+    bare = coded & ~(plus | idd) & ~ours.to_numpy(bool)
+    wrong = failed | bare | (coded & zero) | ~phone.str.fullmatch(_PHONE).to_numpy(bool)
     if wrong.any():  # the reasons, worded only for the cells that have one (the others: "")
         facts = pd.DataFrame({"text": text, "digits": digits, "part": part, "phone": phone})
-        facts["coded"], facts["brazil"], facts["bare"] = coded, brazil, bare
+        facts["coded"], facts["bare"] = coded, bare
         error = _reasons(facts[wrong], error[wrong], ddd_column).reindex(cells.index, fill_value="")
     return pd.DataFrame({"phone": choose_text(wrong, "", phone), "error": error})
 
@@ -138,7 +137,8 @@ def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
 def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> pd.Series:
     """Why each of these cells is not a phone (the first reason that applies)."""
     text, digits, part, phone = facts["text"], facts["digits"], facts["part"], facts["phone"]
-    length, size, brazil = digits.str.len(), part.str.len(), facts["brazil"]
+    length, size = digits.str.len(), part.str.len() - 2  # of a number after 55
+    brazil = facts["coded"] & digits.str.startswith("55")
     ours, ddd = phone.str.startswith("55"), phone.str.slice(2, 4)
     unmasked = digits.str.replace(r"^(?:55)?0[xX]{2}", "", regex=True)  # (0xx11) is no error
     bad = unmasked.str.extract(r"([^0-9])", expand=False).fillna("?")
