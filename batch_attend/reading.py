@@ -615,7 +615,6 @@ _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
 # An .xls with a password: its workbook globals' BOF, then a FilePass record (MS-XLS 2.4.117).
 _FILEPASS = re.compile(rb"\x09\x08\x10\x00\x00\x06\x05\x00.{12}(?:\x86\x00\x00\x00)?\x2f\x00", re.S)
 _WORKBOOK_TYPE = re.compile(rb"(?:spreadsheetml|ms-excel)\.(?:sheet|template)[.\w]*main\+xml")
-_ODS_TYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 _KIND_NAMES = {
     "text": N_("a text (CSV) file"),
     "xlsx": N_("an Excel workbook (.xlsx)"),
@@ -636,12 +635,22 @@ def content_kind(path: Path) -> str:
     """What the bytes say the file is, whatever its name says: text, xlsx, xls, ods, encrypted..."""
     with open(path, "rb") as fh:
         head = fh.read(8192)
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(b"PK\x03\x04"):  # by the content types it declares, not its parts' places
         try:
             with zipfile.ZipFile(path) as archive:
-                return _package_kind(archive)
+                parts = {name.replace("\\", "/").lstrip("/"): name for name in archive.namelist()}
+
+                def part(name: str) -> bytes:  # its first MiB
+                    return archive.open(parts[name]).read(1 << 20) if name in parts else b""
+
+                if _WORKBOOK_TYPE.search(part("[Content_Types].xml")):
+                    return "xlsx"
+                if part("mimetype").strip() == b"application/vnd.oasis.opendocument.spreadsheet":
+                    locked = b"encryption-data" in part("META-INF/manifest.xml")
+                    return "encrypted" if locked else "ods"
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
-            return "zip"
+            pass
+        return "zip"
     if head.startswith(_OLE_MAGIC):  # an .xls, or a password-protected .xlsx (EncryptedPackage)
         with open(path, "rb") as fh:
             data = fh.read(64 << 20)
@@ -651,22 +660,6 @@ def content_kind(path: Path) -> str:
         return "html"
     utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
     return "binary" if b"\x00" in head and not utf16 else "text"
-
-
-def _package_kind(archive: zipfile.ZipFile) -> str:
-    """A zip package by the content types it declares, wherever its parts lie (``xl/``, a
-    Windows export's ``xl\\``, the root): a workbook's main part, or the spreadsheet mimetype
-    (encrypted when the manifest says so)."""
-    parts = {name.replace("\\", "/").lstrip("/"): name for name in archive.namelist()}
-
-    def part(name: str) -> bytes:  # its first MiB
-        return archive.open(parts[name]).read(1 << 20) if name in parts else b""
-
-    if _WORKBOOK_TYPE.search(part("[Content_Types].xml")):
-        return "xlsx"
-    if part("mimetype").strip() == _ODS_TYPE:
-        return "encrypted" if b"encryption-data" in part("META-INF/manifest.xml") else "ods"
-    return "zip"
 
 
 def _check_content(path: Path, ext: str) -> str:
