@@ -5,7 +5,8 @@ cells), every 20th replaced by a rarer form (carrier codes, ``0xx``, a DDD that 
 a foreign number, a cell with a fraction). Each figure comes from a fresh interpreter:
 
 * ``normalize_phones``: the whole column in one call (one core);
-* ``validate``: the phone column of a one-column sheet, as a run validates it (a piece per core).
+* ``validate``: the phone column of a one-column sheet, as a run validates it (a piece per core);
+* ``skip_duplicates`` on that plan, and ``carry_over`` with every lead done (a rerun).
 
 With ``--against REV`` the package as it was at git revision REV (``git archive`` into a
 temporary folder) is timed too, in the same run, the two taking turns going first. Every
@@ -50,6 +51,7 @@ from _common import lead_rows
 from phones import RARE
 import batch_attend
 from batch_attend.leads import LeadDefaults, normalize_phones, validate
+from batch_attend.planning import carry_over, skip_duplicates
 from batch_attend.reading import ColumnMap, Table
 
 rows = int(sys.argv[3])
@@ -66,8 +68,15 @@ started = time.perf_counter()
 plan = validate(table, ColumnMap(0, None, None), LeadDefaults(operators=("OP-1",)))
 whole = time.perf_counter() - started
 invalid = int((plan["status"] == "invalid").sum())
-print(json.dumps({"rule": rule, "validate": whole, "invalid": invalid,
-                  "package": batch_attend.__file__}))
+started = time.perf_counter()
+skip_duplicates(plan)
+duplicates = time.perf_counter() - started
+done = dict.fromkeys(plan["phone"][plan["phone"] != ""], "started")
+started = time.perf_counter()
+carry_over(plan, done)
+rerun = time.perf_counter() - started
+print(json.dumps({"rule": rule, "validate": whole, "invalid": invalid, "duplicates": duplicates,
+                  "rerun": rerun, "package": batch_attend.__file__}))
 """
 
 
@@ -124,18 +133,20 @@ def main(argv: list[str] | None = None) -> int:
                 runs[name].append(figures)
                 print(
                     f"  run {rep + 1}/{args.repeat} {name:<16} normalize_phones "
-                    f"{figures['rule']:6.2f} s  validate {figures['validate']:6.2f} s  "
-                    f"invalid rows {figures['invalid']:,}",
+                    f"{figures['rule']:5.2f} s  validate {figures['validate']:5.2f} s  "
+                    f"skip_duplicates {figures['duplicates']:5.2f} s  "
+                    f"carry_over {figures['rerun']:5.2f} s",
                     flush=True,
                 )
     print()
     print(f"Medians of {args.repeat} run(s), wall seconds for {args.rows:,} phones.")
+    keys = ("rule", "validate", "duplicates", "rerun")
     table = []
     for name, figures in runs.items():
-        rule = median([f["rule"] for f in figures])
-        whole = median([f["validate"] for f in figures])
-        table.append([name, fmt(rule, 2), fmt(whole, 2), f"{figures[0]['invalid']:,}"])
-    print_table(["package", "normalize_phones s", "validate s", "invalid rows"], table)
+        seconds = [fmt(median([f[key] for f in figures]), 2) for key in keys]
+        table.append([name, *seconds, f"{figures[0]['invalid']:,}"])
+    headers = ["package", "normalize_phones s", "validate s", "skip_duplicates s"]
+    print_table([*headers, "carry_over s", "invalid rows"], table)
     if args.against:
         now, before = (median([f["validate"] for f in runs[n]]) for n in names)
         print(f"validate, this tree / {names[1]}: {now / before:.2f} (target: at most 2)")
