@@ -39,10 +39,12 @@ def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     live = pending(plan) | plan["carried"]
     phones = plan["phone"] if live.all() else plan["phone"][live]
     keys = chat_keys(phones)  # a mobile with and without its ninth digit: one chat
-    if keys.nunique() == len(keys):
-        return plan  # no phone twice (counting them is quicker than marking the repeats)
+    twice = keys.duplicated(keep=False)  # the rows of a phone seen more than once: few
+    if not twice.any():
+        return plan
+    keys, phones = keys[twice], phones[twice]
     later = keys.duplicated()
-    first_row = pd.Series(plan["row"][live][~later].to_numpy(), index=keys[~later])
+    first_row = pd.Series(plan["row"][keys.index][~later].to_numpy(), index=keys[~later])
     first_phone = pd.Series(phones[~later].to_numpy(), index=keys[~later])
     row, other = keys[later].map(first_row), keys[later].map(first_phone)
     messages = sentences.fill(sentences.SAME_PHONE, row=row).where(
