@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import NamedTuple
 
 import numpy as np
@@ -25,7 +25,14 @@ from batch_attend.reading import Table, choose_text, on_cores, pieces
 DEFAULT_COUNTRY_CODE = "55"
 MIN_DIGITS = 10
 MAX_DIGITS = 15  # E.164
-NATIONAL_DIGITS = (10, 11)  # Brazilian area code + 8 or 9 digit number
+#: Brazil's 67 area codes (DDD), as libphonenumber has them.
+DDD = "(?:[14689][1-9]|2[12478]|3[1-578]|5[13-5]|7[13-579])"
+#: A phone to send: 55, a DDD, then 8 digits (not from 0 or 1) or 9 from 9; or 10 to 15
+#: digits of another country (none starts with 0).
+_PHONE = f"55{DDD}(?:[2-9][0-9]{{7}}|9[0-9]{{8}})|[1-46-9][0-9]{{9,14}}|5[0-46-9][0-9]{{8,13}}"
+#: The carrier codes libphonenumber knows after a trunk 0 (0 15 11 98765-4321), or ``xx``.
+CARRIERS = "12, 14, 15, 21, 22, 23, 25, 31, 41, 43, 55, 65, 99"
+_TRUNK = r"^(55)?0(?:1[245]|2[1-35]|31|4[13]|[56]5|99|[xX]{2})?([0-9]{10,11})$"
 
 _OPERATOR_SEPARATORS = re.compile(r"[,;|\r\n]+")
 
@@ -48,10 +55,7 @@ def _from_scientific(text: str) -> tuple[str, str]:
     (else an error): the rare cell the column-wide rule hands over one by one."""
     mantissa, _, _ = text.lower().partition("e")
     significant = len(re.sub(r"[-+.,]", "", mantissa).lstrip("0"))
-    try:
-        value = Decimal(text.replace(",", "."))
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid forms
-        return "", sentences.NOT_A_PHONE.format(cell=text)
+    value = Decimal(text.replace(",", "."))  # the pattern admits only valid forms
     if value != value.to_integral_value() or value < 0:
         return "", sentences.NOT_A_PHONE.format(cell=text)
     length = value.adjusted() + 1  # digits of the whole number, without writing 1E4300 out
@@ -78,15 +82,14 @@ def normalize_phones(
     cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE, ddd_column: str | None = None
 ) -> pd.DataFrame:
     """The digits to send for every phone cell (``phone``, "" where invalid) and why not
-    (``error``, "" where valid), a column at a time.
+    (``error``, "" where valid), a column at a time, read as dialled in Brazil.
 
-    Masks (``+``, spaces, dots, dashes, parentheses, NBSP) are dropped; a leading ``+`` or
-    ``00`` marks an international number; otherwise a leading trunk ``0`` is dropped and a 10
-    or 11 digit national number gets ``country_code``; the result must have 10 to 15 digits. A
-    ninth digit is never added or removed: both Brazilian forms are sent as written.
-    Spreadsheet artefacts (``554499999999.0``, ``5.544999999999e+12``) are undone only when no
-    digit was lost. An 8 or 9 digit phone (no area code) is told to add one, or, where the
-    sheet has a DDD column (``ddd_column``), that its DDD cell is not one.
+    ``+`` or ``00``, or 12+ digits from 55 (or ``country_code``), put a country code first;
+    otherwise a trunk 0 (and a carrier code or ``xx`` after it) is dropped and ``country_code``
+    added. After 55 comes one of the 67 DDDs, then 8 digits or 9 from 9: both mobile forms are
+    sent as written. Spreadsheet artefacts (``554499999999.0``, ``5.544999999999e+12``) are
+    undone only when no digit was lost; an 8 or 9 digit phone is told to add its DDD, or that
+    its cell in ``ddd_column`` is not one.
     """
     text = cells.astype(str).str.strip()
     error = pd.Series("", index=cells.index, dtype=str)
@@ -97,21 +100,23 @@ def normalize_phones(
         text[odd], error[odd] = _undo_number_cells(text[odd])
     failed = odd & (error != "").to_numpy(bool)
     digits = text.str.replace(_MASK, "", regex=True)
-    international = (text.str.startswith("+") | text.str.startswith("00")).to_numpy(bool)
-    for prefix, cut in ((text.str.startswith("00").to_numpy(bool), 2), (None, 1)):
-        if prefix is None:  # a trunk 0, once a 00 is gone
-            prefix = ~international & digits.str.startswith("0").to_numpy(bool)
-        if prefix.any():
-            digits = choose_text(prefix, digits.str.slice(cut), digits)
-    national = ~international & digits.str.len().isin(NATIONAL_DIGITS).to_numpy(bool)
-    digits = choose_text(national, country_code + digits, digits)
-    phone = f"[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}"
-    wrong = failed | ~digits.str.fullmatch(phone).to_numpy(bool)
+    plus = text.str.startswith("+").to_numpy(bool)
+    idd = ~plus & digits.str.startswith("00").to_numpy(bool)
+    if idd.any():
+        digits = choose_text(idd, digits.str.slice(2), digits)
+    zero = digits.str.startswith("0").to_numpy(bool)
+    coded = plus | idd | (~zero & (digits.str.len() > 11).to_numpy(bool))  # country code first
+    part = digits.str.replace(_TRUNK, r"\1\2", regex=True)  # (55) 0 15 11 …: (55) 11 …
+    phone = choose_text(coded, part, country_code + part)
+    # 12 or more digits, no + or 00, and not our country's code: a number from abroad?
+    ours = digits.str.startswith("55") | digits.str.startswith(country_code)
+    bare = coded & ~(plus | idd) & ~ours.to_numpy(bool)
+    wrong = failed | bare | (coded & zero) | ~phone.str.fullmatch(_PHONE).to_numpy(bool)
     if wrong.any():  # the reasons, worded only for the cells that have one (the others: "")
-        error = _reasons(text[wrong], digits[wrong], error[wrong], ddd_column).reindex(
-            cells.index, fill_value=""
-        )
-    return pd.DataFrame({"phone": choose_text(wrong, "", digits), "error": error})
+        facts = pd.DataFrame({"text": text, "digits": digits, "part": part, "phone": phone})
+        facts["coded"], facts["bare"] = coded, bare
+        error = _reasons(facts[wrong], error[wrong], ddd_column).reindex(cells.index, fill_value="")
+    return pd.DataFrame({"phone": choose_text(wrong, "", phone), "error": error})
 
 
 def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -130,12 +135,14 @@ def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return text, error
 
 
-def _reasons(
-    text: pd.Series, digits: pd.Series, error: pd.Series, ddd_column: str | None
-) -> pd.Series:
+def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> pd.Series:
     """Why each of these cells is not a phone (the first reason that applies)."""
-    length = digits.str.len()
-    bad = digits.str.extract(r"([^0-9])", expand=False).fillna("?")
+    text, digits, part, phone = facts["text"], facts["digits"], facts["part"], facts["phone"]
+    length, size = digits.str.len(), part.str.len() - 2  # of a number after 55
+    brazil = facts["coded"] & digits.str.startswith("55")
+    ours, ddd = phone.str.startswith("55"), phone.str.slice(2, 4)
+    unmasked = digits.str.replace(r"^(?:55)?0[xX]{2}", "", regex=True)  # (0xx11) is no error
+    bad = unmasked.str.extract(r"([^0-9])", expand=False).fillna("?")
 
     def wrong_length() -> pd.Series:
         values = dict(cell=text, count=length, least=MIN_DIGITS, most=MAX_DIGITS)
@@ -146,18 +153,33 @@ def _reasons(
             hinted = sentences.fill(sentences.WRONG_LENGTH_BAD_DDD, column=ddd_column, **values)
         return choose_text(length.isin((8, 9)).to_numpy(bool), hinted, said)
 
-    for failing, reason in (
-        (text == "", lambda: sentences.EMPTY_PHONE),
-        (
-            ~digits.str.fullmatch(r"[0-9]+"),
-            lambda: sentences.fill(sentences.NOT_PART_OF_A_PHONE, cell=text, char=bad),
-        ),
-        (~length.between(MIN_DIGITS, MAX_DIGITS), wrong_length),
+    for failing, template, values in (
+        (text == "", sentences.EMPTY_PHONE, {}),
+        (~unmasked.str.fullmatch(r"[0-9]*"), sentences.NOT_PART_OF_A_PHONE, {"char": bad}),
+        (facts["coded"] & digits.str.startswith("0"), sentences.ZERO_COUNTRY_CODE, {}),
+        (~length.between(MIN_DIGITS, MAX_DIGITS), None, {}),
+        (facts["bare"], sentences.NO_PLUS, {"count": length}),
+        (~brazil & part.str.startswith("0"), sentences.AFTER_TRUNK, {"carriers": CARRIERS}),
+        (brazil & ~size.isin((10, 11)), sentences.BRAZILIAN_LENGTH, {"count": size}),
+        (ours & ~ddd.str.fullmatch(DDD), sentences.UNKNOWN_DDD, {"ddd": ddd}),
+        (ours, sentences.NO_SUCH_NUMBER, {}),
+        (text == text, sentences.NOT_A_PHONE, {}),  # none of the above
     ):
         rows = (failing & (error == "")).to_numpy(bool)
         if rows.any():  # worded only when some cell has this reason
-            error = choose_text(rows, reason(), error)
+            said = sentences.fill(template, cell=text, **values) if template else wrong_length()
+            error = choose_text(rows, said, error)
     return error
+
+
+def chat_keys(phones: pd.Series) -> pd.Series:
+    """One key per WhatsApp chat: a Brazilian mobile written without its ninth digit (``55 DD``
+    then 8 digits from 6 to 9, paired as ``whatsapp.other_form`` pairs them) in its 13-digit
+    form; any other phone as it is."""
+    short = phones.str.fullmatch(r"55[0-9]{2}[6-9][0-9]{7}").to_numpy(bool)
+    if not short.any():
+        return phones
+    return choose_text(short, phones.str.slice(0, 4) + "9" + phones.str.slice(4), phones)
 
 
 def normalize_phone(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:

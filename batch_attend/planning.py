@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from batch_attend import sentences
 from batch_attend.directory import Directory, LookupProblem
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.leads import decide, pending, split_operators
+from batch_attend.leads import chat_keys, decide, pending, split_operators
 from batch_attend.outcomes import ErrorCode, RowStatus
 
 DISTRIBUTIONS = ("round-robin", "balanced")
@@ -35,13 +37,22 @@ def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     "already in service", or race the first with other operators.
     """
     live = pending(plan) | plan["carried"]
-    phones = plan["phone"][live]
-    if phones.nunique() == len(phones):
-        return plan  # no phone twice (counting them is quicker than marking the repeats)
-    phones = phones.iloc[np.argsort(~plan["carried"][live].to_numpy(), kind="stable")]
-    later = phones.duplicated()
-    first_row = pd.Series(plan["row"][phones.index[~later]].to_numpy(), index=phones[~later])
-    messages = sentences.fill(sentences.SAME_PHONE, row=phones[later].map(first_row))
+    phones = plan["phone"] if live.all() else plan["phone"][live]
+    keys = chat_keys(phones)  # a mobile with and without its ninth digit: one chat
+    twice = keys.duplicated(keep=False)  # the rows of a phone seen more than once: few
+    if not twice.any():
+        return plan
+    keys, phones = keys[twice], phones[twice]
+    carried_first = np.argsort(~plan["carried"][keys.index].to_numpy(), kind="stable")
+    keys, phones = keys.iloc[carried_first], phones.iloc[carried_first]
+    later = keys.duplicated()
+    first_row = pd.Series(plan["row"][keys.index][~later].to_numpy(), index=keys[~later])
+    first_phone = pd.Series(phones[~later].to_numpy(), index=keys[~later])
+    row, other = keys[later].map(first_row), keys[later].map(first_phone)
+    messages = sentences.fill(sentences.SAME_PHONE, row=row).where(
+        other == phones[later],
+        sentences.fill(sentences.SAME_MOBILE, row=row, other=other, phone=phones[later]),
+    )
     rows = plan.index.isin(messages.index)
     return decide(plan, rows, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
 
@@ -104,26 +115,31 @@ def carry_over(plan: pd.DataFrame, done: Mapping[str, tuple], keys_of=None) -> p
     keeps that run's outcome (``done`` maps a phone to its status and the fingerprint of the row
     sent, see :func:`leads.row_keys`), even when the row would now be invalid for another reason
     (its operators cell emptied, say). That row is the one sent, found by ``keys_of(index)`` among
-    the rows of its phone however the sheet was sorted since; else the first. Marked ``carried``;
-    the others of that phone are then skipped as its duplicates."""
+    the rows of the lead however the sheet was sorted since; else the first. Marked ``carried``,
+    with the phone as done (a mobile's other ninth-digit form is the same lead); the others of
+    that lead are then skipped as its duplicates."""
     if not done:
         return plan
     candidates = plan[
         (plan["phone"] != "") & (pending(plan) | (plan["status"] == RowStatus.INVALID))
     ]
-    candidates = candidates[candidates["phone"].isin(list(done))]
-    chosen = dict(zip(candidates["phone"][::-1], candidates.index[::-1], strict=True))
-    several = candidates[candidates["phone"].duplicated(keep=False)]
-    if keys_of is not None and not several.empty:
-        for index, phone, key in zip(
-            several.index, several["phone"], keys_of(several.index), strict=True
-        ):
-            if key == done[phone][1]:
-                chosen[phone] = index
-    carried = plan.index.isin(list(chosen.values()))
+    sent, keys = pd.Series(list(done), dtype=str), chat_keys(candidates["phone"])
+    known = pa.array(chat_keys(sent))  # pandas' isin takes seconds for a million phones
+    at = pc.index_in(pa.array(keys), value_set=known).fill_null(-1).to_numpy()  # in done, or -1
+    first = (at >= 0) & ~keys.duplicated().to_numpy()
+    several = np.flatnonzero((at >= 0) & keys.duplicated(keep=False).to_numpy())
+    if keys_of is not None and several.size:  # the row sent, wherever it is now
+        fingerprints = keys_of(candidates.index[several])
+        for position, fingerprint in zip(several, fingerprints, strict=True):
+            if fingerprint == done[sent.iat[at[position]]][1]:
+                first[several[keys.iloc[several].to_numpy() == keys.iat[position]]] = False
+                first[position] = True
+    carried = pd.Series(first, index=candidates.index).reindex(plan.index, fill_value=False)
     plan = plan.copy()
     plan["carried"] = carried
-    plan.loc[carried, "status"] = plan.loc[carried, "phone"].map(lambda phone: done[phone][0])
+    phones = sent.to_numpy()[at[first]]  # as done: the ledger's records are found by it
+    plan.loc[carried, "phone"] = phones
+    plan.loc[carried, "status"] = [done[phone][0] for phone in phones]
     plan.loc[carried, ["error_code", "error_message"]] = ""
     return plan
 

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -369,6 +370,9 @@ def uninert(column: pd.Series) -> pd.Series:
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
+# An .xls with a password: its workbook globals' BOF, then a FilePass record (MS-XLS 2.4.117).
+_FILEPASS = re.compile(rb"\x09\x08\x10\x00\x00\x06\x05\x00.{12}(?:\x86\x00\x00\x00)?\x2f\x00", re.S)
+_WORKBOOK_TYPE = re.compile(rb"(?:spreadsheetml|ms-excel)\.(?:sheet|template)[.\w]*main\+xml")
 _KIND_NAMES = {
     "text": N_("a text (CSV) file"),
     "xlsx": N_("an Excel workbook (.xlsx)"),
@@ -389,43 +393,42 @@ def content_kind(path: Path) -> str:
     """What the bytes say the file is, whatever its name says: text, xlsx, xls, ods, encrypted..."""
     with open(path, "rb") as fh:
         head = fh.read(8192)
-    if head.startswith(b"PK\x03\x04"):
-        import zipfile
-
+    if head.startswith(b"PK\x03\x04"):  # by the content types it declares, not its parts' places
         try:
             with zipfile.ZipFile(path) as archive:
-                names = set(archive.namelist())
-        except zipfile.BadZipFile:
-            return "zip"
-        if any(n.startswith("xl/") for n in names):
-            return "xlsx"
-        if "content.xml" in names:
-            return "ods"
+                parts = {name.replace("\\", "/").lstrip("/"): name for name in archive.namelist()}
+
+                def part(name: str) -> bytes:  # its first MiB
+                    return archive.open(parts[name]).read(1 << 20) if name in parts else b""
+
+                if _WORKBOOK_TYPE.search(part("[Content_Types].xml")):
+                    return "xlsx"
+                if part("mimetype").strip() == b"application/vnd.oasis.opendocument.spreadsheet":
+                    locked = b"encryption-data" in part("META-INF/manifest.xml")
+                    return "encrypted" if locked else "ods"
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
+            pass
         return "zip"
-    if head.startswith(_OLE_MAGIC):
-        # A password-protected .xlsx is stored inside an OLE container with this stream.
+    if head.startswith(_OLE_MAGIC):  # an .xls, or a password-protected .xlsx (EncryptedPackage)
         with open(path, "rb") as fh:
             data = fh.read(64 << 20)
-        return "encrypted" if _ENCRYPTED_MARK in data else "xls"
+        return "encrypted" if _ENCRYPTED_MARK in data or _FILEPASS.search(data) else "xls"
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if start.startswith((b"<!doctype html", b"<html", b"<table")):
         return "html"
-    bom16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
-    if not bom16 and b"\x00" in head:
-        return "binary"
-    return "text"
+    utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    return "binary" if b"\x00" in head and not utf16 else "text"
 
 
 def _check_content(path: Path, ext: str) -> str:
     kind = content_kind(path)
-    expected = _EXPECTED_KIND[ext]
     if kind == "encrypted":
         raise InputError(
             _(
                 "{path}: the workbook is password-protected. Open it in Excel, remove the password (File > Info > Protect Workbook), save, and run again."
             ).format(path=path)
         )
-    if kind == expected:
+    if kind == _EXPECTED_KIND[ext]:
         return kind
     what = _(_KIND_NAMES.get(kind, N_("something else")))
     hint = (

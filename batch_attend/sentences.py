@@ -47,6 +47,24 @@ WRONG_LENGTH_BAD_DDD = N_(
     "'{cell}' has {count} digits; a phone needs {least} to {most} (country code, area code, "
     "number); the DDD cell ('{column}' column) is empty or not an area code"
 )
+UNKNOWN_DDD = N_("'{cell}': {ddd} is not a Brazilian area code (DDD)")
+NO_SUCH_NUMBER = N_(
+    "'{cell}' is not a Brazilian number: after the area code come 8 digits not starting with 0 "
+    "or 1, or 9 starting with 9"
+)
+BRAZILIAN_LENGTH = N_(
+    "'{cell}' has {count} digits after the country code 55; a Brazilian number has 10 or 11 "
+    "(area code and number)"
+)
+AFTER_TRUNK = N_(
+    "'{cell}' starts with 0, as dialled within Brazil, but the area code and number (10 or 11 "
+    "digits) do not follow, nor a carrier code ({carriers}) and those"
+)
+NO_PLUS = N_(
+    "'{cell}' has {count} digits, more than a Brazilian number; write a number from abroad with "
+    "+ or 00 and its country code"
+)
+ZERO_COUNTRY_CODE = N_("'{cell}': a country code follows + or 00, and none starts with 0")
 # leads: the operators cell
 NO_OPERATORS = N_("the operators cell is empty and no --operator default was given")
 NO_OPERATORS_COLUMN = N_(
@@ -73,6 +91,10 @@ INACTIVE_DEPARTMENT = N_("department {department} is inactive")
 # planning
 SAME_PHONE = N_("same phone as row {row}")
 NOT_A_LEAD = N_("no phone in this row below the last lead: a totals or notes row, not a lead")
+SAME_MOBILE = N_(
+    "same WhatsApp number as row {row}: {other} there, {phone} here, one mobile with and "
+    "without the ninth digit"
+)
 OPERATORS_OFFLINE = N_("none of the row's operators is online now; a later run sends it")
 DRY_RUN = N_("validated, not sent")
 NOT_RESENT = N_(

@@ -1,8 +1,9 @@
 """Regenerate samples/leads.csv and samples/leads.xlsx (run from the repository root).
 
 The rows show what ops spreadsheets really hold: Portuguese headers, mixed phone formats
-(including the vendor's own example 554499999999), a row with no operators, an invalid phone,
-a phone that repeats in another format, and a phone typed as a number in the workbook.
+(including the vendor's 12-digit form, without the ninth digit), a row with no operators, an
+invalid phone, a phone that repeats in another format, and a phone typed as a number in the
+workbook.
 """
 
 import csv
@@ -13,7 +14,7 @@ import xlsxwriter
 HEADER = ["Nome", "Telefone", "Operadores", "Departamento", "Cidade", "Observação"]
 ROWS = [
     ["Ana Paula Ribeiro", "(44) 99999-9999", "OP-ANA", "DEP-VENDAS", "Maringá", "Pediu orçamento"],
-    ["João Carlos Pereira", "554499999999", "OP-BRUNO", "DEP-VENDAS", "Maringá", "Exemplo da PlugChat"],
+    ["João Carlos Pereira", "554488887777", "OP-BRUNO", "DEP-VENDAS", "Maringá", "Sem o nono dígito"],
     ["Mariana Costa", "+55 11 98765-4321", "OP-ANA; OP-BRUNO", "", "São Paulo", "Dois operadores"],
     ["Paulo Henrique Dias", "044 3025-1234", "OP-CARLA", "DEP-SUPORTE", "Maringá", "Telefone fixo"],
     ["Luciana Martins", "5521987654321", "OP-BRUNO", "DEP-VENDAS", "Rio de Janeiro", ""],

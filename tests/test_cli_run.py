@@ -12,7 +12,7 @@ from tests.conftest import SAMPLES, TOKEN, read_results_csv, write_csv
 GOOD = [
     ["Nome", "Telefone", "Operadores", "Departamento"],
     ["Ana", "(44) 99999-9999", "OP-ANA", "DEP-VENDAS"],
-    ["Bia", "554499999999", "OP-BRUNO; OP-ANA", ""],
+    ["Bia", "554488887777", "OP-BRUNO; OP-ANA", ""],
     ["Caio", "+55 11 98765-4321", "OP-CARLA", "DEP-SUPORTE"],
 ]
 
@@ -248,7 +248,7 @@ def test_concurrency_bounds_requests_in_flight(runner, sandbox, tmp_path):
 
 
 def test_failed_rows_carry_code_and_http_status(runner, sandbox, tmp_path):
-    sandbox.state.faults = {"5544999999999": Fault("fail"), "554499999999": Fault("html")}
+    sandbox.state.faults = {"5544999999999": Fault("fail"), "554488887777": Fault("html")}
     leads = write_csv(tmp_path / "leads.csv", GOOD)
     out = tmp_path / "r.csv"
     result = invoke(runner, sandbox, [str(leads), "-o", str(out), "--backoff", "0"])

@@ -32,7 +32,7 @@ def test_samples_on_the_builtin_sandbox(tmp_path):
     }  # fmt: skip
     by_row = {r[header.index("row")]: r for r in rows[1:]}
     assert by_row[13][header.index("phone")] == "5511912345678"  # a number cell in the workbook
-    assert by_row[3][header.index("phone")] == "554499999999"  # the vendor's example, unchanged
+    assert by_row[3][header.index("phone")] == "554488887777"  # no ninth digit: sent as written
 
 
 def test_standalone_sandbox_and_a_real_run(tmp_path):

@@ -39,9 +39,25 @@ PHONES = [
     ("11987654321", "5511987654321"),
     ("1130304040", "551130304040"),
     ("+55 (62) 3212-4455", "556232124455"),
-    ("441234567890123", "441234567890123"),  # 15 digits, the E.164 maximum
+    ("+441234567890123", "441234567890123"),  # 15 digits, the E.164 maximum
     ("00 44 9999 9999", "4499999999"),  # 00 marks an international number: no country code
-    ("+044999999999", "044999999999"),  # after a +, a 0 is a digit like any other
+    ("+351 912 345 678", "351912345678"),
+    # a carrier code (or xx) after the trunk 0, as long-distance calls are dialled in Brazil
+    ("0 15 (41) 98045-0107", "5541980450107"),
+    ("0 21 11 98765-4321", "5511987654321"),
+    ("(04374) 98055-2634", "5574980552634"),
+    ("015 11 3030-4040", "551130304040"),
+    ("(0xx69) 98855-2085", "5569988552085"),
+    ("0XX 11 98765-4321", "5511987654321"),
+    ("0 12 3456-7890", "551234567890"),  # a trunk 0 and DDD 12 (also a carrier code)
+    ("021 98765-4321", "5521987654321"),
+    # a trunk 0 after the country code
+    ("+55 (011) 98765-4321", "5511987654321"),
+    ("0055 011 3030-4040", "551130304040"),
+    ("+55 (0xx11) 98765-4321", "5511987654321"),
+    ("55 (011) 98765-4321", "5511987654321"),
+    ("(+55) 44 99999-9999", "5544999999999"),
+    ("(44) 7999-9999", "554479999999"),
 ]
 
 INVALID = [
@@ -61,6 +77,30 @@ INVALID = [
     "554499999999,25",
 ]
 
+# Why each is not a phone; README's phone rules in examples.
+REFUSED = [
+    ("(20) 3278-9299", "'(20) 3278-9299': 20 is not a Brazilian area code (DDD)"),
+    ("+55 10 98765-4321", "'+55 10 98765-4321': 10 is not a Brazilian area code (DDD)"),
+    ("55119876543290",
+     "'55119876543290' has 12 digits after the country code 55; a Brazilian number has 10 or 11 "
+     "(area code and number)"),
+    ("(44) 89999-9999",
+     "'(44) 89999-9999' is not a Brazilian number: after the area code come 8 digits not "
+     "starting with 0 or 1, or 9 starting with 9"),
+    ("(44) 1999-9999",
+     "'(44) 1999-9999' is not a Brazilian number: after the area code come 8 digits not "
+     "starting with 0 or 1, or 9 starting with 9"),
+    ("0 17 11 98765-4321",
+     "'0 17 11 98765-4321' starts with 0, as dialled within Brazil, but the area code and "
+     "number (10 or 11 digits) do not follow, nor a carrier code (12, 14, 15, 21, 22, 23, 25, "
+     "31, 41, 43, 55, 65, 99) and those"),
+    ("441234567890123",
+     "'441234567890123' has 15 digits, more than a Brazilian number; write a number from "
+     "abroad with + or 00 and its country code"),
+    ("+044999999999", "'+044999999999': a country code follows + or 00, and none starts with 0"),
+    ("(0xx11) ramal", "'(0xx11) ramal' has 'r', which is not part of a phone number"),
+]  # fmt: skip
+
 
 @pytest.mark.parametrize(("raw", "expected"), PHONES)
 def test_normalize_phone(raw, expected):
@@ -71,6 +111,26 @@ def test_normalize_phone(raw, expected):
 def test_invalid_phones_raise(raw):
     with pytest.raises(PhoneError):
         normalize_phone(raw)
+
+
+@pytest.mark.parametrize(("raw", "why"), REFUSED)
+def test_why_a_phone_is_refused(raw, why):
+    with pytest.raises(PhoneError) as info:
+        normalize_phone(raw)
+    assert str(info.value) == why
+
+
+def test_the_67_area_codes_are_libphonenumbers():
+    import phonenumbers
+
+    ddds = [f"{n}" for n in range(10, 100) if phonenumbers.number_type(
+        phonenumbers.parse(f"+55{n}32101234")
+    ) == phonenumbers.PhoneNumberType.FIXED_LINE]  # fmt: skip
+    assert len(ddds) == 67
+    got = normalize_phones(pd.Series([f"({n}) 3210-1234" for n in range(10, 100)], dtype=str))
+    assert [n for n, phone in zip(range(10, 100), got["phone"], strict=True) if phone] == [
+        int(n) for n in ddds
+    ]
 
 
 def test_a_huge_exponent_is_an_invalid_phone_not_a_crash():
@@ -178,12 +238,43 @@ def test_what_makes_a_row_invalid(row, columns, defaults, status, error):
 
 
 def test_skip_duplicates_points_to_the_first_row():
-    phones = ["5544999999999", "554499999999", "(44) 99999-9999", "+55 44 99999 9999", "x", "y"]
+    phones = ["5544999999999", "(44) 3030-4040", "(44) 99999-9999", "+55 44 99999 9999", "x"]
     plan = skip_duplicates(plan_of([[p, "A", ""] for p in phones]))
-    statuses = [None, None, "skipped", "skipped", "invalid", "invalid"]
+    statuses = [None, None, "skipped", "skipped", "invalid"]
     assert [None if pd.isna(s) else s for s in plan["status"]] == statuses
     assert plan["error_message"].tolist()[2:4] == ["same phone as row 2"] * 2
     assert [lead.row for lead in leads_to_send(plan)] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("(44) 99999-9999", "554499999999"), ("44 9999-9999", "+55 44 99999-9999"),
+     ("(11) 6123-4567", "11 96123-4567")],
+)  # fmt: skip
+def test_a_mobile_with_and_without_its_ninth_digit_is_one_chat(first, second):
+    plan = skip_duplicates(
+        plan_of([[first, "A", ""], ["(44) 3030-4040", "A", ""], [second, "A", ""]])
+    )
+    (sent, landline, twin) = plan.itertuples(index=False)
+    assert pd.isna(sent.status) and pd.isna(landline.status)
+    assert (twin.status, twin.error_code) == ("skipped", "duplicate_row")
+    assert twin.error_message == (
+        f"same WhatsApp number as row 2: {sent.phone} there, {twin.phone} here, one mobile with "
+        "and without the ninth digit"
+    )
+    assert [lead.row for lead in leads_to_send(plan)] == [2, 3]
+
+
+def test_chat_keys_pair_the_forms_other_form_pairs():
+    from batch_attend.leads import chat_keys
+    from batch_attend.whatsapp import other_form
+
+    phones = ["554499999999", "5544999999999", "554479999999", "554439999999", "5544939999999",
+              "556261234567", "14155552671", "5511987654321"]  # fmt: skip
+    keys = chat_keys(pd.Series(phones, dtype=str)).tolist()
+    for phone, key in zip(phones, keys, strict=True):
+        twin = other_form(phone)
+        assert key == (max(phone, twin[0], key=len) if twin else phone)
 
 
 @pytest.mark.parametrize(
@@ -209,3 +300,16 @@ def test_leads_done_earlier_are_carried_over_not_sent():
     assert carried["carried"].tolist() == [False, True, False]
     assert carried["status"].tolist()[1] == "started"
     assert [lead.phone for lead in leads_to_send(carried)] == ["5544999990001"]
+
+
+def test_a_lead_done_in_one_ninth_digit_form_is_carried_over_in_the_other():
+    plan = plan_of(
+        [["(44) 99999-9999", "A", ""], ["44 99999-9999", "A", ""], ["(44) 8888-7777", "A", ""]]
+    )
+    carried = skip_duplicates(
+        carry_over(plan, {"554499999999": ("started", None), "5544988887777": ("started", None)})
+    )
+    assert carried["carried"].tolist() == [True, False, True]
+    assert carried["phone"].tolist() == ["554499999999", "5544999999999", "5544988887777"]
+    assert carried["status"].tolist() == ["started", "skipped", "started"]
+    assert list(leads_to_send(carried)) == []

@@ -381,3 +381,19 @@ def test_check_reads_the_ledger_of_the_results_it_is_told(runner, sandbox, tmp_p
     assert invoke(runner, sandbox, tmp_path / "part.csv", "-o", tmp_path / "r.csv").exit_code == 0
     result = invoke(runner, sandbox, "check", leads, "-o", tmp_path / "r.csv")
     assert "1 ready to send" in result.stdout and "4 done by an earlier run" in result.stdout
+
+
+def test_a_lead_done_is_not_sent_again_in_its_other_ninth_digit_form(runner, sandbox, tmp_path):
+    out = tmp_path / "results.csv"
+    first = write_csv(tmp_path / "leads.csv", [HEADER, ["Ana", "(44) 99999-9999", "OP-ANA", ""]])
+    assert invoke(runner, sandbox, first, "-o", out).exit_code == 0
+    second = write_csv(tmp_path / "leads.csv", [HEADER, ["Ana", "44 9999-9999", "OP-ANA", ""]])
+    result = invoke(runner, sandbox, second, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert requests(sandbox) == 1
+    (row,) = read_results_csv(out)
+    assert (row["status"], row["phone"], row["Telefone"]) == (
+        "started",
+        "5544999999999",
+        "44 9999-9999",
+    )

@@ -301,3 +301,20 @@ def test_a_refused_token_while_asking_about_phones_is_exit_3_not_a_crash(runner,
     assert result.exit_code == 3, result.output
     assert "refused the token (HTTP 401) when asked whether a phone has WhatsApp" in result.stderr
     assert "unexpected error" not in result.stderr
+
+
+@pytest.mark.parametrize("first", [WRITTEN, "(44) 98888-0777"])
+def test_both_ninth_digit_forms_start_one_chat_in_the_form_plugchat_knows(
+    runner, sandbox, tmp_path, first
+):
+    second = "(44) 98888-0777" if first == WRITTEN else WRITTEN
+    rows = [["Telefone", "Operadores"], [first, "OP-ANA"], [second, "OP-ANA"]]
+    out = tmp_path / "r.csv"
+    result = run_sandbox(
+        runner, sandbox, write_csv(tmp_path / "l.csv", rows), "-o", out, "--verify-whatsapp"
+    )
+    assert result.exit_code == 0, result.stderr
+    sent, twin = read_results_csv(out)
+    assert (sent["status"], sent["phone"]) == ("started", REGISTERED)
+    assert (twin["status"], twin["error"]) == ("skipped", "duplicate_row: same phone as row 2")
+    assert dict(sandbox.state.starts) == {REGISTERED: 1}
