@@ -24,6 +24,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batch_attend.atomic import write_text
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.outcomes import DONE_STATUSES
@@ -105,9 +106,7 @@ def now() -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=1))
 
 
 def _read_json(path: Path) -> dict:
