@@ -16,7 +16,6 @@ import json
 import os
 import re
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -657,10 +656,6 @@ def write_summary_json(
             resumed=summary.resumed,
         )
     write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def started_at() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def counted(status: RowStatus | str, n: int) -> str:
