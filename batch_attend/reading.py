@@ -129,11 +129,6 @@ class Table:
     def column(self, j: int) -> pd.Series:
         return self.frame[j]
 
-    @property
-    def rows(self) -> list[list[str]]:
-        """Row by row (convenient for small tables and tests)."""
-        return [list(r) for r in self.frame.itertuples(index=False, name=None)]
-
 
 def _quoted(names: list[str]) -> str:
     return ", ".join(f"'{n}'" for n in names) if names else "(none)"

@@ -1,24 +1,21 @@
 """The results file, the one-line summary and the summary JSON.
 
 One output row per input row, in input order: the original columns as they were, then the contract
-columns. Files appear atomically (temp file in the same folder, then rename), so a reader never
-sees half a file, and no cell is ever written in a form a spreadsheet would run as a formula. The
-results hold leads' names and phones: a file keeps its rights, a new one gets the umask's.
+columns. Files appear atomically (:mod:`batch_attend.atomic`), so a reader never sees half a file,
+and no cell is ever written in a form a spreadsheet would run as a formula. The results hold
+leads' names and phones: a file keeps its rights, a new one gets the umask's.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import io
 import itertools
 import json
 import os
 import re
-import stat
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -28,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from batch_attend import i18n, sentences
+from batch_attend.atomic import remove_leftovers, replacing, write_text
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _, language, ngettext
 from batch_attend.journal import Record
@@ -625,72 +623,15 @@ def _write_results(output, header, frame, stdout, summary, bom, delimiter) -> No
         stdout.flush()
         return
     target = Path(os.path.realpath(output))  # a link to the results: the file it names
-    _remove_leftovers(target)
-    with _atomic(target) as tmp:
+    remove_leftovers(target)
+    with replacing(target) as tmp:
         if output_format(output) == "csv":
             with open(tmp, "wb") as fh:
                 if bom:
                     fh.write(codecs.BOM_UTF8)
                 write_csv(fh, header, frame, delimiter)
-                fh.flush()
-                os.fsync(fh.fileno())
         else:
             write_xlsx(tmp, header, frame, summary)
-
-
-#: What ends the name of every temp file batch-attend writes, so that leftovers are recognised.
-_TEMP_SUFFIX = ".batch-attend.tmp"
-
-
-@contextlib.contextmanager
-def _atomic(target: Path):
-    """A temp file beside ``target`` that replaces it once written whole, or disappears; with
-    the rights ``target`` has, or the umask's for a new file.
-
-    mkstemp makes a new file of a unique name (``O_EXCL``: a link planted at any name is never
-    opened), and os.replace swaps the name ``target``: a link there is replaced, not followed."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TEMP_SUFFIX)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, _mode_for(target))
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _mode_for(target: Path) -> int:
-    """The rights of the file ``target`` names, or a new file's (mkstemp's are always 0600)."""
-    try:
-        return stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:  # none yet (or a dangling link, replaced by the file)
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    """The process umask, only readable by setting it (to 0o077 for that instant, so a file
-    another thread makes meanwhile is private rather than open)."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
-
-
-def _remove_leftovers(target: Path) -> None:
-    """Remove the temp files a run killed while writing ``target`` left (:func:`_atomic`'s names
-    for this exact file; a link is unlinked, never followed), or they pile up. A run writing the
-    same file at that moment would lose its temp file: the journal lock keeps runs apart while
-    they send, not while they write the results, and a dry run takes no lock."""
-    name = re.compile(re.escape(f".{target.name}.") + "[a-z0-9_]+" + re.escape(_TEMP_SUFFIX))
-    # Tidying up is never a reason to lose the results: what cannot be removed stays.
-    with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
-        for entry in entries:
-            if name.fullmatch(entry.name) and (
-                entry.is_symlink() or entry.is_file(follow_symlinks=False)
-            ):
-                with contextlib.suppress(OSError):  # gone already, or not ours to remove
-                    os.unlink(entry.path)
 
 
 def write_summary_json(
@@ -714,13 +655,7 @@ def write_summary_json(
             rate_limited=summary.pushbacks,
             resumed=summary.resumed,
         )
-    target = Path(path)
-    with _atomic(target) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
-
-
-def started_at() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def counted(status: RowStatus | str, n: int) -> str:

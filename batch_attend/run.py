@@ -23,7 +23,7 @@ from batch_attend.engine import Engine, HeldSignals, signals_stop
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import N_, _, ngettext
-from batch_attend.journal import Journal
+from batch_attend.journal import Journal, now
 from batch_attend.leads import Lead
 from batch_attend.outcomes import ExitStatus, Outcome, RunSummary, Stop, exit_status_for
 from batch_attend.plan import Plan, build_plan, check_plan, journal_path, read_source
@@ -37,7 +37,6 @@ from batch_attend.results import (
     outcome_frame,
     outcomes_of,
     records_in_results,
-    started_at,
     write_results,
     write_summary_json,
 )
@@ -133,7 +132,7 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
     existing results file is left as it was). ``watch``: progress and cancel for a caller in
     another thread."""
     env = env or Env()
-    facts = {"exit_code": None, "started_at": started_at(), "input": str(options.input.path)}
+    facts = {"exit_code": None, "started_at": now(), "input": str(options.input.path)}
     facts.update(output=None, journal=None, retry_at=None, plan=None)
     try:
         report = _run(options, env, time.perf_counter(), watch)
@@ -174,7 +173,7 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
     dry_run = options.sending.dry_run
     source = read_source(options, env, sending=True)
     table, output = source
-    summary = RunSummary(output=output, dry_run=dry_run, started_at=started_at())
+    summary = RunSummary(output=output, dry_run=dry_run, started_at=now())
     summary.input = str(options.input.path)
     path = journal_path(options, output)
     for file in (None if dry_run else path, options.output.summary_json, options.output.log_file):

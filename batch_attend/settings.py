@@ -29,6 +29,16 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 DEFAULT_GRACE = 5.0
+DEFAULT_COUNTRY_CODE = "55"
+DEFAULT_DISTRIBUTION = "round-robin"
+#: Where ``batch-attend sandbox`` and ``batch-attend serve`` listen, and the sandbox's defaults.
+LOCALHOST = "127.0.0.1"
+SANDBOX_PORT = 8080
+SERVE_PORT = 8000
+DATA_DIR = Path("batch-attend-data")
+SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_RETRY_AFTER = "seconds"
+SANDBOX_SLOW_SECONDS = 5.0
 
 
 class ConfigError(BatchAttendError):
@@ -65,10 +75,10 @@ class RequestOptions:
     sandbox: bool = False
     operators: tuple[str, ...] = ()
     department: str = ""
-    country_code: str = "55"
+    country_code: str = DEFAULT_COUNTRY_CODE
     pool: str | None = None
     pool_file: Path | None = None
-    distribute: str = "round-robin"
+    distribute: str = DEFAULT_DISTRIBUTION
     lookup: bool = True
     status_check: bool = True  # ask whether the WhatsApp number is connected
     verify_whatsapp: bool = False  # ask whether each phone has WhatsApp before its start
@@ -171,6 +181,29 @@ def resolve_token(options: RequestOptions, environ: Mapping[str, str]) -> str | 
                 )
             ) from exc
     return environ.get(TOKEN_ENV) or None
+
+
+def country_code(value: str) -> str:
+    """``--country-code``: 1 to 3 digits, a leading + allowed."""
+    digits = value.strip().lstrip("+")
+    if not digits.isdigit() or not 1 <= len(digits) <= 3:
+        raise ValueError(
+            _("'{value}' is not a country code (1 to 3 digits, e.g. 55)").format(value=value)
+        )
+    return digits
+
+
+def delimiter(value: str) -> str:
+    """A CSV delimiter: one character, or tab, comma, semicolon or pipe by name."""
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    value = named.get(value.lower(), value)
+    if len(value) != 1:
+        raise ValueError(
+            _("'{value}' is not a single character (or tab/comma/semicolon/pipe)").format(
+                value=value
+            )
+        )
+    return value
 
 
 def find_config(given: Path | None) -> Path | None:

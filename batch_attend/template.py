@@ -7,10 +7,9 @@ the run resolves them, so a template filled in as it is meant to be runs as it i
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
+from batch_attend.atomic import replacing
 from batch_attend.directory import Department, Directory, LookupProblem, Operator, fetch_directory
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
@@ -219,19 +218,15 @@ def write_template(
                 "so the template has no operators drop-down"
             )
         )
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        _write(temp, path, operators, departments, on_page)
-        os.replace(temp, path)
+        with replacing(path) as temp:
+            _write(temp, path, operators, departments, on_page)
     except OSError as exc:
         raise TemplateError(
             _("{path}: could not write the template: {reason}").format(
                 path=path, reason=exc.strerror or exc
             )
         ) from exc
-    finally:
-        with contextlib.suppress(OSError):
-            temp.unlink()
     return _("{path}: template written ({operators} operators, {departments} departments)").format(
         path=path,
         operators=len(operators) if operators is not None else 0,

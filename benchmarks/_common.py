@@ -506,9 +506,9 @@ def measure_tool(options, env, rows: int) -> InProcess:
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     summary = report.summary
     started = summary.counts.get("started", 0)
-    if started != rows or summary.sent_rows != rows or summary.requests != rows:
+    if started != rows or summary.decided_rows != rows or summary.requests != rows:
         raise RuntimeError(
-            f"batch-attend: {started} of {rows} rows started, {summary.sent_rows} sent in "
+            f"batch-attend: {started} of {rows} rows started, {summary.decided_rows} decided in "
             f"{summary.requests} requests ({dict(summary.counts)}, exit {report.exit_status})"
         )
     return InProcess(rows, wall, cpu)

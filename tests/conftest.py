@@ -68,6 +68,11 @@ def write_xlsx(path: Path, rows: list[list[object]], sheet: str = "Leads") -> Pa
     return path
 
 
+def table_rows(table) -> list[list[str]]:
+    """The data rows of a table :func:`batch_attend.reading.read_table` read, as lists of text."""
+    return table.frame.values.tolist()
+
+
 def read_results_csv(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8-sig", newline="") as fh:
         return list(csv.DictReader(fh))

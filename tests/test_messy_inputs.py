@@ -20,7 +20,7 @@ from batch_attend.cli import cli
 from batch_attend.headers import map_columns
 from batch_attend.leads import PhoneError, normalize_phone
 from batch_attend.reading import InputError, read_table
-from tests.conftest import TOKEN, read_results_csv, write_xlsx
+from tests.conftest import TOKEN, read_results_csv, table_rows, write_xlsx
 
 PT_ROWS = [
     ["Nome", "Número do WhatsApp", "Operadores", "Observação", "Cidade"],
@@ -47,7 +47,7 @@ def test_windows_1252_semicolon_file_with_portuguese_headers(tmp_path):
     path = write_text(tmp_path / "leads.csv", as_csv(PT_ROWS, ";"), "cp1252")
     table = read_table(path)
     assert table.columns == PT_ROWS[0]
-    assert table.rows == PT_ROWS[1:]
+    assert table_rows(table) == PT_ROWS[1:]
     assert map_columns(table).phone == 1
 
 
@@ -64,14 +64,14 @@ def test_utf16_with_bom_tab_separated(tmp_path, encoding):
     bom = codecs.BOM_UTF16_LE if encoding.endswith("le") else codecs.BOM_UTF16_BE
     path = write_text(tmp_path / "leads.txt", as_csv(PT_ROWS, "\t"), encoding, bom)
     table = read_table(path)
-    assert table.rows == PT_ROWS[1:]
+    assert table_rows(table) == PT_ROWS[1:]
 
 
 def test_latin1_detected_and_encoding_option_overrides(tmp_path):
     path = write_text(tmp_path / "leads.csv", as_csv(PT_ROWS), "latin-1")
-    assert read_table(path).rows == PT_ROWS[1:]
-    assert read_table(path, encoding="latin-1").rows == PT_ROWS[1:]
-    garbled = read_table(path, encoding="mac_roman").rows
+    assert table_rows(read_table(path)) == PT_ROWS[1:]
+    assert table_rows(read_table(path, encoding="latin-1")) == PT_ROWS[1:]
+    garbled = table_rows(read_table(path, encoding="mac_roman"))
     assert garbled != PT_ROWS[1:]  # the override really is used
 
 
@@ -84,7 +84,7 @@ def test_delimiter_is_sniffed_even_when_values_hold_commas(tmp_path, delimiter):
     ]
     path = write_text(tmp_path / "leads.csv", as_csv(rows, delimiter), "utf-8")
     table = read_table(path)
-    assert table.columns == rows[0] and table.rows == rows[1:]
+    assert table.columns == rows[0] and table_rows(table) == rows[1:]
 
 
 def test_quoted_line_breaks_beside_pipes_do_not_fool_the_sniffer(tmp_path):
@@ -93,7 +93,7 @@ def test_quoted_line_breaks_beside_pipes_do_not_fool_the_sniffer(tmp_path):
     text = 'Telefone,A,B\r\n44999999999,|,"\r|0"\r\n44999999999,|,"\r|0"\r\n'
     table = read_table(write_text(tmp_path / "leads.csv", text, "utf-8"))
     assert table.columns == ["Telefone", "A", "B"]
-    assert table.rows == [["44999999999", "|", "\r|0"]] * 2
+    assert table_rows(table) == [["44999999999", "|", "\r|0"]] * 2
 
 
 def test_delimiter_option_overrides_the_sniffer(tmp_path):
@@ -111,7 +111,7 @@ def test_quoted_fields_with_new_lines_and_delimiters_keep_row_numbers(tmp_path):
         '44988887777,"aspas ""duplas""",OP-2\r\n'
     )
     table = read_table(write_text(tmp_path / "leads.csv", text, "utf-8"))
-    assert table.rows == [
+    assert table_rows(table) == [
         ["44999999999", "linha um\r\nlinha dois, com vírgula", "OP-1"],
         ["44988887777", 'aspas "duplas"', "OP-2"],
     ]
@@ -122,7 +122,7 @@ def test_trailing_empty_columns_and_blank_lines_are_ignored(tmp_path):
     text = "Telefone;Operadores;;;\n\n44999999999;OP-1;;;\n;;;;\n\n44988887777;OP-2;;;\n"
     table = read_table(write_text(tmp_path / "leads.csv", text, "utf-8"))
     assert table.columns == ["Telefone", "Operadores"]
-    assert table.rows == [["44999999999", "OP-1"], ["44988887777", "OP-2"]]
+    assert table_rows(table) == [["44999999999", "OP-1"], ["44988887777", "OP-2"]]
     assert list(table.row_numbers) == [3, 6]
 
 
@@ -166,7 +166,11 @@ def test_instructions_sheet_and_title_rows_are_passed_over(tmp_path):
     table = read_table(instructions_then_leads(tmp_path / "leads.xlsx"))
     assert table.sheet == "Leads"
     assert table.columns == ["Nome", "Telefone", "Operadores", "Setor"]
-    assert [r[1] for r in table.rows] == ["(44) 99999-9999", "5544988887777", "44 97777-6666"]
+    assert [r[1] for r in table_rows(table)] == [
+        "(44) 99999-9999",
+        "5544988887777",
+        "44 97777-6666",
+    ]
     assert list(table.row_numbers) == [4, 5, 6]
 
 
@@ -205,7 +209,7 @@ def test_numeric_phone_cells_keep_their_digits_and_fractions_are_refused(tmp_pat
             [5544999999.5, "OP"],
         ],
     )
-    phones = [r[0] for r in read_table(path).rows]
+    phones = [r[0] for r in table_rows(read_table(path))]
     assert phones[:2] == ["5544999999999", "554499999999"]
     assert normalize_phone(phones[0]) == "5544999999999"
     with pytest.raises(PhoneError, match="format the phone column as Text"):
@@ -240,7 +244,7 @@ def test_xls_workbook(tmp_path):
     sheet.write(1, 2, "OP-1")
     book.save(str(tmp_path / "leads.xls"))
     table = read_table(tmp_path / "leads.xls")
-    assert table.rows == [["José", "5544999999999", "OP-1"]]
+    assert table_rows(table) == [["José", "5544999999999", "OP-1"]]
 
 
 def test_ods_spreadsheet(tmp_path):
@@ -248,7 +252,7 @@ def test_ods_spreadsheet(tmp_path):
     frame.to_excel(tmp_path / "leads.ods", engine="odf", header=False, index=False)
     table = read_table(tmp_path / "leads.ods")
     assert table.columns == ["Nome", "Celular", "Operadores"]
-    assert table.rows == [["Inês", "(44) 99999-9999", "OP-1"]]
+    assert table_rows(table) == [["Inês", "(44) 99999-9999", "OP-1"]]
 
 
 def test_xlsm_workbook(tmp_path):
@@ -256,7 +260,7 @@ def test_xlsm_workbook(tmp_path):
         tmp_path / "leads.xlsx", [["Telefone", "Operadores"], ["44999999999", "OP-1"]]
     )
     macro = path.rename(tmp_path / "leads.xlsm")
-    assert read_table(macro).rows == [["44999999999", "OP-1"]]
+    assert table_rows(read_table(macro)) == [["44999999999", "OP-1"]]
 
 
 # --- clear refusals through the command: exit 2, nothing sent -------------------------------
@@ -417,7 +421,7 @@ def test_csv_results_round_trip_arbitrary_text_cells(tmp_path_factory, cells):
     with open(source, "w", encoding="utf-8", newline="") as fh:
         csv.writer(fh).writerows(rows)
     try:
-        expected = read_table(source).rows
+        expected = table_rows(read_table(source))
     except InputError:
         return  # cells that make no table (a blank sheet): nothing to round-trip
     out = folder / "r.csv"
@@ -425,7 +429,7 @@ def test_csv_results_round_trip_arbitrary_text_cells(tmp_path_factory, cells):
     assert result.exit_code in (0, 1), result.stderr
     table = read_table(out)
     assert table.results is not None and table.columns == ["Telefone", "A", "B"]
-    assert table.rows == expected
+    assert table_rows(table) == expected
     written = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"), newline="")))
     assert [r[:3] for r in written[1:]] == [
         inert(pd.Series(r, dtype=str)).tolist() for r in expected

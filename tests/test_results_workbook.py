@@ -41,7 +41,7 @@ def _write(tmp_path, summary=True):
             elapsed=83.25,
             output=str(tmp_path / "r.xlsx"),
             input="leads.xlsx",
-            started_at="2026-12-01T09:00:00-0300",
+            started_at="2026-12-01T09:00:00-03:00",
             names={"OP-1": "Ana Souza", "DEP-VENDAS": "Vendas", "DEP-SUPORTE": "Suporte"},
         )
     out = tmp_path / "r.xlsx"
@@ -113,7 +113,7 @@ def test_summary_sheet_tells_the_run(tmp_path):
     assert left["started, by operator"] == {"OP-1 (Ana Souza)": 2, "007": 1}
     assert left["started, by department"] == {"DEP-VENDAS (Vendas)": 2}
     run = _pairs(summary, 4)["run"]
-    assert run["started at"] == "2026-12-01T09:00:00-0300"
+    assert run["started at"] == "2026-12-01T09:00:00-03:00"
     assert run["input"] == "leads.xlsx"
     assert run["output"] == str(tmp_path / "r.xlsx")
     assert run["duration"] == "0:01:23"

@@ -138,6 +138,49 @@ def test_temp_files_have_a_distinctive_unique_name(runner, sandbox, tmp_path, le
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
 
 
+def test_every_file_is_on_disk_before_it_takes_its_name(
+    runner, sandbox, tmp_path, leads, monkeypatch
+):
+    synced, replaced = set(), []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        synced.add(os.fstat(fd).st_ino)
+        return real_fsync(fd)
+
+    def replace(src, dst, *args, **kwargs):
+        replaced.append((os.path.basename(dst), os.stat(src).st_ino in synced))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    out, summary = tmp_path / "r.xlsx", tmp_path / "s.json"
+    assert invoke(runner, sandbox, leads, "-o", out, "--summary-json", summary).exit_code == 0
+    assert sorted(replaced) == [("r.xlsx", True), ("s.json", True)]
+
+
+def test_a_page_run_file_cut_off_while_written_leaves_the_one_before(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from batch_attend.web.runs import RunStore
+
+    store = RunStore(tmp_path)
+    run = store.new("leads.csv", ".csv")
+    real_write_text = Path.write_text
+
+    def cut_off(self, text, *args, **kwargs):
+        real_write_text(self, text[:5], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", cut_off)
+    run.status = {"state": "running"}
+    with pytest.raises(OSError):
+        store.save(run)
+    monkeypatch.undo()
+    assert sorted(p.name for p in run.folder.iterdir()) == ["options.json", "status.json"]
+    assert store.get(run.id).status["state"] == "new"
+
+
 def test_the_summary_never_writes_through_a_planted_link(runner, sandbox, tmp_path, leads, victim):
     planted = ["s.json.tmp", ".s.json.tmp", ".s.json.abcd1234.tmp"]
     planted.append(".s.json.abcd1234.batch-attend.tmp")
@@ -187,6 +230,17 @@ def test_an_existing_file_keeps_its_mode(runner, sandbox, tmp_path, leads, umask
     assert invoke(runner, sandbox, leads, "-o", out, "--summary-json", summary).exit_code == 0
     assert out.stat().st_size > 0 and summary.stat().st_size > 0
     assert mode(out) == mode(summary) == 0o600
+
+
+def test_a_template_written_over_keeps_its_mode(runner, sandbox, tmp_path, umask):
+    umask(0o022)
+    path = tmp_path / "leads.xlsx"
+    path.write_bytes(b"mine")
+    path.chmod(0o600)
+    env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url}
+    result = runner.invoke(cli, ["template", str(path), "--force"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert openpyxl.load_workbook(path).sheetnames and mode(path) == 0o600
 
 
 # D. A run removes what a killed run left of the same results, and nothing else.

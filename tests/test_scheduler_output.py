@@ -1,10 +1,11 @@
 """--summary-json and --log-file: what a scheduler reads after the run, never the token."""
 
 import json
+import re
 
 from batch_attend.cli import cli
 from batch_attend.sandbox import Fault
-from tests.conftest import TOKEN, write_csv
+from tests.conftest import TOKEN, read_results_csv, write_csv
 
 ROWS = [
     ["Telefone", "Operadores"],
@@ -34,6 +35,9 @@ def test_summary_json_after_a_run(runner, sandbox, tmp_path):
     assert data["input"].endswith("leads.csv") and data["output"].endswith("r.csv")
     assert data["journal"].endswith("r.csv.journal")
     assert data["elapsed_s"] > 0 and data["rows_per_s"] > 0
+    done_at = read_results_csv(tmp_path / "r.csv")[0]["done_at"]  # one format: -03:00, not -0300
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", data["started_at"])
+    assert len(data["started_at"]) == len(done_at) and data["started_at"][19:] == done_at[19:]
     assert TOKEN not in summary_path.read_text()
 
 

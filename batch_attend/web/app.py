@@ -38,6 +38,7 @@ from batch_attend.api import check_base_url, check_token
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _, ngettext
+from batch_attend.journal import now
 from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.results import counted_words
 from batch_attend.run import Watch
@@ -52,7 +53,6 @@ from batch_attend.web.runs import (
     RunStore,
     clean_choices,
     execute,
-    now,
 )
 
 HERE = Path(__file__).parent

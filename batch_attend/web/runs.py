@@ -25,8 +25,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batch_attend.atomic import write_text
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
+from batch_attend.journal import now
 from batch_attend.outcomes import DONE_STATUSES
 from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.results import (
@@ -101,14 +103,8 @@ def option_values(choices: dict) -> dict:
     return values
 
 
-def now() -> str:
-    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=1))
 
 
 def _read_json(path: Path) -> dict:
@@ -186,11 +182,11 @@ class RunStore:
 
     def new(self, name: str, ext: str) -> Run:
         """A new run's folder (its ID made here), before the upload is written into it."""
-        made = dt.datetime.now().astimezone()
-        run_id = f"{made:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        created = now()
+        run_id = f"{dt.datetime.fromisoformat(created):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         folder = self.root / run_id
         folder.mkdir(mode=0o700)
-        run = Run(run_id, folder, name, ext, made.isoformat(timespec="seconds"))
+        run = Run(run_id, folder, name, ext, created)
         run.status = {"state": "new"}
         self.save(run)
         return run
