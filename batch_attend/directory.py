@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 from batch_attend import sentences
 from batch_attend.errors import BatchAttendError
-from batch_attend.headers import fold
 from batch_attend.i18n import N_, _
 from batch_attend.outcomes import ErrorCode, ExitStatus
+from batch_attend.reading.headers import fold
 
 OPERATORS_PATH = "/api/operator/get-all"
 DEPARTMENTS_PATH = "/departments"

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from batch_attend import sentences
-from batch_attend.headers import ColumnMap
+from batch_attend.columns import choose_text, on_cores, pieces
 from batch_attend.outcomes import ErrorCode, RowStatus
-from batch_attend.reading import Table, choose_text, on_cores, pieces
+from batch_attend.reading.headers import ColumnMap
+from batch_attend.reading.table import Table
 
 DEFAULT_COUNTRY_CODE = "55"
 MIN_DIGITS = 10

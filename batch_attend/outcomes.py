@@ -105,17 +105,22 @@ class Outcome:
 
     @property
     def error(self) -> str:
-        """The ``error`` column of this row (see ``results.error_column``)."""
+        """The ``error`` column of this row (see :func:`error_column`)."""
         import pandas as pd
 
-        from batch_attend.results import error_column
+        return error_column(pd.Series([str(self.error_code)]), pd.Series([self.error_message]))[0]
 
-        one = error_column(pd.Series([str(self.error_code)]), pd.Series([self.error_message]))
-        return one.iloc[0]
+
+def error_column(codes, messages):
+    """The ``error`` column: ``code: sentence``, the code alone, or empty (Series of text)."""
+    from batch_attend.columns import choose_text
+
+    both = ((codes != "") & (messages != "")).to_numpy(bool)
+    return choose_text(both, codes + ": " + messages, codes)
 
 
 def split_error(text: str) -> tuple[str, str]:
-    """The code and sentence of an ``error`` cell (the reverse of ``results.error_column``)."""
+    """The code and sentence of an ``error`` cell (the reverse of :func:`error_column`)."""
     code, _sep, message = text.partition(": ")
     return code, message
 

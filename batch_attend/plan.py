@@ -19,7 +19,6 @@ from batch_attend.api import check_base_url, check_token
 from batch_attend.directory import Directory
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
-from batch_attend.headers import ColumnMap, fold, map_columns
 from batch_attend.i18n import _
 from batch_attend.journal import Journal, default_journal_path
 from batch_attend.leads import LeadDefaults, leads_to_send, pending, row_keys, split_operators
@@ -37,7 +36,9 @@ from batch_attend.planning import (
     resolve_pool,
     skip_duplicates,
 )
-from batch_attend.reading import STDIN, STDIN_NAME, Table, read_stdin_table, read_table
+from batch_attend.reading.files import STDIN, STDIN_NAME, read_stdin_table, read_table
+from batch_attend.reading.headers import ColumnMap, fold, map_columns
+from batch_attend.reading.table import Table
 from batch_attend.results import (
     STDOUT,
     OutputError,

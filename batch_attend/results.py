@@ -26,6 +26,7 @@ import pandas as pd
 
 from batch_attend import i18n, sentences
 from batch_attend.atomic import remove_leftovers, replacing, write_text
+from batch_attend.columns import choose_text, inert, on_cores
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _, language, ngettext
 from batch_attend.journal import Record
@@ -36,9 +37,11 @@ from batch_attend.outcomes import (
     Outcome,
     RowStatus,
     RunSummary,
+    error_column,
     split_error,
 )
-from batch_attend.reading import INPUT_SUFFIX, Table, choose_text, inert, on_cores
+from batch_attend.reading.handed_back import INPUT_SUFFIX
+from batch_attend.reading.table import Table
 
 OUTPUT_FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
 STDOUT = "-"
@@ -373,12 +376,6 @@ def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
             frame.itertuples(index=False, name=None)
         )
     ]
-
-
-def error_column(codes: pd.Series, messages: pd.Series) -> pd.Series:
-    """The ``error`` column: ``code: sentence``, the code alone, or empty."""
-    both = ((codes != "") & (messages != "")).to_numpy(bool)
-    return choose_text(both, codes + ": " + messages, codes)
 
 
 def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:

@@ -52,7 +52,7 @@ from _common import (
 )
 
 sys.path.insert(0, str(REPO))
-from batch_attend import reading
+from batch_attend.reading import limits as reading
 
 GB = 10**9
 MIB = 1 << 20

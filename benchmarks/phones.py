@@ -52,7 +52,8 @@ from phones import RARE
 import batch_attend
 from batch_attend.leads import LeadDefaults, normalize_phones, validate
 from batch_attend.planning import carry_over, skip_duplicates
-from batch_attend.reading import ColumnMap, Table
+from batch_attend.reading.headers import ColumnMap
+from batch_attend.reading.table import Table
 
 rows = int(sys.argv[3])
 phones = [str(r.phone) for r in lead_rows(rows)]

@@ -5,9 +5,9 @@ import openpyxl
 import pytest
 
 from batch_attend.cli import cli
-from batch_attend.headers import map_columns
 from batch_attend.leads import LeadDefaults, validate
-from batch_attend.reading import read_table
+from batch_attend.reading.files import read_table
+from batch_attend.reading.headers import map_columns
 from tests.conftest import TOKEN, write_csv
 
 TITLE = ["Exportação CRM - novembro"]

@@ -10,9 +10,10 @@ import zlib
 
 import pytest
 
-from batch_attend import reading
 from batch_attend.cli import cli
-from batch_attend.reading import InputError, read_table
+from batch_attend.reading import limits, workbook
+from batch_attend.reading.files import read_table
+from batch_attend.reading.limits import InputError
 from tests.conftest import TOKEN, table_rows, write_csv, write_xlsx
 
 MIB = 1 << 20
@@ -216,7 +217,8 @@ def test_one_long_shared_text_in_many_cells_is_refused(tmp_path):
 
 
 def test_a_sheet_of_more_cells_than_the_limit_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(reading, "MAX_CELLS", 100)
+    monkeypatch.setattr(limits, "MAX_CELLS", 100)
+    monkeypatch.setattr(workbook, "CAPPED", False)  # the limit patched here, read here
     rows = [["Telefone", *[f"c{j}" for j in range(9)]]] + [["5544999999999"] * 10] * 10
     with pytest.raises(InputError, match=r"11 rows × 10 columns are 110 cells, more than the 100"):
         read_table(write_xlsx(tmp_path / "leads.xlsx", rows))
@@ -225,7 +227,7 @@ def test_a_sheet_of_more_cells_than_the_limit_is_refused(tmp_path, monkeypatch):
 def test_workbooks_are_read_alike_where_no_child_process_can_be_capped(tmp_path, monkeypatch):
     path = write_xlsx(tmp_path / "leads.xlsx", [["Nota"], ["x"], ["Telefone"], [5544999999999]])
     capped = read_table(path)
-    monkeypatch.delattr(reading.os, "fork")
+    monkeypatch.setattr(workbook, "CAPPED", False)
     alike = read_table(path)
     assert (alike.sheet, alike.columns, table_rows(alike)) == (
         capped.sheet,
@@ -293,3 +295,19 @@ def test_tabs_and_line_breaks_inside_cells_are_text(tmp_path):
     rows += [["5544999999998", "x"]] * 500
     table = read_table(write_csv(tmp_path / "leads.csv", rows))
     assert table_rows(table)[0] == ["5544999999999", "a\tb\r\nc\nd\re"]
+
+
+def test_a_workbook_read_from_a_thread_forks_nothing(tmp_path, monkeypatch):
+    """The page reads workbooks from worker threads: the capped reader starts a fresh process
+    (no fork of a process running threads), and it reads as in this process."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    def no_fork():
+        raise AssertionError("forked")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    path = write_xlsx(tmp_path / "leads.xlsx", [["Telefone", "Nome"], [5544999999999, "Ana"]])
+    with ThreadPoolExecutor(2) as pool:
+        tables = list(pool.map(read_table, [path, path]))
+    assert [table_rows(t) for t in tables] == [[["5544999999999", "Ana"]]] * 2

@@ -6,7 +6,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batch_attend.headers import ColumnMap
 from batch_attend.leads import (
     Lead,
     LeadDefaults,
@@ -18,7 +17,8 @@ from batch_attend.leads import (
     validate,
 )
 from batch_attend.planning import assign_pool, carry_over, skip_duplicates
-from batch_attend.reading import Table
+from batch_attend.reading.headers import ColumnMap
+from batch_attend.reading.table import Table
 
 # Every format listed in shared/api/README.md ("Phone numbers in the wild"), and more.
 PHONES = [

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_attend.cli import cli
-from batch_attend.headers import map_columns
 from batch_attend.leads import PhoneError, normalize_phone
-from batch_attend.reading import InputError, read_table
+from batch_attend.reading.files import read_table
+from batch_attend.reading.headers import map_columns
+from batch_attend.reading.limits import InputError
 from tests.conftest import TOKEN, read_results_csv, table_rows, write_xlsx
 
 PT_ROWS = [
@@ -444,7 +445,7 @@ def test_a_blank_first_line_keeps_row_numbers(tmp_path):
 
 
 def test_counting_fields_of_quoted_multi_line_records():
-    from batch_attend.reading import field_counts
+    from batch_attend.reading.csvfile import field_counts
 
     text = 'Telefone,Nota,Extra\n1,"two\nlines, and a comma",x\n"",,\n2,"""quoted""",\n'
     assert field_counts(text, ",") == {3: 3}  # the all-empty record does not count

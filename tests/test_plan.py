@@ -15,9 +15,9 @@ import pytest
 
 from batch_attend.cli import cli
 from batch_attend.env import Env
-from batch_attend.headers import map_columns
 from batch_attend.plan import check_plan
-from batch_attend.reading import read_table
+from batch_attend.reading.files import read_table
+from batch_attend.reading.headers import map_columns
 from batch_attend.run import run_batch
 from batch_attend.settings import RunOptions
 from batch_attend.web.preview import preview

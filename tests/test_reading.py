@@ -6,8 +6,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from batch_attend.headers import ColumnError, fold, map_columns
-from batch_attend.reading import InputError, cell_text, read_table
+from batch_attend.reading.files import read_table
+from batch_attend.reading.headers import ColumnError, fold, map_columns
+from batch_attend.reading.limits import InputError
+from batch_attend.reading.workbook import cell_text
 from tests.conftest import table_rows, write_csv, write_xlsx
 
 
@@ -184,7 +186,7 @@ def test_blank_cells_are_blank_as_python_sees_them(cell):
     """A row of such cells is dropped exactly when Python calls the text blank."""
     import pandas as pd
 
-    from batch_attend.reading import table_from_grid
+    from batch_attend.reading.table import table_from_grid
 
     grid = pd.DataFrame([["Telefone", "Nota"], ["44999999999", "x"], [cell, cell]], dtype=str)
     table = table_from_grid(Path("leads.csv"), None, grid)

@@ -5,8 +5,8 @@ import tempfile
 
 import pytest
 
-from batch_attend import reading
 from batch_attend.cli import cli
+from batch_attend.reading import files as reading
 from tests.conftest import TOKEN, read_results_csv, write_csv, write_xlsx
 
 GOOD = [

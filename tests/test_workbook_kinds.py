@@ -18,7 +18,7 @@ import xlwt
 from click.testing import CliRunner
 
 from batch_attend.cli import cli
-from batch_attend.reading import content_kind, read_table
+from batch_attend.reading.files import content_kind, read_table
 from tests.conftest import TOKEN, table_rows
 
 ROWS = [["Telefone", "Operadores"], ["(44) 99999-9999", "OP-1"]]

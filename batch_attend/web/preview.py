@@ -19,7 +19,7 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.outcomes import ErrorCode, RowStatus
 from batch_attend.plan import check_plan
-from batch_attend.reading import read_table, sheet_names
+from batch_attend.reading.files import read_table, sheet_names
 from batch_attend.web.runs import Run
 
 MAX_PROBLEMS_SHOWN = 50

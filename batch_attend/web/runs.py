@@ -29,15 +29,9 @@ from batch_attend.atomic import write_text
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.journal import now
-from batch_attend.outcomes import DONE_STATUSES
+from batch_attend.outcomes import DONE_STATUSES, error_column
 from batch_attend.planning import DISTRIBUTIONS
-from batch_attend.results import (
-    contract_frame,
-    csv_delimiter,
-    error_column,
-    format_summary,
-    write_results,
-)
+from batch_attend.results import contract_frame, csv_delimiter, format_summary, write_results
 from batch_attend.run import Watch, run_batch
 from batch_attend.settings import RunOptions
 

@@ -13,13 +13,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-
-if TYPE_CHECKING:
-    from batch_attend.reading import Table
+from batch_attend.reading.limits import quoted
 
 _PHONE_WORDS = "telefone|celular|whatsapp|whats|zap|fone|tel|cel|phone|mobile"
 PHONE_ALIASES = (
@@ -113,11 +110,7 @@ class ColumnMap:
     why: dict[str, str] = field(default_factory=dict, compare=False)
 
 
-def _quoted(names) -> str:
-    return ", ".join(f"'{n}'" for n in names) if names else _("(none)")
-
-
-def _named(table: Table, name: str, option: str) -> int:
+def _named(table, name: str, option: str) -> int:
     if name in table.columns:
         return table.columns.index(name)
     folded = [fold(c) for c in table.columns]
@@ -126,11 +119,11 @@ def _named(table: Table, name: str, option: str) -> int:
     raise ColumnError(
         _(
             "{where}: no column named '{override}' (given by {option}). Columns seen: {columns}."
-        ).format(where=table.where, override=name, option=option, columns=_quoted(table.columns))
+        ).format(where=table.where, override=name, option=option, columns=quoted(table.columns))
     )
 
 
-def _best(table: Table, strength: list[int], role: str, option: str) -> int | None:
+def _best(table, strength: list[int], role: str, option: str) -> int | None:
     best = max(strength, default=0)
     found = [j for j, s in enumerate(strength) if s and s == best]
     if len(found) > 1:
@@ -140,7 +133,7 @@ def _best(table: Table, strength: list[int], role: str, option: str) -> int | No
             ).format(
                 where=table.where,
                 role=role,
-                names=_quoted(table.columns[j] for j in found),
+                names=quoted(table.columns[j] for j in found),
                 option=option,
             )
         )
@@ -148,7 +141,7 @@ def _best(table: Table, strength: list[int], role: str, option: str) -> int | No
 
 
 def map_columns(
-    table: Table,
+    table,
     phone_column: str | None = None,
     operators_column: str | None = None,
     department_column: str | None = None,
@@ -180,7 +173,7 @@ def map_columns(
                 "{where}: no phone column found. Columns seen: {columns}. Accepted names: {accepted} (any case or accents), or name it with --phone-column."
             ).format(
                 where=table.where,
-                columns=_quoted(table.columns),
+                columns=quoted(table.columns),
                 accepted=", ".join(PHONE_ALIASES[:6]),
             )
         )
@@ -206,7 +199,7 @@ def map_columns(
 
 
 def _owners(
-    table: Table, folded: list[str], skip: set, by_content: dict[int, float], why: dict
+    table, folded: list[str], skip: set, by_content: dict[int, float], why: dict
 ) -> int | None:
     """The one column that looks like owners, by name or by content; two that hold something
     are refused, naming both ways out."""
@@ -221,7 +214,7 @@ def _owners(
         raise ColumnError(
             _(
                 "{where}: several columns look like the lead's owner: {names}. Use one with --operators-column NAME, or set the others aside on purpose with --ignore-column NAME (a pool or --operator would otherwise override the owners they name)."
-            ).format(where=table.where, names=_quoted(owners)),
+            ).format(where=table.where, names=quoted(owners)),
             owners,
         )
     chosen = (holding or candidates or [None])[0]

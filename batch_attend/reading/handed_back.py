@@ -1,0 +1,54 @@
+"""A results file of batch-attend handed back as input: its contract columns recognised and set
+apart (:attr:`Table.results`), the user's own columns under their own names, and a CSV's
+would-be formulas (made inert when it was written) as they were typed."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from batch_attend.columns import uninert
+from batch_attend.outcomes import RESULT_COLUMNS
+from batch_attend.reading.table import Table
+
+#: How a results file names an input column whose name is also a contract column.
+INPUT_SUFFIX = " (input)"
+#: What marks a results file: these contract columns side by side (the others of the contract
+#: may follow them, or may have been deleted by the person handing the file back).
+RESULT_MARK = ("row", "phone", "status")
+
+
+def split_results(table: Table) -> Table:
+    """A results file's contract columns set apart, and its input columns under their own names;
+    any other table as it is.
+
+    The contract columns are found as a run of contract names starting with ``row``, ``phone``,
+    ``status``; a column added after them, or one of them deleted, does not hide the file. A
+    contract column the file no longer has reads as empty.
+    """
+    names = table.columns
+    start = next((j for j in range(len(names)) if tuple(names[j : j + 3]) == RESULT_MARK), None)
+    if start is None:
+        return table
+    end = start
+    while end < len(names) and names[end] in RESULT_COLUMNS and names[end] not in names[start:end]:
+        end += 1
+    own = [j for j in range(len(names)) if not start <= j < end]
+    frame = table.frame
+    results = pd.DataFrame(
+        {name: frame[start + names[start:end].index(name)] if name in names[start:end] else ""
+         for name in RESULT_COLUMNS},
+        index=frame.index,
+        dtype=str,
+    )  # fmt: skip
+    cells = frame[own].set_axis(range(len(own)), axis=1)
+    columns = [names[j].removesuffix(INPUT_SUFFIX) for j in own]
+    if table.delimiter is not None:  # a CSV's cells were made inert
+        cells = cells.apply(uninert)
+        results = results.assign(
+            **{c: uninert(results[c]) for c in ("attendance_number", "operators")}
+        )
+        columns = uninert(pd.Series(columns, dtype=str)).tolist()
+    return Table(
+        table.source, table.sheet, columns, cells, table.row_numbers, results, table.delimiter,
+        table.header_row,
+    )  # fmt: skip

@@ -1,0 +1,58 @@
+"""What reading may take, whatever the input. Memory grows with rows, cells and text; each limit
+lets the largest real spreadsheet of leads through (a full worksheet: 1,048,576 rows of a few
+columns), and each refusal names the limit passed. No pandas here: the workbook's capped child
+process uses this module too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
+
+#: Data rows of one run: as many as a worksheet holds.
+MAX_ROWS = 1_048_576
+#: Cells of the grid a file makes (rows × columns, blank ones included): each takes memory, and
+#: a CSV's first line, or a workbook's farthest cell, sets the width of every row.
+MAX_CELLS = 16 * 1_048_576
+#: Text of the cells: a CSV file's size, or the text a workbook's cells hold once read.
+MAX_TEXT_BYTES = 128 << 20
+#: What a workbook's parts inflate to (as its zip directory declares them): what is parsed.
+MAX_INFLATED_BYTES = 512 << 20
+#: What the parser of a workbook may allocate (see :mod:`batch_attend.reading.workbook`).
+WORKBOOK_MEMORY = 768 << 20
+
+
+class InputError(BatchAttendError):
+    """The input cannot be used; the message names the file and, where known, sheet and column."""
+
+
+def place(source: Path | str, sheet: str | None) -> str:
+    """How messages name the place: the file, and the sheet of a workbook."""
+    if not sheet:
+        return str(source)
+    return _("{path}, sheet '{sheet}'").format(path=source, sheet=sheet)
+
+
+def quoted(names) -> str:
+    names = list(names)
+    return ", ".join(f"'{n}'" for n in names) if names else _("(none)")
+
+
+def mib(count: int) -> str:
+    return f"{count / (1 << 20):,.1f} MiB"
+
+
+def check_cells(place: str, rows: int, columns: int) -> None:
+    if rows * columns > MAX_CELLS:
+        raise InputError(
+            _(
+                "{where}: {rows} rows × {columns} columns are {cells} cells, more than the {limit} batch-attend reads. Delete the rows and columns past the data, or split the file."
+            ).format(
+                where=place,
+                rows=f"{rows:,}",
+                columns=f"{columns:,}",
+                cells=f"{rows * columns:,}",
+                limit=f"{MAX_CELLS:,}",
+            )
+        )

@@ -1,0 +1,140 @@
+"""A sheet as the rest of the tool sees it: its data rows as text with the row numbers a person
+sees, the header found among titles and notes above it, blank rows and columns dropped, and no
+control character anywhere."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from batch_attend.columns import on_cores
+from batch_attend.i18n import _
+from batch_attend.reading.headers import HEADER_SEARCH_ROWS, header_index
+from batch_attend.reading.limits import MAX_ROWS, InputError, place
+
+
+@dataclass
+class Table:
+    """The data rows of one sheet, as text, with the row numbers a person sees.
+
+    ``frame`` holds one text column per input column, labelled by position (headers may
+    repeat). For a results file of batch-attend, ``results`` holds its contract columns (as
+    text, row for row) and ``columns`` / ``frame`` only the user's own.
+    """
+
+    source: Path
+    sheet: str | None
+    columns: list[str]
+    frame: pd.DataFrame
+    row_numbers: np.ndarray  # of int, one per data row
+    results: pd.DataFrame | None = None
+    delimiter: str | None = None  # a CSV's, which its results reuse; None for a workbook
+    header_row: int | None = None  # the header's row number, as a person sees it
+
+    @property
+    def where(self) -> str:
+        return place(self.source, self.sheet)
+
+    def __len__(self) -> int:
+        return len(self.row_numbers)
+
+    def column(self, j: int) -> pd.Series:
+        return self.frame[j]
+
+
+def is_blank(row: list[str]) -> bool:
+    return not "".join(row).strip()
+
+
+#: C0 control characters but tab, line feed and carriage return: no one types them in a cell,
+#: and a NUL would go out inside an operator ID.
+CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+
+
+def _blank_cells(column: pd.Series) -> pd.Series:
+    """True where a cell is empty or only white space (as Python's ``str.isspace`` sees it)."""
+    return (column == "") | column.str.isspace()
+
+
+def table_from_grid(
+    source: Path,
+    sheet: str | None,
+    grid: pd.DataFrame,
+    phone_column: str | None = None,
+    header_row: int | None = None,
+) -> Table:
+    """Split a grid of text cells (no header applied) into header and data rows.
+
+    Row numbers are 1-based grid rows, as a spreadsheet shows them. The header is found among
+    the top rows by :func:`headers.header_index`; without one, the first non-blank row, and
+    :func:`headers.map_columns` then explains what it found. Blank rows and columns with neither header
+    nor data are dropped; row numbers keep counting them. Past :data:`MAX_ROWS` data rows, the
+    table is refused. ``header_row`` (``--header-row``) names the header's row instead.
+    """
+    where = place(source, sheet)
+    if header_row is not None:
+        if header_row > len(grid) or is_blank(list(grid.iloc[header_row - 1])):
+            raise InputError(
+                _("{where}: row {row} (given by --header-row) is empty or past the end.").format(
+                    where=where, row=header_row
+                )
+            )
+        grid = grid.iloc[header_row - 1 :]
+    top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
+    h = 0 if header_row is not None else header_index(top, phone_column)
+    if h is None:
+        h = next((i for i, r in enumerate(top) if not is_blank(r)), None)
+    if h is None:
+        if grid.apply(_blank_cells).all(axis=None):
+            raise InputError(_("{where}: the file is empty.").format(where=where))
+        h = 0
+    header = [cell.strip() for cell in top[h]]
+    data = grid.iloc[h + 1 :]
+    blank = data.apply(_blank_cells)
+    keep = [j for j, name in enumerate(header) if name or not blank.iloc[:, j].all()]
+    data = data.loc[~blank.iloc[:, keep].all(axis=1), data.columns[keep]]
+    if data.empty:
+        raise InputError(
+            _("{where}: the header is there but no data rows follow it.").format(where=where)
+        )
+    if len(data) > MAX_ROWS:
+        raise InputError(
+            _(
+                "{where}: {rows} data rows, more than the {limit} batch-attend takes in one run (as many as a worksheet holds). Split the file."
+            ).format(where=where, rows=f"{len(data):,}", limit=f"{MAX_ROWS:,}")
+        )
+    names = [header[j] or f"column_{j + 1}" for j in keep]
+    numbers = data.index.to_numpy() + 1  # grid rows are 0-based (the index keeps them)
+    data = data.set_axis(range(len(keep)), axis=1).reset_index(drop=True)
+    table = Table(source, sheet, names, data, numbers, header_row=int(grid.index[h]) + 1)
+    return table
+
+
+def refuse_control_characters(table: Table) -> None:
+    """Refuse a table whose cells hold a control character, naming the first as a person finds
+    it (row and column); one search per column, for every format alike."""
+    columns, names = [table.frame[j] for j in table.frame.columns], list(table.columns)
+    if table.results is not None:
+        columns += [table.results[name] for name in table.results.columns]
+        names += list(table.results.columns)
+    hits = on_cores(
+        lambda column: column.str.contains(CONTROL_CHARACTERS, regex=True).to_numpy(dtype=bool),
+        columns,
+    )
+    found = [
+        (int(table.row_numbers[hit.argmax()]), name, column.iloc[hit.argmax()])
+        for hit, name, column in zip(hits, names, columns, strict=True)
+        if hit.any()
+    ]  # the first such cell of each column: (row, column name, cell)
+    if found:
+        row, name, cell = min(found)
+        code = f"U+{ord(re.search(CONTROL_CHARACTERS, cell).group()):04X}"
+        raise InputError(
+            _(
+                "{where}: row {row}, column '{column}' holds a control character ({code}), which no one types in a spreadsheet; the file may be damaged. Remove it and run again."
+            ).format(where=table.where, row=row, column=name, code=code)
+        )
