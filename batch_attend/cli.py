@@ -1,9 +1,6 @@
-"""The ``batch-attend`` command: options in, one library call, an exit code out.
-
-Only this module imports click. Every command goes through :func:`errors.guarded`, the one
-error boundary. Heavy libraries are imported by the library when a command needs them, so
-``--help`` and ``--version`` answer at once.
-"""
+"""The ``batch-attend`` command: options in, one library call, an exit code out. Only this module
+imports click; every command goes through :func:`errors.guarded`, the one error boundary; heavy
+libraries wait until a command needs them, so ``--help`` and ``--version`` answer at once."""
 
 from __future__ import annotations
 
@@ -463,9 +460,6 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
     \b
     Example:
       batch-attend sandbox --port 8080 &
-      curl -X POST http://127.0.0.1:8080/api/integrations/start-attendance \\
-           -H 'Authorization: sandbox-token' -H 'Content-Type: application/json' \\
-           -d '{"phone": "554499999999", "operators": ["OP-ANA"]}'
       PLUGCHAT_TOKEN=sandbox-token batch-attend leads.xlsx \\
            --base-url http://127.0.0.1:8080/api/integrations
     """
@@ -495,11 +489,8 @@ def serve(
     """
     from batch_attend.web.app import serve
 
-    def warn(line: str) -> None:
-        env.log(f"batch-attend: {_('warning')}: {line}")
-
     serving = functools.partial(
-        serve, host, port, data_dir, opts, env.environ, warn=warn, keep_days=keep_days
+        serve, host, port, data_dir, opts, env.environ, warn=env.log, keep_days=keep_days
     )
     hello = _("batch-attend serving on {url} (Ctrl-C stops it)")
     return _until_stopped(env, serving, hello, _("server stopped."))

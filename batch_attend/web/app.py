@@ -707,7 +707,8 @@ def serve(
         ) from None
     if not is_loopback(host):
         warn(
-            _(
+            f"batch-attend: {_('warning')}: "
+            + _(
                 "the page listens on {host}: other machines can reach it, and its key, the "
                 "cookie and the leads' phone numbers cross the network unencrypted (plain "
                 "HTTP). Use it only on a network you trust, or behind an HTTPS proxy."

@@ -1,0 +1,158 @@
+"""XLSX results for people: the contract's columns first (the status in view however wide the
+sheet), every cell as text, colours per status, the header frozen and filtered, printed one page
+wide, and a Summary sheet of the run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import pandas as pd
+
+from batch_attend.i18n import _
+from batch_attend.outcomes import RESULT_COLUMNS, RowStatus, RunSummary
+
+_STATUS_COLOURS = {
+    RowStatus.STARTED: "#C6EFCE",
+    RowStatus.ALREADY_IN_SERVICE: "#BDD7EE",
+    RowStatus.FAILED: "#FFC7CE",
+    RowStatus.SKIPPED: "#D9D9D9",
+    RowStatus.INVALID: "#FFEB9C",
+}
+
+
+#: Widest a column opens (characters): the user's own columns narrower, so more fit beside
+#: the contract's; the error column wraps at its width instead.
+_MAX_WIDTH, _OWN_MAX_WIDTH, _ERROR_WIDTH = 60, 30, 50
+
+
+def _column_widths(header: Sequence[str], frame: pd.DataFrame, width: int) -> list[float]:
+    """From the header (bold, with the filter button: 3 more) and the first rows' text."""
+    widths = [max(len(h) + 3, 8) for h in header]
+    for row in frame.head(500).itertuples(index=False, name=None):
+        for j, cell in enumerate(row):
+            if isinstance(cell, str) and cell:
+                widths[j] = max(widths[j], max(len(line) for line in cell.splitlines()) + 1)
+    error = width + RESULT_COLUMNS.index("error")
+    caps = [_OWN_MAX_WIDTH] * width + [_MAX_WIDTH] * len(RESULT_COLUMNS)
+    caps[error] = _ERROR_WIDTH
+    return [max(min(w, cap), len(h) + 3) for w, h, cap in zip(widths, header, caps, strict=True)]
+
+
+def write_xlsx(
+    path: str, header: Sequence[str], frame: pd.DataFrame, summary: RunSummary | None
+) -> None:
+    """Every text cell is written as text (phones and IDs stay digits, formulas stay inert).
+
+    A workbook is for people: the contract's columns come first (row, phone, status, … at the
+    left, where a status is seen without scrolling however wide the sheet), then the user's,
+    as they were (a results workbook given back as input is read by the names, in any order).
+    Long errors wrap; it prints landscape, one page wide, the header on every page."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(
+        path, {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
+    )
+    try:
+        sheet = book.add_worksheet("Results")
+        bold = book.add_format({"bold": True})
+        wrap = book.add_format({"text_wrap": True, "valign": "top"})
+        status_formats = {
+            str(s): book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()
+        }
+        width = len(header) - len(RESULT_COLUMNS)
+        order = [*range(width, len(header)), *range(width)]  # the contract's, then the user's
+        widths = _column_widths(header, frame, width)
+        shown = frame.iloc[:, order]
+        for j, source in enumerate(order):
+            sheet.set_column(j, j, widths[source])
+        sheet.write_row(0, 0, [header[j] for j in order], bold)
+        status_col = RESULT_COLUMNS.index("status")
+        error_col = RESULT_COLUMNS.index("error")
+        formats = {error_col: wrap}
+        for i, row in enumerate(shown.itertuples(index=False, name=None), start=1):
+            for j, cell in enumerate(row):
+                if isinstance(cell, str):
+                    if cell:
+                        style = status_formats.get(cell) if j == status_col else formats.get(j)
+                        sheet.write_string(i, j, cell, style)
+                elif not pd.isna(cell):
+                    sheet.write_number(i, j, int(cell))
+        # Phones and IDs are text on purpose: no green "number stored as text" triangles.
+        sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{len(frame) + 1}"})
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, len(frame), len(header) - 1)
+        sheet.set_landscape()
+        sheet.fit_to_pages(1, 0)
+        sheet.repeat_rows(0)
+        if summary is not None:
+            _write_summary_sheet(book, summary, bold, header, frame)
+    finally:
+        book.close()
+
+
+def _write_summary_sheet(
+    book, summary: RunSummary, bold, header: Sequence[str], frame: pd.DataFrame
+) -> None:
+    """Counts in A:B (per status, error code, operator, department), the run in D:E; built
+    first, then written row by row (a constant_memory sheet is written in row order). Its
+    words are in the results' language; statuses and codes stay as the contract has them."""
+    rows = _("rows")
+    left: list[tuple] = [(_("status"), rows, bold)]
+    left += [(str(s), summary.counts[s], None) for s in RowStatus]
+    left.append((_("total"), summary.total, bold))
+    for title, counts, always in (
+        (_("error"), dict(sorted(summary.error_counts.items())), True),
+        (_("started, by operator"), _started_by(header, frame, "operators", summary), False),
+        (_("started, by department"), _started_by(header, frame, "department", summary), False),
+    ):
+        if always or counts:  # nothing started: no section
+            left += [(None, None, None), (title, rows, bold)]
+            left += [(str(k), n, None) for k, n in counts.items()]
+    right = [
+        (_("run"), "", bold),
+        (_("started at"), summary.started_at, None),
+        (_("input"), summary.input, None),
+        (_("output"), summary.output, None),
+        (_("duration"), _duration(summary.elapsed), None),
+    ]
+    sheet = book.add_worksheet(_("Summary"))
+    labels = [str(r[0]) for r in left if r[0] is not None]
+    sheet.set_column(0, 0, min(max(map(len, labels)) + 2, _MAX_WIDTH))
+    sheet.set_column(1, 1, 12)
+    sheet.set_column(3, 3, 14)
+    sheet.set_column(4, 4, min(max(len(str(v)) for _k, v, _f in right) + 2, 100))
+    for r in range(max(len(left), len(right))):
+        for col, part in ((0, left), (3, right)):
+            if r >= len(part) or part[r][0] is None:
+                continue
+            label, value, style = part[r]
+            sheet.write_string(r, col, label, style)
+            if isinstance(value, int):
+                sheet.write_number(r, col + 1, value, style)
+            elif value:
+                sheet.write_string(r, col + 1, value, style)
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def _started_by(
+    header: Sequence[str], frame: pd.DataFrame, column: str, summary: RunSummary
+) -> dict[str, int]:
+    """Attendances started per operator (a row sent to two counts for each) or department, as
+    sent, most first, each ID with its name in the account when known."""
+    width = len(header) - len(RESULT_COLUMNS)
+    status = frame[width + RESULT_COLUMNS.index("status")] == RowStatus.STARTED
+    cells = frame.loc[status, width + RESULT_COLUMNS.index(column)].astype(str)
+    counts: Counter = Counter()
+    for cell, n in cells.value_counts().items():
+        for sent in {part.strip() for part in cell.split(",")} - {""}:
+            counts[sent] += n
+    names = summary.names
+    return {
+        f"{sent} ({names[sent]})" if names.get(sent) else sent: n
+        for sent, n in counts.most_common()
+    }
