@@ -434,7 +434,7 @@ class _Unreadable(Exception):
 async def _read_body(resp, limit: int) -> bytes:
     """The answer's body, inflated, or :class:`_Unreadable` past ``limit`` bytes (read or
     inflated): memory stays bounded whatever the server sends."""
-    too_large = sentences.TOO_LARGE.format(size=f"{limit // 1024:,}")
+    too_large = sentences.TOO_LARGE.format(size=limit // 1024)
     if resp.content_length is not None and resp.content_length > limit:
         raise _Unreadable(too_large)
     data = bytearray()

@@ -206,7 +206,9 @@ def _parse_list(answer, what: str, scrub) -> list[dict]:
         return data
     outcome = classify(answer, scrub)
     reason = (
-        sentences.say(outcome.error_message) if not readable else _("an answer that is not a list")
+        sentences.render(outcome.error_message)
+        if not readable
+        else _("an answer that is not a list")
     )
     status = f" (HTTP {answer.http_status})" if answer.http_status else ""
     hint = _(" A bad or missing ticket gives HTTP 500.") if what == "operators" else ""
@@ -279,7 +281,7 @@ async def fetch_online(client, base_url: str, account_id: str | None) -> list[On
     if not (isinstance(items, list) and all(isinstance(i, dict) and i.get("id") for i in items)):
         raise DirectoryError(
             _("could not ask who is online for account {account} ({reason})").format(
-                account=account_id, reason=sentences.say(client.scrub(answer.why_unread()))
+                account=account_id, reason=sentences.render(client.scrub(answer.why_unread()))
             )
         )
     return [

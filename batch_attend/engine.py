@@ -226,7 +226,7 @@ class Engine:
         outcome.error_code = ErrorCode.RATE_LIMITED
         outcome.error_message = sentences.RETRY_TOO_LATE.format(
             status=outcome.http_status,
-            seconds=f"{asked:,.0f}",
+            seconds=round(asked),
             when=when.isoformat(timespec="seconds"),
         )
         self.stop("rate_limited")

@@ -89,3 +89,12 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def N_(message: str) -> str:
     """Mark a message for the catalog without translating it yet (translated where shown)."""
     return message
+
+
+def number(value: float, digits: int = 0) -> str:
+    """A number as the reader writes it (``1,234.5`` in English, ``1.234,5`` in Portuguese),
+    with ``digits`` after the decimal mark."""
+    from babel.numbers import format_decimal
+
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return format_decimal(value, format=pattern, locale=language())

@@ -38,10 +38,6 @@ _TRUNK = r"^(55)?0(?:1[245]|2[1-35]|31|4[13]|[56]5|99|[xX]{2})?([0-9]{10,11})$"
 _OPERATOR_SEPARATORS = re.compile(r"[,;|\r\n]+")
 
 
-class PhoneError(ValueError):
-    """A phone that cannot be sent; the message is the human sentence for the results file."""
-
-
 # What people put around the digits of a phone number (spaces of every kind, + ( ) . - /);
 # written out, not as \u escapes, so the regular-expression engine of pyarrow takes it.
 _MASK = "[ \t\r\n\v\f\u00a0\u2007\u202f\u2009\u200b\u3000+().\\-/]"
@@ -181,16 +177,6 @@ def chat_keys(phones: pd.Series) -> pd.Series:
     if not short.any():
         return phones
     return choose_text(short, phones.str.slice(0, 4) + "9" + phones.str.slice(4), phones)
-
-
-def normalize_phone(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:
-    """:func:`normalize_phones` for one cell: the digits, or :class:`PhoneError` saying why not."""
-    ((phone, error),) = normalize_phones(pd.Series([raw], dtype=str), country_code).itertuples(
-        index=False, name=None
-    )
-    if error:
-        raise PhoneError(error)
-    return phone
 
 
 #: More operators than this in one row is a mistake (a column pasted into a cell): the row is

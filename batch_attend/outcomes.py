@@ -105,10 +105,11 @@ class Outcome:
 
     @property
     def error(self) -> str:
-        """The ``error`` column of this row (see :func:`error_column`)."""
+        """The ``error`` column of this row (see :func:`error_column`), in the current language."""
         import pandas as pd
 
-        return error_column(pd.Series([str(self.error_code)]), pd.Series([self.error_message]))[0]
+        message = sentences.render(self.error_message)
+        return error_column(pd.Series([str(self.error_code)]), pd.Series([message]))[0]
 
 
 def error_column(codes, messages):

@@ -106,7 +106,7 @@ class Plan:
         """Every invalid row, with its reason in the reader's language."""
         rows = self.frame[self.frame["status"] == RowStatus.INVALID]
         return [
-            (int(row), f"{code}: {sentences.say(message)}")
+            (int(row), f"{code}: {sentences.render(message)}")
             for row, code, message in rows[["row", "error_code", "error_message"]].itertuples(
                 index=False, name=None
             )

@@ -80,7 +80,8 @@ def resolve_pool(pool: tuple[str, ...], directory: Directory) -> tuple[str, ...]
     try:
         return tuple(dict.fromkeys(directory.operator_id(member) for member in pool))
     except LookupProblem as problem:
-        raise PoolError(_("--pool: {problem}").format(problem=problem)) from problem
+        said = sentences.render(str(problem))
+        raise PoolError(_("--pool: {problem}").format(problem=said)) from problem
 
 
 def assign_pool(plan: pd.DataFrame, pool: tuple[str, ...], distribute: str) -> pd.DataFrame:

@@ -200,7 +200,6 @@ def records_in_results(results: pd.DataFrame | None) -> Iterator[Record]:
         if status not in DONE_STATUSES or not phone.strip():
             continue
         code, message = split_error(error)
-        message = sentences.unsay(message)  # kept in English, whatever --results-lang wrote
         ids = tuple(op for op in (o.strip() for o in operators.split(",")) if op)
         yield Record(
             phone=phone.strip(),
@@ -454,13 +453,11 @@ def write_results(
 
 
 def _said(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with the sentences of its ``error`` column in the current language."""
-    if i18n.language() == "en":
-        return frame
+    """``frame`` with the messages of its ``error`` column rendered in the current language."""
     j = frame.shape[1] - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("error")
     codes, _sep, messages = (frame[j].str.partition(": ")[k] for k in range(3))
     frame = frame.copy()
-    frame[j] = error_column(codes, sentences.say_all(messages))
+    frame[j] = error_column(codes, sentences.render_all(messages))
     return frame
 
 

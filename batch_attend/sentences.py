@@ -1,25 +1,20 @@
 """The sentences of the results' ``error`` column: each written once, here, in English.
 
-A row's sentence is made and kept in English, the contract's language: the journal, a results
-file given back as input and the scripts reading it all see the same words. Another language is
-derived where the sentence is shown (``check``, ``--results-lang``): :func:`say` finds the
-template below that made it and says it again, with the same values, in the translation. So a
-sentence from a journal written months ago reads in Portuguese too. A sentence no template
-explains is shown as it came.
-
-Templates have plain ``{name}`` fields only (values arrive formatted), so that the values can be
-read back out of a sentence.
+A row's reason is kept as a message key and its values (``WRONG_LENGTH {"cell": "123", ...}``):
+in the ledger, where a rerun finds it months later, and in the plan. It is rendered where it is
+shown (the results, ``check``, the web page), in the reader's language, from the template below
+and the catalog; numbers as the reader writes them.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 import re
 import string
 from typing import TYPE_CHECKING
 
 from batch_attend import i18n
-from batch_attend.i18n import N_, language
+from batch_attend.i18n import N_
 
 if TYPE_CHECKING:  # pandas is imported by the code that has columns to fill
     import pandas as pd
@@ -178,126 +173,101 @@ JOURNAL_FAILED = N_(
 )
 TOKEN_REFUSED_EARLIER = N_("not sent: the API refused the token earlier in the run")
 
-#: Every template above (the upper-case names of this module).
-TEMPLATES = tuple(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str))
-#: What a field may hold where it is not any text: so that the values read back out of a
-#: sentence are the ones that went in, and a sentence of someone else's is not taken for ours.
-FIELD_PATTERNS = {
-    "status": r"[0-9]{3}",
-    "count": r"[0-9,]+",
-    "least": r"[0-9]+",
-    "most": r"[0-9]+",
-    "limit": r"[0-9,]+",
-    "row": r"[0-9]+",
-    "size": r"[0-9,]+",
-    "seconds": r"[0-9.,]+",
-    "char": r".",
-    "when": r"\S+",
+
+class Template(str):
+    """A sentence of the results as the ledger keeps it: its name (this string), and with
+    :meth:`format` its values (``NAME {"cell": "123"}``). The English words (``text``, the
+    catalog's message ID) are rendered when shown, in the reader's language (:func:`render`)."""
+
+    text: str
+    fields: frozenset[str]
+
+    def __new__(cls, name: str, text: str) -> Template:
+        made = super().__new__(cls, name)
+        made.text = text
+        made.fields = frozenset(f for _l, f, _s, _c in string.Formatter().parse(text) if f)
+        return made
+
+    def format(self, **values) -> str:
+        kept = {name: value for name, value in values.items() if name in self.fields}
+        return f"{self} {json.dumps(kept, ensure_ascii=False)}" if kept else str(self)
+
+
+#: Every template above, by name (the upper-case names of this module).
+TEMPLATES = {
+    name: Template(name, text)
+    for name, text in dict(globals()).items()
+    if name.isupper() and isinstance(text, str)
 }
-#: The fields that hold a sentence of this module, said again in the language too (it must be
-#: one, or the whole is not taken for ours); the others hold a person's data, shown as it is.
+globals().update(TEMPLATES)
+#: The fields that hold a sentence of this module, rendered in the language too, and those that
+#: hold a quantity, written as the reader writes numbers; the others (a cell, a row number, an
+#: HTTP status) are shown as they are.
 SENTENCE_FIELDS = frozenset({"done"})
-_DEPTH = 2  # STARTED_BEFORE in DONE_AT in NOT_RESENT
-_FORMATTER = string.Formatter()
+NUMBER_FIELDS = frozenset({"count", "size", "limit", "seconds"})
+_KEPT = re.compile(r"([A-Z][A-Z0-9_]*)(?: (\{.*\}))?", re.DOTALL)
 
 
-def _fields(template: str) -> list[tuple[str, str | None]]:
-    return [(literal, field) for literal, field, _spec, _conv in _FORMATTER.parse(template)]
+def _quoted(values: pd.Series) -> pd.Series:
+    """Text cells as JSON strings, a column at a time (no control character but tab, CR and LF
+    can be in a cell: the reader refuses the others)."""
+    escaped = values.astype(str).str.replace("\\", "\\\\", regex=False)
+    for char, code in (('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+        escaped = escaped.str.replace(char, code, regex=False)
+    return '"' + escaped + '"'
 
 
-def fill(template: str, **values: pd.Series | str) -> pd.Series | str:
-    """``template`` with its fields filled from Series (one sentence per row, a column at a
-    time) or plain strings."""
-    out: pd.Series | str = ""
-    for literal, field in _fields(template):
-        out = out + literal
-        if field is not None:
-            value = values[field]
-            out = out + (value.astype(str) if hasattr(value, "astype") else str(value))
-    return out
-
-
-def _words(template: str, lang: str) -> str:
-    """``template`` as ``lang`` words it."""
-    return template if lang == "en" else i18n.translation(lang).gettext(template)
-
-
-@functools.cache
-def _exact(source: str, target: str) -> dict[str, str]:
-    """The sentences without fields, from ``source`` to ``target``."""
-    plain = (t for t in TEMPLATES if all(f is None for _lit, f in _fields(t)))
-    return {_words(t, source): _words(t, target) for t in plain}
-
-
-@functools.cache
-def _patterns(lang: str) -> list[tuple[str, str, re.Pattern]]:
-    """(longest literal, template, pattern) for every template with fields as ``lang`` words
-    it; the one that says most in its own words first."""
-    found = []
-    for template in TEMPLATES:
-        parts = _fields(_words(template, lang))
-        if all(field is None for _literal, field in parts):
-            continue
-        regex = "".join(
-            re.escape(literal)
-            + ("" if field is None else f"(?P<{field}>{FIELD_PATTERNS.get(field, '.*?')})")
-            for literal, field in parts
-        )
-        literals = [literal for literal, _field in parts]
-        said = sum(map(len, literals))
-        found.append((said, max(literals, key=len), template, re.compile(regex, re.DOTALL)))
-    found.sort(key=lambda item: -item[0])
-    return [item[1:] for item in found]
-
-
-def _convert(sentence: str, source: str, target: str, depth: int = 0) -> str | None:
-    """``sentence`` as ``source`` words it, in ``target``; None when no template made it."""
-    exact = _exact(source, target).get(sentence)
-    if exact is not None or depth > _DEPTH:
-        return exact
-    for literal, template, pattern in _patterns(source):
-        match = pattern.fullmatch(sentence) if literal in sentence else None
-        if match is None:
-            continue
-        values = match.groupdict()
-        for field in SENTENCE_FIELDS & values.keys():
-            values[field] = _convert(values[field], source, target, depth + 1)
-        if None not in values.values():
-            return _words(template, target).format(**values)
-    return None
-
-
-@functools.lru_cache(maxsize=65536)
-def _converted(sentence: str, source: str, target: str) -> str:
-    return _convert(sentence, source, target) or sentence
-
-
-def say(sentence: str) -> str:
-    """``sentence`` (English, as kept) in the current language; as it came when no template
-    made it."""
-    if language() == "en" or not sentence:
-        return sentence
-    return _converted(sentence, "en", language())
-
-
-def unsay(sentence: str) -> str:
-    """``sentence`` in English, as kept, when ``--results-lang`` wrote it in another language
-    (a results file given back as input); as it came otherwise."""
-    return _converted(sentence, "pt_BR", "en") if sentence else sentence
-
-
-def say_error(cell: str) -> str:
-    """An ``error`` cell (``code: sentence``) with its sentence in the current language."""
-    code, sep, sentence = cell.partition(": ")
-    return code + sep + say(sentence)
-
-
-def say_all(sentences: pd.Series) -> pd.Series:
-    """:func:`say` for a column, once per distinct sentence."""
-    if language() == "en" or sentences.empty:
-        return sentences
+def fill(template: Template, **values) -> pd.Series | str:
+    """``template`` with its values, one message per row where they are Series (a column at a
+    time), as :meth:`Template.format` keeps them."""
     import pandas as pd
 
-    codes, distinct = pd.factorize(sentences)
-    said = [say(str(sentence)) for sentence in distinct]
-    return pd.Series(pd.array(said, dtype=object)[codes], index=sentences.index, dtype=str)
+    columns = {n: v for n, v in values.items() if isinstance(v, pd.Series) and n in template.fields}
+    if not columns:
+        return template.format(**values)
+    out: pd.Series | str = f"{template} {{"
+    for k, name in enumerate(sorted(template.fields & values.keys())):
+        value = values[name]
+        if name in columns:
+            numeric = pd.api.types.is_numeric_dtype(value)
+            part = value.astype(str) if numeric else _quoted(value)
+        else:
+            part = json.dumps(value, ensure_ascii=False)
+        out = out + ("" if k == 0 else ", ") + json.dumps(name) + ": " + part
+    return out + "}"
+
+
+def render(kept: str) -> str:
+    """A message as the ledger keeps it, in the current language; any other text (a sentence of
+    an earlier version, a cell of a results file handed back) as it came."""
+    found = _KEPT.fullmatch(kept) if kept else None
+    template = TEMPLATES.get(found.group(1)) if found else None
+    if template is None:
+        return kept
+    try:
+        values = json.loads(found.group(2)) if found.group(2) else {}
+        for name, value in values.items():
+            if name in SENTENCE_FIELDS:
+                values[name] = render(value)
+            elif name in NUMBER_FIELDS and isinstance(value, int):
+                values[name] = i18n.number(value)
+        return i18n._(template.text).format(**values)
+    except (ValueError, KeyError, IndexError, AttributeError):
+        return kept
+
+
+def render_all(kept: pd.Series) -> pd.Series:
+    """:func:`render` for a column, once per distinct message."""
+    import pandas as pd
+
+    if kept.empty:
+        return kept
+    codes, distinct = pd.factorize(kept)
+    said = [render(str(message)) for message in distinct]
+    return pd.Series(pd.array(said, dtype=object)[codes], index=kept.index, dtype=str)
+
+
+def render_error(cell: str) -> str:
+    """An ``error`` cell (``code: message``) with its message rendered."""
+    code, sep, message = cell.partition(": ")
+    return code + sep + render(message)

@@ -74,7 +74,7 @@ async def whatsapp_status(client, base_url: str) -> WhatsAppStatus:
         if answer.failure is None and answer.http_status == 200:
             reason = _("an answer that is not the status")
         else:
-            reason = sentences.say(answer.why_unread())
+            reason = sentences.render(answer.why_unread())
         raise WhatsAppUnknown(
             _(
                 "could not read the WhatsApp status at {url} ({reason}); add --no-status-check "

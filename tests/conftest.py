@@ -68,6 +68,24 @@ def write_xlsx(path: Path, rows: list[list[object]], sheet: str = "Leads") -> Pa
     return path
 
 
+def phone_of(raw: str, country_code: str = "55") -> tuple[str, str]:
+    """What the phone rule makes of one cell: the digits to send, and why not (rendered)."""
+    import pandas as pd
+
+    from batch_attend import sentences
+    from batch_attend.leads import normalize_phones
+
+    got = normalize_phones(pd.Series([raw], dtype=str), country_code).iloc[0]
+    return got["phone"], sentences.render(got["error"])
+
+
+def said(message: str) -> str:
+    """A kept message, rendered as a person reads it."""
+    from batch_attend import sentences
+
+    return sentences.render(message)
+
+
 def table_rows(table) -> list[list[str]]:
     """The data rows of a table :func:`batch_attend.reading.read_table` read, as lists of text."""
     return table.frame.values.tolist()

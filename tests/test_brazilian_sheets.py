@@ -8,7 +8,7 @@ from batch_attend.cli import cli
 from batch_attend.leads import LeadDefaults, validate
 from batch_attend.reading.files import read_table
 from batch_attend.reading.headers import map_columns
-from tests.conftest import TOKEN, write_csv
+from tests.conftest import TOKEN, said, write_csv
 
 TITLE = ["Exportação CRM - novembro"]
 GROUP = ["Contato", "", "", "Atendimento", "", ""]
@@ -102,13 +102,13 @@ def test_ddd_column_is_joined_to_phones_that_lack_it(tmp_path):
     ]
     got = plan(tmp_path, rows)
     assert got["phone"].tolist() == ["5544999998888", "554499998888", "5511987654321", ""]
-    assert "'99999-7777' has 9 digits" in got["error_message"].iloc[3]
-    assert "DDD cell" in got["error_message"].iloc[3]
+    assert "'99999-7777' has 9 digits" in said(got["error_message"].iloc[3])
+    assert "DDD cell" in said(got["error_message"].iloc[3])
 
 
 def test_short_phone_without_ddd_column_hints_at_it(tmp_path):
     got = plan(tmp_path, [["Telefone", "Operadores"], ["99999-8888", "A"]])
-    assert got["error_message"].iloc[0] == (
+    assert said(got["error_message"].iloc[0]) == (
         "'99999-8888' has 9 digits; a phone needs 10 to 15 (country code, area code, number); "
         "add the area code (DDD) in front, or a DDD column"
     )
@@ -116,7 +116,7 @@ def test_short_phone_without_ddd_column_hints_at_it(tmp_path):
 
 def test_missing_operators_column_names_columns_and_option(tmp_path):
     got = plan(tmp_path, [["Nome", "Telefone", "Responsável X"], ["Ana", "44999998888", "A"]])
-    assert got["error_message"].iloc[0] == (
+    assert said(got["error_message"].iloc[0]) == (
         "no operators column (columns: Nome, Telefone, Responsável X); name one with "
         "--operators-column, or give --operator"
     )

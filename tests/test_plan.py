@@ -22,7 +22,7 @@ from batch_attend.run import run_batch
 from batch_attend.settings import RunOptions
 from batch_attend.web.preview import preview
 from batch_attend.web.runs import RunStore
-from tests.conftest import TOKEN, read_results_csv, write_csv, write_xlsx
+from tests.conftest import TOKEN, read_results_csv, said, write_csv, write_xlsx
 
 SHEET = [
     ["Nome", "Telefone", "Operadores", "Departamento"],
@@ -70,7 +70,7 @@ def test_check_dry_run_preview_and_run_agree_row_by_row(sandbox, tmp_path):
     report = run_batch(options, quiet())
 
     assert rows_of(dry.plan) == checked == rows_of(report.plan)
-    by_row = {row: (status, code, message) for row, status, code, message, _body in checked}
+    by_row = {row: (status, code, said(message)) for row, status, code, message, _body in checked}
     assert by_row[3] == (None, "", "")  # the pool's member, sent like any other
     assert by_row[4][:2] == ("invalid", "invalid_phone")
     assert by_row[5] == ("skipped", "duplicate_row", "same phone as row 2")

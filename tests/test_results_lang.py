@@ -1,16 +1,18 @@
 """``--results-lang pt_BR``: the error sentences and the Summary sheet in Portuguese, column
 names, statuses and codes in English; ``check`` gives its reasons in the messages' language.
-Sentences are kept in English and said again from their templates (``sentences.say``)."""
+Messages are kept as their keys and values and rendered where shown (``sentences.render``)."""
 
-import string
+import json
 
 import openpyxl
+import pandas as pd
 import pytest
 
 from batch_attend import i18n, sentences
 from batch_attend.cli import cli
 from batch_attend.journal import Journal
 from batch_attend.outcomes import RESULT_COLUMNS
+from batch_attend.sandbox import Fault
 from tests.conftest import TOKEN, read_results_csv, write_csv, write_xlsx
 
 ROWS = [
@@ -28,78 +30,75 @@ def invoke(runner, sandbox, args, **env):
     return runner.invoke(cli, args, env=environ, catch_exceptions=False)
 
 
-def _fields(template):
-    return [f for _lit, f, _spec, _conv in string.Formatter().parse(template) if f is not None]
-
-
-SAMPLE = {"status": "418", "char": "x", "when": "2026-12-01T10:00:00-03:00"}
-SAMPLE.update(dict.fromkeys(("count", "least", "most", "limit", "row", "size", "seconds"), "12"))
+SAMPLE = {"status": 418, "char": "x", "when": "2026-12-01T10:00:00-03:00", "row": 12}
+SAMPLE.update(dict.fromkeys(sentences.NUMBER_FIELDS | {"least", "most"}, 1234))
 
 
 def _values(template):
-    """Values a sentence may hold: digits where digits go, a sentence of ours where a sentence
-    goes, elsewhere text with the separators sentences use ("; ", ": ", " at ")."""
-    values = {f: SAMPLE.get(f, f"<{f} 4 a; b: c at d>") for f in _fields(template)}
+    """Values a sentence may hold: numbers where they go, a message of ours where a sentence
+    goes, elsewhere text with the characters JSON must escape."""
+    values = {f: SAMPLE.get(f, f'<{f} "4" a\\b; c: d\nat e>') for f in template.fields}
     for field in set(values) & sentences.SENTENCE_FIELDS:
         values[field] = sentences.STARTED_BEFORE
     return values
 
 
-@pytest.mark.parametrize("template", sentences.TEMPLATES)
-def test_every_sentence_is_said_again_in_portuguese_with_its_values(template):
-    """The values are read back out of the English sentence into the translated template, and
-    out of the Portuguese one back into the English (a results file handed back)."""
+@pytest.mark.parametrize("template", sentences.TEMPLATES.values())
+def test_every_message_is_kept_as_its_key_and_values_and_rendered_in_either_language(template):
     values = _values(template)
-    english = template.format(**values)
+    kept = template.format(**values)
+    assert kept.split(" ", 1)[0] == str(template)  # the key, then the values as JSON
+    shown = {
+        f: sentences.render(v) if f in sentences.SENTENCE_FIELDS else v for f, v in values.items()
+    }
+    numbers = {f: "1,234" for f in values.keys() & sentences.NUMBER_FIELDS}
+    assert sentences.render(kept) == template.text.format(**{**shown, **numbers})
     with i18n.speaking("pt_BR"):
-        said = sentences.say(english)
-        inner = {
-            f: sentences.say(v) if f in sentences.SENTENCE_FIELDS else v for f, v in values.items()
+        shown = {
+            f: sentences.render(v) if f in sentences.SENTENCE_FIELDS else v
+            for f, v in values.items()
         }
-        assert said == i18n._(template).format(**inner)
-    assert said != english
-    assert sentences.say(english) == english  # in English, as it came
-    assert sentences.unsay(said) == english
-    assert sentences.unsay(english) == english
+        numbers = {f: "1.234" for f in values.keys() & sentences.NUMBER_FIELDS}
+        said = sentences.render(kept)
+        assert said == i18n._(template.text).format(**{**shown, **numbers})
+    assert said != sentences.render(kept)  # translated
 
 
-@pytest.mark.parametrize("template", sentences.TEMPLATES)
-def test_templates_have_plain_fields_that_can_be_read_back(template):
-    parsed = list(string.Formatter().parse(template))
-    assert all(not spec and not conv for _lit, f, spec, conv in parsed if f is not None)
-    assert len(_fields(template)) == len(set(_fields(template)))
-    assert all(lit for lit, _f, _s, _c in parsed[1:])  # two fields side by side can't be told apart
+def test_a_column_of_messages_is_kept_alike_and_rendered_per_row():
+    cells = pd.Series(['1"2', "3\\4", "5\n6", "7\t8"], dtype=str)
+    kept = sentences.fill(
+        sentences.WRONG_LENGTH, cell=cells, count=cells.str.len(), least=10, most=15
+    )
+    one = [sentences.WRONG_LENGTH.format(cell=c, count=len(c), least=10, most=15) for c in cells]
+    assert [json.loads(k.split(" ", 1)[1]) for k in kept] == [
+        json.loads(o.split(" ", 1)[1]) for o in one
+    ]
+    assert sentences.render_all(kept).tolist() == [sentences.render(o) for o in one]
 
 
 @pytest.mark.parametrize(
     "foreign",
     [
         "the network is on fire",
-        "the network is down at night; try later",
+        "the phone cell is empty",  # a sentence an earlier version kept: shown as it was
+        "WRONG_LENGTH {not json",
+        "NOT_A_TEMPLATE {}",
         "; ".join(["called"] * 700),
-        " at ".join(["started by an earlier run"] * 700),
     ],
 )
-def test_a_sentence_no_template_made_is_shown_as_it_came(foreign):
+def test_text_that_is_no_kept_message_is_shown_as_it_came(foreign):
     with i18n.speaking("pt_BR"):
-        assert sentences.say(foreign) == foreign
-    assert sentences.unsay(foreign) == foreign
+        assert sentences.render(foreign) == foreign
 
 
-def test_a_persons_data_is_read_back_whole_and_never_translated():
+def test_a_persons_data_is_shown_as_it_came_never_translated():
     with i18n.speaking("pt_BR"):
         phone = sentences.NO_WHATSAPP.format(phone="the phone cell is empty")
-        assert sentences.say(phone) == (
+        assert sentences.render(phone) == (
             "a PlugChat diz que the phone cell is empty não tem WhatsApp; não enviado"
         )
-        cell = sentences.NOT_PART_OF_A_PHONE.format(cell="x' has 'y", char="-")
-        assert sentences.say(cell) == (
-            "'x' has 'y' tem '-', que não faz parte de um número de telefone"
-        )
-        odd = "the API answered HTTP 418: the operation ended with an error"
-        assert sentences.say(odd) == "a API respondeu HTTP 418: the operation ended with an error"
         failed = sentences.REQUEST_FAILED.format(reason="OSError: gone; at offset 5")
-        assert sentences.say(failed) == "a requisição falhou (OSError: gone; at offset 5)"
+        assert sentences.render(failed) == "a requisição falhou (OSError: gone; at offset 5)"
 
 
 def test_results_in_portuguese_keep_the_contract_in_english(runner, sandbox, tmp_path):
@@ -198,3 +197,30 @@ def test_csv_results_from_a_workbook_follow_the_results_language(runner, sandbox
     args = [str(leads), "-o", str(out), "--results-lang", "pt_BR"]
     assert invoke(runner, sandbox, args).exit_code == 1
     assert out.read_text(encoding="utf-8-sig").splitlines()[0].startswith("Nome;Telefone;")
+
+
+def test_a_ledger_keeps_keys_and_values_and_an_earlier_versions_sentences_still_read(
+    runner, sandbox, tmp_path
+):
+    import sqlite3
+
+    leads = write_csv(tmp_path / "leads.csv", [*ROWS[:2], ["Eva", "5544977776666", "OP-ANA"]])
+    out = tmp_path / "r.csv"
+    sandbox.state.faults = {"5544977776666": Fault("fail")}
+    assert invoke(runner, sandbox, [str(leads), "-o", str(out), "--retries", "0"]).exit_code == 1
+    pt = [str(leads), "-o", str(out), "--dry-run", "--results-lang", "pt_BR"]
+    assert invoke(runner, sandbox, pt).exit_code == 1
+    rows = {r["Nome"]: r for r in read_results_csv(out)}
+    assert rows["Eva"]["error"] == "server_error: a API respondeu HTTP 500 com um erro"
+    with sqlite3.connect(f"{out}.journal") as db:
+        (kept,) = db.execute("SELECT error_message FROM leads WHERE phone = '5544977776666'")
+        assert kept == ('SERVER_ERROR {"status": 500}',)  # the key and its values
+        # A ledger of an earlier version held the sentence itself, in English.
+        db.execute(
+            "UPDATE leads SET error_message = 'the API answered HTTP 500 with an error' "
+            "WHERE phone = '5544977776666'"
+        )
+    assert invoke(runner, sandbox, pt).exit_code == 1
+    rows = {r["Nome"]: r for r in read_results_csv(out)}
+    assert rows["Ana"]["status"] == "started"
+    assert rows["Eva"]["error"] == "server_error: the API answered HTTP 500 with an error"

@@ -320,7 +320,7 @@ def said_reason(error: str) -> str:
     button, not by a command run again (as the results file says)."""
     if error.partition(": ")[0] == "interrupted":
         return "interrupted: " + _("not sent: the run was cancelled; Resume sends it")
-    return sentences.say_error(error)
+    return sentences.render_error(error)
 
 
 # --- routes ------------------------------------------------------------------------------------
