@@ -455,9 +455,8 @@ def write_results(
 def _said(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the messages of its ``error`` column rendered in the current language."""
     j = frame.shape[1] - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("error")
-    codes, _sep, messages = (frame[j].str.partition(": ")[k] for k in range(3))
     frame = frame.copy()
-    frame[j] = error_column(codes, sentences.render_all(messages))
+    frame[j] = sentences.render_all(frame[j], sentences.render_error)
     return frame
 
 

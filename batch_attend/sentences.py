@@ -256,14 +256,14 @@ def render(kept: str) -> str:
         return kept
 
 
-def render_all(kept: pd.Series) -> pd.Series:
-    """:func:`render` for a column, once per distinct message."""
+def render_all(kept: pd.Series, rendering=None) -> pd.Series:
+    """:func:`render` (or ``rendering``) for a column, once per distinct message."""
     import pandas as pd
 
     if kept.empty:
         return kept
     codes, distinct = pd.factorize(kept)
-    said = [render(str(message)) for message in distinct]
+    said = [(rendering or render)(str(message)) for message in distinct]
     return pd.Series(pd.array(said, dtype=object)[codes], index=kept.index, dtype=str)
 
 
