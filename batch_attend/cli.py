@@ -705,14 +705,29 @@ def template_command(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
     "--rate-limit",
     type=click.FloatRange(0, min_open=True),
     metavar="N",
-    help="Answer 429 above N requests per second.",
+    help="Refuse a start closer than 1/N s to the one before, as nginx's limit_req does "
+    "(503, no Retry-After).",
+)
+@click.option(
+    "--burst",
+    default=0,
+    type=click.IntRange(0),
+    metavar="B",
+    help="With --rate-limit: let B more through at once (nginx's burst=B nodelay).",
+)
+@click.option(
+    "--limit-status",
+    type=click.Choice(["503", "429"]),
+    default="503",
+    show_default=True,
+    help="What --rate-limit answers.",
 )
 @click.option(
     "--retry-after",
     type=click.Choice(["seconds", "date", "none"]),
-    default="seconds",
+    default="none",
     show_default=True,
-    help="Form of the Retry-After header sent with 429.",
+    help="A Retry-After of a second with each refusal, in seconds or as a date.",
 )
 @click.option(
     "--revoke-after",
@@ -756,6 +771,8 @@ def sandbox_command(
     latency,
     jitter,
     rate_limit,
+    burst,
+    limit_status,
     retry_after,
     revoke_after,
     disconnected,
@@ -781,6 +798,8 @@ def sandbox_command(
         latency=latency,
         jitter=jitter,
         rate_limit=rate_limit,
+        burst=burst,
+        limit_status=int(limit_status),
         retry_after=retry_after,
         revoke_after=revoke_after,
         connected=not disconnected,

@@ -592,6 +592,8 @@ async def _online(
         target.token,
         timeout=options.sending.timeout,
         concurrency=options.sending.concurrency,
+        rate=options.sending.rate,
+        policy=RetryPolicy(retries=options.sending.retries, base=options.sending.backoff),
     ) as client:
         journal = Journal.open(
             path, target=target.name, input=str(options.input.path), fresh=options.output.fresh
@@ -605,7 +607,7 @@ async def _online(
             )
         stopped = None
         try:
-            gate = Backpressure(options.sending.concurrency, options.sending.rate)
+            gate = client.gate
             plan, online = batch.plan, None
             try:
                 directory = await lookups(options, target, client, plan)
