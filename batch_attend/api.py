@@ -23,6 +23,7 @@ from batch_attend import sentences
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
+from batch_attend.retrying import Backpressure, RetryPolicy, attempt
 
 if TYPE_CHECKING:  # leads imports pandas, which --help and --version must not wait for
     from batch_attend.leads import Lead
@@ -126,11 +127,6 @@ class Answer:
             return json.loads(self.body)
         except ValueError:
             return None
-
-    @property
-    def taken(self) -> bool:
-        """The API answered the request, and not with a 429: it counts in what it takes."""
-        return self.http_status not in (None, 429)
 
     def why_unread(self) -> str:
         """Why an answer gave nothing to read, in a few words."""
@@ -313,9 +309,18 @@ class PlugChatClient:
     """
 
     def __init__(
-        self, base_url: str, token: str, *, timeout: float = 30.0, concurrency: int = 8
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        concurrency: int = 8,
+        rate: float | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
+        self.policy = policy or RetryPolicy()
+        self.gate = Backpressure(concurrency, rate)  # the run's: every request passes it
         self.url = self.base_url + START_PATH
         self._token = check_token(token)
         self._scrubber = Scrubber(self._token)
@@ -353,6 +358,23 @@ class PlugChatClient:
     async def start_attendance(self, lead: Lead) -> Answer:
         """Send one start request; network trouble becomes an :class:`Answer` with ``failure``."""
         return await self.request("POST", self.url, body=lead.body(), limit=START_ANSWER_LIMIT)
+
+    async def get(
+        self,
+        url: str,
+        *,
+        headers: dict | None = None,
+        limit: int = LIST_ANSWER_LIMIT,
+        gate: Backpressure | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> Answer:
+        """A GET, tried again as a start is (:func:`~batch_attend.retrying.attempt`), through the
+        client's gate and with its policy unless others are given."""
+        return await attempt(
+            gate or self.gate,
+            policy or self.policy,
+            lambda: self.request("GET", url, headers=headers, limit=limit),
+        )
 
     async def request(
         self,

@@ -432,8 +432,11 @@ FAULTS = options(
         "--token": "The token the sandbox accepts.",
         "--latency SECONDS": "Delay before every answer.",
         "--jitter SECONDS": "Random extra delay, up to this much.",
-        "--rate-limit N": "Answer 429 above N requests per second.",
-        "--retry-after": "Form of the Retry-After header sent with 429.",
+        "--rate-limit N": "Refuse a start closer than 1/N s to the one before, as nginx's "
+        "limit_req does (503, no Retry-After).",
+        "--burst B": "With --rate-limit: let B more through at once (nginx's burst=B nodelay).",
+        "--limit-status": "What --rate-limit answers.",
+        "--retry-after": "A Retry-After of a second with each refusal, in seconds or as a date.",
         "--revoke-after N": "Refuse the token (401) after N starts.",
         "--disconnected": "Start with the WhatsApp number disconnected (status false, starts 503).",
         "--disconnect-after N": "Disconnect the WhatsApp number after N starts.",
@@ -445,6 +448,8 @@ FAULTS = options(
     latency=SECONDS,
     jitter=SECONDS,
     rate_limit={"type": click.FloatRange(0, min_open=True)},
+    burst={"type": click.IntRange(0), "default": 0},
+    limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
     retry_after={"type": RETRY_AFTER, "default": settings.SANDBOX_RETRY_AFTER},
     revoke_after={"type": click.IntRange(0)},
     disconnect_after={"type": click.IntRange(0)},
@@ -466,6 +471,7 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
     from batch_attend.sandbox import SandboxState, parse_faults, serve
 
     given = {name: value for name, value in given.items() if value is not None}
+    given["limit_status"] = int(given["limit_status"])
     state = SandboxState(
         connected=not disconnected, faults=parse_faults(faults), keep_log=False, **given
     )

@@ -225,12 +225,12 @@ async def fetch_directory(
     """Fetch the lists that are needed (each once) with the run's client."""
     directory = Directory()
     if departments:
-        answer = await client.request("GET", base_url.rstrip("/") + DEPARTMENTS_PATH)
+        answer = await client.get(base_url.rstrip("/") + DEPARTMENTS_PATH)
         directory.departments = [
             Department.from_api(d) for d in _parse_list(answer, N_("departments"), client.scrub)
         ]
     if operators and ticket:
-        answer = await client.request("GET", operators_url(base_url), headers={"Ticket": ticket})
+        answer = await client.get(operators_url(base_url), headers={"Ticket": ticket})
         directory.operators = [
             Operator.from_api(o) for o in _parse_list(answer, N_("operators"), client.scrub)
         ]
@@ -273,7 +273,7 @@ async def fetch_online(client, base_url: str, account_id: str | None) -> list[On
                 "account-id in the config file (it is in the address of an operator's chat page)"
             )
         )
-    answer = await client.request("GET", online_url(base_url, account_id))
+    answer = await client.get(online_url(base_url, account_id))
     if answer.http_status == 401:
         raise TokenRefusedError(_("the API refused the token (HTTP 401) when asked who is online"))
     data = answer.json()

@@ -22,21 +22,18 @@ from batch_attend.leads import Lead
 from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus
 from batch_attend.retrying import (
     MAX_RETRY_AFTER,
-    RETRYABLE_FAILURES,
     Backpressure,
     RetryPolicy,
     asked_wait,
+    attempt,
+    retryable,
 )
 
-#: Answers failing in a row (none came, or a 5xx) after which ``recheck`` is asked.
+#: Answers failing in a row after which ``recheck`` is asked (see Engine._note_failing).
 TROUBLE_IN_A_ROW = 10
 #: After Ctrl-C or SIGTERM, requests already in flight get this long to answer.
 DEFAULT_GRACE = 5.0
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
-#: Workers start this far apart (64 workers: 64 ms). Requests that all leave at once come back at
-#: once and queue behind each other on both ends; spread out, they stay spread out, and the API is
-#: not hit by a burst of new connections.
-RAMP_UP_STEP = 0.001
 
 OnAttempt = Callable[[Lead, int, Outcome, float, float | None], None]
 
@@ -88,10 +85,7 @@ class Engine:
         """Send every lead; returns why sending stopped early (``unauthorized``, a signal name)."""
         self._stop_event = asyncio.Event()
         pending = iter(leads)
-        self._tasks = [
-            asyncio.create_task(self._worker(pending, i * RAMP_UP_STEP))
-            for i in range(self.concurrency)
-        ]
+        self._tasks = [asyncio.create_task(self._worker(pending)) for _ in range(self.concurrency)]
         await asyncio.wait(self._tasks)
         if (rechecking := self._rechecking) is not None:  # nothing left to stop
             rechecking.cancel()
@@ -124,9 +118,8 @@ class Engine:
         for task in self._tasks:
             task.cancel()
 
-    async def _worker(self, pending: Iterator[Lead], start_after: float) -> None:
+    async def _worker(self, pending: Iterator[Lead]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.sleep(start_after)
             for lead in pending:
                 if self.stop_reason:
                     return
@@ -136,29 +129,24 @@ class Engine:
         """Send one lead until an answer decides it, the retries run out, or the run stops."""
         history = self.journal.history(lead.phone) if self.journal else History()
         attempts = history.attempts
+        attempt_id = started = 0
         self.sent_leads += 1
-        for retry in range(self.policy.retries + 1):
-            await self.gate.acquire()
-            try:
-                slot = await self.gate.pace()
-                if self.stop_reason:  # stopped while it waited: nothing more goes out
-                    self.gate.release()
-                    return
-                attempt = await self.journal.sending(lead) if self.journal else 0
-            except BaseException:
-                self.gate.release()
-                raise
+
+        async def record() -> None:
+            nonlocal attempt_id
+            attempt_id = await self.journal.sending(lead)
+
+        async def send() -> Answer:
+            nonlocal started
             started = time.perf_counter()
-            slot.stamp()
             self._in_request.add(task)
             try:
-                answer = await self.client.start_attendance(lead)
-            except BaseException:
-                self.gate.release()  # cut off mid-request: the journal keeps it unanswered
-                raise
+                return await self.client.start_attendance(lead)
             finally:
                 self._in_request.discard(task)
-            self.gate.release(slot.sent_at if answer.taken else None)
+
+        def judge(answer: Answer, wait: float | None) -> bool:
+            nonlocal attempts
             attempts += 1
             self.requests += 1
             outcome = self._judge(lead, answer, attempts, history)
@@ -166,13 +154,14 @@ class Engine:
             if answer.may_have_acted:
                 history.may_have_acted.add(frozenset(lead.operators))
             asked = asked_wait(answer)
-            wait = self._next_wait(outcome, asked, retry)
+            if wait is None and asked is not None and asked > MAX_RETRY_AFTER:
+                self._stop_until(outcome, asked)
             if outcome.error_code == ErrorCode.UNAUTHORIZED:
                 self.stop("unauthorized")
             final = wait is None or self.stop_reason is not None
             if self.journal:
                 self.journal.answered(
-                    attempt, lead, outcome, may_have_acted=answer.may_have_acted, decides=final
+                    attempt_id, lead, outcome, may_have_acted=answer.may_have_acted, decides=final
                 )
             if self.on_attempt is not None:
                 elapsed = time.perf_counter() - started
@@ -180,18 +169,24 @@ class Engine:
             if final:
                 self.decided += 1
                 self.on_outcome(lead, outcome)
-                return
-            self.retries += 1
-            if answer.http_status == 429 or asked is not None:
-                # every worker waits, not only this one, and the run slows down
-                self.gate.push_back(asked, rate_limited=answer.http_status == 429)
-            if not await self._pause(wait):
-                return  # stopped while waiting: the lead stays undecided
+            else:
+                self.retries += 1
+            return final
+
+        await attempt(
+            self.gate,
+            self.policy,
+            send,
+            before=record if self.journal else None,
+            judge=judge,
+            stop=self._stop_event,
+        )
 
     def _note_failing(self, answer: Answer) -> None:
-        """Count answers failing in a row (none came, or a 5xx); at ``TROUBLE_IN_A_ROW``, ask
-        ``recheck`` (once at a time) whether sending must stop."""
-        failed = answer.failure in RETRYABLE_FAILURES or (answer.http_status or 0) >= 500
+        """Count answers failing in a row (those tried again, but 429s: a 503 is also what a
+        start gets while the number is down); at ``TROUBLE_IN_A_ROW``, ask ``recheck`` (once
+        at a time) whether sending must stop."""
+        failed = retryable(answer) and answer.http_status != 429
         self._failing = self._failing + 1 if failed else 0
         if self._failing >= TROUBLE_IN_A_ROW and self.recheck and self._rechecking is None:
             self._rechecking = asyncio.get_running_loop().create_task(self._recheck())
@@ -207,18 +202,6 @@ class Engine:
             self.problem = problem
             self.stop("whatsapp_disconnected")
 
-    def _next_wait(self, outcome: Outcome, asked: float | None, retry: int) -> float | None:
-        """Seconds before the next try, or None when this answer is final. An answer that asks
-        for a longer wait than batch-attend keeps stops the run, as a refused token does."""
-        if not self.policy.is_retryable(outcome):
-            return None
-        if asked is not None and asked > MAX_RETRY_AFTER:
-            self._stop_until(outcome, asked)
-            return None
-        if retry >= self.policy.retries:
-            return None
-        return asked if asked is not None else self.policy.backoff(retry)
-
     def _stop_until(self, outcome: Outcome, asked: float) -> None:
         when = dt.datetime.now().astimezone() + dt.timedelta(seconds=asked)
         self.retry_at = max(self.retry_at or when, when)
@@ -230,14 +213,6 @@ class Engine:
             when=when.isoformat(timespec="seconds"),
         )
         self.stop("rate_limited")
-
-    async def _pause(self, seconds: float) -> bool:
-        """Sleep, but wake early when the run stops; True when the full time passed."""
-        try:
-            await asyncio.wait_for(self._stop_event.wait(), seconds)
-        except TimeoutError:
-            return True
-        return False
 
     def _judge(self, lead: Lead, answer: Answer, attempts: int, history: History) -> Outcome:
         outcome = classify(answer, self.client.scrub)

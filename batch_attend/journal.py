@@ -26,7 +26,8 @@ last ones, and those requests are then sent again in the same way.
 
 A lead once ``started`` or ``already_in_service`` is never sent again and never loses that
 outcome: the statements below refuse to overwrite it. ``--fresh`` moves the journal aside
-(``….journal.<time>.old``) rather than deleting it.
+(``….journal.<time>.old``, under a name no file has) rather than deleting it. A file that is not
+a ledger, or a damaged one, is refused before anything is written to it.
 
 The journal also locks the run: a second batch-attend writing the same results refuses to start.
 The lock (``results.csv.journal.lock``, through the filelock library: ``flock`` on POSIX,
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import os
 import sqlite3
@@ -208,7 +210,9 @@ class Journal:
         _refuse_links(path)
         lock = _lock(path)
         try:
-            set_aside = _set_aside(path) if fresh and Path(path).exists() else None
+            set_aside = None
+            if _inspect(path, fresh=fresh) and fresh:
+                set_aside = _set_aside(path)
             new = not Path(path).exists()
             db = _connect(path, readonly=False)
             try:
@@ -234,7 +238,7 @@ class Journal:
     def open_readonly(cls, path: Path) -> Journal | None:
         """The journal as it is, to read what earlier runs did; None when there is none."""
         _refuse_links(path)
-        if not Path(path).is_file():
+        if not _inspect(path, fresh=False):
             return None
         return cls(path, _connect(path, readonly=True))
 
@@ -448,7 +452,6 @@ class Journal:
             self._lock.release()
 
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _SIDECARS = ("", "-wal", "-shm", ".lock")
 
 
@@ -464,22 +467,67 @@ def _refuse_links(path: Path) -> None:
             )
 
 
+def _inspect(path: Path, *, fresh: bool) -> bool:
+    """Whether a ledger is there to open (a file of no bytes is none); a file that is not a
+    ledger of this version (another program's database; an older batch-attend's, unless
+    ``fresh`` is to move it aside) or a damaged one is refused. It is only read (no WAL switch,
+    no table added), so a file refused stays byte for byte as it was."""
+    path = Path(path)
+    if not path.is_file() or not path.stat().st_size:
+        return False
+    tables, schema, problem = set(), None, None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+            if "meta" in tables:
+                schema = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            problem = None if check == "ok" else check
+        finally:
+            db.close()
+    except sqlite3.OperationalError as exc:  # a folder that cannot be read, a lock held
+        raise JournalError(
+            _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
+        ) from exc
+    except sqlite3.DatabaseError as exc:  # not a database at all, or damaged past reading
+        problem = str(exc)
+    schema = schema and schema[0]
+    ours = schema == SCHEMA_VERSION and {"runs", "attempts", "leads"} <= tables
+    older = schema == "1" and "rows" in tables  # the first version's
+    if problem is None and older and not fresh:
+        raise JournalError(
+            _(
+                "{path}: a journal of an older batch-attend, which this version cannot read. Finish its run with the version that made it, or add --fresh to start a new one (rows it started would then be reported as already in service)."
+            ).format(path=path)
+        )
+    if problem is not None or not (ours or older):
+        raise JournalError(
+            _(
+                "{path}: not a batch-attend journal ({exc}), so it is left as it is. Move it away, or choose another --journal."
+            ).format(path=path, exc=problem or _("no ledger tables"))
+        )
+    return True
+
+
 def _set_aside(path: Path) -> Path:
-    """``--fresh``: the journal moved beside itself, not deleted (a run that then fails, with a
-    refused token say, loses nothing), and only if it is one (``--journal`` may name a file
-    that is not). Never through a link: it would read and move what the link names."""
-    _refuse_links(path)
-    with open(path, "rb") as fh:
-        if fh.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
-            raise JournalError(
-                _(
-                    "{path}: not a batch-attend journal, so --fresh leaves it as it is. Move it away, or choose another --journal."
-                ).format(path=path)
-            )
-    aside = Path(f"{path}.{dt.datetime.now():%Y%m%d-%H%M%S}.old")
-    for suffix in ("-wal", "-shm", ""):  # the database last: its WAL goes with it
-        if Path(str(path) + suffix).exists():
-            Path(str(path) + suffix).replace(str(aside) + suffix)
+    """``--fresh``: the journal moved beside itself under a name no other file has (a run that
+    then fails, with a refused token say, loses nothing). The name is taken with a hard link,
+    which never replaces a file, then the WAL and shared memory follow and the old names go,
+    the database's first (a WAL left alone is never read into another database)."""
+    stamp = f"{path}.{dt.datetime.now():%Y%m%d-%H%M%S}"
+    for n in itertools.count():
+        aside = Path(f"{stamp}-{n}.old" if n else f"{stamp}.old")
+        try:
+            os.link(path, aside)
+            break
+        except FileExistsError:
+            continue
+    for suffix in ("-wal", "-shm"):
+        if Path(f"{path}{suffix}").exists():
+            os.link(f"{path}{suffix}", f"{aside}{suffix}")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
     return aside
 
 
@@ -522,40 +570,22 @@ def _lock(path: Path):
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    db = None
+    """A ledger :func:`_inspect` let through (none yet, when writing)."""
     try:
         if readonly:
-            db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-        else:
-            db = sqlite3.connect(path)
+            return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        db = sqlite3.connect(path)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-        if tables and "leads" not in tables:
-            raise JournalError(
-                _(
-                    "{path}: a journal of an older batch-attend, which this version cannot read. Finish its run with the version that made it, or add --fresh to start a new one (rows it started would then be reported as already in service)."
-                ).format(path=path)
-            )
-    except sqlite3.OperationalError as exc:  # a folder that cannot be written, say
-        if db is not None:
+        except BaseException:
             db.close()
+            raise
+        return db
+    except sqlite3.DatabaseError as exc:  # a folder that cannot be written, say
         raise JournalError(
             _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
         ) from exc
-    except sqlite3.DatabaseError as exc:
-        if db is not None:
-            db.close()
-        raise JournalError(
-            _(
-                "{path}: not a batch-attend journal ({exc}). Move it away, or choose another --journal."
-            ).format(path=path, exc=exc)
-        ) from exc
-    except BaseException:
-        if db is not None:
-            db.close()
-        raise
-    return db
 
 
 def _claim_target(db: sqlite3.Connection, path: Path, target: str) -> None:

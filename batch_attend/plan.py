@@ -419,9 +419,9 @@ async def verify_whatsapp(
     client, base = access.client, access.session.base_url
     found: dict[str, bool | None] = dict(known)
     asked = phones_to_ask(frame, done.union(known))
-    found.update(await ask_exists(client, base, asked, access.gate, access.policy))
+    found.update(await ask_exists(client, base, asked, client.gate, client.policy))
     others = other_forms_to_ask(asked + [p for p in known if p not in done], found)
-    found.update(await ask_exists(client, base, others, access.gate, access.policy))
+    found.update(await ask_exists(client, base, others, client.gate, client.policy))
     if journal is not None and journal.run is not None:
         journal.note_whatsapp({p: found[p] for p in asked + others})
     if not options.display.quiet:
@@ -454,7 +454,7 @@ def check_plan(
         if session is None or not session.token:
             return await build_plan(options, env, None, journal or own, source=source)
         async with session.client(options) as client:
-            access = Access.of(options, session, client, lists=not dry, check=not dry)
+            access = Access(session, client, lists=not dry, check=not dry)
             return await build_plan(options, env, access, journal or own, source=source)
 
     asks = not dry or options.requests.verify_whatsapp

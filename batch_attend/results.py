@@ -551,8 +551,8 @@ def format_summary(summary: RunSummary) -> str:
     if summary.pushbacks:
         extras.append(
             ngettext(
-                "the API asked to slow down once (429)",
-                "the API asked to slow down {count} times (429)",
+                "{count} request refused by a rate limit",
+                "{count} requests refused by a rate limit",
                 summary.pushbacks,
             ).format(count=f"{summary.pushbacks:,}")
         )

@@ -1,8 +1,10 @@
-"""When to try a row again, how long to wait, and how the whole run slows down when pushed back.
+"""When to try a request again, how long to wait, and how fast the whole run may send.
 
-Two small objects instead of a general retry library, because the decisions here are shared
-across workers: a 429 for one row pauses every worker and lowers the rate of the whole run, and
-the request count per row must be exact for the ``attempts`` column.
+One retry loop (:func:`attempt`) serves every request a run makes (starts, phone checks, the
+account's lists and status) with one rule for what may be tried again (:func:`retryable`). Every
+request passes the run-wide gate (:class:`Backpressure`), because the decisions are shared: a
+refusal for one row slows every worker, and the request count per row must be exact for the
+``attempts`` column.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import math
 import random
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from batch_attend.outcomes import ErrorCode, Outcome
+from batch_attend.outcomes import ErrorCode
 
 if TYPE_CHECKING:
     from batch_attend.api import Answer
@@ -32,14 +35,21 @@ TEN_YEARS = 10 * 365 * 86400.0
 #: ten milliseconds of margin, so that no one-second window holds N + 1. A start's time is the
 #: moment it goes to the wire (:meth:`Slot.stamp`, after its journal record), not its turn.
 WINDOW = 1.01
-#: The learned rate never goes below MIN_RATE, and rises by RAISE_BY after RAISE_AFTER seconds
-#: without a 429.
+#: Congestion control (see :class:`Backpressure`): the first requests go this many a second.
+START_RATE = 10.0
+#: A refusal takes the rate down by at least this share; each accepted answer adds what makes
+#: the run settle where REFUSED_SHARE of its requests are refused (less after a Retry-After),
+#: and more the longer no refusal came: twice as much after ACCELERATE seconds, five times
+#: after twice as many.
+DOWN = 1 / 32
+REFUSED_SHARE = 0.02
+ACCELERATE = 1.0
 MIN_RATE = 0.5
-RAISE_AFTER = 10.0
-RAISE_BY = 1.025  # in small steps: each step past the limit costs a pause
-#: How much of a pause the rate measured after it looks past (a longer pause: the rate is
-#: measured on less than a second, and is found again by the rises).
-PAUSE_ALLOWANCE = 10.0
+#: Requests go to the wire at least this share of 1/rate apart (a late wake-up, which the
+#: turns make up for, does not add up).
+SPACING = 0.95
+#: Refusals of a limiter that cost a request no retry (see :func:`attempt`).
+FREE_REFUSALS = 10
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -67,184 +77,268 @@ def asked_wait(answer: Answer) -> float | None:
     return parse_retry_after(answer.retry_after)
 
 
+def retryable(answer: Answer) -> bool:
+    """The one rule for trying a request again: no answer came (a time-out, a dropped
+    connection, bytes that were not HTTP), or 429/500/502/503/504. Any other answer would come
+    again the same (400/401/403/404/405/415/422, or a 2xx that says what it says)."""
+    if answer.failure is not None:
+        return answer.failure in RETRYABLE_FAILURES
+    return answer.http_status in RETRYABLE_STATUSES
+
+
+def refused(answer: Answer) -> bool:
+    """A rate limiter's refusal, the run's congestion signal: 429, or 503 without Retry-After
+    (nginx's ``limit_req`` answers so by default; a 503 with one is a pause asked for)."""
+    status = answer.http_status
+    return status == 429 or (status == 503 and answer.retry_after is None)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter; only answers that may succeed later are retried.
-
-    Never retried: 400/401/403/404/405/415/422 and every answer that is not a network failure,
-    500/502/503/504 or 429 — sending them again would give the same answer.
-    """
+    """How often a request is tried again (``retries``), and the exponential backoff with full
+    jitter between tries when the answer asks for no particular wait."""
 
     retries: int = 3
     base: float = 0.5
     cap: float = 30.0
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
-    def is_retryable(self, outcome: Outcome) -> bool:
-        if outcome.error_code in RETRYABLE_FAILURES:
-            return True
-        return outcome.http_status in RETRYABLE_STATUSES and outcome.error_code in (
-            ErrorCode.SERVER_ERROR,
-            ErrorCode.RATE_LIMITED,
-        )
-
     def backoff(self, retry_number: int) -> float:
         """Full jitter: uniform between 0 and ``base * 2**n``, capped."""
         return self.rng.uniform(0, min(self.cap, self.base * (2**retry_number)))
 
 
-class Pacer:
-    """Spreads request starts evenly, ``rate`` a second: each request books the next free slot
-    and sleeps until it, again only when the window below holds it back (aiolimiter instead
-    wakes all its waiters again and again).
+async def attempt(
+    gate: Backpressure,
+    policy: RetryPolicy,
+    send: Callable[[], Awaitable[Answer]],
+    *,
+    before: Callable[[], Awaitable[object]] | None = None,
+    judge: Callable[[Answer, float | None], bool] | None = None,
+    stop: asyncio.Event | None = None,
+) -> Answer | None:
+    """Send one request (``send()``) through ``gate`` until an answer is final: the one retry
+    loop of every request a run makes.
 
-    With ``cap`` (``--rate``), also never more than ``cap`` starts in any one-second window,
-    however late the loop wakes a sleeper: the last ``cap`` start times are kept and checked.
+    ``before()`` is awaited once the request's turn came, before it goes out (the ledger's
+    record). ``judge(answer, wait)`` sees every answer and the seconds before the next try
+    (None: this answer is final: not :func:`retryable`, a Retry-After past MAX_RETRY_AFTER, or
+    the retries spent), and ends the loop by returning True. Returns the last answer, or None
+    when ``stop`` was set before the request went out or while it waited to go again.
+
+    A limiter's refusal while the API takes most requests (:meth:`Backpressure.release`)
+    costs no retry, up to FREE_REFUSALS a request: the gate has already slowed the whole run,
+    and the request goes again at its next turn in that rate. So rows never fail because the
+    run went a little over a limit, while a server that refuses everything, or one request for
+    good, still spends the retries. ``attempts`` counts these requests too: each one is a
+    request the lead cost.
     """
-
-    def __init__(self, rate: float, cap: int | None = None) -> None:
-        self.rate = rate
-        self._next = 0.0  # the next free slot
-        self._starts: deque[list[float]] | None = deque(maxlen=cap) if cap else None
-
-    async def acquire(self) -> list[float] | None:
-        """Wait for the turn; returns the start's time as kept (for :meth:`Slot.stamp`)."""
-        # time.monotonic, not the loop's clock: uvloop's moves in whole milliseconds, which
-        # would eat the window's margin.
-        now = time.monotonic()
-        due = max(self._next, now)
-        self._next = due + 1.0 / self.rate
-        starts = self._starts
-        while True:
-            if starts is not None and len(starts) == starts.maxlen:
-                due = max(due, starts[0][0] + WINDOW)
-            if due <= now:
-                break
-            await asyncio.sleep(due - now)
-            now = time.monotonic()
-        if starts is None:
+    retry = free = 0
+    while True:
+        slot = await gate.turn()
+        if stop is not None and stop.is_set():
+            gate.release(slot)
             return None
-        cell = [now]
-        starts.append(cell)
-        return cell
+        try:
+            if before is not None:
+                await before()
+            await gate.go(slot)
+            answer = await send()
+        except BaseException:
+            gate.release(slot)  # cut off mid-request: the journal keeps it unanswered
+            raise
+        congested = gate.release(slot, answer)
+        wait = None
+        if retryable(answer):
+            asked = asked_wait(answer)
+            if asked is not None and asked > MAX_RETRY_AFTER:
+                pass  # not waited for: the caller stops, or leaves the request unanswered
+            elif congested and free < FREE_REFUSALS:
+                free += 1
+                wait = asked or 0.0
+            elif retry < policy.retries:
+                wait = asked if asked is not None else policy.backoff(retry)
+                retry += 1
+        if (judge is not None and judge(answer, wait)) or wait is None:
+            return answer
+        if stop is None:
+            await asyncio.sleep(wait)
+        else:
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+                return None
+            except TimeoutError:
+                pass
 
 
 @dataclass(slots=True)
 class Slot:
-    """A request's turn in the rate."""
+    """A request's turn; ``at``: when it went to the wire (``time.monotonic()``)."""
 
-    sent_at: float  # the loop's clock: what :meth:`Backpressure.release` counts
+    at: float
+    paced: bool = False
     _cell: list[float] | None = None
-
-    def stamp(self) -> None:
-        """The request goes to the wire now: its start is kept at this moment (later than its
-        turn by what came between, such as its journal record)."""
-        if self._cell is not None:
-            self._cell[0] = time.monotonic()
 
 
 class Backpressure:
-    """The run-wide gate every request passes: at most ``concurrency`` requests in flight, a
-    pause every worker keeps when the API sends ``Retry-After``, a rate learned from 429s, and
-    the fixed cap of ``--rate``.
+    """The run-wide gate every request passes (:meth:`turn`, :meth:`go` as it goes out, then
+    :meth:`release` with the answer): at most ``concurrency`` requests in flight, the pauses the
+    API asks for with ``Retry-After``, requests spread evenly at the rate congestion control
+    finds, and the fixed cap of ``--rate``.
 
-    The learned rate: on a 429 (once a second at most, whatever number of 429s the requests in
-    flight bring back), every worker pauses for its ``Retry-After``, or a second without one
-    (the second's allowance is spent: requests sent into it would only be refused). When the
-    pause ends, the answers to the requests in flight have come, and the run goes on at what
-    the API took in the second before the 429 (requests it answered otherwise), less 5%; then
-    2.5% more after every ten seconds without a 429, to find a limit the API has raised. A
-    per-second limit is then met from below instead of overshot again and again.
+    Congestion control, whatever limiter stands in front of the API (a fixed or sliding window,
+    nginx's leaky bucket with or without a burst): requests go out evenly spaced, about 1/rate
+    apart on the wire (a leaky bucket without a burst refuses any closer), from START_RATE a
+    second, the rate doubling every round trip until the API refuses one (:func:`refused`), as
+    in TCP's slow start. A refusal of a request sent since the last cut (so at most one cut a
+    round trip) brings the rate down at once, for every worker, to the share of the answers
+    since the last cut that were accepted, by DOWN at least and by half at most. When nothing
+    got through since, every worker also waits, twice as long each time (a window that let a
+    burst through and now refuses everything). When the refusal asked for a pause, the rate
+    comes down to what the API took in the last second (the run stopped at the first refusal).
+    After a cut, accepted answers bring the rate back to the most the API took in a second
+    (less a margin) within a few round trips; from there on each adds a little, so that the run
+    settles where about REFUSED_SHARE of its requests are refused (the limit of nginx without a
+    burst moves with the network's jitter). A refusal that asked for a pause is risked that
+    much less often. Past what the requests in flight can reach, requests are not paced.
     """
 
     def __init__(self, concurrency: int, rate: float | None = None) -> None:
         self.concurrency = concurrency
-        self.in_flight = 0
-        self.paused_until = 0.0
-        self.pushbacks = 0
         self.cap = rate
-        self.learned: float | None = None
-        self._pacer = Pacer(rate, cap=max(1, math.floor(rate))) if rate else None
-        self._taken: deque[float] = deque()  # when the requests the API took were sent
-        self._pause = (0.0, 0.0)  # the last pause, start and end
-        self._measure: tuple[float, float] | None = None  # the second to learn the rate from
-        self._changed = -math.inf  # when the learned rate last changed
-        self._waiters: deque[asyncio.Future] = deque()
+        self.pushbacks = 0  # refusals
+        self.paused_until = 0.0
+        self.rate: float | None = START_RATE  # None: not paced (but by the cap)
+        self.srtt = 0.1  # a round trip, smoothed, until answers say
+        self._places = asyncio.Semaphore(concurrency)
+        self._turns = asyncio.Lock()
+        self._last = self._wire = -math.inf  # the last turn given, the last request out
+        self._answers: deque[tuple[float, bool]] = deque()  # the last second's, refused or not
+        self._taken = 0  # accepted answers among them
+        self._first = math.inf  # when the first answer was accepted
+        self._best = 0.0  # the most answers accepted in a whole second
+        self._gain, self._accel = 0.0, ACCELERATE  # growth per accepted answer, past the best
+        self._cut_at = -math.inf  # when the rate was last cut
+        self._got = True  # an answer was accepted since the last cut
+        self._backoff = 0.0  # the pause after a cut when none was
+        self._starts: deque[list[float]] | None = (
+            deque(maxlen=max(1, math.floor(rate))) if rate else None
+        )
 
-    async def acquire(self) -> None:
-        """Wait for a place among the requests in flight (and the end of a pause); then
-        :meth:`pace`."""
-        loop = asyncio.get_running_loop()
-        while True:
-            wait = self.paused_until - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            if self._measure is not None:
-                since, until = self._measure
-                self._measure = None
-                self._learn(0.95 * sum(1 for t in self._taken if since <= t < until), loop.time())
-            if self.in_flight < self.concurrency:
-                break
-            waiter = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_one()  # woken, then cancelled: the free place goes to another
-                raise
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        self.in_flight += 1
+    async def turn(self) -> Slot:
+        """Wait for a place among the requests in flight, the end of a pause, and the
+        request's turn in the rate; hand the slot back with :meth:`release`."""
+        await self._places.acquire()
+        try:
+            now = time.monotonic()
+            if self.rate is None and self._starts is None and now >= self.paused_until:
+                return Slot(now)  # nothing to wait for: the usual case past slow start
+            async with self._turns:  # one at a time, in order
+                now = time.monotonic()
+                while (due := self._due(now)) > now:
+                    await asyncio.sleep(due - now)
+                    now = time.monotonic()
+                rate = self._pace()  # on time as booked: late wake-ups add no drift
+                self._last = max(due, now - 1.0 / rate) if rate else now
+            if self._starts is None:
+                return Slot(now, True)
+            cell = [now]
+            self._starts.append(cell)
+            return Slot(now, True, cell)
+        except BaseException:
+            self._places.release()
+            raise
 
-    async def pace(self) -> Slot:
-        """Wait for the request's turn in the rate; the slot says when (the loop's clock)."""
-        cell = await self._pacer.acquire() if self._pacer is not None else None
-        return Slot(asyncio.get_running_loop().time(), cell)
+    async def go(self, slot: Slot) -> None:
+        """The request goes to the wire now, about 1/rate after the one before (what came
+        between its turn and now, its journal record, may have taken it less time): a limiter
+        without a burst refuses a request that comes closer. Its start is kept at this moment."""
+        now = time.monotonic()
+        if slot.paced:
+            while (rate := self._pace()) and (due := self._wire + SPACING / rate) > now:
+                await asyncio.sleep(due - now)
+                now = time.monotonic()
+        self._wire = slot.at = now
+        if slot._cell is not None:
+            slot._cell[0] = now
 
-    def release(self, taken: float | None = None) -> None:
-        """A request is done; ``taken``: the API answered it (not with a 429), and it was sent
-        then (what :meth:`acquire` returned)."""
-        self.in_flight -= 1
-        now = asyncio.get_running_loop().time()
-        if taken is not None:
-            self._taken.append(taken)
-            while self._taken[0] < now - 1.0 - PAUSE_ALLOWANCE:
-                self._taken.popleft()
-        if self.learned is not None and now - self._changed >= RAISE_AFTER:
-            self._learn(self.learned * RAISE_BY, now)
-        self._wake_one()
+    def _due(self, now: float) -> float:
+        due = self.paused_until
+        if rate := self._pace():
+            due = max(due, self._last + 1.0 / rate)
+        starts = self._starts
+        if starts is not None and len(starts) == starts.maxlen:
+            due = max(due, starts[0][0] + WINDOW)
+        return due
 
-    def push_back(self, retry_after: float | None, *, rate_limited: bool) -> None:
-        """The API said slow down: with ``retry_after``, every worker waits that long; a 429
-        (``rate_limited``) also pauses every worker and lowers the learned rate."""
-        now = asyncio.get_running_loop().time()
-        pause = retry_after or 0.0
-        if rate_limited:
-            self.pushbacks += 1
-            if now - self._changed >= 1.0 and self._measure is None:
-                start, end = self._pause  # a pause in the second before does not count
-                paused = max(0.0, min(end, now) - max(start, now - 1.0))
-                self._measure = (now - 1.0 - min(paused, PAUSE_ALLOWANCE), now)
-                self._changed = now
-                pause = max(pause, 1.0)
-        if pause > 0:
-            start = max(self.paused_until, now)
-            self.paused_until = max(self.paused_until, now + pause)
-            self._pause = (start, self.paused_until)
+    def _pace(self) -> float | None:
+        """The rate requests go at: congestion control's, within the cap."""
+        if self.cap is None:
+            return self.rate
+        return min(self.rate or self.cap, self.cap)
 
-    def _learn(self, rate: float, now: float) -> None:
-        self.learned = max(MIN_RATE, rate)
-        self._changed = now
-        rate = min(self.learned, self.cap) if self.cap else self.learned
-        if self._pacer is None:
-            self._pacer = Pacer(rate)
-        self._pacer.rate = rate
+    def _set(self, rate: float) -> None:
+        """Past what the requests in flight can reach, no pace (None)."""
+        self.rate = None if rate * self.srtt > 2 * self.concurrency else max(MIN_RATE, rate)
 
-    def _wake_one(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+    def release(self, slot: Slot, answer: Answer | None = None) -> bool:
+        """A request is done: its place goes to the next. ``answer``: what came back (None:
+        nothing, the request was cut off). True for a refusal while the API took more requests
+        than it refused over the last second: the limiter's doing, not this request's."""
+        self._places.release()
+        if answer is None or answer.http_status is None:
+            return False
+        now = time.monotonic()
+        asked = asked_wait(answer)
+        if asked is not None and asked <= MAX_RETRY_AFTER:
+            self.paused_until = max(self.paused_until, now + asked)
+        answers = self._answers
+        no = refused(answer)
+        answers.append((now, no))
+        self._taken += not no
+        while answers[0][0] < now - 1.0:
+            self._taken -= not answers.popleft()[1]
+        if not no:
+            self._first = min(self._first, now)
+            self.srtt += (now - slot.at - self.srtt) / 8
+            self._got = True
+            if self.rate is not None:
+                self._grow(now)
+            return False
+        self.pushbacks += 1
+        if slot.at >= self._cut_at:  # sent before the last cut: it says nothing new
+            self._cut(now, asked)
+        return 2 * self._taken > len(answers)
+
+    def _grow(self, now: float) -> None:
+        if now - self._first >= 1.0:  # a whole second: a window's first burst is no rate
+            self._best = max(self._best, self._taken)
+        rate = self.rate
+        best = (1.0 - 2 * DOWN) * self._best if self._gain else math.inf  # or slow start
+        if rate < best:  # doubling every round trip
+            self._set(min(best, rate * 2.0 ** (1.0 / max(1.0, rate * self.srtt))))
+        else:
+            since = (now - self._cut_at) / self._accel
+            self._set(rate * (1.0 + self._gain * (1.0 + since * since)))
+
+    def _cut(self, now: float, asked: float | None) -> None:
+        sending = self._pace() or len(self._answers) / min(1.0, now - self._first)
+        since = [no for t, no in self._answers if t > self._cut_at]
+        if len(since) >= 4 and (accepted := since.count(False) / len(since)):
+            self._best = min(self._best, sending * accepted)  # what a burst let through: gone
+        else:  # too few to say, or none accepted: a step down, halved when nothing got through
+            accepted = 1.0 if self._got else 0.0
+        rate = sending * max(0.5, min(1.0 - DOWN, accepted))
+        if asked:
+            rate = min(rate, self._taken / min(1.0, now - self._first))
+        self._set(rate)
+        if not self._got:
+            self._backoff = min(1.0, 2 * self._backoff)
+            self.paused_until = max(self.paused_until, now + self._backoff)
+        else:
+            self._backoff = self.srtt
+        self._got = False
+        self._cut_at = now
+        cost = 1.0 + sending * (asked or 0.0)  # a pause costs as many requests as it holds back
+        self._gain = DOWN * REFUSED_SHARE / (1.0 - REFUSED_SHARE) / cost
+        self._accel = ACCELERATE * cost

@@ -268,7 +268,7 @@ async def _live(
             )
         stop = None
         try:
-            access = Access.of(options, session, client)
+            access = Access(session, client)
             plan = await build_plan(options, env, access, journal, source=source, strict=True)
             journal.adopt(records_in_results(plan.table.results))
             journal.note_plan(plan.facts())
@@ -357,8 +357,8 @@ async def _send(
     engine = Engine(
         access.client,
         concurrency=sending.concurrency,
-        policy=access.policy,
-        backpressure=access.gate,
+        policy=access.client.policy,
+        backpressure=access.client.gate,
         journal=journal,
         on_outcome=on_outcome,
         on_attempt=on_attempt if (options.display.verbose or log is not None) else None,

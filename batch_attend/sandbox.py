@@ -6,7 +6,10 @@ stable attendance number on a repeat), and can misbehave on purpose so that retr
 and odd answers are tested over real loopback connections:
 
 * ``latency`` / ``jitter``: seconds added to every answer;
-* ``rate_limit``: requests per second above which it answers 429 with ``Retry-After``;
+* ``rate_limit`` / ``burst``: nginx's ``limit_req`` (a leaky bucket: a request closer than
+  1/rate to the one before is refused, unless ``burst`` lets it through at once), refusing
+  with 503 and no ``Retry-After`` as nginx does by default (``limit_status``: 429;
+  ``retry_after``: a ``Retry-After`` of a second, in seconds or as a date);
 * ``revoke_after``: after that many starts the token stops working (401);
 * ``faults``: per phone, a :class:`Fault` such as ``fail:2`` (two 500s, then normal);
 * ``connected`` / ``disconnect_after``: the account's WhatsApp number is down (or drops after that
@@ -139,7 +142,9 @@ class SandboxState:
     latency: float = 0.0
     jitter: float = 0.0
     rate_limit: float | None = None
-    retry_after: str = "seconds"  # "seconds", "date" or "none"
+    burst: int = 0
+    limit_status: int = 503
+    retry_after: str = "none"  # "seconds", "date" or "none"
     revoke_after: int | None = None
     slow_seconds: float = 5.0
     faults: dict[str, Fault] = field(default_factory=dict)
@@ -164,7 +169,7 @@ class SandboxState:
     max_in_flight: int = 0
     keep_log: bool = True
     log: list[dict] = field(default_factory=list)
-    _window: tuple[int, int] = (0, 0)
+    _bucket: tuple[float, float] = (0.0, -1e9)  # nginx's excess (in requests) and last time
 
     def total_starts(self) -> int:
         return sum(self.starts.values())
@@ -194,15 +199,16 @@ class SandboxState:
         return missing[0] if missing else ""
 
     def _over_rate(self) -> bool:
+        """nginx's ``limit_req``: the excess drains at the rate; a refused request counts not."""
         if not self.rate_limit:
             return False
-        second = int(time.monotonic())
-        start, count = self._window
-        if start != second:
-            start, count = second, 0
-        count += 1
-        self._window = (start, count)
-        return count > self.rate_limit
+        now = time.monotonic()
+        excess, last = self._bucket
+        excess = max(0.0, excess - self.rate_limit * (now - last) + 1.0)
+        if excess > self.burst:
+            return True
+        self._bucket = (excess, now)
+        return False
 
     def _take_fault(self, phone: str) -> str | None:
         fault = self.faults.get(phone)
@@ -272,13 +278,15 @@ def _authorized(request: web.Request, state: SandboxState) -> bool:
 
 
 def _too_many(state: SandboxState) -> web.Response:
-    state.answers["429"] += 1
+    state.answers[str(state.limit_status)] += 1
     headers = {}
     if state.retry_after == "seconds":
         headers["Retry-After"] = "1"
     elif state.retry_after == "date":
         headers["Retry-After"] = email.utils.formatdate(time.time() + 1, usegmt=True)
-    return web.json_response({"error": "too many requests"}, status=429, headers=headers)
+    return web.json_response(
+        {"error": "too many requests"}, status=state.limit_status, headers=headers
+    )
 
 
 async def start_attendance(request: web.Request) -> web.StreamResponse:

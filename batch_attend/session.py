@@ -26,7 +26,7 @@ from batch_attend.directory import (
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.retrying import Backpressure, RetryPolicy
+from batch_attend.retrying import RetryPolicy
 from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.whatsapp import WhatsAppStatus, WhatsAppUnknown, whatsapp_status
 
@@ -46,13 +46,17 @@ class Session:
     def sandbox(self) -> bool:
         return self.name == "sandbox"
 
-    def client(self, options: RunOptions, concurrency: int | None = None) -> PlugChatClient:
+    def client(self, options: RunOptions) -> PlugChatClient:
+        """The one client of a command: its gate (concurrency, rate) and retry policy are the
+        run's, for every request it makes."""
         sending = options.sending
         return PlugChatClient(
             self.base_url,
             self.token,
             timeout=sending.timeout,
-            concurrency=concurrency or sending.concurrency,
+            concurrency=sending.concurrency,
+            rate=sending.rate,
+            policy=RetryPolicy(sending.retries, sending.backoff),
         )
 
 
@@ -87,23 +91,15 @@ def run_async(coro):
 
 @dataclass
 class Access:
-    """How a command may ask the account: its session and client, the run's gate and retry
-    policy; ``lists``: the account's lists, WhatsApp status and who is online too (a dry run
-    asks only about phones); ``check``: the departments even when no row needs them, to tell
-    whether the token is accepted."""
+    """How a command may ask the account: its session and client; ``lists``: the account's
+    lists, WhatsApp status and who is online too (a dry run asks only about phones);
+    ``check``: the departments even when no row needs them, to tell whether the token is
+    accepted."""
 
     session: Session
     client: PlugChatClient
-    gate: Backpressure
-    policy: RetryPolicy
     lists: bool = True
     check: bool = False
-
-    @classmethod
-    def of(cls, options: RunOptions, session: Session, client, **how) -> Access:
-        sending = options.sending
-        gate = Backpressure(sending.concurrency, sending.rate)
-        return cls(session, client, gate, RetryPolicy(sending.retries, sending.backoff), **how)
 
 
 @dataclass

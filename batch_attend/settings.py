@@ -37,7 +37,7 @@ SANDBOX_PORT = 8080
 SERVE_PORT = 8000
 DATA_DIR = Path("batch-attend-data")
 SANDBOX_TOKEN = "sandbox-token"
-SANDBOX_RETRY_AFTER = "seconds"
+SANDBOX_RETRY_AFTER = "none"
 SANDBOX_SLOW_SECONDS = 5.0
 
 

@@ -64,7 +64,7 @@ def status_url(base_url: str) -> str:
 async def whatsapp_status(client, base_url: str) -> WhatsAppStatus:
     """Ask the status; a refused token raises :class:`TokenRefusedError`, an answer that is not
     the status :class:`WhatsAppUnknown`."""
-    answer = await client.request("GET", status_url(base_url))
+    answer = await client.get(status_url(base_url))
     if answer.http_status == 401:
         raise TokenRefusedError(
             _("the API refused the token (HTTP 401) when asked the WhatsApp status")
@@ -143,47 +143,22 @@ async def ask_exists(client, base_url: str, phones, gate, policy) -> dict[str, b
     import asyncio
 
     from batch_attend.api import START_ANSWER_LIMIT
-    from batch_attend.retrying import (
-        MAX_RETRY_AFTER,
-        RETRYABLE_FAILURES,
-        RETRYABLE_STATUSES,
-        asked_wait,
-    )
 
     found: dict[str, bool | None] = {}
     pending = iter(phones)
 
     async def worker() -> None:
         for phone in pending:
-            for retry in range(policy.retries + 1):
-                await gate.acquire()
-                answer = None
-                try:
-                    sent_at = (await gate.pace()).sent_at  # the request goes at once
-                    answer = await client.request(
-                        "GET", exists_url(base_url, phone), limit=START_ANSWER_LIMIT
+            url = exists_url(base_url, phone)
+            answer = await client.get(url, limit=START_ANSWER_LIMIT, gate=gate, policy=policy)
+            if answer.http_status == 401:
+                raise TokenRefusedError(
+                    _(
+                        "the API refused the token (HTTP 401) when asked whether a phone "
+                        "has WhatsApp"
                     )
-                finally:
-                    gate.release(sent_at if answer is not None and answer.taken else None)
-                if answer.http_status == 401:
-                    raise TokenRefusedError(
-                        _(
-                            "the API refused the token (HTTP 401) when asked whether a phone "
-                            "has WhatsApp"
-                        )
-                    )
-                found[phone] = read_exists(answer)
-                again = (
-                    answer.failure in RETRYABLE_FAILURES or answer.http_status in RETRYABLE_STATUSES
                 )
-                if found[phone] is not None or not again or retry == policy.retries:
-                    break
-                asked = asked_wait(answer)
-                if asked is not None and asked > MAX_RETRY_AFTER:
-                    break  # not waited for: the phone stays unknown (a later run asks again)
-                if answer.http_status == 429 or asked is not None:
-                    gate.push_back(asked, rate_limited=answer.http_status == 429)
-                await asyncio.sleep(asked if asked is not None else policy.backoff(retry))
+            found[phone] = read_exists(answer)
 
     try:
         async with asyncio.TaskGroup() as group:  # one failing (a refused token) stops them all

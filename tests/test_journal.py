@@ -2,6 +2,7 @@
 that keeps two runs apart."""
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -11,11 +12,13 @@ import time
 import pytest
 
 from batch_attend.api import Answer
+from batch_attend.cli import cli
 from batch_attend.engine import Engine
 from batch_attend.journal import Journal, JournalError
 from batch_attend.leads import Lead
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 from batch_attend.retrying import RetryPolicy
+from tests.conftest import TOKEN, write_csv
 
 LEADS = [Lead(i, i + 2, f"55449999900{i:02d}", ("OP-1",), "", key=7 + i) for i in range(4)]
 TARGET = "https://app.plugchat.com.br/api/integrations"
@@ -220,7 +223,7 @@ def test_a_file_that_is_not_a_journal_is_refused_and_never_replaced(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(JournalError, match=r"not a batch-attend journal"):
         open_journal(path)
-    with pytest.raises(JournalError, match=r"not a batch-attend journal, so --fresh leaves it"):
+    with pytest.raises(JournalError, match=r"not a batch-attend journal .*left as it is"):
         open_journal(path, fresh=True)
     assert path.read_bytes() == b"this is not a database" * 100
 
@@ -245,6 +248,8 @@ def test_fresh_keeps_the_journal_it_forgets(tmp_path):
 def test_a_journal_of_the_first_version_is_refused_with_a_way_out(tmp_path):
     path = tmp_path / "r.csv.journal"
     old = sqlite3.connect(path)
+    old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    old.execute("INSERT INTO meta VALUES ('schema', '1'), ('input_sha256', 'ab12')")
     old.execute("CREATE TABLE rows (idx INTEGER PRIMARY KEY, phone TEXT)")
     old.commit()
     old.close()
@@ -257,3 +262,74 @@ def test_a_journal_of_the_first_version_is_refused_with_a_way_out(tmp_path):
 def test_read_only_use_never_creates_a_journal(tmp_path):
     assert Journal.open_readonly(tmp_path / "none.journal") is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fresh_twice_in_one_second_keeps_both_journals_it_forgets(runner, sandbox, tmp_path):
+    source = write_csv(
+        tmp_path / "leads.csv", [["Telefone", "Operadores"], [LEADS[0].phone, "OP-ANA"]]
+    )
+    out = tmp_path / "r.csv"
+    env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url}
+    runs = [runner.invoke(cli, [str(source), "-o", str(out), "--fresh"], env=env) for _ in range(3)]
+    assert [r.exit_code for r in runs] == [0, 0, 0], runs[-1].stderr
+    kept = sorted(tmp_path.glob("r.csv.journal.*.old"))
+    assert len(kept) == 2
+    statuses = []
+    for path in kept:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            statuses += [s for (s,) in db.execute("SELECT status FROM leads")]
+    assert sorted(statuses) == ["already_in_service", "started"]
+
+
+def other_programs_database(path):
+    """Another program's SQLite file, with a ``leads`` table of its own."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE leads (id INTEGER PRIMARY KEY, name TEXT, phone TEXT)")
+        db.executemany("INSERT INTO leads (name, phone) VALUES (?, ?)", [("Ana", "44 99999")] * 50)
+        db.commit()
+
+
+def damaged_ledger(runner, sandbox, tmp_path, path):
+    """A ledger of this version with one of its pages overwritten (not cut short)."""
+    rows = [["Telefone", "Operadores"], *[[f"5544999{i:06d}", "OP-ANA"] for i in range(300)]]
+    source = write_csv(tmp_path / "first.csv", rows)
+    env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url}
+    done = runner.invoke(cli, [str(source), "-o", str(tmp_path / "first.results.csv"),
+                               "--journal", str(path)], env=env)  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    with path.open("r+b") as fh:
+        page = int.from_bytes(fh.read(18)[16:18], "big")
+        fh.seek(3 * page)  # the header of the 4th page: a b-tree page no longer
+        fh.write(b"\xff" * 200)
+
+
+@pytest.mark.parametrize("kind", ["another program's", "damaged"])
+def test_a_journal_that_is_not_ours_or_damaged_is_refused_untouched_with_a_summary(
+    runner, sandbox, tmp_path, kind
+):
+    path = tmp_path / "their.db"
+    if kind == "damaged":
+        damaged_ledger(runner, sandbox, tmp_path, path)
+    else:
+        other_programs_database(path)
+    before = path.read_bytes()
+    source = write_csv(
+        tmp_path / "leads.csv", [["Telefone", "Operadores"], [LEADS[0].phone, "OP-ANA"]]
+    )
+    summary = tmp_path / "s.json"
+    env = {"PLUGCHAT_TOKEN": TOKEN, "PLUGCHAT_BASE_URL": sandbox.base_url}
+    for extra in ([], ["--fresh"], ["--dry-run"]):
+        result = runner.invoke(
+            cli,
+            [str(source), "-o", str(tmp_path / "r.csv"), "--journal", str(path),
+             "--summary-json", str(summary), *extra],
+            env=env,
+        )  # fmt: skip
+        assert result.exit_code == 2, result.stderr
+        assert "not a batch-attend journal" in result.stderr and "unexpected" not in result.stderr
+        assert json.loads(summary.read_text())["exit_code"] == 2
+        assert path.read_bytes() == before
+        wal = tmp_path / "their.db-wal"  # as any reader of a database in WAL mode leaves it
+        assert not wal.exists() or not wal.stat().st_size
+    checked = runner.invoke(cli, ["check", str(source), "--journal", str(path)], env=env)
+    assert checked.exit_code == 2 and path.read_bytes() == before

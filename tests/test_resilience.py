@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 
 import pytest
@@ -148,7 +149,7 @@ def test_progress_without_an_earlier_lost_request_is_not_claimed(sandbox, tmp_pa
 
 @pytest.mark.parametrize("retry_after", ["seconds", "date", "none"])
 def test_rate_limited_run_ends_with_every_row_started(tmp_path, retry_after):
-    state = SandboxState(token=TOKEN, rate_limit=25, retry_after=retry_after)
+    state = SandboxState(token=TOKEN, rate_limit=25, limit_status=429, retry_after=retry_after)
     with SandboxServer(state) as sandbox:
         report, stderr = run(
             tmp_path, sandbox.base_url, phones(60), concurrency=8, retries=8, backoff=0.2
@@ -156,7 +157,7 @@ def test_rate_limited_run_ends_with_every_row_started(tmp_path, retry_after):
     statuses = {o.status for o in report.outcomes}
     assert statuses == {RowStatus.STARTED}
     assert report.summary.pushbacks > 0
-    assert f"the API asked to slow down {report.summary.pushbacks} times (429)" in stderr
+    assert f"{report.summary.pushbacks} requests refused by a rate limit" in stderr
     assert sum(o.attempts for o in report.outcomes) == sum(state.requests.values())
     assert set(state.starts.values()) == {1}
 
@@ -278,3 +279,45 @@ def test_a_token_that_appears_inside_answers_does_not_change_them(tmp_path):
     assert only(first).status is RowStatus.STARTED
     assert only(again).status is RowStatus.ALREADY_IN_SERVICE
     assert only(again).operators == ("OP-ANA",)
+
+
+def late_first(seconds: float):
+    """Answers ``true``, the first request only after ``seconds``."""
+    first = True
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal first
+        if first:
+            first = False
+            await asyncio.sleep(seconds)
+        return web.json_response(True)
+
+    return handler
+
+
+@pytest.mark.timeout(60)
+def test_an_answer_twelve_seconds_late_is_taken_in_without_a_crash(tmp_path):
+    """Inside the default 30 s time-out (it used to end the run: IndexError, exit 1)."""
+    with ScriptedServer() as server:
+        server.handler = late_first(12.0)
+        report, stderr = run(tmp_path, server.origin + "/api/integrations", phones(3))
+    assert report.exit_status is ExitStatus.SUCCESS, stderr
+    assert [(o.status, o.attempts) for o in report.outcomes] == [(RowStatus.STARTED, 1)] * 3
+
+
+@pytest.mark.parametrize(
+    ("late", "code", "attempts"), [(0.6, None, 1), (1.4, ErrorCode.TIMEOUT, 2)]
+)
+def test_an_answer_just_before_or_after_the_time_out_is_judged_as_it_came(
+    tmp_path, late, code, attempts
+):
+    """Just before: started. Just after: a time-out, sent again (and started then)."""
+    log = tmp_path / "log.jsonl"
+    with ScriptedServer() as server:
+        server.handler = late_first(late)
+        report, _ = run(
+            tmp_path, server.origin + "/api/integrations", [PHONE], timeout=1.0, log_file=log
+        )
+    assert (only(report).status, only(report).attempts) == (RowStatus.STARTED, attempts)
+    first = json.loads(log.read_text().splitlines()[0])
+    assert first["error"] == code

@@ -193,8 +193,8 @@ def test_format_summary_counts_only_what_this_run_decided_and_says_one_row():
     summary.elapsed, summary.retries, summary.pushbacks, summary.output = 2.0, 1, 1, "r.csv"
     summary.resumed = 1  # done by an earlier run: no request of this run, no rate
     assert format_summary(summary) == (
-        "1 row: 1 started in 2.0 s; 1 done by an earlier run; 1 retry; the API asked to slow "
-        "down once (429). Results: r.csv"
+        "1 row: 1 started in 2.0 s; 1 done by an earlier run; 1 retry; 1 request refused by a "
+        "rate limit. Results: r.csv"
     )
 
 

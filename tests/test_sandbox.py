@@ -38,6 +38,19 @@ def start(sandbox, body, token=TOKEN, content_type="application/json"):
     return call(sandbox.base_url + "/start-attendance", body=body, headers=headers)
 
 
+def start_with_headers(sandbox, body):
+    request = urllib.request.Request(
+        sandbox.base_url + "/start-attendance",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": TOKEN},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers)
+
+
 BODY = {"phone": "554499999999", "operators": ["OP-ANA"]}
 
 
@@ -87,13 +100,27 @@ def test_fault_counts_run_out():
     assert state.starts == {"554499999999": 1}
 
 
-def test_rate_limit_answers_429_with_retry_after():
-    with SandboxServer(SandboxState(token=TOKEN, rate_limit=2)) as sandbox:
-        statuses = [
-            start(sandbox, {"phone": f"55449999999{i}", "operators": ["OP-ANA"]})[0]
-            for i in range(6)
-        ]
-    assert 429 in statuses and statuses[0] == 200
+@pytest.mark.parametrize(
+    ("burst", "status", "retry_after", "header"),
+    [(0, 503, "none", None), (2, 503, "none", None), (0, 429, "seconds", "1")],
+)
+def test_rate_limit_is_nginx_leaky_bucket(burst, status, retry_after, header):
+    """A start closer than 1/rate to the last one let through is refused (burst: that many
+    more at once), the refusal counting for nothing; at 1/rate apart, all go through."""
+    state = SandboxState(
+        token=TOKEN, rate_limit=5, burst=burst, limit_status=status, retry_after=retry_after
+    )
+    with SandboxServer(state) as sandbox:
+        body = lambda i: {"phone": f"5544999999{i:03d}", "operators": ["OP-ANA"]}  # noqa: E731
+        answers = [start_with_headers(sandbox, body(i)) for i in range(burst + 3)]
+        time.sleep(0.25)
+        spaced = []
+        for i in range(3):
+            spaced.append(start_with_headers(sandbox, body(100 + i))[0])
+            time.sleep(0.25)
+    assert [a[0] for a in answers] == [200] * (burst + 1) + [status] * 2
+    assert answers[-1][1].get("Retry-After") == header
+    assert spaced == [200, 200, 200]
 
 
 @pytest.mark.parametrize(
