@@ -17,12 +17,13 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from batch_attend.outcomes import ErrorCode
 
-if TYPE_CHECKING:
-    from batch_attend.api import Answer
+#: An answer as :class:`batch_attend.api.Answer` holds it (this module stays below the client,
+#: which passes every request through its gate).
+Answer = Any
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_FAILURES = frozenset(
