@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import sentences
+from batch_attend import i18n, sentences
 from batch_attend.api import check_base_url, check_token
 from batch_attend.directory import Directory
 from batch_attend.env import Env
@@ -160,11 +160,11 @@ class Plan:
             fill = ", ".join(requests.operators) or _("nothing (such rows are invalid)")
         invalid = counted(RowStatus.INVALID, self.count(RowStatus.INVALID))
         if without := self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP):
-            invalid += _(" ({count} without WhatsApp)").format(count=f"{without:,}")
+            invalid += _(" ({count} without WhatsApp)").format(count=i18n.number(without))
         duplicates = counted("duplicates", self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW))
         rows = f"{counted('rows', len(table))}: {counted('ready', self.ready)}, {invalid}, {duplicates}"
         if done := int(self.frame["carried"].sum()):
-            rows += _("; {done} done by an earlier run").format(done=f"{done:,}")
+            rows += _("; {done} done by an earlier run").format(done=i18n.number(done))
         header = _("header row {row}").format(row=table.header_row)
         out = [
             _("Plan: {where}, {header}: {columns}.").format(
@@ -430,7 +430,7 @@ async def verify_whatsapp(
             + _(
                 "asked PlugChat whether {count} phones have WhatsApp ({known} known from an "
                 "earlier run)."
-            ).format(count=f"{len(asked) + len(others):,}", known=f"{len(known):,}")
+            ).format(count=i18n.number(len(asked) + len(others)), known=i18n.number(len(known)))
         )
     return apply_exists(frame, found, done)
 
@@ -473,7 +473,7 @@ def check_lines(plan: Plan) -> list[str]:
     out += ["  " + _("row {row}: {error}").format(row=r, error=e) for r, e in problems[:20]]
     if len(problems) > PROBLEMS_SHOWN:
         more = len(problems) - PROBLEMS_SHOWN
-        out.append("  " + _("... and {count} more").format(count=f"{more:,}"))
+        out.append("  " + _("... and {count} more").format(count=i18n.number(more)))
     ready = plan.exit_status() is ExitStatus.SUCCESS
     out.append(_("Ready: yes") if ready else _("Ready: no"))
     return out

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from batch_attend import i18n
 from batch_attend.engine import Engine, HeldSignals, signals_stop
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
@@ -425,7 +426,7 @@ def closing_message(summary: RunSummary, journal: Path | None) -> str | None:
             "{count} row not finished is marked skipped",
             "{count} rows not finished are marked skipped",
             count,
-        ).format(count=f"{count:,}")
+        ).format(count=i18n.number(count))
         return " ".join((
             _("interrupted ({signal}); {skipped}.").format(signal=stop.key, skipped=not_finished),
             _("Run the same command again to resume (progress is in {journal}).").format(
@@ -434,7 +435,7 @@ def closing_message(summary: RunSummary, journal: Path | None) -> str | None:
         ))  # fmt: skip
     skipped = ngettext(
         "{count} row is marked skipped", "{count} rows are marked skipped", count
-    ).format(count=f"{count:,}")
+    ).format(count=i18n.number(count))
     return _(_CLOSING[stop]).format(
         problem=summary.whatsapp_problem, when=summary.retry_at, env=TOKEN_ENV, skipped=skipped
     )

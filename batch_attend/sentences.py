@@ -34,6 +34,10 @@ NOT_PART_OF_A_PHONE = N_("'{cell}' has '{char}', which is not part of a phone nu
 WRONG_LENGTH = N_(
     "'{cell}' has {count} digits; a phone needs {least} to {most} (country code, area code, number)"
 )
+WRONG_LENGTH_AFTER_00 = N_(
+    "'{cell}' has {count} digits after 00; a phone needs {least} to {most} (country code, area "
+    "code, number)"
+)
 WRONG_LENGTH_NO_DDD = N_(
     "'{cell}' has {count} digits; a phone needs {least} to {most} (country code, area code, "
     "number); add the area code (DDD) in front, or a DDD column"
@@ -200,11 +204,12 @@ TEMPLATES = {
     if name.isupper() and isinstance(text, str)
 }
 globals().update(TEMPLATES)
-#: The fields that hold a sentence of this module, rendered in the language too, and those that
-#: hold a quantity, written as the reader writes numbers; the others (a cell, a row number, an
-#: HTTP status) are shown as they are.
+#: The fields that hold a sentence of this module, rendered in the language too, those that
+#: hold a quantity, written as the reader writes numbers, and a moment, as the reader writes
+#: dates; the others (a cell, a row number, an HTTP status) are shown as they are.
 SENTENCE_FIELDS = frozenset({"done"})
 NUMBER_FIELDS = frozenset({"count", "size", "limit", "seconds"})
+MOMENT_FIELDS = frozenset({"when"})
 _KEPT = re.compile(r"([A-Z][A-Z0-9_]*)(?: (\{.*\}))?", re.DOTALL)
 
 
@@ -251,6 +256,8 @@ def render(kept: str) -> str:
                 values[name] = render(value)
             elif name in NUMBER_FIELDS and isinstance(value, int):
                 values[name] = i18n.number(value)
+            elif name in MOMENT_FIELDS:
+                values[name] = i18n.moment(value)
         return i18n._(template.text).format(**values)
     except (ValueError, KeyError, IndexError, AttributeError):
         return kept

@@ -44,7 +44,9 @@ def _values(template):
 
 
 @pytest.mark.parametrize("template", sentences.TEMPLATES.values())
-def test_every_message_is_kept_as_its_key_and_values_and_rendered_in_either_language(template):
+def test_every_message_is_kept_as_its_key_and_values_and_rendered_in_either_language(
+    template, sao_paulo
+):
     values = _values(template)
     kept = template.format(**values)
     assert kept.split(" ", 1)[0] == str(template)  # the key, then the values as JSON
@@ -52,6 +54,7 @@ def test_every_message_is_kept_as_its_key_and_values_and_rendered_in_either_lang
         f: sentences.render(v) if f in sentences.SENTENCE_FIELDS else v for f, v in values.items()
     }
     numbers = {f: "1,234" for f in values.keys() & sentences.NUMBER_FIELDS}
+    numbers.update({f: "12/1/26, 10:00\u202fAM" for f in values.keys() & sentences.MOMENT_FIELDS})
     assert sentences.render(kept) == template.text.format(**{**shown, **numbers})
     with i18n.speaking("pt_BR"):
         shown = {
@@ -59,6 +62,7 @@ def test_every_message_is_kept_as_its_key_and_values_and_rendered_in_either_lang
             for f, v in values.items()
         }
         numbers = {f: "1.234" for f in values.keys() & sentences.NUMBER_FIELDS}
+        numbers.update({f: "01/12/2026 10:00" for f in values.keys() & sentences.MOMENT_FIELDS})
         said = sentences.render(kept)
         assert said == i18n._(template.text).format(**{**shown, **numbers})
     assert said != sentences.render(kept)  # translated

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from batch_attend import i18n
 from batch_attend.columns import on_cores
 from batch_attend.i18n import _
 from batch_attend.reading.headers import HEADER_SEARCH_ROWS, header_index
@@ -105,7 +106,7 @@ def table_from_grid(
         raise InputError(
             _(
                 "{where}: {rows} data rows, more than the {limit} batch-attend takes in one run (as many as a worksheet holds). Split the file."
-            ).format(where=where, rows=f"{len(data):,}", limit=f"{MAX_ROWS:,}")
+            ).format(where=where, rows=i18n.number(len(data)), limit=i18n.number(MAX_ROWS))
         )
     names = [header[j] or f"column_{j + 1}" for j in keep]
     numbers = data.index.to_numpy() + 1  # grid rows are 0-based (the index keeps them)
