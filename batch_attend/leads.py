@@ -8,6 +8,7 @@ cell where a sheet repeats a few values.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -202,6 +203,24 @@ def per_distinct(cells: pd.Series, rule) -> pd.Series:
     for k, cell in enumerate(distinct):
         results[k] = rule(cell)
     return pd.Series(results[codes], index=cells.index, dtype=object)
+
+
+def map_values(table: Table, columns: ColumnMap, value_map: dict[str, dict[str, str]]) -> Table:
+    """``table`` with each value a person mapped replaced in its role's column, in every row
+    that holds it: a name among a cell's operators, or a whole (department) cell."""
+    frame = table.frame.copy() if any(value_map.values()) else table.frame
+    for role, pairs in value_map.items():
+        if (j := getattr(columns, role, None)) is None or not pairs:
+            continue
+
+        def rule(cell: str, pairs=pairs, role=role) -> str:
+            if role != "operators":
+                return pairs.get(cell.strip(), cell)
+            names = split_operators(cell)
+            return ", ".join(pairs.get(n, n) for n in names) if set(names) & pairs.keys() else cell
+
+        frame[j] = per_distinct(frame[j], rule).astype(str)
+    return dataclasses.replace(table, frame=frame)
 
 
 class Lead(NamedTuple):

@@ -21,7 +21,14 @@ from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.journal import Journal, default_journal_path
-from batch_attend.leads import LeadDefaults, leads_to_send, pending, row_keys, split_operators
+from batch_attend.leads import (
+    LeadDefaults,
+    leads_to_send,
+    map_values,
+    pending,
+    row_keys,
+    split_operators,
+)
 from batch_attend.leads import validate as validate_rows
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, Stop
 from batch_attend.planning import (
@@ -336,6 +343,8 @@ async def build_plan(
     WhatsApp answers are kept). ``strict`` (a run): what stops sending is raised as soon as it
     is known, before any phone is asked about."""
     table, output = source or read_source(options, env, sending=False)
+    given = options.input
+    table = table.edited(given.cell_edits)
     requests = options.requests
     asking = access is not None and access.lists
     if asking:
@@ -349,7 +358,6 @@ async def build_plan(
     directory = account.directory
     directory.unchecked = account.ticket and directory.operators is None
     lookup = directory if requests.lookup else None
-    given = options.input
     columns = map_columns(
         table,
         given.phone_column,
@@ -359,6 +367,7 @@ async def build_plan(
         given.ignore_columns,
         owners_by_content(table, directory),
     )
+    table = map_values(table, columns, given.value_map)
     pool = _pool(options, lookup)
     defaults = LeadDefaults(
         requests.operators, requests.department, requests.country_code, pool=bool(pool)

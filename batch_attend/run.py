@@ -173,9 +173,9 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
 def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> RunReport:
     dry_run = options.sending.dry_run
     source = read_source(options, env, sending=True)
-    table, output = source
+    output = source[1]
     summary = RunSummary(output=output, dry_run=dry_run, started_at=now())
-    summary.input = str(options.input.path)
+    summary.input = options.input.label or str(options.input.path)
     path = journal_path(options, output)
     for file in (None if dry_run else path, options.output.summary_json, options.output.log_file):
         if file is not None:
@@ -209,13 +209,15 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
         try:
             write_results(
                 output,
-                table.columns,
-                contract_frame(table.frame, frame),
+                plan.table.columns,  # as edited before sending
+                contract_frame(plan.table.frame, frame),
                 stdout=env.stdout,
                 summary=summary,
                 bom=options.output.bom,
                 delimiter=csv_delimiter(
-                    options.output.output_delimiter, table.delimiter, options.output.results_lang
+                    options.output.output_delimiter,
+                    plan.table.delimiter,
+                    options.output.results_lang,
                 ),
                 lang=options.output.results_lang or "en",
             )

@@ -4,6 +4,7 @@ control character anywhere."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,17 @@ class Table:
 
     def column(self, j: int) -> pd.Series:
         return self.frame[j]
+
+    def edited(self, edits: dict[int, dict[str, str]]) -> Table:
+        """This table with the cells a person changed before sending (by the row number they
+        see and the column's name); the file is never changed."""
+        at = {int(row): i for i, row in enumerate(self.row_numbers)} if edits else {}
+        frame = self.frame.copy() if at else self.frame
+        for row, cells in edits.items():
+            for name, value in cells.items():
+                if int(row) in at and name in self.columns:
+                    frame.iat[at[int(row)], self.columns.index(name)] = value
+        return dataclasses.replace(self, frame=frame)
 
 
 def is_blank(row: list[str]) -> bool:
