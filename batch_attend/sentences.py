@@ -178,6 +178,53 @@ JOURNAL_FAILED = N_(
 TOKEN_REFUSED_EARLIER = N_("not sent: the API refused the token earlier in the run")
 
 
+#: What each error code means in a few words, for a person: the page's groups of problems and
+#: a Portuguese Summary sheet (files for scripts keep the codes).
+LABELS = {
+    "invalid_phone": N_("Invalid phone"),
+    "missing_operators": N_("No operator"),
+    "too_many_operators": N_("Too many operators"),
+    "no_whatsapp": N_("No WhatsApp"),
+    "unknown_operator": N_("Operator not in the account"),
+    "ambiguous_operator": N_("Operator name matches several"),
+    "inactive_operator": N_("Inactive operator"),
+    "unknown_department": N_("Department not in the account"),
+    "inactive_department": N_("Inactive department"),
+    "dry_run": N_("Checked, not sent"),
+    "duplicate_row": N_("Duplicate"),
+    "not_a_lead": N_("Not a lead"),
+    "operators_offline": N_("Operators offline"),
+    "unauthorized": N_("Token refused"),
+    "interrupted": N_("Not sent: stopped"),
+    "whatsapp_disconnected": N_("WhatsApp disconnected"),
+    "not_started": N_("Not started by PlugChat"),
+    "bad_request": N_("Request refused"),
+    "forbidden": N_("Not allowed"),
+    "not_found": N_("Wrong address"),
+    "method_not_allowed": N_("Wrong address"),
+    "unsupported_media_type": N_("Request refused"),
+    "rate_limited": N_("Too many requests"),
+    "client_error": N_("Request refused"),
+    "server_error": N_("PlugChat error"),
+    "unexpected_redirect": N_("Wrong address"),
+    "unexpected_response": N_("Unexpected answer"),
+    "timeout": N_("No answer in time"),
+    "connection_error": N_("No connection"),
+    "connection_lost": N_("Connection lost"),
+    "phone_check_failed": N_("WhatsApp check failed"),
+    "malformed_answer": N_("Unexpected answer"),
+    "confirmed_on_retry": N_("Confirmed on retry"),
+    "not_resent": N_("Done earlier, not sent again"),
+    "ninth_digit_added": N_("Sent with the ninth digit"),
+    "ninth_digit_removed": N_("Sent without the ninth digit"),
+}
+
+
+def label(code: str) -> str:
+    """An error code in words, in the current language (an unknown code as it is)."""
+    return i18n._(LABELS[code]) if code in LABELS else code
+
+
 class Template(str):
     """A sentence of the results as the ledger keeps it: its name (this string), and with
     :meth:`format` its values (``NAME {"cell": "123"}``). The English words (``text``, the

@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batch_attend import i18n
 from batch_attend.atomic import write_text
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
@@ -160,6 +161,8 @@ class Run:
             output=str(self.results("xlsx")),
             journal=own if own.exists() else shared,
             quiet=True,
+            label=self.name,
+            results_lang=i18n.language(),  # the page's: who reads the results
             **option_values(self.choices),
             **settings,
         )
@@ -252,6 +255,7 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> dict:
             table.columns,
             contract_frame(table.frame, report.frame),
             delimiter=csv_delimiter(None, table.delimiter),
+            lang=i18n.language(),
         )
     except (BatchAttendError, OSError) as exc:
         log.warning("run %s: the CSV results could not be written (%s)", run.id, exc)
