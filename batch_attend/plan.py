@@ -119,6 +119,12 @@ class Plan:
             )
         ]
 
+    def landlines(self) -> int:
+        """The phones to send that are Brazilian landlines (8 digits from 2 to 5 after the
+        DDD): PlugChat talks WhatsApp, which no landline has."""
+        phones = self.frame.loc[pending(self.frame), "phone"]
+        return int(phones.str.fullmatch(r"55[0-9]{2}[2-5][0-9]{7}").sum())
+
     def blocking(self) -> list[BatchAttendError]:
         """What stops the run before its first start, when rows are to be sent: a list or the
         WhatsApp status that could not be read, the number not connected."""
@@ -181,6 +187,12 @@ class Plan:
                 "Empty operators cells: {fill}; empty department cells: {department}. {rows}."
             ).format(fill=fill, department=requests.department or _("none"), rows=rows),
         ]
+        if (landlines := self.landlines()) * 2 > self.ready:
+            out.append(_(
+                "{count} of the {ready} phones to send are landlines, which have no WhatsApp: is "
+                "'{column}' the phone column?"
+            ).format(count=i18n.number(landlines), ready=i18n.number(self.ready),
+                     column=table.columns[columns.phone]))  # fmt: skip
         if self.unchecked:
             what = ", ".join(self.unchecked)
             out.append(_("Not checked without asking the account: {what}.").format(what=what))

@@ -74,13 +74,14 @@ class Watch:
         self.counts: Counter = Counter()  # per status, rows decided before sending included
         self.started: float | None = None  # time.monotonic() when sending began
         self.cancelled = False
+        self.is_planned = False  # until then, nothing is known of the rows
         self._engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def planned(self, plan: Plan) -> None:
         decided = plan.frame["status"].dropna().value_counts().to_dict()
         with self._lock:
-            self.rows, self.total = len(plan.frame), plan.ready
+            self.rows, self.total, self.is_planned = len(plan.frame), plan.ready, True
             self.counts.update({str(k): int(v) for k, v in decided.items()})
 
     def attach(self, engine: Engine) -> None:
@@ -117,6 +118,7 @@ class Watch:
             rate = self.done / elapsed if elapsed > 0 else 0.0
             left = (self.total - self.done) / rate if rate > 0 else None
             return {
+                "planned": self.is_planned,
                 "rows": self.rows,
                 "total": self.total,
                 "done": self.done,

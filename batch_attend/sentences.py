@@ -178,51 +178,53 @@ JOURNAL_FAILED = N_(
 TOKEN_REFUSED_EARLIER = N_("not sent: the API refused the token earlier in the run")
 
 
-#: What each error code means in a few words, for a person: the page's groups of problems and
-#: a Portuguese Summary sheet (files for scripts keep the codes).
-LABELS = {
-    "invalid_phone": N_("Invalid phone"),
-    "missing_operators": N_("No operator"),
-    "too_many_operators": N_("Too many operators"),
-    "no_whatsapp": N_("No WhatsApp"),
-    "unknown_operator": N_("Operator not in the account"),
-    "ambiguous_operator": N_("Operator name matches several"),
-    "inactive_operator": N_("Inactive operator"),
-    "unknown_department": N_("Department not in the account"),
-    "inactive_department": N_("Inactive department"),
-    "dry_run": N_("Checked, not sent"),
-    "duplicate_row": N_("Duplicate"),
-    "not_a_lead": N_("Not a lead"),
-    "operators_offline": N_("Operators offline"),
-    "unauthorized": N_("Token refused"),
-    "interrupted": N_("Not sent: stopped"),
-    "whatsapp_disconnected": N_("WhatsApp disconnected"),
-    "not_started": N_("Not started by PlugChat"),
-    "bad_request": N_("Request refused"),
-    "forbidden": N_("Not allowed"),
-    "not_found": N_("Wrong address"),
-    "method_not_allowed": N_("Wrong address"),
-    "unsupported_media_type": N_("Request refused"),
-    "rate_limited": N_("Too many requests"),
-    "client_error": N_("Request refused"),
-    "server_error": N_("PlugChat error"),
-    "unexpected_redirect": N_("Wrong address"),
-    "unexpected_response": N_("Unexpected answer"),
-    "timeout": N_("No answer in time"),
-    "connection_error": N_("No connection"),
-    "connection_lost": N_("Connection lost"),
-    "phone_check_failed": N_("WhatsApp check failed"),
-    "malformed_answer": N_("Unexpected answer"),
-    "confirmed_on_retry": N_("Confirmed on retry"),
-    "not_resent": N_("Done earlier, not sent again"),
-    "ninth_digit_added": N_("Sent with the ninth digit"),
-    "ninth_digit_removed": N_("Sent without the ninth digit"),
+#: The web page's words for the sentences that tell a command-line user what to type: what to
+#: do on the page instead (the same values; files keep the sentences above).
+PAGE = {
+    "NO_OPERATORS": N_(
+        "the operators cell is empty; choose an operator pool above, or write the operator in "
+        "the cell"
+    ),
+    "NO_OPERATORS_COLUMN": N_("no operators column; choose one above, or an operator pool"),
+    "NAME_WITHOUT_TICKET": N_(
+        "'{value}' looks like a name or login, which this server cannot look up (it has no "
+        "PlugChat ticket); write the operator's ID instead"
+    ),
+    "UNKNOWN_OPERATOR": N_(
+        "no operator '{value}' in this account; choose which operator it is in the table above, "
+        "or correct the cell"
+    ),
+    "UNKNOWN_DEPARTMENT": N_(
+        "no department '{value}' in this account; choose which department it is in the table "
+        "above, or correct the cell"
+    ),
+    "NOT_FOUND": N_("no start-attendance endpoint at the PlugChat address this server uses"),
+    "REDIRECTED": N_("the API redirected; the PlugChat address this server uses needs checking"),
+    "REDIRECTED_TO": N_(
+        "the API redirected to {location}; the PlugChat address this server uses needs checking"
+    ),
+    "PHONE_CHECK_FAILED": N_(
+        "could not ask PlugChat whether {phone} has WhatsApp; Resume asks again"
+    ),
+    "RETRY_TOO_LATE": N_(
+        "the API answered HTTP {status} and asked to be called again in {seconds} s (at {when}); "
+        "Resume then"
+    ),
+    "NOT_SENT_RETRY_AT": N_("not sent: the API asked to be called again at {when}; Resume then"),
+    "NOT_FINISHED": N_("not sent: the run was cancelled; Resume sends it"),
+    "WHATSAPP_DROPPED": N_(
+        "not sent: the account's WhatsApp number disconnected during the run; reconnect it, "
+        "then Resume"
+    ),
+    "JOURNAL_FAILED": N_("not finished: the server could not write its records; Resume later"),
 }
 
 
 def label(code: str) -> str:
-    """An error code in words, in the current language (an unknown code as it is)."""
-    return i18n._(LABELS[code]) if code in LABELS else code
+    """An error code in a person's words, in the current language: its own words in English
+    (``invalid_phone``: "Invalid phone"), the catalog's message (tools/catalog.py lists them)."""
+    words = code.replace("_", " ").replace("whatsapp", "WhatsApp")
+    return i18n._(words[:1].upper() + words[1:])
 
 
 class Template(str):
@@ -289,9 +291,10 @@ def fill(template: Template, **values) -> pd.Series | str:
     return out + "}"
 
 
-def render(kept: str) -> str:
-    """A message as the ledger keeps it, in the current language; any other text (a sentence of
-    an earlier version, a cell of a results file handed back) as it came."""
+def render(kept: str, page: bool = False) -> str:
+    """A message as the ledger keeps it, in the current language (``page``: in the web page's
+    words); any other text (a sentence of an earlier version, a cell of a results file handed
+    back) as it came."""
     found = _KEPT.fullmatch(kept) if kept else None
     template = TEMPLATES.get(found.group(1)) if found else None
     if template is None:
@@ -305,23 +308,18 @@ def render(kept: str) -> str:
                 values[name] = i18n.number(value)
             elif name in MOMENT_FIELDS:
                 values[name] = i18n.moment(value)
-        return i18n._(template.text).format(**values)
+        text = PAGE.get(str(template)) if page else None
+        return i18n._(text or template.text).format(**values)
     except (ValueError, KeyError, IndexError, AttributeError):
         return kept
 
 
-def render_all(kept: pd.Series) -> pd.Series:
+def render_all(kept: pd.Series, page: bool = False) -> pd.Series:
     """:func:`render` for a column, once per distinct message."""
     import pandas as pd
 
     if kept.empty:
         return kept
     codes, distinct = pd.factorize(kept)
-    said = [render(str(message)) for message in distinct]
+    said = [render(str(message), page) for message in distinct]
     return pd.Series(pd.array(said, dtype=object)[codes], index=kept.index, dtype=str)
-
-
-def render_error(cell: str) -> str:
-    """An ``error`` cell (``code: message``) with its message rendered."""
-    code, sep, message = cell.partition(": ")
-    return code + sep + render(message)

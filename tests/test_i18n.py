@@ -151,7 +151,7 @@ def test_the_summary_and_closing_message_write_numbers_as_the_reader_does():
         said = format_summary(summary)
         closing = closing_message(summary, None)
     assert said.startswith(
-        "20.000 linhas: 10.843 iniciadas, 1.000 inválidas, 8.157 puladas em 29,4 s"
+        "20.000 linhas: 10.843 iniciadas, 1.000 inválidas, 8.157 não enviadas em 29,4 s"
     )
     assert "(368,3 linhas/s)" in said
     assert "8.157 linhas não terminadas" in closing

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import openpyxl
@@ -20,7 +21,7 @@ from batch_attend.reading.files import read_table
 from batch_attend.reading.headers import map_columns
 from batch_attend.run import run_batch
 from batch_attend.settings import RunOptions
-from batch_attend.web.preview import preview
+from batch_attend.web.preview import Tables, preview
 from batch_attend.web.runs import RunStore
 from tests.conftest import TOKEN, read_results_csv, said, write_csv, write_xlsx
 
@@ -66,7 +67,7 @@ def test_check_dry_run_preview_and_run_agree_row_by_row(sandbox, tmp_path):
     page_run = store.new("leads.csv", ".csv")
     page_run.input.write_bytes(leads.read_bytes())
     page_run.choices = {"pool": ["OP-BRUNO"]}
-    view = preview(page_run, settings, {})
+    view = preview(page_run, settings, {}, Tables())
     report = run_batch(options, quiet())
 
     assert rows_of(dry.plan) == checked == rows_of(report.plan)
@@ -77,12 +78,14 @@ def test_check_dry_run_preview_and_run_agree_row_by_row(sandbox, tmp_path):
     assert by_row[6][:2] == ("invalid", "unknown_operator")  # in all four: no ticket
     assert by_row[7] == (None, "", "")  # the apostrophe is not part of the phone
     assert by_row[8][:2] == ("skipped", "not_a_lead")
-    # The page shows the same reasons and the same first requests.
-    assert view["problems"] == [
-        (row, f"{c}: {m}") for row, (s, c, m) in by_row.items() if s == "invalid"
-    ]
+    # The page shows the same problems, in its words, and the same first requests.
+    invalid = {row: code for row, (status, code, _m) in by_row.items() if status == "invalid"}
+    assert [shown["row"] for shown in view["problems"]] == list(invalid)
+    assert {code: n for code, _label, n in view["groups"]} == Counter(invalid.values())
+    assert view["problems"][0]["reason"] == by_row[4][2]  # the phone's, as check says it
+    assert "--ticket" in by_row[6][2] and "--" not in view["problems"][1]["reason"]
     bodies = [body for *_rest, body in checked if body]
-    assert [json.loads(r) for r in view["requests"]] == bodies[:3]
+    assert [lead.body() for lead in view["requests"]] == bodies[:3]
     # The run sends exactly the plan's requests; a dry run only differs in not sending them.
     assert sorted(sandbox.state.log, key=lambda b: b["phone"]) == bodies  # in any order
     assert dry.exit_status == report.exit_status == 1  # the invalid rows
@@ -224,10 +227,11 @@ def test_the_page_offers_the_same_choice(sandbox, tmp_path):
     page_run = store.new("leads.csv", ".csv")
     write_csv(page_run.input, rows)
     settings = dict(base_url=sandbox.base_url, token=TOKEN)
-    view = preview(page_run, settings, {})
-    assert view["owners"] == ["Vendedor", "SDR"] and "--ignore-column" in view["error"]
+    view = preview(page_run, settings, {}, Tables())
+    assert view["owners"] == ["Vendedor", "SDR"]
+    assert view["error"] == "Several columns look like the lead's owner: 'Vendedor', 'SDR'."
     page_run.choices = {"ignore_columns": ["SDR"]}
-    assert preview(page_run, settings, {})["taken"]["operators"] == "Vendedor"
+    assert preview(page_run, settings, {}, Tables())["taken"]["operators"] == "Vendedor"
 
 
 def test_the_sheet_that_holds_the_phones_is_taken_not_the_first_that_mentions_one(tmp_path):

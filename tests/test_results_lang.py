@@ -245,3 +245,19 @@ def test_a_ledger_keeps_keys_and_values_and_an_earlier_versions_sentences_still_
     rows = {r["Nome"]: r for r in read_results_csv(out)}
     assert rows["Ana"]["status"] == "started"
     assert rows["Eva"]["error"] == "server_error: the API answered HTTP 500 with an error"
+
+
+@pytest.mark.parametrize("name", sorted(sentences.PAGE))
+def test_the_pages_words_hold_the_same_values_and_no_command_line(name):
+    """A sentence that tells a command-line user what to type has the page's own words, in
+    either language, for the same values."""
+    template = sentences.TEMPLATES[name]
+    page = sentences.Template(name, sentences.PAGE[name])
+    assert page.fields <= template.fields
+    kept = template.format(**_values(template))
+    for lang in ("en", "pt_BR"):
+        with i18n.speaking(lang):
+            said = sentences.render(kept, page=True)
+            assert said != sentences.render(kept)
+        for command_line in ("--", "batch-attend", "command", "comando", "PLUGCHAT_"):
+            assert command_line not in said, (lang, said)

@@ -94,7 +94,10 @@ def table_from_grid(
             raise InputError(
                 _("{where}: row {row} (given by --header-row) is empty or past the end.").format(
                     where=where, row=header_row
-                )
+                ),
+                page=_("Row {row} is empty or past the end: choose another header row.").format(
+                    row=header_row
+                ),
             )
         grid = grid.iloc[header_row - 1 :]
     top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
