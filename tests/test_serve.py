@@ -566,3 +566,32 @@ def test_a_column_of_landlines_is_warned_about(web, tmp_path, runner):
     assert "3 of the 4 phones to send are landlines, which have no WhatsApp" in page
     result = runner.invoke(cli, ["check", str(leads), "--sandbox"])
     assert "3 of the 4 phones to send are landlines" in result.stdout
+
+
+def test_a_sheet_without_data_is_no_dead_end(web, tmp_path):
+    """The sheet chosen stays chosen, says why it cannot be sent, and another can be chosen."""
+    book = tmp_path / "leads.xlsx"
+    writer = __import__("xlsxwriter").Workbook(book)
+    writer.add_worksheet("Leads").write_row(0, 0, ["Telefone", "Operadores"])
+    writer.get_worksheet_by_name("Leads").write_row(1, 0, ["44999990001", "OP-ANA"])
+    writer.add_worksheet("Vazia")
+    writer.close()
+    web.login()
+    url = web.new_run(book)
+    page = web.post(url + "/options", {"sheet": "Vazia"}).text
+    assert '<option value="Vazia" selected>' in page and 'id="preview-error"' in page
+    assert '<option value="Leads" >' in page
+    assert 'id="count-ready">1<' in web.post(url + "/options", {"sheet": "Leads"}).text
+
+
+def test_numbers_and_moments_are_written_as_the_reader_writes_them(web, tmp_path, sao_paulo):
+    leads = leads_csv(tmp_path / "leads.csv", 1200)
+    web.login()
+    url = web.new_run(leads)
+    run = web.server.store.get(url.rsplit("/", 1)[1])
+    day, hour = run.created[8:10], run.created[11:16]
+    pt = web.get(url, headers={"Accept-Language": "pt-BR"}).text
+    assert 'id="count-rows">1.200<' in pt and "Iniciar 1.200 atendimentos" in pt
+    assert re.search(rf"Carregado em {day}/\d\d/20\d\d {hour}", pt)  # local time, dd/mm/yyyy
+    english = web.get(url).text
+    assert 'id="count-rows">1,200<' in english and "Start 1,200 attendances" in english
