@@ -44,13 +44,9 @@ PORTUGUESE_COLUMNS = dict(zip(RESULT_COLUMNS, (
     "linha", "telefone enviado", "situação", "número do atendimento", "operadores enviados",
     "status HTTP", "motivo", "tentativas", "concluída em", "departamento enviado",
 ), strict=True))  # fmt: skip
-PORTUGUESE_STATUSES = {
-    RowStatus.STARTED: "iniciada",
-    RowStatus.ALREADY_IN_SERVICE: "já em atendimento",
-    RowStatus.INVALID: "inválida",
-    RowStatus.FAILED: "com falha",
-    RowStatus.SKIPPED: "não enviada",
-}
+PORTUGUESE_STATUSES = dict(zip(RowStatus, (
+    "iniciada", "já em atendimento", "inválida", "com falha", "não enviada"
+), strict=True))  # fmt: skip
 
 #: The statuses that mean the lead is assigned: nothing is left to do for such a row.
 DONE_STATUSES = frozenset({RowStatus.STARTED, RowStatus.ALREADY_IN_SERVICE})

@@ -109,16 +109,6 @@ class Plan:
             match &= self.frame["error_code"] == code
         return int(match.sum())
 
-    def problems(self) -> list[tuple[int, str]]:
-        """Every invalid row, with its reason in the reader's language."""
-        rows = self.frame[self.frame["status"] == RowStatus.INVALID]
-        return [
-            (int(row), f"{code}: {sentences.render(message)}")
-            for row, code, message in rows[["row", "error_code", "error_message"]].itertuples(
-                index=False, name=None
-            )
-        ]
-
     def landlines(self) -> int:
         """The phones to send that are Brazilian landlines (8 digits from 2 to 5 after the
         DDD): PlugChat talks WhatsApp, which no landline has."""
@@ -490,8 +480,11 @@ def check_plan(
 def check_lines(plan: Plan) -> list[str]:
     """Everything ``check`` prints: the plan, the account, the rows that would not be sent."""
     out = [*plan.lines(), *plan.account.lines()]
-    problems = plan.problems()
-    out += ["  " + _("row {row}: {error}").format(row=r, error=e) for r, e in problems[:20]]
+    invalid = plan.frame["status"] == RowStatus.INVALID
+    problems = plan.frame.loc[invalid, ["row", "error_code", "error_message"]]
+    for row, code, message in problems.head(PROBLEMS_SHOWN).itertuples(index=False):
+        error = f"{code}: {sentences.render(message)}"  # only those shown are said
+        out.append("  " + _("row {row}: {error}").format(row=row, error=error))
     if len(problems) > PROBLEMS_SHOWN:
         more = len(problems) - PROBLEMS_SHOWN
         out.append("  " + _("... and {count} more").format(count=i18n.number(more)))

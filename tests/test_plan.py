@@ -21,7 +21,7 @@ from batch_attend.reading.files import read_table
 from batch_attend.reading.headers import map_columns
 from batch_attend.run import run_batch
 from batch_attend.settings import RunOptions
-from batch_attend.web.preview import Tables, preview
+from batch_attend.web.preview import preview
 from batch_attend.web.runs import RunStore
 from tests.conftest import TOKEN, read_results_csv, said, write_csv, write_xlsx
 
@@ -67,7 +67,7 @@ def test_check_dry_run_preview_and_run_agree_row_by_row(sandbox, tmp_path):
     page_run = store.new("leads.csv", ".csv")
     page_run.input.write_bytes(leads.read_bytes())
     page_run.choices = {"pool": ["OP-BRUNO"]}
-    view = preview(page_run, settings, {}, Tables())
+    view = preview(page_run, settings, {})
     report = run_batch(options, quiet())
 
     assert rows_of(dry.plan) == checked == rows_of(report.plan)
@@ -227,11 +227,11 @@ def test_the_page_offers_the_same_choice(sandbox, tmp_path):
     page_run = store.new("leads.csv", ".csv")
     write_csv(page_run.input, rows)
     settings = dict(base_url=sandbox.base_url, token=TOKEN)
-    view = preview(page_run, settings, {}, Tables())
+    view = preview(page_run, settings, {})
     assert view["owners"] == ["Vendedor", "SDR"]
     assert view["error"] == "Several columns look like the lead's owner: 'Vendedor', 'SDR'."
     page_run.choices = {"ignore_columns": ["SDR"]}
-    assert preview(page_run, settings, {}, Tables())["taken"]["operators"] == "Vendedor"
+    assert preview(page_run, settings, {})["taken"]["operators"] == "Vendedor"
 
 
 def test_the_sheet_that_holds_the_phones_is_taken_not_the_first_that_mentions_one(tmp_path):

@@ -509,7 +509,7 @@ def test_fixes_made_on_the_page_are_kept_with_the_run_and_are_what_it_sends(web,
     groups = dict(re.findall(r'data-problem="(\w+)"[^>]*>[^<]*<b>(\d+)</b>', page))
     assert groups == {"unknown_operator": "2", "unknown_department": "1", "invalid_phone": "1"}
     assert page.count('data-map-value="Zé Ninguém"') == 1  # one choice for both rows
-    only = web.get(url + "/preview?problem=unknown_operator").text
+    only = web.get(url + "?part=preview&problem=unknown_operator").text
     assert re.findall(r'data-edit-row="(\d+)"', only) == ["3", "4"]
 
     def fix(choice: dict) -> str:

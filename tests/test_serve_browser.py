@@ -146,19 +146,19 @@ def test_a_sheet_fixed_on_the_preview_is_sent_as_fixed(browser, tmp_path):
 
 
 def test_a_run_followed_closed_cancelled_and_resumed_keeps_its_counts_honest(browser, tmp_path):
-    leads = leads_csv(tmp_path / "leads.csv", 120)
-    with on_slow_sandbox(tmp_path / "data", latency=0.25) as (state, web):  # 8 at a time: 4 s
+    leads = leads_csv(tmp_path / "leads.csv", 80)
+    with on_slow_sandbox(tmp_path / "data", latency=0.25) as (state, web):  # 8 at a time: 2.5 s
         page = open_page(browser, web, locale="pt-BR")
         page.set_input_files("#file", str(leads))
         page.wait_for_url("**/runs/*")
         run_url = page.url
-        assert page.text_content("#start") == "Iniciar 120 atendimentos"
+        assert page.text_content("#start") == "Iniciar 80 atendimentos"
         page.click("#start")
-        assert page.evaluate("document.activeElement.id") == "progress-title"
         page.wait_for_selector("#cancel:not([hidden])")
+        assert page.evaluate("document.activeElement.id") == "progress-title"
         assert "0 de 0" not in page.text_content("#stats")
         page.close()  # the tab closed mid-run
-        assert state.total_starts() < 120
+        assert state.total_starts() < 80
         again = page.context.new_page()
         again.goto(run_url)
         again.wait_for_selector("#cancel:not([hidden])")
@@ -178,14 +178,14 @@ def test_a_run_followed_closed_cancelled_and_resumed_keeps_its_counts_honest(bro
         assert again.evaluate("document.activeElement.id") == "resume"  # the focus kept
         assert "cancelada" in again.text_content("#announce")  # said to a screen reader too
         first = state.total_starts()
-        assert 0 < first < 120
+        assert 0 < first < 80
         again.keyboard.press("Enter")  # Resume
         again.wait_for_selector("#done", state="hidden")
         again.wait_for_selector("#done:not([hidden])")
         assert again.text_content("#state") == "concluída"
-        assert "120 iniciadas" in " ".join(again.text_content("#counts").split())
+        assert "80 iniciadas" in " ".join(again.text_content("#counts").split())
         again.context.close()
-    assert state.total_starts() == 120 and set(state.requests.values()) == {1}
+    assert state.total_starts() == 80 and set(state.requests.values()) == {1}
 
 
 def _axe(page, where: str) -> list:
@@ -203,16 +203,19 @@ def test_every_page_and_state_is_accessible_and_fits_a_phone(browser, tmp_path, 
     fixable.write_text("\n".join(",".join(r) for r in rows), encoding="utf-8")
     owners = tmp_path / "owners.csv"
     owners.write_text("Telefone,Vendedor,SDR\n44999990001,OP-ANA,OP-CARLA\n", encoding="utf-8")
-    leads = leads_csv(tmp_path / "leads.csv", 48)
+    leads = leads_csv(tmp_path / "leads.csv", 24)
     found, wide = [], []
-    with on_slow_sandbox(tmp_path / "data", latency=0.25) as (_state, web):
+    with on_slow_sandbox(tmp_path / "data", latency=1.0) as (_state, web):  # 3 rounds of 8
         web.server.settings["ticket"] = SANDBOX_TICKET  # the account's lists, to choose from
         phone = open_page(browser, web, PHONE, locale)
-        desktop = open_page(browser, web, DESKTOP, locale)
+        desktop = open_page(browser, web, DESKTOP, locale) if locale == "en-US" else None
 
         def check(where: str) -> None:
-            desktop.goto(url)  # the same state, on a desktop
-            for page in (phone, desktop):
+            pages = [phone]
+            if desktop is not None:  # the same state, on a desktop (one language is enough)
+                desktop.goto(url)
+                pages.append(desktop)
+            for page in pages:
                 found.extend(_axe(page, where))
                 text = page.text_content("body")
                 assert not COMMAND_LINE.search(text), (where, COMMAND_LINE.search(text))
@@ -250,7 +253,8 @@ def test_every_page_and_state_is_accessible_and_fits_a_phone(browser, tmp_path, 
         outline = phone.evaluate("getComputedStyle(document.querySelector('.drop')).outlineStyle")
         assert outline == "solid"  # the file input's focus is seen, on its drop zone
     assert found == [] and wide == []
-    print(f"\naxe-core ({locale}): no serious or critical finding on 7 states, 390 and 1280 px")
+    screens = "390 and 1280 px" if desktop else "390 px"
+    print(f"\naxe-core ({locale}): no serious or critical finding on 7 states, {screens}")
 
 
 def test_speed_on_a_20000_row_workbook(browser, tmp_path):

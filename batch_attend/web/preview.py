@@ -5,17 +5,18 @@ operator or department value once, the first requests), and the rows with proble
 
 Everything comes from the library with the run's own options (its edits and mappings among
 them), so the preview and the run cannot disagree. The upload is read once per way of reading
-it and kept (:class:`Tables`): a change of column or default plans again without reading again.
+it and kept (:data:`read_kept`): a change of column or default plans again without reading it
+again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import itertools
 import json
-import threading
-from collections import OrderedDict
+from pathlib import Path
 
 import pandas as pd
 
@@ -33,60 +34,35 @@ from batch_attend.web.runs import Run
 ROWS_SHOWN = 50
 REQUESTS_SHOWN = 3
 ROLES = ("phone", "ddd", "operators", "department")
-#: The role of the cell a problem lies in, which the page lets a person edit, by code.
-CELL_OF = {
-    ErrorCode.INVALID_PHONE: "phone",
-    ErrorCode.NO_WHATSAPP: "phone",
-    ErrorCode.MISSING_OPERATORS: "operators",
-    ErrorCode.TOO_MANY_OPERATORS: "operators",
-    ErrorCode.UNKNOWN_OPERATOR: "operators",
-    ErrorCode.AMBIGUOUS_OPERATOR: "operators",
-    ErrorCode.INACTIVE_OPERATOR: "operators",
-    ErrorCode.UNKNOWN_DEPARTMENT: "department",
-    ErrorCode.INACTIVE_DEPARTMENT: "department",
-}
-#: The problems whose value a person maps once to one of the account's, by code: the role.
-MAPPED = {
-    ErrorCode.UNKNOWN_OPERATOR: "operators",
-    ErrorCode.AMBIGUOUS_OPERATOR: "operators",
-    ErrorCode.UNKNOWN_DEPARTMENT: "department",
-}
+#: The problems whose value a person maps once to one of the account's.
+MAPPED = (ErrorCode.UNKNOWN_OPERATOR, ErrorCode.AMBIGUOUS_OPERATOR, ErrorCode.UNKNOWN_DEPARTMENT)
+#: The uploads as read one way (sheet, header row, phone column), the last few: a 20,000-row
+#: workbook takes seconds to read on a busy machine, a plan a fraction of that.
+_kept = functools.lru_cache(maxsize=4)(lambda path, stamp, **how: read_table(path, **how))
 
 
-class Tables:
-    """The uploads last previewed, each as read one way (sheet, header row, phone column): a
-    20,000-row workbook takes seconds to read on a busy machine, a plan a fraction of that."""
-
-    def __init__(self, size: int = 4) -> None:
-        self._kept: OrderedDict[tuple, Table] = OrderedDict()
-        self._lock = threading.Lock()
-        self.size = size
-
-    def read(self, run: Run, sheet: str | None, header_row: int | None, phone: str | None):
-        key = (run.id, sheet, header_row, phone)
-        with self._lock:
-            if key in self._kept:
-                self._kept.move_to_end(key)
-                return self._kept[key]
-        table = read_table(run.input, sheet=sheet, header_row=header_row, phone_column=phone)
-        with self._lock:
-            self._kept[key] = table
-            while len(self._kept) > self.size:
-                self._kept.popitem(last=False)
-        return table
-
-    def forget(self, run_id: str) -> None:
-        with self._lock:
-            for key in [key for key in self._kept if key[0] == run_id]:
-                del self._kept[key]
+def read_kept(path: Path, **how) -> Table:
+    """The upload as read, kept while the file is the same (one gone or replaced: read again,
+    to say why)."""
+    try:
+        stamp = path.stat().st_mtime_ns, path.is_file()
+    except OSError:
+        return read_table(path, **how)
+    return _kept(path, stamp, **how)
 
 
-def plan_of(run: Run, settings: dict, environ, tables: Tables) -> Plan:
+def role_of(code: str) -> str:
+    """The role of the column a problem lies in (its cell is what a person edits)."""
+    return "department" if "department" in code else "operators" if "operator" in code else "phone"
+
+
+def plan_of(run: Run, settings: dict, environ) -> Plan:
     """The run's plan, from its upload as kept; what stops one is raised, with the table as
     read when there is one (its columns, for a person to choose another)."""
     options = run.options(settings)
     given = options.input
-    table = tables.read(run, given.sheet, given.header_row, given.phone_column)
+    how = dict(sheet=given.sheet, header_row=given.header_row, phone_column=given.phone_column)
+    table = read_kept(run.input, **how)
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
         return check_plan(options, env, source=(table, str(run.results("xlsx"))))
@@ -95,14 +71,14 @@ def plan_of(run: Run, settings: dict, environ, tables: Tables) -> Plan:
         raise
 
 
-def preview(run: Run, settings: dict, environ, tables: Tables, problem: str = "") -> dict:
+def preview(run: Run, settings: dict, environ, problem: str = "") -> dict:
     """Everything the preview shows; ``error`` says why the file cannot be sent as chosen;
     ``problem``: the code of the problems whose rows are shown (all when empty)."""
     view: dict = {"error": None, "sheets": [], "columns": [], "taken": {}, "owners": []}
     with contextlib.suppress(BatchAttendError, OSError):  # a file gone: the plan says so
         view["sheets"] = sheet_names(run.input)
     try:
-        plan = plan_of(run, settings, environ, tables)
+        plan = plan_of(run, settings, environ)
     except BatchAttendError as exc:
         view["error"] = run.shown(exc.page or str(exc))
         view["owners"] = list(getattr(exc, "owners", ()))
@@ -149,7 +125,7 @@ def _rows(rows: pd.DataFrame, table: Table, taken: dict[str, int]) -> list[dict]
     lies in (its column's name and what it holds), which a person may edit."""
     shown = []
     for index, row, code, message in rows[["row", "error_code", "error_message"]].itertuples():
-        j = taken.get(CELL_OF.get(code, ""))
+        j = taken.get(role_of(code))
         cell = None if j is None else table.frame.at[index, j]
         column = None if j is None else table.columns[j]
         reason = sentences.render(message, page=True)
@@ -165,7 +141,7 @@ def _mappings(invalid: pd.DataFrame, value_map: dict) -> list[dict]:
     for (code, message), n in mapped.value_counts(["error_code", "error_message"]).items():
         value = json.loads(message.partition(" ")[2] or "{}").get("value")
         if value is not None:
-            key = (MAPPED[ErrorCode(code)], value)
+            key = (role_of(code), value)
             found[key] = found.get(key, 0) + int(n)
     return [
         {"role": role, "value": value, "rows": n, "to": value_map.get(role, {}).get(value, "")}
@@ -173,10 +149,10 @@ def _mappings(invalid: pd.DataFrame, value_map: dict) -> list[dict]:
     ]
 
 
-def write_problems(run: Run, settings: dict, environ, tables: Tables) -> str:
+def write_problems(run: Run, settings: dict, environ) -> str:
     """The rows with problems (invalid), as results in the page's language, with their reasons:
     ``problems.xlsx`` in the run's folder, fixed and uploaded again as any sheet."""
-    plan = plan_of(run, settings, environ, tables)
+    plan = plan_of(run, settings, environ)
     invalid = (plan.frame["status"] == RowStatus.INVALID).to_numpy()
     outcomes = outcome_frame(plan.frame, [], (ErrorCode.INTERRUPTED, ""))
     frame = contract_frame(plan.table.frame[invalid], outcomes[invalid])

@@ -66,7 +66,7 @@ class Job:
 
 @dataclass
 class Server:
-    """What the app serves from: the runs, their uploads as read, the key, and the settings
+    """What the app serves from: the runs, the key, and the settings
     every run gets (the credentials among them, which never leave this object but for a run's
     options)."""
 
@@ -76,7 +76,6 @@ class Server:
     environ: Mapping[str, str]
     keep_days: float | None = None
     jobs: dict[str, Job] = field(default_factory=dict)
-    tables: previews.Tables = field(default_factory=previews.Tables)
 
     def cookie(self, request: web.Request) -> tuple[str, str]:
         """The cookie's name and value for the port this request came in on: bound to it, and
@@ -249,20 +248,19 @@ async def delete(request: web.Request) -> web.Response:
     run = find_run(request)
     if run.id in server.jobs:
         return error(409, _("This run is going; cancel it before deleting it."))
-    server.tables.forget(run.id)
+    previews._kept.cache_clear()  # nothing of its upload kept, in memory either
     await asyncio.to_thread(server.store.discard, run)
     return web.json_response({"ok": True})
 
 
 async def _preview(request: web.Request, run: Run, name: str = "preview.html") -> web.Response:
-    """The run's page (or only its preview, which the page puts in place of the last one)."""
     server = request.app[SERVER]
     state = state_of(server, run)
     view = None
     if state == "new":
         problem = request.query.get("problem", "")
         view = await asyncio.to_thread(
-            previews.preview, run, server.settings, server.environ, server.tables, problem
+            previews.preview, run, server.settings, server.environ, problem
         )
     return render(
         request,
@@ -279,12 +277,9 @@ async def _preview(request: web.Request, run: Run, name: str = "preview.html") -
 
 @routes.get("/runs/{run}")
 async def run_page(request: web.Request) -> web.Response:
-    return await _preview(request, find_run(request), "run.html")
-
-
-@routes.get("/runs/{run}/preview")
-async def preview(request: web.Request) -> web.Response:
-    return await _preview(request, find_run(request))
+    """The run's page; ``?part=preview``: only its preview, which the page puts in place."""
+    part = request.query.get("part") == "preview"
+    return await _preview(request, find_run(request), "preview.html" if part else "run.html")
 
 
 @routes.post("/runs/{run}/options")
@@ -324,7 +319,7 @@ async def problems(request: web.Request) -> web.StreamResponse:
     server, run = request.app[SERVER], find_run(request)
     try:
         path = await asyncio.to_thread(
-            previews.write_problems, run, server.settings, server.environ, server.tables
+            previews.write_problems, run, server.settings, server.environ
         )
     except BatchAttendError as exc:
         return error(409, run.shown(exc.page or str(exc)))
@@ -347,7 +342,6 @@ async def start(request: web.Request) -> web.Response:
         run.choices.update(choices)
     run.status = {"state": "running", "started": now()}
     server.store.save(run)
-    server.tables.forget(run.id)
     job = server.jobs[run.id] = Job(Watch())
     job.task = asyncio.get_running_loop().create_task(_execute(server, run, job))
     return web.json_response({"ok": True})

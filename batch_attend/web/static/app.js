@@ -80,9 +80,9 @@ function setUpPreview(url) {
     announce(T.updating);
     box.setAttribute("aria-busy", "true");
     try {
-      const query = problem ? "?problem=" + encodeURIComponent(problem) : "";
+      const query = "?part=preview&problem=" + encodeURIComponent(problem);
       const answer = choices === null
-        ? await fetch(url + "/preview" + query, { credentials: "same-origin" })
+        ? await fetch(url + query, { credentials: "same-origin" })
         : await post(url + "/options" + query, choices);
       box.innerHTML = await answer.text();
       announce("");
