@@ -25,9 +25,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from _common import median, print_machine, print_table  # noqa: E402
 
 ROWS = 20_000
 
@@ -109,6 +106,9 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=0, help="processes spinning meanwhile")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from _common import median, print_machine, print_table
 
     from tests.web_client import CHROMIUM, CHROMIUM_ARGS, KEY, on_slow_sandbox
 
