@@ -17,9 +17,14 @@ from batch_attend.outcomes import ExitStatus
 
 
 class BatchAttendError(Exception):
-    """A problem the user can fix: the message says what, where, and what to do."""
+    """A problem the user can fix: the message says what, where, and what to do; ``page``, what
+    to do on the web page, which has no command line (None: as the message says)."""
 
     exit_status = ExitStatus.USAGE_OR_INPUT_ERROR
+
+    def __init__(self, *args, page: str | None = None) -> None:
+        super().__init__(*args)
+        self.page = page
 
 
 def guarded(call: Callable[[], int], log: Callable[[str], None], traceback: bool) -> int:

@@ -98,3 +98,18 @@ def number(value: float, digits: int = 0) -> str:
 
     pattern = "#,##0" + ("." + "0" * digits if digits else "")
     return format_decimal(value, format=pattern, locale=language())
+
+
+def moment(iso: str) -> str:
+    """A moment kept as ISO 8601 (``2026-12-07T19:14:00-03:00``) as the reader writes a date
+    and a time, in this machine's time zone; any other text as it is."""
+    import datetime as dt
+
+    from babel.dates import format_datetime
+
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return iso
+    local = when.astimezone().replace(tzinfo=None) if when.tzinfo else when
+    return format_datetime(local, format="short", locale=language())

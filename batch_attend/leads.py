@@ -8,6 +8,7 @@ cell where a sheet repeats a few values.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ def normalize_phones(
     failed = odd & (error != "").to_numpy(bool)
     digits = text.str.replace(_MASK, "", regex=True)
     plus = text.str.startswith("+").to_numpy(bool)
-    idd = ~plus & digits.str.startswith("00").to_numpy(bool)
+    idd = ~plus & digits.str.match("00[1-9]").to_numpy(bool)  # no country code starts with 0
     if idd.any():
         digits = choose_text(idd, digits.str.slice(2), digits)
     zero = digits.str.startswith("0").to_numpy(bool)
@@ -111,7 +112,7 @@ def normalize_phones(
     wrong = failed | bare | (coded & zero) | ~phone.str.fullmatch(_PHONE).to_numpy(bool)
     if wrong.any():  # the reasons, worded only for the cells that have one (the others: "")
         facts = pd.DataFrame({"text": text, "digits": digits, "part": part, "phone": phone})
-        facts["coded"], facts["bare"] = coded, bare
+        facts["coded"], facts["bare"], facts["idd"] = coded, bare, idd
         error = _reasons(facts[wrong], error[wrong], ddd_column).reindex(cells.index, fill_value="")
     return pd.DataFrame({"phone": choose_text(wrong, "", phone), "error": error})
 
@@ -144,11 +145,14 @@ def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> p
     def wrong_length() -> pd.Series:
         values = dict(cell=text, count=length, least=MIN_DIGITS, most=MAX_DIGITS)
         said = sentences.fill(sentences.WRONG_LENGTH, **values)
+        after_00 = sentences.fill(sentences.WRONG_LENGTH_AFTER_00, **values)
+        said = choose_text(facts["idd"].to_numpy(bool), after_00, said)
         if ddd_column is None:
             hinted = sentences.fill(sentences.WRONG_LENGTH_NO_DDD, **values)
         else:
             hinted = sentences.fill(sentences.WRONG_LENGTH_BAD_DDD, column=ddd_column, **values)
-        return choose_text(length.isin((8, 9)).to_numpy(bool), hinted, said)
+        local = (length.isin((8, 9)) & ~facts["coded"]).to_numpy(bool)  # no +, 00 or 55
+        return choose_text(local, hinted, said)
 
     for failing, template, values in (
         (text == "", sentences.EMPTY_PHONE, {}),
@@ -199,6 +203,24 @@ def per_distinct(cells: pd.Series, rule) -> pd.Series:
     for k, cell in enumerate(distinct):
         results[k] = rule(cell)
     return pd.Series(results[codes], index=cells.index, dtype=object)
+
+
+def map_values(table: Table, columns: ColumnMap, value_map: dict[str, dict[str, str]]) -> Table:
+    """``table`` with each value a person mapped replaced in its role's column, in every row
+    that holds it: a name among a cell's operators, or a whole (department) cell."""
+    frame = table.frame.copy() if any(value_map.values()) else table.frame
+    for role, pairs in value_map.items():
+        if (j := getattr(columns, role, None)) is None or not pairs:
+            continue
+
+        def rule(cell: str, pairs=pairs, role=role) -> str:
+            if role != "operators":
+                return pairs.get(cell.strip(), cell)
+            names = split_operators(cell)
+            return ", ".join(pairs.get(n, n) for n in names) if set(names) & pairs.keys() else cell
+
+        frame[j] = per_distinct(frame[j], rule).astype(str)
+    return dataclasses.replace(table, frame=frame)
 
 
 class Lead(NamedTuple):

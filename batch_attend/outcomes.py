@@ -37,6 +37,17 @@ class RowStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+#: Portuguese results (an XLSX for a Portuguese reader) name the contract's columns and
+#: statuses so; fixed here, not in the catalog, so a file written so is always recognised when
+#: handed back (:mod:`batch_attend.reading.handed_back`).
+PORTUGUESE_COLUMNS = dict(zip(RESULT_COLUMNS, (
+    "linha", "telefone enviado", "situação", "número do atendimento", "operadores enviados",
+    "status HTTP", "motivo", "tentativas", "concluída em", "departamento enviado",
+), strict=True))  # fmt: skip
+PORTUGUESE_STATUSES = dict(zip(RowStatus, (
+    "iniciada", "já em atendimento", "inválida", "com falha", "não enviada"
+), strict=True))  # fmt: skip
+
 #: The statuses that mean the lead is assigned: nothing is left to do for such a row.
 DONE_STATUSES = frozenset({RowStatus.STARTED, RowStatus.ALREADY_IN_SERVICE})
 

@@ -14,14 +14,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import sentences
+from batch_attend import i18n, sentences
 from batch_attend.api import check_base_url, check_token
 from batch_attend.directory import Directory
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.journal import Journal, default_journal_path
-from batch_attend.leads import LeadDefaults, leads_to_send, pending, row_keys, split_operators
+from batch_attend.leads import (
+    LeadDefaults,
+    leads_to_send,
+    map_values,
+    pending,
+    row_keys,
+    split_operators,
+)
 from batch_attend.leads import validate as validate_rows
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, Stop
 from batch_attend.planning import (
@@ -102,15 +109,11 @@ class Plan:
             match &= self.frame["error_code"] == code
         return int(match.sum())
 
-    def problems(self) -> list[tuple[int, str]]:
-        """Every invalid row, with its reason in the reader's language."""
-        rows = self.frame[self.frame["status"] == RowStatus.INVALID]
-        return [
-            (int(row), f"{code}: {sentences.render(message)}")
-            for row, code, message in rows[["row", "error_code", "error_message"]].itertuples(
-                index=False, name=None
-            )
-        ]
+    def landlines(self) -> int:
+        """The phones to send that are Brazilian landlines (8 digits from 2 to 5 after the
+        DDD): PlugChat talks WhatsApp, which no landline has."""
+        phones = self.frame.loc[pending(self.frame), "phone"]
+        return int(phones.str.fullmatch(r"55[0-9]{2}[2-5][0-9]{7}").sum())
 
     def blocking(self) -> list[BatchAttendError]:
         """What stops the run before its first start, when rows are to be sent: a list or the
@@ -160,11 +163,11 @@ class Plan:
             fill = ", ".join(requests.operators) or _("nothing (such rows are invalid)")
         invalid = counted(RowStatus.INVALID, self.count(RowStatus.INVALID))
         if without := self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP):
-            invalid += _(" ({count} without WhatsApp)").format(count=f"{without:,}")
+            invalid += _(" ({count} without WhatsApp)").format(count=i18n.number(without))
         duplicates = counted("duplicates", self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW))
         rows = f"{counted('rows', len(table))}: {counted('ready', self.ready)}, {invalid}, {duplicates}"
         if done := int(self.frame["carried"].sum()):
-            rows += _("; {done} done by an earlier run").format(done=f"{done:,}")
+            rows += _("; {done} done by an earlier run").format(done=i18n.number(done))
         header = _("header row {row}").format(row=table.header_row)
         out = [
             _("Plan: {where}, {header}: {columns}.").format(
@@ -174,6 +177,12 @@ class Plan:
                 "Empty operators cells: {fill}; empty department cells: {department}. {rows}."
             ).format(fill=fill, department=requests.department or _("none"), rows=rows),
         ]
+        if (landlines := self.landlines()) * 2 > self.ready:
+            out.append(_(
+                "{count} of the {ready} phones to send are landlines, which have no WhatsApp: is "
+                "'{column}' the phone column?"
+            ).format(count=i18n.number(landlines), ready=i18n.number(self.ready),
+                     column=table.columns[columns.phone]))  # fmt: skip
         if self.unchecked:
             what = ", ".join(self.unchecked)
             out.append(_("Not checked without asking the account: {what}.").format(what=what))
@@ -336,6 +345,8 @@ async def build_plan(
     WhatsApp answers are kept). ``strict`` (a run): what stops sending is raised as soon as it
     is known, before any phone is asked about."""
     table, output = source or read_source(options, env, sending=False)
+    given = options.input
+    table = table.edited(given.cell_edits)
     requests = options.requests
     asking = access is not None and access.lists
     if asking:
@@ -349,7 +360,6 @@ async def build_plan(
     directory = account.directory
     directory.unchecked = account.ticket and directory.operators is None
     lookup = directory if requests.lookup else None
-    given = options.input
     columns = map_columns(
         table,
         given.phone_column,
@@ -359,6 +369,7 @@ async def build_plan(
         given.ignore_columns,
         owners_by_content(table, directory),
     )
+    table = map_values(table, columns, given.value_map)
     pool = _pool(options, lookup)
     defaults = LeadDefaults(
         requests.operators, requests.department, requests.country_code, pool=bool(pool)
@@ -430,7 +441,7 @@ async def verify_whatsapp(
             + _(
                 "asked PlugChat whether {count} phones have WhatsApp ({known} known from an "
                 "earlier run)."
-            ).format(count=f"{len(asked) + len(others):,}", known=f"{len(known):,}")
+            ).format(count=i18n.number(len(asked) + len(others)), known=i18n.number(len(known)))
         )
     return apply_exists(frame, found, done)
 
@@ -469,11 +480,14 @@ def check_plan(
 def check_lines(plan: Plan) -> list[str]:
     """Everything ``check`` prints: the plan, the account, the rows that would not be sent."""
     out = [*plan.lines(), *plan.account.lines()]
-    problems = plan.problems()
-    out += ["  " + _("row {row}: {error}").format(row=r, error=e) for r, e in problems[:20]]
+    invalid = plan.frame["status"] == RowStatus.INVALID
+    problems = plan.frame.loc[invalid, ["row", "error_code", "error_message"]]
+    for row, code, message in problems.head(PROBLEMS_SHOWN).itertuples(index=False):
+        error = f"{code}: {sentences.render(message)}"  # only those shown are said
+        out.append("  " + _("row {row}: {error}").format(row=row, error=error))
     if len(problems) > PROBLEMS_SHOWN:
         more = len(problems) - PROBLEMS_SHOWN
-        out.append("  " + _("... and {count} more").format(count=f"{more:,}"))
+        out.append("  " + _("... and {count} more").format(count=i18n.number(more)))
     ready = plan.exit_status() is ExitStatus.SUCCESS
     out.append(_("Ready: yes") if ready else _("Ready: no"))
     return out

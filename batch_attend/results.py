@@ -76,7 +76,7 @@ def check_capacity(output: str, rows: int) -> None:
             _(
                 "{output}: {rows} rows do not fit in one worksheet (at most {limit}); "
                 "write the results as .csv instead."
-            ).format(output=output, rows=f"{rows:,}", limit=f"{XLSX_MAX_DATA_ROWS:,}")
+            ).format(output=output, rows=i18n.number(rows), limit=i18n.number(XLSX_MAX_DATA_ROWS))
         )
 
 
@@ -105,8 +105,8 @@ def check_cell_lengths(output: str, table: Table) -> None:
                 output=output,
                 row=row,
                 column=column,
-                length=f"{int(length):,}",
-                limit=f"{XLSX_MAX_CELL_CHARS:,}",
+                length=i18n.number(int(length)),
+                limit=i18n.number(XLSX_MAX_CELL_CHARS),
             )
         )
 
@@ -456,7 +456,7 @@ def _said(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the messages of its ``error`` column rendered in the current language."""
     j = frame.shape[1] - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("error")
     frame = frame.copy()
-    frame[j] = sentences.render_all(frame[j], sentences.render_error)
+    frame[j] = sentences.render_all(frame[j], errors=True)
     return frame
 
 
@@ -508,7 +508,7 @@ def write_summary_json(
 
 def counted(status: RowStatus | str, n: int) -> str:
     """``n`` rows of a status in words, singular or plural as the language counts them."""
-    return counted_words(status, n).format(count=f"{n:,}")
+    return counted_words(status, n).format(count=i18n.number(n))
 
 
 def counted_words(status: RowStatus | str, n: int) -> str:
@@ -541,11 +541,13 @@ def format_summary(summary: RunSummary) -> str:
     where = _("stdout") if summary.output == STDOUT else summary.output
     extras = []
     if summary.resumed:
-        extras.append(_("{count} done by an earlier run").format(count=f"{summary.resumed:,}"))
+        extras.append(
+            _("{count} done by an earlier run").format(count=i18n.number(summary.resumed))
+        )
     if summary.retries:
         extras.append(
             ngettext("{count} retry", "{count} retries", summary.retries).format(
-                count=f"{summary.retries:,}"
+                count=i18n.number(summary.retries)
             )
         )
     if summary.pushbacks:
@@ -554,18 +556,18 @@ def format_summary(summary: RunSummary) -> str:
                 "{count} request refused by a rate limit",
                 "{count} requests refused by a rate limit",
                 summary.pushbacks,
-            ).format(count=f"{summary.pushbacks:,}")
+            ).format(count=i18n.number(summary.pushbacks))
         )
     line = ngettext(
         "{total} row: {parts} in {elapsed} s", "{total} rows: {parts} in {elapsed} s", summary.total
     ).format(
-        total=f"{summary.total:,}",
+        total=i18n.number(summary.total),
         parts=", ".join(parts) or _("nothing to do"),
-        elapsed=f"{summary.elapsed:.1f}",
+        elapsed=i18n.number(summary.elapsed, 1),
     )
     if summary.decided_rows and summary.elapsed > 0:
         rate = summary.decided_rows / summary.elapsed
-        line += " " + _("({rate} rows/s)").format(rate=f"{rate:,.1f}")
+        line += " " + _("({rate} rows/s)").format(rate=i18n.number(rate, 1))
     return (
         line + "".join(f"; {e}" for e in extras) + ". " + _("Results: {where}").format(where=where)
     )

@@ -1,16 +1,24 @@
-"""XLSX results for people: the contract's columns first (the status in view however wide the
-sheet), every cell as text, colours per status, the header frozen and filtered, printed one page
-wide, and a Summary sheet of the run."""
+"""XLSX results for people: the columns in the order of every results file, every cell as text,
+colours per status, the header frozen and filtered, printed one page wide, and a Summary sheet
+of the run; for a Portuguese reader, Portuguese throughout."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
+from batch_attend import i18n, sentences
 from batch_attend.i18n import _
-from batch_attend.outcomes import RESULT_COLUMNS, RowStatus, RunSummary
+from batch_attend.outcomes import (
+    PORTUGUESE_COLUMNS,
+    PORTUGUESE_STATUSES,
+    RESULT_COLUMNS,
+    RowStatus,
+    RunSummary,
+)
 
 _STATUS_COLOURS = {
     RowStatus.STARTED: "#C6EFCE",
@@ -43,39 +51,42 @@ def write_xlsx(
     path: str, header: Sequence[str], frame: pd.DataFrame, summary: RunSummary | None
 ) -> None:
     """Every text cell is written as text (phones and IDs stay digits, formulas stay inert).
-
-    A workbook is for people: the contract's columns come first (row, phone, status, … at the
-    left, where a status is seen without scrolling however wide the sheet), then the user's,
-    as they were (a results workbook given back as input is read by the names, in any order).
-    Long errors wrap; it prints landscape, one page wide, the header on every page."""
+    Long errors wrap; it prints landscape, one page wide, the header on every page. In
+    Portuguese (the current language), the contract's names and statuses are
+    :data:`~batch_attend.outcomes.PORTUGUESE_COLUMNS` and ``_STATUSES``, and a reason is its
+    sentence alone."""
     import xlsxwriter
 
     book = xlsxwriter.Workbook(
         path, {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
     )
     try:
-        sheet = book.add_worksheet("Results")
+        portuguese = i18n.language() == "pt_BR"
+        sheet = book.add_worksheet("Resultados" if portuguese else "Results")
         bold = book.add_format({"bold": True})
         wrap = book.add_format({"text_wrap": True, "valign": "top"})
         status_formats = {
             str(s): book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()
         }
         width = len(header) - len(RESULT_COLUMNS)
-        order = [*range(width, len(header)), *range(width)]  # the contract's, then the user's
-        widths = _column_widths(header, frame, width)
-        shown = frame.iloc[:, order]
-        for j, source in enumerate(order):
-            sheet.set_column(j, j, widths[source])
-        sheet.write_row(0, 0, [header[j] for j in order], bold)
-        status_col = RESULT_COLUMNS.index("status")
-        error_col = RESULT_COLUMNS.index("error")
-        formats = {error_col: wrap}
-        for i, row in enumerate(shown.itertuples(index=False, name=None), start=1):
+        status_col = width + RESULT_COLUMNS.index("status")
+        error_col = width + RESULT_COLUMNS.index("error")
+        if portuguese:
+            header = [*header[:width], *PORTUGUESE_COLUMNS.values()]
+            frame = frame.copy()
+            codes, _sep, said = (frame[error_col].str.partition(": ")[k] for k in range(3))
+            frame[error_col] = said.where(said != "", codes.map(sentences.label))
+        for j, chars in enumerate(_column_widths(header, frame, width)):
+            sheet.set_column(j, j, chars)
+        sheet.write_row(0, 0, header, bold)
+        words = PORTUGUESE_STATUSES if portuguese else {}
+        for i, row in enumerate(frame.itertuples(index=False, name=None), start=1):
             for j, cell in enumerate(row):
                 if isinstance(cell, str):
-                    if cell:
-                        style = status_formats.get(cell) if j == status_col else formats.get(j)
-                        sheet.write_string(i, j, cell, style)
+                    if j == status_col and cell:
+                        sheet.write_string(i, j, words.get(cell, cell), status_formats.get(cell))
+                    elif cell:
+                        sheet.write_string(i, j, cell, wrap if j == error_col else None)
                 elif not pd.isna(cell):
                     sheet.write_number(i, j, int(cell))
         # Phones and IDs are text on purpose: no green "number stored as text" triangles.
@@ -86,23 +97,27 @@ def write_xlsx(
         sheet.fit_to_pages(1, 0)
         sheet.repeat_rows(0)
         if summary is not None:
-            _write_summary_sheet(book, summary, bold, header, frame)
+            _write_summary_sheet(book, summary, bold, header, frame, words)
     finally:
         book.close()
 
 
 def _write_summary_sheet(
-    book, summary: RunSummary, bold, header: Sequence[str], frame: pd.DataFrame
+    book, summary: RunSummary, bold, header: Sequence[str], frame: pd.DataFrame, words: dict
 ) -> None:
     """Counts in A:B (per status, error code, operator, department), the run in D:E; built
     first, then written row by row (a constant_memory sheet is written in row order). Its
-    words are in the results' language; statuses and codes stay as the contract has them."""
+    words are in the results' language; statuses and codes stay as the contract has them, but
+    in Portuguese (``words``: the statuses' names), where codes are said in words."""
     rows = _("rows")
     left: list[tuple] = [(_("status"), rows, bold)]
-    left += [(str(s), summary.counts[s], None) for s in RowStatus]
+    left += [(words.get(s, str(s)), summary.counts[s], None) for s in RowStatus]
     left.append((_("total"), summary.total, bold))
+    errors = Counter()
+    for code, n in summary.error_counts.items():
+        errors[sentences.label(code) if words else str(code)] += n
     for title, counts, always in (
-        (_("error"), dict(sorted(summary.error_counts.items())), True),
+        (_("error"), dict(sorted(errors.items())), True),
         (_("started, by operator"), _started_by(header, frame, "operators", summary), False),
         (_("started, by department"), _started_by(header, frame, "department", summary), False),
     ):
@@ -111,9 +126,9 @@ def _write_summary_sheet(
             left += [(str(k), n, None) for k, n in counts.items()]
     right = [
         (_("run"), "", bold),
-        (_("started at"), summary.started_at, None),
+        (_("started at"), i18n.moment(summary.started_at), None),
         (_("input"), summary.input, None),
-        (_("output"), summary.output, None),
+        (_("output"), Path(summary.output).name, None),  # this file: no server's path
         (_("duration"), _duration(summary.elapsed), None),
     ]
     sheet = book.add_worksheet(_("Summary"))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from batch_attend import i18n
 from batch_attend.engine import Engine, HeldSignals, signals_stop
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
@@ -73,13 +74,14 @@ class Watch:
         self.counts: Counter = Counter()  # per status, rows decided before sending included
         self.started: float | None = None  # time.monotonic() when sending began
         self.cancelled = False
+        self.is_planned = False  # until then, nothing is known of the rows
         self._engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def planned(self, plan: Plan) -> None:
         decided = plan.frame["status"].dropna().value_counts().to_dict()
         with self._lock:
-            self.rows, self.total = len(plan.frame), plan.ready
+            self.rows, self.total, self.is_planned = len(plan.frame), plan.ready, True
             self.counts.update({str(k): int(v) for k, v in decided.items()})
 
     def attach(self, engine: Engine) -> None:
@@ -116,6 +118,7 @@ class Watch:
             rate = self.done / elapsed if elapsed > 0 else 0.0
             left = (self.total - self.done) / rate if rate > 0 else None
             return {
+                "planned": self.is_planned,
                 "rows": self.rows,
                 "total": self.total,
                 "done": self.done,
@@ -172,9 +175,9 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
 def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> RunReport:
     dry_run = options.sending.dry_run
     source = read_source(options, env, sending=True)
-    table, output = source
+    output = source[1]
     summary = RunSummary(output=output, dry_run=dry_run, started_at=now())
-    summary.input = str(options.input.path)
+    summary.input = options.input.label or str(options.input.path)
     path = journal_path(options, output)
     for file in (None if dry_run else path, options.output.summary_json, options.output.log_file):
         if file is not None:
@@ -208,13 +211,15 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
         try:
             write_results(
                 output,
-                table.columns,
-                contract_frame(table.frame, frame),
+                plan.table.columns,  # as edited before sending
+                contract_frame(plan.table.frame, frame),
                 stdout=env.stdout,
                 summary=summary,
                 bom=options.output.bom,
                 delimiter=csv_delimiter(
-                    options.output.output_delimiter, table.delimiter, options.output.results_lang
+                    options.output.output_delimiter,
+                    plan.table.delimiter,
+                    options.output.results_lang,
                 ),
                 lang=options.output.results_lang or "en",
             )
@@ -425,7 +430,7 @@ def closing_message(summary: RunSummary, journal: Path | None) -> str | None:
             "{count} row not finished is marked skipped",
             "{count} rows not finished are marked skipped",
             count,
-        ).format(count=f"{count:,}")
+        ).format(count=i18n.number(count))
         return " ".join((
             _("interrupted ({signal}); {skipped}.").format(signal=stop.key, skipped=not_finished),
             _("Run the same command again to resume (progress is in {journal}).").format(
@@ -434,7 +439,7 @@ def closing_message(summary: RunSummary, journal: Path | None) -> str | None:
         ))  # fmt: skip
     skipped = ngettext(
         "{count} row is marked skipped", "{count} rows are marked skipped", count
-    ).format(count=f"{count:,}")
+    ).format(count=i18n.number(count))
     return _(_CLOSING[stop]).format(
         problem=summary.whatsapp_problem, when=summary.retry_at, env=TOKEN_ENV, skipped=skipped
     )

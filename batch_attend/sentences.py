@@ -34,6 +34,10 @@ NOT_PART_OF_A_PHONE = N_("'{cell}' has '{char}', which is not part of a phone nu
 WRONG_LENGTH = N_(
     "'{cell}' has {count} digits; a phone needs {least} to {most} (country code, area code, number)"
 )
+WRONG_LENGTH_AFTER_00 = N_(
+    "'{cell}' has {count} digits after 00; a phone needs {least} to {most} (country code, area "
+    "code, number)"
+)
 WRONG_LENGTH_NO_DDD = N_(
     "'{cell}' has {count} digits; a phone needs {least} to {most} (country code, area code, "
     "number); add the area code (DDD) in front, or a DDD column"
@@ -174,6 +178,55 @@ JOURNAL_FAILED = N_(
 TOKEN_REFUSED_EARLIER = N_("not sent: the API refused the token earlier in the run")
 
 
+#: The web page's words for the sentences that tell a command-line user what to type: what to
+#: do on the page instead (the same values; files keep the sentences above).
+PAGE = {
+    "NO_OPERATORS": N_(
+        "the operators cell is empty; choose an operator pool above, or write the operator in "
+        "the cell"
+    ),
+    "NO_OPERATORS_COLUMN": N_("no operators column; choose one above, or an operator pool"),
+    "NAME_WITHOUT_TICKET": N_(
+        "'{value}' looks like a name or login, which this server cannot look up (it has no "
+        "PlugChat ticket); write the operator's ID instead"
+    ),
+    "UNKNOWN_OPERATOR": N_(
+        "no operator '{value}' in this account; choose which operator it is in the table above, "
+        "or correct the cell"
+    ),
+    "UNKNOWN_DEPARTMENT": N_(
+        "no department '{value}' in this account; choose which department it is in the table "
+        "above, or correct the cell"
+    ),
+    "NOT_FOUND": N_("no start-attendance endpoint at the PlugChat address this server uses"),
+    "REDIRECTED": N_("the API redirected; the PlugChat address this server uses needs checking"),
+    "REDIRECTED_TO": N_(
+        "the API redirected to {location}; the PlugChat address this server uses needs checking"
+    ),
+    "PHONE_CHECK_FAILED": N_(
+        "could not ask PlugChat whether {phone} has WhatsApp; Resume asks again"
+    ),
+    "RETRY_TOO_LATE": N_(
+        "the API answered HTTP {status} and asked to be called again in {seconds} s (at {when}); "
+        "Resume then"
+    ),
+    "NOT_SENT_RETRY_AT": N_("not sent: the API asked to be called again at {when}; Resume then"),
+    "NOT_FINISHED": N_("not sent: the run was cancelled; Resume sends it"),
+    "WHATSAPP_DROPPED": N_(
+        "not sent: the account's WhatsApp number disconnected during the run; reconnect it, "
+        "then Resume"
+    ),
+    "JOURNAL_FAILED": N_("not finished: the server could not write its records; Resume later"),
+}
+
+
+def label(code: str) -> str:
+    """An error code in a person's words, in the current language: its own words in English
+    (``invalid_phone``: "Invalid phone"), the catalog's message (tools/catalog.py lists them)."""
+    words = code.replace("_", " ").replace("whatsapp", "WhatsApp")
+    return i18n._(words[:1].upper() + words[1:])
+
+
 class Template(str):
     """A sentence of the results as the ledger keeps it: its name (this string), and with
     :meth:`format` its values (``NAME {"cell": "123"}``). The English words (``text``, the
@@ -200,11 +253,12 @@ TEMPLATES = {
     if name.isupper() and isinstance(text, str)
 }
 globals().update(TEMPLATES)
-#: The fields that hold a sentence of this module, rendered in the language too, and those that
-#: hold a quantity, written as the reader writes numbers; the others (a cell, a row number, an
-#: HTTP status) are shown as they are.
+#: The fields that hold a sentence of this module, rendered in the language too, those that
+#: hold a quantity, written as the reader writes numbers, and a moment, as the reader writes
+#: dates; the others (a cell, a row number, an HTTP status) are shown as they are.
 SENTENCE_FIELDS = frozenset({"done"})
 NUMBER_FIELDS = frozenset({"count", "size", "limit", "seconds"})
+MOMENT_FIELDS = frozenset({"when"})
 _KEPT = re.compile(r"([A-Z][A-Z0-9_]*)(?: (\{.*\}))?", re.DOTALL)
 
 
@@ -237,9 +291,10 @@ def fill(template: Template, **values) -> pd.Series | str:
     return out + "}"
 
 
-def render(kept: str) -> str:
-    """A message as the ledger keeps it, in the current language; any other text (a sentence of
-    an earlier version, a cell of a results file handed back) as it came."""
+def render(kept: str, page: bool = False) -> str:
+    """A message as the ledger keeps it, in the current language (``page``: in the web page's
+    words); any other text (a sentence of an earlier version, a cell of a results file handed
+    back) as it came."""
     found = _KEPT.fullmatch(kept) if kept else None
     template = TEMPLATES.get(found.group(1)) if found else None
     if template is None:
@@ -251,19 +306,23 @@ def render(kept: str) -> str:
                 values[name] = render(value)
             elif name in NUMBER_FIELDS and isinstance(value, int):
                 values[name] = i18n.number(value)
-        return i18n._(template.text).format(**values)
+            elif name in MOMENT_FIELDS:
+                values[name] = i18n.moment(value)
+        text = PAGE.get(str(template)) if page else None
+        return i18n._(text or template.text).format(**values)
     except (ValueError, KeyError, IndexError, AttributeError):
         return kept
 
 
-def render_all(kept: pd.Series, rendering=None) -> pd.Series:
-    """:func:`render` (or ``rendering``) for a column, once per distinct message."""
+def render_all(kept: pd.Series, page: bool = False, errors: bool = False) -> pd.Series:
+    """:func:`render` for a column (``errors``: of ``code: message`` cells), once per distinct
+    message."""
     import pandas as pd
 
     if kept.empty:
         return kept
     codes, distinct = pd.factorize(kept)
-    said = [(rendering or render)(str(message)) for message in distinct]
+    said = [render_error(m) if errors else render(m, page) for m in map(str, distinct)]
     return pd.Series(pd.array(said, dtype=object)[codes], index=kept.index, dtype=str)
 
 

@@ -36,6 +36,18 @@ def english_messages(monkeypatch):
 
 
 @pytest.fixture
+def sao_paulo(monkeypatch):
+    """This process in Brasília time (UTC-3), as the machines of the page's users are."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/Sao_Paulo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
 def sandbox():
     """A fresh PlugChat stand-in that accepts ``TOKEN``; its ``state`` records everything."""
     with SandboxServer(SandboxState(token=TOKEN)) as server:

@@ -126,3 +126,32 @@ def test_the_main_help_in_portuguese_wherever_lang_is_given(runner, args):
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Uso: batch-attend [OPTIONS] INPUT")
     assert "Outros comandos:" in result.stdout
+
+
+def test_the_summary_and_closing_message_write_numbers_as_the_reader_does():
+    """A Brazilian reads 20,000 as twenty: counts, seconds and rates in the reader's locale."""
+    from collections import Counter
+
+    from batch_attend.outcomes import ErrorCode, RunSummary, Stop
+    from batch_attend.results import format_summary
+    from batch_attend.run import closing_message
+
+    summary = RunSummary(
+        counts=Counter(started=10843, invalid=1000, skipped=8157),
+        error_counts=Counter({ErrorCode.INTERRUPTED: 8157}),
+        elapsed=29.44,
+        decided_rows=10843,
+        output="r.csv",
+        stop=Stop.SIGINT,
+    )
+    english = format_summary(summary)
+    assert english.startswith("20,000 rows: 10,843 started, 1,000 invalid, 8,157 skipped in 29.4 s")
+    assert "(368.3 rows/s)" in english
+    with i18n.speaking("pt_BR"):
+        said = format_summary(summary)
+        closing = closing_message(summary, None)
+    assert said.startswith(
+        "20.000 linhas: 10.843 iniciadas, 1.000 inválidas, 8.157 não enviadas em 29,4 s"
+    )
+    assert "(368,3 linhas/s)" in said
+    assert "8.157 linhas não terminadas" in closing

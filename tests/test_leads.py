@@ -98,6 +98,14 @@ REFUSED = [
      "abroad with + or 00 and its country code"),
     ("+044999999999", "'+044999999999': a country code follows + or 00, and none starts with 0"),
     ("(0xx11) ramal", "'(0xx11) ramal' has 'r', which is not part of a phone number"),
+    # The digits counted are the cell's: 00 then 0 is no country code, 00 1 is one.
+    ("0000-0000",
+     "'0000-0000' has 8 digits; a phone needs 10 to 15 (country code, area code, number); add "
+     "the area code (DDD) in front, or a DDD column"),
+    ("00 1 234",
+     "'00 1 234' has 4 digits after 00; a phone needs 10 to 15 (country code, area code, number)"),
+    ("+55 44 1234",  # a country code and area code were written: no DDD is missing
+     "'+55 44 1234' has 8 digits; a phone needs 10 to 15 (country code, area code, number)"),
 ]  # fmt: skip
 
 

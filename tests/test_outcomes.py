@@ -60,7 +60,7 @@ def test_exit_status_for(summary, expected):
 def test_every_stop_says_its_code_and_the_unsent_rows_reason():
     assert Stop.named("SIGTERM") is Stop.SIGTERM and Stop.named(None) is None
     code, sentence = Stop.RATE_LIMITED.unsent("2030-01-01T00:00:00-03:00")
-    assert code == ErrorCode.RATE_LIMITED and "2030-01-01T00:00:00-03:00" in render(sentence)
+    assert code == ErrorCode.RATE_LIMITED and "2030-01-01T00:00:00-03:00" in sentence
     assert render(Stop.SIGINT.unsent()[1]).startswith(
         "not finished: the run was interrupted (SIGINT)"
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import openpyxl
@@ -77,12 +78,14 @@ def test_check_dry_run_preview_and_run_agree_row_by_row(sandbox, tmp_path):
     assert by_row[6][:2] == ("invalid", "unknown_operator")  # in all four: no ticket
     assert by_row[7] == (None, "", "")  # the apostrophe is not part of the phone
     assert by_row[8][:2] == ("skipped", "not_a_lead")
-    # The page shows the same reasons and the same first requests.
-    assert view["problems"] == [
-        (row, f"{c}: {m}") for row, (s, c, m) in by_row.items() if s == "invalid"
-    ]
+    # The page shows the same problems, in its words, and the same first requests.
+    invalid = {row: code for row, (status, code, _m) in by_row.items() if status == "invalid"}
+    assert [shown["row"] for shown in view["problems"]] == list(invalid)
+    assert {code: n for code, _label, n in view["groups"]} == Counter(invalid.values())
+    assert view["problems"][0]["reason"] == by_row[4][2]  # the phone's, as check says it
+    assert "--ticket" in by_row[6][2] and "--" not in view["problems"][1]["reason"]
     bodies = [body for *_rest, body in checked if body]
-    assert [json.loads(r) for r in view["requests"]] == bodies[:3]
+    assert [lead.body() for lead in view["requests"]] == bodies[:3]
     # The run sends exactly the plan's requests; a dry run only differs in not sending them.
     assert sorted(sandbox.state.log, key=lambda b: b["phone"]) == bodies  # in any order
     assert dry.exit_status == report.exit_status == 1  # the invalid rows
@@ -225,7 +228,8 @@ def test_the_page_offers_the_same_choice(sandbox, tmp_path):
     write_csv(page_run.input, rows)
     settings = dict(base_url=sandbox.base_url, token=TOKEN)
     view = preview(page_run, settings, {})
-    assert view["owners"] == ["Vendedor", "SDR"] and "--ignore-column" in view["error"]
+    assert view["owners"] == ["Vendedor", "SDR"]
+    assert view["error"] == "Several columns look like the lead's owner: 'Vendedor', 'SDR'."
     page_run.choices = {"ignore_columns": ["SDR"]}
     assert preview(page_run, settings, {})["taken"]["operators"] == "Vendedor"
 
@@ -336,3 +340,48 @@ def test_the_plan_is_kept_in_the_summary_json_and_the_ledger(runner, sandbox, tm
     with sqlite3.connect(Path(f"{out}.journal")) as db:
         (kept,) = db.execute("SELECT plan FROM runs").fetchone()
     assert json.loads(kept) == plan
+
+
+def test_cells_edited_and_values_mapped_before_sending_are_what_check_and_the_run_use(
+    sandbox, tmp_path
+):
+    """A person's fixes (the page's): a cell edited by row and column, and an unknown name
+    mapped once to an operator for every row holding it; check and the run agree, and the
+    results show the cells as edited."""
+    rows = [["Nome", "Telefone", "Operadores", "Setor"], ["Ana", "123", "OP-ANA", ""],
+            ["Bia", "44999990002", "Zé Ninguém", "Vendas X"],
+            ["Caio", "44999990003", "OP-ANA, Zé Ninguém", "Vendas X"],
+            ["Duda", "44999990004", "OP-BRUNO", "DEP-VENDAS"]]  # fmt: skip
+    leads = write_csv(tmp_path / "leads.csv", rows)
+    out = tmp_path / "r.csv"
+    fixes = dict(
+        cell_edits={2: {"Telefone": "(44) 99999-0001"}},
+        value_map={
+            "operators": {"Zé Ninguém": "OP-CARLA"},
+            "department": {"Vendas X": "DEP-VENDAS"},
+        },
+    )
+    settings = dict(base_url=sandbox.base_url, token=TOKEN, ticket="0000")
+    before = check_plan(RunOptions.build(input=leads, output=str(out), **settings), quiet())
+    assert [c for c in before.frame["error_code"]] == [
+        "invalid_phone", "unknown_operator", "unknown_operator", ""
+    ]  # fmt: skip
+    options = RunOptions.build(input=leads, output=str(out), **settings, **fixes)
+    checked = rows_of(check_plan(options, quiet()))
+    report = run_batch(options, quiet())
+    assert rows_of(report.plan) == checked
+    assert [body for *_rest, body in checked] == [
+        {"phone": "5544999990001", "operators": ["OP-ANA"]},
+        {"phone": "5544999990002", "operators": ["OP-CARLA"], "departmentId": "DEP-VENDAS"},
+        {"phone": "5544999990003", "operators": ["OP-ANA", "OP-CARLA"],
+         "departmentId": "DEP-VENDAS"},
+        {"phone": "5544999990004", "operators": ["OP-BRUNO"], "departmentId": "DEP-VENDAS"},
+    ]  # fmt: skip
+    assert sorted(sandbox.state.log, key=lambda b: b["phone"]) == [b for *_r, b in checked]
+    results = read_results_csv(out)
+    assert [r["status"] for r in results] == ["started"] * 4
+    assert [(r["Telefone"], r["Operadores"], r["Setor"]) for r in results] == [
+        ("(44) 99999-0001", "OP-ANA", ""), ("44999990002", "OP-CARLA", "DEP-VENDAS"),
+        ("44999990003", "OP-ANA, OP-CARLA", "DEP-VENDAS"), ("44999990004", "OP-BRUNO", "DEP-VENDAS"),
+    ]  # fmt: skip
+    assert leads.read_text(encoding="utf-8").count("Zé Ninguém") == 2  # the file is unchanged

@@ -136,7 +136,7 @@ def test_xlsx_keeps_phones_and_ids_as_text_and_formulas_inert(tmp_path):
     book = openpyxl.load_workbook(out)
     sheet = book["Results"]
     header = [c.value for c in sheet[1]]
-    assert header == [*RESULT_COLUMNS, "Nome", "Telefone", "phone (input)"]  # status in view
+    assert header == ["Nome", "Telefone", "phone (input)", *RESULT_COLUMNS]  # as the CSV
     second = sheet[3]
     nome = second[header.index("Nome")]
     assert nome.value == "=1+1" and nome.data_type == "s"  # text, not a formula

@@ -11,7 +11,7 @@ import pytest
 from batch_attend import i18n, sentences
 from batch_attend.cli import cli
 from batch_attend.journal import Journal
-from batch_attend.outcomes import RESULT_COLUMNS
+from batch_attend.outcomes import PORTUGUESE_COLUMNS, RESULT_COLUMNS
 from batch_attend.sandbox import Fault
 from tests.conftest import TOKEN, read_results_csv, write_csv, write_xlsx
 
@@ -44,7 +44,9 @@ def _values(template):
 
 
 @pytest.mark.parametrize("template", sentences.TEMPLATES.values())
-def test_every_message_is_kept_as_its_key_and_values_and_rendered_in_either_language(template):
+def test_every_message_is_kept_as_its_key_and_values_and_rendered_in_either_language(
+    template, sao_paulo
+):
     values = _values(template)
     kept = template.format(**values)
     assert kept.split(" ", 1)[0] == str(template)  # the key, then the values as JSON
@@ -52,6 +54,7 @@ def test_every_message_is_kept_as_its_key_and_values_and_rendered_in_either_lang
         f: sentences.render(v) if f in sentences.SENTENCE_FIELDS else v for f, v in values.items()
     }
     numbers = {f: "1,234" for f in values.keys() & sentences.NUMBER_FIELDS}
+    numbers.update({f: "12/1/26, 10:00\u202fAM" for f in values.keys() & sentences.MOMENT_FIELDS})
     assert sentences.render(kept) == template.text.format(**{**shown, **numbers})
     with i18n.speaking("pt_BR"):
         shown = {
@@ -59,6 +62,7 @@ def test_every_message_is_kept_as_its_key_and_values_and_rendered_in_either_lang
             for f, v in values.items()
         }
         numbers = {f: "1.234" for f in values.keys() & sentences.NUMBER_FIELDS}
+        numbers.update({f: "01/12/2026 10:00" for f in values.keys() & sentences.MOMENT_FIELDS})
         said = sentences.render(kept)
         assert said == i18n._(template.text).format(**{**shown, **numbers})
     assert said != sentences.render(kept)  # translated
@@ -146,24 +150,41 @@ def test_a_resumed_run_says_the_earlier_runs_sentences_in_portuguese(runner, san
     assert rows[3]["error"] == "duplicate_row: mesmo telefone da linha 2"
 
 
-def test_summary_sheet_in_portuguese(runner, sandbox, tmp_path):
+def test_a_portuguese_workbook_speaks_portuguese_and_is_recognised_when_handed_back(
+    runner, sandbox, tmp_path
+):
     leads = write_csv(tmp_path / "leads.csv", ROWS)
     out = tmp_path / "r.xlsx"
     args = [str(leads), "-o", str(out), "--results-lang", "pt_BR"]
     assert invoke(runner, sandbox, args).exit_code == 1
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames[1] == "Resumo"
+    assert book.sheetnames == ["Resultados", "Resumo"]
+    rows = list(book["Resultados"].iter_rows(values_only=True))
+    assert list(rows[0]) == ["Nome", "Telefone", "Operadores", *PORTUGUESE_COLUMNS.values()]
+    said = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    assert [r["situação"] for r in said] == [
+        "iniciada", "inválida", "inválida", "não enviada", "inválida"
+    ]  # fmt: skip
+    assert said[1]["motivo"].startswith("'123' tem 3 dígitos")  # the sentence, no code
+    assert said[3]["motivo"] == "mesmo telefone da linha 2"
     summary = book["Resumo"]
     left = {r[0]: r[1] for r in summary.iter_rows(values_only=True) if r[0]}
     right = {r[3]: r[4] for r in summary.iter_rows(values_only=True) if r[3]}
-    assert left["status"] == "linhas" and left["started"] == 1 and left["total"] == 5
-    assert left["erro"] == "linhas" and left["invalid_phone"] == 2
+    assert left["situação"] == "linhas" and left["iniciada"] == 1 and left["total"] == 5
+    assert left["erro"] == "linhas" and left["Telefone inválido"] == 2
+    assert left["Duplicada"] == 1 and "invalid_phone" not in left
     assert left["iniciados, por operador"] == "linhas" and left["OP-ANA"] == 1
     assert {"início", "entrada", "saída", "duração"} <= set(right)
-    sheet = book.worksheets[0]
-    header = [c.value for c in sheet[1]]
-    error = header.index("error") + 1
-    assert sheet.cell(3, error).value.startswith("invalid_phone: '123' tem 3 dígitos")
+    assert right["saída"] == "r.xlsx"
+    # Handed back, it is a results file: the started lead is carried over, not sent again.
+    again = tmp_path / "again.csv"
+    result = invoke(runner, sandbox, [str(out), "-o", str(again), "--fresh"])
+    assert result.exit_code == 1, result.stderr
+    assert "1 done by an earlier run" in result.stderr
+    assert sandbox.state.total_starts() == 1
+    back = read_results_csv(again)
+    assert list(back[0])[:3] == ["Nome", "Telefone", "Operadores"]  # the contract set apart
+    assert [r["status"] for r in back] == ["started", "invalid", "invalid", "skipped", "invalid"]
 
 
 def test_check_gives_its_reasons_in_the_messages_language(runner, sandbox, tmp_path):
@@ -224,3 +245,19 @@ def test_a_ledger_keeps_keys_and_values_and_an_earlier_versions_sentences_still_
     rows = {r["Nome"]: r for r in read_results_csv(out)}
     assert rows["Ana"]["status"] == "started"
     assert rows["Eva"]["error"] == "server_error: the API answered HTTP 500 with an error"
+
+
+@pytest.mark.parametrize("name", sorted(sentences.PAGE))
+def test_the_pages_words_hold_the_same_values_and_no_command_line(name):
+    """A sentence that tells a command-line user what to type has the page's own words, in
+    either language, for the same values."""
+    template = sentences.TEMPLATES[name]
+    page = sentences.Template(name, sentences.PAGE[name])
+    assert page.fields <= template.fields
+    kept = template.format(**_values(template))
+    for lang in ("en", "pt_BR"):
+        with i18n.speaking(lang):
+            said = sentences.render(kept, page=True)
+            assert said != sentences.render(kept)
+        for command_line in ("--", "batch-attend", "command", "comando", "PLUGCHAT_"):
+            assert command_line not in said, (lang, said)

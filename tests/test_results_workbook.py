@@ -1,4 +1,5 @@
-"""The XLSX results as a person forwards them: status at hand, readable, printable, summarised."""
+"""The XLSX results as a person forwards them: readable, printable, summarised, in the column
+order of every results file."""
 
 from collections import Counter
 
@@ -7,7 +8,7 @@ import openpyxl
 from batch_attend.cli import cli
 from batch_attend.outcomes import RESULT_COLUMNS, ErrorCode, Outcome, RowStatus, RunSummary
 from batch_attend.results import write_results
-from tests.conftest import TOKEN, write_xlsx
+from tests.conftest import TOKEN, read_results_csv, write_xlsx
 from tests.test_results import frame_of
 
 OWN = [f"col{i}" for i in range(13)] + ["Telefone", "Departamento"]  # 15 columns of the user's
@@ -60,12 +61,14 @@ def _header(sheet):
     return [c.value for c in sheet[1]]
 
 
-def test_status_is_in_view_however_wide_the_sheet_and_nothing_is_hidden(tmp_path):
+def test_the_workbook_and_the_csv_keep_one_column_order_and_nothing_is_hidden(tmp_path):
     sheet = _write(tmp_path)["Results"]
     header = _header(sheet)
-    assert header == [*RESULT_COLUMNS, *OWN]  # the contract's columns first, then the user's
-    assert header.index("status") == 2  # column C: seen without scrolling
+    assert header == [*OWN, *RESULT_COLUMNS]  # the user's columns as they were, then the contract
     assert not any(_dim(sheet, j).hidden for j in range(1, len(header) + 1))
+    rows = [[f"v{j}" for j in range(13)] + ["44999999999", "Vendas"]]
+    write_results(str(tmp_path / "r.csv"), OWN, frame_of(rows, [2], _outcomes()[:1]))
+    assert list(read_results_csv(tmp_path / "r.csv")[0]) == header
 
 
 def test_headers_fit_errors_wrap(tmp_path):
@@ -103,7 +106,7 @@ def _pairs(sheet, first_col):
     return sections
 
 
-def test_summary_sheet_tells_the_run(tmp_path):
+def test_summary_sheet_tells_the_run(tmp_path, sao_paulo):
     summary = _write(tmp_path)["Summary"]
     left = _pairs(summary, 1)
     assert left["status"]["started"] == 2 and left["status"]["failed"] == 1
@@ -113,9 +116,9 @@ def test_summary_sheet_tells_the_run(tmp_path):
     assert left["started, by operator"] == {"OP-1 (Ana Souza)": 2, "007": 1}
     assert left["started, by department"] == {"DEP-VENDAS (Vendas)": 2}
     run = _pairs(summary, 4)["run"]
-    assert run["started at"] == "2026-12-01T09:00:00-03:00"
+    assert run["started at"] == "12/1/26, 9:00\u202fAM"  # as the reader writes it, local time
     assert run["input"] == "leads.xlsx"
-    assert run["output"] == str(tmp_path / "r.xlsx")
+    assert run["output"] == "r.xlsx"  # this file: no folder of the machine that wrote it
     assert run["duration"] == "0:01:23"
 
 
@@ -129,7 +132,7 @@ def test_results_workbook_given_back_as_input_carries_done_rows(runner, sandbox,
     again = runner.invoke(cli, [str(first), "-o", str(tmp_path / "r2.xlsx")], env=env)
     assert "2 done by an earlier run" in again.stderr, again.stderr
     sheet = openpyxl.load_workbook(tmp_path / "r2.xlsx")["Results"]
-    assert _header(sheet) == [*RESULT_COLUMNS, "Nome", "Telefone", "Operadores", "Setor"]
+    assert _header(sheet) == ["Nome", "Telefone", "Operadores", "Setor", *RESULT_COLUMNS]
     summary = openpyxl.load_workbook(first)["Summary"]
     run = _pairs(summary, 4)["run"]
     assert run["input"] == str(source) and run["started at"]

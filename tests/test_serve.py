@@ -209,7 +209,7 @@ def test_the_token_appears_in_no_answer_and_no_file(tmp_path):
             web.login()
             url = web.new_run(SAMPLES / "leads.xlsx")
             page = web.get(url)
-            assert "Token: accepted" in page.text and "Ana Souza (OP-ANA)" in page.text
+            assert "Ana Souza (OP-ANA)" in page.text  # the account's lists, to choose from
             end = web.run_to_end(url, {"pool": ["OP-CARLA"], "department": "DEP-SUPORTE"})
             assert end["counts"] == {"started": 10, "invalid": 1, "skipped": 1}
             for fmt in ("xlsx", "csv"):
@@ -273,8 +273,8 @@ def test_cancel_then_resume_sends_nothing_twice(tmp_path):
         assert web.post(url + "/start").status == 409  # the same results, twice: refused
         assert web.post(url + "/cancel").status == 200
         assert web.post(url + "/cancel").status in (200, 409)  # a second click is harmless
-        kind, end = web.events(url)[-1]
-        assert (kind, end["state"], end["exit_code"]) == ("end", "interrupted", 130)
+        end = web.end(url)
+        assert (end["state"], end["exit_code"]) == ("interrupted", 130)
         assert end["resumable"]
         first = end["counts"]
         assert 8 <= first.get("started", 0) < 60
@@ -338,12 +338,13 @@ def test_preview_choices_and_languages(web):
     url = web.new_run(SAMPLES / "leads.csv")
     page = web.get(url).text
     assert "Header row" in page and "matched telefone" in page
-    assert '"phone": "5544999999999"' in page.replace("&#34;", '"')
-    assert web.post(url + "/options", {"operators_column": "Nome"}).status == 200
-    page = web.get(url).text
-    assert "given by --operators-column" in page
-    assert web.post(url + "/options", {"phone_column": "Cidade"}).status == 200
-    assert "invalid_phone" in web.get(url).text
+    assert "<td>5544999999999</td>" in page  # the first attendances, as they will be started
+    answer = web.post(url + "/options", {"operators_column": "Nome"})
+    assert answer.status == 200 and "<html" not in answer.text  # the preview it makes, alone
+    assert 'id="why-operators">chosen here<' in answer.text
+    assert answer.text in web.get(url).text
+    answer = web.post(url + "/options", {"phone_column": "Cidade"})
+    assert 'data-problem="invalid_phone"' in answer.text and "Invalid phone" in answer.text
     assert web.post(url + "/options", {"distribute": "sideways"}).status == 400
     assert web.post(url + "/options", {"token": "x"}).status == 400
     assert web.post(url + "/options", {"pool": "OP-ANA"}).status == 400
@@ -420,12 +421,12 @@ def test_the_rows_not_done_are_listed_with_their_reasons_in_the_readers_language
     rows = {row: (status, error) for row, status, error in end["not_done"]["rows"]}
     assert set(rows) == {7, 8}  # the two invalid rows; the duplicate is not listed
     assert rows[8] == ("invalid", rows[8][1])
-    assert rows[8][1].startswith("invalid_phone: '12345' has 5 digits")
+    assert rows[8][1].startswith("'12345' has 5 digits")  # the reason, no code
     english = web.get(url).text
     assert "Rows not done" in english and "&#39;12345&#39; has 5 digits" in english
     page = web.get(url, headers={"Accept-Language": "pt-BR"}).text
     assert "Linhas não concluídas" in page
-    assert "invalid_phone: &#39;12345&#39; tem 5 dígitos" in page
+    assert "<td>&#39;12345&#39; tem 5 dígitos" in page and "invalid_phone" not in page
 
 
 def test_the_ddd_column_can_be_chosen_on_the_page(web, tmp_path):
@@ -438,7 +439,7 @@ def test_the_ddd_column_can_be_chosen_on_the_page(web, tmp_path):
     assert 'id="count-ready">0<' in web.get(url).text  # 9 digits, no DDD column known
     assert web.post(url + "/options", {"ddd_column": "Região"}).status == 200
     page = web.get(url).text
-    assert "given by --ddd-column" in page and 'id="count-ready">1<' in page
+    assert 'id="why-ddd">chosen here<' in page and 'id="count-ready">1<' in page
     pt = web.get(url, headers={"Accept-Language": "pt-BR"}).text
     assert '"count-ready">1</b><span>pronta para enviar<' in pt  # one, not "prontas"
     assert '"count-rows">1</b><span>linha<' in pt
@@ -475,10 +476,9 @@ def test_the_preview_shows_the_requests_after_the_whatsapp_checks(web, tmp_path)
     )
     web.login()
     url = web.new_run(leads)
-    assert '"phone": "554499887766"' in web.get(url).text.replace("&#34;", '"')
+    assert "<td>554499887766</td>" in web.get(url).text
     assert web.post(url + "/options", {"verify_whatsapp": True}).status == 200
-    page = web.get(url).text.replace("&#34;", '"')
-    assert '"phone": "5544999887766"' in page
+    assert "<td>5544999887766</td>" in web.get(url).text
 
 
 def test_the_header_row_can_be_chosen_on_the_page(web, tmp_path):
@@ -488,8 +488,110 @@ def test_the_header_row_can_be_chosen_on_the_page(web, tmp_path):
     url = web.new_run(write_csv(tmp_path / "leads.csv", rows))
     assert '<option value="2" selected>' in web.get(url).text  # found by the phone column
     assert web.post(url + "/options", {"header_row": 1}).status == 200
-    assert "no phone column found" in web.get(url).text
+    assert "No column was recognised as the phone: choose it below." in web.get(url).text
     assert web.post(url + "/options", {"header_row": None}).status == 200
     assert 'id="count-ready">1<' in web.get(url).text
     for wrong in (True, "2", 0):
         assert web.post(url + "/options", {"header_row": wrong}).status == 400
+
+
+# --- fixes before sending ----------------------------------------------------------------------
+
+
+def test_fixes_made_on_the_page_are_kept_with_the_run_and_are_what_it_sends(web, tmp_path):
+    rows = [["Nome", "Telefone", "Responsável", "Setor"], ["Ana", "12345", "OP-ANA", ""],
+            ["Bia", "44999990002", "Zé Ninguém", "Vendas X"], ["Caio", "44999990003", "Zé Ninguém", ""],
+            ["Duda", "44999990004", "OP-BRUNO", "Vendas X"]]  # fmt: skip
+    web.login()
+    url = web.new_run(write_csv(tmp_path / "leads.csv", rows))
+    page = web.get(url).text
+    assert 'id="count-ready">0<' in page and 'id="count-invalid">4<' in page
+    groups = dict(re.findall(r'data-problem="(\w+)"[^>]*>[^<]*<b>(\d+)</b>', page))
+    assert groups == {"unknown_operator": "2", "unknown_department": "1", "invalid_phone": "1"}
+    assert page.count('data-map-value="Zé Ninguém"') == 1  # one choice for both rows
+    only = web.get(url + "?part=preview&problem=unknown_operator").text
+    assert re.findall(r'data-edit-row="(\d+)"', only) == ["3", "4"]
+
+    def fix(choice: dict) -> str:
+        answer = web.post(url + "/options", choice)
+        assert answer.status == 200, answer.text
+        return re.search(r'id="count-ready">(\d+)<', answer.text)[1]
+
+    assert fix({"cell_edits": {"2": {"Telefone": "(44) 99999-0001"}}}) == "1"
+    assert fix({"value_map": {"operators": {"Zé Ninguém": "OP-CARLA"}}}) == "2"
+    assert fix({"value_map": {"department": {"Vendas X": "DEP-VENDAS"}}}) == "4"
+    assert fix({"value_map": {"department": {"Vendas X": ""}}}) == "2"  # undone
+    assert fix({"value_map": {"department": {"Vendas X": "DEP-VENDAS"}}}) == "4"
+    for wrong in ({"cell_edits": {"x": {"Telefone": "1"}}}, {"value_map": {"phone": {"a": "b"}}},
+                  {"cell_edits": {"2": {"Telefone": "a\x00b"}}}):  # fmt: skip
+        assert web.post(url + "/options", wrong).status == 400
+    stored = json.loads(
+        (tmp_path / "data" / "runs" / url.rsplit("/", 1)[1] / "options.json").read_text()
+    )
+    assert stored["choices"] == {
+        "cell_edits": {"2": {"Telefone": "(44) 99999-0001"}},
+        "value_map": {"operators": {"Zé Ninguém": "OP-CARLA"}, "department": {"Vendas X": "DEP-VENDAS"}},
+    }  # fmt: skip
+    assert web.run_to_end(url)["counts"] == {"started": 4}
+    sent = results_rows(tmp_path / "data" / "runs" / url.rsplit("/", 1)[1] / "results.csv")
+    assert [(r["Telefone"], r["Responsável"], r["Setor"]) for r in sent] == [
+        ("(44) 99999-0001", "OP-ANA", ""), ("44999990002", "OP-CARLA", "DEP-VENDAS"),
+        ("44999990003", "OP-CARLA", ""), ("44999990004", "OP-BRUNO", "DEP-VENDAS"),
+    ]  # fmt: skip
+    assert (tmp_path / "leads.csv").read_text().count("Zé Ninguém") == 2  # the upload unchanged
+
+
+def test_the_rows_with_problems_download_in_the_pages_language(web, tmp_path):
+    web.login()
+    url = web.new_run(SAMPLES / "leads.xlsx")
+    answer = web.get(url + "/problems.xlsx", headers={"Accept-Language": "pt-BR"})
+    assert answer.status == 200
+    assert answer.header("Content-Disposition").endswith('-problems.xlsx"')
+    (tmp_path / "p.xlsx").write_bytes(answer.body)
+    rows = list(openpyxl.load_workbook(tmp_path / "p.xlsx")["Resultados"].values)
+    header = list(rows[0])
+    assert [r[header.index("linha")] for r in rows[1:]] == [7, 8]  # only the invalid rows
+    assert {r[header.index("situação")] for r in rows[1:]} == {"inválida"}
+    assert rows[2][header.index("motivo")].startswith("'12345' tem 5 dígitos")
+
+
+def test_a_column_of_landlines_is_warned_about(web, tmp_path, runner):
+    rows = [["Nome", "Telefone", "Operadores"]]
+    rows += [[f"Lead {i}", f"(44) 3025-{1000 + i}", "OP-ANA"] for i in range(3)]
+    rows += [["Lead 9", "(44) 99999-0009", "OP-ANA"]]
+    leads = write_csv(tmp_path / "leads.csv", rows)
+    web.login()
+    page = web.get(web.new_run(leads)).text
+    assert 'id="count-ready">4<' in page
+    assert "3 of the 4 phones to send are landlines, which have no WhatsApp" in page
+    result = runner.invoke(cli, ["check", str(leads), "--sandbox"])
+    assert "3 of the 4 phones to send are landlines" in result.stdout
+
+
+def test_a_sheet_without_data_is_no_dead_end(web, tmp_path):
+    """The sheet chosen stays chosen, says why it cannot be sent, and another can be chosen."""
+    book = tmp_path / "leads.xlsx"
+    writer = __import__("xlsxwriter").Workbook(book)
+    writer.add_worksheet("Leads").write_row(0, 0, ["Telefone", "Operadores"])
+    writer.get_worksheet_by_name("Leads").write_row(1, 0, ["44999990001", "OP-ANA"])
+    writer.add_worksheet("Vazia")
+    writer.close()
+    web.login()
+    url = web.new_run(book)
+    page = web.post(url + "/options", {"sheet": "Vazia"}).text
+    assert '<option value="Vazia" selected>' in page and 'id="preview-error"' in page
+    assert '<option value="Leads" >' in page
+    assert 'id="count-ready">1<' in web.post(url + "/options", {"sheet": "Leads"}).text
+
+
+def test_numbers_and_moments_are_written_as_the_reader_writes_them(web, tmp_path, sao_paulo):
+    leads = leads_csv(tmp_path / "leads.csv", 1200)
+    web.login()
+    url = web.new_run(leads)
+    run = web.server.store.get(url.rsplit("/", 1)[1])
+    day, hour = run.created[8:10], run.created[11:16]
+    pt = web.get(url, headers={"Accept-Language": "pt-BR"}).text
+    assert 'id="count-rows">1.200<' in pt and "Iniciar 1.200 atendimentos" in pt
+    assert re.search(rf"Carregado em {day}/\d\d/20\d\d {hour}", pt)  # local time, dd/mm/yyyy
+    english = web.get(url).text
+    assert 'id="count-rows">1,200<' in english and "Start 1,200 attendances" in english

@@ -112,4 +112,4 @@ def test_one_row_left_is_one_row_in_both_languages(runner, tmp_path):
             cli, ["--lang", "pt_BR", str(leads), "-o", str(tmp_path / "r.csv")], env=env
         )
     assert english.exit_code == 3 and "1 row is marked skipped" in english.stderr
-    assert "1 linha está marcada como pulada" in portuguese.stderr
+    assert "1 linha fica como não enviada" in portuguese.stderr

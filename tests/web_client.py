@@ -129,11 +129,15 @@ class Web:
         return found
 
     def run_to_end(self, url: str, choices: dict | None = None) -> dict:
+        """How the run ended, with the files to download once both are written."""
         answer = self.post(url + "/start", choices or {})
         assert answer.status == 200, answer.text
-        kind, end = self.events(url)[-1]
-        assert kind == "end"
-        return end
+        return self.end(url)
+
+    def end(self, url: str) -> dict:
+        events = self.events(url)
+        assert [kind for kind, _data in events[-2:]] == ["end", "files"]
+        return {**events[-2][1], "downloads": events[-1][1]}
 
     def watch(self, url: str):
         with contextlib.suppress(KeyError):

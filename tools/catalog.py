@@ -94,11 +94,14 @@ def code_messages() -> dict:
     return found
 
 
-#: ``_("...")`` in a web page template: a Jinja2 call with one literal string.
-_TEMPLATE_CALL = re.compile(r"""\b_\(\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*\)""")
+#: ``_("...")`` in a web page template: a Jinja2 call with one literal string; and
+#: ``ngettext("...", "...", n)``, with two.
+_STRING = r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+_TEMPLATE_CALL = re.compile(rf"\b_\(\s*{_STRING}\s*\)")
+_TEMPLATE_PLURAL = re.compile(rf"\bngettext\(\s*{_STRING}\s*,\s*{_STRING}\s*,")
 
 
-def template_messages() -> dict[str, str]:
+def template_messages() -> dict:
     """msgid → where, from the web page templates (Jinja2, whose string literals read as
     Python's)."""
     found: dict[str, str] = {}
@@ -107,6 +110,10 @@ def template_messages() -> dict[str, str]:
         for match in _TEMPLATE_CALL.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
             found.setdefault(ast.literal_eval(match.group(1)), f"{path.name}:{line}")
+        for match in _TEMPLATE_PLURAL.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            plural = tuple(ast.literal_eval(match.group(k)) for k in (1, 2))
+            found.setdefault(plural, f"{path.name}:{line}")
     return found
 
 
@@ -125,7 +132,11 @@ def help_messages() -> dict[str, str]:
 
 
 def all_messages() -> dict[str, str]:
+    from batch_attend.outcomes import ErrorCode
+    from batch_attend.sentences import label
+
     messages = {m: "click" for m in CLICK_MESSAGES}
+    messages.update({label(code): f"label of {code}" for code in ErrorCode})
     messages.update(help_messages())
     messages.update(code_messages())
     messages.update(template_messages())

@@ -7,11 +7,13 @@ from __future__ import annotations
 import pandas as pd
 
 from batch_attend.columns import uninert
-from batch_attend.outcomes import RESULT_COLUMNS
+from batch_attend.outcomes import PORTUGUESE_COLUMNS, PORTUGUESE_STATUSES, RESULT_COLUMNS
 from batch_attend.reading.table import Table
 
 #: How a results file names an input column whose name is also a contract column.
 INPUT_SUFFIX = " (input)"
+#: The Portuguese names of a Portuguese results workbook, back to the contract's.
+_ENGLISH = {v: str(k) for k, v in (*PORTUGUESE_COLUMNS.items(), *PORTUGUESE_STATUSES.items())}
 #: What marks a results file: these contract columns side by side (the others of the contract
 #: may follow them, or may have been deleted by the person handing the file back).
 RESULT_MARK = ("row", "phone", "status")
@@ -25,10 +27,11 @@ def split_results(table: Table) -> Table:
     ``status``; a column added after them, or one of them deleted, does not hide the file. A
     contract column the file no longer has reads as empty.
     """
-    names = table.columns
+    names = [_ENGLISH.get(name, name) for name in table.columns]
     start = next((j for j in range(len(names)) if tuple(names[j : j + 3]) == RESULT_MARK), None)
     if start is None:
         return table
+    portuguese = names != table.columns
     end = start
     while end < len(names) and names[end] in RESULT_COLUMNS and names[end] not in names[start:end]:
         end += 1
@@ -40,8 +43,11 @@ def split_results(table: Table) -> Table:
         index=frame.index,
         dtype=str,
     )  # fmt: skip
+    if portuguese:  # its statuses in words, its reasons without their codes
+        results["status"] = results["status"].map(lambda s: _ENGLISH.get(s.strip(), s))
+        results["error"] = results["error"].where(results["error"] == "", ": " + results["error"])
     cells = frame[own].set_axis(range(len(own)), axis=1)
-    columns = [names[j].removesuffix(INPUT_SUFFIX) for j in own]
+    columns = [table.columns[j].removesuffix(INPUT_SUFFIX) for j in own]
     if table.delimiter is not None:  # a CSV's cells were made inert
         cells = cells.apply(uninert)
         results = results.assign(

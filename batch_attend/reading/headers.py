@@ -59,8 +59,8 @@ class ColumnError(BatchAttendError):
     """The columns cannot be told apart, or a column named by an option is not there;
     ``owners``: the columns that look like the lead's owner, when they are what is unclear."""
 
-    def __init__(self, message: str, owners: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, owners: tuple[str, ...] = (), page: str | None = None):
+        super().__init__(message, page=page)
         self.owners = owners
 
 
@@ -119,7 +119,8 @@ def _named(table, name: str, option: str) -> int:
     raise ColumnError(
         _(
             "{where}: no column named '{override}' (given by {option}). Columns seen: {columns}."
-        ).format(where=table.where, override=name, option=option, columns=quoted(table.columns))
+        ).format(where=table.where, override=name, option=option, columns=quoted(table.columns)),
+        page=_("This sheet has no column '{name}': choose another.").format(name=name),
     )
 
 
@@ -135,7 +136,10 @@ def _best(table, strength: list[int], role: str, option: str) -> int | None:
                 role=role,
                 names=quoted(table.columns[j] for j in found),
                 option=option,
-            )
+            ),
+            page=_("Several columns could hold the {role}: {names}. Choose one below.").format(
+                role=role, names=quoted(table.columns[j] for j in found)
+            ),
         )
     return found[0] if found else None
 
@@ -175,7 +179,8 @@ def map_columns(
                 where=table.where,
                 columns=quoted(table.columns),
                 accepted=", ".join(PHONE_ALIASES[:6]),
-            )
+            ),
+            page=_("No column was recognised as the phone: choose it below."),
         )
     department = choose(
         "department",
@@ -216,6 +221,7 @@ def _owners(
                 "{where}: several columns look like the lead's owner: {names}. Use one with --operators-column NAME, or set the others aside on purpose with --ignore-column NAME (a pool or --operator would otherwise override the owners they name)."
             ).format(where=table.where, names=quoted(owners)),
             owners,
+            _("Several columns look like the lead's owner: {names}.").format(names=quoted(owners)),
         )
     chosen = (holding or candidates or [None])[0]
     if chosen is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from batch_attend import i18n
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 
@@ -40,7 +41,7 @@ def quoted(names) -> str:
 
 
 def mib(count: int) -> str:
-    return f"{count / (1 << 20):,.1f} MiB"
+    return i18n.number(count / (1 << 20), 1) + " MiB"
 
 
 def check_cells(place: str, rows: int, columns: int) -> None:
@@ -50,9 +51,9 @@ def check_cells(place: str, rows: int, columns: int) -> None:
                 "{where}: {rows} rows × {columns} columns are {cells} cells, more than the {limit} batch-attend reads. Delete the rows and columns past the data, or split the file."
             ).format(
                 where=place,
-                rows=f"{rows:,}",
-                columns=f"{columns:,}",
-                cells=f"{rows * columns:,}",
-                limit=f"{MAX_CELLS:,}",
+                rows=i18n.number(rows),
+                columns=i18n.number(columns),
+                cells=i18n.number(rows * columns),
+                limit=i18n.number(MAX_CELLS),
             )
         )

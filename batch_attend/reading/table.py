@@ -4,6 +4,7 @@ control character anywhere."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from batch_attend import i18n
 from batch_attend.columns import on_cores
 from batch_attend.i18n import _
 from batch_attend.reading.headers import HEADER_SEARCH_ROWS, header_index
@@ -44,6 +46,17 @@ class Table:
 
     def column(self, j: int) -> pd.Series:
         return self.frame[j]
+
+    def edited(self, edits: dict[int, dict[str, str]]) -> Table:
+        """This table with the cells a person changed before sending (by the row number they
+        see and the column's name); the file is never changed."""
+        at = {int(row): i for i, row in enumerate(self.row_numbers)} if edits else {}
+        frame = self.frame.copy() if at else self.frame
+        for row, cells in edits.items():
+            for name, value in cells.items():
+                if int(row) in at and name in self.columns:
+                    frame.iat[at[int(row)], self.columns.index(name)] = value
+        return dataclasses.replace(self, frame=frame)
 
 
 def is_blank(row: list[str]) -> bool:
@@ -81,7 +94,10 @@ def table_from_grid(
             raise InputError(
                 _("{where}: row {row} (given by --header-row) is empty or past the end.").format(
                     where=where, row=header_row
-                )
+                ),
+                page=_("Row {row} is empty or past the end: choose another header row.").format(
+                    row=header_row
+                ),
             )
         grid = grid.iloc[header_row - 1 :]
     top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
@@ -105,7 +121,7 @@ def table_from_grid(
         raise InputError(
             _(
                 "{where}: {rows} data rows, more than the {limit} batch-attend takes in one run (as many as a worksheet holds). Split the file."
-            ).format(where=where, rows=f"{len(data):,}", limit=f"{MAX_ROWS:,}")
+            ).format(where=where, rows=i18n.number(len(data)), limit=i18n.number(MAX_ROWS))
         )
     names = [header[j] or f"column_{j + 1}" for j in keep]
     numbers = data.index.to_numpy() + 1  # grid rows are 0-based (the index keeps them)

@@ -222,7 +222,8 @@ def sheet_grid(
     raise InputError(
         _(
             "{path}: no sheet has a phone column in its first {HEADER_SEARCH_ROWS} rows. Sheets seen: {seen}. Choose one with --sheet and name the column with --phone-column."
-        ).format(path=path, HEADER_SEARCH_ROWS=HEADER_SEARCH_ROWS, seen="; ".join(seen))
+        ).format(path=path, HEADER_SEARCH_ROWS=HEADER_SEARCH_ROWS, seen="; ".join(seen)),
+        page=_("No sheet has a phone column in its first rows: choose the sheet below."),
     )
 
 
@@ -247,7 +248,7 @@ def read_workbook(
     except (ValueError, pa.ArrowInvalid):
         answer = {}  # the child died: an allocation failed
     if "input_error" in answer:
-        raise InputError(answer["input_error"])
+        raise InputError(answer["input_error"], page=answer.get("page"))
     if "error" in answer:
         raise RuntimeError(answer["error"])
     raise InputError(
@@ -279,7 +280,7 @@ def _child() -> None:
             name, table = sheet_grid(Path(path), sheet, phone_column)
             answer = {"name": name}
         except InputError as exc:
-            answer = {"input_error": str(exc)}
+            answer = {"input_error": str(exc), "page": exc.page}
         except MemoryError:
             answer = {"memory_error": True}
         except Exception as exc:

@@ -1,97 +1,161 @@
-"""What the page shows before a run starts: the plan ``batch-attend check`` makes of the file
-(header, columns taken and why, rows ready / invalid / duplicates, the reasons), the sheets and
-columns a person may choose instead, the account's operators and departments to choose defaults
-from, and the first requests as they will be sent.
+"""What the page shows before a run starts, and what a person fixes there: the plan
+``batch-attend check`` makes of the upload, as edited on the page (the sheet, header row and
+columns taken and why, the rows ready and not, the problems grouped by reason, each unknown
+operator or department value once, the first requests), and the rows with problems to download.
 
-Everything here is computed by the library with the run's own options, so the preview and the
-run cannot disagree; the server's paths in its messages are replaced by the file's name.
+Everything comes from the library with the run's own options (its edits and mappings among
+them), so the preview and the run cannot disagree. The upload is read once per way of reading
+it and kept (:data:`read_kept`): a change of column or default plans again without reading it
+again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import itertools
 import json
+from pathlib import Path
 
+import pandas as pd
+
+from batch_attend import i18n, sentences
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.outcomes import ErrorCode, RowStatus
-from batch_attend.plan import check_plan
+from batch_attend.plan import Plan, check_plan
 from batch_attend.reading.files import read_table, sheet_names
+from batch_attend.reading.table import Table
+from batch_attend.results import contract_frame, outcome_frame, write_results
 from batch_attend.web.runs import Run
 
-MAX_PROBLEMS_SHOWN = 50
+ROWS_SHOWN = 50
 REQUESTS_SHOWN = 3
 ROLES = ("phone", "ddd", "operators", "department")
+#: The problems whose value a person maps once to one of the account's.
+MAPPED = (ErrorCode.UNKNOWN_OPERATOR, ErrorCode.AMBIGUOUS_OPERATOR, ErrorCode.UNKNOWN_DEPARTMENT)
+#: The uploads as read one way (sheet, header row, phone column), the last few: a 20,000-row
+#: workbook takes seconds to read on a busy machine, a plan a fraction of that.
+_kept = functools.lru_cache(maxsize=4)(lambda path, stamp, **how: read_table(path, **how))
 
 
-def quiet_env(environ) -> Env:
-    return Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
-
-
-def _columns_anyway(run: Run, sheet: str | None) -> list[str]:
-    """The columns of the sheet as read without a phone column, so that one can be chosen."""
+def read_kept(path: Path, **how) -> Table:
+    """The upload as read, kept while the file is the same (one gone or replaced: read again,
+    to say why)."""
     try:
-        return read_table(run.input, sheet=sheet).columns
-    except BatchAttendError:
-        return []
+        stamp = path.stat().st_mtime_ns, path.is_file()
+    except OSError:
+        return read_table(path, **how)
+    return _kept(path, stamp, **how)
 
 
-def preview(run: Run, settings: dict, environ) -> dict:
-    """Everything the preview page shows; ``error`` says why the file cannot be sent as chosen."""
+def role_of(code: str) -> str:
+    """The role of the column a problem lies in (its cell is what a person edits)."""
+    return "department" if "department" in code else "operators" if "operator" in code else "phone"
+
+
+def plan_of(run: Run, settings: dict, environ) -> Plan:
+    """The run's plan, from its upload as kept; what stops one is raised, with the table as
+    read when there is one (its columns, for a person to choose another)."""
     options = run.options(settings)
-    env = quiet_env(environ)
-    view: dict = {"error": None, "sheets": [], "columns": [], "taken": {}, "owners": []}
+    given = options.input
+    how = dict(sheet=given.sheet, header_row=given.header_row, phone_column=given.phone_column)
+    table = read_kept(run.input, **how)
+    env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
-        with contextlib.suppress(OSError):  # a file gone or unreadable: the check says so
-            view["sheets"] = sheet_names(run.input)
-        plan = check_plan(options, env)
+        return check_plan(options, env, source=(table, str(run.results("xlsx"))))
     except BatchAttendError as exc:
-        view["error"] = run.shown(str(exc))
+        exc.table = table
+        raise
+
+
+def preview(run: Run, settings: dict, environ, problem: str = "") -> dict:
+    """Everything the preview shows; ``error`` says why the file cannot be sent as chosen;
+    ``problem``: the code of the problems whose rows are shown (all when empty)."""
+    view: dict = {"error": None, "sheets": [], "columns": [], "taken": {}, "owners": []}
+    with contextlib.suppress(BatchAttendError, OSError):  # a file gone: the plan says so
+        view["sheets"] = sheet_names(run.input)
+    try:
+        plan = plan_of(run, settings, environ)
+    except BatchAttendError as exc:
+        view["error"] = run.shown(exc.page or str(exc))
         view["owners"] = list(getattr(exc, "owners", ()))
-        view["columns"] = _columns_anyway(run, options.input.sheet)
+        view["columns"] = getattr(getattr(exc, "table", None), "columns", [])
+        if not view["columns"]:
+            with contextlib.suppress(BatchAttendError):
+                view["columns"] = read_table(run.input, sheet=run.choices.get("sheet")).columns
         return view
-    table, columns, account = plan.table, plan.columns, plan.account
-    problems = plan.problems()
+    table, columns, account, frame = plan.table, plan.columns, plan.account, plan.frame
+    taken = {role: j for role in ROLES if (j := getattr(columns, role)) is not None}
+    chosen = _("chosen here")
     view.update(
         sheet=table.sheet,
         header_row=table.header_row,
         columns=table.columns,
-        taken={
-            role: table.columns[j] for role in ROLES if (j := getattr(columns, role)) is not None
-        },
-        why=dict(columns.why),
-        check=[run.shown(line) for line in [*plan.lines(), *account.lines()]],
+        taken={role: table.columns[j] for role, j in taken.items()},
+        why={r: chosen if run.choices.get(f"{r}_column") else w for r, w in columns.why.items()},
         rows=len(table),
         ready=plan.ready,
         invalid=plan.count(RowStatus.INVALID),
         duplicates=plan.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW),
-        done=int(plan.frame["carried"].sum()),
-        problems=problems[:MAX_PROBLEMS_SHOWN],
-        more_problems=max(0, len(problems) - MAX_PROBLEMS_SHOWN),
-        token=account.token,
+        done=int(frame["carried"].sum()),
+        landlines=plan.landlines(),
+        refused=account.token == "refused",
+        blocking=[run.shown(e.page or str(e)) for e in plan.blocking()],
+        operators=[o for o in account.directory.operators or () if o.active],
+        departments=[d for d in account.directory.departments or () if d.active],
     )
-    # The account's lists as the plan fetched them (operators only with a ticket).
-    directory = account.directory
-    view["operators"] = [o for o in directory.operators or () if o.active]
-    view["departments"] = [d for d in directory.departments or () if d.active]
-    view["lists_available"] = {
-        "operators": directory.operators is not None,
-        "departments": directory.departments is not None,
-    }
-    view["notes"] = [run.shown(str(e)) for k, e in account.errors.items() if k == "operators"]
-    leads = itertools.islice(plan.leads(), REQUESTS_SHOWN)
-    view["requests"] = [json.dumps(lead.body(), ensure_ascii=False) for lead in leads]
+    invalid = frame[frame["status"] == RowStatus.INVALID]
+    counts = invalid["error_code"].value_counts()
+    view["groups"] = [(code, sentences.label(code), int(n)) for code, n in counts.items()]
+    view["problem"] = problem if problem in counts else ""
+    shown = invalid[invalid["error_code"] == problem] if view["problem"] else invalid
+    view["problems"] = _rows(shown.head(ROWS_SHOWN), table, taken)
+    view["more_problems"] = max(0, len(shown) - ROWS_SHOWN)
+    view["mappings"] = _mappings(invalid, run.choices.get("value_map", {}))
+    view["edits"] = sum(map(len, run.choices.get("cell_edits", {}).values()))
+    view["requests"] = list(itertools.islice(plan.leads(), REQUESTS_SHOWN))
     return view
 
 
-def role_names() -> dict[str, str]:
-    """The roles a column plays, in the page's language."""
-    return {
-        "phone": _("Phone"),
-        "ddd": _("Area code (DDD)"),
-        "operators": _("Operators"),
-        "department": _("Department"),
-    }
+def _rows(rows: pd.DataFrame, table: Table, taken: dict[str, int]) -> list[dict]:
+    """The problem rows shown: the row number, the reason in the page's words, and the cell it
+    lies in (its column's name and what it holds), which a person may edit."""
+    shown = []
+    for index, row, code, message in rows[["row", "error_code", "error_message"]].itertuples():
+        j = taken.get(role_of(code))
+        cell = None if j is None else table.frame.at[index, j]
+        column = None if j is None else table.columns[j]
+        reason = sentences.render(message, page=True)
+        shown.append({"row": int(row), "reason": reason, "column": column, "cell": cell})
+    return shown
+
+
+def _mappings(invalid: pd.DataFrame, value_map: dict) -> list[dict]:
+    """Each value the account does not know (an operator's name, a department), once, with the
+    rows that hold it and what a person mapped it to."""
+    found: dict[tuple[str, str], int] = {}
+    mapped = invalid[invalid["error_code"].isin(list(MAPPED))]
+    for (code, message), n in mapped.value_counts(["error_code", "error_message"]).items():
+        value = json.loads(message.partition(" ")[2] or "{}").get("value")
+        if value is not None:
+            key = (role_of(code), value)
+            found[key] = found.get(key, 0) + int(n)
+    return [
+        {"role": role, "value": value, "rows": n, "to": value_map.get(role, {}).get(value, "")}
+        for (role, value), n in sorted(found.items(), key=lambda item: -item[1])
+    ]
+
+
+def write_problems(run: Run, settings: dict, environ) -> str:
+    """The rows with problems (invalid), as results in the page's language, with their reasons:
+    ``problems.xlsx`` in the run's folder, fixed and uploaded again as any sheet."""
+    plan = plan_of(run, settings, environ)
+    invalid = (plan.frame["status"] == RowStatus.INVALID).to_numpy()
+    outcomes = outcome_frame(plan.frame, [], (ErrorCode.INTERRUPTED, ""))
+    frame = contract_frame(plan.table.frame[invalid], outcomes[invalid])
+    path = run.folder / "problems.xlsx"
+    write_results(str(path), plan.table.columns, frame, lang=i18n.language())
+    return str(path)

@@ -6,14 +6,13 @@ only as text to show), ``options.json`` (what the person chose on the page: neve
 the same folder, so it resumes from its ledger as a CLI run writing the same results does. The
 history is the list of those folders.
 
-Results: the run writes ``results.xlsx`` itself (with its Summary sheet); ``results.csv`` is
-then written by :func:`batch_attend.results.write_results` from the same outcome frame and the
-same input table, so both downloads say the same thing, as ``-o results.csv`` would.
+Results: the run writes ``results.csv`` itself, as ``-o results.csv`` would; ``results.xlsx``
+(with its Summary sheet) is then written by :func:`batch_attend.results.write_results` from
+the same outcome frame and the same table, so both downloads say the same thing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
 import json
@@ -22,16 +21,25 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batch_attend import i18n
 from batch_attend.atomic import write_text
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.journal import now
 from batch_attend.outcomes import DONE_STATUSES, error_column
 from batch_attend.planning import DISTRIBUTIONS
-from batch_attend.results import contract_frame, csv_delimiter, format_summary, write_results
+from batch_attend.reading.table import CONTROL_CHARACTERS
+from batch_attend.results import (
+    check_capacity,
+    check_cell_lengths,
+    contract_frame,
+    format_summary,
+    write_results,
+)
 from batch_attend.run import Watch, run_batch
 from batch_attend.settings import RunOptions
 
@@ -41,6 +49,7 @@ EXTENSIONS = (".csv", ".xlsx", ".xls", ".ods")
 #: Rows not done listed on the page at the end (all of them are in the results).
 PROBLEMS_SHOWN = 50
 MAX_UPLOAD = 50 * 1024 * 1024
+CONTROL = re.compile(CONTROL_CHARACTERS)
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 STATES = ("new", "running", "finished", "interrupted", "error")
 #: What the page may choose, and the type each takes (see settings.InputOptions/RequestOptions).
@@ -57,7 +66,14 @@ CHOICES = {
     "distribute": str,
     "verify_whatsapp": bool,
     "online_only": bool,
+    "cell_edits": dict,  # {row: {column: text}}: cells a person changed
+    "value_map": dict,  # {"operators" or "department": {value: the account's ID}}
 }
+
+
+def _text(value: object) -> bool:
+    """Text a person may type into a cell: no control character but tab and line ends."""
+    return isinstance(value, str) and len(value) <= 32767 and not CONTROL.search(value)
 
 
 class ChoiceError(ValueError):
@@ -75,6 +91,14 @@ def clean_choices(given: object) -> dict:
             raise ChoiceError(f"unknown choice {name!r}")
         if kind is list:
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        elif kind is dict:
+            keys = str.isdigit if name == "cell_edits" else ("operators", "department").__contains__
+            ok = isinstance(value, dict) and all(
+                keys(k)
+                and isinstance(pairs, dict)
+                and all(_text(t) for t in (*pairs, *pairs.values()))
+                for k, pairs in value.items()
+            )
         elif kind is int:
             ok = value is None or (type(value) is int and 1 <= value <= 1_048_576)
         else:
@@ -157,9 +181,11 @@ class Run:
                                               else "ledger.journal")  # fmt: skip
         return RunOptions.build(
             input=self.input,
-            output=str(self.results("xlsx")),
+            output=str(self.results("csv")),  # then the workbook (see execute)
             journal=own if own.exists() else shared,
             quiet=True,
+            label=self.name,
+            results_lang=i18n.language(),  # the page's: who reads the results
             **option_values(self.choices),
             **settings,
         )
@@ -232,33 +258,34 @@ class RunStore:
         shutil.rmtree(run.folder)
 
 
-def execute(run: Run, settings: dict, environ, watch: Watch) -> dict:
-    """Run the batch as the CLI does, in this thread; returns the status to keep. Nothing the
-    library writes for a person reaches the page, except the summary line and error messages."""
+def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
+    """Run the batch as the CLI does, in this thread, its results as CSV; returns the status to
+    keep, and what writes the workbook of the same results (slower: 20,000 rows take seconds,
+    which the page need not wait for). Nothing the library writes for a person reaches the
+    page, except the summary line and error messages."""
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
-        options = run.options(settings)
-        report = run_batch(options, env, watch=watch)
+        report = run_batch(run.options(settings), env, watch=watch)
     except BatchAttendError as exc:
         message, code = run.shown(str(exc)), int(exc.exit_status)
-        return {"state": "error", "exit_code": code, "message": message, "finished": now()}
+        return {"state": "error", "exit_code": code, "message": message, "finished": now()}, None
     except Exception as exc:
         log.exception("run %s failed", run.id)
-        return {"state": "error", "exit_code": 1, "message": type(exc).__name__, "finished": now()}
-    try:
-        table = report.plan.table  # the table the run read
-        write_results(
-            str(run.results("csv")),
-            table.columns,
-            contract_frame(table.frame, report.frame),
-            delimiter=csv_delimiter(None, table.delimiter),
-        )
-    except (BatchAttendError, OSError) as exc:
-        log.warning("run %s: the CSV results could not be written (%s)", run.id, exc)
-        with contextlib.suppress(OSError):
-            run.results("csv").unlink()
-    summary = report.summary
-    summary.output = "results.xlsx"
+        failed = {"state": "error", "exit_code": 1, "message": type(exc).__name__}
+        return {**failed, "finished": now()}, None
+    summary, table, lang = report.summary, report.plan.table, i18n.language()
+    summary.output = "results.xlsx"  # the person's name for it, not the server's path
+
+    def workbook() -> None:
+        path = str(run.results("xlsx"))
+        try:
+            check_capacity(path, len(table))
+            check_cell_lengths(path, table)
+            frame = contract_frame(table.frame, report.frame)
+            write_results(path, table.columns, frame, summary=summary, lang=lang)
+        except (BatchAttendError, OSError) as exc:  # the CSV holds them all the same
+            log.warning("run %s: the XLSX results could not be written (%s)", run.id, exc)
+
     return {
         "state": "interrupted" if summary.stop and summary.stop.interrupted else "finished",
         "exit_code": int(report.exit_status),
@@ -266,7 +293,7 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> dict:
         "summary": format_summary(summary),
         "not_done": not_done(report.frame),
         "finished": now(),
-    }
+    }, workbook
 
 
 def not_done(frame) -> dict:
