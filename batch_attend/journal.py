@@ -29,16 +29,17 @@ outcome: the statements below refuse to overwrite it. ``--fresh`` moves the jour
 (``….journal.<time>.old``, under a name no file has) rather than deleting it. A file that is not
 a ledger, or a damaged one, is refused before anything is written to it.
 
-The journal also locks the run: a second batch-attend writing the same results refuses to start.
-The lock (``results.csv.journal.lock``, through the filelock library: ``flock`` on POSIX,
-``LockFileEx`` on Windows) is dropped by the operating system when a process dies, so a crashed
-run never leaves it stuck.
+The journal also locks the run (:func:`_lock`: the ledger file itself, no file beside it): a
+second batch-attend writing the same results refuses to start, and a crashed run's lock goes
+with its process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import errno
 import itertools
 import json
 import os
@@ -208,12 +209,14 @@ class Journal:
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
         """Open (or create) the journal for a run that sends to ``target``, and lock it."""
         _refuse_links(path)
+        new = not Path(path).is_file() or not Path(path).stat().st_size
         lock = _lock(path)
         try:
             set_aside = None
             if _inspect(path, fresh=fresh) and fresh:
                 set_aside = _set_aside(path)
-            new = not Path(path).exists()
+                lock.close()  # it held the ledger set aside: hold the new one
+                lock, new = _lock(path), True
             db = _connect(path, readonly=False)
             try:
                 db.executescript(_SCHEMA)
@@ -228,7 +231,9 @@ class Journal:
                 db.close()
                 raise
         except BaseException:
-            lock.release()
+            lock.close()
+            if new:
+                _remove(path)
             raise
         journal = cls(path, db, lock, run, new)
         journal.set_aside = set_aside
@@ -449,14 +454,15 @@ class Journal:
 
     def unlock(self) -> None:
         if self._lock is not None:
-            self._lock.release()
+            self._lock.close()
+            self._lock = None
 
 
-_SIDECARS = ("", "-wal", "-shm", ".lock")
+_SIDECARS = ("", "-wal", "-shm")
 
 
 def _refuse_links(path: Path) -> None:
-    """SQLite, filelock and ``--fresh`` would write or move whatever a link names (a planted
+    """SQLite, the lock and ``--fresh`` would write or move whatever a link names (a planted
     ``results.csv.journal`` link once turned another file into a database): refuse first."""
     for suffix in _SIDECARS:
         if os.path.islink(f"{path}{suffix}"):
@@ -549,24 +555,37 @@ def _operators(text: str | None) -> tuple[str, ...]:
 
 
 def _lock(path: Path):
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path) + ".lock", timeout=0)
+    """The ledger file itself, held by this run (created empty if new): no second run writes
+    these results, and the system lets go of it when a run dies. No file beside it: a lock on
+    the whole file (POSIX ``flock``), or on a byte far past what SQLite locks (Windows); either
+    is apart from SQLite's own locks, so others may still read the ledger."""
+    handle = open(path, "ab")  # noqa: SIM115 - held until the run ends
     try:
-        lock.acquire()
-    except Timeout:
-        raise JournalError(
-            _(
-                "{path}: another batch-attend run is writing these results right now. Wait for it to finish, or choose another -o."
-            ).format(path=path)
-        ) from None
+        if os.name == "nt":
+            import msvcrt
+
+            handle.seek(1 << 40)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
+        handle.close()
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise JournalError(
+                _(
+                    "{path}: another batch-attend run is writing these results right now. Wait for it to finish, or choose another -o."
+                ).format(path=path)
+            ) from None
         raise JournalError(
             _("{path}: cannot lock the journal ({strerror}).").format(
                 path=path, strerror=exc.strerror
             )
         ) from exc
-    return lock
+    with contextlib.suppress(OSError):  # an earlier version's lock file, left beside it
+        Path(f"{path}.lock").unlink(missing_ok=True)
+    return handle
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:

@@ -60,7 +60,7 @@ def umask():
 
 
 @pytest.mark.parametrize("fresh", [False, True], ids=["resume", "fresh"])
-@pytest.mark.parametrize("suffix", ["", "-wal", "-shm", ".lock"])
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm"])
 def test_a_linked_journal_or_sidecar_is_refused_and_its_target_kept(
     runner, sandbox, tmp_path, leads, victim, suffix, fresh
 ):
@@ -68,7 +68,7 @@ def test_a_linked_journal_or_sidecar_is_refused_and_its_target_kept(
     if suffix:  # a real journal, left by an earlier run, with one sidecar planted as a link
         assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
     link = tmp_path / f"r.csv.journal{suffix}"
-    link.unlink(missing_ok=True)  # the lock file stays after a run
+    link.unlink(missing_ok=True)
     link.symlink_to(victim)
     before = sorted(p.name for p in tmp_path.iterdir())
     sent = requests(sandbox)
@@ -80,6 +80,21 @@ def test_a_linked_journal_or_sidecar_is_refused_and_its_target_kept(
     assert link.is_symlink() and os.readlink(link) == str(victim)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing moved aside
     assert requests(sandbox) == sent
+
+
+def test_nothing_but_the_journal_is_left_beside_the_results(
+    runner, sandbox, tmp_path, leads, victim
+):
+    """No lock file: the run holds the ledger itself. An earlier version's lock file (a link,
+    here) goes without its target being touched."""
+    out = tmp_path / "r.csv"
+    (tmp_path / "r.csv.journal.lock").symlink_to(victim)
+    assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
+    assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [leads.name, "r.csv", "r.csv.journal", "elsewhere"]
+    )
+    assert victim.read_bytes() == PRECIOUS
 
 
 @pytest.mark.parametrize("fresh", [False, True], ids=["resume", "fresh"])
