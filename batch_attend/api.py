@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from batch_attend import sentences
-from batch_attend.errors import BatchAttendError
+from batch_attend.errors import ConfigError, TokenRefusedError
 from batch_attend.i18n import _
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 from batch_attend.retrying import Backpressure, RetryPolicy, attempt
@@ -40,8 +40,13 @@ START_ANSWER_LIMIT = 64 * 1024
 LIST_ANSWER_LIMIT = 16 * 1024 * 1024
 
 
-class ConfigError(BatchAttendError):
-    """A setting that makes sending impossible (base URL, token form)."""
+def endpoint(base_url: str, path: str) -> str:
+    """The address of an endpoint: under the base URL (``/start-attendance``), or on its host
+    for the vendor's APIs beside the integrations one (``/api/whatsapp/status``)."""
+    if not path.startswith("/api/"):
+        return base_url.rstrip("/") + path
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 def shown_url(url: str) -> str:
@@ -321,7 +326,6 @@ class PlugChatClient:
         self.base_url = check_base_url(base_url)
         self.policy = policy or RetryPolicy()
         self.gate = Backpressure(concurrency, rate)  # the run's: every request passes it
-        self.url = self.base_url + START_PATH
         self._token = check_token(token)
         self._scrubber = Scrubber(self._token)
         self._timeout = timeout
@@ -357,24 +361,24 @@ class PlugChatClient:
 
     async def start_attendance(self, lead: Lead) -> Answer:
         """Send one start request; network trouble becomes an :class:`Answer` with ``failure``."""
-        return await self.request("POST", self.url, body=lead.body(), limit=START_ANSWER_LIMIT)
+        url = endpoint(self.base_url, START_PATH)
+        return await self.request("POST", url, body=lead.body(), limit=START_ANSWER_LIMIT)
 
     async def get(
-        self,
-        url: str,
-        *,
-        headers: dict | None = None,
-        limit: int = LIST_ANSWER_LIMIT,
-        gate: Backpressure | None = None,
-        policy: RetryPolicy | None = None,
+        self, path: str, asking: str, *, headers: dict | None = None, limit: int = LIST_ANSWER_LIMIT
     ) -> Answer:
-        """A GET, tried again as a start is (:func:`~batch_attend.retrying.attempt`), through the
-        client's gate and with its policy unless others are given."""
-        return await attempt(
-            gate or self.gate,
-            policy or self.policy,
-            lambda: self.request("GET", url, headers=headers, limit=limit),
+        """A GET of an ``endpoint`` path, tried again as a start is (through the run's gate,
+        with its policy); a refused token raises :class:`TokenRefusedError`, saying what was
+        being ``asking`` (words of the catalog)."""
+        url = endpoint(self.base_url, path)
+        answer = await attempt(
+            self.gate, self.policy, lambda: self.request("GET", url, headers=headers, limit=limit)
         )
+        if answer.http_status == 401:
+            raise TokenRefusedError(
+                _("the API refused the token (HTTP 401) when {asking}").format(asking=_(asking))
+            )
+        return answer
 
     async def request(
         self,

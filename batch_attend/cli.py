@@ -16,7 +16,7 @@ import click
 from batch_attend import __version__, i18n, settings
 from batch_attend.api import DEFAULT_BASE_URL, shown_url
 from batch_attend.env import Env
-from batch_attend.errors import guarded
+from batch_attend.errors import ConfigError, guarded
 from batch_attend.i18n import _
 from batch_attend.outcomes import ExitStatus
 from batch_attend.settings import RunOptions
@@ -153,7 +153,7 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     known = {opt[2:]: p.name for p in params for opt in p.opts if opt.startswith("--")}
     try:
         values = settings.read_config(path, known)
-    except settings.ConfigError as exc:
+    except ConfigError as exc:
         raise click.BadParameter(str(exc)) from exc
     many = {
         p.name for p in params if p.multiple

@@ -15,12 +15,12 @@ name lookup needs ``--ticket``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 from batch_attend import sentences
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import N_, _
-from batch_attend.outcomes import ErrorCode, ExitStatus
+from batch_attend.outcomes import ErrorCode
 from batch_attend.reading.headers import fold
 
 OPERATORS_PATH = "/api/operator/get-all"
@@ -29,12 +29,6 @@ DEPARTMENTS_PATH = "/departments"
 
 class DirectoryError(BatchAttendError):
     """The operator or department list could not be fetched."""
-
-
-class TokenRefusedError(DirectoryError):
-    """The API answered 401 to a lookup: nothing will work with this token."""
-
-    exit_status = ExitStatus.TOKEN_REFUSED
 
 
 class LookupProblem(ValueError):
@@ -98,12 +92,6 @@ def looks_like_id(value: str) -> bool:
     if not value or any(ch.isspace() for ch in value) or "@" in value:
         return False
     return any(ch.isdigit() for ch in value) or not any(ch.islower() for ch in value)
-
-
-def operators_url(base_url: str) -> str:
-    """The operator list lives beside the integrations API, on the same host."""
-    parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.netloc}{OPERATORS_PATH}"
 
 
 class Directory:
@@ -194,12 +182,6 @@ class Directory:
 def _parse_list(answer, what: str, scrub) -> list[dict]:
     from batch_attend.api import classify
 
-    if answer.http_status == 401:
-        raise TokenRefusedError(
-            _(
-                "the API refused the token (HTTP 401) when listing {what}; check PLUGCHAT_TOKEN"
-            ).format(what=_(what))
-        )
     readable = answer.http_status == 200 and answer.failure is None
     data = answer.json()
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
@@ -220,17 +202,18 @@ def _parse_list(answer, what: str, scrub) -> list[dict]:
 
 
 async def fetch_directory(
-    client, base_url: str, *, ticket: str | None, operators: bool, departments: bool
+    client, *, ticket: str | None, operators: bool, departments: bool
 ) -> Directory:
     """Fetch the lists that are needed (each once) with the run's client."""
     directory = Directory()
     if departments:
-        answer = await client.get(base_url.rstrip("/") + DEPARTMENTS_PATH)
+        answer = await client.get(DEPARTMENTS_PATH, N_("listing the departments"))
         directory.departments = [
             Department.from_api(d) for d in _parse_list(answer, N_("departments"), client.scrub)
         ]
     if operators and ticket:
-        answer = await client.get(operators_url(base_url), headers={"Ticket": ticket})
+        asking = N_("listing the operators")
+        answer = await client.get(OPERATORS_PATH, asking, headers={"Ticket": ticket})
         directory.operators = [
             Operator.from_api(o) for o in _parse_list(answer, N_("operators"), client.scrub)
         ]
@@ -256,14 +239,7 @@ class OnlineState:
         return f"{self.name} ({self.id})" if self.name else self.id
 
 
-def online_url(base_url: str, account_id: str) -> str:
-    from urllib.parse import quote
-
-    parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.netloc}{ONLINE_PATH}?id={quote(account_id, safe='')}"
-
-
-async def fetch_online(client, base_url: str, account_id: str | None) -> list[OnlineState]:
+async def fetch_online(client, account_id: str | None) -> list[OnlineState]:
     """Every operator's state now; a missing account ID or an answer that is not the list is a
     :class:`DirectoryError`, a refused token :class:`TokenRefusedError`."""
     if not account_id:
@@ -273,9 +249,8 @@ async def fetch_online(client, base_url: str, account_id: str | None) -> list[On
                 "account-id in the config file (it is in the address of an operator's chat page)"
             )
         )
-    answer = await client.get(online_url(base_url, account_id))
-    if answer.http_status == 401:
-        raise TokenRefusedError(_("the API refused the token (HTTP 401) when asked who is online"))
+    path = f"{ONLINE_PATH}?id={quote(account_id, safe='')}"
+    answer = await client.get(path, N_("asked who is online"))
     data = answer.json()
     items = data.get("data") if isinstance(data, dict) else None
     if not (isinstance(items, list) and all(isinstance(i, dict) and i.get("id") for i in items)):

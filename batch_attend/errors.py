@@ -27,6 +27,16 @@ class BatchAttendError(Exception):
         self.page = page
 
 
+class ConfigError(BatchAttendError):
+    """A setting that makes sending impossible: a config file, the base URL, the token."""
+
+
+class TokenRefusedError(BatchAttendError):
+    """The API answered 401: nothing will work with this token."""
+
+    exit_status = ExitStatus.TOKEN_REFUSED
+
+
 def guarded(call: Callable[[], int], log: Callable[[str], None], traceback: bool) -> int:
     """The exit code of ``call()``, or of what it raised (httpie's ``raw_main``): one line for
     a person through ``log``; with ``traceback`` an unexpected error is raised whole."""

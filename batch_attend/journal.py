@@ -559,17 +559,19 @@ def _lock(path: Path):
     these results, and the system lets go of it when a run dies. No file beside it: a lock on
     the whole file (POSIX ``flock``), or on a byte far past what SQLite locks (Windows); either
     is apart from SQLite's own locks, so others may still read the ledger."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
     handle = open(path, "ab")  # noqa: SIM115 - held until the run ends
     try:
-        if os.name == "nt":
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
             import msvcrt
 
             handle.seek(1 << 40)
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         handle.close()
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):

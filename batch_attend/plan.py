@@ -427,12 +427,12 @@ async def verify_whatsapp(
     known = journal.whatsapp_answers() if journal is not None else {}
     done = {r.phone for r in records_in_results(table.results)}
     done.update(journal.done() if journal is not None else ())
-    client, base = access.client, access.session.base_url
+    client = access.client
     found: dict[str, bool | None] = dict(known)
     asked = phones_to_ask(frame, done.union(known))
-    found.update(await ask_exists(client, base, asked, client.gate, client.policy))
+    found.update(await ask_exists(client, asked))
     others = other_forms_to_ask(asked + [p for p in known if p not in done], found)
-    found.update(await ask_exists(client, base, others, client.gate, client.policy))
+    found.update(await ask_exists(client, others))
     if journal is not None and journal.run is not None:
         journal.note_whatsapp({p: found[p] for p in asked + others})
     if not options.display.quiet:

@@ -22,7 +22,7 @@ import pandas as pd
 from batch_attend import i18n
 from batch_attend.engine import Engine, HeldSignals, signals_stop
 from batch_attend.env import Env
-from batch_attend.errors import BatchAttendError
+from batch_attend.errors import BatchAttendError, TokenRefusedError
 from batch_attend.i18n import N_, _, ngettext
 from batch_attend.journal import Journal, now
 from batch_attend.leads import Lead
@@ -345,10 +345,8 @@ async def _send(
             )
 
     async def recheck() -> str | None:
-        from batch_attend.directory import TokenRefusedError
-
         try:
-            status = await whatsapp_status(access.client, access.session.base_url)
+            status = await whatsapp_status(access.client)
         except (WhatsAppUnknown, TokenRefusedError):
             return None  # not known to have dropped: the answers speak for themselves
         return None if status.ok else status.problem()

@@ -19,12 +19,11 @@ from batch_attend.directory import (
     Directory,
     DirectoryError,
     OnlineState,
-    TokenRefusedError,
     fetch_directory,
     fetch_online,
 )
 from batch_attend.env import Env
-from batch_attend.errors import BatchAttendError
+from batch_attend.errors import BatchAttendError, TokenRefusedError
 from batch_attend.i18n import _
 from batch_attend.retrying import RetryPolicy
 from batch_attend.settings import RunOptions, resolve_token
@@ -183,23 +182,20 @@ class Account:
 async def ask_account(options: RunOptions, access: Access) -> Account:
     """The WhatsApp status, the operators (with a ticket) and who is online (with an account ID
     or ``--online-only``); the departments are asked once the rows show they are needed."""
-    session, client, base = access.session, access.client, access.session.base_url
+    session, client = access.session, access.client
     account = Account(ticket=bool(session.ticket))
     if options.requests.status_check:
-        await account.ask("whatsapp", whatsapp_status(client, base))
+        await account.ask("whatsapp", whatsapp_status(client))
     if session.ticket and options.requests.lookup:
-        lists = fetch_directory(
-            client, base, ticket=session.ticket, operators=True, departments=False
-        )
+        lists = fetch_directory(client, ticket=session.ticket, operators=True, departments=False)
         await account.ask("operators", lists)
     if options.requests.online_only or session.account_id:
-        await account.ask("online", fetch_online(client, base, session.account_id))
+        await account.ask("online", fetch_online(client, session.account_id))
     return account
 
 
 async def ask_departments(access: Access, account: Account) -> None:
-    client, base = access.client, access.session.base_url
-    lists = fetch_directory(client, base, ticket=None, operators=False, departments=True)
+    lists = fetch_directory(access.client, ticket=None, operators=False, departments=True)
     await account.ask("departments", lists)
 
 
@@ -210,10 +206,9 @@ def list_directory(options: RunOptions, kind: str, env: Env | None = None) -> li
     async def fetch(session: Session):
         async with session.client(options) as client:
             if kind == "online":
-                return await fetch_online(client, session.base_url, session.account_id)
+                return await fetch_online(client, session.account_id)
             found = await fetch_directory(
                 client,
-                session.base_url,
                 ticket=session.ticket,
                 operators=kind == "operators",
                 departments=kind == "departments",

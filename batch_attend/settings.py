@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch_attend.api import DEFAULT_BASE_URL
-from batch_attend.errors import BatchAttendError
+from batch_attend.errors import ConfigError
 from batch_attend.i18n import _
 
 CONFIG_FILE = "batch-attend.toml"
@@ -39,10 +39,6 @@ DATA_DIR = Path("batch-attend-data")
 SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_RETRY_AFTER = "none"
 SANDBOX_SLOW_SECONDS = 5.0
-
-
-class ConfigError(BatchAttendError):
-    """A config file or credential that cannot be used."""
 
 
 @dataclass

@@ -70,7 +70,6 @@ def fetch_lists(options: RunOptions, env: Env) -> Directory:
         async with session.client(options) as client:
             return await fetch_directory(
                 client,
-                session.base_url,
                 ticket=session.ticket,
                 operators=bool(session.ticket),
                 departments=True,

@@ -13,12 +13,11 @@ the only evidence on which a phone is ever changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from batch_attend import sentences
-from batch_attend.directory import TokenRefusedError
-from batch_attend.errors import BatchAttendError
-from batch_attend.i18n import _
+from batch_attend.api import START_ANSWER_LIMIT, endpoint
+from batch_attend.errors import BatchAttendError, TokenRefusedError
+from batch_attend.i18n import N_, _
 from batch_attend.outcomes import ExitStatus
 
 STATUS_PATH = "/api/whatsapp/status"
@@ -55,20 +54,10 @@ class WhatsAppStatus:
         )
 
 
-def status_url(base_url: str) -> str:
-    """The status lives beside the integrations API, on the same host."""
-    parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.netloc}{STATUS_PATH}"
-
-
-async def whatsapp_status(client, base_url: str) -> WhatsAppStatus:
+async def whatsapp_status(client) -> WhatsAppStatus:
     """Ask the status; a refused token raises :class:`TokenRefusedError`, an answer that is not
     the status :class:`WhatsAppUnknown`."""
-    answer = await client.get(status_url(base_url))
-    if answer.http_status == 401:
-        raise TokenRefusedError(
-            _("the API refused the token (HTTP 401) when asked the WhatsApp status")
-        )
+    answer = await client.get(STATUS_PATH, N_("asked the WhatsApp status"))
     data = answer.json()
     if not (isinstance(data, dict) and all(isinstance(data.get(f), bool) for f, _o in _FIELDS)):
         if answer.failure is None and answer.http_status == 200:
@@ -79,7 +68,7 @@ async def whatsapp_status(client, base_url: str) -> WhatsAppStatus:
             _(
                 "could not read the WhatsApp status at {url} ({reason}); add --no-status-check "
                 "to send without it"
-            ).format(url=status_url(base_url), reason=reason)
+            ).format(url=endpoint(client.base_url, STATUS_PATH), reason=reason)
         )
     error = data.get("error")
     return WhatsAppStatus(
@@ -88,15 +77,6 @@ async def whatsapp_status(client, base_url: str) -> WhatsAppStatus:
         data["smartphoneConnected"],
         client.scrub(error) if isinstance(error, str) else "",
     )
-
-
-async def check_connected(client, base_url: str) -> None:
-    """Refuse to start while the number is not connected (:class:`WhatsAppDisconnected`)."""
-    status = await whatsapp_status(client, base_url)
-    if not status.ok:
-        raise WhatsAppDisconnected(
-            status.problem() + _("; nothing was sent. Reconnect it in PlugChat and run again.")
-        )
 
 
 # --- does a phone have WhatsApp? ----------------------------------------------------------
@@ -120,11 +100,6 @@ def other_form(phone: str) -> tuple[str, str] | None:
     return None
 
 
-def exists_url(base_url: str, phone: str) -> str:
-    parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.netloc}{EXISTS_PATH}{phone}"
-
-
 def read_exists(answer) -> bool | None:
     """``[{"exists": true}]`` → True; None for any answer that does not say."""
     data = answer.json()
@@ -136,33 +111,24 @@ def read_exists(answer) -> bool | None:
     return None
 
 
-async def ask_exists(client, base_url: str, phones, gate, policy) -> dict[str, bool | None]:
+async def ask_exists(client, phones) -> dict[str, bool | None]:
     """Whether each of ``phones`` has WhatsApp (None: no answer said, retries spent), asked
-    with the run's gate (concurrency, rate, pauses) and retry policy; a refused token raises
+    through the run's gate (concurrency, rate, pauses); a refused token raises
     :class:`TokenRefusedError`."""
     import asyncio
-
-    from batch_attend.api import START_ANSWER_LIMIT
 
     found: dict[str, bool | None] = {}
     pending = iter(phones)
 
     async def worker() -> None:
         for phone in pending:
-            url = exists_url(base_url, phone)
-            answer = await client.get(url, limit=START_ANSWER_LIMIT, gate=gate, policy=policy)
-            if answer.http_status == 401:
-                raise TokenRefusedError(
-                    _(
-                        "the API refused the token (HTTP 401) when asked whether a phone "
-                        "has WhatsApp"
-                    )
-                )
+            asking = N_("asked whether a phone has WhatsApp")
+            answer = await client.get(EXISTS_PATH + phone, asking, limit=START_ANSWER_LIMIT)
             found[phone] = read_exists(answer)
 
     try:
         async with asyncio.TaskGroup() as group:  # one failing (a refused token) stops them all
-            for _n in range(gate.concurrency):
+            for _n in range(client.gate.concurrency):
                 group.create_task(worker())
     except* TokenRefusedError as refused:  # the callers' error, not a group of them
         raise refused.exceptions[0] from None

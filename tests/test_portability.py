@@ -44,6 +44,13 @@ WITHOUT_POSIX = textwrap.dedent(
 
     asyncio.AbstractEventLoop.add_signal_handler = no_signal_handlers
     asyncio.unix_events._UnixSelectorEventLoop.add_signal_handler = no_signal_handlers
+
+    # Windows' own module in its place: the ledger is locked through it, far past SQLite's bytes.
+    import types
+    msvcrt = types.ModuleType("msvcrt")
+    msvcrt.LK_NBLCK, msvcrt.locked = 2, []
+    msvcrt.locking = lambda fd, mode, size: msvcrt.locked.append(__import__("os").lseek(fd, 0, 1))
+    sys.modules["msvcrt"] = msvcrt
     """
 )
 
@@ -73,12 +80,14 @@ def test_every_module_imports_and_a_sandbox_batch_runs_without_posix_modules(tmp
         report = run_batch(options, Env(stdout=io.StringIO(), stderr=io.StringIO(), environ={{}}))
         print(dict(report.summary.counts))
         print(sorted(m for m in sys.modules if m.split(".")[0] in POSIX_ONLY))
+        print(msvcrt.locked)
         """,
         cwd=tmp_path,
     )
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
-    counts, posix_modules = stdout.splitlines()
+    counts, posix_modules, locked = stdout.splitlines()
+    assert locked == f"[{1 << 40}]"  # the ledger's lock, far past the bytes SQLite locks
     assert counts == "{'started': 9, 'invalid': 2, 'skipped': 1}"
     assert posix_modules == "[]"
     assert len(read_results_csv(tmp_path / "r.csv")) == 12
