@@ -1,16 +1,7 @@
-"""Operator and department names instead of IDs: fetch what the account has, resolve each cell.
-
-People fill spreadsheets with "Ana Souza", "ana.souza", "ana@empresa.com.br" or "Vendas", not
-opaque IDs. Before sending, the run fetches ``GET /api/operator/get-all`` (which needs the
-``Ticket`` header) and ``GET /api/integrations/departments`` once, and resolves every distinct
-cell value case- and accent-insensitively. A value that matches nothing, matches two people, or
-names someone inactive makes the row ``invalid`` instead of sending a request the API would
-reject or misroute.
-
-Without a ticket the operator list cannot be fetched: values that look like IDs (no spaces, no
-``@``) are sent as they are, and values that look like names are ``invalid`` with a note saying
-name lookup needs ``--ticket``.
-"""
+"""What the account has (operators, which need the ``Ticket`` header; departments; who is
+online), and the IDs for what people write in cells ("Ana Souza", "ana.souza", "Vendas"): a value
+that matches nothing, two, or someone inactive makes its row ``invalid`` rather than a request the
+API would reject or misroute. Without the operator list, only values that look like IDs pass."""
 
 from __future__ import annotations
 
@@ -114,69 +105,53 @@ class Directory:
 
     def operator_id(self, value: str) -> str:
         """The ID for an operator cell value (ID, login, name or e-mail), or :class:`LookupProblem`."""
-        if value in self._operator_cache:
-            return self._operator_cache[value]
-        if self.operators is None:
-            if looks_like_id(value) or self.unchecked:
+        if value not in self._operator_cache:
+            if self.operators is None:
+                if not (looks_like_id(value) or self.unchecked):
+                    said = sentences.NAME_WITHOUT_TICKET.format(value=value)
+                    raise LookupProblem(ErrorCode.UNKNOWN_OPERATOR, said)
                 return value
-            raise LookupProblem(
-                ErrorCode.UNKNOWN_OPERATOR,
-                sentences.NAME_WITHOUT_TICKET.format(value=value),
-            )
-        exact = [op for op in self.operators if op.id == value]
-        if not exact:
-            key = fold(value)
-            exact = [
-                op
-                for op in self.operators
-                if key in (fold(op.id), fold(op.login), fold(op.name), fold(op.email)) and key
-            ]
-        if not exact:
-            raise LookupProblem(
-                ErrorCode.UNKNOWN_OPERATOR,
-                sentences.UNKNOWN_OPERATOR.format(value=value),
-            )
-        if len(exact) > 1:
-            names = " and ".join(op.label for op in exact[:3])
-            raise LookupProblem(
-                ErrorCode.AMBIGUOUS_OPERATOR,
-                sentences.AMBIGUOUS_OPERATOR.format(value=value, count=len(exact), names=names),
-            )
-        (operator,) = exact
-        if not operator.active:
-            raise LookupProblem(
-                ErrorCode.INACTIVE_OPERATOR,
-                sentences.INACTIVE_OPERATOR.format(operator=operator.label),
-            )
-        self._operator_cache[value] = operator.id
-        return operator.id
+            found = _find(self.operators, value, ("login", "name", "email"), OPERATOR_PROBLEMS)
+            self._operator_cache[value] = found
+        return self._operator_cache[value]
 
     def department_id(self, value: str) -> str:
         """The ID for a department cell value (ID or name), or :class:`LookupProblem`."""
         if self.departments is None:
             return value
-        exact = [d for d in self.departments if d.id == value]
-        if not exact:
-            key = fold(value)
-            exact = [d for d in self.departments if key and key in (fold(d.id), fold(d.name))]
-        if not exact:
-            raise LookupProblem(
-                ErrorCode.UNKNOWN_DEPARTMENT,
-                sentences.UNKNOWN_DEPARTMENT.format(value=value),
-            )
-        if len(exact) > 1:
-            names = " and ".join(d.label for d in exact[:3])
-            raise LookupProblem(
-                ErrorCode.UNKNOWN_DEPARTMENT,
-                sentences.AMBIGUOUS_DEPARTMENT.format(value=value, names=names),
-            )
-        (department,) = exact
-        if not department.active:
-            raise LookupProblem(
-                ErrorCode.INACTIVE_DEPARTMENT,
-                sentences.INACTIVE_DEPARTMENT.format(department=department.label),
-            )
-        return department.id
+        return _find(self.departments, value, ("name",), DEPARTMENT_PROBLEMS)
+
+
+#: The code and sentence of a value no item matches, that two match, that names one inactive.
+OPERATOR_PROBLEMS = (
+    (ErrorCode.UNKNOWN_OPERATOR, sentences.UNKNOWN_OPERATOR),
+    (ErrorCode.AMBIGUOUS_OPERATOR, sentences.AMBIGUOUS_OPERATOR),
+    (ErrorCode.INACTIVE_OPERATOR, sentences.INACTIVE_OPERATOR),
+)
+DEPARTMENT_PROBLEMS = (
+    (ErrorCode.UNKNOWN_DEPARTMENT, sentences.UNKNOWN_DEPARTMENT),
+    (ErrorCode.UNKNOWN_DEPARTMENT, sentences.AMBIGUOUS_DEPARTMENT),
+    (ErrorCode.INACTIVE_DEPARTMENT, sentences.INACTIVE_DEPARTMENT),
+)
+
+
+def _find(items: list, value: str, fields: tuple[str, ...], problems: tuple) -> str:
+    """The ID of the one active item ``value`` names: by ID as written, else by ID or one of
+    ``fields`` ignoring case and accents; else the problem, said as ``problems`` say it."""
+    (unknown, ambiguous, inactive), key = problems, fold(value)
+    found = [item for item in items if item.id == value] or [
+        item for item in items if key and key in {fold(getattr(item, f)) for f in ("id", *fields)}
+    ]
+    if not found:
+        raise LookupProblem(unknown[0], unknown[1].format(value=value))
+    if len(found) > 1:
+        names = " and ".join(item.label for item in found[:3])
+        said = ambiguous[1].format(value=value, count=len(found), names=names)
+        raise LookupProblem(ambiguous[0], said)
+    if not found[0].active:
+        label = found[0].label
+        raise LookupProblem(inactive[0], inactive[1].format(operator=label, department=label))
+    return found[0].id
 
 
 def _parse_list(answer, what: str, scrub) -> list[dict]:

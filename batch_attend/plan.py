@@ -68,10 +68,7 @@ from batch_attend.session import (
 from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.whatsapp import (
     WhatsAppDisconnected,
-    apply_exists,
-    ask_exists,
-    other_forms_to_ask,
-    phones_to_ask,
+    verify_phones,
 )
 
 #: A column is the operators' by content when at least this share of its first cells are the
@@ -389,7 +386,17 @@ async def build_plan(
     if lookup is not None:
         frame = resolve_names(frame, lookup)
     if requests.verify_whatsapp and access is not None and not plan.stop:
-        frame = await verify_whatsapp(options, env, access, frame, table, journal)
+        known = journal.whatsapp_answers() if journal is not None else {}
+        frame, asked = await verify_phones(access.client, frame, set(done), known)
+        if journal is not None and journal.run is not None:
+            journal.note_whatsapp(asked)
+        if not options.display.quiet:
+            said = _(
+                "asked PlugChat whether {count} phones have WhatsApp ({known} known from an "
+                "earlier run)."
+            )
+            count, known = i18n.number(len(asked)), i18n.number(len(known))
+            env.log("batch-attend: " + said.format(count=count, known=known))
     frame = skip_duplicates(frame)
     if requests.online_only and account.online is not None:
         frame = keep_online(frame, account.online)
@@ -410,40 +417,6 @@ def _unchecked(options: RunOptions) -> list[str]:
     if requests.online_only:
         what.append(_("who is online"))
     return what
-
-
-async def verify_whatsapp(
-    options: RunOptions,
-    env: Env,
-    access: Access,
-    frame: pd.DataFrame,
-    table: Table,
-    journal: Journal | None,
-) -> pd.DataFrame:
-    """``--verify-whatsapp``: ask PlugChat whether each phone still to send has WhatsApp (and,
-    for a Brazilian mobile without, its other ninth-digit form), with the run's gate and
-    retries, and apply the answers. Answers an earlier run kept are not asked again; a run's
-    are kept in its (writable) ledger."""
-    known = journal.whatsapp_answers() if journal is not None else {}
-    done = {r.phone for r in records_in_results(table.results)}
-    done.update(journal.done() if journal is not None else ())
-    client = access.client
-    found: dict[str, bool | None] = dict(known)
-    asked = phones_to_ask(frame, done.union(known))
-    found.update(await ask_exists(client, asked))
-    others = other_forms_to_ask(asked + [p for p in known if p not in done], found)
-    found.update(await ask_exists(client, others))
-    if journal is not None and journal.run is not None:
-        journal.note_whatsapp({p: found[p] for p in asked + others})
-    if not options.display.quiet:
-        env.log(
-            "batch-attend: "
-            + _(
-                "asked PlugChat whether {count} phones have WhatsApp ({known} known from an "
-                "earlier run)."
-            ).format(count=i18n.number(len(asked) + len(others)), known=i18n.number(len(known)))
-        )
-    return apply_exists(frame, found, done)
 
 
 def check_plan(

@@ -135,18 +135,19 @@ async def ask_exists(client, phones) -> dict[str, bool | None]:
     return found
 
 
-def phones_to_ask(plan, skip) -> list[str]:
-    """The distinct phones of the rows still to send, but those in ``skip`` (done already, or
-    answered by an earlier run)."""
+async def verify_phones(client, plan, done, known: dict[str, bool]) -> tuple:
+    """``--verify-whatsapp``: whether each phone still to send has WhatsApp (and, for a
+    Brazilian mobile without, its other ninth-digit form), but those ``done`` or ``known`` from
+    an earlier run's answers; the plan with the answers applied, and the answers asked now."""
     from batch_attend.leads import pending
 
-    return [p for p in dict.fromkeys(plan["phone"][pending(plan)]) if p not in skip]
-
-
-def other_forms_to_ask(phones, found: dict[str, bool | None]) -> list[str]:
-    """The other forms of the ``phones`` PlugChat said have no WhatsApp, not asked yet."""
-    forms = (other_form(p) for p in phones if found.get(p) is False)
-    return [alt for alt, _note in filter(None, forms) if alt not in found]
+    found: dict[str, bool | None] = dict(known)
+    asked = [p for p in dict.fromkeys(plan["phone"][pending(plan)]) if p not in done | known.keys()]
+    found.update(await ask_exists(client, asked))
+    refused = [p for p in asked + [p for p in known if p not in done] if found.get(p) is False]
+    others = [form for form, _note in filter(None, map(other_form, refused)) if form not in found]
+    found.update(await ask_exists(client, others))
+    return apply_exists(plan, found, done), {p: found[p] for p in asked + others}
 
 
 def apply_exists(plan, found: dict[str, bool | None], done=frozenset()):
