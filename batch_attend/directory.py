@@ -31,33 +31,9 @@ class LookupProblem(ValueError):
 
 
 @dataclass(frozen=True)
-class Operator:
-    id: str
-    name: str = ""
-    login: str = ""
-    email: str = ""
-    active: bool = True
-    departments: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.id})" if self.name else self.id
-
-    @classmethod
-    def from_api(cls, item: dict) -> Operator:
-        exactsales = item.get("exactsales") if isinstance(item.get("exactsales"), dict) else {}
-        return cls(
-            id=str(item.get("id", "")),
-            name=str(item.get("name") or ""),
-            login=str(item.get("login") or ""),
-            email=str(item.get("email") or exactsales.get("email") or ""),
-            active=item.get("active", True) is not False,
-            departments=tuple(str(d) for d in item.get("departaments") or ()),
-        )
-
-
-@dataclass(frozen=True)
 class Department:
+    """A department as the account lists it; operators and who is online share its fields."""
+
     id: str
     name: str = ""
     active: bool = True
@@ -68,10 +44,27 @@ class Department:
 
     @classmethod
     def from_api(cls, item: dict) -> Department:
+        name, active = str(item.get("name") or ""), item.get("active", True) is not False
+        return cls(str(item.get("id", "")), name, active)
+
+
+@dataclass(frozen=True)
+class Operator(Department):
+    login: str = ""
+    email: str = ""
+    departments: tuple[str, ...] = ()
+
+    @classmethod
+    def from_api(cls, item: dict) -> Operator:
+        exactsales = item.get("exactsales") if isinstance(item.get("exactsales"), dict) else {}
+        base = Department.from_api(item)
         return cls(
-            id=str(item.get("id", "")),
-            name=str(item.get("name") or ""),
-            active=item.get("active", True) is not False,
+            base.id,
+            base.name,
+            base.active,
+            login=str(item.get("login") or ""),
+            email=str(item.get("email") or exactsales.get("email") or ""),
+            departments=tuple(str(d) for d in item.get("departaments") or ()),
         )
 
 
@@ -157,16 +150,13 @@ def _find(items: list, value: str, fields: tuple[str, ...], problems: tuple) -> 
 def _parse_list(answer, what: str, scrub) -> list[dict]:
     from batch_attend.api import classify
 
-    readable = answer.http_status == 200 and answer.failure is None
     data = answer.json()
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
         return data
-    outcome = classify(answer, scrub)
-    reason = (
-        sentences.render(outcome.error_message)
-        if not readable
-        else _("an answer that is not a list")
-    )
+    if answer.http_status == 200 and answer.failure is None:
+        reason = _("an answer that is not a list")
+    else:
+        reason = sentences.render(classify(answer, scrub).error_message)
     status = f" (HTTP {answer.http_status})" if answer.http_status else ""
     hint = _(" A bad or missing ticket gives HTTP 500.") if what == "operators" else ""
     raise DirectoryError(
@@ -201,17 +191,11 @@ ONLINE_PATH = "/api/account/get-operators-online"
 
 
 @dataclass(frozen=True)
-class OnlineState:
+class OnlineState(Department):
     """An operator as ``get-operators-online`` reports them."""
 
-    id: str
-    name: str
-    online: bool
+    online: bool = False
     last_changed: int | None = None  # ms since the epoch
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.id})" if self.name else self.id
 
 
 async def fetch_online(client, account_id: str | None) -> list[OnlineState]:
@@ -238,8 +222,8 @@ async def fetch_online(client, account_id: str | None) -> list[OnlineState]:
         OnlineState(
             str(i["id"]),
             str(i.get("name") or ""),
-            i.get("state") == "online",
-            i.get("lastChanged") if isinstance(i.get("lastChanged"), int) else None,
+            online=i.get("state") == "online",
+            last_changed=i.get("lastChanged") if isinstance(i.get("lastChanged"), int) else None,
         )
         for i in items
     ]

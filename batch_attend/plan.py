@@ -1,9 +1,6 @@
-"""One pipeline from a spreadsheet to the requests it makes: read → ask the account → columns →
-validate → carry over what earlier runs did → names → WhatsApp → duplicates → who is online →
-pool. ``check``, ``--dry-run``, the web page's preview and the run all call :func:`build_plan`,
-so for the same sheet, options and account answers they give every row the same status, reason
-and request body; the run sends exactly the plan's requests.
-"""
+"""One pipeline from a spreadsheet to the requests it makes. ``check``, ``--dry-run``, the
+page's preview and the run all call :func:`build_plan`, so they give every row the same status,
+reason and request body, and the run sends exactly the plan's requests."""
 
 from __future__ import annotations
 
@@ -79,8 +76,7 @@ PROBLEMS_SHOWN = 20
 
 @dataclass
 class Plan:
-    """What a run sends, and why: the table as read, the columns taken, every row's status (see
-    :func:`leads.pending`), what the account said, and why sending cannot begin (``stop``)."""
+    """What a run sends, and why; ``stop``: why sending cannot begin."""
 
     options: RunOptions
     table: Table
@@ -107,14 +103,13 @@ class Plan:
         return int(match.sum())
 
     def landlines(self) -> int:
-        """The phones to send that are Brazilian landlines (8 digits from 2 to 5 after the
-        DDD): PlugChat talks WhatsApp, which no landline has."""
+        """The phones to send that are Brazilian landlines, which have no WhatsApp."""
         phones = self.frame.loc[pending(self.frame), "phone"]
         return int(phones.str.fullmatch(r"55[0-9]{2}[2-5][0-9]{7}").sum())
 
     def blocking(self) -> list[BatchAttendError]:
-        """What stops the run before its first start, when rows are to be sent: a list or the
-        WhatsApp status that could not be read, the number not connected."""
+        """What stops the run before its first start: a list or the WhatsApp status that
+        could not be read, the number not connected."""
         if not self.ready:
             return []
         requests = self.options.requests
@@ -144,8 +139,7 @@ class Plan:
         return ExitStatus.SUCCESS
 
     def lines(self) -> list[str]:
-        """The plan shown before sending: the sheet, header row and columns taken and why; what
-        fills empty cells; the rows ready (and what was not checked, in a dry run)."""
+        """The plan shown before sending."""
         table, columns, requests = self.table, self.columns, self.options.requests
         parts = []
         for role, label in (("phone", _("phone")), ("operators", _("operators")),
@@ -207,10 +201,8 @@ class Plan:
 
 
 def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table, str]:
-    """The table and where its results go, and everything about them that needs no request:
-    the output (``sending``), the base URL and the token of a run that sends. INPUT ``-`` is
-    read from ``env.stdin``; having no name, it needs ``-o`` (and ``--journal`` with ``-o -``)
-    to send, checked before it is read."""
+    """The table and where its results go, with every check that needs no request (of the
+    output, base URL and token when ``sending``). INPUT ``-`` is ``env.stdin``."""
     source = options.input
     stdin = source.path == STDIN
     if stdin and sending:
@@ -240,8 +232,8 @@ def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table,
 
 
 def _default_output(options: RunOptions) -> str:
-    """Beside the input; a rehearsal on the sandbox writes apart (``leads.sandbox.results.csv``),
-    so that it never blocks or confuses the live run of the same sheet."""
+    """Beside the input; a rehearsal's apart (``leads.sandbox.results.csv``), never in the way
+    of the live run."""
     path = Path(options.input.path)
     if options.requests.sandbox:
         path = path.with_name(f"{path.stem}.sandbox{path.suffix}")
@@ -249,8 +241,7 @@ def _default_output(options: RunOptions) -> str:
 
 
 def _check_stdin_places(options: RunOptions) -> None:
-    """Standard input has no name to put the results, or a ledger, beside: a run from it must
-    be told where they go."""
+    """Standard input has no name to put the results, or a ledger, beside."""
     if options.output.path is None:
         raise OutputError(
             _(
@@ -266,10 +257,8 @@ def _check_stdin_places(options: RunOptions) -> None:
 
 
 def journal_path(options: RunOptions, output: str) -> Path | None:
-    """The ledger: ``--journal``, else beside the results (beside the input for stdout; named
-    apart for the sandbox), the real file's when the path given is a link, so that every way of
-    naming the results finds the same ledger. It may be neither the input nor the results. None
-    for standard input with the results on stdout: nowhere to keep one."""
+    """The ledger: ``--journal``, else beside the results' real file (the input's for stdout),
+    so every way of naming the results finds it; None with nowhere to keep one."""
     if options.output.journal is not None:
         path = Path(options.output.journal)
     elif output == STDOUT and options.input.path == STDIN:
@@ -290,8 +279,7 @@ def journal_path(options: RunOptions, output: str) -> Path | None:
 
 
 def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
-    """The columns whose cells are mostly the account's operators (by ID, login, name or
-    e-mail), with the share of their cells that are."""
+    """The columns whose cells are mostly the account's operators, with that share."""
     if not directory.operators:
         return {}
     known = {fold(v) for op in directory.operators for v in (op.id, op.login, op.name, op.email)}
@@ -337,9 +325,8 @@ async def build_plan(
     source: tuple[Table, str] | None = None,
     strict: bool = False,
 ) -> Plan:
-    """The plan, asking the account through ``access`` (None: nothing is asked). ``journal``:
-    the ledger whose done leads are carried over (and, for a writable one, where the phones'
-    WhatsApp answers are kept). ``strict`` (a run): what stops sending is raised as soon as it
+    """The plan, asking the account through ``access`` (None: nothing is asked), carrying over
+    the ``journal``'s done leads. ``strict`` (a run): what stops sending is raised as soon as it
     is known, before any phone is asked about."""
     table, output = source or read_source(options, env, sending=False)
     given = options.input
@@ -425,9 +412,8 @@ def check_plan(
     source: tuple[Table, str] | None = None,
     journal: Journal | None = None,
 ) -> Plan:
-    """The plan as a run would make it, starting nothing: ``check`` and the page's preview ask
-    the account everything a run asks (with a token); a dry run asks it nothing (but the phones,
-    with ``--verify-whatsapp``). The ledger (``journal``, else the run's) is only read."""
+    """The plan as a run would make it, starting nothing and only reading the ledger. A dry run
+    asks the account nothing (but the phones, with ``--verify-whatsapp``)."""
     env = env or Env()
     source = source or read_source(options, env, sending=False)
     path = journal_path(options, source[1]) if journal is None else None

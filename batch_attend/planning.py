@@ -1,8 +1,5 @@
-"""Between validation and sending: duplicates skipped, pools assigned, leads an earlier run did
-carried over, names resolved to IDs.
-
-Everything here is decided once, in input order, before the first request.
-"""
+"""Between validation and sending, decided once in input order: duplicates, pools, leads an
+earlier run did, names resolved to IDs."""
 
 from __future__ import annotations
 
@@ -30,12 +27,8 @@ class PoolError(BatchAttendError):
 
 
 def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
-    """Later rows with a phone already planned (or carried over) are ``skipped``
-    (``duplicate_row``), not sent; a row carried over comes first, wherever the sheet puts it.
-
-    PlugChat keeps one attendance per chat: a second start for the same phone can only answer
-    "already in service", or race the first with other operators.
-    """
+    """Later rows of a chat already planned (or carried over, first wherever it stands) are
+    ``skipped``: PlugChat keeps one attendance per chat, a second start could only race it."""
     live = pending(plan) | plan["carried"]
     phones = plan["phone"] if live.all() else plan["phone"][live]
     keys = chat_keys(phones)  # a mobile with and without its ninth digit: one chat
@@ -85,11 +78,8 @@ def resolve_pool(pool: tuple[str, ...], directory: Directory) -> tuple[str, ...]
 
 
 def assign_pool(plan: pd.DataFrame, pool: tuple[str, ...], distribute: str) -> pd.DataFrame:
-    """Rows without operators get one pool member each, in input order.
-
-    ``round-robin`` takes members in turn; ``balanced`` gives each row to the member with the
-    fewest rows so far, counting the rows that already name pool members (ties: pool order).
-    """
+    """Rows without operators get one pool member each, in input order: in turn, or
+    (``balanced``) the one with the fewest rows so far, counting the rows naming them."""
     live = pending(plan)
     empty = plan.index[live & (plan["operators"].map(len) == 0)]
     if not pool or empty.empty:
@@ -112,13 +102,10 @@ def assign_pool(plan: pd.DataFrame, pool: tuple[str, ...], distribute: str) -> p
 
 
 def carry_over(plan: pd.DataFrame, done: Mapping[str, tuple], keys_of=None) -> pd.DataFrame:
-    """Leads an earlier run started (or found in service) are not sent again: one row of each
-    keeps that run's outcome (``done`` maps a phone to its status and the fingerprint of the row
-    sent, see :func:`leads.row_keys`), even when the row would now be invalid for another reason
-    (its operators cell emptied, say). That row is the one sent, found by ``keys_of(index)`` among
-    the rows of the lead however the sheet was sorted since; else the first. Marked ``carried``,
-    with the phone as done (a mobile's other ninth-digit form is the same lead); the others of
-    that lead are then skipped as its duplicates."""
+    """Leads an earlier run did are not sent again: one row of each (the one sent, found by its
+    fingerprint ``keys_of(index)`` however the sheet was sorted since; else the first) keeps
+    that run's outcome, even if now invalid, and is marked ``carried``. ``done``: phone →
+    (status, fingerprint)."""
     if not done:
         return plan
     candidates = plan[
@@ -146,12 +133,8 @@ def carry_over(plan: pd.DataFrame, done: Mapping[str, tuple], keys_of=None) -> p
 
 
 def resolve_names(plan: pd.DataFrame, directory: Directory) -> pd.DataFrame:
-    """Operator and department cells turned into IDs; rows to send that do not resolve become
-    ``invalid``. Rows carried over are resolved too, only to be compared with what was sent
-    (one whose cells do not resolve is left naming no operators: nothing to compare).
-
-    Resolved once per distinct (operators, department) pair: a sheet repeats the same few.
-    """
+    """Operator and department cells turned into IDs, once per distinct pair; rows to send
+    that do not resolve become ``invalid`` (a carried one is left naming no operators)."""
     live = (pending(plan) | plan["carried"]).to_numpy()
     operators, departments = plan["operators"][live], plan["department"][live]
     op_codes, op_values = pd.factorize(operators.to_numpy(dtype=object))
@@ -196,8 +179,7 @@ def _resolve(pair: tuple, directory: Directory) -> tuple[tuple[str, ...], str] |
 
 
 def online_members(pool: tuple[str, ...], states) -> tuple[str, ...]:
-    """The pool members online now (``--online-only``); none online is a usage error that
-    lists who is offline."""
+    """The pool members online now; none is a usage error listing who is offline."""
     online = {s.id for s in states if s.online}
     members = tuple(member for member in pool if member in online)
     if pool and not members:
@@ -211,9 +193,8 @@ def online_members(pool: tuple[str, ...], states) -> tuple[str, ...]:
 
 
 def keep_online(plan: pd.DataFrame, states) -> pd.DataFrame:
-    """Rows whose cell names several operators keep those online now (``--online-only``); a
-    row with none of them online is ``skipped`` (``operators_offline``: a later run sends it).
-    A cell naming one operator is sent as written."""
+    """A cell naming several operators keeps those online now; with none online its row is
+    ``skipped`` (a later run sends it). A cell naming one is sent as written."""
     online = {s.id for s in states if s.online}
     several = (pending(plan) & (plan["operators"].map(len) > 1)).to_numpy(bool)
     if not several.any():

@@ -1,8 +1,5 @@
-"""Where requests go: the built-in sandbox or the configured API, with its token, ticket and
-account ID; the one client every request of a command goes through; and what the account says
-before anything is sent (its lists, its WhatsApp number, who is online), with one rule for a
-refused token.
-"""
+"""Where requests go (the built-in sandbox or the API, with its credentials), the one client
+of a command, and what the account says before anything is sent."""
 
 from __future__ import annotations
 
@@ -32,8 +29,7 @@ from batch_attend.whatsapp import WhatsAppStatus, WhatsAppUnknown, whatsapp_stat
 
 @dataclass(frozen=True)
 class Session:
-    """Where requests go, the credentials they carry, and the name the ledger knows the
-    account by (``sandbox`` for the built-in one: its ledger is kept apart)."""
+    """Where requests go, their credentials, and the account's name in the ledger."""
 
     base_url: str
     token: str | None
@@ -46,8 +42,7 @@ class Session:
         return self.name == "sandbox"
 
     def client(self, options: RunOptions) -> PlugChatClient:
-        """The one client of a command: its gate (concurrency, rate) and retry policy are the
-        run's, for every request it makes."""
+        """The one client of a command: the run's gate and retry policy for every request."""
         sending = options.sending
         return PlugChatClient(
             self.base_url,
@@ -61,7 +56,7 @@ class Session:
 
 @contextlib.contextmanager
 def open_session(options: RunOptions, env: Env):
-    """The built-in sandbox for the command (with its own token and ticket), or the API."""
+    """The built-in sandbox (with its own token and ticket), or the API."""
     requests = options.requests
     if requests.sandbox:
         from batch_attend.sandbox import SANDBOX_ACCOUNT_ID, SANDBOX_TICKET, SandboxServer
@@ -90,10 +85,9 @@ def run_async(coro):
 
 @dataclass
 class Access:
-    """How a command may ask the account: its session and client; ``lists``: the account's
-    lists, WhatsApp status and who is online too (a dry run asks only about phones);
-    ``check``: the departments even when no row needs them, to tell whether the token is
-    accepted."""
+    """How a command may ask the account. ``lists``: its lists, WhatsApp status and who is
+    online (a dry run asks only about phones); ``check``: the departments even when no row
+    needs them, to tell whether the token is accepted."""
 
     session: Session
     client: PlugChatClient
@@ -103,8 +97,8 @@ class Access:
 
 @dataclass
 class Account:
-    """What the account answered before sending. ``token``: accepted, refused, missing, unknown
-    (no answer said) or not asked (a dry run); ``errors``: why a question got no answer."""
+    """What the account answered. ``token``: accepted, refused, missing, unknown or not asked;
+    ``errors``: why a question got no answer."""
 
     token: str = "unknown"
     directory: Directory = field(default_factory=Directory)
@@ -114,8 +108,7 @@ class Account:
     ticket: bool = False
 
     async def ask(self, what: str, question) -> None:
-        """Ask ``departments``, ``operators``, ``whatsapp`` or ``online``, keeping the answer
-        or why there is none; once the token is refused, nothing more is asked."""
+        """Ask ``what``, keeping the answer or why there is none; nothing once refused."""
         if self.token == "refused":
             question.close()
             return
@@ -180,8 +173,7 @@ class Account:
 
 
 async def ask_account(options: RunOptions, access: Access) -> Account:
-    """The WhatsApp status, the operators (with a ticket) and who is online (with an account ID
-    or ``--online-only``); the departments are asked once the rows show they are needed."""
+    """All but the departments, which are asked once the rows show they are needed."""
     session, client = access.session, access.client
     account = Account(ticket=bool(session.ticket))
     if options.requests.status_check:
@@ -200,8 +192,7 @@ async def ask_departments(access: Access, account: Account) -> None:
 
 
 def list_directory(options: RunOptions, kind: str, env: Env | None = None) -> list:
-    """What the account has: ``kind`` is ``operators``, ``departments`` or ``online`` (who is
-    online now)."""
+    """``kind``: ``operators``, ``departments`` or ``online`` (who is online now)."""
 
     async def fetch(session: Session):
         async with session.client(options) as client:
