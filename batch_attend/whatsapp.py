@@ -151,49 +151,37 @@ async def verify_phones(client, plan, done, known: dict[str, bool]) -> tuple:
 
 
 def apply_exists(plan, found: dict[str, bool | None], done=frozenset()):
-    """The plan with what PlugChat said of each phone still to send: kept when it has
-    WhatsApp; replaced by its other form (with the note saying so) when only that one has;
-    ``invalid`` (``no_whatsapp``) when neither; ``failed`` when no answer said. A phone is
-    changed on this evidence only; a phone ``done`` already is left as it is."""
-    import numpy as np
-    import pandas as pd
-
-    from batch_attend.leads import pending
+    """The plan with what PlugChat said of each phone still to send (but those ``done``): kept
+    when it has WhatsApp; replaced by its other form, with a note, when only that one has;
+    ``invalid`` when neither; ``failed`` when no answer said. No other evidence changes a phone."""
+    from batch_attend.columns import choose_text
+    from batch_attend.leads import decide, pending
     from batch_attend.outcomes import ErrorCode, RowStatus
 
-    live = pending(plan).to_numpy(bool)
-    verdicts = {}  # phone → (phone to send, status, code, message)
-    for phone in dict.fromkeys(plan["phone"][live]):
-        if phone in done or phone not in found:
-            continue  # done already, or not asked
-        alt = other_form(phone)
-        exists, alt_exists = found.get(phone), found.get(alt[0]) if alt else False
-        if exists:
+    live, phones = pending(plan), plan["phone"]
+    moved, invalid, failed = {}, {}, {}  # by phone: (other form, note, message), or a message
+    for phone in dict.fromkeys(phones[live]):
+        if phone in done or phone not in found or found[phone]:
             continue
-        if exists is False and alt and alt_exists:
-            message = sentences.OTHER_FORM_SENT.format(other=alt[0], phone=phone)
-            verdicts[phone] = (alt[0], None, alt[1], message)
-        elif exists is False and not alt_exists and (alt is None or alt_exists is False):
-            message = (
-                sentences.NO_WHATSAPP_EITHER.format(phone=phone, other=alt[0])
-                if alt
-                else sentences.NO_WHATSAPP.format(phone=phone)
-            )
-            verdicts[phone] = (phone, RowStatus.INVALID, ErrorCode.NO_WHATSAPP, message)
+        alt, note = other_form(phone) or (None, None)
+        if found[phone] is None or (alt and found.get(alt) is None):
+            failed[phone] = sentences.PHONE_CHECK_FAILED.format(phone=phone)
+        elif alt and found[alt]:
+            moved[phone] = alt, note, sentences.OTHER_FORM_SENT.format(other=alt, phone=phone)
+        elif alt:
+            invalid[phone] = sentences.NO_WHATSAPP_EITHER.format(phone=phone, other=alt)
         else:
-            message = sentences.PHONE_CHECK_FAILED.format(phone=phone)
-            verdicts[phone] = (phone, RowStatus.FAILED, ErrorCode.PHONE_CHECK_FAILED, message)
-    if not verdicts:
-        return plan
-    plan = plan.copy()
-    rows = live & plan["phone"].isin(verdicts).to_numpy(bool)
-    chosen = plan["phone"][rows].map(verdicts)
-    for k, column in enumerate(("phone", "status", "error_code", "error_message")):
-        values = [v[k] for v in chosen]
-        if column == "status":
-            plan.loc[rows, column] = np.array(values, dtype=object)
-        else:
-            plan[column] = plan[column].where(
-                ~rows, pd.Series(values, index=plan.index[rows], dtype=str)
-            )
+            invalid[phone] = sentences.NO_WHATSAPP.format(phone=phone)
+    for said, status, code in (
+        (invalid, RowStatus.INVALID, ErrorCode.NO_WHATSAPP),
+        (failed, RowStatus.FAILED, ErrorCode.PHONE_CHECK_FAILED),
+    ):
+        rows = live & phones.isin(said)
+        plan = decide(plan, rows, status, code, phones[rows].map(said))
+    rows = live & phones.isin(moved)
+    if rows.any():  # still to send, with a note
+        plan = plan.copy()
+        for k, column in enumerate(("phone", "error_code", "error_message")):
+            values = phones[rows].map(lambda phone, k=k: moved[phone][k]).reindex(plan.index)
+            plan[column] = choose_text(rows, values, plan[column])
     return plan

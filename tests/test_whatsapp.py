@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from aiohttp import web
 
@@ -318,3 +319,53 @@ def test_both_ninth_digit_forms_start_one_chat_in_the_form_plugchat_knows(
     assert (sent["status"], sent["phone"]) == ("started", REGISTERED)
     assert (twin["status"], twin["error"]) == ("skipped", "duplicate_row: same phone as row 2")
     assert dict(sandbox.state.starts) == {REGISTERED: 1}
+
+
+def test_each_answer_decides_a_phone_only_as_the_evidence_says():
+    from batch_attend.whatsapp import apply_exists
+
+    phones = {
+        "has": "5544999990001",  # has WhatsApp: kept
+        "moved": "554488880777",  # only its ninth-digit form has: sent as that
+        "neither": "5544999990002",  # neither form has: invalid
+        "landline": "554430251234",  # no other form: invalid
+        "unsaid": "5544999990003",  # no answer: failed
+        "other_unsaid": "5544999990004",  # its other form got no answer: failed
+        "done": "5544999990005",  # done by an earlier run: left as it is
+        "not_asked": "5544999990006",
+    }
+    found = {
+        phones["has"]: True,
+        phones["moved"]: False,
+        "5544988880777": True,
+        phones["neither"]: False,
+        "554499990002": False,
+        phones["landline"]: False,
+        phones["unsaid"]: None,
+        phones["other_unsaid"]: False,
+        phones["done"]: False,
+    }
+    plan = pd.DataFrame(
+        {
+            "phone": list(phones.values()),
+            "status": [None] * len(phones),
+            "error_code": "",
+            "error_message": "",
+        }
+    )
+    decided = apply_exists(plan, found, done={phones["done"]}).set_index(pd.Index(list(phones)))
+    outcome = {
+        key: (row.phone, row.status if pd.notna(row.status) else None, row.error_code)
+        for key, row in decided.iterrows()
+    }
+    assert outcome == {
+        "has": (phones["has"], None, ""),
+        "moved": ("5544988880777", None, "ninth_digit_added"),
+        "neither": (phones["neither"], "invalid", "no_whatsapp"),
+        "landline": (phones["landline"], "invalid", "no_whatsapp"),
+        "unsaid": (phones["unsaid"], "failed", "phone_check_failed"),
+        "other_unsaid": (phones["other_unsaid"], "failed", "phone_check_failed"),
+        "done": (phones["done"], None, ""),
+        "not_asked": (phones["not_asked"], None, ""),
+    }
+    assert "5544988880777" in decided.loc["moved", "error_message"]
