@@ -1,21 +1,13 @@
-"""The web server of ``batch-attend serve``: routes, pages, and what keeps them safe.
-
-* Every route needs the key printed at start: a first visit with ``?key=`` leaves an HttpOnly,
-  SameSite=Strict cookie named after this server's port and holding a value derived from the key
-  and that port, never the key (a browser sends cookies to every port of a host); without it,
-  or with a wrong one, 403.
-* A request that changes anything (POST) must carry ``X-Batch-Attend: 1``, which no form or
-  link of another site can send, and come from this site (``Origin``, ``Sec-Fetch-Site``).
-* The API token stays in this process: runs get it through their options, built here; it is
-  in no page, answer, stored file or log.
-* Runs go on in a worker thread whatever the browser does; the page follows one through
-  server-sent events and can cancel it, which stops it as Ctrl-C stops a CLI run.
-"""
+"""The web server of ``batch-attend serve`` and what keeps it safe. Every route needs the key
+printed at start, kept in a cookie bound to the port (never the key itself); a POST must also
+carry ``X-Batch-Attend: 1``, which no form or link of another site can send. The API token stays
+in this process: in no page, answer, stored file or log."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import html
 import ipaddress
@@ -42,7 +34,6 @@ class ServeError(BatchAttendError):
     """The server cannot start (a port taken, an address not this machine's)."""
 
 
-CSRF_HEADER = "X-Batch-Attend"
 #: Each page's own headers: nothing from elsewhere runs in it, it is framed nowhere, and the
 #: address (which may hold the key) is never sent on as a referrer.
 SECURITY_HEADERS = {
@@ -56,53 +47,45 @@ SECURITY_HEADERS = {
 }
 
 
-def check_settings(settings: dict, environ: Mapping[str, str]) -> None:
-    """Refuse to serve, before listening, what no run could use: no token, a bad base URL."""
-    requests = RunOptions.build(**settings).requests
-    if not requests.sandbox:
-        check_base_url(requests.base_url)
-        check_token(resolve_token(requests, environ))
-
-
 def forbidden() -> web.Response:
     return web.Response(status=403, text="403: " + _("forbidden"))
 
 
-def same_site(request: web.Request) -> bool:
-    """A request the page itself made: with the header only a script of this origin can add,
-    and nothing saying it came from elsewhere."""
-    if request.headers.get(CSRF_HEADER) != "1":
-        return False
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+def cookie(server: Server, request: web.Request) -> tuple[str, str]:
+    """The cookie's name and value for the port the request came in on: not the key, so another
+    service of this host (a browser sends cookies to every port) learns nothing it can use."""
+    port = request.transport.get_extra_info("sockname")[1]
+    value = hmac.new(server.key.encode(), f"cookie:{port}".encode(), hashlib.sha256)
+    return f"batch_attend_{port}", value.hexdigest()
 
 
 @web.middleware
 async def guard(request: web.Request, handler):
     server = request.app[SERVER]
+    name, value = cookie(server, request)
     given = request.query.get("key")
     if given is not None:  # the printed address: keep the key in a cookie, then forget it
-        if not server.right_key(given):
+        if not hmac.compare_digest(given.encode(), server.key.encode()):
             return forbidden()
         query = request.query.copy()
         query.popall("key")
-        target = str(request.rel_url.with_query(query))
-        page = html.escape(target, quote=True)
+        page = html.escape(str(request.rel_url.with_query(query)), quote=True)
         response = web.Response(
             text=f'<!DOCTYPE html><meta http-equiv="refresh" content="0;url={page}">'
             f'<a href="{page}">batch-attend</a>',
             content_type="text/html",
         )
-        name, value = server.cookie(request)
         response.set_cookie(name, value, httponly=True, samesite="Strict", path="/")
         return response
-    name, value = server.cookie(request)
     if not hmac.compare_digest(request.cookies.get(name, "").encode(), value.encode()):
         return forbidden()
-    if request.method not in ("GET", "HEAD") and not same_site(request):
+    # A change comes only from the page's own script, and nothing says it came from elsewhere.
+    origin = request.headers.get("Origin")
+    if request.method not in ("GET", "HEAD") and (
+        request.headers.get("X-Batch-Attend") != "1"
+        or request.headers.get("Sec-Fetch-Site") not in (None, "same-origin", "none")
+        or (origin is not None and urlsplit(origin).netloc != request.host)
+    ):
         return forbidden()
     with i18n.speaking(language(request)):
         return await handler(request)
@@ -113,7 +96,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         response.headers.setdefault(name, value)
 
 
-async def _forget_old_runs(app: web.Application) -> None:
+async def forget_old_runs(app: web.Application):
     """``--keep-days N``: runs made more than N days ago are deleted, at start and every hour."""
     server = app[SERVER]
 
@@ -125,24 +108,19 @@ async def _forget_old_runs(app: web.Application) -> None:
                     await asyncio.to_thread(server.store.discard, run)
             await asyncio.sleep(3600)
 
-    if server.keep_days is not None:
-        task = asyncio.get_running_loop().create_task(forget())
-        app.on_cleanup.append(lambda app: _cancel(task))
-
-
-async def _cancel(task: asyncio.Task) -> None:
+    task = asyncio.get_running_loop().create_task(forget())
+    yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-async def _stop_runs(app: web.Application) -> None:
+async def stop_runs(app: web.Application) -> None:
     """The server stopping: every run stops as after Ctrl-C, its results written."""
     jobs = list(app[SERVER].jobs.values())
     for job in jobs:
         job.watch.cancel()
-    if jobs:
-        await asyncio.gather(*(job.task for job in jobs), return_exceptions=True)
+    await asyncio.gather(*(job.task for job in jobs), return_exceptions=True)
 
 
 def make_app(
@@ -152,35 +130,22 @@ def make_app(
     environ: Mapping[str, str],
     keep_days: float | None = None,
 ) -> web.Application:
-    """The app; ``settings`` are RunOptions.build names every run gets (credentials, base URL,
-    time-out, sandbox), ``environ`` the environment runs see (PLUGCHAT_TOKEN among it);
-    ``keep_days``: runs older than that are deleted."""
+    """``settings``: the RunOptions.build names every run gets (credentials, base URL, time-out,
+    sandbox); ``environ``: the environment runs see (PLUGCHAT_TOKEN among it)."""
     app = web.Application(middlewares=[guard], client_max_size=1 << 20)
-    store = RunStore(Path(data_dir))
-    app[SERVER] = Server(store, key, dict(settings), dict(environ), keep_days)
+    app[SERVER] = Server(RunStore(Path(data_dir)), key, dict(settings), dict(environ), keep_days)
     app[TEMPLATES] = templates(HERE / "templates")
     app.add_routes(routes)
     app.router.add_static("/static", HERE / "static")
     app.on_response_prepare.append(security_headers)
-    app.on_startup.append(_forget_old_runs)
-    app.on_shutdown.append(_stop_runs)
+    if keep_days is not None:
+        app.cleanup_ctx.append(forget_old_runs)
+    app.on_shutdown.append(stop_runs)
     return app
 
 
-def make_data_dir(path: Path) -> Path:
-    """The data directory, readable only by the server's user."""
-    path = Path(path)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
-
-
-def address(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def reachable(host: str) -> list[str]:
-    """The addresses another machine can open for ``host``: this machine's own for a wildcard
-    (``0.0.0.0``, ``::``), the host itself otherwise."""
+    """The addresses another machine can open for ``host``: this machine's own for a wildcard."""
     if host not in ("0.0.0.0", "::", ""):
         return [host]
     import socket
@@ -213,14 +178,17 @@ def serve(
     warn: Callable[[str], None] = lambda line: None,
     keep_days: float | None = None,
 ) -> None:
-    """Serve until Ctrl-C; ``announce`` gets each address to open, with the key, and ``warn``
-    what a person must know of an address other machines reach. One server per data
-    directory: a second would take the first's runs for crashed ones."""
+    """Serve until Ctrl-C; ``announce`` gets each address to open, with the key. One server per
+    data directory: a second would take the first's runs for crashed ones."""
     from filelock import FileLock, Timeout
 
-    check_settings(settings, environ)
+    requests = RunOptions.build(**settings).requests
+    if not requests.sandbox:  # refused before listening: what no run could use
+        check_base_url(requests.base_url)
+        check_token(resolve_token(requests, environ))
     key = secrets.token_urlsafe(24)
-    folder = make_data_dir(data_dir)
+    folder = Path(data_dir)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         held = FileLock(str(folder / ".serve.lock"), timeout=0).acquire()
     except Timeout:
@@ -239,14 +207,9 @@ def serve(
 
     def bound(port: int) -> None:
         for name in reachable(host):
-            announce(f"{address(name, port)}/?key={key}")
+            origin = f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
+            announce(f"{origin}/?key={key}")
 
     with held:
-        serve_until_stopped(
-            make_app(folder, key, settings, environ, keep_days),
-            host,
-            port,
-            bound,
-            ServeError,
-            shutdown_timeout=2,
-        )
+        app = make_app(folder, key, settings, environ, keep_days)
+        serve_until_stopped(app, host, port, bound, ServeError, shutdown_timeout=2)

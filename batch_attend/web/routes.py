@@ -1,16 +1,11 @@
-"""The page's routes: upload, the preview a person fixes the sheet on, the run followed live,
-its results, and History. Every word a person reads is in the templates, in their language.
-
-Runs go on in a worker thread whatever the browser does; the page follows one through
-server-sent events and can cancel it, which stops it as Ctrl-C stops a CLI run.
-"""
+"""The page's routes: upload, the preview a person fixes the sheet on, the run followed live
+(server-sent events; it goes on in a worker thread whatever the browser does), its results and
+History. Every word a person reads is in the templates, in their language."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import io
 import json
 import os
@@ -52,12 +47,16 @@ STATUSES = ("started", "already_in_service", "invalid", "failed", "skipped")
 #: What a change of sheet makes meaningless: the columns, header and fixes of the last one.
 OF_A_SHEET = ("header_row", "phone_column", "ddd_column", "operators_column",
               "department_column", "ignore_columns", "cell_edits", "value_map")  # fmt: skip
+KINDS = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv; charset=utf-8",
+}
 
 
 @dataclass
 class Job:
-    """A run going in a worker thread; ``ended`` once its results are known (the workbook may
-    still be being written: the job holds the run until it is)."""
+    """A run in a worker thread; ``ended`` once its results are known (the workbook may still be
+    being written: the job holds the run until it is)."""
 
     watch: Watch
     task: asyncio.Task | None = None
@@ -66,9 +65,8 @@ class Job:
 
 @dataclass
 class Server:
-    """What the app serves from: the runs, the key, and the settings
-    every run gets (the credentials among them, which never leave this object but for a run's
-    options)."""
+    """The runs, the key, and the settings every run gets (the credentials among them, which
+    leave this object only in a run's options)."""
 
     store: RunStore
     key: str
@@ -76,17 +74,6 @@ class Server:
     environ: Mapping[str, str]
     keep_days: float | None = None
     jobs: dict[str, Job] = field(default_factory=dict)
-
-    def cookie(self, request: web.Request) -> tuple[str, str]:
-        """The cookie's name and value for the port this request came in on: bound to it, and
-        not the key, so another service of this host that gets it learns nothing it can use
-        elsewhere."""
-        port = request.transport.get_extra_info("sockname")[1]
-        value = hmac.new(self.key.encode(), f"cookie:{port}".encode(), hashlib.sha256)
-        return f"batch_attend_{port}", value.hexdigest()
-
-    def right_key(self, given: str | None) -> bool:
-        return hmac.compare_digest((given or "").encode(), self.key.encode())
 
 
 SERVER = web.AppKey("server", Server)
@@ -107,19 +94,24 @@ def templates(folder) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder), autoescape=True, undefined=jinja2.StrictUndefined
     )
-    env.globals.update(_=_, ngettext=i18n.ngettext, counted_words=counted_words)
+    env.globals.update(_=_, ngettext=i18n.ngettext, counted_words=counted_words, statuses=STATUSES)
+    env.globals.update(roles=previews.ROLES, distributions=DISTRIBUTIONS, extensions=EXTENSIONS)
     env.filters.update(number=i18n.number, moment=i18n.moment)
     return env
 
 
 def render(request: web.Request, name: str, **context) -> web.Response:
     page = request.app[TEMPLATES].get_template(name)
-    text = page.render(lang=i18n.language(), here=request.path, statuses=STATUSES, **context)
+    text = page.render(lang=i18n.language(), here=request.path, **context)
     return web.Response(text=text, content_type="text/html")
 
 
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def attachment(fmt: str, name: str) -> dict[str, str]:
+    return {"Content-Type": KINDS[fmt], "Content-Disposition": f'attachment; filename="{name}"'}
 
 
 def state_of(server: Server, run: Run) -> str:
@@ -131,25 +123,20 @@ def state_of(server: Server, run: Run) -> str:
     return "crashed" if state == "running" else state
 
 
-def find_run(request: web.Request) -> Run:
-    run = request.app[SERVER].store.get(request.match_info["run"])
+def find_run(request: web.Request) -> tuple[Server, Run]:
+    """The server and the run of the address (404 when there is none)."""
+    server = request.app[SERVER]
+    run = server.store.get(request.match_info["run"])
     if run is None:
         raise web.HTTPNotFound()
-    return run
-
-
-def shown_name(filename: str) -> str:
-    """The browser's file name as text to show: its last part only, no control characters."""
-    name = PurePosixPath(filename.replace("\\", "/")).name
-    return "".join(ch for ch in name if ch.isprintable())[:200] or "upload"
+    return server, run
 
 
 def outcome(server: Server, run: Run) -> dict:
     """How the run stands, for the page and the last event; the rows not done with their
     reasons in the page's words."""
     state = state_of(server, run)
-    counts = run.status.get("counts", {})
-    code = run.status.get("exit_code")
+    counts, code = run.status.get("counts", {}), run.status.get("exit_code")
     # A rerun could send more when the run stopped early or rows failed (invalid rows stay so).
     stopped = state in ("interrupted", "crashed", "error") or code not in (0, 1)
     not_done = run.status.get("not_done") or {"rows": [], "more": 0}
@@ -165,13 +152,9 @@ def outcome(server: Server, run: Run) -> dict:
         "summary": run.status.get("summary", ""),
         "message": run.status.get("message", ""),
         "not_done": {"rows": rows, "more": not_done["more"]},
-        "downloads": {
-            f: f"/runs/{run.id}/results.{f}" for f in ("xlsx", "csv") if run.results(f).exists()
-        },
+        "downloads": {f: f"/runs/{run.id}/results.{f}" for f in KINDS if run.results(f).exists()},
     }
 
-
-# --- routes ------------------------------------------------------------------------------------
 
 routes = web.RouteTableDef()
 
@@ -179,18 +162,15 @@ routes = web.RouteTableDef()
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
     server = request.app[SERVER]
-    store = server.store
-    runs = await asyncio.to_thread(lambda: store.page(store.ids(), 0, 5))
+    runs, _page, _pages = await asyncio.to_thread(server.store.page, 1, 5)
     recent = [(run, state_of(server, run)) for run in runs]
-    return render(
-        request, "upload.html", recent=recent, extensions=EXTENSIONS, limit=MAX_UPLOAD >> 20
-    )
+    return render(request, "upload.html", recent=recent, limit=MAX_UPLOAD >> 20)
 
 
 @routes.post("/upload")
 async def upload(request: web.Request) -> web.Response:
     """One file, streamed to ``runs/<id>/input.<ext>``: never more than the limit, never under
-    a name from the browser."""
+    a name from the browser (that is kept as text to show, its last part only)."""
     server = request.app[SERVER]
     too_large = _("The file is larger than {limit} MiB.").format(limit=MAX_UPLOAD >> 20)
     if (request.content_length or 0) > MAX_UPLOAD + (1 << 16):
@@ -204,11 +184,13 @@ async def upload(request: web.Request) -> web.Response:
         part = await reader.next()
     if part is None or not part.filename:
         return error(400, _("No file was sent."))
-    name = shown_name(part.filename)
-    if PurePosixPath(name).suffix.lower() not in EXTENSIONS:
+    name = PurePosixPath(part.filename.replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch.isprintable())[:200] or "upload"
+    ext = PurePosixPath(name).suffix.lower()
+    if ext not in EXTENSIONS:
         only = _("Only these files can be sent: {extensions}.")
         return error(400, only.format(extensions=" ".join(EXTENSIONS)))
-    run = server.store.new(name, PurePosixPath(name).suffix.lower())
+    run = server.store.new(name, ext)
     size = 0
     try:
         fd = os.open(run.input, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -230,12 +212,10 @@ async def upload(request: web.Request) -> web.Response:
 @routes.get("/runs")
 async def history(request: web.Request) -> web.Response:
     """A page of runs at a time, read in a worker thread: other requests never wait for it."""
-    server, store = request.app[SERVER], request.app[SERVER].store
-    ids = await asyncio.to_thread(store.ids)
-    pages = max(1, -(-len(ids) // HISTORY_PAGE))
-    asked = request.query.get("page", "1")
-    page = min(max(1, int(asked) if asked.isdigit() else 1), pages)
-    runs = await asyncio.to_thread(store.page, ids, (page - 1) * HISTORY_PAGE, HISTORY_PAGE)
+    server = request.app[SERVER]
+    asked = request.query.get("page", "")
+    number = int(asked) if asked.isdigit() else 1
+    runs, page, pages = await asyncio.to_thread(server.store.page, number, HISTORY_PAGE)
     runs = [(run, outcome(server, run)) for run in runs]
     return render(request, "history.html", runs=runs, page=page, pages=pages)
 
@@ -244,8 +224,7 @@ async def history(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     """The run's upload and results deleted (the person confirmed on the page); not while it
     runs."""
-    server = request.app[SERVER]
-    run = find_run(request)
+    server, run = find_run(request)
     if run.id in server.jobs:
         return error(409, _("This run is going; cancel it before deleting it."))
     previews._kept.cache_clear()  # nothing of its upload kept, in memory either
@@ -253,44 +232,39 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def _preview(request: web.Request, run: Run, name: str = "preview.html") -> web.Response:
-    server = request.app[SERVER]
-    state = state_of(server, run)
-    view = None
-    if state == "new":
-        problem = request.query.get("problem", "")
-        view = await asyncio.to_thread(
-            previews.preview, run, server.settings, server.environ, problem
-        )
-    return render(
-        request,
-        name,
-        run=run,
-        state=state,
-        view=view,
-        outcome=outcome(server, run),
-        roles=previews.ROLES,
-        distributions=DISTRIBUTIONS,
-        online_possible=bool(server.settings.get("sandbox") or server.settings.get("account_id")),
-    )
+async def _page(request: web.Request, server: Server, run: Run, name: str) -> web.Response:
+    """The run's page or its preview alone; a run not started shows the preview of its upload
+    (``?problem=``: only the rows with that problem)."""
+    shown = outcome(server, run)
+    args = (run, server.settings, server.environ, request.query.get("problem", ""))
+    view = await asyncio.to_thread(previews.preview, *args) if shown["state"] == "new" else None
+    online = bool(server.settings.get("sandbox") or server.settings.get("account_id"))
+    return render(request, name, run=run, view=view, outcome=shown, online_possible=online)
 
 
 @routes.get("/runs/{run}")
 async def run_page(request: web.Request) -> web.Response:
     """The run's page; ``?part=preview``: only its preview, which the page puts in place."""
-    part = request.query.get("part") == "preview"
-    return await _preview(request, find_run(request), "preview.html" if part else "run.html")
+    name = "preview.html" if request.query.get("part") == "preview" else "run.html"
+    return await _page(request, *find_run(request), name)
+
+
+async def _choices(request: web.Request) -> tuple[dict, Server, Run]:
+    """The choices the request sends, then its run, read after the body came: as the last
+    request saved it."""
+    try:
+        choices = clean_choices(await request.json())
+    except (ValueError, ChoiceError) as exc:
+        raise web.HTTPBadRequest(text=f"400: {exc}") from exc
+    return choices, *find_run(request)
 
 
 @routes.post("/runs/{run}/options")
 async def set_options(request: web.Request) -> web.Response:
-    """A choice of the page (sheet, columns, defaults, a cell edited, a value mapped) saved, and
-    the preview it makes. Another sheet has other columns: the choices and fixes made for the
-    last one are forgotten. A cell edit or a mapping adds to those made before (a mapping to
-    nothing undoes one)."""
-    server = request.app[SERVER]
-    choices = await _json(request)
-    run = find_run(request)  # read after the body came: as the last request saved it
+    """A choice of the page saved, and the preview it makes. Another sheet has other columns:
+    the choices and fixes made for the last one go. Cell edits and mappings add to those made
+    before (a mapping to nothing undoes one)."""
+    choices, server, run = await _choices(request)
     if state_of(server, run) != "new":
         return error(409, _("This run has started; its choices can no longer change."))
     if "sheet" in choices and choices["sheet"] != run.choices.get("sheet"):
@@ -303,41 +277,33 @@ async def set_options(request: web.Request) -> web.Response:
             run.choices[name][key] = kept
     run.choices.update(choices)
     server.store.save(run)
-    return await _preview(request, run)
-
-
-async def _json(request: web.Request) -> dict:
-    try:
-        return clean_choices(await request.json())
-    except (ValueError, ChoiceError) as exc:
-        raise web.HTTPBadRequest(text=f"400: {exc}") from exc
+    return await _page(request, server, run, "preview.html")
 
 
 @routes.get("/runs/{run}/problems.xlsx")
 async def problems(request: web.Request) -> web.StreamResponse:
     """The rows with problems, with their reasons, to fix in a spreadsheet and upload again."""
-    server, run = request.app[SERVER], find_run(request)
+    server, run = find_run(request)
+    args = (run, server.settings, server.environ)
     try:
-        path = await asyncio.to_thread(
-            previews.write_problems, run, server.settings, server.environ
-        )
+        path = await asyncio.to_thread(previews.write_problems, *args)
     except BatchAttendError as exc:
         return error(409, run.shown(exc.page or str(exc)))
-    return _file(path, "xlsx", f"batch-attend-{run.id}-problems.xlsx")
+    return web.FileResponse(
+        path, headers=attachment("xlsx", f"batch-attend-{run.id}-problems.xlsx")
+    )
 
 
 @routes.post("/runs/{run}/start")
 async def start(request: web.Request) -> web.Response:
-    """Start (or resume) the run in a worker thread; a run already going is not started twice:
-    two runs would write the same results."""
-    server = request.app[SERVER]
-    choices = await _json(request)
-    run = find_run(request)  # read after the body came: as the last request saved it
+    """Start (or resume) the run in a worker thread; never twice at once: two runs would write
+    the same results."""
+    choices, server, run = await _choices(request)
     if (job := server.jobs.get(run.id)) is not None:
         if not job.ended.is_set():
             return error(409, _("This run is already going."))
         await asyncio.shield(job.task)  # its workbook being written: a moment
-        run = find_run(request)
+        _server, run = find_run(request)
     if choices and state_of(server, run) == "new":
         run.choices.update(choices)
     run.status = {"state": "running", "started": now()}
@@ -368,9 +334,8 @@ async def _execute(server: Server, run: Run, job: Job) -> None:
 
 @routes.post("/runs/{run}/cancel")
 async def cancel(request: web.Request) -> web.Response:
-    server = request.app[SERVER]
-    job = server.jobs.get(find_run(request).id)
-    if job is None:
+    server, run = find_run(request)
+    if (job := server.jobs.get(run.id)) is None:
         return error(409, _("This run is not going."))
     job.watch.cancel()
     return web.json_response({"ok": True})
@@ -379,10 +344,8 @@ async def cancel(request: web.Request) -> web.Response:
 @routes.get("/runs/{run}/events")
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: how the run goes, a few times a second, then how it ended, then the
-    files to download once both are written. Closing the page closes only this stream; the
-    run goes on."""
-    server = request.app[SERVER]
-    run = find_run(request)
+    files to download once both are written. Closing the page closes only this stream."""
+    server, run = find_run(request)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
 
@@ -404,22 +367,12 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/runs/{run}/results.{fmt}")
 async def download(request: web.Request) -> web.StreamResponse:
-    run = find_run(request)
+    _server, run = find_run(request)
     fmt = request.match_info["fmt"]
-    path = run.results(fmt) if fmt in ("xlsx", "csv") else None
-    if path is None or not path.is_file():
+    if fmt not in KINDS or not run.results(fmt).is_file():
         raise web.HTTPNotFound()
-    return _file(path, fmt, f"batch-attend-{run.id}.{fmt}")
-
-
-def _file(path, fmt: str, name: str) -> web.FileResponse:
-    kind = {
-        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "csv": "text/csv; charset=utf-8",
-    }[fmt]
-    disposition = f'attachment; filename="{name}"'
     return web.FileResponse(
-        path, headers={"Content-Type": kind, "Content-Disposition": disposition}
+        run.results(fmt), headers=attachment(fmt, f"batch-attend-{run.id}.{fmt}")
     )
 
 
@@ -427,16 +380,11 @@ def _file(path, fmt: str, name: str) -> web.FileResponse:
 async def template(request: web.Request) -> web.Response:
     """A leads workbook to fill in, with drop-downs of the account's active operators (with the
     server's ticket) and departments: ``batch-attend template``, made for the page."""
-    server = request.app[SERVER]
     try:
-        data = await asyncio.to_thread(make_template, server)
+        data = await asyncio.to_thread(make_template, request.app[SERVER])
     except BatchAttendError as exc:
         return web.Response(status=502, text=str(exc))
-    return web.Response(
-        body=data,
-        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": 'attachment; filename="leads.xlsx"'},
-    )
+    return web.Response(body=data, headers=attachment("xlsx", "leads.xlsx"))
 
 
 def make_template(server: Server) -> bytes:

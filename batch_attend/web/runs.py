@@ -1,15 +1,7 @@
-"""The runs of the web page, kept under the data directory: one folder per upload.
-
-``runs/<id>/`` holds ``input.<ext>`` (a name the server makes; the browser's file name is kept
-only as text to show), ``options.json`` (what the person chose on the page: never a credential),
-``status.json`` (how the last run ended), the results and their ledger. A run started again uses
-the same folder, so it resumes from its ledger as a CLI run writing the same results does. The
-history is the list of those folders.
-
-Results: the run writes ``results.csv`` itself, as ``-o results.csv`` would; ``results.xlsx``
-(with its Summary sheet) is then written by :func:`batch_attend.results.write_results` from
-the same outcome frame and the same table, so both downloads say the same thing.
-"""
+"""The page's runs, one folder each under ``runs/`` of the data directory: the upload (under a
+name the server makes), ``options.json`` (the person's choices, never a credential),
+``status.json`` (how the last run ended), the results and their ledger. A run started again
+resumes from its ledger, as a CLI run writing the same results does."""
 
 from __future__ import annotations
 
@@ -84,7 +76,6 @@ def clean_choices(given: object) -> dict:
     """Only the known choices, each of its type; anything else is refused."""
     if not isinstance(given, dict):
         raise ChoiceError("expected an object")
-    out = {}
     for name, value in given.items():
         kind = CHOICES.get(name)
         if kind is None:
@@ -105,10 +96,9 @@ def clean_choices(given: object) -> dict:
             ok = isinstance(value, kind)
         if not ok:
             raise ChoiceError(f"{name}: wrong type")
-        out[name] = value
-    if out.get("distribute", DISTRIBUTIONS[0]) not in DISTRIBUTIONS:
+    if given.get("distribute", DISTRIBUTIONS[0]) not in DISTRIBUTIONS:
         raise ChoiceError("distribute: unknown")
-    return out
+    return given
 
 
 def option_values(choices: dict) -> dict:
@@ -121,10 +111,6 @@ def option_values(choices: dict) -> dict:
     return values
 
 
-def _write_json(path: Path, data: dict) -> None:
-    write_text(path, json.dumps(data, ensure_ascii=False, indent=1))
-
-
 def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -134,8 +120,8 @@ def _read_json(path: Path) -> dict:
 
 
 def _status(data: dict) -> dict:
-    """A ``status.json`` as this server writes it; any other (edited by hand, from another
-    version) reads as a run stopped in error, which a resume continues from its ledger."""
+    """A ``status.json`` as this server writes it; any other reads as a run stopped in error,
+    which a resume continues from its ledger."""
     if not data:
         return {"state": "new"}
     try:
@@ -163,7 +149,7 @@ class Run:
     ext: str
     created: str
     choices: dict = field(default_factory=dict)
-    status: dict = field(default_factory=dict)  # state: new, running, finished, interrupted, error
+    status: dict = field(default_factory=lambda: {"state": "new"})  # see STATES
 
     @property
     def input(self) -> Path:
@@ -173,16 +159,14 @@ class Run:
         return self.folder / f"results.{fmt}"
 
     def options(self, settings: dict) -> RunOptions:
-        """The run's options as the CLI builds them: the page's choices, the server's settings,
-        and the ledger every run of the account shares (so a sheet uploaded again sends no lead
-        twice); a run made before it was shared keeps its own."""
+        """The run's options as the CLI builds them, with the ledger every run of the account
+        shares (a sheet uploaded again sends no lead twice); a run made before keeps its own."""
         own = self.folder / "results.xlsx.journal"
-        shared = self.folder.parent.parent / ("ledger.sandbox.journal" if settings.get("sandbox")
-                                              else "ledger.journal")  # fmt: skip
+        ledger = "ledger.sandbox.journal" if settings.get("sandbox") else "ledger.journal"
         return RunOptions.build(
             input=self.input,
             output=str(self.results("csv")),  # then the workbook (see execute)
-            journal=own if own.exists() else shared,
+            journal=own if own.exists() else self.folder.parent.parent / ledger,
             quiet=True,
             label=self.name,
             results_lang=i18n.language(),  # the page's: who reads the results
@@ -201,13 +185,11 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def new(self, name: str, ext: str) -> Run:
-        """A new run's folder (its ID made here), before the upload is written into it."""
+        """A new run's folder, before the upload is written into it."""
         created = now()
         run_id = f"{dt.datetime.fromisoformat(created):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-        folder = self.root / run_id
-        folder.mkdir(mode=0o700)
-        run = Run(run_id, folder, name, ext, created)
-        run.status = {"state": "new"}
+        run = Run(run_id, self.root / run_id, name, ext, created)
+        run.folder.mkdir(mode=0o700)
         self.save(run)
         return run
 
@@ -233,14 +215,18 @@ class RunStore:
         )
 
     def ids(self) -> list[str]:
-        """Every run's ID, newest first, from the folders' names alone (read no file: a History
-        of thousands of runs lists at once)."""
+        """Every run's ID, newest first, from the folders' names alone: no file read."""
         with os.scandir(self.root) as entries:
             return sorted((e.name for e in entries if RUN_ID.fullmatch(e.name)), reverse=True)
 
-    def page(self, ids: list[str], start: int, count: int) -> list[Run]:
-        """The runs of ``ids[start:start + count]``, read."""
-        return [run for run in map(self.get, ids[start : start + count]) if run is not None]
+    def page(self, number: int, size: int) -> tuple[list[Run], int, int]:
+        """The runs of page ``number`` (the nearest that exists), the only ones read; the page's
+        number and how many there are."""
+        ids = self.ids()
+        pages = max(1, -(-len(ids) // size))
+        number = min(max(1, number), pages)
+        chosen = ids[(number - 1) * size : number * size]
+        return [run for run in map(self.get, chosen) if run is not None], number, pages
 
     def older_than(self, days: float) -> list[str]:
         """The runs made more than ``days`` ago (their IDs begin with the moment)."""
@@ -249,20 +235,18 @@ class RunStore:
 
     def save(self, run: Run) -> None:
         meta = {"name": run.name, "ext": run.ext, "created": run.created, "choices": run.choices}
-        _write_json(run.folder / "options.json", meta)
-        _write_json(run.folder / "status.json", run.status)
+        for name, data in (("options.json", meta), ("status.json", run.status)):
+            write_text(run.folder / name, json.dumps(data, ensure_ascii=False, indent=1))
 
     def discard(self, run: Run) -> None:
-        """The run's upload, results and choices gone (the shared ledger keeps what stops its
-        leads being sent twice)."""
+        """The run's folder gone (the shared ledger keeps its leads from being sent twice)."""
         shutil.rmtree(run.folder)
 
 
 def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
-    """Run the batch as the CLI does, in this thread, its results as CSV; returns the status to
-    keep, and what writes the workbook of the same results (slower: 20,000 rows take seconds,
-    which the page need not wait for). Nothing the library writes for a person reaches the
-    page, except the summary line and error messages."""
+    """Run the batch as the CLI does, its results as CSV; returns the status to keep, and what
+    writes the workbook of the same results (seconds that the page need not wait for). Of what
+    the library writes for a person, only the summary line and error messages reach the page."""
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
         report = run_batch(run.options(settings), env, watch=watch)
@@ -297,8 +281,8 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
 
 
 def not_done(frame) -> dict:
-    """The first rows the run did not get done (duplicates aside), as the results say them (in
-    English: the page says them in its reader's language)."""
+    """The first rows the run did not get done (duplicates aside), as the results say them in
+    English: the page says them in its reader's language."""
     rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
     errors = error_column(rows["error_code"], rows["error_message"])
     shown = [
