@@ -51,18 +51,14 @@ def forbidden() -> web.Response:
     return web.Response(status=403, text="403: " + _("forbidden"))
 
 
-def cookie(server: Server, request: web.Request) -> tuple[str, str]:
-    """The cookie's name and value for the port the request came in on: not the key, so another
-    service of this host (a browser sends cookies to every port) learns nothing it can use."""
-    port = request.transport.get_extra_info("sockname")[1]
-    value = hmac.new(server.key.encode(), f"cookie:{port}".encode(), hashlib.sha256)
-    return f"batch_attend_{port}", value.hexdigest()
-
-
 @web.middleware
 async def guard(request: web.Request, handler):
     server = request.app[SERVER]
-    name, value = cookie(server, request)
+    # The cookie is bound to the port the request came in on, and is not the key: a browser
+    # sends it to every port of the host, and another service there can use it for nothing.
+    port = request.transport.get_extra_info("sockname")[1]
+    name = f"batch_attend_{port}"
+    value = hmac.new(server.key.encode(), f"cookie:{port}".encode(), hashlib.sha256).hexdigest()
     given = request.query.get("key")
     if given is not None:  # the printed address: keep the key in a cookie, then forget it
         if not hmac.compare_digest(given.encode(), server.key.encode()):
@@ -102,10 +98,7 @@ async def forget_old_runs(app: web.Application):
 
     async def forget() -> None:
         while True:
-            for run_id in await asyncio.to_thread(server.store.older_than, server.keep_days):
-                run = server.store.get(run_id)
-                if run is not None and run_id not in server.jobs:
-                    await asyncio.to_thread(server.store.discard, run)
+            await asyncio.to_thread(server.store.forget, server.keep_days, server.jobs)
             await asyncio.sleep(3600)
 
     task = asyncio.get_running_loop().create_task(forget())

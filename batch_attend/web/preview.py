@@ -1,13 +1,6 @@
 """What the page shows before a run starts, and what a person fixes there: the plan
-``batch-attend check`` makes of the upload, as edited on the page (the sheet, header row and
-columns taken and why, the rows ready and not, the problems grouped by reason, each unknown
-operator or department value once, the first requests), and the rows with problems to download.
-
-Everything comes from the library with the run's own options (its edits and mappings among
-them), so the preview and the run cannot disagree. The upload is read once per way of reading
-it and kept (:data:`read_kept`): a change of column or default plans again without reading it
-again.
-"""
+``batch-attend check`` makes of the upload with the run's own options (its edits and mappings
+among them), so the preview and the run cannot disagree; and the rows with problems."""
 
 from __future__ import annotations
 
@@ -36,19 +29,13 @@ REQUESTS_SHOWN = 3
 ROLES = ("phone", "ddd", "operators", "department")
 #: The problems whose value a person maps once to one of the account's.
 MAPPED = (ErrorCode.UNKNOWN_OPERATOR, ErrorCode.AMBIGUOUS_OPERATOR, ErrorCode.UNKNOWN_DEPARTMENT)
-#: The uploads as read one way (sheet, header row, phone column), the last few: a 20,000-row
-#: workbook takes seconds to read on a busy machine, a plan a fraction of that.
-_kept = functools.lru_cache(maxsize=4)(lambda path, stamp, **how: read_table(path, **how))
 
 
-def read_kept(path: Path, **how) -> Table:
-    """The upload as read, kept while the file is the same (one gone or replaced: read again,
-    to say why)."""
-    try:
-        stamp = path.stat().st_mtime_ns, path.is_file()
-    except OSError:
-        return read_table(path, **how)
-    return _kept(path, stamp, **how)
+@functools.lru_cache(maxsize=4)
+def _kept(path: Path, stamp: int, **how) -> Table:
+    """The upload as read one way (sheet, header row, phone column), the last few: a 20,000-row
+    workbook takes seconds to read on a busy machine, a plan a fraction of that."""
+    return read_table(path, **how)
 
 
 def role_of(code: str) -> str:
@@ -57,12 +44,15 @@ def role_of(code: str) -> str:
 
 
 def plan_of(run: Run, settings: dict, environ) -> Plan:
-    """The run's plan, from its upload as kept; what stops one is raised, with the table as
-    read when there is one (its columns, for a person to choose another)."""
+    """The run's plan, from its upload as read before while the file is the same; what stops
+    one is raised with the table as read, if any (its columns, for a person to choose another)."""
     options = run.options(settings)
     given = options.input
     how = dict(sheet=given.sheet, header_row=given.header_row, phone_column=given.phone_column)
-    table = read_kept(run.input, **how)
+    try:
+        table = _kept(run.input, run.input.stat().st_mtime_ns, **how)
+    except OSError:  # the upload gone: read_table says so
+        table = read_table(run.input, **how)
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
         return check_plan(options, env, source=(table, str(run.results("xlsx"))))
@@ -121,8 +111,8 @@ def preview(run: Run, settings: dict, environ, problem: str = "") -> dict:
 
 
 def _rows(rows: pd.DataFrame, table: Table, taken: dict[str, int]) -> list[dict]:
-    """The problem rows shown: the row number, the reason in the page's words, and the cell it
-    lies in (its column's name and what it holds), which a person may edit."""
+    """The problem rows shown, with the cell each lies in (its column and what it holds), which
+    a person may edit."""
     shown = []
     for index, row, code, message in rows[["row", "error_code", "error_message"]].itertuples():
         j = taken.get(role_of(code))
@@ -150,8 +140,8 @@ def _mappings(invalid: pd.DataFrame, value_map: dict) -> list[dict]:
 
 
 def write_problems(run: Run, settings: dict, environ) -> str:
-    """The rows with problems (invalid), as results in the page's language, with their reasons:
-    ``problems.xlsx`` in the run's folder, fixed and uploaded again as any sheet."""
+    """``problems.xlsx`` in the run's folder: the invalid rows with their reasons, as results in
+    the page's language, to fix and upload again as any sheet."""
     plan = plan_of(run, settings, environ)
     invalid = (plan.frame["status"] == RowStatus.INVALID).to_numpy()
     outcomes = outcome_frame(plan.frame, [], (ErrorCode.INTERRUPTED, ""))

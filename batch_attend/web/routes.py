@@ -10,10 +10,10 @@ import io
 import json
 import os
 import re
-import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import jinja2
 from aiohttp import web
@@ -30,15 +30,7 @@ from batch_attend.run import Watch
 from batch_attend.sentences import label
 from batch_attend.settings import RunOptions
 from batch_attend.web import preview as previews
-from batch_attend.web.runs import (
-    EXTENSIONS,
-    MAX_UPLOAD,
-    ChoiceError,
-    Run,
-    RunStore,
-    clean_choices,
-    execute,
-)
+from batch_attend.web.runs import EXTENSIONS, MAX_UPLOAD, Run, RunStore, clean_choices, execute
 
 HISTORY_PAGE = 50
 LANG_COOKIE = "lang"
@@ -85,8 +77,7 @@ def language(request: web.Request) -> str:
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in ("en", "pt_BR"):
         return chosen
-    first = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip()
-    return i18n.normal(first) if first else "en"
+    return i18n.normal(request.headers.get("Accept-Language", "").split(",")[0].strip())
 
 
 def templates(folder) -> jinja2.Environment:
@@ -177,11 +168,11 @@ async def upload(request: web.Request) -> web.Response:
         return error(413, too_large)
     try:
         reader = await request.multipart()
-    except (AssertionError, ValueError):
-        return error(400, _("No file was sent."))
-    part = await reader.next()
-    while part is not None and getattr(part, "name", None) != "file":
         part = await reader.next()
+        while part is not None and getattr(part, "name", None) != "file":
+            part = await reader.next()
+    except (AssertionError, ValueError):  # not a form
+        part = None
     if part is None or not part.filename:
         return error(400, _("No file was sent."))
     name = PurePosixPath(part.filename.replace("\\", "/")).name
@@ -195,11 +186,9 @@ async def upload(request: web.Request) -> web.Response:
     try:
         fd = os.open(run.input, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            while chunk := await part.read_chunk(1 << 16):
+            while size <= MAX_UPLOAD and (chunk := await part.read_chunk(1 << 16)):
                 size += len(chunk)
-                if size > MAX_UPLOAD:
-                    break
-                fh.write(chunk)
+                fh.write(chunk)  # past the limit by a chunk at most, then deleted
     except BaseException:  # the upload cut off: no run with half a spreadsheet is left
         server.store.discard(run)
         raise
@@ -250,11 +239,10 @@ async def run_page(request: web.Request) -> web.Response:
 
 
 async def _choices(request: web.Request) -> tuple[dict, Server, Run]:
-    """The choices the request sends, then its run, read after the body came: as the last
-    request saved it."""
+    """The choices sent, then the run, read after them: as the last request saved it."""
     try:
         choices = clean_choices(await request.json())
-    except (ValueError, ChoiceError) as exc:
+    except ValueError as exc:  # not JSON, or a choice that cannot be used
         raise web.HTTPBadRequest(text=f"400: {exc}") from exc
     return choices, *find_run(request)
 
@@ -380,27 +368,24 @@ async def download(request: web.Request) -> web.StreamResponse:
 async def template(request: web.Request) -> web.Response:
     """A leads workbook to fill in, with drop-downs of the account's active operators (with the
     server's ticket) and departments: ``batch-attend template``, made for the page."""
+    from batch_attend.template import write_template
+
+    server = request.app[SERVER]
+    folder = server.store.root.parent / "templates"
+
+    def write() -> bytes:  # under the data directory, read back and removed
+        folder.mkdir(mode=0o700, exist_ok=True)
+        env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ=server.environ)
+        with tempfile.TemporaryDirectory(dir=folder) as made:
+            path = Path(made) / "leads.xlsx"
+            write_template(path, RunOptions.build(**server.settings), env, on_page=True)
+            return path.read_bytes()
+
     try:
-        data = await asyncio.to_thread(make_template, request.app[SERVER])
+        data = await asyncio.to_thread(write)
     except BatchAttendError as exc:
         return web.Response(status=502, text=str(exc))
     return web.Response(body=data, headers=attachment("xlsx", "leads.xlsx"))
-
-
-def make_template(server: Server) -> bytes:
-    """The template written under the data directory, read back and removed."""
-    from batch_attend.template import write_template
-
-    folder = server.store.root.parent / "templates"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    path = folder / f"leads-{secrets.token_hex(6)}.xlsx"
-    env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ=server.environ)
-    try:
-        write_template(path, RunOptions.build(**server.settings), env, on_page=True)
-        return path.read_bytes()
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
 
 
 @routes.get("/lang/{lang}")

@@ -13,11 +13,11 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batch_attend import i18n
+from batch_attend import i18n, results
 from batch_attend.atomic import write_text
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
@@ -25,13 +25,6 @@ from batch_attend.journal import now
 from batch_attend.outcomes import DONE_STATUSES, error_column
 from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.reading.table import CONTROL_CHARACTERS
-from batch_attend.results import (
-    check_capacity,
-    check_cell_lengths,
-    contract_frame,
-    format_summary,
-    write_results,
-)
 from batch_attend.run import Watch, run_batch
 from batch_attend.settings import RunOptions
 
@@ -101,16 +94,6 @@ def clean_choices(given: object) -> dict:
     return given
 
 
-def option_values(choices: dict) -> dict:
-    """The choices as RunOptions.build names (empty means: as the CLI finds it by default)."""
-    values = {k: (v or None) for k, v in choices.items() if k not in ("pool", "ignore_columns")}
-    values["ignore_columns"] = tuple(choices.get("ignore_columns") or ())
-    values["pool"] = ",".join(choices.get("pool") or ()) or None
-    for flag in ("verify_whatsapp", "online_only"):
-        values[flag] = bool(choices.get(flag))
-    return values
-
-
 def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -160,9 +143,14 @@ class Run:
 
     def options(self, settings: dict) -> RunOptions:
         """The run's options as the CLI builds them, with the ledger every run of the account
-        shares (a sheet uploaded again sends no lead twice); a run made before keeps its own."""
+        shares (a sheet uploaded again sends no lead twice); a run made before keeps its own.
+        An empty choice means: as the CLI finds it by default."""
         own = self.folder / "results.xlsx.journal"
         ledger = "ledger.sandbox.journal" if settings.get("sandbox") else "ledger.journal"
+        chosen = {name: value or None for name, value in self.choices.items()}
+        chosen["ignore_columns"] = tuple(self.choices.get("ignore_columns") or ())
+        chosen["pool"] = ",".join(self.choices.get("pool") or ()) or None
+        chosen.update({f: bool(self.choices.get(f)) for f in ("verify_whatsapp", "online_only")})
         return RunOptions.build(
             input=self.input,
             output=str(self.results("csv")),  # then the workbook (see execute)
@@ -170,7 +158,7 @@ class Run:
             quiet=True,
             label=self.name,
             results_lang=i18n.language(),  # the page's: who reads the results
-            **option_values(self.choices),
+            **chosen,
             **settings,
         )
 
@@ -228,10 +216,13 @@ class RunStore:
         chosen = ids[(number - 1) * size : number * size]
         return [run for run in map(self.get, chosen) if run is not None], number, pages
 
-    def older_than(self, days: float) -> list[str]:
-        """The runs made more than ``days`` ago (their IDs begin with the moment)."""
+    def forget(self, days: float, going: Container[str]) -> None:
+        """The runs made more than ``days`` ago deleted (their IDs begin with the moment), but
+        those ``going``."""
         limit = f"{dt.datetime.now() - dt.timedelta(days=days):%Y%m%d-%H%M%S}"
-        return [run_id for run_id in self.ids() if run_id < limit]
+        for run in map(self.get, [i for i in self.ids() if i < limit and i not in going]):
+            if run is not None:
+                self.discard(run)
 
     def save(self, run: Run) -> None:
         meta = {"name": run.name, "ext": run.ext, "created": run.created, "choices": run.choices}
@@ -263,10 +254,10 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
     def workbook() -> None:
         path = str(run.results("xlsx"))
         try:
-            check_capacity(path, len(table))
-            check_cell_lengths(path, table)
-            frame = contract_frame(table.frame, report.frame)
-            write_results(path, table.columns, frame, summary=summary, lang=lang)
+            results.check_capacity(path, len(table))
+            results.check_cell_lengths(path, table)
+            frame = results.contract_frame(table.frame, report.frame)
+            results.write_results(path, table.columns, frame, summary=summary, lang=lang)
         except (BatchAttendError, OSError) as exc:  # the CSV holds them all the same
             log.warning("run %s: the XLSX results could not be written (%s)", run.id, exc)
 
@@ -274,7 +265,7 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
         "state": "interrupted" if summary.stop and summary.stop.interrupted else "finished",
         "exit_code": int(report.exit_status),
         "counts": {str(k): int(v) for k, v in summary.counts.items()},
-        "summary": format_summary(summary),
+        "summary": results.format_summary(summary),
         "not_done": not_done(report.frame),
         "finished": now(),
     }, workbook
@@ -284,9 +275,7 @@ def not_done(frame) -> dict:
     """The first rows the run did not get done (duplicates aside), as the results say them in
     English: the page says them in its reader's language."""
     rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
-    errors = error_column(rows["error_code"], rows["error_message"])
-    shown = [
-        [int(row), str(status), error]
-        for row, status, error in zip(rows["row"], rows["status"], errors, strict=True)
-    ]
-    return {"rows": shown[:PROBLEMS_SHOWN], "more": max(0, len(shown) - PROBLEMS_SHOWN)}
+    shown = rows.head(PROBLEMS_SHOWN)
+    errors = error_column(shown["error_code"], shown["error_message"])
+    listed = zip(shown["row"], shown["status"], errors, strict=True)
+    return {"rows": [[int(r), str(s), e] for r, s, e in listed], "more": len(rows) - len(shown)}
