@@ -1,7 +1,6 @@
-"""The web server of ``batch-attend serve`` and what keeps it safe. Every route needs the key
-printed at start, kept in a cookie bound to the port (never the key itself); a POST must also
-carry ``X-Batch-Attend: 1``, which no form or link of another site can send. The API token stays
-in this process: in no page, answer, stored file or log."""
+"""The web server of ``batch-attend serve`` and what keeps it safe: every route needs the key
+printed at start (then a cookie), a POST a header no other site can send; the API token stays in
+this process, in no page, answer, stored file or log."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ import hmac
 import html
 import ipaddress
 import secrets
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,6 +28,10 @@ from batch_attend.web.routes import SERVER, TEMPLATES, Server, language, routes,
 from batch_attend.web.runs import RunStore
 
 HERE = Path(__file__).parent
+#: The printed address's answer: a same-site move to the page, which the Strict cookie goes with.
+MOVE_TO = (
+    '<!DOCTYPE html><meta http-equiv="refresh" content="0;url={0}"><a href="{0}">batch-attend</a>'
+)
 
 
 class ServeError(BatchAttendError):
@@ -65,12 +69,8 @@ async def guard(request: web.Request, handler):
             return forbidden()
         query = request.query.copy()
         query.popall("key")
-        page = html.escape(str(request.rel_url.with_query(query)), quote=True)
-        response = web.Response(
-            text=f'<!DOCTYPE html><meta http-equiv="refresh" content="0;url={page}">'
-            f'<a href="{page}">batch-attend</a>',
-            content_type="text/html",
-        )
+        page = html.escape(str(request.rel_url.with_query(query)))
+        response = web.Response(text=MOVE_TO.format(page), content_type="text/html")
         response.set_cookie(name, value, httponly=True, samesite="Strict", path="/")
         return response
     if not hmac.compare_digest(request.cookies.get(name, "").encode(), value.encode()):
@@ -141,8 +141,6 @@ def reachable(host: str) -> list[str]:
     """The addresses another machine can open for ``host``: this machine's own for a wildcard."""
     if host not in ("0.0.0.0", "::", ""):
         return [host]
-    import socket
-
     found = set()
     with contextlib.suppress(OSError):
         for *_ignored, sockaddr in socket.getaddrinfo(socket.gethostname(), None):
@@ -152,13 +150,6 @@ def reachable(host: str) -> list[str]:
         found.add(probe.getsockname()[0])
     outward = sorted(a for a in found if not ipaddress.ip_address(a).is_loopback)
     return outward or ["127.0.0.1"]
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def serve(
@@ -188,15 +179,17 @@ def serve(
         raise ServeError(
             _("{folder}: another batch-attend serve uses this data directory").format(folder=folder)
         ) from None
-    if not is_loopback(host):
-        warn(
-            f"batch-attend: {_('warning')}: "
-            + _(
-                "the page listens on {host}: other machines can reach it, and its key, the "
-                "cookie and the leads' phone numbers cross the network unencrypted (plain "
-                "HTTP). Use it only on a network you trust, or behind an HTTPS proxy."
-            ).format(host=host)
-        )
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    if not local:
+        warning = _(
+            "the page listens on {host}: other machines can reach it, and its key, the "
+            "cookie and the leads' phone numbers cross the network unencrypted (plain "
+            "HTTP). Use it only on a network you trust, or behind an HTTPS proxy."
+        ).format(host=host)
+        warn(f"batch-attend: {_('warning')}: {warning}")
 
     def bound(port: int) -> None:
         for name in reachable(host):

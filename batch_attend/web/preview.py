@@ -4,6 +4,7 @@ among them), so the preview and the run cannot disagree; and the rows with probl
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import io
@@ -33,8 +34,7 @@ MAPPED = (ErrorCode.UNKNOWN_OPERATOR, ErrorCode.AMBIGUOUS_OPERATOR, ErrorCode.UN
 
 @functools.lru_cache(maxsize=4)
 def _kept(path: Path, stamp: int, **how) -> Table:
-    """The upload as read one way (sheet, header row, phone column), the last few: a 20,000-row
-    workbook takes seconds to read on a busy machine, a plan a fraction of that."""
+    """The last few ways of reading an upload: a big workbook takes seconds, a plan much less."""
     return read_table(path, **how)
 
 
@@ -44,8 +44,7 @@ def role_of(code: str) -> str:
 
 
 def plan_of(run: Run, settings: dict, environ) -> Plan:
-    """The run's plan, from its upload as read before while the file is the same; what stops
-    one is raised with the table as read, if any (its columns, for a person to choose another)."""
+    """The run's plan; what stops one is raised with the table read (its columns, to choose)."""
     options = run.options(settings)
     given = options.input
     how = dict(sheet=given.sheet, header_row=given.header_row, phone_column=given.phone_column)
@@ -62,8 +61,7 @@ def plan_of(run: Run, settings: dict, environ) -> Plan:
 
 
 def preview(run: Run, settings: dict, environ, problem: str = "") -> dict:
-    """Everything the preview shows; ``error`` says why the file cannot be sent as chosen;
-    ``problem``: the code of the problems whose rows are shown (all when empty)."""
+    """What the preview shows; ``problem``: the code of the problems whose rows are listed."""
     view: dict = {"error": None, "sheets": [], "columns": [], "taken": {}, "owners": []}
     with contextlib.suppress(BatchAttendError, OSError):  # a file gone: the plan says so
         view["sheets"] = sheet_names(run.input)
@@ -111,8 +109,7 @@ def preview(run: Run, settings: dict, environ, problem: str = "") -> dict:
 
 
 def _rows(rows: pd.DataFrame, table: Table, taken: dict[str, int]) -> list[dict]:
-    """The problem rows shown, with the cell each lies in (its column and what it holds), which
-    a person may edit."""
+    """The problem rows shown, with the cell each lies in, which a person may edit."""
     shown = []
     for index, row, code, message in rows[["row", "error_code", "error_message"]].itertuples():
         j = taken.get(role_of(code))
@@ -124,24 +121,21 @@ def _rows(rows: pd.DataFrame, table: Table, taken: dict[str, int]) -> list[dict]
 
 
 def _mappings(invalid: pd.DataFrame, value_map: dict) -> list[dict]:
-    """Each value the account does not know (an operator's name, a department), once, with the
-    rows that hold it and what a person mapped it to."""
-    found: dict[tuple[str, str], int] = {}
+    """Each value the account does not know (an operator, a department) once, most rows first."""
+    found: collections.Counter[tuple[str, str]] = collections.Counter()
     mapped = invalid[invalid["error_code"].isin(list(MAPPED))]
     for (code, message), n in mapped.value_counts(["error_code", "error_message"]).items():
         value = json.loads(message.partition(" ")[2] or "{}").get("value")
         if value is not None:
-            key = (role_of(code), value)
-            found[key] = found.get(key, 0) + int(n)
+            found[role_of(code), value] += int(n)
     return [
         {"role": role, "value": value, "rows": n, "to": value_map.get(role, {}).get(value, "")}
-        for (role, value), n in sorted(found.items(), key=lambda item: -item[1])
+        for (role, value), n in found.most_common()
     ]
 
 
 def write_problems(run: Run, settings: dict, environ) -> str:
-    """``problems.xlsx`` in the run's folder: the invalid rows with their reasons, as results in
-    the page's language, to fix and upload again as any sheet."""
+    """The invalid rows with their reasons, as results in the page's language, to fix and upload."""
     plan = plan_of(run, settings, environ)
     invalid = (plan.frame["status"] == RowStatus.INVALID).to_numpy()
     outcomes = outcome_frame(plan.frame, [], (ErrorCode.INTERRUPTED, ""))

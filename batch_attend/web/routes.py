@@ -39,16 +39,13 @@ STATUSES = ("started", "already_in_service", "invalid", "failed", "skipped")
 #: What a change of sheet makes meaningless: the columns, header and fixes of the last one.
 OF_A_SHEET = ("header_row", "phone_column", "ddd_column", "operators_column",
               "department_column", "ignore_columns", "cell_edits", "value_map")  # fmt: skip
-KINDS = {
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "csv": "text/csv; charset=utf-8",
-}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+KINDS = {"xlsx": XLSX, "csv": "text/csv; charset=utf-8"}
 
 
 @dataclass
 class Job:
-    """A run in a worker thread; ``ended`` once its results are known (the workbook may still be
-    being written: the job holds the run until it is)."""
+    """A run in a worker thread; ``ended`` once its results are known, before its workbook."""
 
     watch: Watch
     task: asyncio.Task | None = None
@@ -57,8 +54,7 @@ class Job:
 
 @dataclass
 class Server:
-    """The runs, the key, and the settings every run gets (the credentials among them, which
-    leave this object only in a run's options)."""
+    """What the app serves from; the credentials in ``settings`` leave it only in runs' options."""
 
     store: RunStore
     key: str
@@ -124,8 +120,7 @@ def find_run(request: web.Request) -> tuple[Server, Run]:
 
 
 def outcome(server: Server, run: Run) -> dict:
-    """How the run stands, for the page and the last event; the rows not done with their
-    reasons in the page's words."""
+    """How the run stands, for the page and the last event, in the page's words."""
     state = state_of(server, run)
     counts, code = run.status.get("counts", {}), run.status.get("exit_code")
     # A rerun could send more when the run stopped early or rows failed (invalid rows stay so).
@@ -160,8 +155,8 @@ async def index(request: web.Request) -> web.Response:
 
 @routes.post("/upload")
 async def upload(request: web.Request) -> web.Response:
-    """One file, streamed to ``runs/<id>/input.<ext>``: never more than the limit, never under
-    a name from the browser (that is kept as text to show, its last part only)."""
+    """One file, streamed to its run's folder: never past the limit, never under the browser's
+    name (kept as text to show, its last part only)."""
     server = request.app[SERVER]
     too_large = _("The file is larger than {limit} MiB.").format(limit=MAX_UPLOAD >> 20)
     if (request.content_length or 0) > MAX_UPLOAD + (1 << 16):
@@ -211,8 +206,7 @@ async def history(request: web.Request) -> web.Response:
 
 @routes.post("/runs/{run}/delete")
 async def delete(request: web.Request) -> web.Response:
-    """The run's upload and results deleted (the person confirmed on the page); not while it
-    runs."""
+    """The run's upload and results deleted (the person confirmed); not while it runs."""
     server, run = find_run(request)
     if run.id in server.jobs:
         return error(409, _("This run is going; cancel it before deleting it."))
@@ -222,8 +216,7 @@ async def delete(request: web.Request) -> web.Response:
 
 
 async def _page(request: web.Request, server: Server, run: Run, name: str) -> web.Response:
-    """The run's page or its preview alone; a run not started shows the preview of its upload
-    (``?problem=``: only the rows with that problem)."""
+    """A run not started shows its upload's preview (``?problem=``: that problem's rows only)."""
     shown = outcome(server, run)
     args = (run, server.settings, server.environ, request.query.get("problem", ""))
     view = await asyncio.to_thread(previews.preview, *args) if shown["state"] == "new" else None
@@ -249,9 +242,8 @@ async def _choices(request: web.Request) -> tuple[dict, Server, Run]:
 
 @routes.post("/runs/{run}/options")
 async def set_options(request: web.Request) -> web.Response:
-    """A choice of the page saved, and the preview it makes. Another sheet has other columns:
-    the choices and fixes made for the last one go. Cell edits and mappings add to those made
-    before (a mapping to nothing undoes one)."""
+    """A choice saved, and the preview it makes. Another sheet forgets the last one's columns and
+    fixes; cell edits and mappings add to those before (a mapping to nothing undoes one)."""
     choices, server, run = await _choices(request)
     if state_of(server, run) != "new":
         return error(409, _("This run has started; its choices can no longer change."))
@@ -277,15 +269,13 @@ async def problems(request: web.Request) -> web.StreamResponse:
         path = await asyncio.to_thread(previews.write_problems, *args)
     except BatchAttendError as exc:
         return error(409, run.shown(exc.page or str(exc)))
-    return web.FileResponse(
-        path, headers=attachment("xlsx", f"batch-attend-{run.id}-problems.xlsx")
-    )
+    name = f"batch-attend-{run.id}-problems.xlsx"
+    return web.FileResponse(path, headers=attachment("xlsx", name))
 
 
 @routes.post("/runs/{run}/start")
 async def start(request: web.Request) -> web.Response:
-    """Start (or resume) the run in a worker thread; never twice at once: two runs would write
-    the same results."""
+    """Start (or resume) the run; never twice at once: two runs would write the same results."""
     choices, server, run = await _choices(request)
     if (job := server.jobs.get(run.id)) is not None:
         if not job.ended.is_set():
@@ -302,8 +292,7 @@ async def start(request: web.Request) -> web.Response:
 
 
 async def _execute(server: Server, run: Run, job: Job) -> None:
-    """The run, its status kept as soon as its results are known (the page shows them), then
-    the workbook of its results."""
+    """The run, its status kept as soon as its results are known, then their workbook."""
     status = {"state": "error", "exit_code": 1, "message": "stopped", "finished": now()}
     workbook = None
     try:
@@ -331,8 +320,8 @@ async def cancel(request: web.Request) -> web.Response:
 
 @routes.get("/runs/{run}/events")
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: how the run goes, a few times a second, then how it ended, then the
-    files to download once both are written. Closing the page closes only this stream."""
+    """Server-sent events: progress, a few a second, how the run ended, then its files once
+    written. Closing the page closes only this stream."""
     server, run = find_run(request)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
@@ -357,17 +346,15 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def download(request: web.Request) -> web.StreamResponse:
     _server, run = find_run(request)
     fmt = request.match_info["fmt"]
-    if fmt not in KINDS or not run.results(fmt).is_file():
+    path = run.results(fmt) if fmt in KINDS else None
+    if path is None or not path.is_file():
         raise web.HTTPNotFound()
-    return web.FileResponse(
-        run.results(fmt), headers=attachment(fmt, f"batch-attend-{run.id}.{fmt}")
-    )
+    return web.FileResponse(path, headers=attachment(fmt, f"batch-attend-{run.id}.{fmt}"))
 
 
 @routes.get("/template.xlsx")
 async def template(request: web.Request) -> web.Response:
-    """A leads workbook to fill in, with drop-downs of the account's active operators (with the
-    server's ticket) and departments: ``batch-attend template``, made for the page."""
+    """``batch-attend template`` for the page: a leads workbook with the account's drop-downs."""
     from batch_attend.template import write_template
 
     server = request.app[SERVER]

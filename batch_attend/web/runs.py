@@ -1,10 +1,10 @@
-"""The page's runs, one folder each under ``runs/`` of the data directory: the upload (under a
-name the server makes), ``options.json`` (the person's choices, never a credential),
-``status.json`` (how the last run ended), the results and their ledger. A run started again
-resumes from its ledger, as a CLI run writing the same results does."""
+"""The page's runs: a folder each, with the upload (under a name the server makes), the person's
+choices (never a credential), how the last run ended, and the results; a run started again
+resumes from the ledger, as a CLI run writing the same results does."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -103,25 +103,20 @@ def _read_json(path: Path) -> dict:
 
 
 def _status(data: dict) -> dict:
-    """A ``status.json`` as this server writes it; any other reads as a run stopped in error,
-    which a resume continues from its ledger."""
+    """A ``status.json`` as written here; any other is a run stopped in error, which can resume."""
     if not data:
         return {"state": "new"}
-    try:
-        counts, not_done = data.get("counts", {}), data.get("not_done") or {"rows": [], "more": 0}
-        sane = (
+    not_done = data.get("not_done") or {"rows": [], "more": 0}
+    with contextlib.suppress(AttributeError, KeyError, TypeError):
+        if (
             data.get("state", "new") in STATES
-            and all(isinstance(n, int) for n in counts.values())
+            and all(isinstance(n, int) for n in data.get("counts", {}).values())
             and all(isinstance(data.get(k, ""), str) for k in ("summary", "message"))
             and isinstance(not_done["more"], int)
-            and all(
-                isinstance(row, int) and isinstance(status, str) and isinstance(error, str)
-                for row, status, error in not_done["rows"]
-            )
-        )
-    except (AttributeError, KeyError, TypeError, ValueError):
-        sane = False
-    return data if sane else {"state": "error", "exit_code": 1}
+            and all([type(v) for v in row] == [int, str, str] for row in not_done["rows"])
+        ):
+            return data
+    return {"state": "error", "exit_code": 1}
 
 
 @dataclass
@@ -142,9 +137,8 @@ class Run:
         return self.folder / f"results.{fmt}"
 
     def options(self, settings: dict) -> RunOptions:
-        """The run's options as the CLI builds them, with the ledger every run of the account
-        shares (a sheet uploaded again sends no lead twice); a run made before keeps its own.
-        An empty choice means: as the CLI finds it by default."""
+        """As the CLI builds them (an empty choice: the default), with the ledger every run shares,
+        so a sheet uploaded again sends no lead twice (a run made before that keeps its own)."""
         own = self.folder / "results.xlsx.journal"
         ledger = "ledger.sandbox.journal" if settings.get("sandbox") else "ledger.journal"
         chosen = {name: value or None for name, value in self.choices.items()}
@@ -182,25 +176,17 @@ class RunStore:
         return run
 
     def get(self, run_id: str) -> Run | None:
-        if not RUN_ID.fullmatch(run_id):
-            return None
         folder = self.root / run_id
-        meta = _read_json(folder / "options.json")
+        meta = _read_json(folder / "options.json") if RUN_ID.fullmatch(run_id) else {}
         if meta.get("ext") not in EXTENSIONS:  # not a folder this server made
             return None
         try:
             choices = clean_choices(meta.get("choices", {}))
         except ChoiceError:
             choices = {}
-        return Run(
-            run_id,
-            folder,
-            str(meta.get("name", "")),
-            meta["ext"],
-            str(meta.get("created", "")),
-            choices,
-            _status(_read_json(folder / "status.json")),
-        )
+        name, created = str(meta.get("name", "")), str(meta.get("created", ""))
+        status = _status(_read_json(folder / "status.json"))
+        return Run(run_id, folder, name, meta["ext"], created, choices, status)
 
     def ids(self) -> list[str]:
         """Every run's ID, newest first, from the folders' names alone: no file read."""
@@ -208,8 +194,7 @@ class RunStore:
             return sorted((e.name for e in entries if RUN_ID.fullmatch(e.name)), reverse=True)
 
     def page(self, number: int, size: int) -> tuple[list[Run], int, int]:
-        """The runs of page ``number`` (the nearest that exists), the only ones read; the page's
-        number and how many there are."""
+        """The runs of page ``number`` (or the nearest), the only ones read; it, and the count."""
         ids = self.ids()
         pages = max(1, -(-len(ids) // size))
         number = min(max(1, number), pages)
@@ -217,8 +202,7 @@ class RunStore:
         return [run for run in map(self.get, chosen) if run is not None], number, pages
 
     def forget(self, days: float, going: Container[str]) -> None:
-        """The runs made more than ``days`` ago deleted (their IDs begin with the moment), but
-        those ``going``."""
+        """Runs made more than ``days`` ago deleted (IDs begin with the moment), but those going."""
         limit = f"{dt.datetime.now() - dt.timedelta(days=days):%Y%m%d-%H%M%S}"
         for run in map(self.get, [i for i in self.ids() if i < limit and i not in going]):
             if run is not None:
@@ -235,9 +219,8 @@ class RunStore:
 
 
 def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
-    """Run the batch as the CLI does, its results as CSV; returns the status to keep, and what
-    writes the workbook of the same results (seconds that the page need not wait for). Of what
-    the library writes for a person, only the summary line and error messages reach the page."""
+    """Run the batch as the CLI does, results as CSV; returns the status to keep, and what writes
+    their workbook (seconds the page need not wait for). Only the summary and errors are shown."""
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
         report = run_batch(run.options(settings), env, watch=watch)
@@ -250,14 +233,22 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
         return {**failed, "finished": now()}, None
     summary, table, lang = report.summary, report.plan.table, i18n.language()
     summary.output = "results.xlsx"  # the person's name for it, not the server's path
+    # The first rows not done (duplicates aside), as the results say them, in English: the page
+    # says them in its reader's language.
+    frame = report.frame
+    rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
+    shown = rows.head(PROBLEMS_SHOWN)
+    errors = error_column(shown["error_code"], shown["error_message"])
+    listed = zip(shown["row"], shown["status"], errors, strict=True)
+    not_done = {"rows": [[int(r), str(s), e] for r, s, e in listed], "more": len(rows) - len(shown)}
 
     def workbook() -> None:
         path = str(run.results("xlsx"))
         try:
             results.check_capacity(path, len(table))
             results.check_cell_lengths(path, table)
-            frame = results.contract_frame(table.frame, report.frame)
-            results.write_results(path, table.columns, frame, summary=summary, lang=lang)
+            written = results.contract_frame(table.frame, report.frame)
+            results.write_results(path, table.columns, written, summary=summary, lang=lang)
         except (BatchAttendError, OSError) as exc:  # the CSV holds them all the same
             log.warning("run %s: the XLSX results could not be written (%s)", run.id, exc)
 
@@ -266,16 +257,6 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
         "exit_code": int(report.exit_status),
         "counts": {str(k): int(v) for k, v in summary.counts.items()},
         "summary": results.format_summary(summary),
-        "not_done": not_done(report.frame),
+        "not_done": not_done,
         "finished": now(),
     }, workbook
-
-
-def not_done(frame) -> dict:
-    """The first rows the run did not get done (duplicates aside), as the results say them in
-    English: the page says them in its reader's language."""
-    rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
-    shown = rows.head(PROBLEMS_SHOWN)
-    errors = error_column(shown["error_code"], shown["error_message"])
-    listed = zip(shown["row"], shown["status"], errors, strict=True)
-    return {"rows": [[int(r), str(s), e] for r, s, e in listed], "more": len(rows) - len(shown)}
