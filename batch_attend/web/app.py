@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import html
@@ -24,7 +25,7 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.sandbox import serve_until_stopped
 from batch_attend.settings import RunOptions, resolve_token
-from batch_attend.web.routes import SERVER, TEMPLATES, Server, language, routes, templates
+from batch_attend.web.routes import SERVER, Server, language, routes
 from batch_attend.web.runs import RunStore
 
 HERE = Path(__file__).parent
@@ -92,13 +93,13 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         response.headers.setdefault(name, value)
 
 
-async def forget_old_runs(app: web.Application):
-    """``--keep-days N``: runs made more than N days ago are deleted, at start and every hour."""
+async def forget_old_runs(app: web.Application, days: float):
+    """``--keep-days``: runs made more than ``days`` ago are deleted, at start and every hour."""
     server = app[SERVER]
 
     async def forget() -> None:
         while True:
-            await asyncio.to_thread(server.store.forget, server.keep_days, server.jobs)
+            await asyncio.to_thread(server.store.forget, days, server.jobs)
             await asyncio.sleep(3600)
 
     task = asyncio.get_running_loop().create_task(forget())
@@ -126,13 +127,12 @@ def make_app(
     """``settings``: the RunOptions.build names every run gets (credentials, base URL, time-out,
     sandbox); ``environ``: the environment runs see (PLUGCHAT_TOKEN among it)."""
     app = web.Application(middlewares=[guard], client_max_size=1 << 20)
-    app[SERVER] = Server(RunStore(Path(data_dir)), key, dict(settings), dict(environ), keep_days)
-    app[TEMPLATES] = templates(HERE / "templates")
+    app[SERVER] = Server(RunStore(Path(data_dir)), key, dict(settings), dict(environ))
     app.add_routes(routes)
     app.router.add_static("/static", HERE / "static")
     app.on_response_prepare.append(security_headers)
     if keep_days is not None:
-        app.cleanup_ctx.append(forget_old_runs)
+        app.cleanup_ctx.append(functools.partial(forget_old_runs, days=keep_days))
     app.on_shutdown.append(stop_runs)
     return app
 

@@ -60,12 +60,19 @@ class Server:
     key: str
     settings: dict
     environ: Mapping[str, str]
-    keep_days: float | None = None
     jobs: dict[str, Job] = field(default_factory=dict)
 
 
 SERVER = web.AppKey("server", Server)
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
+#: The pages, with numbers and moments as the reader writes them.
+PAGES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+PAGES.globals.update(_=_, ngettext=i18n.ngettext, counted_words=counted_words, statuses=STATUSES)
+PAGES.globals.update(roles=previews.ROLES, distributions=DISTRIBUTIONS, extensions=EXTENSIONS)
+PAGES.filters.update(number=i18n.number, moment=i18n.moment)
 
 
 def language(request: web.Request) -> str:
@@ -76,20 +83,8 @@ def language(request: web.Request) -> str:
     return i18n.normal(request.headers.get("Accept-Language", "").split(",")[0].strip())
 
 
-def templates(folder) -> jinja2.Environment:
-    """The pages, with numbers and moments as the reader writes them."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder), autoescape=True, undefined=jinja2.StrictUndefined
-    )
-    env.globals.update(_=_, ngettext=i18n.ngettext, counted_words=counted_words, statuses=STATUSES)
-    env.globals.update(roles=previews.ROLES, distributions=DISTRIBUTIONS, extensions=EXTENSIONS)
-    env.filters.update(number=i18n.number, moment=i18n.moment)
-    return env
-
-
 def render(request: web.Request, name: str, **context) -> web.Response:
-    page = request.app[TEMPLATES].get_template(name)
-    text = page.render(lang=i18n.language(), here=request.path, **context)
+    text = PAGES.get_template(name).render(lang=i18n.language(), here=request.path, **context)
     return web.Response(text=text, content_type="text/html")
 
 
@@ -103,11 +98,8 @@ def attachment(fmt: str, name: str) -> dict[str, str]:
 
 def state_of(server: Server, run: Run) -> str:
     """The run's state; one that says running with no job here died with an earlier server."""
-    job = server.jobs.get(run.id)
-    if job is not None and not job.ended.is_set():
-        return "running"
     state = run.status.get("state", "new")
-    return "crashed" if state == "running" else state
+    return "crashed" if state == "running" and run.id not in server.jobs else state
 
 
 def find_run(request: web.Request) -> tuple[Server, Run]:
@@ -162,13 +154,10 @@ async def upload(request: web.Request) -> web.Response:
     if (request.content_length or 0) > MAX_UPLOAD + (1 << 16):
         return error(413, too_large)
     try:
-        reader = await request.multipart()
-        part = await reader.next()
-        while part is not None and getattr(part, "name", None) != "file":
-            part = await reader.next()
+        part = await (await request.multipart()).next()  # the page sends the file alone
     except (AssertionError, ValueError):  # not a form
         part = None
-    if part is None or not part.filename:
+    if part is None or getattr(part, "name", None) != "file" or not part.filename:
         return error(400, _("No file was sent."))
     name = PurePosixPath(part.filename.replace("\\", "/")).name
     name = "".join(ch for ch in name if ch.isprintable())[:200] or "upload"
@@ -253,8 +242,7 @@ async def set_options(request: web.Request) -> web.Response:
     for name in ("cell_edits", "value_map"):
         for key, pairs in choices.pop(name, {}).items():
             merged = {**run.choices.setdefault(name, {}).get(key, {}), **pairs}
-            kept = {k: v for k, v in merged.items() if v or name == "cell_edits"}
-            run.choices[name][key] = kept
+            run.choices[name][key] = {k: v for k, v in merged.items() if v or name == "cell_edits"}
     run.choices.update(choices)
     server.store.save(run)
     return await _page(request, server, run, "preview.html")

@@ -61,18 +61,14 @@ def _text(value: object) -> bool:
     return isinstance(value, str) and len(value) <= 32767 and not CONTROL.search(value)
 
 
-class ChoiceError(ValueError):
-    """A choice from the page that cannot be used (a wrong type, an unknown name)."""
-
-
 def clean_choices(given: object) -> dict:
-    """Only the known choices, each of its type; anything else is refused."""
+    """Only the known choices, each of its type; anything else is refused (ValueError)."""
     if not isinstance(given, dict):
-        raise ChoiceError("expected an object")
+        raise ValueError("expected an object")
     for name, value in given.items():
         kind = CHOICES.get(name)
         if kind is None:
-            raise ChoiceError(f"unknown choice {name!r}")
+            raise ValueError(f"unknown choice {name!r}")
         if kind is list:
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         elif kind is dict:
@@ -88,9 +84,9 @@ def clean_choices(given: object) -> dict:
         else:
             ok = isinstance(value, kind)
         if not ok:
-            raise ChoiceError(f"{name}: wrong type")
+            raise ValueError(f"{name}: wrong type")
     if given.get("distribute", DISTRIBUTIONS[0]) not in DISTRIBUTIONS:
-        raise ChoiceError("distribute: unknown")
+        raise ValueError("distribute: unknown")
     return given
 
 
@@ -182,7 +178,7 @@ class RunStore:
             return None
         try:
             choices = clean_choices(meta.get("choices", {}))
-        except ChoiceError:
+        except ValueError:
             choices = {}
         name, created = str(meta.get("name", "")), str(meta.get("created", ""))
         status = _status(_read_json(folder / "status.json"))
