@@ -29,8 +29,7 @@ from batch_attend.results import counted_words
 from batch_attend.run import Watch
 from batch_attend.sentences import label
 from batch_attend.settings import RunOptions
-from batch_attend.web import preview as previews
-from batch_attend.web.runs import EXTENSIONS, MAX_UPLOAD, Run, RunStore, clean_choices, execute
+from batch_attend.web import runs
 
 HISTORY_PAGE = 50
 LANG_COOKIE = "lang"
@@ -56,7 +55,7 @@ class Job:
 class Server:
     """What the app serves from; the credentials in ``settings`` leave it only in runs' options."""
 
-    store: RunStore
+    store: runs.RunStore
     key: str
     settings: dict
     environ: Mapping[str, str]
@@ -71,7 +70,7 @@ PAGES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 PAGES.globals.update(_=_, ngettext=i18n.ngettext, counted_words=counted_words, statuses=STATUSES)
-PAGES.globals.update(roles=previews.ROLES, distributions=DISTRIBUTIONS, extensions=EXTENSIONS)
+PAGES.globals.update(roles=runs.ROLES, distributions=DISTRIBUTIONS, extensions=runs.EXTENSIONS)
 PAGES.filters.update(number=i18n.number, moment=i18n.moment)
 
 
@@ -96,13 +95,13 @@ def attachment(fmt: str, name: str) -> dict[str, str]:
     return {"Content-Type": KINDS[fmt], "Content-Disposition": f'attachment; filename="{name}"'}
 
 
-def state_of(server: Server, run: Run) -> str:
+def state_of(server: Server, run: runs.Run) -> str:
     """The run's state; one that says running with no job here died with an earlier server."""
     state = run.status.get("state", "new")
     return "crashed" if state == "running" and run.id not in server.jobs else state
 
 
-def find_run(request: web.Request) -> tuple[Server, Run]:
+def find_run(request: web.Request) -> tuple[Server, runs.Run]:
     """The server and the run of the address (404 when there is none)."""
     server = request.app[SERVER]
     run = server.store.get(request.match_info["run"])
@@ -111,7 +110,7 @@ def find_run(request: web.Request) -> tuple[Server, Run]:
     return server, run
 
 
-def outcome(server: Server, run: Run) -> dict:
+def outcome(server: Server, run: runs.Run) -> dict:
     """How the run stands, for the page and the last event, in the page's words."""
     state = state_of(server, run)
     counts, code = run.status.get("counts", {}), run.status.get("exit_code")
@@ -140,9 +139,9 @@ routes = web.RouteTableDef()
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
     server = request.app[SERVER]
-    runs, _page, _pages = await asyncio.to_thread(server.store.page, 1, 5)
-    recent = [(run, state_of(server, run)) for run in runs]
-    return render(request, "upload.html", recent=recent, limit=MAX_UPLOAD >> 20)
+    latest, _page, _pages = await asyncio.to_thread(server.store.page, 1, 5)
+    recent = [(run, state_of(server, run)) for run in latest]
+    return render(request, "upload.html", recent=recent, limit=runs.MAX_UPLOAD >> 20)
 
 
 @routes.post("/upload")
@@ -150,8 +149,8 @@ async def upload(request: web.Request) -> web.Response:
     """One file, streamed to its run's folder: never past the limit, never under the browser's
     name (kept as text to show, its last part only)."""
     server = request.app[SERVER]
-    too_large = _("The file is larger than {limit} MiB.").format(limit=MAX_UPLOAD >> 20)
-    if (request.content_length or 0) > MAX_UPLOAD + (1 << 16):
+    too_large = _("The file is larger than {limit} MiB.").format(limit=runs.MAX_UPLOAD >> 20)
+    if (request.content_length or 0) > runs.MAX_UPLOAD + (1 << 16):
         return error(413, too_large)
     try:
         part = await (await request.multipart()).next()  # the page sends the file alone
@@ -162,21 +161,21 @@ async def upload(request: web.Request) -> web.Response:
     name = PurePosixPath(part.filename.replace("\\", "/")).name
     name = "".join(ch for ch in name if ch.isprintable())[:200] or "upload"
     ext = PurePosixPath(name).suffix.lower()
-    if ext not in EXTENSIONS:
+    if ext not in runs.EXTENSIONS:
         only = _("Only these files can be sent: {extensions}.")
-        return error(400, only.format(extensions=" ".join(EXTENSIONS)))
+        return error(400, only.format(extensions=" ".join(runs.EXTENSIONS)))
     run = server.store.new(name, ext)
     size = 0
     try:
         fd = os.open(run.input, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            while size <= MAX_UPLOAD and (chunk := await part.read_chunk(1 << 16)):
+            while size <= runs.MAX_UPLOAD and (chunk := await part.read_chunk(1 << 16)):
                 size += len(chunk)
                 fh.write(chunk)  # past the limit by a chunk at most, then deleted
     except BaseException:  # the upload cut off: no run with half a spreadsheet is left
         server.store.discard(run)
         raise
-    if size > MAX_UPLOAD or size == 0:
+    if size > runs.MAX_UPLOAD or size == 0:
         server.store.discard(run)
         return error(413, too_large) if size else error(400, _("The file is empty."))
     return web.json_response({"url": f"/runs/{run.id}"})
@@ -188,9 +187,9 @@ async def history(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     asked = request.query.get("page", "")
     number = int(asked) if asked.isdigit() else 1
-    runs, page, pages = await asyncio.to_thread(server.store.page, number, HISTORY_PAGE)
-    runs = [(run, outcome(server, run)) for run in runs]
-    return render(request, "history.html", runs=runs, page=page, pages=pages)
+    listed, page, pages = await asyncio.to_thread(server.store.page, number, HISTORY_PAGE)
+    listed = [(run, outcome(server, run)) for run in listed]
+    return render(request, "history.html", runs=listed, page=page, pages=pages)
 
 
 @routes.post("/runs/{run}/delete")
@@ -199,16 +198,16 @@ async def delete(request: web.Request) -> web.Response:
     server, run = find_run(request)
     if run.id in server.jobs:
         return error(409, _("This run is going; cancel it before deleting it."))
-    previews._kept.cache_clear()  # nothing of its upload kept, in memory either
+    runs._kept.cache_clear()  # nothing of its upload kept, in memory either
     await asyncio.to_thread(server.store.discard, run)
     return web.json_response({"ok": True})
 
 
-async def _page(request: web.Request, server: Server, run: Run, name: str) -> web.Response:
+async def _page(request: web.Request, server: Server, run: runs.Run, name: str) -> web.Response:
     """A run not started shows its upload's preview (``?problem=``: that problem's rows only)."""
     shown = outcome(server, run)
     args = (run, server.settings, server.environ, request.query.get("problem", ""))
-    view = await asyncio.to_thread(previews.preview, *args) if shown["state"] == "new" else None
+    view = await asyncio.to_thread(runs.preview, *args) if shown["state"] == "new" else None
     online = bool(server.settings.get("sandbox") or server.settings.get("account_id"))
     return render(request, name, run=run, view=view, outcome=shown, online_possible=online)
 
@@ -220,10 +219,10 @@ async def run_page(request: web.Request) -> web.Response:
     return await _page(request, *find_run(request), name)
 
 
-async def _choices(request: web.Request) -> tuple[dict, Server, Run]:
+async def _choices(request: web.Request) -> tuple[dict, Server, runs.Run]:
     """The choices sent, then the run, read after them: as the last request saved it."""
     try:
-        choices = clean_choices(await request.json())
+        choices = runs.clean_choices(await request.json())
     except ValueError as exc:  # not JSON, or a choice that cannot be used
         raise web.HTTPBadRequest(text=f"400: {exc}") from exc
     return choices, *find_run(request)
@@ -254,7 +253,7 @@ async def problems(request: web.Request) -> web.StreamResponse:
     server, run = find_run(request)
     args = (run, server.settings, server.environ)
     try:
-        path = await asyncio.to_thread(previews.write_problems, *args)
+        path = await asyncio.to_thread(runs.write_problems, *args)
     except BatchAttendError as exc:
         return error(409, run.shown(exc.page or str(exc)))
     name = f"batch-attend-{run.id}-problems.xlsx"
@@ -279,13 +278,13 @@ async def start(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def _execute(server: Server, run: Run, job: Job) -> None:
+async def _execute(server: Server, run: runs.Run, job: Job) -> None:
     """The run, its status kept as soon as its results are known, then their workbook."""
     status = {"state": "error", "exit_code": 1, "message": "stopped", "finished": now()}
     workbook = None
     try:
         args = (run, server.settings, server.environ, job.watch)
-        status, workbook = await asyncio.to_thread(execute, *args)
+        status, workbook = await asyncio.to_thread(runs.execute, *args)
     finally:
         run.status = status
         server.store.save(run)
