@@ -28,7 +28,6 @@ from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.web.routes import SERVER, Server, language, routes
 from batch_attend.web.runs import RunStore
 
-HERE = Path(__file__).parent
 #: The printed address's answer: a same-site move to the page, which the Strict cookie goes with.
 MOVE_TO = (
     '<!DOCTYPE html><meta http-equiv="refresh" content="0;url={0}"><a href="{0}">batch-attend</a>'
@@ -129,7 +128,6 @@ def make_app(
     app = web.Application(middlewares=[guard], client_max_size=1 << 20)
     app[SERVER] = Server(RunStore(Path(data_dir)), key, dict(settings), dict(environ))
     app.add_routes(routes)
-    app.router.add_static("/static", HERE / "static")
     app.on_response_prepare.append(security_headers)
     if keep_days is not None:
         app.cleanup_ctx.append(functools.partial(forget_old_runs, days=keep_days))
@@ -143,8 +141,7 @@ def reachable(host: str) -> list[str]:
         return [host]
     found = set()
     with contextlib.suppress(OSError):
-        for *_ignored, sockaddr in socket.getaddrinfo(socket.gethostname(), None):
-            found.add(sockaddr[0])
+        found.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None))
     with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.connect(("192.0.2.1", 9))  # no packet leaves: the route tells the outward address
         found.add(probe.getsockname()[0])

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,7 +17,6 @@ import jinja2
 from aiohttp import web
 
 from batch_attend import i18n, sentences
-from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.journal import now
@@ -28,13 +25,11 @@ from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.results import counted_words
 from batch_attend.run import Watch
 from batch_attend.sentences import label
-from batch_attend.settings import RunOptions
 from batch_attend.web import runs
 
 HISTORY_PAGE = 50
 LANG_COOKIE = "lang"
 EVENTS_PER_SECOND = 4
-STATUSES = ("started", "already_in_service", "invalid", "failed", "skipped")
 #: What a change of sheet makes meaningless: the columns, header and fixes of the last one.
 OF_A_SHEET = ("header_row", "phone_column", "ddd_column", "operators_column",
               "department_column", "ignore_columns", "cell_edits", "value_map")  # fmt: skip
@@ -63,13 +58,14 @@ class Server:
 
 
 SERVER = web.AppKey("server", Server)
+HERE = Path(__file__).parent
 #: The pages, with numbers and moments as the reader writes them.
 PAGES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
-PAGES.globals.update(_=_, ngettext=i18n.ngettext, counted_words=counted_words, statuses=STATUSES)
+PAGES.globals.update(_=_, ngettext=i18n.ngettext, counted_words=counted_words)
 PAGES.globals.update(roles=runs.ROLES, distributions=DISTRIBUTIONS, extensions=runs.EXTENSIONS)
 PAGES.filters.update(number=i18n.number, moment=i18n.moment)
 
@@ -95,14 +91,7 @@ def attachment(fmt: str, name: str) -> dict[str, str]:
     return {"Content-Type": KINDS[fmt], "Content-Disposition": f'attachment; filename="{name}"'}
 
 
-def state_of(server: Server, run: runs.Run) -> str:
-    """The run's state; one that says running with no job here died with an earlier server."""
-    state = run.status.get("state", "new")
-    return "crashed" if state == "running" and run.id not in server.jobs else state
-
-
 def find_run(request: web.Request) -> tuple[Server, runs.Run]:
-    """The server and the run of the address (404 when there is none)."""
     server = request.app[SERVER]
     run = server.store.get(request.match_info["run"])
     if run is None:
@@ -112,7 +101,9 @@ def find_run(request: web.Request) -> tuple[Server, runs.Run]:
 
 def outcome(server: Server, run: runs.Run) -> dict:
     """How the run stands, for the page and the last event, in the page's words."""
-    state = state_of(server, run)
+    state = run.status.get("state", "new")
+    if state == "running" and run.id not in server.jobs:  # it died with an earlier server
+        state = "crashed"
     counts, code = run.status.get("counts", {}), run.status.get("exit_code")
     # A rerun could send more when the run stopped early or rows failed (invalid rows stay so).
     stopped = state in ("interrupted", "crashed", "error") or code not in (0, 1)
@@ -134,20 +125,20 @@ def outcome(server: Server, run: runs.Run) -> dict:
 
 
 routes = web.RouteTableDef()
+routes.static("/static", HERE / "static")
 
 
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     latest, _page, _pages = await asyncio.to_thread(server.store.page, 1, 5)
-    recent = [(run, state_of(server, run)) for run in latest]
+    recent = [(run, outcome(server, run)["state"]) for run in latest]
     return render(request, "upload.html", recent=recent, limit=runs.MAX_UPLOAD >> 20)
 
 
 @routes.post("/upload")
 async def upload(request: web.Request) -> web.Response:
-    """One file, streamed to its run's folder: never past the limit, never under the browser's
-    name (kept as text to show, its last part only)."""
+    """One file, streamed: never past the limit, never under the browser's name (only shown)."""
     server = request.app[SERVER]
     too_large = _("The file is larger than {limit} MiB.").format(limit=runs.MAX_UPLOAD >> 20)
     if (request.content_length or 0) > runs.MAX_UPLOAD + (1 << 16):
@@ -233,7 +224,7 @@ async def set_options(request: web.Request) -> web.Response:
     """A choice saved, and the preview it makes. Another sheet forgets the last one's columns and
     fixes; cell edits and mappings add to those before (a mapping to nothing undoes one)."""
     choices, server, run = await _choices(request)
-    if state_of(server, run) != "new":
+    if outcome(server, run)["state"] != "new":
         return error(409, _("This run has started; its choices can no longer change."))
     if "sheet" in choices and choices["sheet"] != run.choices.get("sheet"):
         for name in OF_A_SHEET:
@@ -269,7 +260,7 @@ async def start(request: web.Request) -> web.Response:
             return error(409, _("This run is already going."))
         await asyncio.shield(job.task)  # its workbook being written: a moment
         _server, run = find_run(request)
-    if choices and state_of(server, run) == "new":
+    if choices and outcome(server, run)["state"] == "new":
         run.choices.update(choices)
     run.status = {"state": "running", "started": now()}
     server.store.save(run)
@@ -307,8 +298,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 @routes.get("/runs/{run}/events")
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: progress, a few a second, how the run ended, then its files once
-    written. Closing the page closes only this stream."""
+    """Server-sent events until the run's files are written; the run outlives the stream."""
     server, run = find_run(request)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
@@ -342,21 +332,9 @@ async def download(request: web.Request) -> web.StreamResponse:
 @routes.get("/template.xlsx")
 async def template(request: web.Request) -> web.Response:
     """``batch-attend template`` for the page: a leads workbook with the account's drop-downs."""
-    from batch_attend.template import write_template
-
     server = request.app[SERVER]
-    folder = server.store.root.parent / "templates"
-
-    def write() -> bytes:  # under the data directory, read back and removed
-        folder.mkdir(mode=0o700, exist_ok=True)
-        env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ=server.environ)
-        with tempfile.TemporaryDirectory(dir=folder) as made:
-            path = Path(made) / "leads.xlsx"
-            write_template(path, RunOptions.build(**server.settings), env, on_page=True)
-            return path.read_bytes()
-
     try:
-        data = await asyncio.to_thread(write)
+        data = await asyncio.to_thread(server.store.template, server.settings, server.environ)
     except BatchAttendError as exc:
         return web.Response(status=502, text=str(exc))
     return web.Response(body=data, headers=attachment("xlsx", "leads.xlsx"))

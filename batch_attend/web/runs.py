@@ -1,7 +1,6 @@
 """The page's runs: a folder each, with the upload (under a name the server makes), the person's
-choices (never a credential), how the last run ended, and the results. The preview of the upload
-and the run itself both come from the library with the run's own options, so they cannot
-disagree; a run started again resumes from the ledger, as a CLI run does."""
+choices (never a credential), how the last run ended and the results. Its preview and the run
+itself come from the library with the run's own options: they cannot disagree."""
 
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +176,6 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def new(self, name: str, ext: str) -> Run:
-        """A new run's folder, before the upload is written into it."""
         created = now()
         run_id = f"{dt.datetime.fromisoformat(created):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         run = Run(run_id, self.root / run_id, name, ext, created)
@@ -221,6 +220,18 @@ class RunStore:
         meta = {"name": run.name, "ext": run.ext, "created": run.created, "choices": run.choices}
         for name, data in (("options.json", meta), ("status.json", run.status)):
             write_text(run.folder / name, json.dumps(data, ensure_ascii=False, indent=1))
+
+    def template(self, settings: dict, environ) -> bytes:
+        """``batch-attend template``, written under the data directory, read back and removed."""
+        from batch_attend.template import write_template
+
+        folder = self.root.parent / "templates"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
+        with tempfile.TemporaryDirectory(dir=folder) as made:
+            path = Path(made) / "leads.xlsx"
+            write_template(path, RunOptions.build(**settings), env, on_page=True)
+            return path.read_bytes()
 
     def discard(self, run: Run) -> None:
         """The run's folder gone (the shared ledger keeps its leads from being sent twice)."""
