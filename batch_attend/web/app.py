@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from filelock import FileLock, Timeout
 
 from batch_attend import i18n
 from batch_attend.api import check_base_url, check_token
@@ -25,7 +26,7 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.sandbox import serve_until_stopped
 from batch_attend.settings import RunOptions, resolve_token
-from batch_attend.web.routes import SERVER, Server, language, routes
+from batch_attend.web.routes import LANG_COOKIE, SERVER, Server, routes
 from batch_attend.web.runs import RunStore
 
 #: The printed address's answer: a same-site move to the page, which the Strict cookie goes with.
@@ -83,7 +84,10 @@ async def guard(request: web.Request, handler):
         or (origin is not None and urlsplit(origin).netloc != request.host)
     ):
         return forbidden()
-    with i18n.speaking(language(request)):
+    lang = request.cookies.get(LANG_COOKIE)  # the page's switch, else the browser's language
+    if lang not in ("en", "pt_BR"):
+        lang = request.headers.get("Accept-Language", "").split(",")[0].strip()
+    with i18n.speaking(lang):
         return await handler(request)
 
 
@@ -123,8 +127,7 @@ def make_app(
     environ: Mapping[str, str],
     keep_days: float | None = None,
 ) -> web.Application:
-    """``settings``: the RunOptions.build names every run gets (credentials, base URL, time-out,
-    sandbox); ``environ``: the environment runs see (PLUGCHAT_TOKEN among it)."""
+    """``settings``: RunOptions.build names every run gets; ``environ``: the environment they see."""
     app = web.Application(middlewares=[guard], client_max_size=1 << 20)
     app[SERVER] = Server(RunStore(Path(data_dir)), key, dict(settings), dict(environ))
     app.add_routes(routes)
@@ -161,8 +164,6 @@ def serve(
 ) -> None:
     """Serve until Ctrl-C; ``announce`` gets each address to open, with the key. One server per
     data directory: a second would take the first's runs for crashed ones."""
-    from filelock import FileLock, Timeout
-
     requests = RunOptions.build(**settings).requests
     if not requests.sandbox:  # refused before listening: what no run could use
         check_base_url(requests.base_url)

@@ -70,14 +70,6 @@ PAGES.globals.update(roles=runs.ROLES, distributions=DISTRIBUTIONS, extensions=r
 PAGES.filters.update(number=i18n.number, moment=i18n.moment)
 
 
-def language(request: web.Request) -> str:
-    """The ``lang`` cookie (the page's switch), else the browser's first language."""
-    chosen = request.cookies.get(LANG_COOKIE)
-    if chosen in ("en", "pt_BR"):
-        return chosen
-    return i18n.normal(request.headers.get("Accept-Language", "").split(",")[0].strip())
-
-
 def render(request: web.Request, name: str, **context) -> web.Response:
     text = PAGES.get_template(name).render(lang=i18n.language(), here=request.path, **context)
     return web.Response(text=text, content_type="text/html")
@@ -101,24 +93,22 @@ def find_run(request: web.Request) -> tuple[Server, runs.Run]:
 
 def outcome(server: Server, run: runs.Run) -> dict:
     """How the run stands, for the page and the last event, in the page's words."""
-    state = run.status.get("state", "new")
+    status = {"state": "new", "counts": {}, "summary": "", "message": "", **run.status}
+    state = status["state"]
     if state == "running" and run.id not in server.jobs:  # it died with an earlier server
         state = "crashed"
-    counts, code = run.status.get("counts", {}), run.status.get("exit_code")
     # A rerun could send more when the run stopped early or rows failed (invalid rows stay so).
-    stopped = state in ("interrupted", "crashed", "error") or code not in (0, 1)
-    not_done = run.status.get("not_done") or {"rows": [], "more": 0}
+    stopped = state in ("interrupted", "crashed", "error") or status.get("exit_code") not in (0, 1)
+    failed = bool(status["counts"].get("failed"))
+    not_done = status.get("not_done") or {"rows": [], "more": 0}
     rows = []
-    for row, status, error in not_done["rows"]:
+    for row, done, error in not_done["rows"]:
         kind, said = split_error(error)
-        rows.append([row, status, sentences.render(said, page=True) if said else label(kind)])
+        rows.append([row, done, sentences.render(said, page=True) if said else label(kind)])
     return {
+        **status,
         "state": state,
-        "exit_code": code,
-        "resumable": state not in ("new", "running") and (stopped or bool(counts.get("failed"))),
-        "counts": counts,
-        "summary": run.status.get("summary", ""),
-        "message": run.status.get("message", ""),
+        "resumable": state not in ("new", "running") and (stopped or failed),
         "not_done": {"rows": rows, "more": not_done["more"]},
         "downloads": {f: f"/runs/{run.id}/results.{f}" for f in KINDS if run.results(f).exists()},
     }
