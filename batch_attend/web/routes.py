@@ -58,12 +58,9 @@ class Server:
 
 
 SERVER = web.AppKey("server", Server)
-HERE = Path(__file__).parent
 #: The pages, with numbers and moments as the reader writes them.
 PAGES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
+    loader=jinja2.PackageLoader(__package__), autoescape=True, undefined=jinja2.StrictUndefined
 )
 PAGES.globals.update(_=_, ngettext=i18n.ngettext, counted_words=counted_words)
 PAGES.globals.update(roles=runs.ROLES, distributions=DISTRIBUTIONS, extensions=runs.EXTENSIONS)
@@ -115,7 +112,7 @@ def outcome(server: Server, run: runs.Run) -> dict:
 
 
 routes = web.RouteTableDef()
-routes.static("/static", HERE / "static")
+routes.static("/static", Path(__file__).parent / "static")
 
 
 @routes.get("/")
@@ -148,8 +145,7 @@ async def upload(request: web.Request) -> web.Response:
     run = server.store.new(name, ext)
     size = 0
     try:
-        fd = os.open(run.input, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
+        with open(run.input, "xb", opener=lambda path, flags: os.open(path, flags, 0o600)) as fh:
             while size <= runs.MAX_UPLOAD and (chunk := await part.read_chunk(1 << 16)):
                 size += len(chunk)
                 fh.write(chunk)  # past the limit by a chunk at most, then deleted
@@ -232,9 +228,8 @@ async def set_options(request: web.Request) -> web.Response:
 async def problems(request: web.Request) -> web.StreamResponse:
     """The rows with problems, with their reasons, to fix in a spreadsheet and upload again."""
     server, run = find_run(request)
-    args = (run, server.settings, server.environ)
     try:
-        path = await asyncio.to_thread(runs.write_problems, *args)
+        path = await asyncio.to_thread(runs.write_problems, run, server.settings, server.environ)
     except BatchAttendError as exc:
         return error(409, run.shown(exc.page or str(exc)))
     name = f"batch-attend-{run.id}-problems.xlsx"
