@@ -52,10 +52,6 @@ SECURITY_HEADERS = {
 }
 
 
-def forbidden() -> web.Response:
-    return web.Response(status=403, text="403: " + _("forbidden"))
-
-
 @web.middleware
 async def guard(request: web.Request, handler):
     server = request.app[SERVER]
@@ -64,26 +60,27 @@ async def guard(request: web.Request, handler):
     port = request.transport.get_extra_info("sockname")[1]
     name = f"batch_attend_{port}"
     value = hmac.new(server.key.encode(), f"cookie:{port}".encode(), hashlib.sha256).hexdigest()
-    given = request.query.get("key")
-    if given is not None:  # the printed address: keep the key in a cookie, then forget it
-        if not hmac.compare_digest(given.encode(), server.key.encode()):
-            return forbidden()
+    given = request.query.get("key")  # the printed address
+    origin = request.headers.get("Origin")
+    if given is not None:
+        allowed = hmac.compare_digest(given.encode(), server.key.encode())
+    elif not hmac.compare_digest(request.cookies.get(name, "").encode(), value.encode()):
+        allowed = False
+    else:  # a change comes only from the page's own script, and nothing says it came from elsewhere
+        allowed = request.method in ("GET", "HEAD") or (
+            request.headers.get("X-Batch-Attend") == "1"
+            and request.headers.get("Sec-Fetch-Site") in (None, "same-origin", "none")
+            and (origin is None or urlsplit(origin).netloc == request.host)
+        )
+    if not allowed:
+        return web.Response(status=403, text="403: " + _("forbidden"))
+    if given is not None:  # the key kept in the cookie, the address forgets it
         query = request.query.copy()
         query.popall("key")
         page = html.escape(str(request.rel_url.with_query(query)))
         response = web.Response(text=MOVE_TO.format(page), content_type="text/html")
         response.set_cookie(name, value, httponly=True, samesite="Strict", path="/")
         return response
-    if not hmac.compare_digest(request.cookies.get(name, "").encode(), value.encode()):
-        return forbidden()
-    # A change comes only from the page's own script, and nothing says it came from elsewhere.
-    origin = request.headers.get("Origin")
-    if request.method not in ("GET", "HEAD") and (
-        request.headers.get("X-Batch-Attend") != "1"
-        or request.headers.get("Sec-Fetch-Site") not in (None, "same-origin", "none")
-        or (origin is not None and urlsplit(origin).netloc != request.host)
-    ):
-        return forbidden()
     lang = request.cookies.get(LANG_COOKIE)  # the page's switch, else the browser's language
     if lang not in ("en", "pt_BR"):
         lang = request.headers.get("Accept-Language", "").split(",")[0].strip()

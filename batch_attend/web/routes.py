@@ -256,13 +256,13 @@ async def start(request: web.Request) -> web.Response:
 
 async def _execute(server: Server, run: runs.Run, job: Job) -> None:
     """The run, its status kept as soon as its results are known, then their workbook."""
-    status = {"state": "error", "exit_code": 1, "message": "stopped", "finished": now()}
+    status = {"state": "error", "exit_code": 1, "message": "stopped"}
     workbook = None
     try:
         args = (run, server.settings, server.environ, job.watch)
         status, workbook = await asyncio.to_thread(runs.execute, *args)
     finally:
-        run.status = status
+        run.status = {**status, "finished": now()}
         server.store.save(run)
         job.ended.set()
         try:

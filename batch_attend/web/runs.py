@@ -153,7 +153,6 @@ class Run:
         chosen = {name: value or None for name, value in self.choices.items()}
         chosen["ignore_columns"] = tuple(self.choices.get("ignore_columns") or ())
         chosen["pool"] = ",".join(self.choices.get("pool") or ()) or None
-        chosen.update({f: bool(self.choices.get(f)) for f in ("verify_whatsapp", "online_only")})
         return RunOptions.build(
             input=self.input,
             output=str(self.results("csv")),  # then the workbook (see execute)
@@ -358,12 +357,11 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
     try:
         report = run_batch(run.options(settings), env, watch=watch)
     except BatchAttendError as exc:
-        message, code = run.shown(str(exc)), int(exc.exit_status)
-        return {"state": "error", "exit_code": code, "message": message, "finished": now()}, None
+        message = run.shown(str(exc))
+        return {"state": "error", "exit_code": int(exc.exit_status), "message": message}, None
     except Exception as exc:
         log.exception("run %s failed", run.id)
-        failed = {"state": "error", "exit_code": 1, "message": type(exc).__name__}
-        return {**failed, "finished": now()}, None
+        return {"state": "error", "exit_code": 1, "message": type(exc).__name__}, None
     summary, table, lang = report.summary, report.plan.table, i18n.language()
     summary.output = "results.xlsx"  # the person's name for it, not the server's path
     # The first rows not done (duplicates aside), as the results say them, in English: the page
@@ -391,5 +389,4 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
         "counts": {str(k): int(v) for k, v in summary.counts.items()},
         "summary": results.format_summary(summary),
         "not_done": not_done,
-        "finished": now(),
     }, workbook
