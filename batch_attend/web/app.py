@@ -1,6 +1,5 @@
-"""The web server of ``batch-attend serve`` and what keeps it safe: every route needs the key
-printed at start (then a cookie), a POST a header no other site can send; the API token stays in
-this process, in no page, answer, stored file or log."""
+"""The web server of ``batch-attend serve`` and what keeps it safe: every route needs the printed
+key (then a cookie), a POST a header no other site can send; the API token stays in this process."""
 
 from __future__ import annotations
 
@@ -55,8 +54,7 @@ SECURITY_HEADERS = {
 @web.middleware
 async def guard(request: web.Request, handler):
     server = request.app[SERVER]
-    # The cookie is bound to the port the request came in on, and is not the key: a browser
-    # sends it to every port of the host, and another service there can use it for nothing.
+    # Bound to the port, not the key: a browser sends it to every port of the host.
     port = request.transport.get_extra_info("sockname")[1]
     name = f"batch_attend_{port}"
     value = hmac.new(server.key.encode(), f"cookie:{port}".encode(), hashlib.sha256).hexdigest()
@@ -89,8 +87,7 @@ async def guard(request: web.Request, handler):
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    response.headers.update(SECURITY_HEADERS)
 
 
 async def forget_old_runs(app: web.Application, days: float):
@@ -124,7 +121,7 @@ def make_app(
     environ: Mapping[str, str],
     keep_days: float | None = None,
 ) -> web.Application:
-    """``settings``: RunOptions.build names every run gets; ``environ``: the environment they see."""
+    """``settings``: the RunOptions.build names every run gets; ``environ``: what runs see."""
     app = web.Application(middlewares=[guard], client_max_size=1 << 20)
     app[SERVER] = Server(RunStore(Path(data_dir)), key, dict(settings), dict(environ))
     app.add_routes(routes)

@@ -1,6 +1,5 @@
-"""The page's routes: upload, the preview a person fixes the sheet on, the run followed live
-(server-sent events; it goes on in a worker thread whatever the browser does), its results and
-History. Every word a person reads is in the templates, in their language."""
+"""The page's routes: upload, the preview a person fixes the sheet on, the run followed live (it
+goes on in a worker thread whatever the browser does), its results and History."""
 
 from __future__ import annotations
 
@@ -226,7 +225,6 @@ async def set_options(request: web.Request) -> web.Response:
 
 @routes.get("/runs/{run}/problems.xlsx")
 async def problems(request: web.Request) -> web.StreamResponse:
-    """The rows with problems, with their reasons, to fix in a spreadsheet and upload again."""
     server, run = find_run(request)
     try:
         path = await asyncio.to_thread(runs.write_problems, run, server.settings, server.environ)
@@ -316,7 +314,6 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/template.xlsx")
 async def template(request: web.Request) -> web.Response:
-    """``batch-attend template`` for the page: a leads workbook with the account's drop-downs."""
     server = request.app[SERVER]
     try:
         data = await asyncio.to_thread(server.store.template, server.settings, server.environ)

@@ -146,11 +146,10 @@ class Run:
         return self.folder / f"results.{fmt}"
 
     def options(self, settings: dict) -> RunOptions:
-        """As the CLI builds them (an empty choice: the default), with the ledger every run shares,
-        so a sheet uploaded again sends no lead twice (a run made before that keeps its own)."""
-        own = self.folder / "results.xlsx.journal"
+        """As the CLI builds them, with the ledger every run shares: no lead is sent twice."""
+        own = self.folder / "results.xlsx.journal"  # a run made before it was shared keeps its own
         ledger = "ledger.sandbox.journal" if settings.get("sandbox") else "ledger.journal"
-        chosen = {name: value or None for name, value in self.choices.items()}
+        chosen = {name: value or None for name, value in self.choices.items()}  # None: default
         chosen["ignore_columns"] = tuple(self.choices.get("ignore_columns") or ())
         chosen["pool"] = ",".join(self.choices.get("pool") or ()) or None
         return RunOptions.build(
@@ -201,7 +200,7 @@ class RunStore:
             return sorted((e.name for e in entries if RUN_ID.fullmatch(e.name)), reverse=True)
 
     def page(self, number: int, size: int) -> tuple[list[Run], int, int]:
-        """The runs of page ``number`` (or the nearest), the only ones read; it, and the count."""
+        """The runs on page ``number`` (or the nearest), its number, and the number of pages."""
         ids = self.ids()
         pages = max(1, -(-len(ids) // size))
         number = min(max(1, number), pages)
@@ -364,8 +363,7 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
         return {"state": "error", "exit_code": 1, "message": type(exc).__name__}, None
     summary, table, lang = report.summary, report.plan.table, i18n.language()
     summary.output = "results.xlsx"  # the person's name for it, not the server's path
-    # The first rows not done (duplicates aside), as the results say them, in English: the page
-    # says them in its reader's language.
+    # The first rows not done (duplicates aside), in English: the page says them in its reader's.
     frame = report.frame
     rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
     shown = rows.head(ROWS_SHOWN)
