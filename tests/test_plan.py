@@ -21,8 +21,7 @@ from batch_attend.reading.files import read_table
 from batch_attend.reading.headers import map_columns
 from batch_attend.run import run_batch
 from batch_attend.settings import RunOptions
-from batch_attend.web.preview import preview
-from batch_attend.web.runs import RunStore
+from batch_attend.web.runs import RunStore, preview
 from tests.conftest import TOKEN, read_results_csv, said, write_csv, write_xlsx
 
 SHEET = [

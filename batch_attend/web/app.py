@@ -1,30 +1,23 @@
-"""The web server of ``batch-attend serve``: routes, pages, and what keeps them safe.
-
-* Every route needs the key printed at start: a first visit with ``?key=`` leaves an HttpOnly,
-  SameSite=Strict cookie named after this server's port and holding a value derived from the key
-  and that port, never the key (a browser sends cookies to every port of a host); without it,
-  or with a wrong one, 403.
-* A request that changes anything (POST) must carry ``X-Batch-Attend: 1``, which no form or
-  link of another site can send, and come from this site (``Origin``, ``Sec-Fetch-Site``).
-* The API token stays in this process: runs get it through their options, built here; it is
-  in no page, answer, stored file or log.
-* Runs go on in a worker thread whatever the browser does; the page follows one through
-  server-sent events and can cancel it, which stops it as Ctrl-C stops a CLI run.
-"""
+"""The web server of ``batch-attend serve`` and what keeps it safe: every route needs the printed
+key (then a cookie), a POST a header no other site can send; the API token stays in this process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
 import hmac
 import html
 import ipaddress
 import secrets
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from filelock import FileLock, Timeout
 
 from batch_attend import i18n
 from batch_attend.api import check_base_url, check_token
@@ -32,17 +25,19 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.sandbox import serve_until_stopped
 from batch_attend.settings import RunOptions, resolve_token
-from batch_attend.web.routes import SERVER, TEMPLATES, Server, language, routes, templates
+from batch_attend.web.routes import LANG_COOKIE, SERVER, Server, routes
 from batch_attend.web.runs import RunStore
 
-HERE = Path(__file__).parent
+#: The printed address's answer: a same-site move to the page, which the Strict cookie goes with.
+MOVE_TO = (
+    '<!DOCTYPE html><meta http-equiv="refresh" content="0;url={0}"><a href="{0}">batch-attend</a>'
+)
 
 
 class ServeError(BatchAttendError):
     """The server cannot start (a port taken, an address not this machine's)."""
 
 
-CSRF_HEADER = "X-Batch-Attend"
 #: Each page's own headers: nothing from elsewhere runs in it, it is framed nowhere, and the
 #: address (which may hold the key) is never sent on as a referrer.
 SECURITY_HEADERS = {
@@ -56,93 +51,67 @@ SECURITY_HEADERS = {
 }
 
 
-def check_settings(settings: dict, environ: Mapping[str, str]) -> None:
-    """Refuse to serve, before listening, what no run could use: no token, a bad base URL."""
-    requests = RunOptions.build(**settings).requests
-    if not requests.sandbox:
-        check_base_url(requests.base_url)
-        check_token(resolve_token(requests, environ))
-
-
-def forbidden() -> web.Response:
-    return web.Response(status=403, text="403: " + _("forbidden"))
-
-
-def same_site(request: web.Request) -> bool:
-    """A request the page itself made: with the header only a script of this origin can add,
-    and nothing saying it came from elsewhere."""
-    if request.headers.get(CSRF_HEADER) != "1":
-        return False
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
-
-
 @web.middleware
 async def guard(request: web.Request, handler):
     server = request.app[SERVER]
-    given = request.query.get("key")
-    if given is not None:  # the printed address: keep the key in a cookie, then forget it
-        if not server.right_key(given):
-            return forbidden()
+    # Bound to the port, not the key: a browser sends it to every port of the host.
+    port = request.transport.get_extra_info("sockname")[1]
+    name = f"batch_attend_{port}"
+    value = hmac.new(server.key.encode(), f"cookie:{port}".encode(), hashlib.sha256).hexdigest()
+    given = request.query.get("key")  # the printed address
+    origin = request.headers.get("Origin")
+    if given is not None:
+        allowed = hmac.compare_digest(given.encode(), server.key.encode())
+    elif not hmac.compare_digest(request.cookies.get(name, "").encode(), value.encode()):
+        allowed = False
+    else:  # a change comes only from the page's own script, and nothing says it came from elsewhere
+        allowed = request.method in ("GET", "HEAD") or (
+            request.headers.get("X-Batch-Attend") == "1"
+            and request.headers.get("Sec-Fetch-Site") in (None, "same-origin", "none")
+            and (origin is None or urlsplit(origin).netloc == request.host)
+        )
+    if not allowed:
+        return web.Response(status=403, text="403: " + _("forbidden"))
+    if given is not None:  # the key kept in the cookie, the address forgets it
         query = request.query.copy()
         query.popall("key")
-        target = str(request.rel_url.with_query(query))
-        page = html.escape(target, quote=True)
-        response = web.Response(
-            text=f'<!DOCTYPE html><meta http-equiv="refresh" content="0;url={page}">'
-            f'<a href="{page}">batch-attend</a>',
-            content_type="text/html",
-        )
-        name, value = server.cookie(request)
+        page = html.escape(str(request.rel_url.with_query(query)))
+        response = web.Response(text=MOVE_TO.format(page), content_type="text/html")
         response.set_cookie(name, value, httponly=True, samesite="Strict", path="/")
         return response
-    name, value = server.cookie(request)
-    if not hmac.compare_digest(request.cookies.get(name, "").encode(), value.encode()):
-        return forbidden()
-    if request.method not in ("GET", "HEAD") and not same_site(request):
-        return forbidden()
-    with i18n.speaking(language(request)):
+    lang = request.cookies.get(LANG_COOKIE)  # the page's switch, else the browser's language
+    if lang not in ("en", "pt_BR"):
+        lang = request.headers.get("Accept-Language", "").split(",")[0].strip()
+    with i18n.speaking(lang):
         return await handler(request)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    response.headers.update(SECURITY_HEADERS)
 
 
-async def _forget_old_runs(app: web.Application) -> None:
-    """``--keep-days N``: runs made more than N days ago are deleted, at start and every hour."""
+async def forget_old_runs(app: web.Application, days: float):
+    """``--keep-days``: runs made more than ``days`` ago are deleted, at start and every hour."""
     server = app[SERVER]
 
     async def forget() -> None:
         while True:
-            for run_id in await asyncio.to_thread(server.store.older_than, server.keep_days):
-                run = server.store.get(run_id)
-                if run is not None and run_id not in server.jobs:
-                    await asyncio.to_thread(server.store.discard, run)
+            await asyncio.to_thread(server.store.forget, days, server.jobs)
             await asyncio.sleep(3600)
 
-    if server.keep_days is not None:
-        task = asyncio.get_running_loop().create_task(forget())
-        app.on_cleanup.append(lambda app: _cancel(task))
-
-
-async def _cancel(task: asyncio.Task) -> None:
+    task = asyncio.get_running_loop().create_task(forget())
+    yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-async def _stop_runs(app: web.Application) -> None:
+async def stop_runs(app: web.Application) -> None:
     """The server stopping: every run stops as after Ctrl-C, its results written."""
     jobs = list(app[SERVER].jobs.values())
     for job in jobs:
         job.watch.cancel()
-    if jobs:
-        await asyncio.gather(*(job.task for job in jobs), return_exceptions=True)
+    await asyncio.gather(*(job.task for job in jobs), return_exceptions=True)
 
 
 def make_app(
@@ -152,55 +121,29 @@ def make_app(
     environ: Mapping[str, str],
     keep_days: float | None = None,
 ) -> web.Application:
-    """The app; ``settings`` are RunOptions.build names every run gets (credentials, base URL,
-    time-out, sandbox), ``environ`` the environment runs see (PLUGCHAT_TOKEN among it);
-    ``keep_days``: runs older than that are deleted."""
+    """``settings``: the RunOptions.build names every run gets; ``environ``: what runs see."""
     app = web.Application(middlewares=[guard], client_max_size=1 << 20)
-    store = RunStore(Path(data_dir))
-    app[SERVER] = Server(store, key, dict(settings), dict(environ), keep_days)
-    app[TEMPLATES] = templates(HERE / "templates")
+    app[SERVER] = Server(RunStore(Path(data_dir)), key, dict(settings), dict(environ))
     app.add_routes(routes)
-    app.router.add_static("/static", HERE / "static")
     app.on_response_prepare.append(security_headers)
-    app.on_startup.append(_forget_old_runs)
-    app.on_shutdown.append(_stop_runs)
+    if keep_days is not None:
+        app.cleanup_ctx.append(functools.partial(forget_old_runs, days=keep_days))
+    app.on_shutdown.append(stop_runs)
     return app
 
 
-def make_data_dir(path: Path) -> Path:
-    """The data directory, readable only by the server's user."""
-    path = Path(path)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
-
-
-def address(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def reachable(host: str) -> list[str]:
-    """The addresses another machine can open for ``host``: this machine's own for a wildcard
-    (``0.0.0.0``, ``::``), the host itself otherwise."""
+    """The addresses another machine can open for ``host``: this machine's own for a wildcard."""
     if host not in ("0.0.0.0", "::", ""):
         return [host]
-    import socket
-
     found = set()
     with contextlib.suppress(OSError):
-        for *_ignored, sockaddr in socket.getaddrinfo(socket.gethostname(), None):
-            found.add(sockaddr[0])
+        found.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None))
     with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.connect(("192.0.2.1", 9))  # no packet leaves: the route tells the outward address
         found.add(probe.getsockname()[0])
     outward = sorted(a for a in found if not ipaddress.ip_address(a).is_loopback)
     return outward or ["127.0.0.1"]
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def serve(
@@ -213,40 +156,38 @@ def serve(
     warn: Callable[[str], None] = lambda line: None,
     keep_days: float | None = None,
 ) -> None:
-    """Serve until Ctrl-C; ``announce`` gets each address to open, with the key, and ``warn``
-    what a person must know of an address other machines reach. One server per data
-    directory: a second would take the first's runs for crashed ones."""
-    from filelock import FileLock, Timeout
-
-    check_settings(settings, environ)
+    """Serve until Ctrl-C; ``announce`` gets each address to open, with the key. One server per
+    data directory: a second would take the first's runs for crashed ones."""
+    requests = RunOptions.build(**settings).requests
+    if not requests.sandbox:  # refused before listening: what no run could use
+        check_base_url(requests.base_url)
+        check_token(resolve_token(requests, environ))
     key = secrets.token_urlsafe(24)
-    folder = make_data_dir(data_dir)
+    folder = Path(data_dir)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         held = FileLock(str(folder / ".serve.lock"), timeout=0).acquire()
     except Timeout:
         raise ServeError(
             _("{folder}: another batch-attend serve uses this data directory").format(folder=folder)
         ) from None
-    if not is_loopback(host):
-        warn(
-            f"batch-attend: {_('warning')}: "
-            + _(
-                "the page listens on {host}: other machines can reach it, and its key, the "
-                "cookie and the leads' phone numbers cross the network unencrypted (plain "
-                "HTTP). Use it only on a network you trust, or behind an HTTPS proxy."
-            ).format(host=host)
-        )
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    if not local:
+        warning = _(
+            "the page listens on {host}: other machines can reach it, and its key, the "
+            "cookie and the leads' phone numbers cross the network unencrypted (plain "
+            "HTTP). Use it only on a network you trust, or behind an HTTPS proxy."
+        ).format(host=host)
+        warn(f"batch-attend: {_('warning')}: {warning}")
 
     def bound(port: int) -> None:
         for name in reachable(host):
-            announce(f"{address(name, port)}/?key={key}")
+            origin = f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
+            announce(f"{origin}/?key={key}")
 
     with held:
-        serve_until_stopped(
-            make_app(folder, key, settings, environ, keep_days),
-            host,
-            port,
-            bound,
-            ServeError,
-            shutdown_timeout=2,
-        )
+        app = make_app(folder, key, settings, environ, keep_days)
+        serve_until_stopped(app, host, port, bound, ServeError, shutdown_timeout=2)

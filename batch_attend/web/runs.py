@@ -1,53 +1,51 @@
-"""The runs of the web page, kept under the data directory: one folder per upload.
-
-``runs/<id>/`` holds ``input.<ext>`` (a name the server makes; the browser's file name is kept
-only as text to show), ``options.json`` (what the person chose on the page: never a credential),
-``status.json`` (how the last run ended), the results and their ledger. A run started again uses
-the same folder, so it resumes from its ledger as a CLI run writing the same results does. The
-history is the list of those folders.
-
-Results: the run writes ``results.csv`` itself, as ``-o results.csv`` would; ``results.xlsx``
-(with its Summary sheet) is then written by :func:`batch_attend.results.write_results` from
-the same outcome frame and the same table, so both downloads say the same thing.
-"""
+"""The page's runs: a folder each, with the upload (under a name the server makes), the person's
+choices (never a credential), how the last run ended and the results. Its preview and the run
+itself come from the library with the run's own options: they cannot disagree."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as dt
+import functools
 import io
+import itertools
 import json
 import logging
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batch_attend import i18n
+import pandas as pd
+
+from batch_attend import i18n, results, sentences
 from batch_attend.atomic import write_text
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
 from batch_attend.journal import now
-from batch_attend.outcomes import DONE_STATUSES, error_column
+from batch_attend.outcomes import DONE_STATUSES, ErrorCode, RowStatus, error_column
+from batch_attend.plan import Plan, check_plan
 from batch_attend.planning import DISTRIBUTIONS
-from batch_attend.reading.table import CONTROL_CHARACTERS
-from batch_attend.results import (
-    check_capacity,
-    check_cell_lengths,
-    contract_frame,
-    format_summary,
-    write_results,
-)
+from batch_attend.reading.files import read_table, sheet_names
+from batch_attend.reading.table import CONTROL_CHARACTERS, Table
 from batch_attend.run import Watch, run_batch
 from batch_attend.settings import RunOptions
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = (".csv", ".xlsx", ".xls", ".ods")
-#: Rows not done listed on the page at the end (all of them are in the results).
-PROBLEMS_SHOWN = 50
+#: Rows listed on the page, with problems before a run or not done after it (all are in a file).
+ROWS_SHOWN = 50
+REQUESTS_SHOWN = 3
+ROLES = ("phone", "ddd", "operators", "department")
+#: The problems whose value a person maps once to one of the account's.
+MAPPED = (ErrorCode.UNKNOWN_OPERATOR, ErrorCode.AMBIGUOUS_OPERATOR, ErrorCode.UNKNOWN_DEPARTMENT)
 MAX_UPLOAD = 50 * 1024 * 1024
 CONTROL = re.compile(CONTROL_CHARACTERS)
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
@@ -76,19 +74,14 @@ def _text(value: object) -> bool:
     return isinstance(value, str) and len(value) <= 32767 and not CONTROL.search(value)
 
 
-class ChoiceError(ValueError):
-    """A choice from the page that cannot be used (a wrong type, an unknown name)."""
-
-
 def clean_choices(given: object) -> dict:
-    """Only the known choices, each of its type; anything else is refused."""
+    """Only the known choices, each of its type; anything else is refused (ValueError)."""
     if not isinstance(given, dict):
-        raise ChoiceError("expected an object")
-    out = {}
+        raise ValueError("expected an object")
     for name, value in given.items():
         kind = CHOICES.get(name)
         if kind is None:
-            raise ChoiceError(f"unknown choice {name!r}")
+            raise ValueError(f"unknown choice {name!r}")
         if kind is list:
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         elif kind is dict:
@@ -104,25 +97,10 @@ def clean_choices(given: object) -> dict:
         else:
             ok = isinstance(value, kind)
         if not ok:
-            raise ChoiceError(f"{name}: wrong type")
-        out[name] = value
-    if out.get("distribute", DISTRIBUTIONS[0]) not in DISTRIBUTIONS:
-        raise ChoiceError("distribute: unknown")
-    return out
-
-
-def option_values(choices: dict) -> dict:
-    """The choices as RunOptions.build names (empty means: as the CLI finds it by default)."""
-    values = {k: (v or None) for k, v in choices.items() if k not in ("pool", "ignore_columns")}
-    values["ignore_columns"] = tuple(choices.get("ignore_columns") or ())
-    values["pool"] = ",".join(choices.get("pool") or ()) or None
-    for flag in ("verify_whatsapp", "online_only"):
-        values[flag] = bool(choices.get(flag))
-    return values
-
-
-def _write_json(path: Path, data: dict) -> None:
-    write_text(path, json.dumps(data, ensure_ascii=False, indent=1))
+            raise ValueError(f"{name}: wrong type")
+    if given.get("distribute", DISTRIBUTIONS[0]) not in DISTRIBUTIONS:
+        raise ValueError("distribute: unknown")
+    return given
 
 
 def _read_json(path: Path) -> dict:
@@ -134,25 +112,20 @@ def _read_json(path: Path) -> dict:
 
 
 def _status(data: dict) -> dict:
-    """A ``status.json`` as this server writes it; any other (edited by hand, from another
-    version) reads as a run stopped in error, which a resume continues from its ledger."""
+    """A ``status.json`` as written here; any other is a run stopped in error, which can resume."""
     if not data:
         return {"state": "new"}
-    try:
-        counts, not_done = data.get("counts", {}), data.get("not_done") or {"rows": [], "more": 0}
-        sane = (
+    not_done = data.get("not_done") or {"rows": [], "more": 0}
+    with contextlib.suppress(AttributeError, KeyError, TypeError):
+        if (
             data.get("state", "new") in STATES
-            and all(isinstance(n, int) for n in counts.values())
+            and all(isinstance(n, int) for n in data.get("counts", {}).values())
             and all(isinstance(data.get(k, ""), str) for k in ("summary", "message"))
             and isinstance(not_done["more"], int)
-            and all(
-                isinstance(row, int) and isinstance(status, str) and isinstance(error, str)
-                for row, status, error in not_done["rows"]
-            )
-        )
-    except (AttributeError, KeyError, TypeError, ValueError):
-        sane = False
-    return data if sane else {"state": "error", "exit_code": 1}
+            and all([type(v) for v in row] == [int, str, str] for row in not_done["rows"])
+        ):
+            return data
+    return {"state": "error", "exit_code": 1}
 
 
 @dataclass
@@ -163,7 +136,7 @@ class Run:
     ext: str
     created: str
     choices: dict = field(default_factory=dict)
-    status: dict = field(default_factory=dict)  # state: new, running, finished, interrupted, error
+    status: dict = field(default_factory=lambda: {"state": "new"})  # see STATES
 
     @property
     def input(self) -> Path:
@@ -173,20 +146,20 @@ class Run:
         return self.folder / f"results.{fmt}"
 
     def options(self, settings: dict) -> RunOptions:
-        """The run's options as the CLI builds them: the page's choices, the server's settings,
-        and the ledger every run of the account shares (so a sheet uploaded again sends no lead
-        twice); a run made before it was shared keeps its own."""
-        own = self.folder / "results.xlsx.journal"
-        shared = self.folder.parent.parent / ("ledger.sandbox.journal" if settings.get("sandbox")
-                                              else "ledger.journal")  # fmt: skip
+        """As the CLI builds them, with the ledger every run shares: no lead is sent twice."""
+        own = self.folder / "results.xlsx.journal"  # a run made before it was shared keeps its own
+        ledger = "ledger.sandbox.journal" if settings.get("sandbox") else "ledger.journal"
+        chosen = {name: value or None for name, value in self.choices.items()}  # None: default
+        chosen["ignore_columns"] = tuple(self.choices.get("ignore_columns") or ())
+        chosen["pool"] = ",".join(self.choices.get("pool") or ()) or None
         return RunOptions.build(
             input=self.input,
             output=str(self.results("csv")),  # then the workbook (see execute)
-            journal=own if own.exists() else shared,
+            journal=own if own.exists() else self.folder.parent.parent / ledger,
             quiet=True,
             label=self.name,
             results_lang=i18n.language(),  # the page's: who reads the results
-            **option_values(self.choices),
+            **chosen,
             **settings,
         )
 
@@ -201,88 +174,210 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def new(self, name: str, ext: str) -> Run:
-        """A new run's folder (its ID made here), before the upload is written into it."""
         created = now()
         run_id = f"{dt.datetime.fromisoformat(created):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-        folder = self.root / run_id
-        folder.mkdir(mode=0o700)
-        run = Run(run_id, folder, name, ext, created)
-        run.status = {"state": "new"}
+        run = Run(run_id, self.root / run_id, name, ext, created)
+        run.folder.mkdir(mode=0o700)
         self.save(run)
         return run
 
     def get(self, run_id: str) -> Run | None:
-        if not RUN_ID.fullmatch(run_id):
-            return None
         folder = self.root / run_id
-        meta = _read_json(folder / "options.json")
+        meta = _read_json(folder / "options.json") if RUN_ID.fullmatch(run_id) else {}
         if meta.get("ext") not in EXTENSIONS:  # not a folder this server made
             return None
         try:
             choices = clean_choices(meta.get("choices", {}))
-        except ChoiceError:
+        except ValueError:
             choices = {}
-        return Run(
-            run_id,
-            folder,
-            str(meta.get("name", "")),
-            meta["ext"],
-            str(meta.get("created", "")),
-            choices,
-            _status(_read_json(folder / "status.json")),
-        )
+        name, created = str(meta.get("name", "")), str(meta.get("created", ""))
+        status = _status(_read_json(folder / "status.json"))
+        return Run(run_id, folder, name, meta["ext"], created, choices, status)
 
     def ids(self) -> list[str]:
-        """Every run's ID, newest first, from the folders' names alone (read no file: a History
-        of thousands of runs lists at once)."""
+        """Every run's ID, newest first, from the folders' names alone: no file read."""
         with os.scandir(self.root) as entries:
             return sorted((e.name for e in entries if RUN_ID.fullmatch(e.name)), reverse=True)
 
-    def page(self, ids: list[str], start: int, count: int) -> list[Run]:
-        """The runs of ``ids[start:start + count]``, read."""
-        return [run for run in map(self.get, ids[start : start + count]) if run is not None]
+    def page(self, number: int, size: int) -> tuple[list[Run], int, int]:
+        """The runs on page ``number`` (or the nearest), its number, and the number of pages."""
+        ids = self.ids()
+        pages = max(1, -(-len(ids) // size))
+        number = min(max(1, number), pages)
+        chosen = ids[(number - 1) * size : number * size]
+        return [run for run in map(self.get, chosen) if run is not None], number, pages
 
-    def older_than(self, days: float) -> list[str]:
-        """The runs made more than ``days`` ago (their IDs begin with the moment)."""
+    def forget(self, days: float, going: Container[str]) -> None:
+        """Runs made more than ``days`` ago deleted (IDs begin with the moment), but those going."""
         limit = f"{dt.datetime.now() - dt.timedelta(days=days):%Y%m%d-%H%M%S}"
-        return [run_id for run_id in self.ids() if run_id < limit]
+        for run in map(self.get, [i for i in self.ids() if i < limit and i not in going]):
+            if run is not None:
+                self.discard(run)
 
     def save(self, run: Run) -> None:
         meta = {"name": run.name, "ext": run.ext, "created": run.created, "choices": run.choices}
-        _write_json(run.folder / "options.json", meta)
-        _write_json(run.folder / "status.json", run.status)
+        for name, data in (("options.json", meta), ("status.json", run.status)):
+            write_text(run.folder / name, json.dumps(data, ensure_ascii=False, indent=1))
+
+    def template(self, settings: dict, environ) -> bytes:
+        """``batch-attend template``, written under the data directory, read back and removed."""
+        from batch_attend.template import write_template
+
+        folder = self.root.parent / "templates"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        env = Env(stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
+        with tempfile.TemporaryDirectory(dir=folder) as made:
+            path = Path(made) / "leads.xlsx"
+            write_template(path, RunOptions.build(**settings), env, on_page=True)
+            return path.read_bytes()
 
     def discard(self, run: Run) -> None:
-        """The run's upload, results and choices gone (the shared ledger keeps what stops its
-        leads being sent twice)."""
+        """The run's folder gone (the shared ledger keeps its leads from being sent twice)."""
         shutil.rmtree(run.folder)
 
 
+@functools.lru_cache(maxsize=4)
+def _kept(path: Path, stamp: int, **how) -> Table:
+    """The last few ways of reading an upload: a big workbook takes seconds, a plan much less."""
+    return read_table(path, **how)
+
+
+def role_of(code: str) -> str:
+    """The role of the column a problem lies in (its cell is what a person edits)."""
+    return "department" if "department" in code else "operators" if "operator" in code else "phone"
+
+
+def plan_of(run: Run, settings: dict, environ) -> Plan:
+    """The run's plan; what stops one is raised with the table read (its columns, to choose)."""
+    options = run.options(settings)
+    given = options.input
+    how = dict(sheet=given.sheet, header_row=given.header_row, phone_column=given.phone_column)
+    try:
+        table = _kept(run.input, run.input.stat().st_mtime_ns, **how)
+    except OSError:  # the upload gone: read_table says so
+        table = read_table(run.input, **how)
+    env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
+    try:
+        return check_plan(options, env, source=(table, str(run.results("xlsx"))))
+    except BatchAttendError as exc:
+        exc.table = table
+        raise
+
+
+def preview(run: Run, settings: dict, environ, problem: str = "") -> dict:
+    """What the preview shows; ``problem``: the code of the problems whose rows are listed."""
+    view: dict = {"error": None, "sheets": [], "columns": [], "taken": {}, "owners": []}
+    with contextlib.suppress(BatchAttendError, OSError):  # a file gone: the plan says so
+        view["sheets"] = sheet_names(run.input)
+    try:
+        plan = plan_of(run, settings, environ)
+    except BatchAttendError as exc:
+        view["error"] = run.shown(exc.page or str(exc))
+        view["owners"] = list(getattr(exc, "owners", ()))
+        view["columns"] = getattr(getattr(exc, "table", None), "columns", [])
+        if not view["columns"]:
+            with contextlib.suppress(BatchAttendError):
+                view["columns"] = read_table(run.input, sheet=run.choices.get("sheet")).columns
+        return view
+    table, columns, account, frame = plan.table, plan.columns, plan.account, plan.frame
+    taken = {role: j for role in ROLES if (j := getattr(columns, role)) is not None}
+    chosen = _("chosen here")
+    view.update(
+        sheet=table.sheet,
+        header_row=table.header_row,
+        columns=table.columns,
+        taken={role: table.columns[j] for role, j in taken.items()},
+        why={r: chosen if run.choices.get(f"{r}_column") else w for r, w in columns.why.items()},
+        rows=len(table),
+        ready=plan.ready,
+        invalid=plan.count(RowStatus.INVALID),
+        duplicates=plan.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW),
+        done=int(frame["carried"].sum()),
+        landlines=plan.landlines(),
+        refused=account.token == "refused",
+        blocking=[run.shown(e.page or str(e)) for e in plan.blocking()],
+        operators=[o for o in account.directory.operators or () if o.active],
+        departments=[d for d in account.directory.departments or () if d.active],
+    )
+    invalid = frame[frame["status"] == RowStatus.INVALID]
+    counts = invalid["error_code"].value_counts()
+    view["groups"] = [(code, sentences.label(code), int(n)) for code, n in counts.items()]
+    view["problem"] = problem if problem in counts else ""
+    shown = invalid[invalid["error_code"] == problem] if view["problem"] else invalid
+    view["problems"] = _rows(shown.head(ROWS_SHOWN), table, taken)
+    view["more_problems"] = max(0, len(shown) - ROWS_SHOWN)
+    view["mappings"] = _mappings(invalid, run.choices.get("value_map", {}))
+    view["edits"] = sum(map(len, run.choices.get("cell_edits", {}).values()))
+    view["requests"] = list(itertools.islice(plan.leads(), REQUESTS_SHOWN))
+    return view
+
+
+def _rows(rows: pd.DataFrame, table: Table, taken: dict[str, int]) -> list[dict]:
+    """The problem rows shown, with the cell each lies in, which a person may edit."""
+    shown = []
+    for index, row, code, message in rows[["row", "error_code", "error_message"]].itertuples():
+        j = taken.get(role_of(code))
+        cell = None if j is None else table.frame.at[index, j]
+        column = None if j is None else table.columns[j]
+        reason = sentences.render(message, page=True)
+        shown.append({"row": int(row), "reason": reason, "column": column, "cell": cell})
+    return shown
+
+
+def _mappings(invalid: pd.DataFrame, value_map: dict) -> list[dict]:
+    """Each value the account does not know (an operator, a department) once, most rows first."""
+    found: collections.Counter[tuple[str, str]] = collections.Counter()
+    mapped = invalid[invalid["error_code"].isin(list(MAPPED))]
+    for (code, message), n in mapped.value_counts(["error_code", "error_message"]).items():
+        value = json.loads(message.partition(" ")[2] or "{}").get("value")
+        if value is not None:
+            found[role_of(code), value] += int(n)
+    return [
+        {"role": role, "value": value, "rows": n, "to": value_map.get(role, {}).get(value, "")}
+        for (role, value), n in found.most_common()
+    ]
+
+
+def write_problems(run: Run, settings: dict, environ) -> str:
+    """The invalid rows with their reasons, as results in the page's language, to fix and upload."""
+    plan = plan_of(run, settings, environ)
+    invalid = (plan.frame["status"] == RowStatus.INVALID).to_numpy()
+    outcomes = results.outcome_frame(plan.frame, [], (ErrorCode.INTERRUPTED, ""))
+    frame = results.contract_frame(plan.table.frame[invalid], outcomes[invalid])
+    path = run.folder / "problems.xlsx"
+    results.write_results(str(path), plan.table.columns, frame, lang=i18n.language())
+    return str(path)
+
+
 def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
-    """Run the batch as the CLI does, in this thread, its results as CSV; returns the status to
-    keep, and what writes the workbook of the same results (slower: 20,000 rows take seconds,
-    which the page need not wait for). Nothing the library writes for a person reaches the
-    page, except the summary line and error messages."""
+    """Run the batch as the CLI does, results as CSV; returns the status to keep, and what writes
+    their workbook (seconds the page need not wait for). Only the summary and errors are shown."""
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
         report = run_batch(run.options(settings), env, watch=watch)
     except BatchAttendError as exc:
-        message, code = run.shown(str(exc)), int(exc.exit_status)
-        return {"state": "error", "exit_code": code, "message": message, "finished": now()}, None
+        message = run.shown(str(exc))
+        return {"state": "error", "exit_code": int(exc.exit_status), "message": message}, None
     except Exception as exc:
         log.exception("run %s failed", run.id)
-        failed = {"state": "error", "exit_code": 1, "message": type(exc).__name__}
-        return {**failed, "finished": now()}, None
+        return {"state": "error", "exit_code": 1, "message": type(exc).__name__}, None
     summary, table, lang = report.summary, report.plan.table, i18n.language()
     summary.output = "results.xlsx"  # the person's name for it, not the server's path
+    # The first rows not done (duplicates aside), in English: the page says them in its reader's.
+    frame = report.frame
+    rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
+    shown = rows.head(ROWS_SHOWN)
+    errors = error_column(shown["error_code"], shown["error_message"])
+    listed = zip(shown["row"], shown["status"], errors, strict=True)
+    not_done = {"rows": [[int(r), str(s), e] for r, s, e in listed], "more": len(rows) - len(shown)}
 
     def workbook() -> None:
         path = str(run.results("xlsx"))
         try:
-            check_capacity(path, len(table))
-            check_cell_lengths(path, table)
-            frame = contract_frame(table.frame, report.frame)
-            write_results(path, table.columns, frame, summary=summary, lang=lang)
+            results.check_capacity(path, len(table))
+            results.check_cell_lengths(path, table)
+            written = results.contract_frame(table.frame, report.frame)
+            results.write_results(path, table.columns, written, summary=summary, lang=lang)
         except (BatchAttendError, OSError) as exc:  # the CSV holds them all the same
             log.warning("run %s: the XLSX results could not be written (%s)", run.id, exc)
 
@@ -290,19 +385,6 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
         "state": "interrupted" if summary.stop and summary.stop.interrupted else "finished",
         "exit_code": int(report.exit_status),
         "counts": {str(k): int(v) for k, v in summary.counts.items()},
-        "summary": format_summary(summary),
-        "not_done": not_done(report.frame),
-        "finished": now(),
+        "summary": results.format_summary(summary),
+        "not_done": not_done,
     }, workbook
-
-
-def not_done(frame) -> dict:
-    """The first rows the run did not get done (duplicates aside), as the results say them (in
-    English: the page says them in its reader's language)."""
-    rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
-    errors = error_column(rows["error_code"], rows["error_message"])
-    shown = [
-        [int(row), str(status), error]
-        for row, status, error in zip(rows["row"], rows["status"], errors, strict=True)
-    ]
-    return {"rows": shown[:PROBLEMS_SHOWN], "more": max(0, len(shown) - PROBLEMS_SHOWN)}
