@@ -16,7 +16,7 @@ import click
 from batch_attend import __version__, i18n, settings
 from batch_attend.api import DEFAULT_BASE_URL, shown_url
 from batch_attend.env import Env
-from batch_attend.errors import guarded
+from batch_attend.errors import BatchAttendError, guarded
 from batch_attend.i18n import _
 from batch_attend.outcomes import ExitStatus
 from batch_attend.settings import RunOptions
@@ -272,16 +272,24 @@ def listen(port: int) -> list[Callable]:
     )
 
 
-OUTPUT, *SENDING = options(
+PACING = options(
     {
-        "-o, --output PATH": "Results file: .csv or .xlsx by extension, '-' for CSV on stdout. "
-        "Default: INPUT's name + '.results' beside it; required when INPUT is '-' (stdin).",
         "-c, --concurrency": "Requests in flight at once.",
         "--retries": "Retries per row after a time-out, a dropped connection, 500/502/503/504 or "
         "429.",
         "--backoff SECONDS": "First retry waits a random time up to this, doubling each retry "
         "(capped at 30 s). A Retry-After from the API wins.",
         "--rate N": "At most N requests per second for the whole run.",
+    },
+    concurrency={"default": settings.DEFAULT_CONCURRENCY, "type": click.IntRange(1, 256)},
+    retries={"default": settings.DEFAULT_RETRIES, "type": click.IntRange(0, 20)},
+    backoff={"default": settings.DEFAULT_BACKOFF, **SECONDS},
+    rate={"type": click.FloatRange(0, min_open=True)},
+)
+OUTPUT, *SENDING = options(
+    {
+        "-o, --output PATH": "Results file: .csv or .xlsx by extension, '-' for CSV on stdout. "
+        "Default: INPUT's name + '.results' beside it; required when INPUT is '-' (stdin).",
         "--fresh": "Forget what the journal holds and send every row again (rows started earlier "
         "then come back already in service).",
         "--dry-run": "Read and validate, write the results, send nothing and ask the API nothing "
@@ -298,10 +306,6 @@ OUTPUT, *SENDING = options(
         "--output-delimiter CHAR": "CSV results' delimiter (default: the CSV input's; from a "
         "workbook, ; when messages are in Portuguese, as Excel in Brazil expects, else ,).",
     },
-    concurrency={"default": settings.DEFAULT_CONCURRENCY, "type": click.IntRange(1, 256)},
-    retries={"default": settings.DEFAULT_RETRIES, "type": click.IntRange(0, 20)},
-    backoff={"default": settings.DEFAULT_BACKOFF, **SECONDS},
-    rate={"type": click.FloatRange(0, min_open=True)},
     summary_json=FILE,
     log_file=FILE,
     results_lang={"type": LANGUAGES},
@@ -309,7 +313,7 @@ OUTPUT, *SENDING = options(
 )
 
 
-@command(DEFAULT, INPUT, OUTPUT, *REQUESTS, *LEADS, *SENDING)
+@command(DEFAULT, INPUT, OUTPUT, *REQUESTS, *LEADS, *PACING, *SENDING)
 def run(env: Env, input_file: Path, **opts) -> ExitStatus:
     """Start an attendance for every row of INPUT (.csv, .xlsx, .xls, .ods) and write the results.
 
@@ -416,6 +420,65 @@ def template(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
 
     env.log("batch-attend: " + write_template(output, RunOptions.build(**opts), env, force=force))
     return ExitStatus.SUCCESS
+
+
+UNDO = options(
+    {
+        "--journal PATH": "RESULTS' ledger (default: RESULTS + '.journal').",
+        "--last-run": "Only what the newest run that started attendances started.",
+        "--operator ID": "Only the attendances sent to this operator (repeat for several).",
+        "--department ID": "Only those sent to this department (repeat for several).",
+        "--rows SPEC": "Only these rows of RESULTS, by its row column: 2,5-9.",
+        "--yes": "Finish them without asking (for scripts).",
+        "--dry-run": "List the rows whose attendances would be finished; send nothing.",
+    },
+    journal=FILE,
+    operator={"multiple": True, "name": "operators"},
+    department={"multiple": True, "name": "departments"},
+    rows={"callback": _parsed(settings.rows)},
+)
+TRANSFER = click.option(
+    "--auto-transfer/--no-auto-transfer",
+    default=True,
+    help="Move each chat to the general department once finished (PlugChat's autoTransfer), "
+    "rather than leave it without one.",
+)
+
+
+@command("undo", click.argument("results", metavar="RESULTS", type=EXISTING), *UNDO, TRANSFER,
+         *REQUESTS, *PACING)  # fmt: skip
+def undo(env: Env, results: Path, rows, yes: bool, **opts) -> ExitStatus:
+    """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS (a
+    results file), so that a later run starts them anew: with the right pool, say.
+
+    Only what its ledger shows batch-attend started is finished, never an attendance found
+    already in service; each as the first operator it was sent to. Conversations operators
+    have begun in them are closed too: it says how many first, and asks. RESULTS is rewritten,
+    those rows undone. Exit 0 all finished; 1 some not; 2 usage error or the answer no; 3 the
+    token refused; 130/143 interrupted.
+
+    \b
+    Example:
+      batch-attend undo results.csv --last-run --operator OP-ANA
+    """
+    from batch_attend.undo import Narrowing, undo_results
+
+    def confirm() -> bool:
+        if yes:
+            return True
+        if not env.stdin.isatty():
+            raise BatchAttendError(_("there is no terminal to ask on: add --yes to finish them."))
+        try:
+            return click.confirm(_("Finish them?"), err=True, default=False)
+        except click.Abort:  # Ctrl-C or the end of the input at the question
+            raise KeyboardInterrupt from None
+
+    narrowing = Narrowing(
+        opts.pop("last_run"), opts.pop("operators"), opts.pop("departments"), rows or (),
+        opts.pop("auto_transfer"),
+    )  # fmt: skip
+    options = RunOptions.build(input=results, output=str(results), **opts)
+    return undo_results(options, narrowing, env, confirm=confirm).exit_status
 
 
 def _until_stopped(env: Env, serve: Callable, hello: str, stopped: str, **values) -> ExitStatus:

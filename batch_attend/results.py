@@ -521,6 +521,7 @@ def counted_words(status: RowStatus | str, n: int) -> str:
         RowStatus.INVALID: ngettext("{count} invalid", "{count} invalid", n),
         RowStatus.FAILED: ngettext("{count} failed", "{count} failed", n),
         RowStatus.SKIPPED: ngettext("{count} skipped", "{count} skipped", n),
+        RowStatus.UNDONE: ngettext("{count} undone", "{count} undone", n),
         "ready": ngettext("{count} ready to send", "{count} ready to send", n),
         "duplicates": ngettext("{count} duplicate (skipped)", "{count} duplicates (skipped)", n),
         "rows": ngettext("{count} row", "{count} rows", n),
