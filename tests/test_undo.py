@@ -152,10 +152,11 @@ def test_a_refused_token_stops_undo_and_leaves_the_rest_started(runner, sandbox,
 
 
 def test_a_rate_limiter_in_front_slows_undo_down_and_every_finish_goes_through(runner, sandbox, ran):  # fmt: skip
-    sandbox.state.rate_limit, sandbox.state.limit_status = 8, 429
-    result = invoke(runner, sandbox, "undo", ran[1], "--yes", "--backoff", "0.01")
+    state = sandbox.state
+    state.rate_limit, state.limit_status, state.retry_after = 8, 429, "seconds"
+    result = invoke(runner, sandbox, "undo", ran[1], "--yes")
     assert result.exit_code == 0, result.stderr
-    assert sandbox.state.answers["429"] > 0  # refused, waited for, sent again
+    assert state.answers["429"] > 0 and "refused by a rate limit" in result.stderr  # waited for
     assert sandbox.state.finished == {p: 1 for p in PHONES if p != THEIRS}
 
 
@@ -287,3 +288,30 @@ def test_undo_asks_on_a_terminal(tmp_path):
             assert "Finish them? [y/N]" in stderr
             assert sandbox_state(base_url)["finished"] == finished
     assert read_results_csv(out)[0]["status"] == "undone"
+
+
+def test_the_page_undoes_a_finished_run_and_follows_it_as_a_run(tmp_path):
+    from tests.test_serve import leads_csv, results_rows
+    from tests.web_client import on_slow_sandbox
+
+    with on_slow_sandbox(tmp_path / "data", 0) as (state, web):
+        web.login()
+        url = web.new_run(leads_csv(tmp_path / "leads.csv", 5))
+        state.attendances["5544998000004"] = (7, ["OP-BRUNO"])  # someone else's
+        end = web.run_to_end(url)
+        assert end["counts"] == {"started": 4, "already_in_service": 1}
+        assert end["undo"]["label"] == "Undo: end 4 attendances"
+        assert "Conversations operators have begun in them are closed too" in end["undo"]["confirm"]
+        assert web.post(url + "/undo").status == 200
+        events = web.events(url)
+        end = {**events[-2][1], "downloads": events[-1][1]}
+        assert [kind for kind, _data in events[-2:]] == ["end", "files"]
+        assert end["state"] == "finished" and end["undo"] is None
+        assert end["counts"] == {"undone": 4, "already_in_service": 1}
+        assert "5 rows: 1 already in service, 4 undone" in end["summary"]
+        assert web.post(url + "/undo").status == 409  # nothing left to undo
+        folder = web.server.store.get(url.rsplit("/", 1)[1]).folder
+    assert state.finished == {f"5544998{i:06d}": 1 for i in range(4)}
+    for fmt in ("csv", "xlsx"):
+        rows = results_rows(folder / f"results.{fmt}")
+        assert [r["status"] for r in rows] == ["undone"] * 4 + ["already_in_service"], fmt

@@ -26,7 +26,7 @@ from aiohttp import web
 from batch_attend import i18n, sentences
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
-from batch_attend.i18n import _
+from batch_attend.i18n import _, ngettext
 from batch_attend.journal import now
 from batch_attend.outcomes import split_error
 from batch_attend.planning import DISTRIBUTIONS
@@ -43,12 +43,13 @@ from batch_attend.web.runs import (
     RunStore,
     clean_choices,
     execute,
+    undo,
 )
 
 HISTORY_PAGE = 50
 LANG_COOKIE = "lang"
 EVENTS_PER_SECOND = 4
-STATUSES = ("started", "already_in_service", "invalid", "failed", "skipped")
+STATUSES = ("started", "already_in_service", "invalid", "failed", "skipped", "undone")
 #: What a change of sheet makes meaningless: the columns, header and fixes of the last one.
 OF_A_SHEET = ("header_row", "phone_column", "ddd_column", "operators_column",
               "department_column", "ignore_columns", "cell_edits", "value_map")  # fmt: skip
@@ -168,7 +169,25 @@ def outcome(server: Server, run: Run) -> dict:
         "downloads": {
             f: f"/runs/{run.id}/results.{f}" for f in ("xlsx", "csv") if run.results(f).exists()
         },
+        "undo": _undo_offer(counts.get("started", 0))
+        if state in ("finished", "interrupted")
+        else None,
     }
+
+
+def _undo_offer(count: int) -> dict | None:
+    """What the Undo button says, and its confirmation, for ``count`` attendances started."""
+    if not count:
+        return None
+    n = i18n.number(count)
+    return {
+        "label": ngettext("Undo: end {count} attendance", "Undo: end {count} attendances", count).format(count=n),
+        "confirm": ngettext(
+            "End the attendance this run started? A conversation an operator has begun in it is closed too; the chat goes to the general department. Sending these leads again starts it anew.",
+            "End the {count} attendances this run started? Conversations operators have begun in them are closed too; the chats go to the general department. Sending these leads again starts them anew.",
+            count,
+        ).format(count=n),
+    }  # fmt: skip
 
 
 # --- routes ------------------------------------------------------------------------------------
@@ -330,6 +349,17 @@ async def problems(request: web.Request) -> web.StreamResponse:
 async def start(request: web.Request) -> web.Response:
     """Start (or resume) the run in a worker thread; a run already going is not started twice:
     two runs would write the same results."""
+    return await _begin(request, execute)
+
+
+@routes.post("/runs/{run}/undo")
+async def undo_run(request: web.Request) -> web.Response:
+    """Finish what a finished run started (the page asked for a confirmation), followed as a
+    run is; its status is the run's until the undo ends."""
+    return await _begin(request, undo)
+
+
+async def _begin(request: web.Request, work) -> web.Response:
     server = request.app[SERVER]
     choices = await _json(request)
     run = find_run(request)  # read after the body came: as the last request saved it
@@ -338,23 +368,26 @@ async def start(request: web.Request) -> web.Response:
             return error(409, _("This run is already going."))
         await asyncio.shield(job.task)  # its workbook being written: a moment
         run = find_run(request)
+    if work is undo and not outcome(server, run)["undo"]:
+        return error(409, _("This run has no attendance to undo."))
     if choices and state_of(server, run) == "new":
         run.choices.update(choices)
-    run.status = {"state": "running", "started": now()}
-    server.store.save(run)
+    if work is execute:
+        run.status = {"state": "running", "started": now()}
+        server.store.save(run)
     job = server.jobs[run.id] = Job(Watch())
-    job.task = asyncio.get_running_loop().create_task(_execute(server, run, job))
+    job.task = asyncio.get_running_loop().create_task(_execute(server, run, job, work))
     return web.json_response({"ok": True})
 
 
-async def _execute(server: Server, run: Run, job: Job) -> None:
-    """The run, its status kept as soon as its results are known (the page shows them), then
-    the workbook of its results."""
+async def _execute(server: Server, run: Run, job: Job, work=execute) -> None:
+    """The run (or its undo), its status kept as soon as its results are known (the page shows
+    them), then the workbook of its results."""
     status = {"state": "error", "exit_code": 1, "message": "stopped", "finished": now()}
     workbook = None
     try:
         args = (run, server.settings, server.environ, job.watch)
-        status, workbook = await asyncio.to_thread(execute, *args)
+        status, workbook = await asyncio.to_thread(work, *args)
     finally:
         run.status = status
         server.store.save(run)

@@ -29,8 +29,9 @@ from batch_attend import i18n
 from batch_attend.atomic import write_text
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _
 from batch_attend.journal import now
-from batch_attend.outcomes import DONE_STATUSES, error_column
+from batch_attend.outcomes import DONE_STATUSES, RESULT_COLUMNS
 from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.reading.table import CONTROL_CHARACTERS
 from batch_attend.results import (
@@ -42,6 +43,7 @@ from batch_attend.results import (
 )
 from batch_attend.run import Watch, run_batch
 from batch_attend.settings import RunOptions
+from batch_attend.undo import Narrowing, undo_results
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +275,41 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
         log.exception("run %s failed", run.id)
         failed = {"state": "error", "exit_code": 1, "message": type(exc).__name__}
         return {**failed, "finished": now()}, None
-    summary, table, lang = report.summary, report.plan.table, i18n.language()
+    frame = contract_frame(report.plan.table.frame, report.frame)
+    status = {
+        "state": "interrupted" if report.summary.stop and report.summary.stop.interrupted else "finished",
+        "exit_code": int(report.exit_status),
+    }  # fmt: skip
+    return _ended(run, status, report.summary, report.plan.table, frame)
+
+
+def undo(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
+    """Finish what the run started (the page asked, and the person confirmed), as ``batch-attend
+    undo results.csv --yes`` does; its results rewritten in both forms. The run keeps its state
+    and exit code (Resume sends the rows not done, the undone ones among them); a message says
+    what was left started, if anything was."""
+    options = run.options(settings)
+    options.input.path = run.results("csv")
+    env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
+    try:
+        report = undo_results(options, Narrowing(), env, watch=watch)
+    except BatchAttendError as exc:
+        return {**run.status, "message": run.shown(str(exc))}, None
+    except Exception as exc:
+        log.exception("undo of run %s failed", run.id)
+        return {**run.status, "message": type(exc).__name__}, None
+    status = {"state": run.status.get("state"), "exit_code": run.status.get("exit_code")}
+    if report.frame is None:
+        return {**run.status, "message": ""}, None
+    if report.exit_status:
+        status["message"] = _("Some attendances could not be finished and stay started: Undo tries them again.")  # fmt: skip
+    return _ended(run, status, report.summary, report.table, report.frame)
+
+
+def _ended(run: Run, status: dict, summary, table, frame) -> tuple[dict, Callable]:
+    """The status of a run (or an undo) that wrote its results (``frame``, as written), and what
+    writes the workbook of the same results."""
+    lang = i18n.language()
     summary.output = "results.xlsx"  # the person's name for it, not the server's path
 
     def workbook() -> None:
@@ -281,17 +317,16 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
         try:
             check_capacity(path, len(table))
             check_cell_lengths(path, table)
-            frame = contract_frame(table.frame, report.frame)
             write_results(path, table.columns, frame, summary=summary, lang=lang)
         except (BatchAttendError, OSError) as exc:  # the CSV holds them all the same
             log.warning("run %s: the XLSX results could not be written (%s)", run.id, exc)
 
+    contract = frame.iloc[:, -len(RESULT_COLUMNS) :].set_axis(list(RESULT_COLUMNS), axis=1)
     return {
-        "state": "interrupted" if summary.stop and summary.stop.interrupted else "finished",
-        "exit_code": int(report.exit_status),
+        **status,
         "counts": {str(k): int(v) for k, v in summary.counts.items()},
         "summary": format_summary(summary),
-        "not_done": not_done(report.frame),
+        "not_done": not_done(contract),
         "finished": now(),
     }, workbook
 
@@ -299,10 +334,11 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
 def not_done(frame) -> dict:
     """The first rows the run did not get done (duplicates aside), as the results say them (in
     English: the page says them in its reader's language)."""
-    rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
-    errors = error_column(rows["error_code"], rows["error_message"])
+    rows = frame[
+        ~frame["status"].isin(DONE_STATUSES) & ~frame["error"].str.startswith("duplicate_row")
+    ]
     shown = [
         [int(row), str(status), error]
-        for row, status, error in zip(rows["row"], rows["status"], errors, strict=True)
+        for row, status, error in zip(rows["row"], rows["status"], rows["error"], strict=True)
     ]
     return {"rows": shown[:PROBLEMS_SHOWN], "more": max(0, len(shown) - PROBLEMS_SHOWN)}
