@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -504,6 +505,14 @@ def write_summary_json(
             resumed=summary.resumed,
         )
     write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def summary_of(summary: RunSummary, contract: pd.DataFrame) -> RunSummary:
+    """``summary`` counting the statuses and error codes of results (their contract columns,
+    by name), for their Summary sheet and the page."""
+    codes = contract["error"].str.partition(": ")[0]
+    counts, errors = contract["status"].value_counts(), codes[codes != ""].value_counts()
+    return dataclasses.replace(summary, counts=Counter(counts.to_dict()), error_counts=Counter(errors.to_dict()))  # fmt: skip
 
 
 def counted(status: RowStatus | str, n: int) -> str:

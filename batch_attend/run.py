@@ -287,18 +287,9 @@ async def _live(
                 watch.planned(len(plan.frame), plan.ready, decided)
             if plan.ready:
                 held.hold()  # from here on, what is sent is written out whatever comes
-                try:
-                    recheck = _recheck(access) if options.requests.status_check else None
-                    leads, total = plan.leads(), plan.ready
-                    stop = await send(options, env, access.client, leads, total, journal, summary,
-                                      watch, recheck=recheck)  # fmt: skip
-                except Exception as exc:
-                    if journal.failure is None:
-                        raise
-                    stop = Stop.WRITE_FAILED
-                    summary.write_error = _(
-                        "{path}: the journal could not be written ({reason})"
-                    ).format(path=path, reason=_reason(exc))
+                recheck = _recheck(access) if options.requests.status_check else None
+                stop = await send(options, env, access.client, plan.leads(), plan.ready, journal,
+                                  summary, watch, recheck=recheck)  # fmt: skip
             frame = _outcomes(
                 plan, journal, stop, resolved=stop is not Stop.UNAUTHORIZED, when=summary.retry_at
             )
@@ -351,7 +342,8 @@ async def send(
 ) -> Stop | None:
     """Send ``total`` requests of ``kind`` (starts, or undo's finishes) on the engine, with the
     progress bar, the request log and ``--verbose``, Ctrl-C and SIGTERM, and ``watch``; fill
-    ``summary``'s counts of requests; returns why sending stopped early."""
+    ``summary``'s counts of requests; returns why sending stopped early (a ledger that cannot
+    record: ``Stop.WRITE_FAILED``, saying why in ``summary``)."""
     from tqdm import tqdm
 
     kind = kind or Starts(journal)
@@ -400,6 +392,13 @@ async def send(
             if watch is not None:
                 watch.attach(engine)
             return Stop.named(await engine.run(leads))
+    except Exception as exc:
+        if journal.failure is None:
+            raise
+        summary.write_error = _("{path}: the journal could not be written ({reason})").format(
+            path=journal.path, reason=_reason(exc)
+        )
+        return Stop.WRITE_FAILED
     finally:
         if watch is not None:
             watch.detach()

@@ -39,6 +39,7 @@ from batch_attend.results import (
     check_cell_lengths,
     contract_frame,
     format_summary,
+    summary_of,
     write_results,
 )
 from batch_attend.run import Watch, run_batch
@@ -298,11 +299,10 @@ def undo(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callabl
     except Exception as exc:
         log.exception("undo of run %s failed", run.id)
         return {**run.status, "message": type(exc).__name__}, None
-    status = {"state": run.status.get("state"), "exit_code": run.status.get("exit_code")}
-    if report.frame is None:
-        return {**run.status, "message": ""}, None
-    if report.exit_status:
-        status["message"] = _("Some attendances could not be finished and stay started: Undo tries them again.")  # fmt: skip
+    if report.frame is None:  # nothing to undo, or the results could not be written
+        return {**run.status, "message": run.shown(report.summary.write_error or "")}, None
+    left = _("Some attendances could not be finished and stay started: Undo tries them again.")
+    status = {**run.status, "message": left if report.exit_status else ""}
     return _ended(run, status, report.summary, report.table, report.frame)
 
 
@@ -311,20 +311,21 @@ def _ended(run: Run, status: dict, summary, table, frame) -> tuple[dict, Callabl
     writes the workbook of the same results."""
     lang = i18n.language()
     summary.output = "results.xlsx"  # the person's name for it, not the server's path
+    contract = frame.iloc[:, -len(RESULT_COLUMNS) :].set_axis(list(RESULT_COLUMNS), axis=1)
+    counted = summary_of(summary, contract)  # every row's status (an undo's summary: its own)
 
     def workbook() -> None:
         path = str(run.results("xlsx"))
         try:
             check_capacity(path, len(table))
             check_cell_lengths(path, table)
-            write_results(path, table.columns, frame, summary=summary, lang=lang)
+            write_results(path, table.columns, frame, summary=counted, lang=lang)
         except (BatchAttendError, OSError) as exc:  # the CSV holds them all the same
             log.warning("run %s: the XLSX results could not be written (%s)", run.id, exc)
 
-    contract = frame.iloc[:, -len(RESULT_COLUMNS) :].set_axis(list(RESULT_COLUMNS), axis=1)
     return {
         **status,
-        "counts": {str(k): int(v) for k, v in summary.counts.items()},
+        "counts": {str(k): int(v) for k, v in counted.counts.items()},
         "summary": format_summary(summary),
         "not_done": not_done(contract),
         "finished": now(),
