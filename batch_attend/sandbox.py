@@ -160,14 +160,9 @@ class SandboxState:
         return self.connected
 
     def whatsapp_status(self) -> dict:
-        if self.is_connected():
-            return {"connected": True, "session": True, "smartphoneConnected": True, "error": ""}
-        return {
-            "connected": False,
-            "session": False,
-            "smartphoneConnected": False,
-            "error": NOT_CONNECTED,
-        }
+        up = self.is_connected()
+        error = "" if up else NOT_CONNECTED
+        return {"connected": up, "session": up, "smartphoneConnected": up, "error": error}
 
     def unknown_ids(self, operators: list[str], department: str | None) -> str:
         """The first operator or department ID of a start that this account does not have."""
@@ -191,11 +186,9 @@ class SandboxState:
 
     def _take_fault(self, phone: str) -> str | None:
         fault = self.faults.get(phone)
-        if fault is None:
+        if fault is None or (fault.times is not None and fault.times <= 0):  # None: always
             return None
         if fault.times is not None:
-            if fault.times <= 0:
-                return None
             fault.times -= 1
         return fault.kind
 

@@ -90,15 +90,6 @@ async def whatsapp_status(client, base_url: str) -> WhatsAppStatus:
     )
 
 
-async def check_connected(client, base_url: str) -> None:
-    """Refuse to start while the number is not connected (:class:`WhatsAppDisconnected`)."""
-    status = await whatsapp_status(client, base_url)
-    if not status.ok:
-        raise WhatsAppDisconnected(
-            status.problem() + _("; nothing was sent. Reconnect it in PlugChat and run again.")
-        )
-
-
 # --- does a phone have WhatsApp? ----------------------------------------------------------
 
 EXISTS_PATH = "/api/whatsapp/phone-exists/"
