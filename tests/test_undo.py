@@ -309,6 +309,7 @@ def test_the_page_undoes_a_finished_run_and_follows_it_as_a_run(tmp_path):
         assert end["state"] == "finished" and end["undo"] is None
         assert end["counts"] == {"undone": 4, "already_in_service": 1}
         assert "4 rows: 4 undone in " in end["summary"]
+        assert end["not_done"] == {"rows": [], "more": 0}  # undone on purpose: no problem
         assert web.post(url + "/undo").status == 409  # nothing left to undo
         folder = web.server.store.get(url.rsplit("/", 1)[1]).folder
     assert state.finished == {f"5544998{i:06d}": 1 for i in range(4)}

@@ -31,7 +31,7 @@ from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.journal import now
-from batch_attend.outcomes import DONE_STATUSES, RESULT_COLUMNS
+from batch_attend.outcomes import DONE_STATUSES, RESULT_COLUMNS, RowStatus
 from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.reading.table import CONTROL_CHARACTERS
 from batch_attend.results import (
@@ -333,11 +333,10 @@ def _ended(run: Run, status: dict, summary, table, frame) -> tuple[dict, Callabl
 
 
 def not_done(frame) -> dict:
-    """The first rows the run did not get done (duplicates aside), as the results say them (in
-    English: the page says them in its reader's language)."""
-    rows = frame[
-        ~frame["status"].isin(DONE_STATUSES) & ~frame["error"].str.startswith("duplicate_row")
-    ]
+    """The first rows the run did not get done (duplicates, and the rows an undo asked for,
+    aside), as the results say them (in English: the page says them in its reader's language)."""
+    shown = ~frame["status"].isin([*DONE_STATUSES, RowStatus.UNDONE])
+    rows = frame[shown & ~frame["error"].str.startswith("duplicate_row")]
     shown = [
         [int(row), str(status), error]
         for row, status, error in zip(rows["row"], rows["status"], rows["error"], strict=True)
