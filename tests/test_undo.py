@@ -316,3 +316,24 @@ def test_the_page_undoes_a_finished_run_and_follows_it_as_a_run(tmp_path):
     for fmt in ("csv", "xlsx"):
         rows = results_rows(folder / f"results.{fmt}")
         assert [r["status"] for r in rows] == ["undone"] * 4 + ["already_in_service"], fmt
+
+
+def test_each_finish_is_in_the_ledger_before_it_reaches_the_api(runner, monkeypatch, tmp_path):
+    from batch_attend import sandbox as stand_in
+
+    seen = []
+    act = stand_in._finish
+
+    def finish(state, phone, operators):  # what the ledger holds as the request arrives
+        db = sqlite3.connect(f"file:{out}.journal?mode=ro", uri=True)
+        seen.append(db.execute("SELECT answered_at FROM finishes WHERE phone = ?", (phone,)).fetchall())  # fmt: skip
+        db.close()
+        return act(state, phone, operators)
+
+    monkeypatch.setattr(stand_in, "_finish", finish)
+    leads = write_csv(tmp_path / "leads.csv", [HEADER, *ROWS[:3]])
+    out = tmp_path / "results.csv"
+    with stand_in.SandboxServer(stand_in.SandboxState(token=TOKEN)) as sandbox:
+        assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
+        assert invoke(runner, sandbox, "undo", out, "--yes").exit_code == 0
+    assert seen == [[(None,)]] * 3  # recorded, not yet answered
