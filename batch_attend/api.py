@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # leads imports pandas, which --help and --version must not w
 
 DEFAULT_BASE_URL = "https://app.plugchat.com.br/api/integrations"
 START_PATH = "/start-attendance"
+FINISH_PATH = "/finish-attendance"
 SNIPPET_CHARS = 120
 Scrub = Callable[[str], str]
 #: The token's pieces this long or longer are masked wherever a server echoes them.
@@ -215,15 +216,16 @@ def _as_is(text: str) -> str:
     return text
 
 
-def classify(answer: Answer, scrub: Scrub = _as_is) -> Outcome:
+def classify(answer: Answer, scrub: Scrub = _as_is, read: Reader | None = None) -> Outcome:
     """Turn any answer into an outcome; never raises. ``phone`` and ``attempts`` are filled by the
     caller. The answer is judged as it came; every text taken from it passes ``scrub`` (the
-    client's, which masks the token)."""
+    client's, which masks the token). ``read``: what a 2xx answer says (a start's by default,
+    or :func:`read_finish`); every other answer means the same whatever was asked."""
     if answer.failure is not None:
         return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
     status = answer.http_status or 0
     if 200 <= status < 300:
-        return _classify_success(answer, scrub)
+        return (read or read_start)(answer, scrub)
     if status in _STATUS_CODES:
         code, message = _STATUS_CODES[status]
         if status in (400, 422) and answer.body:
@@ -261,23 +263,33 @@ def parse_json(body: bytes):
     return json.loads(body, parse_int=str, parse_float=str, parse_constant=str)
 
 
-def _classify_success(answer: Answer, scrub: Scrub) -> Outcome:
+def _json_body(answer: Answer, scrub: Scrub):
+    """The JSON of a 2xx answer, or the outcome saying why it has none."""
     if not answer.body.strip():
         return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.EMPTY_BODY)
     if _looks_like_html(answer):
-        return _failed(
-            answer,
-            ErrorCode.UNEXPECTED_RESPONSE,
-            sentences.HTML_PAGE,
-        )
+        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.HTML_PAGE)
     try:
-        data = parse_json(answer.body)
+        return parse_json(answer.body)
     except ValueError:
+        snippet = _snippet(answer.body, scrub)
         return _failed(
-            answer,
-            ErrorCode.UNEXPECTED_RESPONSE,
-            sentences.NOT_JSON.format(snippet=_snippet(answer.body, scrub)),
+            answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.NOT_JSON.format(snippet=snippet)
         )
+
+
+def _unknown_shape(answer: Answer, scrub: Scrub) -> Outcome:
+    snippet = _snippet(answer.body, scrub)
+    return _failed(
+        answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.UNKNOWN_SHAPE.format(snippet=snippet)
+    )
+
+
+def read_start(answer: Answer, scrub: Scrub) -> Outcome:
+    """A 2xx answer to a start: ``true``, ``false``, or the "already in service" body."""
+    data = _json_body(answer, scrub)
+    if isinstance(data, Outcome):
+        return data
     if data is True:
         return Outcome(RowStatus.STARTED, http_status=answer.http_status)
     if data is False:
@@ -296,11 +308,30 @@ def _classify_success(answer: Answer, scrub: Scrub) -> Outcome:
             attendance_number="" if number is None else scrub(str(number)),
             operators=ids,
         )
-    return _failed(
-        answer,
-        ErrorCode.UNEXPECTED_RESPONSE,
-        sentences.UNKNOWN_SHAPE.format(snippet=_snippet(answer.body, scrub)),
+    return _unknown_shape(answer, scrub)
+
+
+def read_finish(answer: Answer, scrub: Scrub) -> Outcome:
+    """A 2xx answer to a finish: ``{"success": true, "chatFounded": true}`` ended the
+    attendance; ``chatFounded: false``, there was none left to end (``undone`` all the same)."""
+    data = _json_body(answer, scrub)
+    if isinstance(data, Outcome):
+        return data
+    found = (
+        data.get("chatFounded") if isinstance(data, dict) and data.get("success") is True else None
     )
+    if found not in (True, False):
+        return _unknown_shape(answer, scrub)
+    outcome = Outcome(RowStatus.UNDONE, http_status=answer.http_status)
+    if found is False:
+        outcome.error_code, outcome.error_message = (
+            ErrorCode.NOTHING_TO_FINISH,
+            sentences.NOTHING_TO_FINISH,
+        )
+    return outcome
+
+
+Reader = Callable[[Answer, Scrub], Outcome]
 
 
 class PlugChatClient:
@@ -363,6 +394,12 @@ class PlugChatClient:
         """Send one start request; network trouble becomes an :class:`Answer` with ``failure``."""
         url = endpoint(self.base_url, START_PATH)
         return await self.request("POST", url, body=lead.body(), limit=START_ANSWER_LIMIT)
+
+    async def finish_attendance(self, lead: Lead, auto_transfer: bool) -> Answer:
+        """End the attendance of ``lead.phone``, as its first operator (``batch-attend undo``)."""
+        body = {"phone": lead.phone, "operatorId": lead.operators[0], "autoTransfer": auto_transfer}
+        url = self.base_url + FINISH_PATH
+        return await self.request("POST", url, body=body, limit=START_ANSWER_LIMIT)
 
     async def get(
         self, path: str, asking: str, *, headers: dict | None = None, limit: int = LIST_ANSWER_LIMIT

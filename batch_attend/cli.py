@@ -16,7 +16,7 @@ import click
 from batch_attend import __version__, i18n, settings
 from batch_attend.api import DEFAULT_BASE_URL, shown_url
 from batch_attend.env import Env
-from batch_attend.errors import ConfigError, guarded
+from batch_attend.errors import BatchAttendError, ConfigError, guarded
 from batch_attend.i18n import _
 from batch_attend.outcomes import ExitStatus
 from batch_attend.settings import RunOptions
@@ -125,7 +125,7 @@ def options(table: dict[str, str], **extras: dict) -> list[Callable]:
     for shown, text in table.items():
         words = shown.replace(", ", " ").split()
         metavar = None if words[-1].startswith("-") else words.pop()
-        extra = dict(extras.get(words[-1].lstrip("-").replace("-", "_"), {}))
+        extra = dict(extras.get(words[-1].split("/")[0].lstrip("-").replace("-", "_"), {}))
         extra.setdefault("is_flag", metavar is None and not extra)
         decls = [*words, extra.pop("name")] if "name" in extra else words
         made.append(click.option(*decls, metavar=metavar, help=text, **extra))
@@ -155,9 +155,7 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
         values = settings.read_config(path, known)
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from exc
-    many = {
-        p.name for p in params if p.multiple
-    }  # operator = "OP-ANA" for an option given many times
+    many = {p.name for p in params if p.multiple}  # operator = "OP-ANA": one of many
     ctx.default_map = {k: [v] if k in many and isinstance(v, str) else v for k, v in values.items()}
     ctx.meta[CONFIG_USED] = path
 
@@ -185,10 +183,8 @@ INPUT = click.argument("input_file", metavar="INPUT", type=PATH)
 
 COMMON = options(
     {
-        "--config FILE": f"Options file (TOML; default: ./{settings.CONFIG_FILE} when present). "
-        "Options given on the command line win over it.",
-        "--lang": "Language of messages (default: from LC_ALL/LANG; pt_BR gives Portuguese). "
-        "Results files keep English column names and codes.",
+        "--config FILE": f"Options file (default: ./{settings.CONFIG_FILE}); the command line wins.",
+        "--lang": "Language of messages (default: from LC_ALL/LANG; pt_BR: Portuguese).",
         "--traceback": "Show the full traceback of an unexpected error.",
     },
     config={"type": EXISTING, "is_eager": True, "expose_value": False, "callback": _load_config},
@@ -200,10 +196,8 @@ REQUESTS = options(
         "--token TOKEN": "PlugChat API token, sent as the Authorization header exactly as given. "
         f"Prefer {settings.TOKEN_ENV} or --token-file: command lines are visible to other users.",
         "--token-file PATH": "Read the token from this file (surrounding white space is ignored).",
-        "--ticket TICKET": f"Ticket header for the operator list (env {settings.TICKET_ENV}); "
-        "needed to write operator names, logins or e-mails instead of IDs.",
-        "--account-id ID": "The account's ID, to ask who is online "
-        f"(env {settings.ACCOUNT_ENV}); it is in the address of an operator's chat page.",
+        "--ticket TICKET": f"The operator list's Ticket header, for names (env {settings.TICKET_ENV}).",
+        "--account-id ID": f"The account's ID, to ask who is online (env {settings.ACCOUNT_ENV}).",
         "--base-url URL": f"API base URL (env {settings.BASE_URL_ENV}). Default: {DEFAULT_BASE_URL}",
         "--timeout SECONDS": "Seconds each request may take, from connecting to the whole answer.",
         "--sandbox": "Talk to a built-in PlugChat stand-in on 127.0.0.1 (no token, no internet).",
@@ -217,50 +211,35 @@ REQUESTS = options(
 
 LEADS = options(
     {
-        "--operator ID": "Operator (ID or name) for rows whose operators cell is empty; repeat "
-        "for several: --operator OP-1 --operator OP-2.",
+        "--operator ID": "Operator (ID or name) for rows with an empty operators cell (repeatable).",
         "--department ID": "Department (ID or name) for rows with an empty department cell.",
         "--pool A,B,C": "Spread rows without operators over these operators (IDs or names).",
         "--pool-file PATH": "Pool members from a file, one per line (# starts a comment).",
-        "--distribute": "How the pool is used: in turn, or to whoever has the fewest rows "
-        "(counting rows that already name them).",
+        "--distribute": "How the pool is used: in turn, or to whoever has the fewest rows.",
         "--no-lookup": "Send operator and department cells as they are, without resolving names.",
-        "--online-only": "Give rows only to operators online now: pool members, and the "
-        "operators of cells that name several (needs --account-id).",
-        "--verify-whatsapp": "Ask PlugChat whether each phone has WhatsApp before its start (and "
-        "the other ninth-digit form of a Brazilian mobile that has not); a phone without is "
-        "invalid (no_whatsapp), never started.",
-        "--no-status-check": "Do not ask whether the account's WhatsApp number is connected "
-        "before sending (nor again when answers fail in a row).",
+        "--online-only": "Give rows only to operators online now (needs --account-id).",
+        "--verify-whatsapp": "Ask PlugChat whether each phone has WhatsApp before its start.",
+        "--no-status-check": "Do not ask whether the account's WhatsApp number is connected.",
         "--country-code DIGITS": "Added to 10-11 digit national numbers such as (44) 99999-9999.",
         "--phone-column NAME": "Column holding the phone (default: found by name).",
         "--operators-column NAME": "Column holding operators.",
-        "--ignore-column NAME": "Pass this column over when finding columns (repeat for several): "
-        "an owners column set aside on purpose, so a pool or --operator fills every row.",
+        "--ignore-column NAME": "Pass this column over when finding columns (repeatable).",
         "--department-column NAME": "Column holding the department.",
-        "--header-row N": "The header's row number, as the spreadsheet shows it (default: found "
-        "among the top 20 rows by the phone column's name).",
+        "--header-row N": "The header's row number, as the spreadsheet shows it (default: found).",
         "--ddd-column NAME": "Column holding the area code (DDD) for phones written without it.",
-        "--sheet NAME|N": "Workbook sheet, by name or 1-based number "
-        "(default: the first sheet with a phone column).",
-        "--encoding NAME": "CSV encoding, e.g. cp1252 "
-        "(default: detected: UTF-8, UTF-16, Windows-1252...).",
+        "--sheet NAME|N": "Workbook sheet, by name or number (default: the one with the leads).",
+        "--encoding NAME": "CSV encoding, e.g. cp1252 (default: detected).",
         "--delimiter CHAR": "CSV delimiter (default: detected among , ; tab |).",
-        "--journal PATH": "The ledger of what was sent and answered (default: OUTPUT + "
-        "'.journal'; INPUT + '.journal' when the results go to stdout).",
+        "--journal PATH": "The ledger of what was sent and answered (default: beside the results).",
     },
-    operator={"multiple": True, "name": "operators"},
-    pool_file=FILE,
+    operator={"multiple": True, "name": "operators"}, pool_file=FILE, journal=FILE,
     distribute={"type": DISTRIBUTIONS, "default": settings.DEFAULT_DISTRIBUTION},
-    country_code={
-        "default": settings.DEFAULT_COUNTRY_CODE,
-        "callback": _parsed(settings.country_code),
-    },
+    country_code={"default": settings.DEFAULT_COUNTRY_CODE, "callback": _parsed(settings.country_code)},
     ignore_column={"multiple": True, "name": "ignore_columns"},
     header_row={"type": click.IntRange(1, 1_048_576)},
     delimiter={"callback": _parsed(settings.delimiter)},
-    journal=FILE,
-)
+)  # fmt: skip
+JOURNAL = LEADS[-1]  # --journal, undo's too
 
 
 def listen(port: int) -> list[Callable]:
@@ -277,24 +256,17 @@ OUTPUT, *SENDING = options(
         "-o, --output PATH": "Results file: .csv or .xlsx by extension, '-' for CSV on stdout. "
         "Default: INPUT's name + '.results' beside it; required when INPUT is '-' (stdin).",
         "-c, --concurrency": "Requests in flight at once.",
-        "--retries": "Retries per row after a time-out, a dropped connection, 500/502/503/504 or "
-        "429.",
-        "--backoff SECONDS": "First retry waits a random time up to this, doubling each retry "
-        "(capped at 30 s). A Retry-After from the API wins.",
+        "--retries": "Retries per request after a time-out, a dropped connection, 5xx or 429.",
+        "--backoff SECONDS": "First retry's longest random wait, doubling each retry (cap 30 s).",
         "--rate N": "At most N requests per second for the whole run.",
-        "--fresh": "Forget what the journal holds and send every row again (rows started earlier "
-        "then come back already in service).",
-        "--dry-run": "Read and validate, write the results, send nothing and ask the API nothing "
-        "(no token needed).",
-        "--summary-json PATH": "Write counts, timings, paths and the exit code as JSON here (for "
-        "schedulers).",
-        "--log-file PATH": "Append one JSON line per request (row, masked phone, status, attempt, "
-        "HTTP status, latency).",
+        "--fresh": "Forget what the journal holds and send every row again.",
+        "--dry-run": "Validate and write the results; send and ask nothing (no token needed).",
+        "--summary-json PATH": "Counts, timings, paths and the exit code as JSON (for schedulers).",
+        "--log-file PATH": "Append one JSON line per request (masked phone, status, latency...).",
         "-v, --verbose": "One line on stderr per request and answer.",
         "-q, --quiet": "No progress bar and no summary line.",
         "--no-bom": "Write CSV results without the UTF-8 BOM that Excel needs for accents.",
-        "--results-lang": "Language of the results' error sentences and Summary sheet (default: "
-        "en). Column names, statuses and error codes stay English for scripts.",
+        "--results-lang": "Language of the results' sentences and Summary sheet (default: en).",
         "--output-delimiter CHAR": "CSV results' delimiter (default: the CSV input's; from a "
         "workbook, ; when messages are in Portuguese, as Excel in Brazil expects, else ,).",
     },
@@ -307,26 +279,21 @@ OUTPUT, *SENDING = options(
     results_lang={"type": LANGUAGES},
     output_delimiter={"callback": _parsed(settings.delimiter)},
 )
+PACING = SENDING[:4]  # -c, --retries, --backoff, --rate: every command that sends
 
 
 @command(DEFAULT, INPUT, OUTPUT, *REQUESTS, *LEADS, *SENDING)
 def run(env: Env, input_file: Path, **opts) -> ExitStatus:
     """Start an attendance for every row of INPUT (.csv, .xlsx, .xls, .ods) and write the results.
 
+    Columns are found by name, in Portuguese or English; every other column is kept. A results
+    file may be given back as INPUT: rows it shows done are not sent again.
+
     \b
     Examples:
       export PLUGCHAT_TOKEN=...        # never echoed anywhere
-      batch-attend leads.xlsx -o results.csv
-      batch-attend leads.csv -o results.xlsx --operator OP-1 --department DEP-9 -c 16
-      batch-attend leads.xlsx --pool "Ana Souza,Bruno Lima" --department Vendas
+      batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima"
       batch-attend samples/leads.xlsx -o results.xlsx --sandbox
-      batch-attend leads.xlsx --dry-run -o check.csv
-
-    \b
-    Columns are found by name in Portuguese or English (telefone/phone/celular/whatsapp,
-    operadores/operators, departamento/department/setor); every other column is kept.
-    A results file may be given back as INPUT: rows it shows done are not sent again.
-    Options may also come from ./batch-attend.toml; the command line wins over it.
     """
     from batch_attend.run import run_batch
 
@@ -336,13 +303,11 @@ def run(env: Env, input_file: Path, **opts) -> ExitStatus:
 #: Options of one command (or two).
 CHECKED, FORCE, FORMAT, ONLINE, DATA_DIR, KEEP_DAYS = options(
     {
-        "-o, --output PATH": "The results file a run would write: what its journal holds counts "
-        "as done (default: INPUT's name + '.results' beside it).",
+        "-o, --output PATH": "The results a run would write: what their journal holds counts as done.",
         "--force": "Overwrite OUTPUT if it exists.",
         "--format": "Output format (default: a table on a terminal, CSV otherwise).",
         "--online": "Who is online now, and who is not (needs --account-id instead of the ticket).",
-        "--data-dir": "Where uploads, results and their journals are kept (made readable only by "
-        "you).",
+        "--data-dir": "Where uploads, results and journals are kept (yours only).",
         "--keep-days N": "Delete the runs (uploads and results) made more than N days ago.",
     },
     format={"type": click.Choice(["table", "csv", "json"]), "name": "fmt"},
@@ -353,12 +318,8 @@ CHECKED, FORCE, FORMAT, ONLINE, DATA_DIR, KEEP_DAYS = options(
 
 @command("check", INPUT, CHECKED, *REQUESTS, *LEADS)
 def check(env: Env, input_file: Path, **opts) -> ExitStatus:
-    """Check the token, the account and INPUT without starting any attendance.
-
-    Reports whether the token is accepted, how many departments and operators the account has
-    (operators need the ticket), and how many rows are ready to send, listing the invalid ones.
-    Exit 0 only when everything is ready; 1 when some rows are invalid; 3 when the token is
-    refused; 2 for usage or input errors.
+    """Check the token, the account and INPUT without starting any attendance. Exit 0 all
+    ready; 1 some rows invalid; 2 usage or input error; 3 the token refused.
 
     \b
     Example:
@@ -367,8 +328,7 @@ def check(env: Env, input_file: Path, **opts) -> ExitStatus:
     from batch_attend.plan import check_lines, check_plan
 
     plan = check_plan(RunOptions.build(input=input_file, **opts), env)
-    for line in check_lines(plan):
-        click.echo(line, file=env.stdout)
+    env.stdout.write("".join(f"{line}\n" for line in check_lines(plan)))
     return plan.exit_status()
 
 
@@ -394,12 +354,7 @@ def operators(env: Env, fmt: str | None, online: bool, **opts) -> ExitStatus:
 
 @command("departments", *REQUESTS, FORMAT)
 def departments(env: Env, fmt: str | None, **opts) -> ExitStatus:
-    """List the account's departments (ID, name, active).
-
-    \b
-    Example:
-      batch-attend departments
-    """
+    """List the account's departments (ID, name, active)."""
     return _list(env, "departments", fmt, opts)
 
 
@@ -418,6 +373,51 @@ def template(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
+UNDO = options(
+    {
+        "--last-run": "Only what the newest run that started attendances started.",
+        "--operator ID": "Only the attendances sent to this operator (repeat for several).",
+        "--department ID": "Only those sent to this department (repeat for several).",
+        "--rows SPEC": "Only these rows of RESULTS, by its row column: 2,5-9.",
+        "--auto-transfer/--no-auto-transfer": "Move each chat to the general department once ended.",
+        "--yes": "Finish them without asking (for scripts).",
+        "--dry-run": "List the rows whose attendances would be finished; send nothing.",
+    },
+    operator={"multiple": True, "name": "operators"},
+    department={"multiple": True, "name": "departments"},
+    rows={"callback": _parsed(settings.rows)},
+    auto_transfer={"default": True, "is_flag": True},
+)
+
+
+@command("undo", click.argument("results", metavar="RESULTS", type=EXISTING), JOURNAL, *UNDO,
+         *REQUESTS, *PACING)  # fmt: skip
+def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
+    """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS (a
+    results file), as the first operator each was sent to, so that a later run starts them
+    anew: with the right pool, say. Never one found already in service. It says how many
+    (conversations operators have begun in them close too) and asks first. Exit 0 all
+    finished; 1 some not; 2 usage error or the answer no; 3 the token refused.
+
+    \b
+    Example:
+      batch-attend undo results.csv --last-run --operator OP-ANA
+    """
+    from batch_attend.undo import Narrowing, undo_results
+
+    def confirm() -> bool:  # on a terminal; --yes answers for scripts
+        if not (yes or env.stdin.isatty()):
+            raise BatchAttendError(_("there is no terminal to ask on: add --yes to finish them."))
+        try:
+            return yes or click.confirm(_("Finish them?"), err=True)
+        except click.Abort:  # Ctrl-C or the end of the input at the question
+            raise KeyboardInterrupt from None
+
+    narrowing = Narrowing(*(opts.pop(k) for k in ("last_run", "operators", "departments", "rows", "auto_transfer")))  # fmt: skip
+    options = RunOptions.build(input=results, output=str(results), **opts)
+    return undo_results(options, narrowing, env, confirm=confirm).exit_status
+
+
 def _until_stopped(env: Env, serve: Callable, hello: str, stopped: str, **values) -> ExitStatus:
     """Serve until Ctrl-C, saying ``hello`` (with the ``url`` and ``values``), then ``stopped``."""
     try:
@@ -432,8 +432,7 @@ FAULTS = options(
         "--token": "The token the sandbox accepts.",
         "--latency SECONDS": "Delay before every answer.",
         "--jitter SECONDS": "Random extra delay, up to this much.",
-        "--rate-limit N": "Refuse a start closer than 1/N s to the one before, as nginx's "
-        "limit_req does (503, no Retry-After).",
+        "--rate-limit N": "Refuse a request closer than 1/N s to the last, as nginx's limit_req.",
         "--burst B": "With --rate-limit: let B more through at once (nginx's burst=B nodelay).",
         "--limit-status": "What --rate-limit answers.",
         "--retry-after": "A Retry-After of a second with each refusal, in seconds or as a date.",
@@ -444,18 +443,15 @@ FAULTS = options(
         "act-fail, html, badjson, empty, bad-gateway.",
         "--slow-seconds": "How long a 'slow' fault waits.",
     },
-    token={"default": settings.SANDBOX_TOKEN},
-    latency=SECONDS,
-    jitter=SECONDS,
+    token={"default": settings.SANDBOX_TOKEN}, latency=SECONDS, jitter=SECONDS,
     rate_limit={"type": click.FloatRange(0, min_open=True)},
     burst={"type": click.IntRange(0), "default": 0},
     limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
     retry_after={"type": RETRY_AFTER, "default": settings.SANDBOX_RETRY_AFTER},
-    revoke_after={"type": click.IntRange(0)},
-    disconnect_after={"type": click.IntRange(0)},
+    revoke_after={"type": click.IntRange(0)}, disconnect_after={"type": click.IntRange(0)},
     fault={"multiple": True, "name": "faults"},
     slow_seconds={"default": settings.SANDBOX_SLOW_SECONDS, **SECONDS},
-)
+)  # fmt: skip
 
 
 @command("sandbox", *listen(settings.SANDBOX_PORT), *FAULTS)
@@ -464,9 +460,7 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
 
     \b
     Example:
-      batch-attend sandbox --port 8080 &
-      PLUGCHAT_TOKEN=sandbox-token batch-attend leads.xlsx \\
-           --base-url http://127.0.0.1:8080/api/integrations
+      batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop
     """
     from batch_attend.sandbox import SandboxState, parse_faults, serve
 

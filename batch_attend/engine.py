@@ -2,7 +2,8 @@
 
 A fixed set of workers pulls leads from one shared iterator (memory stays flat however long the
 file), every request passes the run-wide :class:`~batch_attend.retrying.Backpressure` gate, and
-every request and answer is recorded in the journal as it happens.
+every request and answer is recorded in the journal as it happens. What a request is (a start,
+or ``batch-attend undo``'s finish) is its kind's: :class:`Starts` here, ``undo.Finishes``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from batch_attend import sentences
-from batch_attend.api import Answer, PlugChatClient, classify
+from batch_attend.api import Answer, PlugChatClient, classify, read_start
 from batch_attend.journal import History, Journal, now
 from batch_attend.leads import Lead
 from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus
@@ -38,8 +39,54 @@ EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 OnAttempt = Callable[[Lead, int, Outcome, float, float | None], None]
 
 
+class Starts:
+    """The request of a run: a start per lead, recorded in the ``journal`` before it goes out
+    and with its answer; an "already in service" answer with the operators of an earlier
+    request of the lead that may have acted is that lead's own start."""
+
+    desc = "Starting attendances"
+    read = staticmethod(read_start)
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        self.journal = journal
+
+    def history(self, lead: Lead) -> History:
+        return self.journal.history(lead.phone) if self.journal else History()
+
+    async def record(self, lead: Lead) -> int:
+        return await self.journal.sending(lead)
+
+    def send(self, client: PlugChatClient, lead: Lead) -> Awaitable[Answer]:
+        return client.start_attendance(lead)
+
+    def judge(self, lead: Lead, answer: Answer, outcome: Outcome, history: History) -> None:
+        if outcome.status in DONE_STATUSES and lead.note[0]:
+            outcome.error_code, outcome.error_message = lead.note  # the phone sent, changed
+        if outcome.status is not RowStatus.ALREADY_IN_SERVICE:
+            outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
+        elif frozenset(outcome.operators) in history.may_have_acted:
+            # An earlier request of this lead may have started it without its answer reaching
+            # us, and the attendance has that request's operators: it is this lead's own start.
+            outcome.status = RowStatus.STARTED
+            outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
+            outcome.attempts += history.unanswered  # one of them did arrive
+            outcome.error_message = (
+                sentences.CONFIRMED_ON_RETRY_NUMBER.format(number=outcome.attendance_number)
+                if outcome.attendance_number
+                else sentences.CONFIRMED_ON_RETRY
+            )
+        if answer.may_have_acted:
+            history.may_have_acted.add(frozenset(lead.operators))
+
+    def answered(self, request: int, lead: Lead, outcome: Outcome, answer: Answer, final: bool):
+        self.journal.answered(
+            request, lead, outcome, may_have_acted=answer.may_have_acted, decides=final
+        )
+
+
 class Engine:
-    """Sends leads with bounded concurrency, retries, run-wide backpressure and clean stops.
+    """Sends leads with bounded concurrency, retries, run-wide backpressure and clean stops:
+    the requests of ``kind`` (:class:`Starts` unless another is given).
 
     ``on_outcome(lead, outcome)`` is called once for every lead an answer decided; a lead that
     never got one (stopped by a refused token or an interruption) gets no call, and stays
@@ -58,8 +105,10 @@ class Engine:
         on_attempt: OnAttempt | None = None,
         grace: float = DEFAULT_GRACE,
         recheck: Callable[[], Awaitable[str | None]] | None = None,
+        kind: Starts | None = None,
     ) -> None:
         self.client = client
+        self.kind = kind or Starts(journal)
         self.concurrency = concurrency
         self.policy = policy
         self.gate = backpressure or Backpressure(concurrency)
@@ -127,21 +176,22 @@ class Engine:
 
     async def _send(self, lead: Lead, task: asyncio.Task) -> None:
         """Send one lead until an answer decides it, the retries run out, or the run stops."""
-        history = self.journal.history(lead.phone) if self.journal else History()
+        kind = self.kind
+        history = kind.history(lead)
         attempts = history.attempts
-        attempt_id = started = 0
+        request = started = 0
         self.sent_leads += 1
 
         async def record() -> None:
-            nonlocal attempt_id
-            attempt_id = await self.journal.sending(lead)
+            nonlocal request
+            request = await kind.record(lead)
 
         async def send() -> Answer:
             nonlocal started
             started = time.perf_counter()
             self._in_request.add(task)
             try:
-                return await self.client.start_attendance(lead)
+                return await kind.send(self.client, lead)
             finally:
                 self._in_request.discard(task)
 
@@ -149,10 +199,10 @@ class Engine:
             nonlocal attempts
             attempts += 1
             self.requests += 1
-            outcome = self._judge(lead, answer, attempts, history)
+            outcome = classify(answer, self.client.scrub, kind.read)
+            outcome.phone, outcome.attempts, outcome.done_at = lead.phone, attempts, now()
+            kind.judge(lead, answer, outcome, history)
             self._note_failing(answer)
-            if answer.may_have_acted:
-                history.may_have_acted.add(frozenset(lead.operators))
             asked = asked_wait(answer)
             if wait is None and asked is not None and asked > MAX_RETRY_AFTER:
                 self._stop_until(outcome, asked)
@@ -160,9 +210,7 @@ class Engine:
                 self.stop("unauthorized")
             final = wait is None or self.stop_reason is not None
             if self.journal:
-                self.journal.answered(
-                    attempt_id, lead, outcome, may_have_acted=answer.may_have_acted, decides=final
-                )
+                kind.answered(request, lead, outcome, answer, final)
             if self.on_attempt is not None:
                 elapsed = time.perf_counter() - started
                 self.on_attempt(lead, attempts, outcome, elapsed, None if final else wait)
@@ -213,28 +261,6 @@ class Engine:
             when=when.isoformat(timespec="seconds"),
         )
         self.stop("rate_limited")
-
-    def _judge(self, lead: Lead, answer: Answer, attempts: int, history: History) -> Outcome:
-        outcome = classify(answer, self.client.scrub)
-        outcome.phone = lead.phone
-        outcome.attempts = attempts
-        outcome.done_at = now()
-        if outcome.status in DONE_STATUSES and lead.note[0]:
-            outcome.error_code, outcome.error_message = lead.note  # the phone sent, changed
-        if outcome.status is not RowStatus.ALREADY_IN_SERVICE:
-            outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
-        elif frozenset(outcome.operators) in history.may_have_acted:
-            # An earlier request of this lead may have started it without its answer reaching
-            # us, and the attendance has that request's operators: it is this lead's own start.
-            outcome.status = RowStatus.STARTED
-            outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
-            outcome.attempts += history.unanswered  # one of them did arrive
-            outcome.error_message = (
-                sentences.CONFIRMED_ON_RETRY_NUMBER.format(number=outcome.attendance_number)
-                if outcome.attendance_number
-                else sentences.CONFIRMED_ON_RETRY
-            )
-        return outcome
 
 
 @contextlib.contextmanager

@@ -3,14 +3,14 @@
 The journal beside the results (``results.csv.journal``) is an SQLite database in WAL mode that
 anyone can open with the ``sqlite3`` shell, during a run or after a crash:
 
-* ``leads``: one row per lead, keyed by its normalized phone (not by a position in a file, so
-  an edited, re-sorted or renamed sheet finds its leads again): how many requests it cost and,
-  once an answer decided it, the outcome (``status`` is NULL while it is being sent); a lead
-  carried over from a results file given as input is taken in with the outcome that file
-  shows (``attempt`` NULL);
-* ``attempts``: every request, with the operators and department it carried, when it went out,
-  and its answer (``answered_at`` NULL: the run stopped before an answer came), and whether the
-  API may have acted on it (``may_have_acted``);
+* ``leads``: one row per lead, keyed by its normalized phone (so an edited, re-sorted or
+  renamed sheet finds its leads again): how many requests it cost and, once an answer decided
+  it, the outcome (``status`` NULL while it is being sent); a lead carried over from a results
+  file given as input is taken in with the outcome that file shows (``attempt`` NULL);
+* ``attempts``: every start, with the operators and department it carried, when it went out,
+  its answer (``answered_at`` NULL: none came), and whether the API may have acted on it;
+* ``finishes``: every finish of ``batch-attend undo``, recorded and answered as a start is; one
+  answered makes its lead ``undone``, and its earlier starts no longer "may have acted";
 * ``runs``: when each run started and ended, its input, and what stopped it early;
 * ``whatsapp``: what PlugChat said of each phone asked with ``--verify-whatsapp``;
 * ``meta``: the schema version, and where the requests go (``target``): a ledger records the
@@ -21,40 +21,32 @@ turn of the event loop records is committed in one transaction, and a worker's n
 waits for that commit, which also holds its last answer. So a run killed at any moment
 (``kill -9`` included) leaves a ledger that tells which leads are done and which requests may
 have reached the server without their answer reaching us: at most one lead per worker is sent
-again, and its answer then says whose attendance it is. With ``synchronous=NORMAL`` a commit survives the process dying; a power cut may lose the
-last ones, and those requests are then sent again in the same way.
+again, and its answer then says whose attendance it is. With ``synchronous=NORMAL`` a commit
+survives the process dying; a power cut may lose the last ones, sent again in the same way.
 
 A lead once ``started`` or ``already_in_service`` is never sent again and never loses that
-outcome: the statements below refuse to overwrite it. ``--fresh`` moves the journal aside
-(``….journal.<time>.old``, under a name no file has) rather than deleting it. A file that is not
-a ledger, or a damaged one, is refused before anything is written to it.
-
-The journal also locks the run (:func:`_lock`: the ledger file itself, no file beside it): a
-second batch-attend writing the same results refuses to start, and a crashed run's lock goes
-with its process.
+outcome: the statements below refuse to overwrite it, but for a finish, which makes a started
+lead ``undone`` (a later run starts it anew). Where the file lives and how it is kept safe (the
+lock a second run meets, ``--fresh``, a file that is no ledger): :mod:`ledger_files`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import errno
-import itertools
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch_attend import __version__
-from batch_attend.errors import BatchAttendError
+from batch_attend import ledger_files as files
 from batch_attend.i18n import _
 from batch_attend.leads import Lead
-from batch_attend.outcomes import DONE_STATUSES, Outcome
+from batch_attend.ledger_files import SCHEMA_VERSION, JournalError
+from batch_attend.outcomes import DONE_STATUSES, Outcome, RowStatus
 
-SCHEMA_VERSION = "2"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -81,6 +73,17 @@ CREATE TABLE IF NOT EXISTS attempts (
     row_key INTEGER                    -- the fingerprint of the row it was sent for
 );
 CREATE INDEX IF NOT EXISTS attempts_by_phone ON attempts (phone);
+CREATE TABLE IF NOT EXISTS finishes (  -- batch-attend undo: a started lead's attendance ended
+    id INTEGER PRIMARY KEY,
+    run INTEGER NOT NULL REFERENCES runs (id),
+    phone TEXT NOT NULL,
+    operator TEXT NOT NULL,            -- the operatorId sent
+    auto_transfer INTEGER NOT NULL,
+    sent_at TEXT NOT NULL,
+    answered_at TEXT,                  -- NULL: no answer recorded (the lead stays started)
+    http_status INTEGER,
+    result TEXT                        -- what the answer meant: a status or an error code
+);
 CREATE TABLE IF NOT EXISTS whatsapp (  -- what PlugChat said of a phone (--verify-whatsapp)
     phone TEXT PRIMARY KEY,
     has_whatsapp INTEGER NOT NULL,
@@ -111,6 +114,28 @@ _DECIDED = (
     "error_code = ?, error_message = ?, done_at = ?, attempts = ?, attempt = ? "
     f"WHERE phone = ? AND {_NOT_DONE}"
 )
+#: A finish answered: the lead is undone, and its earlier requests are no longer its own start.
+_UNDONE = (
+    "UPDATE leads SET status = 'undone', http_status = ?, error_code = ?, error_message = ?, "
+    "done_at = ? WHERE phone = ? AND status = 'started'"
+)
+_FORGOTTEN = "UPDATE attempts SET may_have_acted = 0 WHERE phone = ?"
+_INSERTS = {
+    "attempts": "INSERT INTO attempts (id, run, phone, row, operators, department, sent_at, "
+    "row_key, may_have_acted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+    "finishes": "INSERT INTO finishes (id, run, phone, operator, auto_transfer, sent_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)",
+}
+_ANSWERED = (
+    "UPDATE attempts SET answered_at = ?, http_status = ?, result = ?, may_have_acted = ? "
+    "WHERE id = ?"
+)
+_FINISH_ANSWERED = "UPDATE finishes SET answered_at = ?, http_status = ?, result = ? WHERE id = ?"
+#: What a turn of the event loop records, in the order it is committed.
+_WRITES = (
+    _INSERTS["attempts"], _SENDING, _ANSWERED, _DECIDED,
+    _INSERTS["finishes"], _FINISH_ANSWERED, _UNDONE, _FORGOTTEN,
+)  # fmt: skip
 _ADOPTED = (
     "INSERT INTO leads (phone, attempts, status, attendance_number, operators, http_status, "
     "error_code, error_message, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -120,11 +145,6 @@ _ADOPTED = (
     "error_message = excluded.error_message, done_at = excluded.done_at, attempt = NULL "
     f"WHERE {_NOT_DONE}"
 )
-
-
-class JournalError(BatchAttendError):
-    """The journal cannot be used for this run (another run holds it, or it records another
-    account's starts)."""
 
 
 def now() -> str:
@@ -145,9 +165,7 @@ class History:
     of these sets is this lead's own start)."""
 
     attempts: int = 0
-    unanswered: int = (
-        0  # recorded, but no answer came (a kill, a request cut off): maybe never sent
-    )
+    unanswered: int = 0  # recorded, but no answer came (a kill, a cut): maybe never sent
     may_have_acted: set[frozenset[str]] = field(default_factory=set)
 
 
@@ -188,19 +206,17 @@ class Journal:
             f"FROM attempts AS a JOIN leads USING (phone) WHERE {_NOT_DONE}"
         ):
             history = self._histories.setdefault(phone, History())
-            if answered:
-                history.attempts += 1
-            else:
-                history.unanswered += 1
+            history.attempts += answered
+            history.unanswered += not answered
             if may_have_acted:
                 history.may_have_acted.add(frozenset(json.loads(operators)))
-        self._next_attempt = 1 + (db.execute("SELECT max(id) FROM attempts").fetchone()[0] or 0)
+        self._next = {  # the ID of the next request of each table (a writable ledger's)
+            table: 1 + (db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0)
+            for table in (("attempts", "finishes") if run is not None else ())
+        }
         columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
         self._key = "a.row_key" if "row_key" in columns else "NULL"  # NULL: an earlier version's
-        self._attempts: list[tuple] = []
-        self._leads: list[tuple] = []
-        self._answers: list[tuple] = []
-        self._decisions: list[tuple] = []
+        self._rows: dict[str, list[tuple]] = {statement: [] for statement in _WRITES}
         self._group: asyncio.Future | None = None
         self._flush_scheduled = False
         self._failure: Exception | None = None
@@ -208,16 +224,16 @@ class Journal:
     @classmethod
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
         """Open (or create) the journal for a run that sends to ``target``, and lock it."""
-        _refuse_links(path)
+        files.refuse_links(path)
         new = not Path(path).is_file() or not Path(path).stat().st_size
-        lock = _lock(path)
+        lock = files.lock(path)
         try:
             set_aside = None
-            if _inspect(path, fresh=fresh) and fresh:
-                set_aside = _set_aside(path)
+            if files.inspect(path, fresh=fresh) and fresh:
+                set_aside = files.set_aside(path)
                 lock.close()  # it held the ledger set aside: hold the new one
-                lock, new = _lock(path), True
-            db = _connect(path, readonly=False)
+                lock, new = files.lock(path), True
+            db = files.connect(path, readonly=False)
             try:
                 db.executescript(_SCHEMA)
                 _add_columns(db)
@@ -233,7 +249,7 @@ class Journal:
         except BaseException:
             lock.close()
             if new:
-                _remove(path)
+                files.remove(path)
             raise
         journal = cls(path, db, lock, run, new)
         journal.set_aside = set_aside
@@ -242,10 +258,10 @@ class Journal:
     @classmethod
     def open_readonly(cls, path: Path) -> Journal | None:
         """The journal as it is, to read what earlier runs did; None when there is none."""
-        _refuse_links(path)
-        if not _inspect(path, fresh=False):
+        files.refuse_links(path)
+        if not files.inspect(path, fresh=False):
             return None
-        return cls(path, _connect(path, readonly=True))
+        return cls(path, files.connect(path, readonly=True))
 
     def done(self) -> dict[str, tuple[str, int | None]]:
         """Every lead an earlier run started or found in service, by phone: its status, and the
@@ -286,39 +302,53 @@ class Journal:
         return self._histories.get(phone) or History()
 
     async def sending(self, lead: Lead) -> int:
-        """Record a request about to go out; returns its ID once the record is committed, so
+        """Record a start about to go out; returns its ID once the record is committed, so
         the request never goes out before the ledger knows of it."""
-        attempt = self._next_attempt
-        self._next_attempt += 1
-        self._attempts.append(
-            (attempt, self.run, lead.phone, lead.row, json.dumps(lead.operators),
-             lead.department, now(), lead.key)
-        )  # fmt: skip
-        self._leads.append((lead.phone,))
+        self._rows[_SENDING].append((lead.phone,))  # committed with the request's record
+        return await self._record("attempts", lead.phone, lead.row, json.dumps(lead.operators),
+                                  lead.department, now(), lead.key)  # fmt: skip
+
+    async def finishing(self, lead: Lead, auto_transfer: bool) -> int:
+        """Record a finish about to go out (``lead.operators[0]`` finishes it), as
+        :meth:`sending` records a start."""
+        return await self._record(
+            "finishes", lead.phone, lead.operators[0], int(auto_transfer), now()
+        )
+
+    async def _record(self, table: str, *values) -> int:
+        request = self._next[table]
+        self._next[table] += 1
+        self._rows[_INSERTS[table]].append((request, self.run, *values))
         await self._committed()
-        return attempt
+        return request
 
     def answered(
-        self,
-        attempt: int,
-        lead: Lead,
-        outcome: Outcome,
-        *,
-        may_have_acted: bool,
-        decides: bool,
+        self, attempt: int, lead: Lead, outcome: Outcome, *, may_have_acted: bool, decides: bool
     ) -> None:
         """Record the answer to ``attempt`` and, when it ``decides`` the lead, its outcome
         (committed with the next group, before this worker's next request goes out)."""
         result = str(outcome.error_code or outcome.status)
-        self._answers.append(
+        self._rows[_ANSWERED].append(
             (outcome.done_at, outcome.http_status, result, int(may_have_acted), attempt)
         )
         if decides:
-            self._decisions.append(
+            self._rows[_DECIDED].append(
                 (str(outcome.status), outcome.attendance_number, json.dumps(outcome.operators),
                  outcome.http_status, str(outcome.error_code), outcome.error_message,
                  outcome.done_at, outcome.attempts, attempt, lead.phone)
             )  # fmt: skip
+        self._schedule()
+
+    def finished(self, finish: int, lead: Lead, outcome: Outcome, *, decides: bool) -> None:
+        """Record the answer to ``finish``; one that ends the attendance (``undone``) makes the
+        lead undone, and its earlier requests no longer "may have acted" (an "already in
+        service" a later run meets is someone else's)."""
+        result = str(outcome.error_code or outcome.status)
+        self._rows[_FINISH_ANSWERED].append((outcome.done_at, outcome.http_status, result, finish))
+        if decides and outcome.status == RowStatus.UNDONE:
+            self._rows[_UNDONE].append((outcome.http_status, str(outcome.error_code),
+                                        outcome.error_message, outcome.done_at, lead.phone))  # fmt: skip
+            self._rows[_FORGOTTEN].append((lead.phone,))
         self._schedule()
 
     async def _committed(self) -> None:
@@ -341,20 +371,12 @@ class Journal:
         it then go out, or learn why they may not (a full disk, say)."""
         self._flush_scheduled = False
         group, self._group = self._group, None
-        work = (
-            ("INSERT INTO attempts (id, run, phone, row, operators, department, sent_at, "
-             "row_key, may_have_acted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)", self._attempts),
-            (_SENDING, self._leads),
-            ("UPDATE attempts SET answered_at = ?, http_status = ?, result = ?, "
-             "may_have_acted = ? WHERE id = ?", self._answers),
-            (_DECIDED, self._decisions),
-        )  # fmt: skip
-        self._attempts, self._leads, self._answers, self._decisions = [], [], [], []
+        work, self._rows = self._rows, {statement: [] for statement in _WRITES}
         try:
             if self._failure is not None:
                 raise self._failure
             with self._db:
-                for statement, rows in work:
+                for statement, rows in work.items():
                     if rows:
                         self._db.executemany(statement, rows)
         except Exception as exc:
@@ -372,34 +394,39 @@ class Journal:
             phone,
             status,
             number,
-            operators,
-            http_status,
+            ops,
+            http,
             code,
             message,
             attempts,
             done_at,
-            asked_operators,
-            asked_department,
-            asked_key,
+            *asked,
         ) in self._db.execute(
             "SELECT l.phone, l.status, l.attendance_number, l.operators, l.http_status, "
-            "l.error_code, l.error_message, l.attempts, l.done_at, a.operators, a.department, "
-            f"{self._key} FROM leads AS l LEFT JOIN attempts AS a ON a.id = l.attempt"
+            "l.error_code, l.error_message, l.attempts, l.done_at, a.operators, "
+            f"a.department, {self._key} FROM leads AS l LEFT JOIN attempts AS a "
+            "ON a.id = l.attempt"
         ):
             yield Record(
-                phone,
-                status,
-                number or "",
-                _operators(operators),
-                http_status,
-                code or "",
-                message or "",
-                attempts,
-                done_at or "",
-                _operators(asked_operators) if asked_operators else None,
-                asked_department,
-                asked_key,
-            )
+                phone, status, number or "", _operators(ops), http, code or "", message or "",
+                attempts, done_at or "", _operators(asked[0]) if asked[0] else None, *asked[1:],
+            )  # fmt: skip
+
+    def started(self, last_run: bool = False) -> list[tuple[str, tuple[str, ...], str]]:
+        """The leads this tool started (``confirmed_on_retry`` included, never those found in
+        service), with the operators and department sent for them (``batch-attend undo``);
+        ``last_run``: only those of the newest run that started any (undone since or not)."""
+        newest = (
+            "(SELECT max(a.run) FROM leads AS l JOIN attempts AS a ON a.id = l.attempt "
+            "WHERE l.status IN ('started', 'undone'))"
+        )
+        rows = self._db.execute(
+            "SELECT l.phone, coalesce(a.operators, l.operators), coalesce(a.department, '') "
+            "FROM leads AS l LEFT JOIN attempts AS a ON a.id = l.attempt "
+            f"WHERE l.status = 'started' AND (? = 0 OR a.run = {newest})",
+            (int(last_run),),
+        )
+        return [(phone, _operators(ops), department) for phone, ops, department in rows]
 
     def adopt(self, records: Iterable[Record]) -> None:
         """Take in the done leads of a results file given as input (unless the ledger has them
@@ -408,21 +435,12 @@ class Journal:
             self._db.executemany(
                 _ADOPTED,
                 (
-                    (
-                        r.phone,
-                        r.attempts,
-                        r.status,
-                        r.attendance_number,
-                        json.dumps(r.operators),
-                        r.http_status,
-                        r.error_code,
-                        r.error_message,
-                        r.done_at,
-                    )
+                    (r.phone, r.attempts, r.status, r.attendance_number, json.dumps(r.operators),
+                     r.http_status, r.error_code, r.error_message, r.done_at)
                     for r in records
                     if r.status in DONE_STATUSES
                 ),
-            )
+            )  # fmt: skip
 
     @property
     def failure(self) -> Exception | None:
@@ -436,7 +454,7 @@ class Journal:
         try:
             sent = True
             if self.run is not None:
-                if self._failure is None and (self._answers or self._decisions):
+                if self._failure is None and any(self._rows.values()):
                     self.flush()
                 if self._failure is None:
                     with self._db:
@@ -447,7 +465,7 @@ class Journal:
                 sent = self._db.execute("SELECT 1 FROM leads LIMIT 1").fetchone() is not None
             self._db.close()
             if self._new and not sent:
-                _remove(self.path)
+                files.remove(self.path)
         finally:
             if unlock:
                 self.unlock()
@@ -458,85 +476,6 @@ class Journal:
             self._lock = None
 
 
-_SIDECARS = ("", "-wal", "-shm")
-
-
-def _refuse_links(path: Path) -> None:
-    """SQLite, the lock and ``--fresh`` would write or move whatever a link names (a planted
-    ``results.csv.journal`` link once turned another file into a database): refuse first."""
-    for suffix in _SIDECARS:
-        if os.path.islink(f"{path}{suffix}"):
-            raise JournalError(
-                _(
-                    "{path}: is a symbolic link, and batch-attend does not write through links. Remove the link, or choose another --journal."
-                ).format(path=f"{path}{suffix}")
-            )
-
-
-def _inspect(path: Path, *, fresh: bool) -> bool:
-    """Whether a ledger is there to open (a file of no bytes is none); a file that is not a
-    ledger of this version (another program's database; an older batch-attend's, unless
-    ``fresh`` is to move it aside) or a damaged one is refused. It is only read (no WAL switch,
-    no table added), so a file refused stays byte for byte as it was."""
-    path = Path(path)
-    if not path.is_file() or not path.stat().st_size:
-        return False
-    tables, schema, problem = set(), None, None
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-            if "meta" in tables:
-                schema = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            problem = None if check == "ok" else check
-        finally:
-            db.close()
-    except sqlite3.OperationalError as exc:  # a folder that cannot be read, a lock held
-        raise JournalError(
-            _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
-        ) from exc
-    except sqlite3.DatabaseError as exc:  # not a database at all, or damaged past reading
-        problem = str(exc)
-    schema = schema and schema[0]
-    ours = schema == SCHEMA_VERSION and {"runs", "attempts", "leads"} <= tables
-    older = schema == "1" and "rows" in tables  # the first version's
-    if problem is None and older and not fresh:
-        raise JournalError(
-            _(
-                "{path}: a journal of an older batch-attend, which this version cannot read. Finish its run with the version that made it, or add --fresh to start a new one (rows it started would then be reported as already in service)."
-            ).format(path=path)
-        )
-    if problem is not None or not (ours or older):
-        raise JournalError(
-            _(
-                "{path}: not a batch-attend journal ({exc}), so it is left as it is. Move it away, or choose another --journal."
-            ).format(path=path, exc=problem or _("no ledger tables"))
-        )
-    return True
-
-
-def _set_aside(path: Path) -> Path:
-    """``--fresh``: the journal moved beside itself under a name no other file has (a run that
-    then fails, with a refused token say, loses nothing). The name is taken with a hard link,
-    which never replaces a file, then the WAL and shared memory follow and the old names go,
-    the database's first (a WAL left alone is never read into another database)."""
-    stamp = f"{path}.{dt.datetime.now():%Y%m%d-%H%M%S}"
-    for n in itertools.count():
-        aside = Path(f"{stamp}-{n}.old" if n else f"{stamp}.old")
-        try:
-            os.link(path, aside)
-            break
-        except FileExistsError:
-            continue
-    for suffix in ("-wal", "-shm"):
-        if Path(f"{path}{suffix}").exists():
-            os.link(f"{path}{suffix}", f"{aside}{suffix}")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return aside
-
-
 def _add_columns(db: sqlite3.Connection) -> None:
     """The columns a ledger of an earlier version lacks (its rows read as before: NULL)."""
     for table, column in (("runs", "plan TEXT"), ("attempts", "row_key INTEGER")):
@@ -545,68 +484,8 @@ def _add_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
-def _remove(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-
-
 def _operators(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text else ()
-
-
-def _lock(path: Path):
-    """The ledger file itself, held by this run (created empty if new): no second run writes
-    these results, and the system lets go of it when a run dies. No file beside it: a lock on
-    the whole file (POSIX ``flock``), or on a byte far past what SQLite locks (Windows); either
-    is apart from SQLite's own locks, so others may still read the ledger."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        fcntl = None
-    handle = open(path, "ab")  # noqa: SIM115 - held until the run ends
-    try:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        else:
-            import msvcrt
-
-            handle.seek(1 << 40)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-    except OSError as exc:
-        handle.close()
-        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise JournalError(
-                _(
-                    "{path}: another batch-attend run is writing these results right now. Wait for it to finish, or choose another -o."
-                ).format(path=path)
-            ) from None
-        raise JournalError(
-            _("{path}: cannot lock the journal ({strerror}).").format(
-                path=path, strerror=exc.strerror
-            )
-        ) from exc
-    with contextlib.suppress(OSError):  # an earlier version's lock file, left beside it
-        Path(f"{path}.lock").unlink(missing_ok=True)
-    return handle
-
-
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    """A ledger :func:`_inspect` let through (none yet, when writing)."""
-    try:
-        if readonly:
-            return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-        db = sqlite3.connect(path)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-        except BaseException:
-            db.close()
-            raise
-        return db
-    except sqlite3.DatabaseError as exc:  # a folder that cannot be written, say
-        raise JournalError(
-            _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
-        ) from exc
 
 
 def _claim_target(db: sqlite3.Connection, path: Path, target: str) -> None:

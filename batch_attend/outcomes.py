@@ -35,6 +35,7 @@ class RowStatus(StrEnum):
     INVALID = "invalid"
     FAILED = "failed"
     SKIPPED = "skipped"
+    UNDONE = "undone"  # started, then finished by ``batch-attend undo``: a later run sends it
 
 
 #: Portuguese results (an XLSX for a Portuguese reader) name the contract's columns and
@@ -45,7 +46,7 @@ PORTUGUESE_COLUMNS = dict(zip(RESULT_COLUMNS, (
     "status HTTP", "motivo", "tentativas", "concluída em", "departamento enviado",
 ), strict=True))  # fmt: skip
 PORTUGUESE_STATUSES = dict(zip(RowStatus, (
-    "iniciada", "já em atendimento", "inválida", "com falha", "não enviada"
+    "iniciada", "já em atendimento", "inválida", "com falha", "não enviada", "desfeita"
 ), strict=True))  # fmt: skip
 
 #: The statuses that mean the lead is assigned: nothing is left to do for such a row.
@@ -93,6 +94,9 @@ class ErrorCode(StrEnum):
     NOT_RESENT = "not_resent"
     NINTH_DIGIT_ADDED = "ninth_digit_added"
     NINTH_DIGIT_REMOVED = "ninth_digit_removed"
+    # notes on an undone row
+    FINISHED = "finished"
+    NOTHING_TO_FINISH = "nothing_to_finish"
 
 
 #: Rows skipped because they are no lead of their own: nothing is missing when they are not sent.

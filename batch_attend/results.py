@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -506,6 +507,14 @@ def write_summary_json(
     write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def summary_of(summary: RunSummary, contract: pd.DataFrame) -> RunSummary:
+    """``summary`` counting the statuses and error codes of results (their contract columns,
+    by name), for their Summary sheet and the page."""
+    codes = contract["error"].str.partition(": ")[0]
+    counts, errors = contract["status"].value_counts(), codes[codes != ""].value_counts()
+    return dataclasses.replace(summary, counts=Counter(counts.to_dict()), error_counts=Counter(errors.to_dict()))  # fmt: skip
+
+
 def counted(status: RowStatus | str, n: int) -> str:
     """``n`` rows of a status in words, singular or plural as the language counts them."""
     return counted_words(status, n).format(count=i18n.number(n))
@@ -521,6 +530,7 @@ def counted_words(status: RowStatus | str, n: int) -> str:
         RowStatus.INVALID: ngettext("{count} invalid", "{count} invalid", n),
         RowStatus.FAILED: ngettext("{count} failed", "{count} failed", n),
         RowStatus.SKIPPED: ngettext("{count} skipped", "{count} skipped", n),
+        RowStatus.UNDONE: ngettext("{count} undone", "{count} undone", n),
         "ready": ngettext("{count} ready to send", "{count} ready to send", n),
         "duplicates": ngettext("{count} duplicate (skipped)", "{count} duplicates (skipped)", n),
         "rows": ngettext("{count} row", "{count} rows", n),

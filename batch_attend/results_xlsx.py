@@ -26,6 +26,7 @@ _STATUS_COLOURS = {
     RowStatus.FAILED: "#FFC7CE",
     RowStatus.SKIPPED: "#D9D9D9",
     RowStatus.INVALID: "#FFEB9C",
+    RowStatus.UNDONE: "#E4DFEC",
 }
 
 

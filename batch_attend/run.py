@@ -14,13 +14,15 @@ import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from batch_attend import i18n
-from batch_attend.engine import Engine, HeldSignals, signals_stop
+from batch_attend.api import PlugChatClient
+from batch_attend.engine import Engine, HeldSignals, Starts, signals_stop
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError, TokenRefusedError
 from batch_attend.i18n import N_, _, ngettext
@@ -78,11 +80,12 @@ class Watch:
         self._engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def planned(self, plan: Plan) -> None:
-        decided = plan.frame["status"].dropna().value_counts().to_dict()
+    def planned(self, rows: int, total: int, decided: dict | None = None) -> None:
+        """``rows`` in all, ``total`` of them to send, ``decided``: counts per status of the
+        others."""
         with self._lock:
-            self.rows, self.total, self.is_planned = len(plan.frame), plan.ready, True
-            self.counts.update({str(k): int(v) for k, v in decided.items()})
+            self.rows, self.total, self.is_planned = rows, total, True
+            self.counts.update({str(k): int(v) for k, v in (decided or {}).items()})
 
     def attach(self, engine: Engine) -> None:
         """Called on the run's loop as sending begins; a cancel that came earlier stops it now."""
@@ -280,18 +283,13 @@ async def _live(
             _show(plan, options, env)
             stop = plan.stop
             if watch is not None:
-                watch.planned(plan)
+                decided = plan.frame["status"].dropna().value_counts().to_dict()
+                watch.planned(len(plan.frame), plan.ready, decided)
             if plan.ready:
                 held.hold()  # from here on, what is sent is written out whatever comes
-                try:
-                    stop = await _send(options, env, access, plan, journal, summary, watch)
-                except Exception as exc:
-                    if journal.failure is None:
-                        raise
-                    stop = Stop.WRITE_FAILED
-                    summary.write_error = _(
-                        "{path}: the journal could not be written ({reason})"
-                    ).format(path=path, reason=_reason(exc))
+                recheck = _recheck(access) if options.requests.status_check else None
+                stop = await send(options, env, access.client, plan.leads(), plan.ready, journal,
+                                  summary, watch, recheck=recheck)  # fmt: skip
             frame = _outcomes(
                 plan, journal, stop, resolved=stop is not Stop.UNAUTHORIZED, when=summary.retry_at
             )
@@ -313,21 +311,44 @@ def _outcomes(plan: Plan, journal: Journal | None, stop: Stop | None, *, resolve
     return outcome_frame(plan.frame, records, unsent, compare_asked=resolved)
 
 
-async def _send(
+def _recheck(access: Access):
+    """What the engine asks once answers fail in a row: why sending must stop, or None."""
+
+    async def recheck() -> str | None:
+        try:
+            status = await whatsapp_status(access.client)
+        except (WhatsAppUnknown, TokenRefusedError):
+            return None  # not known to have dropped: the answers speak for themselves
+        return None if status.ok else status.problem()
+
+    return recheck
+
+
+async def send(
     options: RunOptions,
     env: Env,
-    access: Access,
-    plan: Plan,
+    client: PlugChatClient,
+    leads: Iterable[Lead],
+    total: int,
     journal: Journal,
     summary: RunSummary,
     watch: Watch | None = None,
+    *,
+    kind: Starts | None = None,
+    recheck=None,
+    on_outcome=None,
 ) -> Stop | None:
+    """Send ``total`` requests of ``kind`` (starts, or undo's finishes) on the engine, with the
+    progress bar, the request log and ``--verbose``, Ctrl-C and SIGTERM, and ``watch``; fill
+    ``summary``'s counts of requests; returns why sending stopped early (a ledger that cannot
+    record: ``Stop.WRITE_FAILED``, saying why in ``summary``)."""
     from tqdm import tqdm
 
+    kind = kind or Starts(journal)
     # A bar for a person watching; none for pipes, files and --quiet (its lines still go out).
     shown = not options.display.quiet and env.stderr_isatty
-    progress = tqdm(total=plan.ready, file=env.stderr, unit="row", mininterval=0.25,
-                    dynamic_ncols=True, desc="Starting attendances", leave=False,
+    progress = tqdm(total=total, file=env.stderr, unit="row", mininterval=0.25,
+                    dynamic_ncols=True, desc=kind.desc, leave=False,
                     disable=not shown)  # fmt: skip
     log = RequestLog(options.output.log_file) if options.output.log_file else None
 
@@ -344,35 +365,38 @@ async def _send(
                 file=env.stderr,
             )
 
-    async def recheck() -> str | None:
-        try:
-            status = await whatsapp_status(access.client)
-        except (WhatsAppUnknown, TokenRefusedError):
-            return None  # not known to have dropped: the answers speak for themselves
-        return None if status.ok else status.problem()
-
-    def on_outcome(lead: Lead, outcome: Outcome) -> None:
+    def decided(lead: Lead, outcome: Outcome) -> None:
         progress.update()
         if watch is not None:
             watch.decided(outcome)
+        if on_outcome is not None:
+            on_outcome(lead, outcome)
 
     sending = options.sending
     engine = Engine(
-        access.client,
+        client,
         concurrency=sending.concurrency,
-        policy=access.client.policy,
-        backpressure=access.client.gate,
+        policy=client.policy,
+        backpressure=client.gate,
         journal=journal,
-        on_outcome=on_outcome,
+        on_outcome=decided,
         on_attempt=on_attempt if (options.display.verbose or log is not None) else None,
         grace=sending.grace,
-        recheck=recheck if options.requests.status_check else None,
+        recheck=recheck,
+        kind=kind,
     )
     try:
         with signals_stop(engine):
             if watch is not None:
                 watch.attach(engine)
-            return Stop.named(await engine.run(plan.leads()))
+            return Stop.named(await engine.run(leads))
+    except Exception as exc:
+        if journal.failure is None:
+            raise
+        summary.write_error = _("{path}: the journal could not be written ({reason})").format(
+            path=journal.path, reason=_reason(exc)
+        )
+        return Stop.WRITE_FAILED
     finally:
         if watch is not None:
             watch.detach()

@@ -2,8 +2,10 @@
 
 It answers the way the vendor's page says (401 without or with a wrong token, 405 on other
 methods, 415 without a JSON content type, ``true`` on a first start, the "progress" body with a
-stable attendance number on a repeat), and can misbehave on purpose so that retries, time-outs
-and odd answers are tested over real loopback connections:
+stable attendance number on a repeat; ``finish-attendance`` ends an attendance, after which the
+chat can be started again, with ``chatFounded`` false when there was none), and can misbehave
+on purpose so that retries, time-outs and odd answers are tested over real loopback
+connections (the faults and the rate limit meet finishes as they meet starts):
 
 * ``latency`` / ``jitter``: seconds added to every answer;
 * ``rate_limit`` / ``burst``: nginx's ``limit_req`` (a leaky bucket: a request closer than
@@ -72,40 +74,16 @@ FAULT_KINDS = {
 }
 
 OPERATORS = [
-    {
-        "id": "OP-ANA",
-        "name": "Ana Souza",
-        "login": "ana.souza",
-        "active": True,
-        "createdAt": 1617805323000,
-        "departaments": ["DEP-VENDAS"],
-    },
-    {
-        "id": "OP-BRUNO",
-        "name": "Bruno Lima",
-        "login": "bruno.lima",
-        "active": True,
-        "createdAt": 1617805324000,
-        "departaments": ["DEP-VENDAS", "DEP-SUPORTE"],
-    },
-    {
-        "id": "OP-CARLA",
-        "name": "Carla Nogueira",
-        "login": "carla",
-        "active": True,
-        "createdAt": 1617805325000,
-        "departaments": ["DEP-SUPORTE"],
-        "exactsales": {"email": "carla@example.com.br"},
-    },
-    {
-        "id": "OP-DIEGO",
-        "name": "Diego Araújo",
-        "login": "diego",
-        "active": False,
-        "createdAt": 1617805326000,
-        "departaments": ["DEP-VENDAS"],
-    },
-]
+    {"id": "OP-ANA", "name": "Ana Souza", "login": "ana.souza", "active": True,
+     "createdAt": 1617805323000, "departaments": ["DEP-VENDAS"]},
+    {"id": "OP-BRUNO", "name": "Bruno Lima", "login": "bruno.lima", "active": True,
+     "createdAt": 1617805324000, "departaments": ["DEP-VENDAS", "DEP-SUPORTE"]},
+    {"id": "OP-CARLA", "name": "Carla Nogueira", "login": "carla", "active": True,
+     "createdAt": 1617805325000, "departaments": ["DEP-SUPORTE"],
+     "exactsales": {"email": "carla@example.com.br"}},
+    {"id": "OP-DIEGO", "name": "Diego Araújo", "login": "diego", "active": False,
+     "createdAt": 1617805326000, "departaments": ["DEP-VENDAS"]},
+]  # fmt: skip
 DEPARTMENTS = [
     {"active": True, "id": "DEP-VENDAS", "name": "Vendas", "createdAt": 1617708992443},
     {"active": True, "id": "DEP-SUPORTE", "name": "Suporte", "createdAt": 1617708992444},
@@ -163,6 +141,7 @@ class SandboxState:
     online_requests: int = 0
     attendances: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
     starts: Counter = field(default_factory=Counter)
+    finished: Counter = field(default_factory=Counter)  # attendances ended, by phone
     requests: Counter = field(default_factory=Counter)
     answers: Counter = field(default_factory=Counter)
     in_flight: int = 0
@@ -181,14 +160,9 @@ class SandboxState:
         return self.connected
 
     def whatsapp_status(self) -> dict:
-        if self.is_connected():
-            return {"connected": True, "session": True, "smartphoneConnected": True, "error": ""}
-        return {
-            "connected": False,
-            "session": False,
-            "smartphoneConnected": False,
-            "error": NOT_CONNECTED,
-        }
+        up = self.is_connected()
+        error = "" if up else NOT_CONNECTED
+        return {"connected": up, "session": up, "smartphoneConnected": up, "error": error}
 
     def unknown_ids(self, operators: list[str], department: str | None) -> str:
         """The first operator or department ID of a start that this account does not have."""
@@ -212,11 +186,9 @@ class SandboxState:
 
     def _take_fault(self, phone: str) -> str | None:
         fault = self.faults.get(phone)
-        if fault is None:
+        if fault is None or (fault.times is not None and fault.times <= 0):  # None: always
             return None
         if fault.times is not None:
-            if fault.times <= 0:
-                return None
             fault.times -= 1
         return fault.kind
 
@@ -264,7 +236,7 @@ def _act(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
                 "operators": [{"id": op, "name": _operator_name(state, op)} for op in current],
             }
         )
-    number = FIRST_ATTENDANCE_NUMBER + len(state.attendances)
+    number = FIRST_ATTENDANCE_NUMBER + state.total_starts()  # a finished one's is not reused
     state.attendances[phone] = (number, list(operators))
     state.starts[phone] += 1
     state.answers["started"] += 1
@@ -289,17 +261,51 @@ def _too_many(state: SandboxState) -> web.Response:
     )
 
 
-async def start_attendance(request: web.Request) -> web.StreamResponse:
-    state: SandboxState = request.app[STATE]
-    state.in_flight += 1
-    state.max_in_flight = max(state.max_in_flight, state.in_flight)
-    try:
-        return await _start_attendance(request, state)
-    finally:
-        state.in_flight -= 1
+def _finish(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
+    """End the chat's attendance (the vendor's answer); none open: ``chatFounded`` false."""
+    found = state.attendances.pop(phone, None) is not None
+    state.finished[phone] += found
+    state.answers["finished" if found else "not_found"] += 1
+    message = "Ticket closed successfully" if found else "Ticket not found"
+    return web.json_response({"success": True, "message": message, "chatFounded": found})
 
 
-async def _start_attendance(request: web.Request, state: SandboxState) -> web.StreamResponse:
+def _start_body(body: dict) -> tuple[str, list[str], str | None] | None:
+    phone, operators = body.get("phone"), body.get("operators")
+    if (
+        not isinstance(operators, list)
+        or not operators
+        or not all(isinstance(op, str) and op for op in operators)
+        or ("departmentId" in body and not isinstance(body["departmentId"], str))
+    ):
+        return None
+    return phone, operators, body.get("departmentId")
+
+
+def _finish_body(body: dict) -> tuple[str, list[str], None] | None:
+    operator = body.get("operatorId")
+    if not isinstance(operator, str) or not operator or type(body.get("autoTransfer")) is not bool:
+        return None
+    return body.get("phone"), [operator], None
+
+
+def handler(read, act):
+    """A POST of the API: ``read`` takes its JSON body apart (phone, operators, department;
+    None: malformed), ``act(state, phone, operators)`` acts on it."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state: SandboxState = request.app[STATE]
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            return await _handle(request, state, read, act)
+        finally:
+            state.in_flight -= 1
+
+    return handle
+
+
+async def _handle(request: web.Request, state: SandboxState, read, act) -> web.StreamResponse:
     if state.latency or state.jitter:
         await asyncio.sleep(state.latency + random.uniform(0, state.jitter))
     if not _authorized(request, state):
@@ -312,66 +318,51 @@ async def _start_attendance(request: web.Request, state: SandboxState) -> web.St
         body = json.loads(await request.read())
     except ValueError:
         return web.json_response({"error": "invalid JSON"}, status=400)
-    phone, operators = body.get("phone"), body.get("operators") if isinstance(body, dict) else None
-    if (
-        not isinstance(phone, str)
-        or not phone.isdigit()
-        or not isinstance(operators, list)
-        or not operators
-        or not all(isinstance(op, str) and op for op in operators)
-        or ("departmentId" in body and not isinstance(body["departmentId"], str))
-    ):
+    parts = read(body) if isinstance(body, dict) else None
+    if parts is None or not isinstance(parts[0], str) or not parts[0].isdigit():
         state.answers["400"] += 1
-        return web.json_response({"error": "phone and operators are required"}, status=400)
+        return web.json_response({"error": "a field is missing or malformed"}, status=400)
+    phone, operators, department = parts
     state.requests[phone] += 1
     if state.keep_log:
         state.log.append(dict(body))  # the body exactly as received
     if state._over_rate():
         return _too_many(state)
-    unknown = state.unknown_ids(operators, body.get("departmentId"))
+    unknown = state.unknown_ids(operators, department)
     if unknown:  # the API's answer to an ID it does not have is undocumented: this is ours
         state.answers["400"] += 1
         return web.json_response({"error": f"not found: {unknown}"}, status=400)
     if not state.is_connected():
         state.answers["503"] += 1  # no Retry-After: the client sees answers failing in a row
         return web.json_response({"error": NOT_CONNECTED}, status=503)
-    return await _answer(request, state, phone, operators)
+    return await _answer(request, state, phone, lambda: act(state, phone, operators))
 
 
-async def _answer(
-    request: web.Request, state: SandboxState, phone: str, operators: list[str]
-) -> web.StreamResponse:
+#: What a fault answers without acting, or after acting: status, content type, body.
+_CANNED = {
+    "fail": (500, "application/json", '{"error": "internal error"}'),
+    "act-fail": (500, "application/json", '{"error": "internal error"}'),
+    "bad-gateway": (502, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
+    "html": (200, "text/html", "<!DOCTYPE html><html><body>Login</body></html>"),
+    "badjson": (200, "application/json", '{"status": "progr'),
+    "empty": (200, "application/json", ""),
+}
+
+
+async def _answer(request: web.Request, state: SandboxState, phone: str, act) -> web.StreamResponse:
     fault = state._take_fault(phone)
     if fault is None:
-        return _act(state, phone, operators)
+        return act()
     state.answers[f"fault:{fault}"] += 1
-    if fault == "fail":
-        return web.json_response({"error": "internal error"}, status=500)
-    if fault == "bad-gateway":
-        return web.Response(
-            status=502,
-            text="<html><body><h1>502 Bad Gateway</h1></body></html>",
-            content_type="text/html",
-        )
-    if fault == "html":
-        return web.Response(
-            text="<!DOCTYPE html><html><body>Login</body></html>", content_type="text/html"
-        )
-    if fault == "badjson":
-        return web.Response(text='{"status": "progr', content_type="application/json")
-    if fault == "empty":
-        return web.Response(text="", content_type="application/json")
-    if fault == "drop":
+    response = act() if fault in ("act-drop", "act-fail", "slow") else None
+    if fault in ("drop", "act-drop"):
         request.transport.abort()
         return web.Response(status=500)
-    response = _act(state, phone, operators)
-    if fault == "act-drop":
-        request.transport.abort()
-        return web.Response(status=500)
-    if fault == "act-fail":
-        return web.json_response({"error": "internal error"}, status=500)
-    await asyncio.sleep(state.slow_seconds)  # "slow"
-    return response
+    if fault == "slow":
+        await asyncio.sleep(state.slow_seconds)
+        return response
+    status, kind, text = _CANNED[fault]
+    return web.Response(status=status, text=text, content_type=kind)
 
 
 async def departments(request: web.Request) -> web.Response:
@@ -423,15 +414,11 @@ async def operators_online(request: web.Request) -> web.Response:
     if account != state.account_id:
         return web.json_response({"error": "account not found"}, status=400)
     data = [
-        {
-            "id": op["id"],
-            "lastChanged": state.online_changed_at,
-            "name": op["name"],
-            "state": "online" if op["id"] in state.online else "offline",
-        }
+        {"id": op["id"], "lastChanged": state.online_changed_at, "name": op["name"],
+         "state": "online" if op["id"] in state.online else "offline"}
         for op in state.operators
         if op.get("active")
-    ]
+    ]  # fmt: skip
     return web.json_response({"data": data})
 
 
@@ -440,6 +427,7 @@ async def sandbox_state(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "starts": dict(state.starts),
+            "finished": dict(state.finished),
             "requests": dict(state.requests),
             "answers": dict(state.answers),
             "in_flight": state.in_flight,  # requests it holds now, their answer not yet given
@@ -461,7 +449,8 @@ async def sandbox_state(request: web.Request) -> web.Response:
 def make_app(state: SandboxState | None = None) -> web.Application:
     app = web.Application()
     app[STATE] = state or SandboxState()
-    app.router.add_post(f"{API_PREFIX}/start-attendance", start_attendance)
+    app.router.add_post(f"{API_PREFIX}/start-attendance", handler(_start_body, _act))
+    app.router.add_post(f"{API_PREFIX}/finish-attendance", handler(_finish_body, _finish))
     app.router.add_get(f"{API_PREFIX}/departments", departments)
     app.router.add_get("/api/operator/get-all", operators)
     app.router.add_get("/api/whatsapp/status", whatsapp_status)

@@ -149,6 +149,19 @@ REQUEST_FAILED = N_("the request failed ({reason})")
 TOO_LARGE = N_("the API answered with more than {size} KiB; it was not read")
 COMPRESSED = N_("the API answered compressed as '{encoding}', which was not asked")
 NOT_INFLATED = N_("the API's {encoding} answer could not be inflated ({reason})")
+# batch-attend undo
+FINISHED = N_(
+    "the attendance batch-attend started was finished (as operator {operator}); a later run "
+    "starts it anew"
+)
+FINISHED_MOVED = N_(
+    "the attendance batch-attend started was finished (as operator {operator}) and the chat "
+    "moved to the general department; a later run starts it anew"
+)
+NOTHING_TO_FINISH = N_(
+    "PlugChat found no attendance open in this chat: nothing was left to finish; a later run "
+    "starts it anew"
+)
 # how a run stopped
 RETRY_TOO_LATE = N_(
     "the API answered HTTP {status} and asked to be called again in {seconds} s (at {when}), "

@@ -207,6 +207,19 @@ def delimiter(value: str) -> str:
     return value
 
 
+def rows(spec: str) -> tuple[tuple[int, int], ...]:
+    """``batch-attend undo --rows 2,5-9``: row numbers, and ranges of them."""
+    ranges = []
+    for part in spec.split(","):
+        first, _dash, last = part.strip().partition("-")
+        if not first.isdigit() or not (last or first).isdigit() or int(last or first) < int(first):
+            raise ValueError(
+                _("'{part}' is not a row number or a range of them such as 5-9").format(part=part)
+            )
+        ranges.append((int(first), int(last or first)))
+    return tuple(ranges)
+
+
 def find_config(given: Path | None) -> Path | None:
     """The config file in use: the one given, else ``./batch-attend.toml`` when there is one."""
     if given is not None:

@@ -157,7 +157,8 @@ def test_rate_limited_run_ends_with_every_row_started(tmp_path, retry_after):
     statuses = {o.status for o in report.outcomes}
     assert statuses == {RowStatus.STARTED}
     assert report.summary.pushbacks > 0
-    assert f"{report.summary.pushbacks} requests refused by a rate limit" in stderr
+    refused = report.summary.pushbacks
+    assert f"{refused} request{'s' * (refused > 1)} refused by a rate limit" in stderr
     assert sum(o.attempts for o in report.outcomes) == sum(state.requests.values())
     assert set(state.starts.values()) == {1}
 

@@ -321,3 +321,31 @@ def test_standalone_sandbox_started_disconnected():
         assert (status, json.loads(raw)) == (200, DISCONNECTED)
         headers = {"Authorization": TOKEN, "Content-Type": "application/json"}
         assert call(base_url + "/start-attendance", body=BODY, headers=headers)[0] == 503
+
+
+def finish(sandbox, body, token=TOKEN, method="POST", content_type="application/json"):
+    headers = {"Authorization": token, **({"Content-Type": content_type} if content_type else {})}
+    return call(sandbox.base_url + "/finish-attendance", method, body, headers)
+
+
+def test_finish_attendance_ends_one_and_the_chat_can_be_started_again(sandbox):
+    assert start(sandbox, BODY) == (200, b"true")
+    ended = {"phone": BODY["phone"], "operatorId": "OP-BRUNO", "autoTransfer": True}
+    assert [finish(sandbox, ended, token="wrong")[0], finish(sandbox, ended, method="PUT")[0],
+            finish(sandbox, ended, content_type=None)[0]] == [401, 405, 415]  # fmt: skip
+    for malformed in ({**ended, "operatorId": ""}, {**ended, "autoTransfer": "yes"}):
+        assert finish(sandbox, malformed)[0] == 400
+    status, raw = finish(sandbox, {**ended, "operatorId": "OP-NOBODY"})
+    assert (status, json.loads(raw)) == (400, {"error": "not found: OP-NOBODY"})
+    assert sandbox.state.attendances  # none of those ended it
+    status, raw = finish(sandbox, ended)
+    answer = {"success": True, "message": "Ticket closed successfully", "chatFounded": True}
+    assert (status, json.loads(raw)) == (200, answer)
+    assert json.loads(finish(sandbox, ended)[1])["chatFounded"] is False  # nothing left
+    again = start(sandbox, {"phone": BODY["phone"], "operators": ["OP-CARLA"]})
+    assert again == (200, b"true")  # a new attendance, not "already in service"
+    state = json.loads(
+        call(sandbox.base_url.replace("/api/integrations", "/_sandbox/state"), "GET")[1]
+    )
+    assert state["finished"] == {BODY["phone"]: 1} and state["starts"] == {BODY["phone"]: 2}
+    assert state["attendances"][BODY["phone"]]["operators"] == ["OP-CARLA"]

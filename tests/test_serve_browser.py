@@ -188,6 +188,55 @@ def test_a_run_followed_closed_cancelled_and_resumed_keeps_its_counts_honest(bro
     assert state.total_starts() == 80 and set(state.requests.values()) == {1}
 
 
+def test_part_of_a_run_undone_then_sent_to_another_pool_ends_with_it(browser, tmp_path):
+    """A run to the wrong pool cancelled part-way; what it started undone from the page; the
+    sheet sent again to the right pool: every lead ends with one attendance, to the new one."""
+    rows = [["Nome", "Telefone"], *([f"Lead {i}", f"5544997{i:06d}"] for i in range(40))]
+    leads = tmp_path / "leads.csv"
+    leads.write_text("\n".join(",".join(r) for r in rows), encoding="utf-8")
+
+    def send(page, member: str) -> None:
+        page.goto(f"{web.origin}/")
+        page.set_input_files("#file", str(leads))
+        page.wait_for_url("**/runs/*")
+        page.check(f"input[name=pool][value={member}]")
+        previewed(page)
+        page.click("#start")
+        page.wait_for_selector("#cancel:not([hidden])")
+
+    with on_slow_sandbox(tmp_path / "data", latency=0.25) as (state, web):
+        web.server.settings["ticket"] = SANDBOX_TICKET  # the pool is chosen among operators
+        page = open_page(browser, web, PHONE, locale="pt-BR")
+        send(page, "OP-ANA")  # the wrong pool
+        while state.total_starts() < 8:
+            time.sleep(0.02)
+        page.click("#cancel")
+        page.wait_for_selector("#done:not([hidden])")
+        started = len(state.attendances)
+        assert 0 < started < 40
+        undo = page.locator("#undo")
+        assert undo.text_content() == f"Desfazer: encerrar {started} atendimentos"
+        dialogs = []
+        page.once("dialog", lambda dialog: dialogs.append(dialog.message))
+        undo.click()
+        page.wait_for_selector("#done", state="hidden")  # followed as a run is
+        page.wait_for_selector("#done:not([hidden])")
+        assert f"Encerrar os {started} atendimentos que esta execução iniciou?" in dialogs[0]
+        chips = " ".join(page.text_content("#counts").split())
+        assert f"{started} desfeitas" in chips and "0 iniciadas" in chips, chips
+        assert page.locator("#undo").is_hidden()
+        assert state.attendances == {} and state.finished == dict.fromkeys(state.starts, 1)
+
+        send(page, "OP-CARLA")  # the sheet again, to the right pool
+        page.wait_for_selector("#done:not([hidden])")
+        assert "40 iniciadas" in " ".join(page.text_content("#counts").split())
+        page.context.close()
+    phones = [row[1] for row in rows[1:]]
+    assert {p: a[1] for p, a in state.attendances.items()} == {p: ["OP-CARLA"] for p in phones}
+    assert sum(state.starts.values()) == 40 + started  # the undone ones started twice in all
+    assert len(state.finished) == started and set(state.finished.values()) == {1}
+
+
 def _axe(page, where: str) -> list:
     """axe-core's serious and critical findings on the page as it is."""
     found = Axe().run(page).response["violations"]
@@ -245,6 +294,10 @@ def test_every_page_and_state_is_accessible_and_fits_a_phone(browser, tmp_path, 
         phone.wait_for_selector("#done", state="hidden")
         phone.wait_for_selector("#done:not([hidden])")
         check("finished")
+        phone.click("#undo")  # after a confirmation that says how many
+        phone.wait_for_selector("#done", state="hidden")
+        phone.wait_for_selector("#done:not([hidden])")
+        check("undone")
         url = f"{web.origin}/runs"
         phone.goto(url)
         check("history")
@@ -254,7 +307,7 @@ def test_every_page_and_state_is_accessible_and_fits_a_phone(browser, tmp_path, 
         assert outline == "solid"  # the file input's focus is seen, on its drop zone
     assert found == [] and wide == []
     screens = "390 and 1280 px" if desktop else "390 px"
-    print(f"\naxe-core ({locale}): no serious or critical finding on 7 states, {screens}")
+    print(f"\naxe-core ({locale}): no serious or critical finding on 8 states, {screens}")
 
 
 def test_speed_on_a_20000_row_workbook(browser, tmp_path):

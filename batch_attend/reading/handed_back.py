@@ -43,6 +43,7 @@ def split_results(table: Table) -> Table:
         index=frame.index,
         dtype=str,
     )  # fmt: skip
+    results.attrs["portuguese"] = portuguese  # rewritten so by ``batch-attend undo``
     if portuguese:  # its statuses in words, its reasons without their codes
         results["status"] = results["status"].map(lambda s: _ENGLISH.get(s.strip(), s))
         results["error"] = results["error"].where(results["error"] == "", ": " + results["error"])

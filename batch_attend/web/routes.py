@@ -17,7 +17,7 @@ from aiohttp import web
 
 from batch_attend import i18n, sentences
 from batch_attend.errors import BatchAttendError
-from batch_attend.i18n import _
+from batch_attend.i18n import _, ngettext
 from batch_attend.journal import now
 from batch_attend.outcomes import split_error
 from batch_attend.planning import DISTRIBUTIONS
@@ -107,7 +107,25 @@ def outcome(server: Server, run: runs.Run) -> dict:
         "resumable": state not in ("new", "running") and (stopped or failed),
         "not_done": {"rows": rows, "more": not_done["more"]},
         "downloads": {f: f"/runs/{run.id}/results.{f}" for f in KINDS if run.results(f).exists()},
+        "undo": _undo_offer(status["counts"].get("started", 0))
+        if state in ("finished", "interrupted")
+        else None,
     }
+
+
+def _undo_offer(count: int) -> dict | None:
+    """What the Undo button says, and its confirmation, for ``count`` attendances started."""
+    if not count:
+        return None
+    n = i18n.number(count)
+    return {
+        "label": ngettext("Undo: end {count} attendance", "Undo: end {count} attendances", count).format(count=n),
+        "confirm": ngettext(
+            "End the attendance this run started? A conversation an operator has begun in it is closed too; the chat goes to the general department. Sending these leads again starts it anew.",
+            "End the {count} attendances this run started? Conversations operators have begun in them are closed too; the chats go to the general department. Sending these leads again starts them anew.",
+            count,
+        ).format(count=n),
+    }  # fmt: skip
 
 
 routes = web.RouteTableDef()
@@ -237,28 +255,43 @@ async def problems(request: web.Request) -> web.StreamResponse:
 @routes.post("/runs/{run}/start")
 async def start(request: web.Request) -> web.Response:
     """Start (or resume) the run; never twice at once: two runs would write the same results."""
+    return await _begin(request, runs.execute)
+
+
+@routes.post("/runs/{run}/undo")
+async def undo_run(request: web.Request) -> web.Response:
+    """Finish what a finished run started (the page asked for a confirmation), followed as a
+    run is; its status is the run's until the undo ends."""
+    return await _begin(request, runs.undo)
+
+
+async def _begin(request: web.Request, work) -> web.Response:
     choices, server, run = await _choices(request)
     if (job := server.jobs.get(run.id)) is not None:
         if not job.ended.is_set():
             return error(409, _("This run is already going."))
         await asyncio.shield(job.task)  # its workbook being written: a moment
         _server, run = find_run(request)
+    if work is runs.undo and not outcome(server, run)["undo"]:
+        return error(409, _("This run has no attendance to undo."))
     if choices and outcome(server, run)["state"] == "new":
         run.choices.update(choices)
-    run.status = {"state": "running", "started": now()}
-    server.store.save(run)
+    if work is runs.execute:
+        run.status = {"state": "running", "started": now()}
+        server.store.save(run)
     job = server.jobs[run.id] = Job(Watch())
-    job.task = asyncio.get_running_loop().create_task(_execute(server, run, job))
+    job.task = asyncio.get_running_loop().create_task(_execute(server, run, job, work))
     return web.json_response({"ok": True})
 
 
-async def _execute(server: Server, run: runs.Run, job: Job) -> None:
-    """The run, its status kept as soon as its results are known, then their workbook."""
+async def _execute(server: Server, run: runs.Run, job: Job, work) -> None:
+    """The run (or its undo), its status kept as soon as its results are known, then their
+    workbook."""
     status = {"state": "error", "exit_code": 1, "message": "stopped"}
     workbook = None
     try:
         args = (run, server.settings, server.environ, job.watch)
-        status, workbook = await asyncio.to_thread(runs.execute, *args)
+        status, workbook = await asyncio.to_thread(work, *args)
     finally:
         run.status = {**status, "finished": now()}
         server.store.save(run)

@@ -29,13 +29,14 @@ from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.journal import now
-from batch_attend.outcomes import DONE_STATUSES, ErrorCode, RowStatus, error_column
+from batch_attend.outcomes import DONE_STATUSES, RESULT_COLUMNS, ErrorCode, RowStatus
 from batch_attend.plan import Plan, check_plan
 from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.reading.files import read_table, sheet_names
 from batch_attend.reading.table import CONTROL_CHARACTERS, Table
 from batch_attend.run import Watch, run_batch
 from batch_attend.settings import RunOptions
+from batch_attend.undo import Narrowing, undo_results
 
 log = logging.getLogger(__name__)
 
@@ -361,30 +362,70 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
     except Exception as exc:
         log.exception("run %s failed", run.id)
         return {"state": "error", "exit_code": 1, "message": type(exc).__name__}, None
-    summary, table, lang = report.summary, report.plan.table, i18n.language()
+    frame = results.contract_frame(report.plan.table.frame, report.frame)
+    status = {
+        "state": "interrupted" if report.summary.stop and report.summary.stop.interrupted else "finished",
+        "exit_code": int(report.exit_status),
+    }  # fmt: skip
+    return _ended(run, status, report.summary, report.plan.table, frame)
+
+
+def undo(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
+    """Finish what the run started (the page asked, and the person confirmed), as ``batch-attend
+    undo results.csv --yes`` does; its results rewritten in both forms. The run keeps its state
+    and exit code (Resume sends the rows not done, the undone ones among them); a message says
+    what was left started, if anything was."""
+    options = run.options(settings)
+    options.input.path = run.results("csv")
+    env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
+    try:
+        report = undo_results(options, Narrowing(), env, watch=watch)
+    except BatchAttendError as exc:
+        return {**run.status, "message": run.shown(str(exc))}, None
+    except Exception as exc:
+        log.exception("undo of run %s failed", run.id)
+        return {**run.status, "message": type(exc).__name__}, None
+    if report.frame is None:  # nothing to undo, or the results could not be written
+        return {**run.status, "message": run.shown(report.summary.write_error or "")}, None
+    left = _("Some attendances could not be finished and stay started: Undo tries them again.")
+    status = {**run.status, "message": left if report.exit_status else ""}
+    return _ended(run, status, report.summary, report.table, report.frame)
+
+
+def _ended(run: Run, status: dict, summary, table, frame) -> tuple[dict, Callable]:
+    """The status of a run (or an undo) that wrote its results (``frame``, as written), and what
+    writes the workbook of the same results."""
+    lang = i18n.language()
     summary.output = "results.xlsx"  # the person's name for it, not the server's path
-    # The first rows not done (duplicates aside), in English: the page says them in its reader's.
-    frame = report.frame
-    rows = frame[~frame["status"].isin(DONE_STATUSES) & (frame["error_code"] != "duplicate_row")]
-    shown = rows.head(ROWS_SHOWN)
-    errors = error_column(shown["error_code"], shown["error_message"])
-    listed = zip(shown["row"], shown["status"], errors, strict=True)
-    not_done = {"rows": [[int(r), str(s), e] for r, s, e in listed], "more": len(rows) - len(shown)}
+    contract = frame.iloc[:, -len(RESULT_COLUMNS) :].set_axis(list(RESULT_COLUMNS), axis=1)
+    counted = results.summary_of(
+        summary, contract
+    )  # every row's status (an undo's summary: its own)
 
     def workbook() -> None:
         path = str(run.results("xlsx"))
         try:
             results.check_capacity(path, len(table))
             results.check_cell_lengths(path, table)
-            written = results.contract_frame(table.frame, report.frame)
-            results.write_results(path, table.columns, written, summary=summary, lang=lang)
+            results.write_results(path, table.columns, frame, summary=counted, lang=lang)
         except (BatchAttendError, OSError) as exc:  # the CSV holds them all the same
             log.warning("run %s: the XLSX results could not be written (%s)", run.id, exc)
 
     return {
-        "state": "interrupted" if summary.stop and summary.stop.interrupted else "finished",
-        "exit_code": int(report.exit_status),
-        "counts": {str(k): int(v) for k, v in summary.counts.items()},
+        **status,
+        "counts": {str(k): int(v) for k, v in counted.counts.items()},
         "summary": results.format_summary(summary),
-        "not_done": not_done,
+        "not_done": not_done(contract),
     }, workbook
+
+
+def not_done(frame) -> dict:
+    """The first rows the run did not get done (duplicates, and the rows an undo asked for,
+    aside), as the results say them (in English: the page says them in its reader's language)."""
+    shown = ~frame["status"].isin([*DONE_STATUSES, RowStatus.UNDONE])
+    rows = frame[shown & ~frame["error"].str.startswith("duplicate_row")]
+    shown = [
+        [int(row), str(status), error]
+        for row, status, error in zip(rows["row"], rows["status"], rows["error"], strict=True)
+    ]
+    return {"rows": shown[:ROWS_SHOWN], "more": max(0, len(shown) - ROWS_SHOWN)}

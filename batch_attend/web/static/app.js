@@ -155,6 +155,7 @@ function setUpPreview(url) {
 function showCounts(counts) {
   document.querySelectorAll("#counts [data-status]").forEach((chip) => {
     const n = counts[chip.dataset.status] || 0;
+    chip.hidden = chip.dataset.status === "undone" && !n;  // shown once a run was undone
     const [before, after] = T.count_words[chip.dataset.status][n === 1 ? 0 : 1].split("{count}");
     const count = document.createElement("b");
     count.textContent = number(n);
@@ -197,6 +198,9 @@ function showEnd(end) {
   message.hidden = !message.textContent;
   showFiles(end.downloads);
   $("resume").hidden = !end.resumable;
+  const undo = $("undo");
+  undo.hidden = !end.undo;
+  if (end.undo) [undo.textContent, undo.dataset.confirm] = [end.undo.label, end.undo.confirm];
   $("download-xlsx").classList.toggle("primary", !end.resumable);
   showNotDone(end.not_done || { rows: [], more: 0 });
   announce([T.states[end.state], end.summary, message.textContent].filter(Boolean).join(". "));
@@ -255,11 +259,12 @@ function follow(url) {
   });
 }
 
-async function start(url, choices) {
+// Start, Resume and Undo: the run (or its undo) goes on in the server, followed here.
+async function start(url, choices, what = "/start") {
   const message = $("start-message");
   if (message) message.textContent = T.starting;
   try {
-    await post(url + "/start", choices);
+    await post(url + what, choices);
     if ($("preview")) $("preview").hidden = true;
     follow(url);
     announce(T.started);
@@ -276,6 +281,7 @@ function setUpRun() {
   const url = run.dataset.url;
   setUpPreview(url);
   $("resume").addEventListener("click", () => start(url, {}));
+  $("undo").addEventListener("click", () => { if (confirm($("undo").dataset.confirm)) start(url, {}, "/undo"); });
   const cancel = $("cancel");
   cancel.dataset.label = cancel.textContent;
   cancel.addEventListener("click", async () => {

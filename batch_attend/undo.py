@@ -1,0 +1,257 @@
+"""``batch-attend undo``: take back what a run started, each attendance finished once.
+
+The ledger knows which attendances this tool started (``started``, ``confirmed_on_retry``
+included) and which were someone else's (``already_in_service``: never touched). Undo ends the
+first through PlugChat's ``finish-attendance``, as the first operator each was sent to, on the
+run's engine (its gate, retries, Ctrl-C and SIGTERM): the :class:`Finishes` kind of request,
+each finish recorded in the ledger before it goes out. A finished lead is ``undone``, and so is
+one PlugChat had no attendance left for (``chatFounded: false``); the results file is rewritten
+with those rows ``undone``, and a later run writing it starts them anew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from batch_attend import i18n, sentences
+from batch_attend.api import read_finish
+from batch_attend.engine import HeldSignals, Starts
+from batch_attend.env import Env
+from batch_attend.errors import BatchAttendError
+from batch_attend.i18n import _, ngettext
+from batch_attend.journal import History, Journal, now
+from batch_attend.leads import Lead
+from batch_attend.outcomes import (
+    RESULT_COLUMNS,
+    ErrorCode,
+    ExitStatus,
+    RowStatus,
+    RunSummary,
+    Stop,
+    exit_status_for,
+)
+from batch_attend.plan import journal_path
+from batch_attend.reading.files import read_table
+from batch_attend.reading.table import Table
+from batch_attend.results import (
+    check_writable,
+    format_summary,
+    output_format,
+    summary_of,
+    write_results,
+)
+from batch_attend.run import Watch, send
+from batch_attend.session import open_session, run_async
+from batch_attend.settings import RunOptions
+
+#: Leads that could not be finished, listed after the summary line (they all stay started).
+SHOWN = 20
+
+
+class UndoError(BatchAttendError):
+    """Nothing can be undone this way (no ledger, not a results file)."""
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """Which started leads to finish (every one the results show, by default): those of the
+    newest run that started any, sent to one of ``operators`` or to one of ``departments``,
+    on ``rows`` (ranges of the results' ``row`` numbers); ``auto_transfer``: the chat goes to
+    the general department once finished (PlugChat's ``autoTransfer``) rather than nowhere."""
+
+    last_run: bool = False
+    operators: tuple[str, ...] = ()
+    departments: tuple[str, ...] = ()
+    rows: tuple[tuple[int, int], ...] | None = None
+    auto_transfer: bool = True
+
+
+class Finishes(Starts):
+    """The request of ``batch-attend undo``: a finish per lead, as its first operator."""
+
+    desc = "Finishing attendances"
+    read = staticmethod(read_finish)
+
+    def __init__(self, journal: Journal, auto_transfer: bool) -> None:
+        super().__init__(journal)
+        self.auto_transfer = auto_transfer
+
+    def history(self, lead):
+        return History()
+
+    async def record(self, lead):
+        return await self.journal.finishing(lead, self.auto_transfer)
+
+    def send(self, client, lead):
+        return client.finish_attendance(lead, self.auto_transfer)
+
+    def judge(self, lead, answer, outcome, history) -> None:
+        outcome.operators = lead.operators
+        if outcome.status is RowStatus.UNDONE and not outcome.error_code:
+            said = sentences.FINISHED_MOVED if self.auto_transfer else sentences.FINISHED
+            outcome.error_code = ErrorCode.FINISHED
+            outcome.error_message = said.format(operator=lead.operators[0])
+
+    def answered(self, request, lead, outcome, answer, final) -> None:
+        self.journal.finished(request, lead, outcome, decides=final)
+
+
+def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> list[Lead]:
+    """The leads to finish, in the results' order: started by this tool as the ledger says,
+    shown in the results, as narrowed."""
+    started = {phone: rest for phone, *rest in journal.started(narrowing.last_run)}
+    rows = pd.to_numeric(results["row"], errors="coerce").fillna(0).astype(int).to_numpy()
+    wanted = np.any([(rows >= a) & (rows <= b) for a, b in narrowing.rows or [(0, 1 << 62)]], 0)
+    leads, seen = [], set()
+    for i, phone in enumerate(results["phone"].str.strip()):
+        operators, department = started.get(phone, ((), ""))
+        if not operators or phone in seen or not wanted[i]:
+            continue
+        if narrowing.operators and not set(operators) & set(narrowing.operators):
+            continue
+        if not narrowing.departments or department in narrowing.departments:
+            seen.add(phone)
+            leads.append(Lead(i, int(rows[i]), phone, operators, department))
+    return leads
+
+
+@dataclass
+class UndoReport:
+    """How an undo went: ``summary`` counts the leads it was to finish; ``frame``: the results
+    as rewritten, with ``table``'s own columns (None: nothing was written)."""
+
+    exit_status: ExitStatus
+    summary: RunSummary
+    table: Table | None = None
+    frame: pd.DataFrame | None = None
+
+
+def undo_results(
+    options: RunOptions,
+    narrowing: Narrowing,
+    env: Env | None = None,
+    watch: Watch | None = None,
+    confirm=lambda: True,
+) -> UndoReport:
+    """Finish what the ledger of the results ``options.input.path`` shows this tool started,
+    as narrowed, once it said how many and ``confirm()`` agreed; then rewrite the results. A
+    dry run lists the rows on stdout instead."""
+    env, clock = env or Env(), time.perf_counter()
+    path = Path(options.input.path)
+    table = read_table(path)
+    if table.results is None:
+        raise UndoError(_("{path}: not a results file of batch-attend.").format(path=path))
+    output_format(str(path))
+    check_writable(path)
+    ledger = journal_path(options, str(path))
+    with contextlib.closing(Journal.open_readonly(ledger) or _no_ledger(ledger)) as journal:
+        leads = chosen(journal, table.results, narrowing)
+    summary = RunSummary(output=str(path), started_at=now(), input=str(path))
+    report = UndoReport(ExitStatus.SUCCESS, summary, table)
+    if not leads:
+        env.log("batch-attend: " + _("nothing to undo: these results show no attendance batch-attend started (as narrowed)."))  # fmt: skip
+        return report
+    env.log("batch-attend: " + _ending(len(leads), narrowing.auto_transfer))
+    if options.sending.dry_run:
+        listing = [(lead.row, lead.phone, lead.operators[0], lead.department) for lead in leads]
+        csv.writer(env.stdout, lineterminator="\n").writerows([("row", "phone", "operator", "department"), *listing])  # fmt: skip
+        return report
+    if not confirm():
+        env.log("batch-attend: " + _("nothing was finished."))
+        report.exit_status = ExitStatus.USAGE_OR_INPUT_ERROR
+        return report
+    held, decided = HeldSignals(), {}
+    try:
+        with open_session(options, env) as session:
+            undone, journal = run_async(_finish(options, env, session, ledger, leads, narrowing, summary, held, watch, decided))  # fmt: skip
+        try:
+            report.frame = _rewrite(path, table, undone, options.output.results_lang, summary)
+        except OSError as exc:
+            summary.write_error = _("{path}: the results could not be written ({reason})").format(
+                path=path, reason=exc.strerror or exc
+            )
+        finally:
+            journal.unlock()
+    finally:
+        held.release()
+    summary.stop, summary.elapsed = summary.stop or Stop.named(held.name), time.perf_counter() - clock  # fmt: skip
+    for lead in leads:  # what the undo did, lead by lead: undone, failed, or not sent
+        outcome = decided.get(lead.phone)
+        status = RowStatus.UNDONE if lead.phone in undone else outcome and outcome.status
+        summary.counts[status or RowStatus.SKIPPED] += 1
+    report.exit_status = exit_status_for(summary)
+    if not options.display.quiet:
+        env.log(format_summary(summary))
+    left = [(lead.row, decided[lead.phone].error) for lead in leads if lead.phone in decided and lead.phone not in undone]  # fmt: skip
+    for row, error in left[:SHOWN]:
+        env.log("  " + _("row {row}: {error}").format(row=row, error=error))
+    if summary.write_error:
+        env.log(f"batch-attend: {_('error')}: {summary.write_error}.")
+    elif summary.stop:
+        env.log("batch-attend: " + _("undo stopped ({reason}); the rest stays started: run the same command again to finish it.").format(reason=summary.stop.key))  # fmt: skip
+    return report
+
+
+def _no_ledger(path: Path):
+    raise UndoError(
+        _("{path}: no journal there, so nothing batch-attend started is known.").format(path=path)
+    )
+
+
+def _ending(count: int, auto_transfer: bool) -> str:
+    """What is said before anything is sent."""
+    said = ngettext(
+        "{count} attendance batch-attend started will be finished in PlugChat.",
+        "{count} attendances batch-attend started will be finished in PlugChat.",
+        count,
+    ).format(count=i18n.number(count))
+    said += " " + _("Conversations operators have begun in them will be closed too.")
+    return said + (" " + _("Their chats go to the general department.") if auto_transfer else "")
+
+
+async def _finish(options, env, session, path, leads, narrowing, summary, held, watch, decided):
+    """The finishes sent with the ledger open (``decided``: their outcomes, by phone); returns
+    the leads it shows undone, and the ledger, closed but locked until the results are out."""
+    async with session.client(options) as client:
+        journal = Journal.open(path, target=session.name, input=str(options.input.path), fresh=False)  # fmt: skip
+        try:
+            if watch is not None:
+                watch.planned(len(leads), len(leads))
+            held.hold()  # from here on, what is sent is written out whatever comes
+            kind = Finishes(journal, narrowing.auto_transfer)
+            summary.stop = await send(options, env, client, leads, len(leads), journal, summary, watch, kind=kind,
+                                      on_outcome=lambda lead, outcome: decided.update({lead.phone: outcome}))  # fmt: skip
+            undone = {r.phone: r for r in journal.records() if r.status == RowStatus.UNDONE}
+        except BaseException:
+            journal.close(summary.stop.key if summary.stop else None)
+            raise
+        journal.close(summary.stop.key if summary.stop else None, unlock=False)
+    return undone, journal
+
+
+def _rewrite(path: Path, table: Table, undone: dict, lang: str | None, summary: RunSummary):
+    """The results file again, in its format and language, atomically: its rows started whose
+    lead the ledger shows undone now ``undone``, saying when and why. Returns what it wrote."""
+    results = table.results.copy()
+    phones = results["phone"].str.strip()
+    rows = (results["status"].str.strip() == RowStatus.STARTED) & phones.isin(undone.keys())
+    kept = [undone[phone] for phone in phones[rows]]
+    results.loc[rows, "status"] = str(RowStatus.UNDONE)
+    results.loc[rows, "done_at"] = [r.done_at for r in kept]
+    results.loc[rows, "http_status"] = [str(r.http_status or "") for r in kept]
+    results.loc[rows, "error"] = [f"{r.error_code}: {r.error_message}" for r in kept]
+    for name in ("row", "http_status", "attempts"):  # numbers as a run writes them
+        with contextlib.suppress(ValueError, TypeError):
+            results[name] = pd.to_numeric(results[name].where(results[name] != "")).astype("Int64")
+    frame = pd.concat([table.frame, results[list(RESULT_COLUMNS)]], axis=1, ignore_index=True)
+    lang = "pt_BR" if results.attrs.get("portuguese") else lang or "en"
+    write_results(str(path), table.columns, frame, summary=summary_of(summary, results),
+                  delimiter=table.delimiter or ",", lang=lang)  # fmt: skip
+    return frame
