@@ -1,11 +1,5 @@
-"""What a run is asked to do: the options, the config file, and the credentials.
-
-:class:`RunOptions` groups what belongs together (input, requests, sending, output, display);
-:meth:`RunOptions.build` fills the groups from flat option names, the way the command line and
-``batch-attend.toml`` spell them. The token is the one setting resolved here rather than by the
-caller: ``--token``, else ``--token-file``, else ``PLUGCHAT_TOKEN`` from the environment handed
-to the run, and never from a config file.
-"""
+"""What a run is asked to do: the options in groups, filled from the flat names of the command
+line and ``batch-attend.toml``, and the token (never from a config file)."""
 
 from __future__ import annotations
 
@@ -60,9 +54,6 @@ class InputOptions:
     cell_edits: dict[int, dict[str, str]] = field(default_factory=dict)
     value_map: dict[str, dict[str, str]] = field(default_factory=dict)
     label: str | None = None  # the input's name where it is shown (the page's upload)
-
-    def __post_init__(self) -> None:
-        self.path = Path(self.path)
 
 
 @dataclass
@@ -132,11 +123,9 @@ class RunOptions:
 
     @classmethod
     def build(cls, **values) -> RunOptions:
-        """Options from flat names (``input``, ``output``, ``token``, ``concurrency``, …: the long
-        option names with ``_`` for ``-``); ``no_lookup``, ``no_bom`` and ``no_status_check`` as
-        the flags say, and a
-        name given None keeps its default. Operator values are split as cells are (``A,B`` is
-        two operators)."""
+        """Options from the long option names with ``_`` for ``-`` (``input`` and ``output`` the
+        paths; ``no_lookup``, ``no_bom``, ``no_status_check`` as the flags say); None keeps the
+        default. ``A,B`` among the operators is two, as in a cell."""
         from batch_attend.leads import split_operators  # leads imports pandas: not for --help
 
         for name in ("lookup", "bom", "status_check"):
@@ -152,15 +141,15 @@ class RunOptions:
         owner = {
             option.name: name
             for name, factory in groups.items()
-            for option in dataclasses.fields(factory())
-            if option.name != "path"  # the input and output paths are named input and output
+            for option in dataclasses.fields(factory)
+            if option.name != "path"  # the paths are named input and output
         }
         given: dict[str, dict] = {name: {} for name in groups}
         for name, value in values.items():
             if value is None:
                 continue
             if name in ("input", "output"):
-                given[name]["path"] = value
+                given[name]["path"] = Path(value) if name == "input" else value
             elif name in owner:
                 given[owner[name]][name] = value
             else:

@@ -1,15 +1,7 @@
-"""Workbooks (.xlsx, .xlsm, .xls, .ods) as grids of text, read by calamine, in a child process
-whose memory is capped.
-
-Calamine fills every cell between A1 and the farthest one used and gives each cell its own copy of
-a shared string, so a workbook of a few KiB can ask for any amount of memory; an allocation that
-fails aborts the process. So the grid is read in a child of its own, started afresh (no fork of a
-process running threads), whose data segment may grow by :data:`WORKBOOK_MEMORY` at most
-(``RLIMIT_DATA``, Linux), and comes back as Arrow; a child that dies is a refusal, not a crash.
-Elsewhere (macOS, Windows: no such limit) it is read in the process, within the size, inflation,
-cell and row limits alone. This module imports no pandas: the child starts in a fraction of a
-second.
-"""
+"""Workbooks (.xlsx, .xlsm, .xls, .ods) as grids of text, read by calamine. A few KiB of workbook
+can ask calamine for any amount of memory, and a failed allocation aborts: on Linux the grid is
+read in a spawned child (no fork of a process running threads) capped by ``RLIMIT_DATA``, and comes
+back as Arrow. No pandas here, so the child starts fast."""
 
 from __future__ import annotations
 
@@ -28,7 +20,7 @@ import pyarrow.compute as pc
 
 from batch_attend import i18n
 from batch_attend.i18n import _
-from batch_attend.reading.headers import HEADER_SEARCH_ROWS, fold, header_index, phone_strength
+from batch_attend.reading.headers import HEADER_SEARCH_ROWS, find, header_index, phone_strengths
 from batch_attend.reading.limits import (
     MAX_INFLATED_BYTES,
     MAX_TEXT_BYTES,
@@ -53,14 +45,10 @@ def cell_text(value: object) -> str:
     """One workbook cell as the text a person sees, without float rounding for whole numbers."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # at any size, as pandas' reader gives it
-    if isinstance(value, int):
-        return str(value)
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     if isinstance(value, dt.datetime):
@@ -72,12 +60,10 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
-def check_inflated(path: Path, kind: str) -> None:
-    """Refuse, before it is parsed, a workbook whose parts would inflate past
-    :data:`MAX_INFLATED_BYTES`: the sizes its zip directory declares for all of its members, or
-    the file's own size for an .xls (not compressed). The zip readers of calamine and Python stop
-    at a member's declared size, so the declared sizes bound what is parsed."""
-    if kind == "xls":
+def check_inflated(path: Path) -> None:
+    """Refuse, before it is parsed, a workbook whose members' declared sizes (the readers stop
+    there), or an .xls's own size, pass :data:`MAX_INFLATED_BYTES`."""
+    if path.suffix.lower() == ".xls":  # the reader checked that the content is what it says
         size = path.stat().st_size
     else:
         with zipfile.ZipFile(path) as archive:
@@ -99,13 +85,13 @@ def _damaged(path: Path, exc: Exception) -> InputError:
 
 
 class Book:
-    """A workbook open for reading: calamine's, or openpyxl's for the few files some writers
-    make that only openpyxl accepts."""
+    """A workbook open in calamine, or in openpyxl for the few files only it accepts."""
 
     def __init__(self, path: Path) -> None:
         from python_calamine import CalamineWorkbook
 
         self.path = path
+        check_inflated(path)
         try:
             self._book, self._openpyxl = CalamineWorkbook.from_path(str(path)), None
         except Exception as exc:  # calamine raises its own types for damaged files
@@ -120,7 +106,7 @@ class Book:
         self.names = [str(n) for n in (self._openpyxl or self._book).sheet_names]
 
     def rows(self, name: str):
-        """The sheet's rows of cell values from A1 (and its width), whatever the engine."""
+        """The sheet's rows of cell values from A1, its height and its width."""
         if self._openpyxl is not None:  # rare: read whole, its dimensions may be unknown
             rows = list(self._openpyxl[name].iter_rows(values_only=True))
             width = max(map(len, rows), default=0)
@@ -133,15 +119,13 @@ class Book:
             raise _damaged(self.path, exc) from exc
         if sheet.start is None:
             return iter(()), 0, 0
-        left = sheet.start[1]  # calamine's rows begin at the first column used
-        pad = (None,) * left
+        pad = (None,) * sheet.start[1]  # calamine's rows begin at the first column used
         rows = (pad + tuple(row) for row in sheet.iter_rows())
         return rows, sheet.end[0] + 1, sheet.end[1] + 1
 
     def grid(self, name: str, nrows: int | None = None) -> pa.Table:
-        """A sheet's cells as text from A1, a block of rows at a time (a whole sheet's Python
-        values at once take several times the memory of its text); a whole sheet past the cell
-        or text limits is refused before it is all read."""
+        """A sheet's cells as text from A1, a block of rows at a time (Python values take far more
+        memory than their text); a whole sheet past the limits is refused."""
         where = place(self.path, name)
         rows, height, width = self.rows(name)
         if nrows is None:
@@ -166,28 +150,22 @@ class Book:
 
 
 def _phones_below_header(top: list[list[str]], phone_column: str | None) -> int:
-    """How many rows under the header of these top rows hold something like a phone in a phone
-    column (-1: no header names a phone)."""
+    """How many rows under the header hold a phone-like cell in a phone column (-1: no header)."""
     h = header_index(top[:HEADER_SEARCH_ROWS], phone_column)
     if h is None:
         return -1
-    names = [fold(c) for c in top[h]]
-    strength = [
-        int(name == fold(phone_column)) if phone_column else phone_strength(name) for name in names
-    ]
+    strength = phone_strengths(top[h], phone_column)
     columns = [j for j, s in enumerate(strength) if s and s == max(strength)]
     return sum(any(_PHONE_LIKE.fullmatch(row[j]) for j in columns) for row in top[h + 1 :])
 
 
 def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
-    if sheet in names:
-        return str(sheet)
+    """``--sheet``: a sheet's name, or its number from 1."""
     text = str(sheet).strip()
-    if text.isdigit() and 1 <= int(text) <= len(names):
+    if sheet not in names and text.isdigit() and 1 <= int(text) <= len(names):
         return names[int(text) - 1]
-    folded = [fold(n) for n in names]
-    if fold(text) in folded:
-        return names[folded.index(fold(text))]
+    if (j := find(names, str(sheet))) is not None:
+        return names[j]
     raise InputError(
         _("{path}: no sheet '{sheet}'. Sheets: {names}.").format(
             path=path, sheet=sheet, names=quoted(names)
@@ -198,9 +176,8 @@ def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
 def sheet_grid(
     path: Path, sheet: str | int | None, phone_column: str | None
 ) -> tuple[str, pa.Table]:
-    """The chosen sheet's name and grid of text: ``sheet`` if given, else the sheet whose rows
-    hold the most phones under a phone header (an instructions tab that mentions a phone is
-    passed over for the leads that follow it)."""
+    """The chosen sheet's name and grid: ``sheet``, else the one with the most phones under a
+    phone header (not an instructions tab that mentions a phone)."""
     book = Book(path)
     if not book.names:
         raise InputError(_("{path}: the workbook has no sheets.").format(path=path))
@@ -259,8 +236,7 @@ def read_workbook(
 
 
 def _child() -> None:
-    """The capped child: the question on stdin, one line of JSON then the grid as Arrow on
-    stdout."""
+    """The question on stdin; one line of JSON, then the grid as Arrow, on stdout."""
     import faulthandler
     import resource
 
