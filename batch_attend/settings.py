@@ -165,10 +165,9 @@ def resolve_token(options: RequestOptions, environ: Mapping[str, str]) -> str | 
         try:
             return Path(options.token_file).read_text(encoding="utf-8").strip() or None
         except OSError as exc:
+            message = _("{path}: cannot read the token file ({strerror}).")
             raise ConfigError(
-                _("{path}: cannot read the token file ({strerror}).").format(
-                    path=options.token_file, strerror=exc.strerror
-                )
+                message.format(path=options.token_file, strerror=exc.strerror)
             ) from exc
     return environ.get(TOKEN_ENV) or None
 
@@ -177,9 +176,8 @@ def country_code(value: str) -> str:
     """``--country-code``: 1 to 3 digits, a leading + allowed."""
     digits = value.strip().lstrip("+")
     if not digits.isdigit() or not 1 <= len(digits) <= 3:
-        raise ValueError(
-            _("'{value}' is not a country code (1 to 3 digits, e.g. 55)").format(value=value)
-        )
+        message = _("'{value}' is not a country code (1 to 3 digits, e.g. 55)")
+        raise ValueError(message.format(value=value))
     return digits
 
 
@@ -188,11 +186,8 @@ def delimiter(value: str) -> str:
     named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
     value = named.get(value.lower(), value)
     if len(value) != 1:
-        raise ValueError(
-            _("'{value}' is not a single character (or tab/comma/semicolon/pipe)").format(
-                value=value
-            )
-        )
+        message = _("'{value}' is not a single character (or tab/comma/semicolon/pipe)")
+        raise ValueError(message.format(value=value))
     return value
 
 
@@ -209,25 +204,20 @@ def read_config(path: Path, known: Mapping[str, str]) -> dict[str, object]:
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(
-            _("{path}: cannot read it ({strerror})").format(path=path, strerror=exc.strerror)
-        ) from exc
+        message = _("{path}: cannot read it ({strerror})")
+        raise ConfigError(message.format(path=path, strerror=exc.strerror)) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(_("{path}: not valid TOML ({exc})").format(path=path, exc=exc)) from exc
     values = {}
     for key, value in data.items():
         if key.replace("-", "_").lower() in ("token", "plugchat_token"):
-            raise ConfigError(
-                _(
-                    "{path}: the token may not be stored in a config file; use PLUGCHAT_TOKEN or token-file = 'path' (a file only you can read)"
-                ).format(path=path)
+            message = _(
+                "{path}: the token may not be stored in a config file; use PLUGCHAT_TOKEN or token-file = 'path' (a file only you can read)"
             )
+            raise ConfigError(message.format(path=path))
         name = known.get(key.replace("_", "-"))
         if name is None:
-            raise ConfigError(
-                _("{path}: unknown option '{key}'. Known: {known}").format(
-                    path=path, key=key, known=", ".join(sorted(known))
-                )
-            )
+            message = _("{path}: unknown option '{key}'. Known: {known}")
+            raise ConfigError(message.format(path=path, key=key, known=", ".join(sorted(known))))
         values[name] = value
     return values

@@ -18,7 +18,7 @@ INSTRUCTIONS_SHEET = "Instruções"
 LEADS_SHEET = "Leads"
 LISTS_SHEET = "Listas"
 HEADERS = ("Nome", "Telefone", "Operadores", "Departamento", "Observação")
-PHONE_COL, OPERATORS_COL, DEPARTMENT_COL = 1, 2, 3
+PHONE_COL, OPERATORS_COL = 1, 2  # then the department's
 LAST_ROW = 1_048_575  # 0-based: the whole column below the header
 
 
@@ -55,11 +55,9 @@ def fetch_lists(options: RunOptions, env: Env) -> Directory:
 
     async def fetch(session) -> Directory:
         async with session.client(options) as client:
+            ticket = session.ticket
             return await fetch_directory(
-                client,
-                ticket=session.ticket,
-                operators=bool(session.ticket),
-                departments=True,
+                client, ticket=ticket, operators=bool(ticket), departments=True
             )
 
     with open_session(options, env) as session:
@@ -107,30 +105,25 @@ def _write(
     leads = book.add_worksheet(LEADS_SHEET)
     leads.write_row(0, 0, HEADERS, bold)
     leads.freeze_panes(1, 0)
-    leads.set_column(0, 0, 30)
-    leads.set_column(PHONE_COL, PHONE_COL, 20, book.add_format({"num_format": "@"}))
-    leads.set_column(OPERATORS_COL, DEPARTMENT_COL, 28)
-    leads.set_column(len(HEADERS) - 1, len(HEADERS) - 1, 40)
+    text = book.add_format({"num_format": "@"})
+    for c, width in enumerate((30, 20, 28, 28, 40)):
+        leads.set_column(c, c, width, text if c == PHONE_COL else None)
 
     lists = book.add_worksheet(LISTS_SHEET)
-    columns = [
-        (OPERATORS_COL, "Operadores", operators),
-        (DEPARTMENT_COL, "Departamentos", departments),
-    ]
-    for c, (target, header, values) in enumerate(columns):
+    columns = [("Operadores", operators), ("Departamentos", departments)]
+    for c, (header, values) in enumerate(columns):
         lists.write_string(0, c, header, bold)
         if values:  # a range, not an inline list: those stop at 255 characters
             lists.write_column(1, c, values)
-            letter = "AB"[c]
             rule = {
                 "validate": "list",
-                "source": f"={LISTS_SHEET}!${letter}$2:${letter}${len(values) + 1}",
+                "source": f"={LISTS_SHEET}!${'AB'[c]}$2:${'AB'[c]}${len(values) + 1}",
                 # a warning, not a stop: IDs, and several operators with ';', are allowed
                 "error_type": "warning",
                 "error_title": "Valor fora da lista",
                 "error_message": "Não está na lista da conta. Para vários operadores, separe por ponto e vírgula; IDs também são aceitos.",
             }
-            leads.data_validation(1, target, LAST_ROW, target, rule)
+            leads.data_validation(1, OPERATORS_COL + c, LAST_ROW, OPERATORS_COL + c, rule)
     lists.hide()
     book.close()
 
@@ -142,17 +135,11 @@ def write_template(
     half a workbook); returns what was written, in words."""
     env = env or Env()
     if path.suffix.lower() != ".xlsx":
-        raise TemplateError(
-            _("{path}: the template is an Excel workbook; give a name ending in .xlsx").format(
-                path=path
-            )
-        )
+        message = _("{path}: the template is an Excel workbook; give a name ending in .xlsx")
+        raise TemplateError(message.format(path=path))
     if path.exists() and not force:
-        raise TemplateError(
-            _("{path} already exists; choose another name, or add --force to overwrite it").format(
-                path=path
-            )
-        )
+        message = _("{path} already exists; choose another name, or add --force to overwrite it")
+        raise TemplateError(message.format(path=path))
     found = fetch_lists(options, env)
     operators = operator_choices(found.operators) if found.operators is not None else None
     departments = department_choices(found.departments or [])
@@ -167,13 +154,7 @@ def write_template(
         with replacing(path) as temp:
             _write(temp, path, operators, departments, on_page)
     except OSError as exc:
-        raise TemplateError(
-            _("{path}: could not write the template: {reason}").format(
-                path=path, reason=exc.strerror or exc
-            )
-        ) from exc
-    return _("{path}: template written ({operators} operators, {departments} departments)").format(
-        path=path,
-        operators=len(operators or []),
-        departments=len(departments),
-    )
+        message = _("{path}: could not write the template: {reason}")
+        raise TemplateError(message.format(path=path, reason=exc.strerror or exc)) from exc
+    message = _("{path}: template written ({operators} operators, {departments} departments)")
+    return message.format(path=path, operators=len(operators or []), departments=len(departments))

@@ -75,11 +75,10 @@ def content_kind(path: Path) -> str:
 def _check_content(path: Path, ext: str) -> str:
     kind = content_kind(path)
     if kind == "encrypted":
-        raise InputError(
-            _(
-                "{path}: the workbook is password-protected. Open it in Excel, remove the password (File > Info > Protect Workbook), save, and run again."
-            ).format(path=path)
+        message = _(
+            "{path}: the workbook is password-protected. Open it in Excel, remove the password (File > Info > Protect Workbook), save, and run again."
         )
+        raise InputError(message.format(path=path))
     if kind == _EXPECTED_KIND[ext]:
         return kind
     what = _(_KIND_NAMES.get(kind, N_("something else")))
@@ -88,11 +87,8 @@ def _check_content(path: Path, ext: str) -> str:
         if kind in _RENAME_TO
         else _(" Open it in a spreadsheet program and save it as .xlsx or .csv.")
     )
-    raise InputError(
-        _("{path}: the name says {ext} but the content is {what}.{hint}").format(
-            path=path, ext=ext, what=what, hint=hint
-        )
-    )
+    message = _("{path}: the name says {ext} but the content is {what}.{hint}")
+    raise InputError(message.format(path=path, ext=ext, what=what, hint=hint))
 
 
 def sheet_names(path: str | Path) -> list[str]:
@@ -119,13 +115,9 @@ def read_table(
         raise InputError(_("{path}: is a folder, not a spreadsheet.").format(path=path))
     ext = path.suffix.lower()
     if ext not in _EXPECTED_KIND:
-        raise InputError(
-            _("{path}: unknown file type '{value}'. Use one of {join}.").format(
-                path=path,
-                value=ext or "(none)",
-                join=", ".join(sorted(_EXPECTED_KIND)),
-            )
-        )
+        message = _("{path}: unknown file type '{value}'. Use one of {join}.")
+        known = ", ".join(sorted(_EXPECTED_KIND))
+        raise InputError(message.format(path=path, value=ext or "(none)", join=known))
     if path.stat().st_size == 0:
         raise InputError(_("{path}: the file is empty.").format(path=path))
     name = sep = None
@@ -156,11 +148,11 @@ def read_stdin_table(stream: BinaryIO, **options) -> Table:
         kind = content_kind(spooled)
         suffix = {**_RENAME_TO, "encrypted": ".xlsx"}.get(kind)
         if suffix is None:
-            raise InputError(
-                _(
-                    "{path}: the content is {what}, not a CSV file or a workbook. Open it in a spreadsheet program and save it as .xlsx or .csv."
-                ).format(path=STDIN_NAME, what=_(_KIND_NAMES.get(kind, N_("something else"))))
+            message = _(
+                "{path}: the content is {what}, not a CSV file or a workbook. Open it in a spreadsheet program and save it as .xlsx or .csv."
             )
+            what = _(_KIND_NAMES.get(kind, N_("something else")))
+            raise InputError(message.format(path=STDIN_NAME, what=what))
         path = spooled.rename(spooled.with_suffix(suffix))
         try:
             table = read_table(path, **options)
@@ -175,21 +167,18 @@ def _spool(stream: BinaryIO, path: Path) -> None:
     limit, or a workbook's when its first bytes are one."""
     with open(path, "xb") as fh:
         chunk = stream.read(_SPOOL_CHUNK)
-        workbook = chunk.startswith((b"PK\x03\x04", _OLE_MAGIC))
-        limit = MAX_INFLATED_BYTES if workbook else MAX_TEXT_BYTES
-        size = 0
+        if chunk.startswith((b"PK\x03\x04", _OLE_MAGIC)):
+            limit = MAX_INFLATED_BYTES
+            message = _(
+                "{path}: more than the {limit} batch-attend reads from a workbook came on standard input. Split it into smaller files."
+            )
+        else:
+            limit = MAX_TEXT_BYTES
+            message = _(
+                "{path}: more than the {limit} batch-attend reads from a CSV file came on standard input. Split it into smaller files."
+            )
         while chunk:
-            size += len(chunk)
-            if size > limit:
-                message = (
-                    _(
-                        "{path}: more than the {limit} batch-attend reads from a workbook came on standard input. Split it into smaller files."
-                    )
-                    if workbook
-                    else _(
-                        "{path}: more than the {limit} batch-attend reads from a CSV file came on standard input. Split it into smaller files."
-                    )
-                )
+            if fh.tell() + len(chunk) > limit:
                 raise InputError(message.format(path=STDIN_NAME, limit=mib(limit)))
             fh.write(chunk)
             chunk = stream.read(_SPOOL_CHUNK)

@@ -69,19 +69,17 @@ def check_inflated(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             size = sum(member.file_size for member in archive.infolist())
     if size > MAX_INFLATED_BYTES:
-        raise InputError(
-            _(
-                "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
-            ).format(path=path, size=mib(size), limit=mib(MAX_INFLATED_BYTES))
+        message = _(
+            "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
         )
+        raise InputError(message.format(path=path, size=mib(size), limit=mib(MAX_INFLATED_BYTES)))
 
 
 def _damaged(path: Path, exc: Exception) -> InputError:
-    return InputError(
-        _(
-            "{path}: cannot be opened as a workbook; it may be damaged ({exc}). Open it in a spreadsheet program and save it again."
-        ).format(path=path, exc=exc)
+    message = _(
+        "{path}: cannot be opened as a workbook; it may be damaged ({exc}). Open it in a spreadsheet program and save it again."
     )
+    return InputError(message.format(path=path, exc=exc))
 
 
 class Book:
@@ -141,11 +139,10 @@ class Book:
         columns = [pa.chunked_array(part, pa.large_string()) for part in parts]
         text = sum(pc.sum(pc.binary_length(column)).as_py() or 0 for column in columns)
         if nrows is None and text > MAX_TEXT_BYTES:
-            raise InputError(
-                _(
-                    "{where}: the cells hold {size} of text, more than the {limit} batch-attend reads. Split the file."
-                ).format(where=where, size=mib(text), limit=mib(MAX_TEXT_BYTES))
+            message = _(
+                "{where}: the cells hold {size} of text, more than the {limit} batch-attend reads. Split the file."
             )
+            raise InputError(message.format(where=where, size=mib(text), limit=mib(MAX_TEXT_BYTES)))
         return pa.table(columns, names=[str(j) for j in range(width)])
 
 
@@ -166,11 +163,8 @@ def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
         return names[int(text) - 1]
     if (j := find(names, str(sheet))) is not None:
         return names[j]
-    raise InputError(
-        _("{path}: no sheet '{sheet}'. Sheets: {names}.").format(
-            path=path, sheet=sheet, names=quoted(names)
-        )
-    )
+    message = _("{path}: no sheet '{sheet}'. Sheets: {names}.")
+    raise InputError(message.format(path=path, sheet=sheet, names=quoted(names)))
 
 
 def sheet_grid(
@@ -181,11 +175,9 @@ def sheet_grid(
     book = Book(path)
     if not book.names:
         raise InputError(_("{path}: the workbook has no sheets.").format(path=path))
-    if sheet is not None:
-        name = _choose_sheet(path, book.names, sheet)
+    if sheet is not None or len(book.names) == 1:
+        name = book.names[0] if sheet is None else _choose_sheet(path, book.names, sheet)
         return name, book.grid(name)
-    if len(book.names) == 1:
-        return book.names[0], book.grid(book.names[0])
     seen, found = [], {}
     for name in book.names:
         sample = book.grid(name, SHEET_SAMPLE_ROWS).to_pydict().values()
@@ -228,11 +220,10 @@ def read_workbook(
         raise InputError(answer["input_error"], page=answer.get("page"))
     if "error" in answer:
         raise RuntimeError(answer["error"])
-    raise InputError(
-        _(
-            "{path}: reading the workbook needs more than the {limit} of memory batch-attend allows: a sheet's cells may reach far past its data, or one long text may fill many cells. Open it in a spreadsheet program, delete the rows and columns past the data, and save it again."
-        ).format(path=path, limit=mib(WORKBOOK_MEMORY))
+    message = _(
+        "{path}: reading the workbook needs more than the {limit} of memory batch-attend allows: a sheet's cells may reach far past its data, or one long text may fill many cells. Open it in a spreadsheet program, delete the rows and columns past the data, and save it again."
     )
+    raise InputError(message.format(path=path, limit=mib(WORKBOOK_MEMORY)))
 
 
 def _child() -> None:
