@@ -34,27 +34,26 @@ def normal(lang: str) -> str:
 
 
 @functools.cache
-def translation(lang: str) -> gettext.NullTranslations:
-    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
+def _catalog(lang: str) -> tuple[str, gettext.NullTranslations]:
+    chosen = normal(lang)
+    return chosen, gettext.translation(DOMAIN, LOCALE_DIR, languages=[chosen], fallback=True)
 
 
 def set_language(lang: str | None, environ: Mapping[str, str]) -> str:
     """Choose the language of this process (``--lang``, else the locale); returns it."""
-    chosen = normal(lang or language_from(environ))
-    _current.set((chosen, translation(chosen)))
-    os.environ["LANGUAGE"] = chosen  # what gettext.gettext looks at first
+    _current.set(_catalog(lang or language_from(environ)))
+    os.environ["LANGUAGE"] = language()  # what gettext.gettext looks at first
     gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
     gettext.textdomain(DOMAIN)
-    return chosen
+    return language()
 
 
 @contextlib.contextmanager
 def speaking(lang: str):
     """Messages in ``lang`` inside the block (a results file, one web request)."""
-    chosen = normal(lang)
-    token = _current.set((chosen, translation(chosen)))
+    token = _current.set(_catalog(lang))
     try:
-        yield chosen
+        yield language()
     finally:
         _current.reset(token)
 

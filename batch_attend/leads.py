@@ -181,9 +181,7 @@ def split_operators(cell: str) -> tuple[str, ...]:
 def per_distinct(cells: pd.Series, rule) -> pd.Series:
     """``rule`` applied once per distinct cell: a sheet repeats a few operators and departments."""
     codes, distinct = pd.factorize(cells)
-    results = np.empty(len(distinct), dtype=object)
-    for k, cell in enumerate(distinct):
-        results[k] = rule(cell)
+    results = pd.Series([rule(cell) for cell in distinct], dtype=object).to_numpy()
     return pd.Series(results[codes], index=cells.index, dtype=object)
 
 

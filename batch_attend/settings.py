@@ -22,7 +22,6 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
-DEFAULT_GRACE = 5.0
 DEFAULT_COUNTRY_CODE = "55"
 DEFAULT_DISTRIBUTION = "round-robin"
 #: Where ``batch-attend sandbox`` and ``batch-attend serve`` listen, and the sandbox's defaults.
@@ -88,7 +87,7 @@ class SendingOptions:
     backoff: float = DEFAULT_BACKOFF
     rate: float | None = None
     dry_run: bool = False
-    grace: float = DEFAULT_GRACE  # seconds in-flight requests get after Ctrl-C
+    grace: float = 5.0  # seconds in-flight requests get after Ctrl-C
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""A sheet as the rest of the tool sees it: its data rows as text with the row numbers a person
-sees, the header found among titles and notes above it, blank rows and columns dropped, and no
-control character anywhere."""
+"""A sheet as the rest of the tool sees it: data rows as text with the row numbers a person sees,
+below a header found among titles and notes, without blank rows and columns or control
+characters."""
 
 from __future__ import annotations
 
@@ -118,24 +118,21 @@ def table_from_grid(
 
 def refuse_control_characters(table: Table) -> None:
     """Refuse a table whose cells hold a control character, naming the first by row and column."""
-    columns, names = [table.frame[j] for j in table.frame.columns], list(table.columns)
-    if table.results is not None:
-        columns += [table.results[name] for name in table.results.columns]
-        names += list(table.results.columns)
+    named = list(table.frame.set_axis(table.columns, axis=1).items())
+    named += [] if table.results is None else list(table.results.items())
     hits = on_cores(
-        lambda column: column.str.contains(CONTROL_CHARACTERS, regex=True).to_numpy(dtype=bool),
-        columns,
+        lambda item: item[1].str.contains(CONTROL_CHARACTERS, regex=True).to_numpy(dtype=bool),
+        named,
     )
-    found = [
+    found = [  # the first such cell of each column: (row, column name, cell)
         (int(table.row_numbers[hit.argmax()]), name, column.iloc[hit.argmax()])
-        for hit, name, column in zip(hits, names, columns, strict=True)
+        for hit, (name, column) in zip(hits, named, strict=True)
         if hit.any()
-    ]  # the first such cell of each column: (row, column name, cell)
+    ]
     if found:
         row, name, cell = min(found)
         code = f"U+{ord(re.search(CONTROL_CHARACTERS, cell).group()):04X}"
-        raise InputError(
-            _(
-                "{where}: row {row}, column '{column}' holds a control character ({code}), which no one types in a spreadsheet; the file may be damaged. Remove it and run again."
-            ).format(where=table.where, row=row, column=name, code=code)
+        message = _(
+            "{where}: row {row}, column '{column}' holds a control character ({code}), which no one types in a spreadsheet; the file may be damaged. Remove it and run again."
         )
+        raise InputError(message.format(where=table.where, row=row, column=name, code=code))
