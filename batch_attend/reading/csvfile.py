@@ -117,12 +117,9 @@ def read_csv_grid(
             names=range(width),
             index_col=False,
             dtype=str,
-            keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
             encoding=chosen,
-            encoding_errors="strict",
-            engine="c",
         )
     except pd.errors.EmptyDataError as exc:
         raise InputError(_("{path}: the file is empty.").format(path=path)) from exc

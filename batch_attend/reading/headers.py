@@ -143,7 +143,8 @@ def map_columns(
     skip = {_named(table, name, "--ignore-column") for name in ignore}
     why: dict[str, str] = {}
 
-    def choose(role: str, label: str, option: str, given: str | None, rate) -> int | None:
+    def choose(role: str, given: str | None, rate, label: str = "") -> int | None:
+        option = f"--{role}-column"
         if given is not None:
             why[role] = _("given by {option}").format(option=option)
             return _named(table, given, option)
@@ -164,28 +165,22 @@ def map_columns(
             why[role] = _("matched {name}").format(name=folded[found[0]])
         return found[0] if found else None
 
-    phone = choose("phone", _("phone"), "--phone-column", phone_column, phone_strength)
+    phone = choose("phone", phone_column, phone_strength, _("phone"))
     if phone is None:
+        message = _(
+            "{where}: no phone column found. Columns seen: {columns}. Accepted names: {accepted} (any case or accents), or name it with --phone-column."
+        )
+        accepted = ", ".join(PHONE_ALIASES[:6])
         raise ColumnError(
-            _(
-                "{where}: no phone column found. Columns seen: {columns}. Accepted names: {accepted} (any case or accents), or name it with --phone-column."
-            ).format(
-                where=table.where,
-                columns=quoted(table.columns),
-                accepted=", ".join(PHONE_ALIASES[:6]),
-            ),
+            message.format(where=table.where, columns=quoted(table.columns), accepted=accepted),
             page=_("No column was recognised as the phone: choose it below."),
         )
     department = choose(
-        "department",
-        _("department"),
-        "--department-column",
-        department_column,
-        lambda name: int(name in DEPARTMENT_ALIASES),
+        "department", department_column, lambda n: int(n in DEPARTMENT_ALIASES), _("department")
     )
-    ddd = choose("ddd", "", "--ddd-column", ddd_column, lambda name: int(name in DDD_ALIASES))
+    ddd = choose("ddd", ddd_column, lambda name: int(name in DDD_ALIASES))
     if operators_column is not None:
-        operators = choose("operators", "", "--operators-column", operators_column, None)
+        operators = choose("operators", operators_column, None)
     else:
         taken = skip | {phone, department, ddd}
         operators = _owners(table, folded, taken, owners_by_content or {}, why)
