@@ -126,24 +126,16 @@ def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> p
     ours, ddd = phone.str.startswith("55"), phone.str.slice(2, 4)
     unmasked = digits.str.replace(r"^(?:55)?0[xX]{2}", "", regex=True)  # (0xx11) is no error
     bad = unmasked.str.extract(r"([^0-9])", expand=False).fillna("?")
-
-    def wrong_length() -> pd.Series:
-        values = dict(cell=text, count=length, least=MIN_DIGITS, most=MAX_DIGITS)
-        said = sentences.fill(sentences.WRONG_LENGTH, **values)
-        after_00 = sentences.fill(sentences.WRONG_LENGTH_AFTER_00, **values)
-        said = choose_text(facts["idd"].to_numpy(bool), after_00, said)
-        if ddd_column is None:
-            hinted = sentences.fill(sentences.WRONG_LENGTH_NO_DDD, **values)
-        else:
-            hinted = sentences.fill(sentences.WRONG_LENGTH_BAD_DDD, column=ddd_column, **values)
-        local = (length.isin((8, 9)) & ~facts["coded"]).to_numpy(bool)  # no +, 00 or 55
-        return choose_text(local, hinted, said)
-
+    counted = {"count": length, "least": MIN_DIGITS, "most": MAX_DIGITS, "column": ddd_column}
+    no_ddd = sentences.WRONG_LENGTH_NO_DDD if ddd_column is None else sentences.WRONG_LENGTH_BAD_DDD
+    short = ~length.between(MIN_DIGITS, MAX_DIGITS)
     for failing, template, values in (
         (text == "", sentences.EMPTY_PHONE, {}),
         (~unmasked.str.fullmatch(r"[0-9]*"), sentences.NOT_PART_OF_A_PHONE, {"char": bad}),
         (facts["coded"] & digits.str.startswith("0"), sentences.ZERO_COUNTRY_CODE, {}),
-        (~length.between(MIN_DIGITS, MAX_DIGITS), None, {}),
+        (short & length.isin((8, 9)) & ~facts["coded"], no_ddd, counted),  # no +, 00 or 55
+        (short & facts["idd"], sentences.WRONG_LENGTH_AFTER_00, counted),
+        (short, sentences.WRONG_LENGTH, counted),
         (facts["bare"], sentences.NO_PLUS, {"count": length}),
         (~brazil & part.str.startswith("0"), sentences.AFTER_TRUNK, {"carriers": CARRIERS}),
         (brazil & ~size.isin((10, 11)), sentences.BRAZILIAN_LENGTH, {"count": size}),
@@ -153,8 +145,7 @@ def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> p
     ):
         rows = (failing & (error == "")).to_numpy(bool)
         if rows.any():  # worded only when some cell has this reason
-            said = sentences.fill(template, cell=text, **values) if template else wrong_length()
-            error = choose_text(rows, said, error)
+            error = choose_text(rows, sentences.fill(template, cell=text, **values), error)
     return error
 
 

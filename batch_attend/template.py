@@ -14,8 +14,6 @@ from batch_attend.i18n import _
 from batch_attend.session import open_session, run_async
 from batch_attend.settings import RunOptions
 
-INSTRUCTIONS_SHEET = "Instruções"
-LEADS_SHEET = "Leads"
 LISTS_SHEET = "Listas"
 HEADERS = ("Nome", "Telefone", "Operadores", "Departamento", "Observação")
 PHONE_COL, OPERATORS_COL = 1, 2  # then the department's
@@ -94,7 +92,7 @@ def _write(
     book = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
     bold = book.add_format({"bold": True})
 
-    guide = book.add_worksheet(INSTRUCTIONS_SHEET)
+    guide = book.add_worksheet("Instruções")
     guide.set_column(0, 0, 100, book.add_format({"text_wrap": True, "valign": "top"}))
     shown = f'"{name.name}"' if " " in name.name else name.name
     lines = GUIDE.splitlines() + ([] if operators is not None else [NO_OPERATORS])
@@ -102,7 +100,7 @@ def _write(
     guide.write_string(0, 0, lines[0], book.add_format({"bold": True, "font_size": 14}))
     guide.write_column(1, 0, lines[1:])
 
-    leads = book.add_worksheet(LEADS_SHEET)
+    leads = book.add_worksheet("Leads")
     leads.write_row(0, 0, HEADERS, bold)
     leads.freeze_panes(1, 0)
     text = book.add_format({"num_format": "@"})
@@ -128,12 +126,9 @@ def _write(
     book.close()
 
 
-def write_template(
-    path: Path, options: RunOptions, env: Env | None = None, *, force=False, on_page=False
-) -> str:
+def write_template(path: Path, options: RunOptions, env: Env, *, force=False, on_page=False) -> str:
     """Fetch the lists and write the template at ``path`` (beside it, then moved into place: never
     half a workbook); returns what was written, in words."""
-    env = env or Env()
     if path.suffix.lower() != ".xlsx":
         message = _("{path}: the template is an Excel workbook; give a name ending in .xlsx")
         raise TemplateError(message.format(path=path))
