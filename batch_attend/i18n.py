@@ -15,8 +15,7 @@ from pathlib import Path
 DOMAIN = "batch_attend"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
-#: Per thread and asyncio task: the page serves two languages at once, and a run in a thread
-#: keeps the language it started with.
+#: Per thread and task: the page serves two languages at once, a run keeps its own.
 _current: contextvars.ContextVar[tuple[str, gettext.NullTranslations]] = contextvars.ContextVar(
     "batch_attend_language", default=("en", gettext.NullTranslations())
 )

@@ -25,17 +25,14 @@ MIN_DIGITS = 10
 MAX_DIGITS = 15  # E.164
 #: Brazil's 67 area codes (DDD), as libphonenumber has them.
 DDD = "(?:[14689][1-9]|2[12478]|3[1-578]|5[13-5]|7[13-579])"
-#: A phone to send: 55, a DDD, then 8 digits (not from 0 or 1) or 9 from 9; or 10 to 15
-#: digits of another country (none starts with 0).
+#: 55, a DDD, then 8 digits (not from 0 or 1) or 9 from 9; or 10-15 digits of another country.
 _PHONE = f"55{DDD}(?:[2-9][0-9]{{7}}|9[0-9]{{8}})|[1-46-9][0-9]{{9,14}}|5[0-46-9][0-9]{{8,13}}"
 #: The carrier codes libphonenumber knows after a trunk 0 (0 15 11 98765-4321), or ``xx``.
 CARRIERS = "12, 14, 15, 21, 22, 23, 25, 31, 41, 43, 55, 65, 99"
 _TRUNK = r"^(55)?0(?:1[245]|2[1-35]|31|4[13]|[56]5|99|[xX]{2})?([0-9]{10,11})$"
 _OPERATOR_SEPARATORS = re.compile(r"[,;|\r\n]+")
-# What people put around the digits of a phone number (spaces of every kind, + ( ) . - /);
-# written out, not as \u escapes, so the regular-expression engine of pyarrow takes it.
+# What people put around a phone's digits, written out (not as \u escapes) for pyarrow's regex.
 _MASK = "[ \t\r\n\v\f\u00a0\u2007\u202f\u2009\u200b\u3000+().\\-/]"
-_EXCEL_WHOLE_FLOAT = r"[0-9]+\.0+"
 _SCIENTIFIC = r"[+-]?[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+"
 # A long run of digits with a fraction: a number cell, not a phone typed with a dot.
 _DECIMAL_NUMBER = r"[0-9]{6,}[.,][0-9]+"
@@ -106,8 +103,7 @@ def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """``554499999999.0`` and ``5.544999999999e+12`` as their digits when none were lost; a
     decimal number or lost digits as errors."""
     error = pd.Series("", index=text.index, dtype=str)
-    whole = text.str.fullmatch(_EXCEL_WHOLE_FLOAT)
-    text = text.where(~whole, text.str.replace(r"\..*", "", regex=True))
+    text = text.str.replace(r"^([0-9]+)\.0+$", r"\1", regex=True)  # a whole number's float
     scientific = text.str.fullmatch(_SCIENTIFIC)
     if scientific.any():  # rare: the cells are handed over one by one
         undone = [_from_scientific(t) for t in text[scientific]]

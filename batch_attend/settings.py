@@ -48,8 +48,7 @@ class InputOptions:
     ddd_column: str | None = None
     header_row: int | None = None  # None: found among the top rows
     ignore_columns: tuple[str, ...] = ()  # passed over when columns are found
-    #: What a person changed before sending (the page): cells, by row number and column name,
-    #: and values of a role's column (``operators``, ``department``) mapped to others.
+    #: What a person changed on the page: cells (by row and column name), a role's values.
     cell_edits: dict[int, dict[str, str]] = field(default_factory=dict)
     value_map: dict[str, dict[str, str]] = field(default_factory=dict)
     label: str | None = None  # the input's name where it is shown (the page's upload)

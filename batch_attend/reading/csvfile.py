@@ -67,8 +67,7 @@ def sniff_delimiter(sample: str) -> str:
         if not counts:
             continue
         width, count = counts.most_common(1)[0]
-        # The share of records that agree, not their number: a wrong delimiter can cut a quoted
-        # field with a line break into more (but fewer agreeing) records than the right one.
+        # The share that agree, not their number: a wrong delimiter may cut more records.
         score = (round(count / sum(counts.values()), 2), width) if width > 1 else (0, 0)
         if score > best_score:
             best, best_score = delimiter, score
@@ -105,8 +104,7 @@ def read_csv_grid(
         message = _("{path}: unknown encoding '{chosen}' (given by --encoding).")
         raise InputError(message.format(path=path, chosen=chosen)) from exc
     sep = delimiter or sniff_delimiter(sample)
-    # Name the columns up front: the parser would otherwise take the field count of the first
-    # line, which may be a one-cell title above the real header.
+    # Columns named up front, else the parser takes the width of a one-cell title line.
     width = max(field_counts(sample, sep) or [1])
     check_cells(str(path), line_count(path), width)
     try:

@@ -18,8 +18,7 @@ PHONE_ALIASES = (
     "tel", "telefonecelular", "numerowhatsapp", "numerodowhatsapp", "numerodetelefone",
     "whatsappnumber", "whats", "zap",
 )  # fmt: skip
-#: A phone word followed by more phone words or qualifiers and a number: "Telefone 1",
-#: "Tel. celular", "Celular/WhatsApp", "Telefone (com DDD)", "Fone 2".
+#: A phone word, more such words or qualifiers, a number: "Tel. celular", "Telefone (com DDD) 2".
 PHONE_PATTERN = re.compile(
     rf"(?:{_PHONE_WORDS})(?:{_PHONE_WORDS}|comddd|ddd|principal|movel|pessoal|contato|cliente)*"
     r"[0-9]*"
@@ -31,9 +30,8 @@ DEPARTMENT_ALIASES = (
     "department", "departamento", "departmentid", "departamentoid", "iddepartamento", "setor",
     "dept",
 )  # fmt: skip
-#: What Brazilian teams and CRMs call the person who takes the lead, with the words around it:
-#: "Vendedor responsável", "Responsável pelo lead", "Proprietário do lead", "Owner", "SDR",
-#: "operator_ids". A user ("Usuário") is an owner only beside such a word.
+#: The lead's owner as Brazilian teams and CRMs name it ("Vendedor responsável", "Proprietário do
+#: lead", "SDR", "operator_ids"); a user ("Usuário") is one only beside such a word.
 _OWNER = (
     r"(?:(?:operador|operator|atendente|vendedor|consultor|corretor|agente|responsavel"
     r"|proprietario|owner|sdr|closer)(?:a|es|as|s)?|responsaveis)"

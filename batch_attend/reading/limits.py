@@ -12,8 +12,7 @@ from batch_attend.i18n import _
 
 #: Data rows of one run: as many as a worksheet holds.
 MAX_ROWS = 1_048_576
-#: Cells of the grid a file makes, blank ones included: its widest line, or a workbook's farthest
-#: cell, sets the width of every row.
+#: Cells of the grid a file makes, blank ones included (the widest row sets every row's width).
 MAX_CELLS = 16 * 1_048_576
 #: Text of the cells: a CSV file's size, or the text a workbook's cells hold once read.
 MAX_TEXT_BYTES = 128 << 20

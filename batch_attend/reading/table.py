@@ -56,8 +56,7 @@ class Table:
         return dataclasses.replace(self, frame=frame)
 
 
-#: C0 control characters but tab, line feed and carriage return: no one types them in a cell,
-#: and a NUL would go out inside an operator ID.
+#: C0 control characters but tab, LF and CR: no one types them (a NUL would go out in an ID).
 CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 
 

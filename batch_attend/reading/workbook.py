@@ -52,9 +52,7 @@ def cell_text(value: object) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     if isinstance(value, dt.datetime):
-        if value.time() == dt.time(0, 0):
-            return value.date().isoformat()
-        return value.isoformat(sep=" ")
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     return str(value)
@@ -203,12 +201,8 @@ def read_workbook(
     if not CAPPED:
         return sheet_grid(path, sheet, phone_column)
     asked = json.dumps([str(path), sheet, phone_column, i18n.language()])
-    done = subprocess.run(
-        [sys.executable, "-m", "batch_attend.reading.workbook"],
-        input=asked.encode(),
-        capture_output=True,
-        check=False,
-    )
+    command = [sys.executable, "-m", "batch_attend.reading.workbook"]  # spawned: no fork
+    done = subprocess.run(command, input=asked.encode(), capture_output=True, check=False)
     head, _newline, body = done.stdout.partition(b"\n")
     try:
         answer = json.loads(head)
@@ -237,9 +231,9 @@ def _child() -> None:
         used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmData:"))
     _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     limit = used + WORKBOOK_MEMORY
-    resource.setrlimit(
-        resource.RLIMIT_DATA, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard)
-    )
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
     path, sheet, phone_column, lang = json.loads(sys.stdin.read())
     out, table = sys.stdout.buffer, None
     with i18n.speaking(lang):
