@@ -159,8 +159,7 @@ MAX_OPERATORS = 100
 
 
 def split_operators(cell: str) -> tuple[str, ...]:
-    """Operator IDs from one cell, trimmed, first occurrence kept; at most
-    :data:`MAX_OPERATORS` + 1 of them, however long the cell."""
+    """Operator IDs from one cell, trimmed, once each; at most :data:`MAX_OPERATORS` + 1."""
     parts = (part.strip() for part in _OPERATOR_SEPARATORS.split(cell, MAX_OPERATORS))
     return tuple(dict.fromkeys(part for part in parts if part))
 

@@ -84,8 +84,7 @@ batch-attend {name} -o resultados.xlsx --ticket SEU_TICKET"""
 def _write(
     path: Path, name: Path, operators: list[str] | None, departments: list[str], on_page: bool
 ) -> None:
-    """Write the workbook at ``path``; the instructions name the file ``name`` and say how to
-    send it on the page (``on_page``) or the command line."""
+    """Write the workbook at ``path``; its instructions name the file ``name``."""
     import xlsxwriter
 
     # Cells hold text as written: no formulas or links made of names that start like one.

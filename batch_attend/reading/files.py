@@ -106,8 +106,7 @@ def read_table(
     phone_column: str | None = None,
     header_row: int | None = None,
 ) -> Table:
-    """A CSV file or workbook as a :class:`Table` of text cells, its header found by the phone
-    column (``phone_column``, else by name); its content must be what its extension says."""
+    """A CSV file or workbook as a :class:`Table` of text cells; its content must match its name."""
     path = Path(path)
     if not path.exists():
         raise InputError(_("{path}: no such file.").format(path=path))

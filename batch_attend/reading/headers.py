@@ -48,8 +48,7 @@ HEADER_SEARCH_ROWS = 20
 
 
 class ColumnError(BatchAttendError):
-    """Columns that cannot be told apart (``owners``: those like the lead's owner), or one named
-    by an option that is not there."""
+    """Columns that cannot be told apart (``owners``: the owner's), or one named that is not there."""
 
     def __init__(self, message: str, owners: tuple[str, ...] = (), page: str | None = None):
         super().__init__(message, page=page)
@@ -104,8 +103,7 @@ def header_index(top: list[list[str]], phone_column: str | None) -> int | None:
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which column holds what (operators, department and DDD are optional), and ``why`` each
-    was taken, for the plan shown before sending."""
+    """Which column holds what, and ``why`` each was taken (shown before sending)."""
 
     phone: int
     operators: int | None
@@ -188,8 +186,7 @@ def map_columns(
 def _owners(
     table, folded: list[str], skip: set, by_content: dict[int, float], why: dict
 ) -> int | None:
-    """The one column that looks like owners, by name or content; two that hold something are
-    refused, naming both ways out."""
+    """The one column that looks like owners, by name or content; two that hold something: refused."""
     candidates = [
         j
         for j, name in enumerate(folded)

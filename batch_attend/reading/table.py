@@ -45,8 +45,7 @@ class Table:
         return self.frame[j]
 
     def edited(self, edits: dict[int, dict[str, str]]) -> Table:
-        """This table with the cells a person changed (by row number and column name); the file
-        is never changed."""
+        """This table with the cells a person changed (by row number and column name)."""
         at = {int(row): i for i, row in enumerate(self.row_numbers)} if edits else {}
         frame = self.frame.copy() if at else self.frame
         for row, cells in edits.items():
@@ -89,19 +88,17 @@ def table_from_grid(
         grid = grid.iloc[header_row - 1 :]
     top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
     h = 0 if header_row is not None else header_index(top, phone_column)
-    if h is None:
-        h = next((i for i, r in enumerate(top) if not is_blank(r)), None)
-    if h is None:
-        if grid.apply(_blank_cells).all(axis=None):
-            raise InputError(_("{where}: the file is empty.").format(where=where))
-        h = 0
-    header = [cell.strip() for cell in top[h]]
+    if h is None:  # no header names a phone: the first non-blank row (none: all is blank)
+        h = next((i for i, r in enumerate(top) if not is_blank(r)), 0)
+    header = [cell.strip() for cell in top[h]] if top else []
     data = grid.iloc[h + 1 :]
     blank = data.apply(_blank_cells)
     keep = [j for j, name in enumerate(header) if name or not blank.iloc[:, j].all()]
     data = data.loc[~blank.iloc[:, keep].all(axis=1), data.columns[keep]]
     if data.empty:
         message = _("{where}: the header is there but no data rows follow it.")
+        if not any(header):
+            message = _("{where}: the file is empty.")
         raise InputError(message.format(where=where))
     if len(data) > MAX_ROWS:
         message = _(
