@@ -65,11 +65,7 @@ def _would_run(column: pd.Series) -> pd.Series:
 def inert(column: pd.Series) -> pd.Series:
     """Text cells made safe for a CSV opened in a spreadsheet: a would-be formula gets a ``'``."""
     risky = _would_run(column)
-    if not risky.any():
-        return column
-    column = column.copy()
-    column[risky] = "'" + column[risky]
-    return column
+    return choose_text(risky, "'" + column, column) if risky.any() else column
 
 
 def uninert(column: pd.Series) -> pd.Series:
@@ -77,9 +73,5 @@ def uninert(column: pd.Series) -> pd.Series:
     quoted = column.str.startswith("'")
     if not quoted.any():
         return column
-    undone = column.copy()
-    undone[quoted] = column[quoted].str.slice(1)
-    quoted[quoted] = _would_run(undone[quoted])
-    column = column.copy()
-    column[quoted] = undone[quoted]
-    return column
+    undone = column.str.slice(1)
+    return choose_text(quoted & _would_run(undone), undone, column)

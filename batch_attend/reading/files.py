@@ -82,11 +82,9 @@ def _check_content(path: Path, ext: str) -> str:
     if kind == _EXPECTED_KIND[ext]:
         return kind
     what = _(_KIND_NAMES.get(kind, N_("something else")))
-    hint = (
-        _(" Rename it to {extension}.").format(extension=_RENAME_TO[kind])
-        if kind in _RENAME_TO
-        else _(" Open it in a spreadsheet program and save it as .xlsx or .csv.")
-    )
+    hint = _(" Open it in a spreadsheet program and save it as .xlsx or .csv.")
+    if kind in _RENAME_TO:
+        hint = _(" Rename it to {extension}.").format(extension=_RENAME_TO[kind])
     message = _("{path}: the name says {ext} but the content is {what}.{hint}")
     raise InputError(message.format(path=path, ext=ext, what=what, hint=hint))
 
