@@ -84,8 +84,7 @@ def number(value: float, digits: int = 0) -> str:
 
 
 def moment(iso: str) -> str:
-    """An ISO 8601 moment as the reader writes a date and time, in this machine's time zone;
-    any other text as it is."""
+    """An ISO 8601 moment as the reader writes it, in this machine's time zone; other text as is."""
     import datetime as dt
 
     from babel.dates import format_datetime

@@ -52,8 +52,7 @@ def _from_scientific(text: str) -> tuple[str, str]:
 
 
 def join_ddd(phones: pd.Series, ddd: pd.Series) -> pd.Series:
-    """Phones of 8 or 9 digits with their row's DDD (2 digits, as "44", "(44)" or "044") in
-    front: a sheet with a DDD column keeps the number apart. Other cells are left as they are."""
+    """Phones of 8 or 9 digits with their row's DDD ("44", "(44)" or "044") in front."""
     text = phones.astype(str).str.strip()
     digits = text.str.replace(r"\.0+$", "", regex=True).str.replace(_MASK, "", regex=True)
     area = ddd.astype(str).str.replace(r"[^0-9]", "", regex=True).str.lstrip("0")
@@ -100,8 +99,7 @@ def normalize_phones(
 
 
 def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """``554499999999.0`` and ``5.544999999999e+12`` as their digits when none were lost; a
-    decimal number or lost digits as errors."""
+    """``554499999999.0``, ``5.544999999999e+12`` as digits; lost digits and decimals as errors."""
     error = pd.Series("", index=text.index, dtype=str)
     text = text.str.replace(r"^([0-9]+)\.0+$", r"\1", regex=True)  # a whole number's float
     scientific = text.str.fullmatch(_SCIENTIFIC)
@@ -172,8 +170,7 @@ def per_distinct(cells: pd.Series, rule) -> pd.Series:
 
 
 def map_values(table: Table, columns: ColumnMap, value_map: dict[str, dict[str, str]]) -> Table:
-    """``table`` with the values a person mapped replaced in their role's column: a name among a
-    cell's operators, or a whole (department) cell."""
+    """``table`` with the values a person mapped replaced: operators in a cell, a whole department."""
     frame = table.frame.copy() if any(value_map.values()) else table.frame
     for role, pairs in value_map.items():
         if (j := getattr(columns, role, None)) is None or not pairs:
@@ -301,8 +298,7 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
 
 
 def row_keys(cells: pd.DataFrame) -> np.ndarray:
-    """A fingerprint of each row's cells, kept in the ledger: among the rows of one phone, the one
-    an earlier run sent, however the sheet was sorted since."""
+    """Each row's fingerprint, kept in the ledger: the row of a phone an earlier run sent."""
     return pd.util.hash_pandas_object(cells, index=False).to_numpy().view(np.int64)
 
 

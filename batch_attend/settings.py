@@ -197,8 +197,7 @@ def find_config(given: Path | None) -> Path | None:
 
 
 def read_config(path: Path, known: Mapping[str, str]) -> dict[str, object]:
-    """Options from a TOML file: its keys are long option names (``base-url`` or ``base_url``),
-    ``known`` maps each to the parameter it sets. The token may not live there."""
+    """Options from a TOML file, by long option name (``known``: name → parameter); no token."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

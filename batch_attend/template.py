@@ -42,11 +42,6 @@ def operator_choices(operators: list[Operator]) -> list[str]:
     ]
 
 
-def department_choices(departments: list[Department]) -> list[str]:
-    lookup = Directory(departments=departments).department_id
-    return [_choice(d, lookup) for d in departments if d.active]
-
-
 def fetch_lists(options: RunOptions, env: Env) -> Directory:
     """Departments with the token; operators too when there is a ticket (else ``None``)."""
     from batch_attend.api import check_token
@@ -126,8 +121,7 @@ def _write(
 
 
 def write_template(path: Path, options: RunOptions, env: Env, *, force=False, on_page=False) -> str:
-    """Fetch the lists and write the template at ``path`` (beside it, then moved into place: never
-    half a workbook); returns what was written, in words."""
+    """Fetch the lists and write the template at ``path`` (never half of it); says what it wrote."""
     if path.suffix.lower() != ".xlsx":
         message = _("{path}: the template is an Excel workbook; give a name ending in .xlsx")
         raise TemplateError(message.format(path=path))
@@ -136,7 +130,8 @@ def write_template(path: Path, options: RunOptions, env: Env, *, force=False, on
         raise TemplateError(message.format(path=path))
     found = fetch_lists(options, env)
     operators = operator_choices(found.operators) if found.operators is not None else None
-    departments = department_choices(found.departments or [])
+    lookup = Directory(departments=found.departments or []).department_id
+    departments = [_choice(d, lookup) for d in found.departments or [] if d.active]
     if operators is None:
         env.log(
             "batch-attend: "

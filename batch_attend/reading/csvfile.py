@@ -1,6 +1,5 @@
-"""CSV files as people save them: the encoding a Brazilian Windows, DOS or Mac wrote, the
-delimiter most lines agree on, a title above the header, quoted line breaks; refused past the
-limits before they are parsed."""
+"""CSV files as people save them (a Brazilian Windows', DOS or Mac encoding, the delimiter most
+lines agree on, quoted line breaks), refused past the limits before they are parsed."""
 
 from __future__ import annotations
 

@@ -139,9 +139,25 @@ _SPOOL_CHUNK = 1 << 20
 def read_stdin_table(stream: BinaryIO, **options) -> Table:
     """:func:`read_table` of standard input, copied into a private temp folder that is removed
     whatever happens, named by what its bytes are; messages name it ``<stdin>``."""
+    chunk = stream.read(_SPOOL_CHUNK)
+    if chunk.startswith((b"PK\x03\x04", _OLE_MAGIC)):  # refused past the limit, read no further
+        limit = MAX_INFLATED_BYTES
+        too_big = _(
+            "{path}: more than the {limit} batch-attend reads from a workbook came on standard input. Split it into smaller files."
+        )
+    else:
+        limit = MAX_TEXT_BYTES
+        too_big = _(
+            "{path}: more than the {limit} batch-attend reads from a CSV file came on standard input. Split it into smaller files."
+        )
     with tempfile.TemporaryDirectory(prefix="batch-attend-") as folder:
         spooled = Path(folder) / "stdin"
-        _spool(stream, spooled)
+        with open(spooled, "xb") as fh:
+            while chunk:
+                if fh.tell() + len(chunk) > limit:
+                    raise InputError(too_big.format(path=STDIN_NAME, limit=mib(limit)))
+                fh.write(chunk)
+                chunk = stream.read(_SPOOL_CHUNK)
         kind = content_kind(spooled)
         suffix = {**_RENAME_TO, "encrypted": ".xlsx"}.get(kind)
         if suffix is None:
@@ -157,25 +173,3 @@ def read_stdin_table(stream: BinaryIO, **options) -> Table:
             raise InputError(str(exc).replace(str(path), STDIN_NAME)) from exc
     table.source = Path(STDIN_NAME)
     return table
-
-
-def _spool(stream: BinaryIO, path: Path) -> None:
-    """Copy ``stream`` into a new file, refused (and read no further) past a CSV file's size
-    limit, or a workbook's when its first bytes are one."""
-    with open(path, "xb") as fh:
-        chunk = stream.read(_SPOOL_CHUNK)
-        if chunk.startswith((b"PK\x03\x04", _OLE_MAGIC)):
-            limit = MAX_INFLATED_BYTES
-            message = _(
-                "{path}: more than the {limit} batch-attend reads from a workbook came on standard input. Split it into smaller files."
-            )
-        else:
-            limit = MAX_TEXT_BYTES
-            message = _(
-                "{path}: more than the {limit} batch-attend reads from a CSV file came on standard input. Split it into smaller files."
-            )
-        while chunk:
-            if fh.tell() + len(chunk) > limit:
-                raise InputError(message.format(path=STDIN_NAME, limit=mib(limit)))
-            fh.write(chunk)
-            chunk = stream.read(_SPOOL_CHUNK)

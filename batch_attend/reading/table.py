@@ -21,9 +21,8 @@ from batch_attend.reading.limits import MAX_ROWS, InputError, place
 
 @dataclass
 class Table:
-    """The data rows of one sheet, as text, with the row numbers a person sees. ``frame``'s
-    columns are labelled by position (headers may repeat); a results file handed back keeps its
-    contract columns apart, in ``results``."""
+    """One sheet's data rows as text; ``frame``'s columns by position (headers may repeat), a
+    results file's contract columns apart in ``results``."""
 
     source: Path
     sheet: str | None
@@ -63,10 +62,6 @@ def is_blank(row: list[str]) -> bool:
     return not "".join(row).strip()
 
 
-def _blank_cells(column: pd.Series) -> pd.Series:
-    return (column == "") | column.str.isspace()
-
-
 def table_from_grid(
     source: Path,
     sheet: str | None,
@@ -92,7 +87,7 @@ def table_from_grid(
         h = next((i for i, r in enumerate(top) if not is_blank(r)), 0)
     header = [cell.strip() for cell in top[h]] if top else []
     data = grid.iloc[h + 1 :]
-    blank = data.apply(_blank_cells)
+    blank = data.apply(lambda column: (column == "") | column.str.isspace())
     keep = [j for j, name in enumerate(header) if name or not blank.iloc[:, j].all()]
     data = data.loc[~blank.iloc[:, keep].all(axis=1), data.columns[keep]]
     if data.empty:
