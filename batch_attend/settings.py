@@ -135,24 +135,18 @@ class RunOptions:
             )
         if values.get("department") is not None:
             values["department"] = values["department"].strip()
-        groups = {group.name: group.default_factory for group in dataclasses.fields(cls)}
-        owner = {
-            option.name: name
-            for name, factory in groups.items()
-            for option in dataclasses.fields(factory)
-            if option.name != "path"  # the paths are named input and output
-        }
-        given: dict[str, dict] = {name: {} for name in groups}
+        options = cls()
+        groups = [getattr(options, group.name) for group in dataclasses.fields(cls)]
         for name, value in values.items():
             if value is None:
                 continue
-            if name in ("input", "output"):
-                given[name]["path"] = Path(value) if name == "input" else value
-            elif name in owner:
-                given[owner[name]][name] = value
+            if name in ("input", "output"):  # the paths
+                getattr(options, name).path = Path(value) if name == "input" else value
+            elif group := next((g for g in groups if name != "path" and hasattr(g, name)), None):
+                setattr(group, name, value)
             else:
                 raise TypeError(f"unknown option {name!r}")
-        return cls(**{name: factory(**given[name]) for name, factory in groups.items()})
+        return options
 
 
 def resolve_token(options: RequestOptions, environ: Mapping[str, str]) -> str | None:
