@@ -48,9 +48,8 @@ def fetch_lists(options: RunOptions, env: Env) -> Directory:
 
     async def fetch(session) -> Directory:
         async with session.client(options) as client:
-            ticket = session.ticket
             return await fetch_directory(
-                client, ticket=ticket, operators=bool(ticket), departments=True
+                client, ticket=session.ticket, operators=bool(session.ticket), departments=True
             )
 
     with open_session(options, env) as session:
@@ -133,12 +132,10 @@ def write_template(path: Path, options: RunOptions, env: Env, *, force=False, on
     lookup = Directory(departments=found.departments or []).department_id
     departments = [_choice(d, lookup) for d in found.departments or [] if d.active]
     if operators is None:
-        env.log(
-            "batch-attend: "
-            + _(
-                "no ticket (--ticket or PLUGCHAT_TICKET): the operator list cannot be fetched, so the template has no operators drop-down"
-            )
+        message = _(
+            "no ticket (--ticket or PLUGCHAT_TICKET): the operator list cannot be fetched, so the template has no operators drop-down"
         )
+        env.log("batch-attend: " + message)
     try:
         with replacing(path) as temp:
             _write(temp, path, operators, departments, on_page)
