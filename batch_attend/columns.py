@@ -1,6 +1,6 @@
-"""Column helpers shared by reading, validation and results: rules over a whole column of text
-at once, spread over the cores, and cells made safe for a spreadsheet. Imports nothing of the
-package, so that every layer can use it."""
+"""Column helpers for reading, validation and results: rules over whole text columns, spread over
+the cores, and cells made safe for a spreadsheet. Imports nothing of the package: every layer
+can use it."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import pandas as pd
 
 
 def on_cores(rule, items) -> list:
-    """``rule`` over each item, on a thread per core: the string work of a column rule is
-    pyarrow's, which releases the GIL (on two cores, a million phones in half the time)."""
+    """``rule`` over each item, on a thread per core: pyarrow's string work releases the GIL."""
     items = list(items)
     if len(items) < 2:
         return [rule(item) for item in items]
@@ -30,11 +29,8 @@ def pieces(column: pd.Series) -> list[pd.Series]:
 
 
 def choose_text(condition, yes: pd.Series | str, no: pd.Series | str) -> pd.Series:
-    """``yes`` where ``condition`` holds, else ``no``, for text columns (or one text for all).
-
-    Through pyarrow's ``if_else``: pandas' ``mask`` and ``where`` take a slow path when they
-    replace most of a column of pyarrow strings (a quarter of a second per million cells,
-    where ``if_else`` takes a hundredth)."""
+    """``yes`` where ``condition`` holds, else ``no``, for text columns (or one text for all),
+    through pyarrow's ``if_else``: pandas' ``mask`` and ``where`` are slow on most of a column."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -45,21 +41,21 @@ def choose_text(condition, yes: pd.Series | str, no: pd.Series | str) -> pd.Seri
 
     index = next(s.index for s in (yes, no) if isinstance(s, pd.Series))
     condition = np.asarray(condition, dtype=bool)
-    for side, where in ((no, not condition.any()), (yes, condition.all())):
-        if where and isinstance(side, pd.Series):
-            return side  # one side only: nothing to choose
+    for side, alone in ((no, not condition.any()), (yes, condition.all())):
+        if alone and isinstance(side, pd.Series):
+            return side
     chosen = pc.if_else(pa.array(condition), arrow(yes), arrow(no))
     return pd.Series(chosen, index=index, dtype=str)
 
 
-#: What a cell may start with for a spreadsheet to run it as a formula: = + - @ tab CR.
+#: What a cell may start with for a spreadsheet to run it as a formula.
 FORMULA_START = "^[=+@\t\r-]"
 # Numbers, phones and IDs people expect to see unchanged: digits with masks, maybe a sign.
 _NUMERIC_LOOKING = r"[+-]?[\d\s().\-/\u00a0]*\d[\d\s().\-/\u00a0]*"
 
 
 def _would_run(column: pd.Series) -> pd.Series:
-    """Cells a spreadsheet would run as a formula (phones and plain numbers are not)."""
+    """Cells a spreadsheet would run as a formula (not phones and plain numbers)."""
     risky = column.str.contains(FORMULA_START, regex=True)
     if risky.any():
         risky[risky] = ~column[risky].str.fullmatch(_NUMERIC_LOOKING)
@@ -69,11 +65,7 @@ def _would_run(column: pd.Series) -> pd.Series:
 def inert(column: pd.Series) -> pd.Series:
     """Text cells made safe for a CSV opened in a spreadsheet: a would-be formula gets a ``'``."""
     risky = _would_run(column)
-    if not risky.any():
-        return column
-    column = column.copy()
-    column[risky] = "'" + column[risky]
-    return column
+    return choose_text(risky, "'" + column, column) if risky.any() else column
 
 
 def uninert(column: pd.Series) -> pd.Series:
@@ -81,9 +73,5 @@ def uninert(column: pd.Series) -> pd.Series:
     quoted = column.str.startswith("'")
     if not quoted.any():
         return column
-    undone = column.copy()
-    undone[quoted] = column[quoted].str.slice(1)
-    quoted[quoted] = _would_run(undone[quoted])
-    column = column.copy()
-    column[quoted] = undone[quoted]
-    return column
+    undone = column.str.slice(1)
+    return choose_text(quoted & _would_run(undone), undone, column)

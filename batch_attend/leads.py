@@ -1,10 +1,6 @@
-"""One spreadsheet row in, a valid request or the reason it cannot be sent out.
-
-Validation happens for every row before anything is sent, so a row the API would reject (or, worse,
-misroute) never costs a request. Each rule is one function of one value (a phone cell, an
-operators cell); a column is validated by applying it to every cell, or once to every distinct
-cell where a sheet repeats a few values.
-"""
+"""One spreadsheet row in, a valid request or the reason it cannot be sent out. Every row is
+validated before anything is sent, so a row the API would reject (or misroute) costs no request;
+the rules run a column at a time, or once per distinct cell where a sheet repeats a few values."""
 
 from __future__ import annotations
 
@@ -29,28 +25,21 @@ MIN_DIGITS = 10
 MAX_DIGITS = 15  # E.164
 #: Brazil's 67 area codes (DDD), as libphonenumber has them.
 DDD = "(?:[14689][1-9]|2[12478]|3[1-578]|5[13-5]|7[13-579])"
-#: A phone to send: 55, a DDD, then 8 digits (not from 0 or 1) or 9 from 9; or 10 to 15
-#: digits of another country (none starts with 0).
+#: 55, a DDD, then 8 digits (not from 0 or 1) or 9 from 9; or 10-15 digits of another country.
 _PHONE = f"55{DDD}(?:[2-9][0-9]{{7}}|9[0-9]{{8}})|[1-46-9][0-9]{{9,14}}|5[0-46-9][0-9]{{8,13}}"
 #: The carrier codes libphonenumber knows after a trunk 0 (0 15 11 98765-4321), or ``xx``.
 CARRIERS = "12, 14, 15, 21, 22, 23, 25, 31, 41, 43, 55, 65, 99"
 _TRUNK = r"^(55)?0(?:1[245]|2[1-35]|31|4[13]|[56]5|99|[xX]{2})?([0-9]{10,11})$"
-
 _OPERATOR_SEPARATORS = re.compile(r"[,;|\r\n]+")
-
-
-# What people put around the digits of a phone number (spaces of every kind, + ( ) . - /);
-# written out, not as \u escapes, so the regular-expression engine of pyarrow takes it.
+# What people put around a phone's digits, written out (not as \u escapes) for pyarrow's regex.
 _MASK = "[ \t\r\n\v\f\u00a0\u2007\u202f\u2009\u200b\u3000+().\\-/]"
-_EXCEL_WHOLE_FLOAT = r"[0-9]+\.0+"
 _SCIENTIFIC = r"[+-]?[0-9]+(?:[.,][0-9]+)?[eE][+-]?[0-9]+"
 # A long run of digits with a fraction: a number cell, not a phone typed with a dot.
 _DECIMAL_NUMBER = r"[0-9]{6,}[.,][0-9]+"
 
 
 def _from_scientific(text: str) -> tuple[str, str]:
-    """The digits of a phone a spreadsheet turned into scientific notation, if none were lost
-    (else an error): the rare cell the column-wide rule hands over one by one."""
+    """The digits of a phone in scientific notation, if none were lost (else an error)."""
     mantissa, _, _ = text.lower().partition("e")
     significant = len(re.sub(r"[-+.,]", "", mantissa).lstrip("0"))
     value = Decimal(text.replace(",", "."))  # the pattern admits only valid forms
@@ -63,8 +52,7 @@ def _from_scientific(text: str) -> tuple[str, str]:
 
 
 def join_ddd(phones: pd.Series, ddd: pd.Series) -> pd.Series:
-    """Phones of 8 or 9 digits with their row's DDD (2 digits, as "44", "(44)" or "044") in
-    front: a sheet with a DDD column keeps the number apart. Other cells are left as they are."""
+    """Phones of 8 or 9 digits with their row's DDD ("44", "(44)" or "044") in front."""
     text = phones.astype(str).str.strip()
     digits = text.str.replace(r"\.0+$", "", regex=True).str.replace(_MASK, "", regex=True)
     area = ddd.astype(str).str.replace(r"[^0-9]", "", regex=True).str.lstrip("0")
@@ -80,19 +68,12 @@ def normalize_phones(
     cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE, ddd_column: str | None = None
 ) -> pd.DataFrame:
     """The digits to send for every phone cell (``phone``, "" where invalid) and why not
-    (``error``, "" where valid), a column at a time, read as dialled in Brazil.
-
-    ``+`` or ``00``, or 12+ digits from 55 (or ``country_code``), put a country code first;
-    otherwise a trunk 0 (and a carrier code or ``xx`` after it) is dropped and ``country_code``
-    added. After 55 comes one of the 67 DDDs, then 8 digits or 9 from 9: both mobile forms are
-    sent as written. Spreadsheet artefacts (``554499999999.0``, ``5.544999999999e+12``) are
-    undone only when no digit was lost; an 8 or 9 digit phone is told to add its DDD, or that
-    its cell in ``ddd_column`` is not one.
-    """
+    (``error``, "" where valid), read as dialled in Brazil: ``+``, ``00`` or 12+ digits from the
+    country code put one first, else a trunk 0 (and carrier) is dropped and ``country_code``
+    added; a spreadsheet's number artefacts are undone only when no digit was lost."""
     text = cells.astype(str).str.strip()
     error = pd.Series("", index=cells.index, dtype=str)
-    # A number cell leaves a dot, a comma or an exponent: only such cells (few) are examined
-    # for those artefacts.
+    # A number cell leaves a dot, a comma or an exponent: only such (few) cells are examined.
     odd = text.str.contains(r"[.,eE]").to_numpy(bool)
     if odd.any():
         text[odd], error[odd] = _undo_number_cells(text[odd])
@@ -118,11 +99,9 @@ def normalize_phones(
 
 
 def _undo_number_cells(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Cells with a dot, comma or exponent: ``554499999999.0`` and ``5.544999999999e+12`` as
-    the digits they stand for when none were lost; a decimal number or lost digits as errors."""
+    """``554499999999.0``, ``5.544999999999e+12`` as digits; lost digits and decimals as errors."""
     error = pd.Series("", index=text.index, dtype=str)
-    whole = text.str.fullmatch(_EXCEL_WHOLE_FLOAT)
-    text = text.where(~whole, text.str.replace(r"\..*", "", regex=True))
+    text = text.str.replace(r"^([0-9]+)\.0+$", r"\1", regex=True)  # a whole number's float
     scientific = text.str.fullmatch(_SCIENTIFIC)
     if scientific.any():  # rare: the cells are handed over one by one
         undone = [_from_scientific(t) for t in text[scientific]]
@@ -141,24 +120,16 @@ def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> p
     ours, ddd = phone.str.startswith("55"), phone.str.slice(2, 4)
     unmasked = digits.str.replace(r"^(?:55)?0[xX]{2}", "", regex=True)  # (0xx11) is no error
     bad = unmasked.str.extract(r"([^0-9])", expand=False).fillna("?")
-
-    def wrong_length() -> pd.Series:
-        values = dict(cell=text, count=length, least=MIN_DIGITS, most=MAX_DIGITS)
-        said = sentences.fill(sentences.WRONG_LENGTH, **values)
-        after_00 = sentences.fill(sentences.WRONG_LENGTH_AFTER_00, **values)
-        said = choose_text(facts["idd"].to_numpy(bool), after_00, said)
-        if ddd_column is None:
-            hinted = sentences.fill(sentences.WRONG_LENGTH_NO_DDD, **values)
-        else:
-            hinted = sentences.fill(sentences.WRONG_LENGTH_BAD_DDD, column=ddd_column, **values)
-        local = (length.isin((8, 9)) & ~facts["coded"]).to_numpy(bool)  # no +, 00 or 55
-        return choose_text(local, hinted, said)
-
+    counted = {"count": length, "least": MIN_DIGITS, "most": MAX_DIGITS, "column": ddd_column}
+    no_ddd = sentences.WRONG_LENGTH_NO_DDD if ddd_column is None else sentences.WRONG_LENGTH_BAD_DDD
+    short = ~length.between(MIN_DIGITS, MAX_DIGITS)
     for failing, template, values in (
         (text == "", sentences.EMPTY_PHONE, {}),
         (~unmasked.str.fullmatch(r"[0-9]*"), sentences.NOT_PART_OF_A_PHONE, {"char": bad}),
         (facts["coded"] & digits.str.startswith("0"), sentences.ZERO_COUNTRY_CODE, {}),
-        (~length.between(MIN_DIGITS, MAX_DIGITS), None, {}),
+        (short & length.isin((8, 9)) & ~facts["coded"], no_ddd, counted),  # no +, 00 or 55
+        (short & facts["idd"], sentences.WRONG_LENGTH_AFTER_00, counted),
+        (short, sentences.WRONG_LENGTH, counted),
         (facts["bare"], sentences.NO_PLUS, {"count": length}),
         (~brazil & part.str.startswith("0"), sentences.AFTER_TRUNK, {"carriers": CARRIERS}),
         (brazil & ~size.isin((10, 11)), sentences.BRAZILIAN_LENGTH, {"count": size}),
@@ -168,46 +139,38 @@ def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> p
     ):
         rows = (failing & (error == "")).to_numpy(bool)
         if rows.any():  # worded only when some cell has this reason
-            said = sentences.fill(template, cell=text, **values) if template else wrong_length()
-            error = choose_text(rows, said, error)
+            error = choose_text(rows, sentences.fill(template, cell=text, **values), error)
     return error
 
 
 def chat_keys(phones: pd.Series) -> pd.Series:
-    """One key per WhatsApp chat: a Brazilian mobile written without its ninth digit (``55 DD``
-    then 8 digits from 6 to 9, paired as ``whatsapp.other_form`` pairs them) in its 13-digit
-    form; any other phone as it is."""
+    """One key per WhatsApp chat: a Brazilian mobile without its ninth digit in its 13-digit form
+    (as ``whatsapp.other_form`` pairs them); any other phone as it is."""
     short = phones.str.fullmatch(r"55[0-9]{2}[6-9][0-9]{7}").to_numpy(bool)
     if not short.any():
         return phones
     return choose_text(short, phones.str.slice(0, 4) + "9" + phones.str.slice(4), phones)
 
 
-#: More operators than this in one row is a mistake (a column pasted into a cell): the row is
-#: refused, and no cell is split into more pieces than this, however long it is.
+#: More operators in one row is a mistake (a column pasted into a cell): the row is refused.
 MAX_OPERATORS = 100
 
 
 def split_operators(cell: str) -> tuple[str, ...]:
-    """Operator IDs from one cell: split on , ; | or new lines, trimmed, first occurrence kept;
-    at most :data:`MAX_OPERATORS` + 1 of them (the rest of the cell is the last)."""
+    """Operator IDs from one cell, trimmed, once each; at most :data:`MAX_OPERATORS` + 1."""
     parts = (part.strip() for part in _OPERATOR_SEPARATORS.split(cell, MAX_OPERATORS))
     return tuple(dict.fromkeys(part for part in parts if part))
 
 
 def per_distinct(cells: pd.Series, rule) -> pd.Series:
-    """``rule`` applied once per distinct cell (a sheet repeats a few operators and departments),
-    its results shared by every row holding that cell."""
+    """``rule`` applied once per distinct cell: a sheet repeats a few operators and departments."""
     codes, distinct = pd.factorize(cells)
-    results = np.empty(len(distinct), dtype=object)
-    for k, cell in enumerate(distinct):
-        results[k] = rule(cell)
+    results = pd.Series([rule(cell) for cell in distinct], dtype=object).to_numpy()
     return pd.Series(results[codes], index=cells.index, dtype=object)
 
 
 def map_values(table: Table, columns: ColumnMap, value_map: dict[str, dict[str, str]]) -> Table:
-    """``table`` with each value a person mapped replaced in its role's column, in every row
-    that holds it: a name among a cell's operators, or a whole (department) cell."""
+    """``table`` with the values a person mapped replaced: operators in a cell, a whole department."""
     frame = table.frame.copy() if any(value_map.values()) else table.frame
     for role, pairs in value_map.items():
         if (j := getattr(columns, role, None)) is None or not pairs:
@@ -235,11 +198,9 @@ class Lead(NamedTuple):
     key: int | None = None  # the row's fingerprint (see row_keys), kept in the ledger
 
     def body(self) -> dict:
-        """The JSON body of the start-attendance request (no ``departmentId`` key when empty)."""
+        """The JSON body of the start-attendance request."""
         body: dict = {"phone": self.phone, "operators": list(self.operators)}
-        if self.department:
-            body["departmentId"] = self.department
-        return body
+        return {**body, "departmentId": self.department} if self.department else body
 
 
 @dataclass(frozen=True)
@@ -252,19 +213,13 @@ class LeadDefaults:
     pool: bool = False  # rows without operators get a pool member later, in planning
 
 
-#: A plan has one row per input row, in input order: ``row``, ``phone``, ``operators``,
-#: ``department``, ``status`` (None for a row still to be sent; else its fate is decided: invalid,
-#: skipped, or done by an earlier run, ``carried``), ``error_code``, ``error_message``, ``carried``.
-
-
 def pending(plan: pd.DataFrame) -> pd.Series:
-    """The rows of ``plan`` still to be sent."""
+    """The rows still to be sent: a plan's ``status`` is None until their fate is decided."""
     return plan["status"].isna()
 
 
 def decide(plan: pd.DataFrame, rows: pd.Series, status: str, codes, messages) -> pd.DataFrame:
-    """``plan`` with ``rows`` (a mask) given ``status`` and ``code: message`` (the same for
-    every row, or a Series of one per row)."""
+    """``plan`` with ``rows`` (a mask) given ``status`` and ``code: message`` (one, or a Series)."""
     if not np.asarray(rows, dtype=bool).any():
         return plan
     plan = plan.copy()
@@ -275,16 +230,8 @@ def decide(plan: pd.DataFrame, rows: pd.Series, status: str, codes, messages) ->
     return plan
 
 
-def _missing_operators(table: Table, has_column: bool) -> str:
-    """Why a row has no operators; without a column, the columns seen and how to name one."""
-    if has_column:
-        return sentences.NO_OPERATORS
-    return sentences.NO_OPERATORS_COLUMN.format(columns=", ".join(table.columns))
-
-
 def _cells(table: Table, j: int | None) -> pd.Series:
-    """A column's cells as the rules read them: a leading ``'`` (how CRMs and spreadsheets mark
-    a number typed as text) dropped like a space."""
+    """A column's cells with a leading ``'`` (a number typed as text) dropped like a space."""
     if j is None:
         return pd.Series("", index=table.frame.index, dtype=str)
     column = table.column(j)
@@ -294,8 +241,7 @@ def _cells(table: Table, j: int | None) -> pd.Series:
 
 
 def _not_leads(table: Table, phone_cells: pd.Series) -> np.ndarray:
-    """The rows under the last one with a phone cell that leave it empty and fill at most two
-    cells: a totals or notes row ("Total: 4 leads"), not a lead without a phone."""
+    """Rows below the last phone that fill at most two cells: totals or notes, not leads."""
     phone = (phone_cells.str.strip() != "").to_numpy(bool)
     below = np.zeros(len(table), dtype=bool)
     if phone.any():
@@ -306,7 +252,8 @@ def _not_leads(table: Table, phone_cells: pd.Series) -> np.ndarray:
 
 
 def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.DataFrame:
-    """Validate every row of ``table`` into a plan (see :func:`pending`)."""
+    """A plan: one row per input row (``row``, ``phone``, ``operators``, ``department``,
+    ``status``, ``error_code``, ``error_message``, ``carried`` by an earlier run)."""
     phone_cells, ddd_column = _cells(table, columns.phone), None
     if columns.ddd is not None:
         phone_cells = join_ddd(phone_cells, _cells(table, columns.ddd))
@@ -316,61 +263,48 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
             lambda c: normalize_phones(c, defaults.country_code, ddd_column), pieces(phone_cells)
         )
     )
-    operators = per_distinct(
-        _cells(table, columns.operators), lambda c: split_operators(c) or defaults.operators
-    )
+    operators = _cells(table, columns.operators)
+    operators = per_distinct(operators, lambda c: split_operators(c) or defaults.operators)
     department = per_distinct(
         _cells(table, columns.department), lambda c: c.strip() or defaults.department
     )
-    empty = pd.Series("", index=table.frame.index, dtype=str)
     plan = pd.DataFrame(
         {
-            "row": pd.Series(np.asarray(table.row_numbers, dtype="int64"), index=table.frame.index),
+            "row": np.asarray(table.row_numbers, dtype="int64"),
             "phone": phones["phone"],
             "operators": operators,
             "department": department.astype(str),
-            "status": pd.Series(None, index=table.frame.index, dtype=object),
-            "error_code": empty,
-            "error_message": empty,
+            "status": None,
+            "error_code": "",
+            "error_message": "",
             "carried": False,
-        }
+        },
+        index=table.frame.index,
     )
-    not_leads = _not_leads(table, phone_cells)
-    plan = decide(plan, not_leads, RowStatus.SKIPPED, ErrorCode.NOT_A_LEAD, sentences.NOT_A_LEAD)
-    bad_phone = pending(plan) & (phones["error"] != "")
-    plan = decide(plan, bad_phone, RowStatus.INVALID, ErrorCode.INVALID_PHONE, phones["error"])
     counts = np.fromiter(map(len, plan["operators"]), dtype=np.int64, count=len(plan))
-    plan = decide(
-        plan,
-        pending(plan) & (counts > MAX_OPERATORS),
-        RowStatus.INVALID,
-        ErrorCode.TOO_MANY_OPERATORS,
-        sentences.TOO_MANY_OPERATORS.format(limit=MAX_OPERATORS),
-    )
-    if not defaults.pool:
-        named = np.fromiter(map(bool, plan["operators"]), dtype=bool, count=len(plan))
-        no_operators = pending(plan) & ~named
-        plan = decide(
-            plan,
-            no_operators,
-            RowStatus.INVALID,
-            ErrorCode.MISSING_OPERATORS,
-            _missing_operators(table, columns.operators is not None),
-        )
+    too_many = sentences.TOO_MANY_OPERATORS.format(limit=MAX_OPERATORS)
+    missing = sentences.NO_OPERATORS
+    if columns.operators is None:
+        missing = sentences.NO_OPERATORS_COLUMN.format(columns=", ".join(table.columns))
+    skipped, invalid = RowStatus.SKIPPED, RowStatus.INVALID
+    for rows, status, code, message in (  # a row gets the first that applies
+        (_not_leads(table, phone_cells), skipped, ErrorCode.NOT_A_LEAD, sentences.NOT_A_LEAD),
+        (phones["error"] != "", invalid, ErrorCode.INVALID_PHONE, phones["error"]),
+        (counts > MAX_OPERATORS, invalid, ErrorCode.TOO_MANY_OPERATORS, too_many),
+        ((counts == 0) & (not defaults.pool), invalid, ErrorCode.MISSING_OPERATORS, missing),
+    ):
+        plan = decide(plan, pending(plan) & rows, status, code, message)
     return plan
 
 
 def row_keys(cells: pd.DataFrame) -> np.ndarray:
-    """A fingerprint of each row's own cells, kept in the ledger with the request sent for it:
-    among the rows of one phone, it finds the one an earlier run sent, however the sheet was
-    sorted since."""
+    """Each row's fingerprint, kept in the ledger: the row of a phone an earlier run sent."""
     return pd.util.hash_pandas_object(cells, index=False).to_numpy().view(np.int64)
 
 
 def leads_to_send(plan: pd.DataFrame, cells: pd.DataFrame | None = None) -> Iterator[Lead]:
-    """A :class:`Lead` for every row of ``plan`` still to be sent, in input order, made as the
-    sender asks for them (memory stays flat however long the file: no copy of the plan), with
-    its fingerprint when the input's ``cells`` are given."""
+    """A :class:`Lead` for every row still to be sent, in order, made as the sender asks (no copy
+    of the plan), with its fingerprint when the input's ``cells`` are given."""
     live = pending(plan).to_numpy()
     keys = [None] * len(plan)
     if cells is not None and live.any():

@@ -1,11 +1,5 @@
-"""What a run is asked to do: the options, the config file, and the credentials.
-
-:class:`RunOptions` groups what belongs together (input, requests, sending, output, display);
-:meth:`RunOptions.build` fills the groups from flat option names, the way the command line and
-``batch-attend.toml`` spell them. The token is the one setting resolved here rather than by the
-caller: ``--token``, else ``--token-file``, else ``PLUGCHAT_TOKEN`` from the environment handed
-to the run, and never from a config file.
-"""
+"""What a run is asked to do: the options in groups, filled from the flat names of the command
+line and ``batch-attend.toml``, and the token (never from a config file)."""
 
 from __future__ import annotations
 
@@ -28,7 +22,6 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
-DEFAULT_GRACE = 5.0
 DEFAULT_COUNTRY_CODE = "55"
 DEFAULT_DISTRIBUTION = "round-robin"
 #: Where ``batch-attend sandbox`` and ``batch-attend serve`` listen, and the sandbox's defaults.
@@ -55,14 +48,10 @@ class InputOptions:
     ddd_column: str | None = None
     header_row: int | None = None  # None: found among the top rows
     ignore_columns: tuple[str, ...] = ()  # passed over when columns are found
-    #: What a person changed before sending (the page): cells, by row number and column name,
-    #: and values of a role's column (``operators``, ``department``) mapped to others.
+    #: What a person changed on the page: cells (by row and column name), a role's values.
     cell_edits: dict[int, dict[str, str]] = field(default_factory=dict)
     value_map: dict[str, dict[str, str]] = field(default_factory=dict)
     label: str | None = None  # the input's name where it is shown (the page's upload)
-
-    def __post_init__(self) -> None:
-        self.path = Path(self.path)
 
 
 @dataclass
@@ -97,7 +86,7 @@ class SendingOptions:
     backoff: float = DEFAULT_BACKOFF
     rate: float | None = None
     dry_run: bool = False
-    grace: float = DEFAULT_GRACE  # seconds in-flight requests get after Ctrl-C
+    grace: float = 5.0  # seconds in-flight requests get after Ctrl-C
 
 
 @dataclass
@@ -132,11 +121,9 @@ class RunOptions:
 
     @classmethod
     def build(cls, **values) -> RunOptions:
-        """Options from flat names (``input``, ``output``, ``token``, ``concurrency``, …: the long
-        option names with ``_`` for ``-``); ``no_lookup``, ``no_bom`` and ``no_status_check`` as
-        the flags say, and a
-        name given None keeps its default. Operator values are split as cells are (``A,B`` is
-        two operators)."""
+        """Options from the long option names with ``_`` for ``-`` (``input`` and ``output`` the
+        paths; ``no_lookup``, ``no_bom``, ``no_status_check`` as the flags say); None keeps the
+        default. ``A,B`` among the operators is two, as in a cell."""
         from batch_attend.leads import split_operators  # leads imports pandas: not for --help
 
         for name in ("lookup", "bom", "status_check"):
@@ -148,24 +135,18 @@ class RunOptions:
             )
         if values.get("department") is not None:
             values["department"] = values["department"].strip()
-        groups = {group.name: group.default_factory for group in dataclasses.fields(cls)}
-        owner = {
-            option.name: name
-            for name, factory in groups.items()
-            for option in dataclasses.fields(factory())
-            if option.name != "path"  # the input and output paths are named input and output
-        }
-        given: dict[str, dict] = {name: {} for name in groups}
+        options = cls()
+        groups = [getattr(options, group.name) for group in dataclasses.fields(cls)]
         for name, value in values.items():
             if value is None:
                 continue
-            if name in ("input", "output"):
-                given[name]["path"] = value
-            elif name in owner:
-                given[owner[name]][name] = value
+            if name in ("input", "output"):  # the paths
+                getattr(options, name).path = Path(value) if name == "input" else value
+            elif group := next((g for g in groups if name != "path" and hasattr(g, name)), None):
+                setattr(group, name, value)
             else:
                 raise TypeError(f"unknown option {name!r}")
-        return cls(**{name: factory(**given[name]) for name, factory in groups.items()})
+        return options
 
 
 def resolve_token(options: RequestOptions, environ: Mapping[str, str]) -> str | None:
@@ -176,10 +157,9 @@ def resolve_token(options: RequestOptions, environ: Mapping[str, str]) -> str | 
         try:
             return Path(options.token_file).read_text(encoding="utf-8").strip() or None
         except OSError as exc:
+            message = _("{path}: cannot read the token file ({strerror}).")
             raise ConfigError(
-                _("{path}: cannot read the token file ({strerror}).").format(
-                    path=options.token_file, strerror=exc.strerror
-                )
+                message.format(path=options.token_file, strerror=exc.strerror)
             ) from exc
     return environ.get(TOKEN_ENV) or None
 
@@ -188,9 +168,8 @@ def country_code(value: str) -> str:
     """``--country-code``: 1 to 3 digits, a leading + allowed."""
     digits = value.strip().lstrip("+")
     if not digits.isdigit() or not 1 <= len(digits) <= 3:
-        raise ValueError(
-            _("'{value}' is not a country code (1 to 3 digits, e.g. 55)").format(value=value)
-        )
+        message = _("'{value}' is not a country code (1 to 3 digits, e.g. 55)")
+        raise ValueError(message.format(value=value))
     return digits
 
 
@@ -199,11 +178,8 @@ def delimiter(value: str) -> str:
     named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
     value = named.get(value.lower(), value)
     if len(value) != 1:
-        raise ValueError(
-            _("'{value}' is not a single character (or tab/comma/semicolon/pipe)").format(
-                value=value
-            )
-        )
+        message = _("'{value}' is not a single character (or tab/comma/semicolon/pipe)")
+        raise ValueError(message.format(value=value))
     return value
 
 
@@ -228,30 +204,24 @@ def find_config(given: Path | None) -> Path | None:
 
 
 def read_config(path: Path, known: Mapping[str, str]) -> dict[str, object]:
-    """Options from a TOML file: its keys are long option names (``base-url`` or ``base_url``),
-    ``known`` maps each to the parameter it sets. The token may not live there."""
+    """Options from a TOML file, by long option name (``known``: name → parameter); no token."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(
-            _("{path}: cannot read it ({strerror})").format(path=path, strerror=exc.strerror)
-        ) from exc
+        message = _("{path}: cannot read it ({strerror})")
+        raise ConfigError(message.format(path=path, strerror=exc.strerror)) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(_("{path}: not valid TOML ({exc})").format(path=path, exc=exc)) from exc
     values = {}
     for key, value in data.items():
         if key.replace("-", "_").lower() in ("token", "plugchat_token"):
-            raise ConfigError(
-                _(
-                    "{path}: the token may not be stored in a config file; use PLUGCHAT_TOKEN or token-file = 'path' (a file only you can read)"
-                ).format(path=path)
+            message = _(
+                "{path}: the token may not be stored in a config file; use PLUGCHAT_TOKEN or token-file = 'path' (a file only you can read)"
             )
+            raise ConfigError(message.format(path=path))
         name = known.get(key.replace("_", "-"))
         if name is None:
-            raise ConfigError(
-                _("{path}: unknown option '{key}'. Known: {known}").format(
-                    path=path, key=key, known=", ".join(sorted(known))
-                )
-            )
+            message = _("{path}: unknown option '{key}'. Known: {known}")
+            raise ConfigError(message.format(path=path, key=key, known=", ".join(sorted(known))))
         values[name] = value
     return values

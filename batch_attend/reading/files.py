@@ -1,12 +1,6 @@
-"""Spreadsheets in, rows of text out: what a file is (by its bytes, whatever its name says), and
-the reader that takes it; standard input too.
-
-Every cell comes back as text exactly as a person sees it. Numbers stored in a workbook come back
-as their integer digits when they are whole (so a phone typed as a number keeps every digit);
-nothing is ever rounded through a float of our own making. A results file of batch-attend is a
-valid input (:mod:`~batch_attend.reading.handed_back`). Memory stays bounded whatever the input:
-a file past the limits is refused, most often before it is parsed.
-"""
+"""Spreadsheets in, cells as the text a person sees out: what a file is (by its bytes, whatever
+its name says) and the reader that takes it, standard input too. A results file is a valid
+input; a file past the limits is refused, most often before it is parsed."""
 
 from __future__ import annotations
 
@@ -24,10 +18,8 @@ from batch_attend.reading.csvfile import read_csv_grid
 from batch_attend.reading.handed_back import split_results
 from batch_attend.reading.limits import MAX_INFLATED_BYTES, MAX_TEXT_BYTES, InputError, mib
 from batch_attend.reading.table import Table, refuse_control_characters, table_from_grid
-from batch_attend.reading.workbook import Book, check_inflated, read_workbook
+from batch_attend.reading.workbook import Book, read_workbook
 
-CSV_EXTENSIONS = {".csv", ".txt", ".tsv"}
-EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
 # An .xls with a password: its workbook globals' BOF, then a FilePass record (MS-XLS 2.4.117).
@@ -83,35 +75,24 @@ def content_kind(path: Path) -> str:
 def _check_content(path: Path, ext: str) -> str:
     kind = content_kind(path)
     if kind == "encrypted":
-        raise InputError(
-            _(
-                "{path}: the workbook is password-protected. Open it in Excel, remove the password (File > Info > Protect Workbook), save, and run again."
-            ).format(path=path)
+        message = _(
+            "{path}: the workbook is password-protected. Open it in Excel, remove the password (File > Info > Protect Workbook), save, and run again."
         )
+        raise InputError(message.format(path=path))
     if kind == _EXPECTED_KIND[ext]:
         return kind
     what = _(_KIND_NAMES.get(kind, N_("something else")))
-    hint = (
-        _(" Rename it to {extension}.").format(extension=_RENAME_TO[kind])
-        if kind in _RENAME_TO
-        else _(" Open it in a spreadsheet program and save it as .xlsx or .csv.")
-    )
-    raise InputError(
-        _("{path}: the name says {ext} but the content is {what}.{hint}").format(
-            path=path, ext=ext, what=what, hint=hint
-        )
-    )
+    hint = _(" Open it in a spreadsheet program and save it as .xlsx or .csv.")
+    if kind in _RENAME_TO:
+        hint = _(" Rename it to {extension}.").format(extension=_RENAME_TO[kind])
+    message = _("{path}: the name says {ext} but the content is {what}.{hint}")
+    raise InputError(message.format(path=path, ext=ext, what=what, hint=hint))
 
 
 def sheet_names(path: str | Path) -> list[str]:
-    """A workbook's sheets in order, for a person choosing one (the web page); none for a CSV.
-    Only the workbook's directory is read, once :func:`check_inflated` passes it."""
+    """A workbook's sheets in order, for a person choosing one (the page); none for a CSV."""
     path = Path(path)
-    kind = _check_content(path, path.suffix.lower())
-    if kind == "text":
-        return []
-    check_inflated(path, kind)
-    return Book(path).names
+    return [] if _check_content(path, path.suffix.lower()) == "text" else Book(path).names
 
 
 def read_table(
@@ -123,13 +104,7 @@ def read_table(
     phone_column: str | None = None,
     header_row: int | None = None,
 ) -> Table:
-    """Read a CSV or spreadsheet file into a :class:`Table` of text cells.
-
-    The content must match the extension; the header is found by the phone column
-    (``phone_column`` when given, else the aliases). A workbook is parsed in a capped child
-    process (:func:`workbook.read_workbook`) once :func:`check_inflated` passes it; a control character in
-    any cell refuses the file.
-    """
+    """A CSV file or workbook as a :class:`Table` of text cells; its content must match its name."""
     path = Path(path)
     if not path.exists():
         raise InputError(_("{path}: no such file.").format(path=path))
@@ -137,27 +112,19 @@ def read_table(
         raise InputError(_("{path}: is a folder, not a spreadsheet.").format(path=path))
     ext = path.suffix.lower()
     if ext not in _EXPECTED_KIND:
-        raise InputError(
-            _("{path}: unknown file type '{value}'. Use one of {join}.").format(
-                path=path,
-                value=ext or "(none)",
-                join=", ".join(sorted(CSV_EXTENSIONS | EXCEL_EXTENSIONS)),
-            )
-        )
+        message = _("{path}: unknown file type '{value}'. Use one of {join}.")
+        known = ", ".join(sorted(_EXPECTED_KIND))
+        raise InputError(message.format(path=path, value=ext or "(none)", join=known))
     if path.stat().st_size == 0:
         raise InputError(_("{path}: the file is empty.").format(path=path))
-    kind = _check_content(path, ext)
-    if kind == "text":
-        grid, delimiter = read_csv_grid(path, encoding, delimiter)
-        table = table_from_grid(path, None, grid, phone_column, header_row)
-        table.delimiter = delimiter
+    name = sep = None
+    if _check_content(path, ext) == "text":
+        grid, sep = read_csv_grid(path, encoding, delimiter)
     else:
-        check_inflated(path, kind)
         name, cells = read_workbook(path, sheet, phone_column)
-        grid = pd.DataFrame(
-            {j: pd.Series(column, dtype=str) for j, column in enumerate(cells.columns)}
-        )
-        table = table_from_grid(path, name, grid, phone_column, header_row)
+        grid = pd.DataFrame({j: pd.Series(c, dtype=str) for j, c in enumerate(cells.columns)})
+    table = table_from_grid(path, name, grid, phone_column, header_row)
+    table.delimiter = sep  # a CSV's, which its results reuse
     table = split_results(table)
     refuse_control_characters(table)
     return table
@@ -166,26 +133,39 @@ def read_table(
 #: INPUT that means standard input, and how messages name it.
 STDIN = Path("-")
 STDIN_NAME = "<stdin>"
-#: Bytes of standard input copied at a time.
 _SPOOL_CHUNK = 1 << 20
 
 
 def read_stdin_table(stream: BinaryIO, **options) -> Table:
-    """:func:`read_table` of the bytes of ``stream`` (standard input), which has no name: they
-    are read once into a file in a private temp folder, named by what they are (there is no
-    extension to go by), and that folder is removed whatever happens. Messages name the input
-    ``<stdin>``."""
+    """:func:`read_table` of standard input, copied into a private temp folder that is removed
+    whatever happens, named by what its bytes are; messages name it ``<stdin>``."""
+    chunk = stream.read(_SPOOL_CHUNK)
+    if chunk.startswith((b"PK\x03\x04", _OLE_MAGIC)):  # refused past the limit, read no further
+        limit = MAX_INFLATED_BYTES
+        too_big = _(
+            "{path}: more than the {limit} batch-attend reads from a workbook came on standard input. Split it into smaller files."
+        )
+    else:
+        limit = MAX_TEXT_BYTES
+        too_big = _(
+            "{path}: more than the {limit} batch-attend reads from a CSV file came on standard input. Split it into smaller files."
+        )
     with tempfile.TemporaryDirectory(prefix="batch-attend-") as folder:
         spooled = Path(folder) / "stdin"
-        _spool(stream, spooled)
+        with open(spooled, "xb") as fh:
+            while chunk:
+                if fh.tell() + len(chunk) > limit:
+                    raise InputError(too_big.format(path=STDIN_NAME, limit=mib(limit)))
+                fh.write(chunk)
+                chunk = stream.read(_SPOOL_CHUNK)
         kind = content_kind(spooled)
         suffix = {**_RENAME_TO, "encrypted": ".xlsx"}.get(kind)
         if suffix is None:
-            raise InputError(
-                _(
-                    "{path}: the content is {what}, not a CSV file or a workbook. Open it in a spreadsheet program and save it as .xlsx or .csv."
-                ).format(path=STDIN_NAME, what=_(_KIND_NAMES.get(kind, N_("something else"))))
+            message = _(
+                "{path}: the content is {what}, not a CSV file or a workbook. Open it in a spreadsheet program and save it as .xlsx or .csv."
             )
+            what = _(_KIND_NAMES.get(kind, N_("something else")))
+            raise InputError(message.format(path=STDIN_NAME, what=what))
         path = spooled.rename(spooled.with_suffix(suffix))
         try:
             table = read_table(path, **options)
@@ -193,28 +173,3 @@ def read_stdin_table(stream: BinaryIO, **options) -> Table:
             raise InputError(str(exc).replace(str(path), STDIN_NAME)) from exc
     table.source = Path(STDIN_NAME)
     return table
-
-
-def _spool(stream: BinaryIO, path: Path) -> None:
-    """Copy ``stream`` into a new file at ``path``, refusing it past the size a CSV file (or,
-    when its first bytes are a workbook's, a workbook) may have: no more is read than that."""
-    with open(path, "xb") as fh:
-        chunk = stream.read(_SPOOL_CHUNK)
-        workbook = chunk.startswith((b"PK\x03\x04", _OLE_MAGIC))
-        limit = MAX_INFLATED_BYTES if workbook else MAX_TEXT_BYTES
-        size = 0
-        while chunk:
-            size += len(chunk)
-            if size > limit:
-                message = (
-                    _(
-                        "{path}: more than the {limit} batch-attend reads from a workbook came on standard input. Split it into smaller files."
-                    )
-                    if workbook
-                    else _(
-                        "{path}: more than the {limit} batch-attend reads from a CSV file came on standard input. Split it into smaller files."
-                    )
-                )
-                raise InputError(message.format(path=STDIN_NAME, limit=mib(limit)))
-            fh.write(chunk)
-            chunk = stream.read(_SPOOL_CHUNK)

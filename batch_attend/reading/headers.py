@@ -1,12 +1,6 @@
-"""Which column holds what: header names in Portuguese and English, the header row among titles
-and notes, and the choice of the phone, DDD, operators and department columns.
-
-A column is taken by its name, or, for the operators, also by its content: a column holding
-mostly the account's operators is theirs whatever it is called (the caller measures that, with
-the account's list). A column that looks like owners is never passed over silently: two of them
-are refused until the user picks one or sets the others aside, so a pool never overrides an
-owner the sheet names.
-"""
+"""Which column holds what, by header names in Portuguese and English (the operators also by
+content: mostly the account's operators), and the header row among titles and notes. Two columns
+that look like owners are refused: a pool must never override an owner the sheet names."""
 
 from __future__ import annotations
 
@@ -24,8 +18,7 @@ PHONE_ALIASES = (
     "tel", "telefonecelular", "numerowhatsapp", "numerodowhatsapp", "numerodetelefone",
     "whatsappnumber", "whats", "zap",
 )  # fmt: skip
-#: A phone word followed by more phone words or qualifiers and a number: "Telefone 1",
-#: "Tel. celular", "Celular/WhatsApp", "Telefone (com DDD)", "Fone 2".
+#: A phone word, more such words or qualifiers, a number: "Tel. celular", "Telefone (com DDD) 2".
 PHONE_PATTERN = re.compile(
     rf"(?:{_PHONE_WORDS})(?:{_PHONE_WORDS}|comddd|ddd|principal|movel|pessoal|contato|cliente)*"
     r"[0-9]*"
@@ -37,9 +30,8 @@ DEPARTMENT_ALIASES = (
     "department", "departamento", "departmentid", "departamentoid", "iddepartamento", "setor",
     "dept",
 )  # fmt: skip
-#: What Brazilian teams and CRMs call the person who takes the lead, with the words around it:
-#: "Vendedor responsável", "Responsável pelo lead", "Proprietário do lead", "Owner", "SDR",
-#: "operator_ids". A user ("Usuário") is an owner only beside such a word.
+#: The lead's owner as Brazilian teams and CRMs name it ("Vendedor responsável", "Proprietário do
+#: lead", "SDR", "operator_ids"); a user ("Usuário") is one only beside such a word.
 _OWNER = (
     r"(?:(?:operador|operator|atendente|vendedor|consultor|corretor|agente|responsavel"
     r"|proprietario|owner|sdr|closer)(?:a|es|as|s)?|responsaveis)"
@@ -56,8 +48,7 @@ HEADER_SEARCH_ROWS = 20
 
 
 class ColumnError(BatchAttendError):
-    """The columns cannot be told apart, or a column named by an option is not there;
-    ``owners``: the columns that look like the lead's owner, when they are what is unclear."""
+    """Columns that cannot be told apart (``owners``: the owner's), or one named that is not there."""
 
     def __init__(self, message: str, owners: tuple[str, ...] = (), page: str | None = None):
         super().__init__(message, page=page)
@@ -65,11 +56,19 @@ class ColumnError(BatchAttendError):
 
 
 def fold(name: str) -> str:
-    """Fold a header for matching: no case, no accents, no spaces or punctuation."""
+    """A header for matching: no case, no accents, no spaces or punctuation."""
     decomposed = unicodedata.normalize("NFKD", name)
     return "".join(
         ch for ch in decomposed.casefold() if ch.isalnum() and not unicodedata.combining(ch)
     )
+
+
+def find(names: list[str], wanted: str) -> int | None:
+    """Where ``wanted`` is among ``names``: as written, else folded."""
+    if wanted in names:
+        return names.index(wanted)
+    folded = [fold(n) for n in names]
+    return folded.index(fold(wanted)) if fold(wanted) in folded else None
 
 
 def phone_strength(name: str) -> int:
@@ -82,26 +81,29 @@ def phone_strength(name: str) -> int:
     return 1 if name in WEAK_PHONE_ALIASES else 0
 
 
+def phone_strengths(row: list[str], phone_column: str | None) -> list[int]:
+    """How surely each header of ``row`` names the phone (``phone_column``, when given)."""
+    names = [fold(c) for c in row]
+    if phone_column is not None:
+        return [int(name == fold(phone_column)) for name in names]
+    return [phone_strength(name) for name in names]
+
+
 def header_index(top: list[list[str]], phone_column: str | None) -> int | None:
-    """Among the top rows that name a phone column (``phone_column`` when given), the one with
-    the most distinct names, then the surest phone name, then the first: a title names no phone,
-    and a group row over the header ("Contato" merged over three columns) fills few cells."""
+    """Among the top rows that name a phone column, the one with the most distinct names, then
+    the surest phone name, then the first: a title names no phone, and a group row over the
+    header ("Contato" merged over three columns) fills few cells."""
     best, key = None, (0, 0)
     for i, row in enumerate(top):
-        names = [fold(c) for c in row]
-        if phone_column is None:
-            strength = max(map(phone_strength, names), default=0)
-        else:
-            strength = int(fold(phone_column) in names)
-        if strength and (k := (len(set(names) - {""}), strength)) > key:
+        strength = max(phone_strengths(row, phone_column), default=0)
+        if strength and (k := (len({fold(c) for c in row} - {""}), strength)) > key:
             best, key = i, k
     return best
 
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which column holds what (operators, department and DDD are optional), and ``why`` each
-    was taken, for the plan shown before sending."""
+    """Which column holds what, and ``why`` each was taken (shown before sending)."""
 
     phone: int
     operators: int | None
@@ -111,37 +113,14 @@ class ColumnMap:
 
 
 def _named(table, name: str, option: str) -> int:
-    if name in table.columns:
-        return table.columns.index(name)
-    folded = [fold(c) for c in table.columns]
-    if fold(name) in folded:
-        return folded.index(fold(name))
+    if (j := find(table.columns, name)) is not None:
+        return j
     raise ColumnError(
         _(
             "{where}: no column named '{override}' (given by {option}). Columns seen: {columns}."
         ).format(where=table.where, override=name, option=option, columns=quoted(table.columns)),
         page=_("This sheet has no column '{name}': choose another.").format(name=name),
     )
-
-
-def _best(table, strength: list[int], role: str, option: str) -> int | None:
-    best = max(strength, default=0)
-    found = [j for j, s in enumerate(strength) if s and s == best]
-    if len(found) > 1:
-        raise ColumnError(
-            _(
-                "{where}: several columns could hold the {role}: {names}. Choose one with {option}."
-            ).format(
-                where=table.where,
-                role=role,
-                names=quoted(table.columns[j] for j in found),
-                option=option,
-            ),
-            page=_("Several columns could hold the {role}: {names}. Choose one below.").format(
-                role=role, names=quoted(table.columns[j] for j in found)
-            ),
-        )
-    return found[0] if found else None
 
 
 def map_columns(
@@ -154,49 +133,50 @@ def map_columns(
     owners_by_content: dict[int, float] | None = None,
 ) -> ColumnMap:
     """The phone, DDD, operators and department columns: the ones named, else found by name (the
-    operators also by content: ``owners_by_content`` maps a column to the share of its cells
-    that are the account's operators). Columns in ``ignore`` are passed over."""
+    operators also by ``owners_by_content``: column → share of its cells that are the account's
+    operators), passing over those in ``ignore``."""
     folded = [fold(c) for c in table.columns]
     skip = {_named(table, name, "--ignore-column") for name in ignore}
     why: dict[str, str] = {}
 
-    def choose(role: str, label: str, option: str, given: str | None, rate) -> int | None:
+    def choose(role: str, given: str | None, rate, label: str = "") -> int | None:
+        option = f"--{role}-column"
         if given is not None:
             why[role] = _("given by {option}").format(option=option)
             return _named(table, given, option)
         strength = [0 if j in skip else rate(name) for j, name in enumerate(folded)]
-        j = _best(table, strength, label, option)
-        if j is not None:
-            why[role] = _("matched {name}").format(name=folded[j])
-        return j
+        best = max(strength, default=0)
+        found = [j for j, s in enumerate(strength) if s and s == best]
+        if len(found) > 1 and label:  # unlabelled (the DDD): the first is taken, not refused
+            names = quoted(table.columns[j] for j in found)
+            raise ColumnError(
+                _(
+                    "{where}: several columns could hold the {role}: {names}. Choose one with {option}."
+                ).format(where=table.where, role=label, names=names, option=option),
+                page=_("Several columns could hold the {role}: {names}. Choose one below.").format(
+                    role=label, names=names
+                ),
+            )
+        if found:
+            why[role] = _("matched {name}").format(name=folded[found[0]])
+        return found[0] if found else None
 
-    phone = choose("phone", _("phone"), "--phone-column", phone_column, phone_strength)
+    phone = choose("phone", phone_column, phone_strength, _("phone"))
     if phone is None:
+        message = _(
+            "{where}: no phone column found. Columns seen: {columns}. Accepted names: {accepted} (any case or accents), or name it with --phone-column."
+        )
+        accepted = ", ".join(PHONE_ALIASES[:6])
         raise ColumnError(
-            _(
-                "{where}: no phone column found. Columns seen: {columns}. Accepted names: {accepted} (any case or accents), or name it with --phone-column."
-            ).format(
-                where=table.where,
-                columns=quoted(table.columns),
-                accepted=", ".join(PHONE_ALIASES[:6]),
-            ),
+            message.format(where=table.where, columns=quoted(table.columns), accepted=accepted),
             page=_("No column was recognised as the phone: choose it below."),
         )
     department = choose(
-        "department",
-        _("department"),
-        "--department-column",
-        department_column,
-        lambda name: int(name in DEPARTMENT_ALIASES),
+        "department", department_column, lambda n: int(n in DEPARTMENT_ALIASES), _("department")
     )
-    if ddd_column is not None:
-        ddd = choose("ddd", "", "--ddd-column", ddd_column, None)
-    else:  # the first DDD column is taken (another is shown, not refused)
-        ddd = next((j for j, n in enumerate(folded) if n in DDD_ALIASES and j not in skip), None)
-        if ddd is not None:
-            why["ddd"] = _("matched {name}").format(name=folded[ddd])
+    ddd = choose("ddd", ddd_column, lambda name: int(name in DDD_ALIASES))
     if operators_column is not None:
-        operators = choose("operators", "", "--operators-column", operators_column, None)
+        operators = choose("operators", operators_column, None)
     else:
         taken = skip | {phone, department, ddd}
         operators = _owners(table, folded, taken, owners_by_content or {}, why)
@@ -206,8 +186,7 @@ def map_columns(
 def _owners(
     table, folded: list[str], skip: set, by_content: dict[int, float], why: dict
 ) -> int | None:
-    """The one column that looks like owners, by name or by content; two that hold something
-    are refused, naming both ways out."""
+    """The one column that looks like owners, by name or content; two that hold something: refused."""
     candidates = [
         j
         for j, name in enumerate(folded)

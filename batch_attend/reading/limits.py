@@ -1,7 +1,6 @@
-"""What reading may take, whatever the input. Memory grows with rows, cells and text; each limit
-lets the largest real spreadsheet of leads through (a full worksheet: 1,048,576 rows of a few
-columns), and each refusal names the limit passed. No pandas here: the workbook's capped child
-process uses this module too."""
+"""What reading may take, whatever the input: each limit lets a full worksheet of leads through
+(1,048,576 rows of a few columns), and each refusal names it. No pandas: the workbook's child
+uses this module too."""
 
 from __future__ import annotations
 
@@ -13,14 +12,13 @@ from batch_attend.i18n import _
 
 #: Data rows of one run: as many as a worksheet holds.
 MAX_ROWS = 1_048_576
-#: Cells of the grid a file makes (rows × columns, blank ones included): each takes memory, and
-#: a CSV's first line, or a workbook's farthest cell, sets the width of every row.
+#: Cells of the grid a file makes, blank ones included (the widest row sets every row's width).
 MAX_CELLS = 16 * 1_048_576
 #: Text of the cells: a CSV file's size, or the text a workbook's cells hold once read.
 MAX_TEXT_BYTES = 128 << 20
 #: What a workbook's parts inflate to (as its zip directory declares them): what is parsed.
 MAX_INFLATED_BYTES = 512 << 20
-#: What the parser of a workbook may allocate (see :mod:`batch_attend.reading.workbook`).
+#: What the parser of a workbook may allocate.
 WORKBOOK_MEMORY = 768 << 20
 
 
@@ -30,9 +28,7 @@ class InputError(BatchAttendError):
 
 def place(source: Path | str, sheet: str | None) -> str:
     """How messages name the place: the file, and the sheet of a workbook."""
-    if not sheet:
-        return str(source)
-    return _("{path}, sheet '{sheet}'").format(path=source, sheet=sheet)
+    return _("{path}, sheet '{sheet}'").format(path=source, sheet=sheet) if sheet else str(source)
 
 
 def quoted(names) -> str:
@@ -46,14 +42,10 @@ def mib(count: int) -> str:
 
 def check_cells(place: str, rows: int, columns: int) -> None:
     if rows * columns > MAX_CELLS:
+        message = _(
+            "{where}: {rows} rows × {columns} columns are {cells} cells, more than the {limit} batch-attend reads. Delete the rows and columns past the data, or split the file."
+        )
+        numbers = dict(rows=rows, columns=columns, cells=rows * columns, limit=MAX_CELLS)
         raise InputError(
-            _(
-                "{where}: {rows} rows × {columns} columns are {cells} cells, more than the {limit} batch-attend reads. Delete the rows and columns past the data, or split the file."
-            ).format(
-                where=place,
-                rows=i18n.number(rows),
-                columns=i18n.number(columns),
-                cells=i18n.number(rows * columns),
-                limit=i18n.number(MAX_CELLS),
-            )
+            message.format(where=place, **{k: i18n.number(v) for k, v in numbers.items()})
         )

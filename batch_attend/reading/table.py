@@ -1,6 +1,6 @@
-"""A sheet as the rest of the tool sees it: its data rows as text with the row numbers a person
-sees, the header found among titles and notes above it, blank rows and columns dropped, and no
-control character anywhere."""
+"""A sheet as the rest of the tool sees it: data rows as text with the row numbers a person sees,
+below a header found among titles and notes, without blank rows and columns or control
+characters."""
 
 from __future__ import annotations
 
@@ -21,12 +21,8 @@ from batch_attend.reading.limits import MAX_ROWS, InputError, place
 
 @dataclass
 class Table:
-    """The data rows of one sheet, as text, with the row numbers a person sees.
-
-    ``frame`` holds one text column per input column, labelled by position (headers may
-    repeat). For a results file of batch-attend, ``results`` holds its contract columns (as
-    text, row for row) and ``columns`` / ``frame`` only the user's own.
-    """
+    """One sheet's data rows as text; ``frame``'s columns by position (headers may repeat), a
+    results file's contract columns apart in ``results``."""
 
     source: Path
     sheet: str | None
@@ -48,8 +44,7 @@ class Table:
         return self.frame[j]
 
     def edited(self, edits: dict[int, dict[str, str]]) -> Table:
-        """This table with the cells a person changed before sending (by the row number they
-        see and the column's name); the file is never changed."""
+        """This table with the cells a person changed (by row number and column name)."""
         at = {int(row): i for i, row in enumerate(self.row_numbers)} if edits else {}
         frame = self.frame.copy() if at else self.frame
         for row, cells in edits.items():
@@ -59,18 +54,12 @@ class Table:
         return dataclasses.replace(self, frame=frame)
 
 
-def is_blank(row: list[str]) -> bool:
-    return not "".join(row).strip()
-
-
-#: C0 control characters but tab, line feed and carriage return: no one types them in a cell,
-#: and a NUL would go out inside an operator ID.
+#: C0 control characters but tab, LF and CR: no one types them (a NUL would go out in an ID).
 CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 
 
-def _blank_cells(column: pd.Series) -> pd.Series:
-    """True where a cell is empty or only white space (as Python's ``str.isspace`` sees it)."""
-    return (column == "") | column.str.isspace()
+def is_blank(row: list[str]) -> bool:
+    return not "".join(row).strip()
 
 
 def table_from_grid(
@@ -80,77 +69,61 @@ def table_from_grid(
     phone_column: str | None = None,
     header_row: int | None = None,
 ) -> Table:
-    """Split a grid of text cells (no header applied) into header and data rows.
-
-    Row numbers are 1-based grid rows, as a spreadsheet shows them. The header is found among
-    the top rows by :func:`headers.header_index`; without one, the first non-blank row, and
-    :func:`headers.map_columns` then explains what it found. Blank rows and columns with neither header
-    nor data are dropped; row numbers keep counting them. Past :data:`MAX_ROWS` data rows, the
-    table is refused. ``header_row`` (``--header-row``) names the header's row instead.
-    """
+    """A grid of text cells split into the header (``header_row``, else found among the top
+    rows, else the first non-blank one) and data rows, without blank rows and columns; the row
+    numbers (from 1) still count them."""
     where = place(source, sheet)
     if header_row is not None:
         if header_row > len(grid) or is_blank(list(grid.iloc[header_row - 1])):
+            message = _("{where}: row {row} (given by --header-row) is empty or past the end.")
+            page = _("Row {row} is empty or past the end: choose another header row.")
             raise InputError(
-                _("{where}: row {row} (given by --header-row) is empty or past the end.").format(
-                    where=where, row=header_row
-                ),
-                page=_("Row {row} is empty or past the end: choose another header row.").format(
-                    row=header_row
-                ),
+                message.format(where=where, row=header_row), page=page.format(row=header_row)
             )
         grid = grid.iloc[header_row - 1 :]
     top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
     h = 0 if header_row is not None else header_index(top, phone_column)
-    if h is None:
-        h = next((i for i, r in enumerate(top) if not is_blank(r)), None)
-    if h is None:
-        if grid.apply(_blank_cells).all(axis=None):
-            raise InputError(_("{where}: the file is empty.").format(where=where))
-        h = 0
-    header = [cell.strip() for cell in top[h]]
+    if h is None:  # no header names a phone: the first non-blank row (none: all is blank)
+        h = next((i for i, r in enumerate(top) if not is_blank(r)), 0)
+    header = [cell.strip() for cell in top[h]] if top else []
     data = grid.iloc[h + 1 :]
-    blank = data.apply(_blank_cells)
+    blank = data.apply(lambda column: (column == "") | column.str.isspace())
     keep = [j for j, name in enumerate(header) if name or not blank.iloc[:, j].all()]
     data = data.loc[~blank.iloc[:, keep].all(axis=1), data.columns[keep]]
     if data.empty:
-        raise InputError(
-            _("{where}: the header is there but no data rows follow it.").format(where=where)
-        )
+        message = _("{where}: the header is there but no data rows follow it.")
+        if not any(header):
+            message = _("{where}: the file is empty.")
+        raise InputError(message.format(where=where))
     if len(data) > MAX_ROWS:
-        raise InputError(
-            _(
-                "{where}: {rows} data rows, more than the {limit} batch-attend takes in one run (as many as a worksheet holds). Split the file."
-            ).format(where=where, rows=i18n.number(len(data)), limit=i18n.number(MAX_ROWS))
+        message = _(
+            "{where}: {rows} data rows, more than the {limit} batch-attend takes in one run (as many as a worksheet holds). Split the file."
         )
+        rows, limit = i18n.number(len(data)), i18n.number(MAX_ROWS)
+        raise InputError(message.format(where=where, rows=rows, limit=limit))
     names = [header[j] or f"column_{j + 1}" for j in keep]
     numbers = data.index.to_numpy() + 1  # grid rows are 0-based (the index keeps them)
     data = data.set_axis(range(len(keep)), axis=1).reset_index(drop=True)
-    table = Table(source, sheet, names, data, numbers, header_row=int(grid.index[h]) + 1)
-    return table
+    return Table(source, sheet, names, data, numbers, header_row=int(grid.index[h]) + 1)
 
 
 def refuse_control_characters(table: Table) -> None:
-    """Refuse a table whose cells hold a control character, naming the first as a person finds
-    it (row and column); one search per column, for every format alike."""
-    columns, names = [table.frame[j] for j in table.frame.columns], list(table.columns)
-    if table.results is not None:
-        columns += [table.results[name] for name in table.results.columns]
-        names += list(table.results.columns)
+    """Refuse a table whose cells hold a control character, naming the first by row and column."""
+    named = list(table.frame.set_axis(table.columns, axis=1).items())
+    named += [] if table.results is None else list(table.results.items())
     hits = on_cores(
-        lambda column: column.str.contains(CONTROL_CHARACTERS, regex=True).to_numpy(dtype=bool),
-        columns,
+        lambda item: item[1].str.contains(CONTROL_CHARACTERS, regex=True).to_numpy(dtype=bool),
+        named,
     )
-    found = [
+    found = [  # the first such cell of each column: (row, column name, cell)
         (int(table.row_numbers[hit.argmax()]), name, column.iloc[hit.argmax()])
-        for hit, name, column in zip(hits, names, columns, strict=True)
+        for hit, (name, column) in zip(hits, named, strict=True)
         if hit.any()
-    ]  # the first such cell of each column: (row, column name, cell)
+    ]
     if found:
         row, name, cell = min(found)
         code = f"U+{ord(re.search(CONTROL_CHARACTERS, cell).group()):04X}"
-        raise InputError(
-            _(
-                "{where}: row {row}, column '{column}' holds a control character ({code}), which no one types in a spreadsheet; the file may be damaged. Remove it and run again."
-            ).format(where=table.where, row=row, column=name, code=code)
+        message = _(
+            "{where}: row {row}, column '{column}' holds a control character ({code}), which no one types in a spreadsheet; the file may be damaged. Remove it and run again."
         )
+        raise InputError(message.format(where=table.where, row=row, column=name, code=code))

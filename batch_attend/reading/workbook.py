@@ -1,15 +1,7 @@
-"""Workbooks (.xlsx, .xlsm, .xls, .ods) as grids of text, read by calamine, in a child process
-whose memory is capped.
-
-Calamine fills every cell between A1 and the farthest one used and gives each cell its own copy of
-a shared string, so a workbook of a few KiB can ask for any amount of memory; an allocation that
-fails aborts the process. So the grid is read in a child of its own, started afresh (no fork of a
-process running threads), whose data segment may grow by :data:`WORKBOOK_MEMORY` at most
-(``RLIMIT_DATA``, Linux), and comes back as Arrow; a child that dies is a refusal, not a crash.
-Elsewhere (macOS, Windows: no such limit) it is read in the process, within the size, inflation,
-cell and row limits alone. This module imports no pandas: the child starts in a fraction of a
-second.
-"""
+"""Workbooks (.xlsx, .xlsm, .xls, .ods) as grids of text, read by calamine. A few KiB of workbook
+can ask calamine for any amount of memory, and a failed allocation aborts: on Linux the grid is
+read in a spawned child (no fork of a process running threads) capped by ``RLIMIT_DATA``, and comes
+back as Arrow. No pandas here, so the child starts fast."""
 
 from __future__ import annotations
 
@@ -28,7 +20,7 @@ import pyarrow.compute as pc
 
 from batch_attend import i18n
 from batch_attend.i18n import _
-from batch_attend.reading.headers import HEADER_SEARCH_ROWS, fold, header_index, phone_strength
+from batch_attend.reading.headers import HEADER_SEARCH_ROWS, find, header_index, phone_strengths
 from batch_attend.reading.limits import (
     MAX_INFLATED_BYTES,
     MAX_TEXT_BYTES,
@@ -53,59 +45,49 @@ def cell_text(value: object) -> str:
     """One workbook cell as the text a person sees, without float rounding for whole numbers."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # at any size, as pandas' reader gives it
-    if isinstance(value, int):
-        return str(value)
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     if isinstance(value, dt.datetime):
-        if value.time() == dt.time(0, 0):
-            return value.date().isoformat()
-        return value.isoformat(sep=" ")
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     return str(value)
 
 
-def check_inflated(path: Path, kind: str) -> None:
-    """Refuse, before it is parsed, a workbook whose parts would inflate past
-    :data:`MAX_INFLATED_BYTES`: the sizes its zip directory declares for all of its members, or
-    the file's own size for an .xls (not compressed). The zip readers of calamine and Python stop
-    at a member's declared size, so the declared sizes bound what is parsed."""
-    if kind == "xls":
+def check_inflated(path: Path) -> None:
+    """Refuse, before it is parsed, a workbook whose members' declared sizes (the readers stop
+    there), or an .xls's own size, pass :data:`MAX_INFLATED_BYTES`."""
+    if path.suffix.lower() == ".xls":  # the reader checked that the content is what it says
         size = path.stat().st_size
     else:
         with zipfile.ZipFile(path) as archive:
             size = sum(member.file_size for member in archive.infolist())
     if size > MAX_INFLATED_BYTES:
-        raise InputError(
-            _(
-                "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
-            ).format(path=path, size=mib(size), limit=mib(MAX_INFLATED_BYTES))
+        message = _(
+            "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
         )
+        raise InputError(message.format(path=path, size=mib(size), limit=mib(MAX_INFLATED_BYTES)))
 
 
 def _damaged(path: Path, exc: Exception) -> InputError:
-    return InputError(
-        _(
-            "{path}: cannot be opened as a workbook; it may be damaged ({exc}). Open it in a spreadsheet program and save it again."
-        ).format(path=path, exc=exc)
+    message = _(
+        "{path}: cannot be opened as a workbook; it may be damaged ({exc}). Open it in a spreadsheet program and save it again."
     )
+    return InputError(message.format(path=path, exc=exc))
 
 
 class Book:
-    """A workbook open for reading: calamine's, or openpyxl's for the few files some writers
-    make that only openpyxl accepts."""
+    """A workbook open in calamine, or in openpyxl for the few files only it accepts."""
 
     def __init__(self, path: Path) -> None:
         from python_calamine import CalamineWorkbook
 
         self.path = path
+        check_inflated(path)
         try:
             self._book, self._openpyxl = CalamineWorkbook.from_path(str(path)), None
         except Exception as exc:  # calamine raises its own types for damaged files
@@ -120,7 +102,7 @@ class Book:
         self.names = [str(n) for n in (self._openpyxl or self._book).sheet_names]
 
     def rows(self, name: str):
-        """The sheet's rows of cell values from A1 (and its width), whatever the engine."""
+        """The sheet's rows of cell values from A1, its height and its width."""
         if self._openpyxl is not None:  # rare: read whole, its dimensions may be unknown
             rows = list(self._openpyxl[name].iter_rows(values_only=True))
             width = max(map(len, rows), default=0)
@@ -133,15 +115,13 @@ class Book:
             raise _damaged(self.path, exc) from exc
         if sheet.start is None:
             return iter(()), 0, 0
-        left = sheet.start[1]  # calamine's rows begin at the first column used
-        pad = (None,) * left
+        pad = (None,) * sheet.start[1]  # calamine's rows begin at the first column used
         rows = (pad + tuple(row) for row in sheet.iter_rows())
         return rows, sheet.end[0] + 1, sheet.end[1] + 1
 
     def grid(self, name: str, nrows: int | None = None) -> pa.Table:
-        """A sheet's cells as text from A1, a block of rows at a time (a whole sheet's Python
-        values at once take several times the memory of its text); a whole sheet past the cell
-        or text limits is refused before it is all read."""
+        """A sheet's cells as text from A1, a block of rows at a time (Python values take far more
+        memory than their text); a whole sheet past the limits is refused."""
         where = place(self.path, name)
         rows, height, width = self.rows(name)
         if nrows is None:
@@ -157,58 +137,45 @@ class Book:
         columns = [pa.chunked_array(part, pa.large_string()) for part in parts]
         text = sum(pc.sum(pc.binary_length(column)).as_py() or 0 for column in columns)
         if nrows is None and text > MAX_TEXT_BYTES:
-            raise InputError(
-                _(
-                    "{where}: the cells hold {size} of text, more than the {limit} batch-attend reads. Split the file."
-                ).format(where=where, size=mib(text), limit=mib(MAX_TEXT_BYTES))
+            message = _(
+                "{where}: the cells hold {size} of text, more than the {limit} batch-attend reads. Split the file."
             )
+            raise InputError(message.format(where=where, size=mib(text), limit=mib(MAX_TEXT_BYTES)))
         return pa.table(columns, names=[str(j) for j in range(width)])
 
 
 def _phones_below_header(top: list[list[str]], phone_column: str | None) -> int:
-    """How many rows under the header of these top rows hold something like a phone in a phone
-    column (-1: no header names a phone)."""
+    """How many rows under the header hold a phone-like cell in a phone column (-1: no header)."""
     h = header_index(top[:HEADER_SEARCH_ROWS], phone_column)
     if h is None:
         return -1
-    names = [fold(c) for c in top[h]]
-    strength = [
-        int(name == fold(phone_column)) if phone_column else phone_strength(name) for name in names
-    ]
+    strength = phone_strengths(top[h], phone_column)
     columns = [j for j, s in enumerate(strength) if s and s == max(strength)]
     return sum(any(_PHONE_LIKE.fullmatch(row[j]) for j in columns) for row in top[h + 1 :])
 
 
 def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
-    if sheet in names:
-        return str(sheet)
+    """``--sheet``: a sheet's name, or its number from 1."""
     text = str(sheet).strip()
-    if text.isdigit() and 1 <= int(text) <= len(names):
+    if sheet not in names and text.isdigit() and 1 <= int(text) <= len(names):
         return names[int(text) - 1]
-    folded = [fold(n) for n in names]
-    if fold(text) in folded:
-        return names[folded.index(fold(text))]
-    raise InputError(
-        _("{path}: no sheet '{sheet}'. Sheets: {names}.").format(
-            path=path, sheet=sheet, names=quoted(names)
-        )
-    )
+    if (j := find(names, str(sheet))) is not None:
+        return names[j]
+    message = _("{path}: no sheet '{sheet}'. Sheets: {names}.")
+    raise InputError(message.format(path=path, sheet=sheet, names=quoted(names)))
 
 
 def sheet_grid(
     path: Path, sheet: str | int | None, phone_column: str | None
 ) -> tuple[str, pa.Table]:
-    """The chosen sheet's name and grid of text: ``sheet`` if given, else the sheet whose rows
-    hold the most phones under a phone header (an instructions tab that mentions a phone is
-    passed over for the leads that follow it)."""
+    """The chosen sheet's name and grid: ``sheet``, else the one with the most phones under a
+    phone header (not an instructions tab that mentions a phone)."""
     book = Book(path)
     if not book.names:
         raise InputError(_("{path}: the workbook has no sheets.").format(path=path))
-    if sheet is not None:
-        name = _choose_sheet(path, book.names, sheet)
+    if sheet is not None or len(book.names) == 1:
+        name = book.names[0] if sheet is None else _choose_sheet(path, book.names, sheet)
         return name, book.grid(name)
-    if len(book.names) == 1:
-        return book.names[0], book.grid(book.names[0])
     seen, found = [], {}
     for name in book.names:
         sample = book.grid(name, SHEET_SAMPLE_ROWS).to_pydict().values()
@@ -234,12 +201,8 @@ def read_workbook(
     if not CAPPED:
         return sheet_grid(path, sheet, phone_column)
     asked = json.dumps([str(path), sheet, phone_column, i18n.language()])
-    done = subprocess.run(
-        [sys.executable, "-m", "batch_attend.reading.workbook"],
-        input=asked.encode(),
-        capture_output=True,
-        check=False,
-    )
+    command = [sys.executable, "-m", "batch_attend.reading.workbook"]  # spawned: no fork
+    done = subprocess.run(command, input=asked.encode(), capture_output=True, check=False)
     head, _newline, body = done.stdout.partition(b"\n")
     try:
         answer = json.loads(head)
@@ -251,16 +214,14 @@ def read_workbook(
         raise InputError(answer["input_error"], page=answer.get("page"))
     if "error" in answer:
         raise RuntimeError(answer["error"])
-    raise InputError(
-        _(
-            "{path}: reading the workbook needs more than the {limit} of memory batch-attend allows: a sheet's cells may reach far past its data, or one long text may fill many cells. Open it in a spreadsheet program, delete the rows and columns past the data, and save it again."
-        ).format(path=path, limit=mib(WORKBOOK_MEMORY))
+    message = _(
+        "{path}: reading the workbook needs more than the {limit} of memory batch-attend allows: a sheet's cells may reach far past its data, or one long text may fill many cells. Open it in a spreadsheet program, delete the rows and columns past the data, and save it again."
     )
+    raise InputError(message.format(path=path, limit=mib(WORKBOOK_MEMORY)))
 
 
 def _child() -> None:
-    """The capped child: the question on stdin, one line of JSON then the grid as Arrow on
-    stdout."""
+    """The question on stdin; one line of JSON, then the grid as Arrow, on stdout."""
     import faulthandler
     import resource
 
@@ -270,9 +231,9 @@ def _child() -> None:
         used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmData:"))
     _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     limit = used + WORKBOOK_MEMORY
-    resource.setrlimit(
-        resource.RLIMIT_DATA, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard)
-    )
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
     path, sheet, phone_column, lang = json.loads(sys.stdin.read())
     out, table = sys.stdout.buffer, None
     with i18n.speaking(lang):
