@@ -147,8 +147,10 @@ class Engine:
 
         def judge(answer: Answer, wait: float | None) -> bool:
             nonlocal attempts
-            attempts += 1
-            self.requests += 1
+            attempts += 1 + answer.resent
+            self.requests += 1 + answer.resent
+            if answer.resent:  # the first may have started it: an "in service" is our own
+                history.may_have_acted.add(frozenset(lead.operators))
             outcome = self._judge(lead, answer, attempts, history)
             self._note_failing(answer)
             if answer.may_have_acted:
