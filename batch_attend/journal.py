@@ -39,10 +39,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import itertools
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +79,6 @@ CREATE TABLE IF NOT EXISTS attempts (
     result TEXT,                       -- what the answer meant: a status or an error code
     may_have_acted INTEGER NOT NULL    -- 1 unless the answer shows the API did not act on it
 );
-CREATE INDEX IF NOT EXISTS attempts_by_phone ON attempts (phone);
 CREATE TABLE IF NOT EXISTS whatsapp (  -- what PlugChat said of a phone (--verify-whatsapp)
     phone TEXT PRIMARY KEY,
     has_whatsapp INTEGER NOT NULL,
@@ -125,8 +126,24 @@ class JournalError(BatchAttendError):
 
 
 def now() -> str:
-    """A moment as the journal and the results show it: local time with its UTC offset."""
-    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    """A moment as the journal and the results show it: local time with its UTC offset, to the
+    second (so said once a second: every request needs it twice)."""
+    global _NOW
+    second, text = _NOW
+    if int(time.time()) != second:
+        second = int(time.time())
+        text = dt.datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+        _NOW = second, text
+    return text
+
+
+_NOW = (0, "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _ids(operators: tuple[str, ...]) -> str:
+    """A list of operator IDs as the ledger keeps it (JSON); a run repeats a few."""
+    return json.dumps(operators)
 
 
 def default_journal_path(output: str) -> Path:
@@ -270,7 +287,7 @@ class Journal:
         attempt = self._next_attempt
         self._next_attempt += 1
         self._attempts.append(
-            (attempt, self.run, lead.phone, lead.row, json.dumps(lead.operators),
+            (attempt, self.run, lead.phone, lead.row, _ids(lead.operators),
              lead.department, now())
         )  # fmt: skip
         self._leads.append((lead.phone,))
@@ -294,7 +311,7 @@ class Journal:
         )
         if decides:
             self._decisions.append(
-                (str(outcome.status), outcome.attendance_number, json.dumps(outcome.operators),
+                (str(outcome.status), outcome.attendance_number, _ids(tuple(outcome.operators)),
                  outcome.http_status, str(outcome.error_code), outcome.error_message,
                  outcome.done_at, outcome.attempts, attempt, lead.phone)
             )  # fmt: skip
@@ -390,7 +407,7 @@ class Journal:
                         r.attempts,
                         r.status,
                         r.attendance_number,
-                        json.dumps(r.operators),
+                        _ids(tuple(r.operators)),
                         r.http_status,
                         r.error_code,
                         r.error_message,
@@ -518,6 +535,7 @@ def _remove(path: Path) -> None:
         Path(str(path) + suffix).unlink(missing_ok=True)
 
 
+@functools.lru_cache(maxsize=1024)
 def _operators(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text else ()
 

@@ -26,7 +26,7 @@ def leads(tmp_path, n, operators="OP-ANA", start=0):
 
 @pytest.mark.parametrize("status", [503, 429])
 def test_no_row_fails_because_of_the_limiter_even_without_retries(runner, tmp_path, status):
-    """Refusals while the API takes most requests spend no retry (--retries 0)."""
+    """Refusals while the API takes requests spend no retry (--retries 0)."""
     state = SandboxState(token=TOKEN, rate_limit=40, limit_status=status, latency=0.02)
     with SandboxServer(state) as sandbox:
         result = runner.invoke(

@@ -112,7 +112,7 @@ def test_a_number_that_drops_mid_run_stops_it_and_a_rerun_resumes(runner, server
 def test_answers_failing_while_the_number_is_connected_do_not_stop_the_run(
     runner, server, tmp_path
 ):
-    server.handler = reply(503, '{"error": "busy"}', "application/json")
+    server.handler = reply(500, '{"error": "internal"}', "application/json")
     out = tmp_path / "r.csv"
     result = invoke(runner, server, leads(tmp_path, 30), "-o", out, "--retries", "0")
     assert result.exit_code == 1, result.stderr
