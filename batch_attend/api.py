@@ -433,49 +433,41 @@ class PlugChatClient:
                     if 200 <= resp.status < 300:
                         answer.failure, answer.detail = ErrorCode.UNEXPECTED_RESPONSE, str(exc)
                 return answer
-        except aiohttp.ConnectionTimeoutError:
-            return Answer(
-                failure=ErrorCode.CONNECTION_ERROR,
-                detail=sentences.CONNECT_TIMEOUT.format(seconds=f"{self._timeout:g}"),
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            if self._stale(session, method, exc):
+                raise _Stale from exc
+            return self._failed(exc)
+
+    def _failed(self, exc: Exception) -> Answer:
+        """Why no answer came, or none that could be read."""
+        import aiohttp
+
+        def said(code: ErrorCode, sentence, **values) -> Answer:
+            return Answer(failure=code, detail=self.scrub(sentence.format(**values)))
+
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return said(
+                ErrorCode.CONNECTION_ERROR, sentences.CONNECT_TIMEOUT, seconds=f"{self._timeout:g}"
             )
-        except TimeoutError:
-            return Answer(
-                failure=ErrorCode.TIMEOUT,
-                detail=sentences.ANSWER_TIMEOUT.format(seconds=f"{self._timeout:g}"),
+        if isinstance(exc, TimeoutError):
+            return said(ErrorCode.TIMEOUT, sentences.ANSWER_TIMEOUT, seconds=f"{self._timeout:g}")
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return said(
+                ErrorCode.CONNECTION_ERROR,
+                sentences.CANNOT_CONNECT,
+                reason=exc.os_error.strerror or exc,
             )
-        except aiohttp.ClientConnectorError as exc:
-            return Answer(
-                failure=ErrorCode.CONNECTION_ERROR,
-                detail=self.scrub(
-                    sentences.CANNOT_CONNECT.format(reason=exc.os_error.strerror or exc)
-                ),
-            )
-        except aiohttp.ClientResponseError as exc:
+        if isinstance(exc, aiohttp.ClientResponseError):
             # aiohttp's parser gives these a status of its own (400): no server sent it.
-            return Answer(
-                failure=ErrorCode.MALFORMED,
-                detail=self.scrub(sentences.NOT_HTTP.format(reason=exc.message)),
+            return said(ErrorCode.MALFORMED, sentences.NOT_HTTP, reason=exc.message)
+        if isinstance(
+            exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionError
+        ):
+            return said(
+                ErrorCode.CONNECTION_LOST, sentences.CONNECTION_CLOSED, reason=type(exc).__name__
             )
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientPayloadError,
-            ConnectionError,
-        ) as exc:
-            if self._stale(session, method, exc):
-                raise _Stale from exc
-            return Answer(
-                failure=ErrorCode.CONNECTION_LOST,
-                detail=self.scrub(sentences.CONNECTION_CLOSED.format(reason=type(exc).__name__)),
-            )
-        except aiohttp.ClientError as exc:
-            if self._stale(session, method, exc):
-                raise _Stale from exc
-            return Answer(
-                failure=ErrorCode.CONNECTION_LOST,
-                detail=self.scrub(
-                    sentences.REQUEST_FAILED.format(reason=f"{type(exc).__name__}: {exc}")
-                ),
-            )
+        reason = f"{type(exc).__name__}: {exc}"
+        return said(ErrorCode.CONNECTION_LOST, sentences.REQUEST_FAILED, reason=reason)
 
     def _stale(self, session, method: str, exc: Exception) -> bool:
         """A POST on a pooled connection that the server had closed: hung up on, or reset,

@@ -364,36 +364,14 @@ class Journal:
 
     def records(self) -> Iterator[Record]:
         """Every lead the ledger holds, with its deciding request (if an answer decided it)."""
-        for (
-            phone,
-            status,
-            number,
-            operators,
-            http_status,
-            code,
-            message,
-            attempts,
-            done_at,
-            asked_operators,
-            asked_department,
-        ) in self._db.execute(
-            "SELECT l.phone, l.status, l.attendance_number, l.operators, l.http_status, "
-            "l.error_code, l.error_message, l.attempts, l.done_at, a.operators, a.department "
+        for row in self._db.execute(
+            "SELECT l.phone, l.status, coalesce(l.attendance_number, ''), l.operators, "
+            "l.http_status, coalesce(l.error_code, ''), coalesce(l.error_message, ''), "
+            "l.attempts, coalesce(l.done_at, ''), a.operators, a.department "
             "FROM leads AS l LEFT JOIN attempts AS a ON a.id = l.attempt"
         ):
-            yield Record(
-                phone,
-                status,
-                number or "",
-                _operators(operators),
-                http_status,
-                code or "",
-                message or "",
-                attempts,
-                done_at or "",
-                _operators(asked_operators) if asked_operators else None,
-                asked_department,
-            )
+            asked = _operators(row[9]) if row[9] else None
+            yield Record(*row[:3], _operators(row[3]), *row[4:9], asked, row[10])
 
     def adopt(self, records: Iterable[Record]) -> None:
         """Take in the done leads of a results file given as input (unless the ledger has them
@@ -402,21 +380,12 @@ class Journal:
             self._db.executemany(
                 _ADOPTED,
                 (
-                    (
-                        r.phone,
-                        r.attempts,
-                        r.status,
-                        r.attendance_number,
-                        _ids(tuple(r.operators)),
-                        r.http_status,
-                        r.error_code,
-                        r.error_message,
-                        r.done_at,
-                    )
+                    (r.phone, r.attempts, r.status, r.attendance_number, _ids(tuple(r.operators)),
+                     r.http_status, r.error_code, r.error_message, r.done_at)
                     for r in records
                     if r.status in DONE_STATUSES
                 ),
-            )
+            )  # fmt: skip
 
     @property
     def failure(self) -> Exception | None:

@@ -33,7 +33,7 @@ MAX_RETRY_AFTER = 600.0
 TEN_YEARS = 10 * 365 * 86400.0
 #: ``--rate N``: a start waits until the N-th start before it is this far behind: a second, and
 #: ten milliseconds of margin, so that no one-second window holds N + 1. A start's time is the
-#: moment it goes to the wire (:meth:`Slot.stamp`, after its journal record), not its turn.
+#: moment it goes to the wire (:meth:`Backpressure.go`, after its journal record), not its turn.
 WINDOW = 1.01
 #: Congestion control (see :class:`Backpressure`): the first requests go this many a second,
 #: and the rate grows this many times every round trip until the API refuses one.
@@ -192,21 +192,25 @@ class Backpressure:
     finds, and the fixed cap of ``--rate``.
 
     Congestion control, whatever limiter stands in front of the API (a fixed or sliding window,
-    nginx's leaky bucket with or without a burst): requests go out evenly spaced, about 1/rate
-    apart on the wire (a leaky bucket without a burst refuses any closer), from START_RATE a
-    second, the rate growing SLOW_START times every round trip until the API refuses one
-    (:func:`refused`), as in TCP's slow start. A refusal of a request sent since the last cut (so at most one cut a
-    round trip) brings the rate down at once, for every worker, to the share of the answers
-    since the last cut that were accepted, by DOWN at least and by half at most. When nothing
-    got through since, though the API took requests in the last second (a window that let a
-    burst through and now refuses everything), every worker also waits, twice as long each
-    time. When the refusal asked for a pause, the rate
-    comes down to what the API took in the last second (the run stopped at the first refusal).
-    After a cut, accepted answers bring the rate back to the most the API took in a second
-    (less a margin) within a few round trips; from there on each adds a little, so that the run
-    settles where about REFUSED_SHARE of its requests are refused (the limit of nginx without a
-    burst moves with the network's jitter). A refusal that asked for a pause is risked that
-    much less often. Past what the requests in flight can reach, requests are not paced.
+    nginx's leaky bucket with or without a burst), as TCP's is:
+
+    * requests go out evenly spaced, about 1/rate apart on the wire (a leaky bucket without a
+      burst refuses any closer), from START_RATE a second, the rate growing SLOW_START times a
+      round trip until the API refuses one (:func:`refused`): slow start;
+    * a refusal of a request sent since the last cut (so at most one cut a round trip) brings
+      the rate down at once, for every worker, by the share of the answers since the last cut
+      that were refusals, out of SAMPLE at least, and by DOWN at least (as DCTCP does: a
+      refusal among many accepted is a small correction, a limiter refusing most a big one);
+      when nothing got through since, though the API took requests in the last second (a
+      window that let a burst through, now spent), every worker also waits, twice as long
+      each time; after a refusal that asked for a pause, the cut is from what the API took in
+      the last second, if less (the run stopped at the first one, so no share says more);
+    * accepted answers then bring it back, SLOW_START times a round trip, to the most the API
+      took within a second (less a margin), and from there add a little each, so that the run
+      settles where about REFUSED_SHARE of its requests are refused (nginx without a burst
+      refuses some below its rate, as the network's timing varies); more the longer no refusal
+      came, less after a refusal that paused the whole run;
+    * past what the requests in flight can reach, requests are not paced at all.
     """
 
     def __init__(self, concurrency: int, rate: float | None = None) -> None:
@@ -333,10 +337,10 @@ class Backpressure:
         if len(since) >= 4 and (accepted := 1.0 - since.count(True) / max(len(since), SAMPLE)):
             self._best = min(self._best, sending * accepted)  # what a burst let through: gone
         else:  # too few to say: a step down, or halved when a window is spent
-            accepted = 0.0 if spent else 1.0
-        rate = sending * max(0.5, min(1.0 - DOWN, accepted))
-        if asked:
-            rate = min(rate, self._taken / min(1.0, now - self._first))
+            accepted = 0.5 if spent else 1.0
+        if asked and self._taken:  # the run stopped at the first refusal: no share says more
+            sending = min(sending, self._taken / min(1.0, now - self._first))
+        rate = sending * min(1.0 - DOWN, accepted)
         self._set(rate)
         if spent:
             self._backoff = min(1.0, 2 * self._backoff)

@@ -241,7 +241,13 @@ def test_a_few_thousand_rows_through_a_faulty_server(tmp_path):
         elif i % 97 == 0:
             faults[phone] = Fault.parse(permanent[(i // 97) % len(permanent)])
     state = SandboxState(
-        token=TOKEN, jitter=0.005, rate_limit=1500, slow_seconds=1.0, faults=faults, keep_log=False
+        token=TOKEN,
+        jitter=0.005,
+        rate_limit=1500,
+        burst=32,
+        slow_seconds=1.0,
+        faults=faults,
+        keep_log=False,
     )
     for phone in numbers[1::50]:
         state.attendances[phone] = (90000, ["OP-BRUNO"])  # already someone else's
