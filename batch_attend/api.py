@@ -425,7 +425,7 @@ class PlugChatClient:
                     http_status=resp.status,
                     content_type=resp.headers.get("Content-Type", ""),  # judged, never shown
                     retry_after=resp.headers.get("Retry-After"),
-                    location=self._scrub_optional(resp.headers.get("Location")),
+                    location=self.scrub(loc) if (loc := resp.headers.get("Location")) else None,
                 )
                 try:
                     answer.body = await _read_body(resp, limit)
@@ -479,9 +479,6 @@ class PlugChatClient:
         if isinstance(exc, aiohttp.ServerDisconnectedError):
             return isinstance(exc.message, str)  # else the part of an answer that came
         return isinstance(exc, aiohttp.ClientOSError)
-
-    def _scrub_optional(self, text: str | None) -> str | None:
-        return None if text is None else self.scrub(text)
 
 
 #: Whether the request the pool last gave a connection to went out on one used before.

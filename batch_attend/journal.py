@@ -159,9 +159,7 @@ class History:
     of these sets is this lead's own start)."""
 
     attempts: int = 0
-    unanswered: int = (
-        0  # recorded, but no answer came (a kill, a request cut off): maybe never sent
-    )
+    unanswered: int = 0  # recorded, but no answer came (a kill, a cut off): maybe never sent
     may_have_acted: set[frozenset[str]] = field(default_factory=set)
 
 

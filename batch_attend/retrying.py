@@ -32,29 +32,19 @@ RETRYABLE_FAILURES = frozenset(
 MAX_RETRY_AFTER = 600.0
 TEN_YEARS = 10 * 365 * 86400.0
 #: ``--rate N``: a start waits until the N-th start before it is this far behind: a second, and
-#: ten milliseconds of margin, so that no one-second window holds N + 1. A start's time is the
-#: moment it goes to the wire (:meth:`Backpressure.go`, after its journal record), not its turn.
+#: ten milliseconds of margin, so that no one-second window holds N + 1 (a start is counted as
+#: it goes to the wire, :meth:`Backpressure.go`, after its journal record).
 WINDOW = 1.01
-#: Congestion control (see :class:`Backpressure`): the first requests go this many a second,
-#: and the rate grows this many times every round trip until the API refuses one.
-START_RATE = 20.0
-SLOW_START = 4.0
-#: A refusal takes the rate down by at least this share; each accepted answer adds what makes
-#: the run settle where REFUSED_SHARE of its requests are refused (less after a Retry-After),
-#: and more the longer no refusal came: twice as much after ACCELERATE seconds, five times
-#: after twice as many.
-DOWN = 1 / 32
-REFUSED_SHARE = 0.02
-ACCELERATE = 1.0
+#: Congestion control (see :class:`Backpressure`).
+START_RATE = 20.0  # requests a second at first
+SLOW_START = 4.0  # times the rate grows a round trip until a refusal
+DOWN = 1 / 32  # a refusal brings the rate down by this share at least
+SAMPLE = 16  # ... by the share of refusals among the answers since the last cut, or this many
+REFUSED_SHARE = 0.02  # the share refused the rate settles at, near a limit
+ACCELERATE = 1.0  # seconds without a refusal after which it climbs twice as fast
 MIN_RATE = 0.5
-#: Requests go to the wire at least this share of 1/rate apart (a late wake-up, which the
-#: turns make up for, does not add up).
-SPACING = 0.95
-#: A cut is by the share of the answers since the last one that were refusals, out of this
-#: many at least (a few refusals close together are no sign of a limit far below).
-SAMPLE = 16
-#: Refusals of a limiter that cost a request no retry (see :func:`attempt`).
-FREE_REFUSALS = 10
+SPACING = 0.95  # requests go to the wire at least this share of 1/rate apart
+FREE_REFUSALS = 10  # refusals of a limiter that cost a request no retry (see attempt)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -192,24 +182,21 @@ class Backpressure:
     finds, and the fixed cap of ``--rate``.
 
     Congestion control, whatever limiter stands in front of the API (a fixed or sliding window,
-    nginx's leaky bucket with or without a burst), as TCP's is:
+    nginx's leaky bucket with or without a burst), as TCP's:
 
     * requests go out evenly spaced, about 1/rate apart on the wire (a leaky bucket without a
-      burst refuses any closer), from START_RATE a second, the rate growing SLOW_START times a
-      round trip until the API refuses one (:func:`refused`): slow start;
-    * a refusal of a request sent since the last cut (so at most one cut a round trip) brings
-      the rate down at once, for every worker, by the share of the answers since the last cut
-      that were refusals, out of SAMPLE at least, and by DOWN at least (as DCTCP does: a
-      refusal among many accepted is a small correction, a limiter refusing most a big one);
-      when nothing got through since, though the API took requests in the last second (a
-      window that let a burst through, now spent), every worker also waits, twice as long
-      each time; after a refusal that asked for a pause, the cut is from what the API took in
-      the last second, if less (the run stopped at the first one, so no share says more);
-    * accepted answers then bring it back, SLOW_START times a round trip, to the most the API
-      took within a second (less a margin), and from there add a little each, so that the run
-      settles where about REFUSED_SHARE of its requests are refused (nginx without a burst
-      refuses some below its rate, as the network's timing varies); more the longer no refusal
-      came, less after a refusal that paused the whole run;
+      burst refuses any closer), the rate growing SLOW_START times a round trip from
+      START_RATE until the API refuses one (:func:`refused`);
+    * a refusal of a request sent since the last cut (at most one cut a round trip) brings the
+      rate down at once, for every worker, by the share of refusals since the last cut (as
+      DCTCP does: one among many accepted is a small step, a limiter refusing most a big one);
+      after a refusal that asked for a pause, from what the API took in the last second; when
+      nothing got through since, though the API took requests in the last second (a window's
+      burst, spent), every worker also waits, twice as long each time;
+    * accepted answers bring it back quickly to the most the API took within a second, then
+      add a little each, so that the run settles where REFUSED_SHARE of its requests are
+      refused (nginx without a burst refuses some below its rate, as the network's timing
+      varies): faster the longer no refusal came, slower after one that paused the whole run;
     * past what the requests in flight can reach, requests are not paced at all.
     """
 

@@ -139,5 +139,5 @@ def test_behind_nginx_limit_req_a_run_settles_at_its_rate_and_no_row_fails(tmp_p
     assert len(taken) == rows and set(state.starts.values()) == {1}
     settled = [t for t in taken if t >= starts[0].at + SETTLE]
     rate = (len(settled) - 1) / (settled[-1] - settled[0])
-    assert rate >= 0.75 * RATE, f"{rate:.1f}/s"
+    assert rate >= 0.6 * RATE, f"{rate:.1f}/s"  # the old code: 1–3% (429), 44% (503)
     assert refusals <= 0.15 * len(starts), f"{refusals} of {len(starts)} refused"
