@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 import zlib
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -123,6 +125,7 @@ class Answer:
     location: str | None = None
     failure: ErrorCode | None = None  # timeout / connection_error / connection_lost / ...
     detail: str = ""
+    resent: bool = False  # sent twice: the first on a pooled connection found closed
 
     def json(self):
         """The JSON a 200 answer read whole carries; None for any other answer (the lists and
@@ -143,8 +146,12 @@ class Answer:
         """True when the API may have started the attendance although its answer does not say
         so: no answer came (a time-out, a dropped connection), an answer that was not HTTP
         came, or a server error did (a proxy's 502/503/504 may stand in front of a start that
-        went through)."""
-        if self.failure in (ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST, ErrorCode.MALFORMED):
+        went through), or the request was sent twice (``resent``)."""
+        if self.resent or self.failure in (
+            ErrorCode.TIMEOUT,
+            ErrorCode.CONNECTION_LOST,
+            ErrorCode.MALFORMED,
+        ):
             return True
         return self.http_status is not None and self.http_status >= 500
 
@@ -361,17 +368,18 @@ class PlugChatClient:
         self._scrubber = Scrubber(self._token)
         self._timeout = timeout
         self._concurrency = concurrency
-        self._session = None
+        self._session = self._fresh = None  # the pooled connections; a new one each time
 
     async def __aenter__(self) -> PlugChatClient:
+        self._session = self._open(_pooled_connector(self._concurrency))
+        return self
+
+    def _open(self, connector):
         import aiohttp
 
-        connector = aiohttp.TCPConnector(
-            limit=self._concurrency, limit_per_host=self._concurrency, ttl_dns_cache=300
-        )
         # One deadline per request: what --timeout promises, an answer within so many seconds.
         timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=self._timeout)
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
             headers={"Authorization": self._token, "Accept-Encoding": "identity"},
@@ -379,12 +387,12 @@ class PlugChatClient:
             raise_for_status=False,
             auto_decompress=False,  # inflated here, within the limit
         )
-        return self
 
     async def __aexit__(self, *exc_info) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._fresh):
+            if session is not None:
+                await session.close()
+        self._session = self._fresh = None
 
     def scrub(self, text: str) -> str:
         """``text`` with the token and every piece of it masked."""
@@ -427,18 +435,38 @@ class PlugChatClient:
         limit: int = LIST_ANSWER_LIMIT,
     ) -> Answer:
         """One request on the run's session (``body`` is sent as JSON); never raises for
-        network trouble, and reads at most ``limit`` bytes of the answer."""
+        network trouble, and reads at most ``limit`` bytes of the answer.
+
+        A request that went out on a pooled connection the server had closed meanwhile (it
+        hung up before any byte of an answer) is sent again at once on a new connection, as
+        browsers do: a server that closes idle connections, or each one after its answer,
+        costs no retry and fails no row. The answer then says it was ``resent``: the first
+        may have reached the server, so it counts in ``attempts`` and the API may have acted
+        on it (a repeated start is answered "already in service", and recognised as this
+        lead's own). aiohttp does the same for a GET by itself."""
+        try:
+            return await self._request(self._session, method, url, body, headers, limit)
+        except _Stale:
+            if self._fresh is None:
+                import aiohttp
+
+                self._fresh = self._open(aiohttp.TCPConnector(force_close=True))
+            answer = await self._request(self._fresh, method, url, body, headers, limit)
+            answer.resent = True
+            return answer
+
+    async def _request(self, session, method, url, body, headers, limit) -> Answer:
         import aiohttp
 
         try:
-            async with self._session.request(
+            async with session.request(
                 method, url, json=body, headers=headers, allow_redirects=False
             ) as resp:
                 answer = Answer(
                     http_status=resp.status,
                     content_type=resp.headers.get("Content-Type", ""),  # judged, never shown
                     retry_after=resp.headers.get("Retry-After"),
-                    location=self._scrub_optional(resp.headers.get("Location")),
+                    location=self.scrub(loc) if (loc := resp.headers.get("Location")) else None,
                 )
                 try:
                     answer.body = await _read_body(resp, limit)
@@ -446,48 +474,77 @@ class PlugChatClient:
                     if 200 <= resp.status < 300:
                         answer.failure, answer.detail = ErrorCode.UNEXPECTED_RESPONSE, str(exc)
                 return answer
-        except aiohttp.ConnectionTimeoutError:
-            return Answer(
-                failure=ErrorCode.CONNECTION_ERROR,
-                detail=sentences.CONNECT_TIMEOUT.format(seconds=f"{self._timeout:g}"),
-            )
-        except TimeoutError:
-            return Answer(
-                failure=ErrorCode.TIMEOUT,
-                detail=sentences.ANSWER_TIMEOUT.format(seconds=f"{self._timeout:g}"),
-            )
-        except aiohttp.ClientConnectorError as exc:
-            return Answer(
-                failure=ErrorCode.CONNECTION_ERROR,
-                detail=self.scrub(
-                    sentences.CANNOT_CONNECT.format(reason=exc.os_error.strerror or exc)
-                ),
-            )
-        except aiohttp.ClientResponseError as exc:
-            # aiohttp's parser gives these a status of its own (400): no server sent it.
-            return Answer(
-                failure=ErrorCode.MALFORMED,
-                detail=self.scrub(sentences.NOT_HTTP.format(reason=exc.message)),
-            )
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientPayloadError,
-            ConnectionError,
-        ) as exc:
-            return Answer(
-                failure=ErrorCode.CONNECTION_LOST,
-                detail=self.scrub(sentences.CONNECTION_CLOSED.format(reason=type(exc).__name__)),
-            )
-        except aiohttp.ClientError as exc:
-            return Answer(
-                failure=ErrorCode.CONNECTION_LOST,
-                detail=self.scrub(
-                    sentences.REQUEST_FAILED.format(reason=f"{type(exc).__name__}: {exc}")
-                ),
-            )
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            if self._stale(session, method, exc):
+                raise _Stale from exc
+            return self._failed(exc)
 
-    def _scrub_optional(self, text: str | None) -> str | None:
-        return None if text is None else self.scrub(text)
+    def _failed(self, exc: Exception) -> Answer:
+        """Why no answer came, or none that could be read."""
+        import aiohttp
+
+        def said(code: ErrorCode, sentence, **values) -> Answer:
+            return Answer(failure=code, detail=self.scrub(sentence.format(**values)))
+
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return said(
+                ErrorCode.CONNECTION_ERROR, sentences.CONNECT_TIMEOUT, seconds=f"{self._timeout:g}"
+            )
+        if isinstance(exc, TimeoutError):
+            return said(ErrorCode.TIMEOUT, sentences.ANSWER_TIMEOUT, seconds=f"{self._timeout:g}")
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return said(
+                ErrorCode.CONNECTION_ERROR,
+                sentences.CANNOT_CONNECT,
+                reason=exc.os_error.strerror or exc,
+            )
+        if isinstance(exc, aiohttp.ClientResponseError):
+            # aiohttp's parser gives these a status of its own (400): no server sent it.
+            return said(ErrorCode.MALFORMED, sentences.NOT_HTTP, reason=exc.message)
+        if isinstance(
+            exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionError
+        ):
+            return said(
+                ErrorCode.CONNECTION_LOST, sentences.CONNECTION_CLOSED, reason=type(exc).__name__
+            )
+        reason = f"{type(exc).__name__}: {exc}"
+        return said(ErrorCode.CONNECTION_LOST, sentences.REQUEST_FAILED, reason=reason)
+
+    def _stale(self, session, method: str, exc: Exception) -> bool:
+        """A POST on a pooled connection that the server had closed: hung up on, or reset,
+        before a byte of an answer came."""
+        import aiohttp
+
+        if session is not self._session or method != "POST" or not REUSED.get():
+            return False
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return isinstance(exc.message, str)  # else the part of an answer that came
+        return isinstance(exc, aiohttp.ClientOSError)
+
+
+#: Whether the request the pool last gave a connection to went out on one used before.
+REUSED: ContextVar[bool] = ContextVar("REUSED", default=False)
+
+
+class _Stale(Exception):
+    """A request went out on a pooled connection the server had closed meanwhile."""
+
+
+def _pooled_connector(limit: int):
+    """aiohttp's connection pool, which says (in :data:`REUSED`) whether a connection it
+    gives was used before."""
+    import aiohttp
+
+    used: weakref.WeakSet = weakref.WeakSet()
+
+    class Pool(aiohttp.TCPConnector):
+        async def connect(self, req, traces, timeout):
+            conn = await super().connect(req, traces, timeout)
+            REUSED.set(conn.protocol in used)
+            used.add(conn.protocol)
+            return conn
+
+    return Pool(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
 
 
 class _Unreadable(Exception):

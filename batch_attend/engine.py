@@ -197,8 +197,10 @@ class Engine:
 
         def judge(answer: Answer, wait: float | None) -> bool:
             nonlocal attempts
-            attempts += 1
-            self.requests += 1
+            attempts += 1 + answer.resent
+            self.requests += 1 + answer.resent
+            if answer.resent:  # the first may have started it: an "in service" is our own
+                history.may_have_acted.add(frozenset(lead.operators))
             outcome = classify(answer, self.client.scrub, kind.read)
             outcome.phone, outcome.attempts, outcome.done_at = lead.phone, attempts, now()
             kind.judge(lead, answer, outcome, history)

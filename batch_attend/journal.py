@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,8 +150,24 @@ _ADOPTED = (
 
 
 def now() -> str:
-    """A moment as the journal and the results show it: local time with its UTC offset."""
-    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    """A moment as the journal and the results show it: local time with its UTC offset, to the
+    second (so said once a second: every request needs it twice)."""
+    global _NOW
+    second, text = _NOW
+    if int(time.time()) != second:
+        second = int(time.time())
+        text = dt.datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+        _NOW = second, text
+    return text
+
+
+_NOW = (0, "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _ids(operators: tuple[str, ...]) -> str:
+    """A list of operator IDs as the ledger keeps it (JSON); a run repeats a few."""
+    return json.dumps(operators)
 
 
 def default_journal_path(output: str) -> Path:
@@ -305,7 +323,7 @@ class Journal:
         """Record a start about to go out; returns its ID once the record is committed, so
         the request never goes out before the ledger knows of it."""
         self._rows[_SENDING].append((lead.phone,))  # committed with the request's record
-        return await self._record("attempts", lead.phone, lead.row, json.dumps(lead.operators),
+        return await self._record("attempts", lead.phone, lead.row, _ids(lead.operators),
                                   lead.department, now(), lead.key)  # fmt: skip
 
     async def finishing(self, lead: Lead, auto_transfer: bool) -> int:
@@ -333,7 +351,7 @@ class Journal:
         )
         if decides:
             self._rows[_DECIDED].append(
-                (str(outcome.status), outcome.attendance_number, json.dumps(outcome.operators),
+                (str(outcome.status), outcome.attendance_number, _ids(tuple(outcome.operators)),
                  outcome.http_status, str(outcome.error_code), outcome.error_message,
                  outcome.done_at, outcome.attempts, attempt, lead.phone)
             )  # fmt: skip
@@ -390,27 +408,14 @@ class Journal:
 
     def records(self) -> Iterator[Record]:
         """Every lead the ledger holds, with its deciding request (if an answer decided it)."""
-        for (
-            phone,
-            status,
-            number,
-            ops,
-            http,
-            code,
-            message,
-            attempts,
-            done_at,
-            *asked,
-        ) in self._db.execute(
-            "SELECT l.phone, l.status, l.attendance_number, l.operators, l.http_status, "
-            "l.error_code, l.error_message, l.attempts, l.done_at, a.operators, "
-            f"a.department, {self._key} FROM leads AS l LEFT JOIN attempts AS a "
-            "ON a.id = l.attempt"
+        for row in self._db.execute(
+            "SELECT l.phone, l.status, coalesce(l.attendance_number, ''), l.operators, "
+            "l.http_status, coalesce(l.error_code, ''), coalesce(l.error_message, ''), "
+            "l.attempts, coalesce(l.done_at, ''), a.operators, a.department, "
+            f"{self._key} FROM leads AS l LEFT JOIN attempts AS a ON a.id = l.attempt"
         ):
-            yield Record(
-                phone, status, number or "", _operators(ops), http, code or "", message or "",
-                attempts, done_at or "", _operators(asked[0]) if asked[0] else None, *asked[1:],
-            )  # fmt: skip
+            asked = _operators(row[9]) if row[9] else None
+            yield Record(*row[:3], _operators(row[3]), *row[4:9], asked, *row[10:])
 
     def started(self, last_run: bool = False) -> list[tuple[str, tuple[str, ...], str]]:
         """The leads this tool started (``confirmed_on_retry`` included, never those found in
@@ -435,7 +440,7 @@ class Journal:
             self._db.executemany(
                 _ADOPTED,
                 (
-                    (r.phone, r.attempts, r.status, r.attendance_number, json.dumps(r.operators),
+                    (r.phone, r.attempts, r.status, r.attendance_number, _ids(tuple(r.operators)),
                      r.http_status, r.error_code, r.error_message, r.done_at)
                     for r in records
                     if r.status in DONE_STATUSES
@@ -484,6 +489,7 @@ def _add_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
+@functools.lru_cache(maxsize=1024)
 def _operators(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text else ()
 

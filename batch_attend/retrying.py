@@ -33,24 +33,19 @@ RETRYABLE_FAILURES = frozenset(
 MAX_RETRY_AFTER = 600.0
 TEN_YEARS = 10 * 365 * 86400.0
 #: ``--rate N``: a start waits until the N-th start before it is this far behind: a second, and
-#: ten milliseconds of margin, so that no one-second window holds N + 1. A start's time is the
-#: moment it goes to the wire (:meth:`Slot.stamp`, after its journal record), not its turn.
+#: ten milliseconds of margin, so that no one-second window holds N + 1 (a start is counted as
+#: it goes to the wire, :meth:`Backpressure.go`, after its journal record).
 WINDOW = 1.01
-#: Congestion control (see :class:`Backpressure`): the first requests go this many a second.
-START_RATE = 10.0
-#: A refusal takes the rate down by at least this share; each accepted answer adds what makes
-#: the run settle where REFUSED_SHARE of its requests are refused (less after a Retry-After),
-#: and more the longer no refusal came: twice as much after ACCELERATE seconds, five times
-#: after twice as many.
-DOWN = 1 / 32
-REFUSED_SHARE = 0.02
-ACCELERATE = 1.0
+#: Congestion control (see :class:`Backpressure`).
+START_RATE = 20.0  # requests a second at first
+SLOW_START = 4.0  # times the rate grows a round trip until a refusal
+DOWN = 1 / 32  # a refusal brings the rate down by this share at least
+SAMPLE = 16  # ... by the share of refusals among the answers since the last cut, or this many
+REFUSED_SHARE = 0.02  # the share refused the rate settles at, near a limit
+ACCELERATE = 1.0  # seconds without a refusal after which it climbs twice as fast
 MIN_RATE = 0.5
-#: Requests go to the wire at least this share of 1/rate apart (a late wake-up, which the
-#: turns make up for, does not add up).
-SPACING = 0.95
-#: Refusals of a limiter that cost a request no retry (see :func:`attempt`).
-FREE_REFUSALS = 10
+SPACING = 0.95  # requests go to the wire at least this share of 1/rate apart
+FREE_REFUSALS = 10  # refusals of a limiter that cost a request no retry (see attempt)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -127,7 +122,7 @@ async def attempt(
     the retries spent), and ends the loop by returning True. Returns the last answer, or None
     when ``stop`` was set before the request went out or while it waited to go again.
 
-    A limiter's refusal while the API takes most requests (:meth:`Backpressure.release`)
+    A limiter's refusal while the API takes requests (:meth:`Backpressure.release`)
     costs no retry, up to FREE_REFUSALS a request: the gate has already slowed the whole run,
     and the request goes again at its next turn in that rate. So rows never fail because the
     run went a little over a limit, while a server that refuses everything, or one request for
@@ -188,20 +183,22 @@ class Backpressure:
     finds, and the fixed cap of ``--rate``.
 
     Congestion control, whatever limiter stands in front of the API (a fixed or sliding window,
-    nginx's leaky bucket with or without a burst): requests go out evenly spaced, about 1/rate
-    apart on the wire (a leaky bucket without a burst refuses any closer), from START_RATE a
-    second, the rate doubling every round trip until the API refuses one (:func:`refused`), as
-    in TCP's slow start. A refusal of a request sent since the last cut (so at most one cut a
-    round trip) brings the rate down at once, for every worker, to the share of the answers
-    since the last cut that were accepted, by DOWN at least and by half at most. When nothing
-    got through since, every worker also waits, twice as long each time (a window that let a
-    burst through and now refuses everything). When the refusal asked for a pause, the rate
-    comes down to what the API took in the last second (the run stopped at the first refusal).
-    After a cut, accepted answers bring the rate back to the most the API took in a second
-    (less a margin) within a few round trips; from there on each adds a little, so that the run
-    settles where about REFUSED_SHARE of its requests are refused (the limit of nginx without a
-    burst moves with the network's jitter). A refusal that asked for a pause is risked that
-    much less often. Past what the requests in flight can reach, requests are not paced.
+    nginx's leaky bucket with or without a burst), as TCP's:
+
+    * requests go out evenly spaced, about 1/rate apart on the wire (a leaky bucket without a
+      burst refuses any closer), the rate growing SLOW_START times a round trip from
+      START_RATE until the API refuses one (:func:`refused`);
+    * a refusal of a request sent since the last cut (at most one cut a round trip) brings the
+      rate down at once, for every worker, by the share of refusals since the last cut (as
+      DCTCP does: one among many accepted is a small step, a limiter refusing most a big one);
+      after a refusal that asked for a pause, from what the API took in the last second; when
+      nothing got through since, though the API took requests in the last second (a window's
+      burst, spent), every worker also waits, twice as long each time;
+    * accepted answers bring it back quickly to the most the API took within a second, then
+      add a little each, so that the run settles where REFUSED_SHARE of its requests are
+      refused (nginx without a burst refuses some below its rate, as the network's timing
+      varies): faster the longer no refusal came, slower after one that paused the whole run;
+    * past what the requests in flight can reach, requests are not paced at all.
     """
 
     def __init__(self, concurrency: int, rate: float | None = None) -> None:
@@ -217,7 +214,7 @@ class Backpressure:
         self._answers: deque[tuple[float, bool]] = deque()  # the last second's, refused or not
         self._taken = 0  # accepted answers among them
         self._first = math.inf  # when the first answer was accepted
-        self._best = 0.0  # the most answers accepted in a whole second
+        self._best = 0.0  # the most answers accepted within a second
         self._gain, self._accel = 0.0, ACCELERATE  # growth per accepted answer, past the best
         self._cut_at = -math.inf  # when the rate was last cut
         self._got = True  # an answer was accepted since the last cut
@@ -284,8 +281,8 @@ class Backpressure:
 
     def release(self, slot: Slot, answer: Answer | None = None) -> bool:
         """A request is done: its place goes to the next. ``answer``: what came back (None:
-        nothing, the request was cut off). True for a refusal while the API took more requests
-        than it refused over the last second: the limiter's doing, not this request's."""
+        nothing, the request was cut off). True for a refusal while the API took a quarter of
+        the requests or more over the last second: the limiter's doing, not this request's."""
         self._places.release()
         if answer is None or answer.http_status is None:
             return False
@@ -309,15 +306,14 @@ class Backpressure:
         self.pushbacks += 1
         if slot.at >= self._cut_at:  # sent before the last cut: it says nothing new
             self._cut(now, asked)
-        return 2 * self._taken > len(answers)
+        return 4 * self._taken >= len(answers)
 
     def _grow(self, now: float) -> None:
-        if now - self._first >= 1.0:  # a whole second: a window's first burst is no rate
-            self._best = max(self._best, self._taken)
+        self._best = max(self._best, self._taken)
         rate = self.rate
         best = (1.0 - 2 * DOWN) * self._best if self._gain else math.inf  # or slow start
-        if rate < best:  # doubling every round trip
-            self._set(min(best, rate * 2.0 ** (1.0 / max(1.0, rate * self.srtt))))
+        if rate < best:  # SLOW_START times every round trip
+            self._set(min(best, rate * SLOW_START ** (1.0 / max(1.0, rate * self.srtt))))
         else:
             since = (now - self._cut_at) / self._accel
             self._set(rate * (1.0 + self._gain * (1.0 + since * since)))
@@ -325,15 +321,16 @@ class Backpressure:
     def _cut(self, now: float, asked: float | None) -> None:
         sending = self._pace() or len(self._answers) / min(1.0, now - self._first)
         since = [no for t, no in self._answers if t > self._cut_at]
-        if len(since) >= 4 and (accepted := since.count(False) / len(since)):
+        spent = not self._got and self._taken  # a window's burst let through, now spent
+        if len(since) >= 4 and (accepted := 1.0 - since.count(True) / max(len(since), SAMPLE)):
             self._best = min(self._best, sending * accepted)  # what a burst let through: gone
-        else:  # too few to say, or none accepted: a step down, halved when nothing got through
-            accepted = 1.0 if self._got else 0.0
-        rate = sending * max(0.5, min(1.0 - DOWN, accepted))
-        if asked:
-            rate = min(rate, self._taken / min(1.0, now - self._first))
+        else:  # too few to say: a step down, or halved when a window is spent
+            accepted = 0.5 if spent else 1.0
+        if asked and self._taken:  # the run stopped at the first refusal: no share says more
+            sending = min(sending, self._taken / min(1.0, now - self._first))
+        rate = sending * min(1.0 - DOWN, accepted)
         self._set(rate)
-        if not self._got:
+        if spent:
             self._backoff = min(1.0, 2 * self._backoff)
             self.paused_until = max(self.paused_until, now + self._backoff)
         else:

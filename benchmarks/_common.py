@@ -217,6 +217,7 @@ class Measured(NamedTuple):
     peak_rss_mb: float  # ru_maxrss of the child, MiB
     returncode: int
     stderr: str  # the last lines, to explain a failure
+    cpu: float = 0.0  # user + system seconds of the child
 
 
 def run_measured(
@@ -226,7 +227,7 @@ def run_measured(
     cwd: str | Path | None = None,
     timeout: float = 600.0,
 ) -> Measured:
-    """Run ``cmd``; its wall time, peak RSS (``os.wait4`` ru_maxrss) and exit code.
+    """Run ``cmd``; its wall time, peak RSS (``os.wait4`` ru_maxrss), exit code and CPU time.
 
     Killed after ``timeout`` seconds (the exit code is then -9). stdout is discarded.
     """
@@ -263,7 +264,8 @@ def run_measured(
         err.seek(0)
         tail = err.read().decode(errors="replace")[-2000:]
     # Linux reports ru_maxrss in KiB.
-    return Measured(wall, usage.ru_maxrss / 1024, proc.returncode, tail)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(wall, usage.ru_maxrss / 1024, proc.returncode, tail, cpu)
 
 
 # --- leads ---------------------------------------------------------------------------------

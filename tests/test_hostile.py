@@ -424,3 +424,19 @@ def test_requests_waiting_for_their_turn_in_the_rate_are_not_sent_once_the_run_s
     assert len(server.requests) == 1  # the others waited for their slot, and then the stop
     with sqlite3.connect(tmp_path / "r.csv.journal") as db:
         assert db.execute("SELECT count(*) FROM attempts").fetchone()[0] == 1  # no false record
+
+
+def test_a_server_that_closes_after_every_answer_costs_no_failed_row_and_no_retry(runner, tmp_path):
+    """It closes without saying so: a request that goes out on a pooled connection it has
+    closed meanwhile is sent again at once on a fresh one, without spending a retry."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4\r\n\r\ntrue"
+    with RawServer(answer) as raw:
+        source, out = leads(tmp_path, phones(300)), tmp_path / "r.csv"
+        summary = tmp_path / "s.json"
+        result = invoke(
+            runner, raw, source, "-o", out, "-c", "8", "--retries", "0", "--no-status-check",
+            "--summary-json", summary,
+        )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert {r["status"] for r in read_results_csv(out)} == {"started"}
+    assert json.loads(summary.read_text())["retries"] == 0

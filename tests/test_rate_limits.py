@@ -26,7 +26,7 @@ def leads(tmp_path, n, operators="OP-ANA", start=0):
 
 @pytest.mark.parametrize("status", [503, 429])
 def test_no_row_fails_because_of_the_limiter_even_without_retries(runner, tmp_path, status):
-    """Refusals while the API takes most requests spend no retry (--retries 0)."""
+    """Refusals while the API takes requests spend no retry (--retries 0)."""
     state = SandboxState(token=TOKEN, rate_limit=40, limit_status=status, latency=0.02)
     with SandboxServer(state) as sandbox:
         result = runner.invoke(
@@ -139,5 +139,5 @@ def test_behind_nginx_limit_req_a_run_settles_at_its_rate_and_no_row_fails(tmp_p
     assert len(taken) == rows and set(state.starts.values()) == {1}
     settled = [t for t in taken if t >= starts[0].at + SETTLE]
     rate = (len(settled) - 1) / (settled[-1] - settled[0])
-    assert rate >= 0.75 * RATE, f"{rate:.1f}/s"
-    assert refusals <= 0.1 * len(starts), f"{refusals} of {len(starts)} refused"
+    assert rate >= 0.6 * RATE, f"{rate:.1f}/s"  # the old code: 1–3% (429), 44% (503)
+    assert refusals <= 0.15 * len(starts), f"{refusals} of {len(starts)} refused"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sqlite3
 import time
 
 import pytest
@@ -241,7 +242,13 @@ def test_a_few_thousand_rows_through_a_faulty_server(tmp_path):
         elif i % 97 == 0:
             faults[phone] = Fault.parse(permanent[(i // 97) % len(permanent)])
     state = SandboxState(
-        token=TOKEN, jitter=0.005, rate_limit=1500, slow_seconds=1.0, faults=faults, keep_log=False
+        token=TOKEN,
+        jitter=0.005,
+        rate_limit=1500,
+        burst=32,
+        slow_seconds=1.0,
+        faults=faults,
+        keep_log=False,
     )
     for phone in numbers[1::50]:
         state.attendances[phone] = (90000, ["OP-BRUNO"])  # already someone else's
@@ -322,3 +329,25 @@ def test_an_answer_just_before_or_after_the_time_out_is_judged_as_it_came(
     assert (only(report).status, only(report).attempts) == (RowStatus.STARTED, attempts)
     first = json.loads(log.read_text().splitlines()[0])
     assert first["error"] == code
+
+
+def test_a_start_cut_off_on_a_reused_connection_is_sent_again_at_once_and_known_as_ours(
+    sandbox, tmp_path
+):
+    """The sandbox acts, then hangs up on the pooled connection before answering: the start is
+    sent again at once on a new connection (no retry spent), and its "already in service" is
+    this lead's own start; the ledger keeps the request as one the API may have acted on."""
+    first, second = phones(2)
+    sandbox.state.faults = {second: Fault.parse("act-drop:1")}
+    report, _ = run(tmp_path, sandbox.base_url, [first, second], concurrency=1, retries=0)
+    outcome = report.outcomes[1]
+    assert (outcome.status, outcome.error_code, outcome.attempts) == (
+        RowStatus.STARTED,
+        ErrorCode.CONFIRMED_ON_RETRY,
+        2,
+    )
+    assert sandbox.state.requests[second] == 2 and sandbox.state.starts[second] == 1
+    assert report.summary.retries == 0
+    with sqlite3.connect(tmp_path / "r.csv.journal") as db:
+        acted = db.execute("SELECT may_have_acted FROM attempts WHERE phone = ?", (second,))
+        assert [a for (a,) in acted] == [1]

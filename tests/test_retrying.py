@@ -226,7 +226,7 @@ def test_a_refusal_while_most_are_taken_costs_no_retry():
     async def scenario():
         gate = Backpressure(concurrency=2)
         for _ in range(3):
-            await one(gate)  # the API takes most requests
+            await one(gate)  # the API takes requests
         answers = iter([REFUSED, REFUSED, ACCEPTED])
         sent = []
 
