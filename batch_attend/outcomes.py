@@ -1,8 +1,5 @@
-"""The results contract in code: columns, row statuses, error codes, per-row outcomes, exit codes.
-
-Every other module speaks in these terms, so the contract written in the README is defined
-exactly once, here.
-"""
+"""The results contract in code: columns, row statuses, error codes, per-row outcomes, exit codes,
+defined once, here, for every other module."""
 
 from __future__ import annotations
 
@@ -12,8 +9,7 @@ from enum import Enum, IntEnum, StrEnum, unique
 
 from batch_attend import sentences
 
-#: The columns every results file ends with, in this order (the README's table is tested
-#: against it).
+#: The columns every results file ends with, in this order (tested against the README's table).
 RESULT_COLUMNS = (
     "row",
     "phone",
@@ -121,10 +117,8 @@ class Outcome:
     @property
     def error(self) -> str:
         """The ``error`` column of this row (see :func:`error_column`), in the current language."""
-        import pandas as pd
-
-        message = sentences.render(self.error_message)
-        return error_column(pd.Series([str(self.error_code)]), pd.Series([message]))[0]
+        code, message = str(self.error_code), sentences.render(self.error_message)
+        return f"{code}: {message}" if code and message else code
 
 
 def error_column(codes, messages):
@@ -219,9 +213,8 @@ class RunSummary:
     dry_run: bool = False
     input: str = ""  # the input's path as given, for the XLSX Summary sheet
     started_at: str = ""  # when the run began (ISO 8601, local time with offset)
-    names: dict[str, str] = field(
-        default_factory=dict
-    )  # the account's, by operator and department ID
+    #: The account's names, by operator and department ID.
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:

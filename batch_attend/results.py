@@ -1,10 +1,6 @@
-"""The results file, the one-line summary and the summary JSON.
-
-One output row per input row, in input order: the original columns as they were, then the contract
-columns. Files appear atomically (:mod:`batch_attend.atomic`), so a reader never sees half a file,
-and no cell is ever written in a form a spreadsheet would run as a formula. The results hold
-leads' names and phones: a file keeps its rights, a new one gets the umask's.
-"""
+"""The results file (one row per input row, in input order: its columns, then the contract's),
+the one-line summary and the summary JSON. Files appear atomically, so no reader sees half of
+one, and no cell is written as a formula a spreadsheet would run."""
 
 from __future__ import annotations
 
@@ -45,7 +41,6 @@ from batch_attend.reading.handed_back import INPUT_SUFFIX
 from batch_attend.reading.table import Table
 from batch_attend.results_xlsx import write_xlsx
 
-OUTPUT_FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
 STDOUT = "-"
 
 
@@ -54,16 +49,14 @@ class OutputError(BatchAttendError):
 
 
 def output_format(output: str) -> str:
-    if output == STDOUT:
-        return "csv"
-    ext = Path(output).suffix.lower()
-    if ext not in OUTPUT_FORMATS:
+    ext = ".csv" if output == STDOUT else Path(output).suffix.lower()
+    if ext not in (".csv", ".xlsx"):
         raise OutputError(
             _(
                 "{output}: results can be written as .csv or .xlsx (or '-' for CSV on stdout), not '{value}'."
             ).format(output=output, value=ext or "no extension")
         )
-    return OUTPUT_FORMATS[ext]
+    return ext[1:]
 
 
 #: A worksheet holds 1,048,576 rows, the header included.
@@ -72,7 +65,7 @@ XLSX_MAX_DATA_ROWS = 1_048_575
 
 def check_capacity(output: str, rows: int) -> None:
     """An XLSX cannot hold more rows than a worksheet: refuse before sending, not after."""
-    if output != STDOUT and output_format(output) == "xlsx" and rows > XLSX_MAX_DATA_ROWS:
+    if output_format(output) == "xlsx" and rows > XLSX_MAX_DATA_ROWS:
         raise OutputError(
             _(
                 "{output}: {rows} rows do not fit in one worksheet (at most {limit}); "
@@ -86,9 +79,8 @@ XLSX_MAX_CELL_CHARS = 32_767
 
 
 def check_cell_lengths(output: str, table: Table) -> None:
-    """A cell too long for XLSX would be cut in the results: refuse before sending, naming the
-    first such cell as a person finds it (the row as the sheet numbers it)."""
-    if output == STDOUT or output_format(output) != "xlsx":
+    """A cell too long for XLSX would be cut: refuse before sending, naming the first one."""
+    if output_format(output) != "xlsx":
         return
     found = []  # (row, position, name, length) of each column's first cell too long
     for j, name in enumerate(table.columns):
@@ -183,37 +175,24 @@ OUTCOME_COLUMNS = tuple(
 
 def records_in_results(results: pd.DataFrame | None) -> Iterator[Record]:
     """The rows a results file given as input shows done, as the ledger would hold them."""
-    if results is None:
-        return
-    for phone, status, number, operators, http_status, error, attempts, done_at, sent_to in zip(
-        results["phone"],
-        results["status"],
-        results["attendance_number"],
-        results["operators"],
-        results["http_status"],
-        results["error"],
-        results["attempts"],
-        results["done_at"],
-        results["department"],
-        strict=True,
-    ):
-        status = status.strip()
-        if status not in DONE_STATUSES or not phone.strip():
+    for row in () if results is None else results.itertuples(index=False):
+        status = row.status.strip()
+        if status not in DONE_STATUSES or not row.phone.strip():
             continue
-        code, message = split_error(error)
-        ids = tuple(op for op in (o.strip() for o in operators.split(",")) if op)
+        code, message = split_error(row.error)
+        ids = tuple(op for op in (o.strip() for o in row.operators.split(",")) if op)
         yield Record(
-            phone=phone.strip(),
+            phone=row.phone.strip(),
             status=status,
-            attendance_number=number.strip(),
+            attendance_number=row.attendance_number.strip(),
             operators=ids,
-            http_status=_number(http_status),
+            http_status=_number(row.http_status),
             error_code=code,
             error_message=message,
-            attempts=_number(attempts) or 0,
-            done_at=done_at.strip(),
+            attempts=_number(row.attempts) or 0,
+            done_at=row.done_at.strip(),
             asked_operators=ids if status == RowStatus.STARTED else None,
-            asked_department=sent_to.strip() or None,
+            asked_department=row.department.strip() or None,
         )
 
 
@@ -232,15 +211,10 @@ def outcome_frame(
     unsent: tuple[ErrorCode, str],
     compare_asked: bool = True,
 ) -> pd.DataFrame:
-    """Every row's outcome (``OUTCOME_COLUMNS``), in input order.
-
-    A row the plan decided (invalid, duplicate) keeps that; a row that was to be sent, or was
-    carried over, takes its lead's record (``records``: the ledger's, then a results file's;
-    a done outcome wins over a decided one, a decided one over one still being sent, the first
-    among equals); a row no answer decided is ``skipped`` with ``unsent`` as the reason. A
-    carried row whose sheet now asks for other operators or another department says so
-    (``not_resent``) when ``compare_asked``.
-    """
+    """Every row's outcome (``OUTCOME_COLUMNS``), in input order: a row the plan decided keeps
+    that; one to send or carried over takes its lead's record (done beats decided beats still
+    being sent; the first among equals); one no answer decided is skipped for ``unsent``. With
+    ``compare_asked``, a carried row that now asks for someone else says so (``not_resent``)."""
     invalid = (plan["status"] == RowStatus.INVALID).to_numpy(bool)
     codes, distinct = pd.factorize(plan["operators"].to_numpy(dtype=object))
     operators = pd.Series(
@@ -298,9 +272,8 @@ _RECORDED = ("attendance_number", "operators", "http_status", "attempts", "done_
 def _take_records(
     plan: pd.DataFrame, sendable: np.ndarray, records: Iterable[Record], columns: dict
 ) -> dict[int, Record]:
-    """Write into ``columns`` (arrays by row position) the record each row to send or carried
-    takes (see outcome_frame), as the records stream by; returns the carried rows' records
-    (the not_resent note needs them), keyed by position."""
+    """Write into ``columns`` (arrays by row position) the record each row takes, as the records
+    stream by; returns the carried rows' records by position (for the not_resent note)."""
     phones = plan["phone"].to_numpy(dtype=object)[sendable]
     where = dict(zip(phones, np.flatnonzero(sendable).tolist(), strict=True))
     carried = plan["carried"].to_numpy()
@@ -334,8 +307,8 @@ def _take_records(
 
 
 def _not_resent(operators: tuple[str, ...], department: str, record: Record | None) -> str:
-    """The note for a lead done by an earlier run whose row now asks for something else (a row
-    that names no operators, left to a pool, asks for no one in particular)."""
+    """The note for a lead done earlier whose row now asks for someone else (a row naming no
+    operators, left to a pool, asks for no one in particular)."""
     if record is None or record.asked_operators is None or not operators:
         return ""
     if set(operators) == set(record.asked_operators) and (
@@ -359,7 +332,7 @@ def _not_resent(operators: tuple[str, ...], department: str, record: Record | No
 
 
 def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
-    """The rows of an outcome frame as :class:`Outcome` objects (for library callers)."""
+    """The rows of an outcome frame as :class:`Outcome` objects, for library callers."""
     return [
         Outcome(
             RowStatus(status),
@@ -391,25 +364,18 @@ def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame
 def csv_delimiter(
     given: str | None, input_delimiter: str | None, results_lang: str | None = None
 ) -> str:
-    """The delimiter of CSV results: ``given`` (``--output-delimiter``), else the CSV input's,
-    so the results open as the input did; else, from a workbook, ``;`` when the results (or,
-    without ``--results-lang``, the messages) are in Portuguese (Excel in Brazil splits a CSV
-    on its list separator, ``;``), ``,`` otherwise."""
-    if given:
-        return given
-    if input_delimiter:
-        return input_delimiter
-    return ";" if i18n.normal(results_lang or language()) == "pt_BR" else ","
+    """``--output-delimiter``, else the CSV input's (the results open as it did), else ``;`` for
+    Portuguese results (Excel in Brazil splits a CSV on ``;``), ``,`` otherwise."""
+    portuguese = i18n.normal(results_lang or language()) == "pt_BR"
+    return given or input_delimiter or (";" if portuguese else ",")
 
 
 def write_csv(
     stream: BinaryIO, header: Sequence[str], frame: pd.DataFrame, delimiter: str = ","
 ) -> None:
-    """UTF-8 CSV, CRLF line ends: the header as Python's csv module writes it, the rows by
-    pyarrow's writer, which puts every text cell in quotes (numbers and empty counts bare).
-
-    Every column that may hold outside text (the input's, and the API's attendance number and
-    operators) is made inert; the contract's other columns cannot start like a formula."""
+    """UTF-8 CSV, CRLF line ends, the rows by pyarrow's writer (every text cell quoted). Every
+    column that may hold outside text (the input's, the API's attendance number and operators)
+    is made inert; the contract's others cannot start like a formula."""
     import pyarrow as pa
     import pyarrow.csv
 
@@ -442,53 +408,41 @@ def write_results(
     delimiter: str = ",",
     lang: str = "en",
 ) -> None:
-    """Write a results frame (see :func:`contract_frame`) to ``output`` (``-`` = CSV on
-    ``stdout``), atomically for files, first removing what a killed run left of them;
-    ``delimiter`` is a CSV's (see :func:`csv_delimiter`); ``lang``, the language of the error
-    sentences and the Summary sheet."""
+    """Write a results frame (see :func:`contract_frame`) to ``output`` (``-``: CSV on
+    ``stdout``), atomically, first removing what a killed run left; ``lang``: the language of
+    the error sentences and the Summary sheet."""
     header = result_header(columns)
     if len(header) != frame.shape[1]:
         raise ValueError(f"{len(header)} header names for {frame.shape[1]} columns")
-    with i18n.speaking(lang):
-        _write_results(output, header, _said(frame), stdout, summary, bom, delimiter)
-
-
-def _said(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with the messages of its ``error`` column rendered in the current language."""
-    j = frame.shape[1] - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("error")
+    error = frame.shape[1] - len(RESULT_COLUMNS) + RESULT_COLUMNS.index("error")
     frame = frame.copy()
-    frame[j] = sentences.render_all(frame[j], errors=True)
-    return frame
-
-
-def _write_results(output, header, frame, stdout, summary, bom, delimiter) -> None:
-    if output == STDOUT:
-        stdout.flush()
-        binary = getattr(stdout, "buffer", None)  # a real stream: the bytes as they are made
-        data = binary if binary is not None else io.BytesIO()
-        write_csv(data, header, frame, delimiter)
-        if binary is None:
-            stdout.write(data.getvalue().decode("utf-8"))
-        stdout.flush()
-        return
-    target = Path(os.path.realpath(output))  # a link to the results: the file it names
-    remove_leftovers(target)
-    with replacing(target) as tmp:
-        if output_format(output) == "csv":
+    with i18n.speaking(lang):
+        frame[error] = sentences.render_all(frame[error], errors=True)
+        if output == STDOUT:
+            stdout.flush()
+            binary = getattr(stdout, "buffer", None)  # a real stream: the bytes as they are made
+            data = binary if binary is not None else io.BytesIO()
+            write_csv(data, header, frame, delimiter)
+            if binary is None:
+                stdout.write(data.getvalue().decode("utf-8"))
+            stdout.flush()
+            return
+        target = Path(os.path.realpath(output))  # a link to the results: the file it names
+        remove_leftovers(target)
+        with replacing(target) as tmp:
+            if output_format(output) == "xlsx":
+                write_xlsx(tmp, header, frame, summary)
+                return
             with open(tmp, "wb") as fh:
-                if bom:
-                    fh.write(codecs.BOM_UTF8)
+                fh.write(codecs.BOM_UTF8 if bom else b"")
                 write_csv(fh, header, frame, delimiter)
-        else:
-            write_xlsx(tmp, header, frame, summary)
 
 
 def write_summary_json(
     path: Path | None, summary: RunSummary | None, facts: dict, error: str | None = None
 ) -> None:
-    """``--summary-json``: what a scheduler needs to know, whatever the outcome (``facts``:
-    exit code, start time, input, output, journal). A ``path`` that is a link is replaced by
-    the file, never written through: its target may be anyone's."""
+    """``--summary-json``: what a scheduler needs to know, whatever the outcome (``facts``: exit
+    code, start time, input, output, journal). A link there is replaced, never written through."""
     if path is None:
         return
     data = {**facts, "error": error}
@@ -508,8 +462,7 @@ def write_summary_json(
 
 
 def summary_of(summary: RunSummary, contract: pd.DataFrame) -> RunSummary:
-    """``summary`` counting the statuses and error codes of results (their contract columns,
-    by name), for their Summary sheet and the page."""
+    """``summary`` counting the statuses and error codes of results (contract columns by name)."""
     codes = contract["error"].str.partition(": ")[0]
     counts, errors = contract["status"].value_counts(), codes[codes != ""].value_counts()
     return dataclasses.replace(summary, counts=Counter(counts.to_dict()), error_counts=Counter(errors.to_dict()))  # fmt: skip
@@ -539,9 +492,8 @@ def counted_words(status: RowStatus | str, n: int) -> str:
 
 
 def format_summary(summary: RunSummary) -> str:
-    """The one line printed after a run: counts per status, time, the rate of the rows this
-    run's requests decided (none: no rate), where the results went. A dry run's rows to send
-    are "ready"."""
+    """The line printed after a run: counts per status (a dry run's rows to send are "ready"),
+    time, the rate of the rows this run's requests decided, where the results went."""
     ready = summary.error_counts[ErrorCode.DRY_RUN] if summary.dry_run else 0
     counts = Counter(summary.counts)
     counts[RowStatus.SKIPPED] -= ready
@@ -549,25 +501,22 @@ def format_summary(summary: RunSummary) -> str:
     if ready:
         parts.insert(0, counted("ready", ready))
     where = _("stdout") if summary.output == STDOUT else summary.output
-    extras = []
-    if summary.resumed:
-        extras.append(
-            _("{count} done by an earlier run").format(count=i18n.number(summary.resumed))
-        )
-    if summary.retries:
-        extras.append(
-            ngettext("{count} retry", "{count} retries", summary.retries).format(
-                count=i18n.number(summary.retries)
-            )
-        )
-    if summary.pushbacks:
-        extras.append(
-            ngettext(
-                "{count} request refused by a rate limit",
-                "{count} requests refused by a rate limit",
+    extras = [
+        words.format(count=i18n.number(n))
+        for n, words in (
+            (summary.resumed, _("{count} done by an earlier run")),
+            (summary.retries, ngettext("{count} retry", "{count} retries", summary.retries)),
+            (
                 summary.pushbacks,
-            ).format(count=i18n.number(summary.pushbacks))
+                ngettext(
+                    "{count} request refused by a rate limit",
+                    "{count} requests refused by a rate limit",
+                    summary.pushbacks,
+                ),
+            ),
         )
+        if n
+    ]
     line = ngettext(
         "{total} row: {parts} in {elapsed} s", "{total} rows: {parts} in {elapsed} s", summary.total
     ).format(

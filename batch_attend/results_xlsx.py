@@ -1,6 +1,5 @@
-"""XLSX results for people: the columns in the order of every results file, every cell as text,
-colours per status, the header frozen and filtered, printed one page wide, and a Summary sheet
-of the run; for a Portuguese reader, Portuguese throughout."""
+"""XLSX results for people: every cell as text, colours per status, the header frozen and
+filtered, one page wide in print, a Summary sheet; for a Portuguese reader, Portuguese throughout."""
 
 from __future__ import annotations
 
@@ -42,19 +41,16 @@ def _column_widths(header: Sequence[str], frame: pd.DataFrame, width: int) -> li
         for j, cell in enumerate(row):
             if isinstance(cell, str) and cell:
                 widths[j] = max(widths[j], max(len(line) for line in cell.splitlines()) + 1)
-    error = width + RESULT_COLUMNS.index("error")
     caps = [_OWN_MAX_WIDTH] * width + [_MAX_WIDTH] * len(RESULT_COLUMNS)
-    caps[error] = _ERROR_WIDTH
+    caps[width + RESULT_COLUMNS.index("error")] = _ERROR_WIDTH
     return [max(min(w, cap), len(h) + 3) for w, h, cap in zip(widths, header, caps, strict=True)]
 
 
 def write_xlsx(
     path: str, header: Sequence[str], frame: pd.DataFrame, summary: RunSummary | None
 ) -> None:
-    """Every text cell is written as text (phones and IDs stay digits, formulas stay inert).
-    Long errors wrap; it prints landscape, one page wide, the header on every page. In
-    Portuguese (the current language), the contract's names and statuses are
-    :data:`~batch_attend.outcomes.PORTUGUESE_COLUMNS` and ``_STATUSES``, and a reason is its
+    """Text cells stay text (phones and IDs stay digits, formulas inert). In Portuguese (the
+    current language) the contract's columns and statuses are named so, and a reason is its
     sentence alone."""
     import xlsxwriter
 
@@ -98,18 +94,17 @@ def write_xlsx(
         sheet.fit_to_pages(1, 0)
         sheet.repeat_rows(0)
         if summary is not None:
-            _write_summary_sheet(book, summary, bold, header, frame, words)
+            _write_summary_sheet(book, summary, bold, width, frame, words)
     finally:
         book.close()
 
 
 def _write_summary_sheet(
-    book, summary: RunSummary, bold, header: Sequence[str], frame: pd.DataFrame, words: dict
+    book, summary: RunSummary, bold, width: int, frame: pd.DataFrame, words: dict
 ) -> None:
     """Counts in A:B (per status, error code, operator, department), the run in D:E; built
-    first, then written row by row (a constant_memory sheet is written in row order). Its
-    words are in the results' language; statuses and codes stay as the contract has them, but
-    in Portuguese (``words``: the statuses' names), where codes are said in words."""
+    first, then written row by row as a constant_memory sheet must be. In Portuguese
+    (``words``: the statuses' names) statuses and codes are said in words."""
     rows = _("rows")
     left: list[tuple] = [(_("status"), rows, bold)]
     left += [(words.get(s, str(s)), summary.counts[s], None) for s in RowStatus]
@@ -119,18 +114,19 @@ def _write_summary_sheet(
         errors[sentences.label(code) if words else str(code)] += n
     for title, counts, always in (
         (_("error"), dict(sorted(errors.items())), True),
-        (_("started, by operator"), _started_by(header, frame, "operators", summary), False),
-        (_("started, by department"), _started_by(header, frame, "department", summary), False),
+        (_("started, by operator"), _started_by(width, frame, "operators", summary), False),
+        (_("started, by department"), _started_by(width, frame, "department", summary), False),
     ):
         if always or counts:  # nothing started: no section
             left += [(None, None, None), (title, rows, bold)]
             left += [(str(k), n, None) for k, n in counts.items()]
+    whole = int(summary.elapsed)
     right = [
         (_("run"), "", bold),
         (_("started at"), i18n.moment(summary.started_at), None),
         (_("input"), summary.input, None),
         (_("output"), Path(summary.output).name, None),  # this file: no server's path
-        (_("duration"), _duration(summary.elapsed), None),
+        (_("duration"), f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}", None),
     ]
     sheet = book.add_worksheet(_("Summary"))
     labels = [str(r[0]) for r in left if r[0] is not None]
@@ -150,17 +146,9 @@ def _write_summary_sheet(
                 sheet.write_string(r, col + 1, value, style)
 
 
-def _duration(seconds: float) -> str:
-    whole = int(seconds)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
-
-
-def _started_by(
-    header: Sequence[str], frame: pd.DataFrame, column: str, summary: RunSummary
-) -> dict[str, int]:
-    """Attendances started per operator (a row sent to two counts for each) or department, as
-    sent, most first, each ID with its name in the account when known."""
-    width = len(header) - len(RESULT_COLUMNS)
+def _started_by(width: int, frame: pd.DataFrame, column: str, summary: RunSummary) -> dict:
+    """Attendances started per operator (a row sent to two counts for each) or department, most
+    first, each ID with its name in the account when known."""
     status = frame[width + RESULT_COLUMNS.index("status")] == RowStatus.STARTED
     cells = frame.loc[status, width + RESULT_COLUMNS.index(column)].astype(str)
     counts: Counter = Counter()

@@ -1,10 +1,6 @@
-"""The sentences of the results' ``error`` column: each written once, here, in English.
-
-A row's reason is kept as a message key and its values (``WRONG_LENGTH {"cell": "123", ...}``):
-in the ledger, where a rerun finds it months later, and in the plan. It is rendered where it is
-shown (the results, ``check``, the web page), in the reader's language, from the template below
-and the catalog; numbers as the reader writes them.
-"""
+"""The sentences of the results' ``error`` column, each written once, here, in English. A row's
+reason is kept (in the ledger, the plan) as a key and its values (``WRONG_LENGTH {"cell": "1"}``)
+and rendered where it is shown, in the reader's language, numbers as the reader writes them."""
 
 from __future__ import annotations
 
@@ -234,16 +230,15 @@ PAGE = {
 
 
 def label(code: str) -> str:
-    """An error code in a person's words, in the current language: its own words in English
-    (``invalid_phone``: "Invalid phone"), the catalog's message (tools/catalog.py lists them)."""
+    """An error code in a person's words, in the current language (``invalid_phone``: "Invalid
+    phone"; tools/catalog.py lists them for the catalog)."""
     words = code.replace("_", " ").replace("whatsapp", "WhatsApp")
     return i18n._(words[:1].upper() + words[1:])
 
 
 class Template(str):
-    """A sentence of the results as the ledger keeps it: its name (this string), and with
-    :meth:`format` its values (``NAME {"cell": "123"}``). The English words (``text``, the
-    catalog's message ID) are rendered when shown, in the reader's language (:func:`render`)."""
+    """A sentence as the ledger keeps it: its name (this string), with :meth:`format` its values
+    (``NAME {"cell": "123"}``); its English words (``text``) are rendered when shown."""
 
     text: str
     fields: frozenset[str]
@@ -266,9 +261,8 @@ TEMPLATES = {
     if name.isupper() and isinstance(text, str)
 }
 globals().update(TEMPLATES)
-#: The fields that hold a sentence of this module, rendered in the language too, those that
-#: hold a quantity, written as the reader writes numbers, and a moment, as the reader writes
-#: dates; the others (a cell, a row number, an HTTP status) are shown as they are.
+#: Fields holding a sentence (rendered too), a quantity and a moment (written as the reader
+#: writes numbers and dates); the others (a cell, a row, an HTTP status) are shown as they are.
 SENTENCE_FIELDS = frozenset({"done"})
 NUMBER_FIELDS = frozenset({"count", "size", "limit", "seconds"})
 MOMENT_FIELDS = frozenset({"when"})
@@ -285,8 +279,7 @@ def _quoted(values: pd.Series) -> pd.Series:
 
 
 def fill(template: Template, **values) -> pd.Series | str:
-    """``template`` with its values, one message per row where they are Series (a column at a
-    time), as :meth:`Template.format` keeps them."""
+    """:meth:`Template.format`, a column at a time where values are Series."""
     import pandas as pd
 
     columns = {n: v for n, v in values.items() if isinstance(v, pd.Series) and n in template.fields}
@@ -305,9 +298,8 @@ def fill(template: Template, **values) -> pd.Series | str:
 
 
 def render(kept: str, page: bool = False) -> str:
-    """A message as the ledger keeps it, in the current language (``page``: in the web page's
-    words); any other text (a sentence of an earlier version, a cell of a results file handed
-    back) as it came."""
+    """A message as the ledger keeps it, in the current language (``page``: the web page's words);
+    other text (an earlier version's sentence, a results file's cell) as it came."""
     found = _KEPT.fullmatch(kept) if kept else None
     template = TEMPLATES.get(found.group(1)) if found else None
     if template is None:
@@ -329,17 +321,14 @@ def render(kept: str, page: bool = False) -> str:
 
 def render_all(kept: pd.Series, page: bool = False, errors: bool = False) -> pd.Series:
     """:func:`render` for a column (``errors``: of ``code: message`` cells), once per distinct
-    message."""
+    cell."""
     import pandas as pd
 
     if kept.empty:
         return kept
     codes, distinct = pd.factorize(kept)
-    said = [render_error(m) if errors else render(m, page) for m in map(str, distinct)]
+    said = []
+    for cell in map(str, distinct):
+        code, sep, message = cell.partition(": ") if errors else ("", "", cell)
+        said.append(code + sep + render(message, page))
     return pd.Series(pd.array(said, dtype=object)[codes], index=kept.index, dtype=str)
-
-
-def render_error(cell: str) -> str:
-    """An ``error`` cell (``code: message``) with its message rendered."""
-    code, sep, message = cell.partition(": ")
-    return code + sep + render(message)

@@ -1,6 +1,5 @@
-"""A results file of batch-attend handed back as input: its contract columns recognised and set
-apart (:attr:`Table.results`), the user's own columns under their own names, and a CSV's
-would-be formulas (made inert when it was written) as they were typed."""
+"""A results file handed back as input: its contract columns set apart (:attr:`Table.results`),
+the user's own columns under their own names, a CSV's would-be formulas as they were typed."""
 
 from __future__ import annotations
 
@@ -20,13 +19,8 @@ RESULT_MARK = ("row", "phone", "status")
 
 
 def split_results(table: Table) -> Table:
-    """A results file's contract columns set apart, and its input columns under their own names;
-    any other table as it is.
-
-    The contract columns are found as a run of contract names starting with ``row``, ``phone``,
-    ``status``; a column added after them, or one of them deleted, does not hide the file. A
-    contract column the file no longer has reads as empty.
-    """
+    """A results file's contract columns set apart (found as a run of contract names starting
+    with ``RESULT_MARK``; one the file no longer has reads as empty); any other table as it is."""
     names = [_ENGLISH.get(name, name) for name in table.columns]
     start = next((j for j in range(len(names)) if tuple(names[j : j + 3]) == RESULT_MARK), None)
     if start is None:
