@@ -95,10 +95,6 @@ class ErrorCode(StrEnum):
     NOTHING_TO_FINISH = "nothing_to_finish"
 
 
-#: Rows skipped because they are no lead of their own: nothing is missing when they are not sent.
-NOT_LEADS = (ErrorCode.DUPLICATE_ROW, ErrorCode.NOT_A_LEAD)
-
-
 @dataclass(slots=True)
 class Outcome:
     """What happened to one input row; one of these becomes one line of the results file."""
@@ -150,9 +146,8 @@ class ExitStatus(IntEnum):
 
 
 class Stop(Enum):
-    """Why sending ended before every row was sent, in one place: the engine's name for it, the
-    exit code, and the code and sentence the rows left unsent are ``skipped`` with. The closing
-    message a person reads is :func:`batch_attend.run.closing_message`'s."""
+    """Why sending ended early: the engine's name for it, the exit code, and the code and sentence
+    the rows left unsent are ``skipped`` with (a person reads :func:`run.closing_message`)."""
 
     DRY_RUN = ("dry_run", ExitStatus.SUCCESS, ErrorCode.DRY_RUN, sentences.DRY_RUN)
     UNAUTHORIZED = (
@@ -232,7 +227,7 @@ def exit_status_for(summary: RunSummary) -> ExitStatus:
         return ExitStatus.ROWS_NOT_DONE
     # Skipped rows are fine when a dry run left them unsent, or when they are no lead to send:
     # a duplicate of a row that was handled, a totals row under the leads.
-    fine = sum(summary.error_counts[code] for code in (*NOT_LEADS, ErrorCode.DRY_RUN))
-    if summary.counts[RowStatus.SKIPPED] > fine:
+    fine = (ErrorCode.DRY_RUN, ErrorCode.DUPLICATE_ROW, ErrorCode.NOT_A_LEAD)
+    if summary.counts[RowStatus.SKIPPED] > sum(summary.error_counts[code] for code in fine):
         return ExitStatus.ROWS_NOT_DONE
     return ExitStatus.SUCCESS

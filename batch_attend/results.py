@@ -221,7 +221,6 @@ def outcome_frame(
         np.array([", ".join(ops) for ops in distinct], dtype=object)[codes], dtype=str
     )
     index = pd.RangeIndex(len(plan))
-    department = plan["department"].reset_index(drop=True).astype(str)
     blank = pd.Series("", index=index, dtype=str)
     frame = pd.DataFrame(
         {
@@ -232,7 +231,7 @@ def outcome_frame(
             "http_status": pd.Series(pd.NA, index=index, dtype="Int64"),
             "attempts": 0,
             "done_at": blank,
-            "department": choose_text(invalid, "", department),
+            "department": choose_text(invalid, "", plan["department"].reset_index(drop=True)),
         },
         index=index,
     )
@@ -315,11 +314,8 @@ def _not_resent(operators: tuple[str, ...], department: str, record: Record | No
         record.asked_department is None or department == record.asked_department
     ):
         return ""
-    done = (
-        sentences.STARTED_BEFORE
-        if record.status == RowStatus.STARTED
-        else sentences.IN_SERVICE_BEFORE
-    )
+    started = record.status == RowStatus.STARTED
+    done = sentences.STARTED_BEFORE if started else sentences.IN_SERVICE_BEFORE
     if record.done_at:
         done = sentences.DONE_AT.format(done=done, when=record.done_at)
     template = sentences.NOT_RESENT_IN if department else sentences.NOT_RESENT

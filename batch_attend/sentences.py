@@ -289,8 +289,7 @@ def fill(template: Template, **values) -> pd.Series | str:
     for k, name in enumerate(sorted(template.fields & values.keys())):
         value = values[name]
         if name in columns:
-            numeric = pd.api.types.is_numeric_dtype(value)
-            part = value.astype(str) if numeric else _quoted(value)
+            part = value.astype(str) if pd.api.types.is_numeric_dtype(value) else _quoted(value)
         else:
             part = json.dumps(value, ensure_ascii=False)
         out = out + ("" if k == 0 else ", ") + json.dumps(name) + ": " + part
