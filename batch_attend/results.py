@@ -428,10 +428,10 @@ def write_results(
         with replacing(target) as tmp:
             if output_format(output) == "xlsx":
                 write_xlsx(tmp, header, frame, summary)
-                return
-            with open(tmp, "wb") as fh:
-                fh.write(codecs.BOM_UTF8 if bom else b"")
-                write_csv(fh, header, frame, delimiter)
+            else:
+                with open(tmp, "wb") as fh:
+                    fh.write(codecs.BOM_UTF8 if bom else b"")
+                    write_csv(fh, header, frame, delimiter)
 
 
 def write_summary_json(
