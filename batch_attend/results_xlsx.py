@@ -1,5 +1,5 @@
 """XLSX results for people: every cell as text, colours per status, the header frozen and
-filtered, one page wide in print, a Summary sheet; for a Portuguese reader, Portuguese throughout."""
+filtered, one page wide in print, a Summary sheet; Portuguese throughout for a Portuguese reader."""
 
 from __future__ import annotations
 

@@ -319,8 +319,7 @@ def render(kept: str, page: bool = False) -> str:
 
 
 def render_all(kept: pd.Series, page: bool = False, errors: bool = False) -> pd.Series:
-    """:func:`render` for a column (``errors``: of ``code: message`` cells), once per distinct
-    cell."""
+    """:func:`render` over a column, once per distinct cell (``errors``: ``code: message``)."""
     import pandas as pd
 
     if kept.empty:
