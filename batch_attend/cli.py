@@ -146,13 +146,10 @@ def _name_config(ctx: click.Context, env: Env) -> None:
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
     """Options from ``batch-attend.toml`` (or ``--config``) become this command's defaults, so
     the command line and the environment still win over them."""
-    path = settings.find_config(value)
-    if path is None:
-        return
     params = [p for p in ctx.command.params if p.name not in ("config", "lang", "traceback")]
     known = {opt[2:]: p.name for p in params for opt in p.opts if opt.startswith("--")}
     try:
-        values = settings.read_config(path, known)
+        path, values = settings.read_config(value, known)
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from exc
     many = {p.name for p in params if p.multiple}  # operator = "OP-ANA": one of many
@@ -246,7 +243,7 @@ def listen(port: int) -> list[Callable]:
     """Where a command that serves (the sandbox, the web page) listens."""
     return options(
         {"--host": "Address to listen on.", "--port": "Port (0 = any free port)."},
-        host={"default": settings.LOCALHOST},
+        host={"default": "127.0.0.1"},
         port={"default": port, "type": click.IntRange(0, 65535)},
     )
 
@@ -311,7 +308,7 @@ CHECKED, FORCE, FORMAT, ONLINE, DATA_DIR, KEEP_DAYS = options(
         "--keep-days N": "Delete the runs (uploads and results) made more than N days ago.",
     },
     format={"type": click.Choice(["table", "csv", "json"]), "name": "fmt"},
-    data_dir={"type": click.Path(path_type=Path, file_okay=False), "default": settings.DATA_DIR},
+    data_dir={"type": click.Path(path_type=Path, file_okay=False), "default": "batch-attend-data"},
     keep_days={"type": click.FloatRange(0, min_open=True)},
 )
 
@@ -333,11 +330,9 @@ def check(env: Env, input_file: Path, **opts) -> ExitStatus:
 
 
 def _list(env: Env, kind: str, fmt: str | None, opts: dict) -> ExitStatus:
-    from batch_attend.session import format_directory, list_directory
+    from batch_attend.session import list_directory
 
-    items = list_directory(RunOptions.build(**opts), kind, env)
-    fmt = fmt or ("table" if env.stdout.isatty() else "csv")
-    env.stdout.write(format_directory(items, kind, fmt))
+    env.stdout.write(list_directory(RunOptions.build(**opts), kind, fmt, env))
     return ExitStatus.SUCCESS
 
 
@@ -443,18 +438,18 @@ FAULTS = options(
         "act-fail, html, badjson, empty, bad-gateway.",
         "--slow-seconds": "How long a 'slow' fault waits.",
     },
-    token={"default": settings.SANDBOX_TOKEN}, latency=SECONDS, jitter=SECONDS,
+    token={"default": "sandbox-token"}, latency=SECONDS, jitter=SECONDS,
     rate_limit={"type": click.FloatRange(0, min_open=True)},
     burst={"type": click.IntRange(0), "default": 0},
     limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
-    retry_after={"type": RETRY_AFTER, "default": settings.SANDBOX_RETRY_AFTER},
+    retry_after={"type": RETRY_AFTER, "default": "none"},
     revoke_after={"type": click.IntRange(0)}, disconnect_after={"type": click.IntRange(0)},
     fault={"multiple": True, "name": "faults"},
-    slow_seconds={"default": settings.SANDBOX_SLOW_SECONDS, **SECONDS},
+    slow_seconds={"default": 5.0, **SECONDS},
 )  # fmt: skip
 
 
-@command("sandbox", *listen(settings.SANDBOX_PORT), *FAULTS)
+@command("sandbox", *listen(8080), *FAULTS)
 def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> ExitStatus:
     """Serve a local PlugChat stand-in for rehearsals (Ctrl-C stops it).
 
@@ -476,7 +471,7 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
     return _until_stopped(env, serving, hello, _("sandbox stopped."), token=state.token)
 
 
-@command("serve", *listen(settings.SERVE_PORT), DATA_DIR, KEEP_DAYS, *REQUESTS)
+@command("serve", *listen(8000), DATA_DIR, KEEP_DAYS, *REQUESTS)
 def serve(
     env: Env, host: str, port: int, data_dir: Path, keep_days: float | None, **opts
 ) -> ExitStatus:

@@ -24,14 +24,6 @@ DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 DEFAULT_COUNTRY_CODE = "55"
 DEFAULT_DISTRIBUTION = "round-robin"
-#: Where ``batch-attend sandbox`` and ``batch-attend serve`` listen, and the sandbox's defaults.
-LOCALHOST = "127.0.0.1"
-SANDBOX_PORT = 8080
-SERVE_PORT = 8000
-DATA_DIR = Path("batch-attend-data")
-SANDBOX_TOKEN = "sandbox-token"
-SANDBOX_RETRY_AFTER = "none"
-SANDBOX_SLOW_SECONDS = 5.0
 
 
 @dataclass
@@ -196,15 +188,12 @@ def rows(spec: str) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
-def find_config(given: Path | None) -> Path | None:
-    """The config file in use: the one given, else ``./batch-attend.toml`` when there is one."""
-    if given is not None:
-        return Path(given)
-    return Path(CONFIG_FILE) if Path(CONFIG_FILE).is_file() else None
-
-
-def read_config(path: Path, known: Mapping[str, str]) -> dict[str, object]:
-    """Options from a TOML file, by long option name (``known``: name → parameter); no token."""
+def read_config(given: Path | None, known: Mapping[str, str]) -> tuple[Path | None, dict]:
+    """The config file in use (``given``, else ``./batch-attend.toml`` when there is one) and its
+    options by long option name (``known``: name → parameter); never the token."""
+    path = Path(given or CONFIG_FILE)
+    if given is None and not path.is_file():
+        return None, {}
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -224,4 +213,4 @@ def read_config(path: Path, known: Mapping[str, str]) -> dict[str, object]:
             message = _("{path}: unknown option '{key}'. Known: {known}")
             raise ConfigError(message.format(path=path, key=key, known=", ".join(sorted(known))))
         values[name] = value
-    return values
+    return path, values
