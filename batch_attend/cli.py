@@ -99,8 +99,7 @@ def cli() -> None:
 
 
 def command(name: str, *params: Callable):
-    """Declare a command: its arguments and options (shown in this order), then ``COMMON``.
-    Its function gets the :class:`Env` and the options, and returns an :class:`ExitStatus`."""
+    """A command of ``func(env, **options) -> ExitStatus``: ``params`` in order, then ``COMMON``."""
 
     def declare(func: Callable[..., ExitStatus]) -> click.Command:
         def callback(traceback: bool, **options) -> None:
@@ -177,6 +176,7 @@ DISTRIBUTIONS = click.Choice(["round-robin", "balanced"])
 RETRY_AFTER = click.Choice(["seconds", "date", "none"])
 PATH = click.Path(path_type=Path)
 INPUT = click.argument("input_file", metavar="INPUT", type=PATH)
+DEFAULTS = RunOptions()
 
 COMMON = options(
     {
@@ -203,7 +203,7 @@ REQUESTS = options(
     ticket={"envvar": settings.TICKET_ENV},
     account_id={"envvar": settings.ACCOUNT_ENV},
     base_url={"envvar": settings.BASE_URL_ENV},
-    timeout={"default": settings.DEFAULT_TIMEOUT, "type": click.FloatRange(0.1, 600)},
+    timeout={"default": DEFAULTS.sending.timeout, "type": click.FloatRange(0.1, 600)},
 )
 
 LEADS = options(
@@ -230,8 +230,8 @@ LEADS = options(
         "--journal PATH": "The ledger of what was sent and answered (default: beside the results).",
     },
     operator={"multiple": True, "name": "operators"}, pool_file=FILE, journal=FILE,
-    distribute={"type": DISTRIBUTIONS, "default": settings.DEFAULT_DISTRIBUTION},
-    country_code={"default": settings.DEFAULT_COUNTRY_CODE, "callback": _parsed(settings.country_code)},
+    distribute={"type": DISTRIBUTIONS, "default": DEFAULTS.requests.distribute},
+    country_code={"default": DEFAULTS.requests.country_code, "callback": _parsed(settings.country_code)},
     ignore_column={"multiple": True, "name": "ignore_columns"},
     header_row={"type": click.IntRange(1, 1_048_576)},
     delimiter={"callback": _parsed(settings.delimiter)},
@@ -267,9 +267,9 @@ OUTPUT, *SENDING = options(
         "--output-delimiter CHAR": "CSV results' delimiter (default: the CSV input's; from a "
         "workbook, ; when messages are in Portuguese, as Excel in Brazil expects, else ,).",
     },
-    concurrency={"default": settings.DEFAULT_CONCURRENCY, "type": click.IntRange(1, 256)},
-    retries={"default": settings.DEFAULT_RETRIES, "type": click.IntRange(0, 20)},
-    backoff={"default": settings.DEFAULT_BACKOFF, **SECONDS},
+    concurrency={"default": DEFAULTS.sending.concurrency, "type": click.IntRange(1, 256)},
+    retries={"default": DEFAULTS.sending.retries, "type": click.IntRange(0, 20)},
+    backoff={"default": DEFAULTS.sending.backoff, **SECONDS},
     rate={"type": click.FloatRange(0, min_open=True)},
     summary_json=FILE,
     log_file=FILE,
@@ -290,8 +290,7 @@ def run(env: Env, input_file: Path, **opts) -> ExitStatus:
     Examples:
       export PLUGCHAT_TOKEN=...        # never echoed anywhere
       batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima"
-      batch-attend samples/leads.xlsx -o results.xlsx --sandbox
-    """
+      batch-attend samples/leads.xlsx -o results.xlsx --sandbox"""
     from batch_attend.run import run_batch
 
     return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
@@ -318,10 +317,7 @@ def check(env: Env, input_file: Path, **opts) -> ExitStatus:
     """Check the token, the account and INPUT without starting any attendance. Exit 0 all
     ready; 1 some rows invalid; 2 usage or input error; 3 the token refused.
 
-    \b
-    Example:
-      batch-attend check leads.xlsx --ticket 0000
-    """
+    Example: batch-attend check leads.xlsx --ticket 0000"""
     from batch_attend.plan import check_lines, check_plan
 
     plan = check_plan(RunOptions.build(input=input_file, **opts), env)
@@ -340,10 +336,7 @@ def _list(env: Env, kind: str, fmt: str | None, opts: dict) -> ExitStatus:
 def operators(env: Env, fmt: str | None, online: bool, **opts) -> ExitStatus:
     """List the account's operators (needs the ticket), to fill a sheet with correct names or IDs.
 
-    \b
-    Example:
-      batch-attend operators --ticket 0000 --format csv > operadores.csv
-    """
+    Example: batch-attend operators --ticket 0000 --format csv > operadores.csv"""
     return _list(env, "online" if online else "operators", fmt, opts)
 
 
@@ -358,10 +351,7 @@ def template(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
     """Write a leads workbook (.xlsx) to fill in, with drop-downs of the account's operators
     (needs the ticket) and departments.
 
-    \b
-    Example:
-      batch-attend template leads.xlsx --ticket 0000
-    """
+    Example: batch-attend template leads.xlsx --ticket 0000"""
     from batch_attend.template import write_template
 
     env.log("batch-attend: " + write_template(output, RunOptions.build(**opts), env, force=force))
@@ -394,10 +384,7 @@ def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
     (conversations operators have begun in them close too) and asks first. Exit 0 all
     finished; 1 some not; 2 usage error or the answer no; 3 the token refused.
 
-    \b
-    Example:
-      batch-attend undo results.csv --last-run --operator OP-ANA
-    """
+    Example: batch-attend undo results.csv --last-run --operator OP-ANA"""
     from batch_attend.undo import Narrowing, undo_results
 
     def confirm() -> bool:  # on a terminal; --yes answers for scripts
@@ -455,8 +442,7 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
 
     \b
     Example:
-      batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop
-    """
+      batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop"""
     from batch_attend.sandbox import SandboxState, parse_faults, serve
 
     given = {name: value for name, value in given.items() if value is not None}
@@ -480,8 +466,7 @@ def serve(
     \b
     Example:
       export PLUGCHAT_TOKEN=...     # stays on the server, never sent to the browser
-      batch-attend serve --sandbox  # then open the address it prints
-    """
+      batch-attend serve --sandbox  # then open the address it prints"""
     from batch_attend.web.app import serve
 
     serving = functools.partial(

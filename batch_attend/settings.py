@@ -18,12 +18,6 @@ TOKEN_ENV = "PLUGCHAT_TOKEN"
 ACCOUNT_ENV = "PLUGCHAT_ACCOUNT_ID"
 TICKET_ENV = "PLUGCHAT_TICKET"
 BASE_URL_ENV = "PLUGCHAT_BASE_URL"
-DEFAULT_CONCURRENCY = 8
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_RETRIES = 3
-DEFAULT_BACKOFF = 0.5
-DEFAULT_COUNTRY_CODE = "55"
-DEFAULT_DISTRIBUTION = "round-robin"
 
 
 @dataclass
@@ -57,10 +51,10 @@ class RequestOptions:
     sandbox: bool = False
     operators: tuple[str, ...] = ()
     department: str = ""
-    country_code: str = DEFAULT_COUNTRY_CODE
+    country_code: str = "55"
     pool: str | None = None
     pool_file: Path | None = None
-    distribute: str = DEFAULT_DISTRIBUTION
+    distribute: str = "round-robin"
     lookup: bool = True
     status_check: bool = True  # ask whether the WhatsApp number is connected
     verify_whatsapp: bool = False  # ask whether each phone has WhatsApp before its start
@@ -72,10 +66,10 @@ class RequestOptions:
 class SendingOptions:
     """How requests go out."""
 
-    concurrency: int = DEFAULT_CONCURRENCY
-    timeout: float = DEFAULT_TIMEOUT
-    retries: int = DEFAULT_RETRIES
-    backoff: float = DEFAULT_BACKOFF
+    concurrency: int = 8
+    timeout: float = 30.0
+    retries: int = 3
+    backoff: float = 0.5
     rate: float | None = None
     dry_run: bool = False
     grace: float = 5.0  # seconds in-flight requests get after Ctrl-C
