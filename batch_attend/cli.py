@@ -5,6 +5,7 @@ libraries wait until a command needs them, so ``--help`` and ``--version`` answe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import itertools
@@ -29,8 +30,7 @@ CONFIG_USED = "batch_attend.config"
 def _in_language(*commands: click.Command):
     """The commands' help texts in the reader's language while shown: the English texts are the
     catalog's message IDs, and the language is known only once the command line is read."""
-    items = [item for command in commands for item in (command, *command.params)]
-    english = [(item, item.help) for item in items if item.help]
+    english = [(item, item.help) for c in commands for item in (c, *c.params) if item.help]
     try:
         for item, text in english:
             item.help = _(inspect.cleandoc(text))
@@ -71,8 +71,8 @@ class Main(click.Group):
         return super().parse_args(ctx, args)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        run = self.commands[DEFAULT]
-        formatter.write(Context(run, info_name=DEFAULT, parent=ctx).get_help() + "\n")
+        run = Context(self.commands[DEFAULT], info_name=DEFAULT, parent=ctx)
+        formatter.write(run.get_help() + "\n")
         others = {name: c for name, c in self.commands.items() if name != DEFAULT}
         with _in_language(*others.values()):
             rows = [(name, c.get_short_help_str(60)) for name, c in others.items()]
@@ -173,9 +173,11 @@ EXISTING = click.Path(path_type=Path, dir_okay=False, exists=True)
 SECONDS = {"type": click.FloatRange(0)}
 LANGUAGES = click.Choice(["en", "pt_BR", "pt"])
 DISTRIBUTIONS = click.Choice(["round-robin", "balanced"])
-RETRY_AFTER = click.Choice(["seconds", "date", "none"])
+COUNTRY_CODE = _parsed(settings.country_code)
+DELIMITER = _parsed(settings.delimiter)
 PATH = click.Path(path_type=Path)
 INPUT = click.argument("input_file", metavar="INPUT", type=PATH)
+RESULTS = click.argument("results", metavar="RESULTS", type=EXISTING)
 DEFAULTS = RunOptions()
 
 COMMON = options(
@@ -229,13 +231,15 @@ LEADS = options(
         "--delimiter CHAR": "CSV delimiter (default: detected among , ; tab |).",
         "--journal PATH": "The ledger of what was sent and answered (default: beside the results).",
     },
-    operator={"multiple": True, "name": "operators"}, pool_file=FILE, journal=FILE,
+    operator={"multiple": True, "name": "operators"},
+    pool_file=FILE,
+    journal=FILE,
     distribute={"type": DISTRIBUTIONS, "default": DEFAULTS.requests.distribute},
-    country_code={"default": DEFAULTS.requests.country_code, "callback": _parsed(settings.country_code)},
+    country_code={"default": DEFAULTS.requests.country_code, "callback": COUNTRY_CODE},
     ignore_column={"multiple": True, "name": "ignore_columns"},
     header_row={"type": click.IntRange(1, 1_048_576)},
-    delimiter={"callback": _parsed(settings.delimiter)},
-)  # fmt: skip
+    delimiter={"callback": DELIMITER},
+)
 JOURNAL = LEADS[-1]  # --journal, undo's too
 
 
@@ -274,7 +278,7 @@ OUTPUT, *SENDING = options(
     summary_json=FILE,
     log_file=FILE,
     results_lang={"type": LANGUAGES},
-    output_delimiter={"callback": _parsed(settings.delimiter)},
+    output_delimiter={"callback": DELIMITER},
 )
 PACING = SENDING[:4]  # -c, --retries, --backoff, --rate: every command that sends
 
@@ -375,8 +379,7 @@ UNDO = options(
 )
 
 
-@command("undo", click.argument("results", metavar="RESULTS", type=EXISTING), JOURNAL, *UNDO,
-         *REQUESTS, *PACING)  # fmt: skip
+@command("undo", RESULTS, JOURNAL, *UNDO, *REQUESTS, *PACING)
 def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
     """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS (a
     results file), as the first operator each was sent to, so that a later run starts them
@@ -395,7 +398,7 @@ def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
         except click.Abort:  # Ctrl-C or the end of the input at the question
             raise KeyboardInterrupt from None
 
-    narrowing = Narrowing(*(opts.pop(k) for k in ("last_run", "operators", "departments", "rows", "auto_transfer")))  # fmt: skip
+    narrowing = Narrowing(**{f.name: opts.pop(f.name) for f in dataclasses.fields(Narrowing)})
     options = RunOptions.build(input=results, output=str(results), **opts)
     return undo_results(options, narrowing, env, confirm=confirm).exit_status
 
@@ -425,15 +428,18 @@ FAULTS = options(
         "act-fail, html, badjson, empty, bad-gateway.",
         "--slow-seconds": "How long a 'slow' fault waits.",
     },
-    token={"default": "sandbox-token"}, latency=SECONDS, jitter=SECONDS,
+    token={"default": "sandbox-token"},
+    latency=SECONDS,
+    jitter=SECONDS,
     rate_limit={"type": click.FloatRange(0, min_open=True)},
     burst={"type": click.IntRange(0), "default": 0},
     limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
-    retry_after={"type": RETRY_AFTER, "default": "none"},
-    revoke_after={"type": click.IntRange(0)}, disconnect_after={"type": click.IntRange(0)},
+    retry_after={"type": click.Choice(["seconds", "date", "none"]), "default": "none"},
+    revoke_after={"type": click.IntRange(0)},
+    disconnect_after={"type": click.IntRange(0)},
     fault={"multiple": True, "name": "faults"},
     slow_seconds={"default": 5.0, **SECONDS},
-)  # fmt: skip
+)
 
 
 @command("sandbox", *listen(8080), *FAULTS)
