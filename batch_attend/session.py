@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import datetime as dt
-import io
 import json
 from dataclasses import dataclass, field
+
+import pandas as pd
 
 from batch_attend.api import PlugChatClient, check_token
 from batch_attend.directory import (
@@ -40,14 +40,9 @@ class Session:
     def client(self, options: RunOptions) -> PlugChatClient:
         """The one client of a command: the run's gate and retry policy for every request."""
         sending = options.sending
-        return PlugChatClient(
-            self.base_url,
-            self.token,
-            timeout=sending.timeout,
-            concurrency=sending.concurrency,
-            rate=sending.rate,
-            policy=RetryPolicy(sending.retries, sending.backoff),
-        )
+        pacing = {name: getattr(sending, name) for name in ("timeout", "concurrency", "rate")}
+        policy = RetryPolicy(sending.retries, sending.backoff)
+        return PlugChatClient(self.base_url, self.token, policy=policy, **pacing)
 
 
 @contextlib.contextmanager
@@ -186,12 +181,8 @@ def list_directory(options: RunOptions, kind: str, fmt: str | None, env: Env) ->
         async with session.client(options) as client:
             if kind == "online":
                 return await fetch_online(client, session.account_id)
-            found = await fetch_directory(
-                client,
-                ticket=session.ticket,
-                operators=kind == "operators",
-                departments=kind == "departments",
-            )
+            asked = {name: name == kind for name in ("operators", "departments")}
+            found = await fetch_directory(client, ticket=session.ticket, **asked)
         return getattr(found, kind)
 
     with open_session(options, env) as session:
@@ -210,11 +201,7 @@ def list_directory(options: RunOptions, kind: str, fmt: str | None, env: Env) ->
     if fmt == "json":
         return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        return buffer.getvalue()
+        return pd.DataFrame(records, columns=fields).to_csv(index=False, lineterminator="\n")
     rows = [fields, *([str(r[f]) for f in fields] for r in records)]
     widths = [max(len(row[j]) for row in rows) for j in range(len(fields))]
     return "".join(

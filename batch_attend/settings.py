@@ -139,14 +139,12 @@ def resolve_token(options: RequestOptions, environ: Mapping[str, str]) -> str | 
     """The token: ``--token``, else the file of ``--token-file``, else ``PLUGCHAT_TOKEN``."""
     if options.token:
         return options.token
-    if options.token_file is not None:
+    if (path := options.token_file) is not None:
         try:
-            return Path(options.token_file).read_text(encoding="utf-8").strip() or None
+            return Path(path).read_text(encoding="utf-8").strip() or None
         except OSError as exc:
             message = _("{path}: cannot read the token file ({strerror}).")
-            raise ConfigError(
-                message.format(path=options.token_file, strerror=exc.strerror)
-            ) from exc
+            raise ConfigError(message.format(path=path, strerror=exc.strerror)) from exc
     return environ.get(TOKEN_ENV) or None
 
 
@@ -175,9 +173,8 @@ def rows(spec: str) -> tuple[tuple[int, int], ...]:
     for part in spec.split(","):
         first, _dash, last = part.strip().partition("-")
         if not first.isdigit() or not (last or first).isdigit() or int(last or first) < int(first):
-            raise ValueError(
-                _("'{part}' is not a row number or a range of them such as 5-9").format(part=part)
-            )
+            message = _("'{part}' is not a row number or a range of them such as 5-9")
+            raise ValueError(message.format(part=part))
         ranges.append((int(first), int(last or first)))
     return tuple(ranges)
 
@@ -189,7 +186,7 @@ def read_config(given: Path | None, known: Mapping[str, str]) -> tuple[Path | No
     if given is None and not path.is_file():
         return None, {}
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         message = _("{path}: cannot read it ({strerror})")
         raise ConfigError(message.format(path=path, strerror=exc.strerror)) from exc
