@@ -71,8 +71,8 @@ class Main(click.Group):
         return super().parse_args(ctx, args)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        run = Context(self.commands[DEFAULT], info_name=DEFAULT, parent=ctx)
-        formatter.write(run.get_help() + "\n")
+        run = self.commands[DEFAULT]
+        formatter.write(Context(run, info_name=DEFAULT, parent=ctx).get_help() + "\n")
         others = {name: c for name, c in self.commands.items() if name != DEFAULT}
         with _in_language(*others.values()):
             rows = [(name, c.get_short_help_str(60)) for name, c in others.items()]

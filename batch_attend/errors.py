@@ -36,7 +36,6 @@ class TokenRefusedError(BatchAttendError):
 def guarded(call: Callable[[], int], log: Callable[[str], None], traceback: bool) -> int:
     """The exit code of ``call()``, or of what it raised, said in one line through ``log`` (as
     httpie's ``raw_main``); with ``traceback`` an unexpected error is raised whole."""
-    status = ExitStatus.ROWS_NOT_DONE
     try:
         return int(call())
     except BatchAttendError as exc:
@@ -52,11 +51,13 @@ def guarded(call: Callable[[], int], log: Callable[[str], None], traceback: bool
             "the results on stdout were cut off (broken pipe); every answer is in the "
             "journal, so running the same command again sends nothing twice."
         )
+        status = ExitStatus.ROWS_NOT_DONE
     except Exception as exc:
         if traceback:
             raise
         said = f"{_('unexpected error')}: {type(exc).__name__}: {exc}. " + _(
             "The results file may be missing or incomplete; run again with --traceback for details."
         )
+        status = ExitStatus.ROWS_NOT_DONE
     log(f"batch-attend: {said}")
     return status
