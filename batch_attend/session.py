@@ -147,8 +147,8 @@ class Account:
         if self.online is not None:
             on = [o.label for o in self.online if o.online] or [_("none")]
             off = [o.label for o in self.online if not o.online] or [_("none")]
-            said = _("Operators online now: {online}; offline: {offline}")
-            out.append(said.format(online=", ".join(on), offline=", ".join(off)))
+            states = _("Operators online now: {online}; offline: {offline}")
+            out.append(states.format(online=", ".join(on), offline=", ".join(off)))
         elif "online" in failed:
             out.append(_("Operators online now: {note}").format(note=failed["online"]))
         return out
