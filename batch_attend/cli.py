@@ -5,6 +5,7 @@ libraries wait until a command needs them, so ``--help`` and ``--version`` answe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import itertools
@@ -29,8 +30,7 @@ CONFIG_USED = "batch_attend.config"
 def _in_language(*commands: click.Command):
     """The commands' help texts in the reader's language while shown: the English texts are the
     catalog's message IDs, and the language is known only once the command line is read."""
-    items = [item for command in commands for item in (command, *command.params)]
-    english = [(item, item.help) for item in items if item.help]
+    english = [(item, item.help) for c in commands for item in (c, *c.params) if item.help]
     try:
         for item, text in english:
             item.help = _(inspect.cleandoc(text))
@@ -99,8 +99,7 @@ def cli() -> None:
 
 
 def command(name: str, *params: Callable):
-    """Declare a command: its arguments and options (shown in this order), then ``COMMON``.
-    Its function gets the :class:`Env` and the options, and returns an :class:`ExitStatus`."""
+    """A command of ``func(env, **options) -> ExitStatus``: ``params`` in order, then ``COMMON``."""
 
     def declare(func: Callable[..., ExitStatus]) -> click.Command:
         def callback(traceback: bool, **options) -> None:
@@ -146,13 +145,10 @@ def _name_config(ctx: click.Context, env: Env) -> None:
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
     """Options from ``batch-attend.toml`` (or ``--config``) become this command's defaults, so
     the command line and the environment still win over them."""
-    path = settings.find_config(value)
-    if path is None:
-        return
     params = [p for p in ctx.command.params if p.name not in ("config", "lang", "traceback")]
     known = {opt[2:]: p.name for p in params for opt in p.opts if opt.startswith("--")}
     try:
-        values = settings.read_config(path, known)
+        path, values = settings.read_config(value, known)
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from exc
     many = {p.name for p in params if p.multiple}  # operator = "OP-ANA": one of many
@@ -177,9 +173,12 @@ EXISTING = click.Path(path_type=Path, dir_okay=False, exists=True)
 SECONDS = {"type": click.FloatRange(0)}
 LANGUAGES = click.Choice(["en", "pt_BR", "pt"])
 DISTRIBUTIONS = click.Choice(["round-robin", "balanced"])
-RETRY_AFTER = click.Choice(["seconds", "date", "none"])
+COUNTRY_CODE = _parsed(settings.country_code)
+DELIMITER = _parsed(settings.delimiter)
 PATH = click.Path(path_type=Path)
 INPUT = click.argument("input_file", metavar="INPUT", type=PATH)
+RESULTS = click.argument("results", metavar="RESULTS", type=EXISTING)
+DEFAULTS = RunOptions()
 
 COMMON = options(
     {
@@ -206,7 +205,7 @@ REQUESTS = options(
     ticket={"envvar": settings.TICKET_ENV},
     account_id={"envvar": settings.ACCOUNT_ENV},
     base_url={"envvar": settings.BASE_URL_ENV},
-    timeout={"default": settings.DEFAULT_TIMEOUT, "type": click.FloatRange(0.1, 600)},
+    timeout={"default": DEFAULTS.sending.timeout, "type": click.FloatRange(0.1, 600)},
 )
 
 LEADS = options(
@@ -232,13 +231,15 @@ LEADS = options(
         "--delimiter CHAR": "CSV delimiter (default: detected among , ; tab |).",
         "--journal PATH": "The ledger of what was sent and answered (default: beside the results).",
     },
-    operator={"multiple": True, "name": "operators"}, pool_file=FILE, journal=FILE,
-    distribute={"type": DISTRIBUTIONS, "default": settings.DEFAULT_DISTRIBUTION},
-    country_code={"default": settings.DEFAULT_COUNTRY_CODE, "callback": _parsed(settings.country_code)},
+    operator={"multiple": True, "name": "operators"},
+    pool_file=FILE,
+    journal=FILE,
+    distribute={"type": DISTRIBUTIONS, "default": DEFAULTS.requests.distribute},
+    country_code={"default": DEFAULTS.requests.country_code, "callback": COUNTRY_CODE},
     ignore_column={"multiple": True, "name": "ignore_columns"},
     header_row={"type": click.IntRange(1, 1_048_576)},
-    delimiter={"callback": _parsed(settings.delimiter)},
-)  # fmt: skip
+    delimiter={"callback": DELIMITER},
+)
 JOURNAL = LEADS[-1]  # --journal, undo's too
 
 
@@ -246,7 +247,7 @@ def listen(port: int) -> list[Callable]:
     """Where a command that serves (the sandbox, the web page) listens."""
     return options(
         {"--host": "Address to listen on.", "--port": "Port (0 = any free port)."},
-        host={"default": settings.LOCALHOST},
+        host={"default": "127.0.0.1"},
         port={"default": port, "type": click.IntRange(0, 65535)},
     )
 
@@ -270,14 +271,14 @@ OUTPUT, *SENDING = options(
         "--output-delimiter CHAR": "CSV results' delimiter (default: the CSV input's; from a "
         "workbook, ; when messages are in Portuguese, as Excel in Brazil expects, else ,).",
     },
-    concurrency={"default": settings.DEFAULT_CONCURRENCY, "type": click.IntRange(1, 256)},
-    retries={"default": settings.DEFAULT_RETRIES, "type": click.IntRange(0, 20)},
-    backoff={"default": settings.DEFAULT_BACKOFF, **SECONDS},
+    concurrency={"default": DEFAULTS.sending.concurrency, "type": click.IntRange(1, 256)},
+    retries={"default": DEFAULTS.sending.retries, "type": click.IntRange(0, 20)},
+    backoff={"default": DEFAULTS.sending.backoff, **SECONDS},
     rate={"type": click.FloatRange(0, min_open=True)},
     summary_json=FILE,
     log_file=FILE,
     results_lang={"type": LANGUAGES},
-    output_delimiter={"callback": _parsed(settings.delimiter)},
+    output_delimiter={"callback": DELIMITER},
 )
 PACING = SENDING[:4]  # -c, --retries, --backoff, --rate: every command that sends
 
@@ -293,8 +294,7 @@ def run(env: Env, input_file: Path, **opts) -> ExitStatus:
     Examples:
       export PLUGCHAT_TOKEN=...        # never echoed anywhere
       batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima"
-      batch-attend samples/leads.xlsx -o results.xlsx --sandbox
-    """
+      batch-attend samples/leads.xlsx -o results.xlsx --sandbox"""
     from batch_attend.run import run_batch
 
     return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
@@ -311,7 +311,7 @@ CHECKED, FORCE, FORMAT, ONLINE, DATA_DIR, KEEP_DAYS = options(
         "--keep-days N": "Delete the runs (uploads and results) made more than N days ago.",
     },
     format={"type": click.Choice(["table", "csv", "json"]), "name": "fmt"},
-    data_dir={"type": click.Path(path_type=Path, file_okay=False), "default": settings.DATA_DIR},
+    data_dir={"type": click.Path(path_type=Path, file_okay=False), "default": "batch-attend-data"},
     keep_days={"type": click.FloatRange(0, min_open=True)},
 )
 
@@ -321,10 +321,7 @@ def check(env: Env, input_file: Path, **opts) -> ExitStatus:
     """Check the token, the account and INPUT without starting any attendance. Exit 0 all
     ready; 1 some rows invalid; 2 usage or input error; 3 the token refused.
 
-    \b
-    Example:
-      batch-attend check leads.xlsx --ticket 0000
-    """
+    Example: batch-attend check leads.xlsx --ticket 0000"""
     from batch_attend.plan import check_lines, check_plan
 
     plan = check_plan(RunOptions.build(input=input_file, **opts), env)
@@ -333,11 +330,9 @@ def check(env: Env, input_file: Path, **opts) -> ExitStatus:
 
 
 def _list(env: Env, kind: str, fmt: str | None, opts: dict) -> ExitStatus:
-    from batch_attend.session import format_directory, list_directory
+    from batch_attend.session import list_directory
 
-    items = list_directory(RunOptions.build(**opts), kind, env)
-    fmt = fmt or ("table" if env.stdout.isatty() else "csv")
-    env.stdout.write(format_directory(items, kind, fmt))
+    env.stdout.write(list_directory(RunOptions.build(**opts), kind, fmt, env))
     return ExitStatus.SUCCESS
 
 
@@ -345,10 +340,7 @@ def _list(env: Env, kind: str, fmt: str | None, opts: dict) -> ExitStatus:
 def operators(env: Env, fmt: str | None, online: bool, **opts) -> ExitStatus:
     """List the account's operators (needs the ticket), to fill a sheet with correct names or IDs.
 
-    \b
-    Example:
-      batch-attend operators --ticket 0000 --format csv > operadores.csv
-    """
+    Example: batch-attend operators --ticket 0000 --format csv > operadores.csv"""
     return _list(env, "online" if online else "operators", fmt, opts)
 
 
@@ -363,10 +355,7 @@ def template(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
     """Write a leads workbook (.xlsx) to fill in, with drop-downs of the account's operators
     (needs the ticket) and departments.
 
-    \b
-    Example:
-      batch-attend template leads.xlsx --ticket 0000
-    """
+    Example: batch-attend template leads.xlsx --ticket 0000"""
     from batch_attend.template import write_template
 
     env.log("batch-attend: " + write_template(output, RunOptions.build(**opts), env, force=force))
@@ -390,8 +379,7 @@ UNDO = options(
 )
 
 
-@command("undo", click.argument("results", metavar="RESULTS", type=EXISTING), JOURNAL, *UNDO,
-         *REQUESTS, *PACING)  # fmt: skip
+@command("undo", RESULTS, JOURNAL, *UNDO, *REQUESTS, *PACING)
 def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
     """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS (a
     results file), as the first operator each was sent to, so that a later run starts them
@@ -399,10 +387,7 @@ def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
     (conversations operators have begun in them close too) and asks first. Exit 0 all
     finished; 1 some not; 2 usage error or the answer no; 3 the token refused.
 
-    \b
-    Example:
-      batch-attend undo results.csv --last-run --operator OP-ANA
-    """
+    Example: batch-attend undo results.csv --last-run --operator OP-ANA"""
     from batch_attend.undo import Narrowing, undo_results
 
     def confirm() -> bool:  # on a terminal; --yes answers for scripts
@@ -413,7 +398,7 @@ def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
         except click.Abort:  # Ctrl-C or the end of the input at the question
             raise KeyboardInterrupt from None
 
-    narrowing = Narrowing(*(opts.pop(k) for k in ("last_run", "operators", "departments", "rows", "auto_transfer")))  # fmt: skip
+    narrowing = Narrowing(**{f.name: opts.pop(f.name) for f in dataclasses.fields(Narrowing)})
     options = RunOptions.build(input=results, output=str(results), **opts)
     return undo_results(options, narrowing, env, confirm=confirm).exit_status
 
@@ -443,25 +428,27 @@ FAULTS = options(
         "act-fail, html, badjson, empty, bad-gateway.",
         "--slow-seconds": "How long a 'slow' fault waits.",
     },
-    token={"default": settings.SANDBOX_TOKEN}, latency=SECONDS, jitter=SECONDS,
+    token={"default": "sandbox-token"},
+    latency=SECONDS,
+    jitter=SECONDS,
     rate_limit={"type": click.FloatRange(0, min_open=True)},
     burst={"type": click.IntRange(0), "default": 0},
     limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
-    retry_after={"type": RETRY_AFTER, "default": settings.SANDBOX_RETRY_AFTER},
-    revoke_after={"type": click.IntRange(0)}, disconnect_after={"type": click.IntRange(0)},
+    retry_after={"type": click.Choice(["seconds", "date", "none"]), "default": "none"},
+    revoke_after={"type": click.IntRange(0)},
+    disconnect_after={"type": click.IntRange(0)},
     fault={"multiple": True, "name": "faults"},
-    slow_seconds={"default": settings.SANDBOX_SLOW_SECONDS, **SECONDS},
-)  # fmt: skip
+    slow_seconds={"default": 5.0, **SECONDS},
+)
 
 
-@command("sandbox", *listen(settings.SANDBOX_PORT), *FAULTS)
+@command("sandbox", *listen(8080), *FAULTS)
 def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> ExitStatus:
     """Serve a local PlugChat stand-in for rehearsals (Ctrl-C stops it).
 
     \b
     Example:
-      batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop
-    """
+      batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop"""
     from batch_attend.sandbox import SandboxState, parse_faults, serve
 
     given = {name: value for name, value in given.items() if value is not None}
@@ -476,7 +463,7 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
     return _until_stopped(env, serving, hello, _("sandbox stopped."), token=state.token)
 
 
-@command("serve", *listen(settings.SERVE_PORT), DATA_DIR, KEEP_DAYS, *REQUESTS)
+@command("serve", *listen(8000), DATA_DIR, KEEP_DAYS, *REQUESTS)
 def serve(
     env: Env, host: str, port: int, data_dir: Path, keep_days: float | None, **opts
 ) -> ExitStatus:
@@ -485,8 +472,7 @@ def serve(
     \b
     Example:
       export PLUGCHAT_TOKEN=...     # stays on the server, never sent to the browser
-      batch-attend serve --sandbox  # then open the address it prints
-    """
+      batch-attend serve --sandbox  # then open the address it prints"""
     from batch_attend.web.app import serve
 
     serving = functools.partial(

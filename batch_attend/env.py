@@ -1,8 +1,5 @@
-"""The process environment handed to the library, so tests can inject every stream.
-
-Nothing in the library reads ``sys.stdout`` or ``os.environ`` directly: it asks the ``Env`` it
-was given. An ``Env`` is built per call, never at import time.
-"""
+"""The process environment handed to the library, so tests can inject every stream: nothing in
+the library reads ``sys.stdout`` or ``os.environ``. An ``Env`` is built per call, never at import."""
 
 from __future__ import annotations
 
@@ -11,13 +8,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 @dataclass
@@ -30,7 +20,10 @@ class Env:
 
     def __post_init__(self) -> None:
         if self.stderr_isatty is None:
-            self.stderr_isatty = _isatty(self.stderr)
+            try:
+                self.stderr_isatty = self.stderr.isatty()
+            except (AttributeError, ValueError):  # a stand-in without isatty, or a closed stream
+                self.stderr_isatty = False
 
     def log(self, message: str) -> None:
         """One line for a person, on stderr."""

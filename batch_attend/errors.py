@@ -1,9 +1,5 @@
-"""The one base class every batch-attend error derives from, and the one error boundary.
-
-Each concrete error lives beside the code that raises it (reading, validation, output, token);
-:func:`guarded`, which every command goes through, turns it into a single line on stderr and its
-``exit_status``.
-"""
+"""The one base class of batch-attend's errors, each raised beside the code that finds it, and
+the one error boundary, :func:`guarded`, which every command goes through."""
 
 from __future__ import annotations
 
@@ -38,37 +34,30 @@ class TokenRefusedError(BatchAttendError):
 
 
 def guarded(call: Callable[[], int], log: Callable[[str], None], traceback: bool) -> int:
-    """The exit code of ``call()``, or of what it raised (httpie's ``raw_main``): one line for
-    a person through ``log``; with ``traceback`` an unexpected error is raised whole."""
+    """The exit code of ``call()``, or of what it raised, said in one line through ``log`` (as
+    httpie's ``raw_main``); with ``traceback`` an unexpected error is raised whole."""
     try:
         return int(call())
     except BatchAttendError as exc:
-        log(f"batch-attend: {_('error')}: {exc}")
-        return exc.exit_status
+        said, status = f"{_('error')}: {exc}", exc.exit_status
     except KeyboardInterrupt:
-        log(f"batch-attend: {_('interrupted before any request was sent.')}")
-        return ExitStatus.INTERRUPTED
+        said, status = _("interrupted before any request was sent."), ExitStatus.INTERRUPTED
     except BrokenPipeError:
         # Results on stdout read by something that stopped reading (``| head``): the ledger
         # holds every answer. Point stdout at nothing so the exit flush stays quiet.
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        log(
-            "batch-attend: "
-            + _(
-                "the results on stdout were cut off (broken pipe); every answer is in the "
-                "journal, so running the same command again sends nothing twice."
-            )
+        said = _(
+            "the results on stdout were cut off (broken pipe); every answer is in the "
+            "journal, so running the same command again sends nothing twice."
         )
-        return ExitStatus.ROWS_NOT_DONE
+        status = ExitStatus.ROWS_NOT_DONE
     except Exception as exc:
         if traceback:
             raise
-        log(
-            f"batch-attend: {_('unexpected error')}: {type(exc).__name__}: {exc}. "
-            + _(
-                "The results file may be missing or incomplete; run again with --traceback "
-                "for details."
-            )
+        said = f"{_('unexpected error')}: {type(exc).__name__}: {exc}. " + _(
+            "The results file may be missing or incomplete; run again with --traceback for details."
         )
-        return ExitStatus.ROWS_NOT_DONE
+        status = ExitStatus.ROWS_NOT_DONE
+    log(f"batch-attend: {said}")
+    return status

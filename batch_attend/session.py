@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import datetime as dt
-import io
 import json
 from dataclasses import dataclass, field
+
+import pandas as pd
 
 from batch_attend.api import PlugChatClient, check_token
 from batch_attend.directory import (
@@ -37,21 +37,12 @@ class Session:
     name: str
     account_id: str | None = None  # for who is online
 
-    @property
-    def sandbox(self) -> bool:
-        return self.name == "sandbox"
-
     def client(self, options: RunOptions) -> PlugChatClient:
         """The one client of a command: the run's gate and retry policy for every request."""
         sending = options.sending
-        return PlugChatClient(
-            self.base_url,
-            self.token,
-            timeout=sending.timeout,
-            concurrency=sending.concurrency,
-            rate=sending.rate,
-            policy=RetryPolicy(sending.retries, sending.backoff),
-        )
+        pacing = {name: getattr(sending, name) for name in ("timeout", "concurrency", "rate")}
+        policy = RetryPolicy(sending.retries, sending.backoff)
+        return PlugChatClient(self.base_url, self.token, policy=policy, **pacing)
 
 
 @contextlib.contextmanager
@@ -73,11 +64,10 @@ def open_session(options: RunOptions, env: Env):
 
 def run_async(coro):
     """Run ``coro`` on uvloop where it is installed (less CPU per request), else asyncio's loop."""
-    try:
+    factory = None
+    with contextlib.suppress(ImportError):
         import uvloop
-    except ImportError:
-        factory = None
-    else:
+
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as loop_runner:
         return loop_runner.run(coro)
@@ -116,15 +106,14 @@ class Account:
             found = await question
         except TokenRefusedError:
             self.token = "refused"
-            return
         except (DirectoryError, WhatsAppUnknown) as exc:
             self.errors[what] = exc
-            return
-        self.token = "accepted"
-        if what in ("departments", "operators"):  # a Directory with the one list asked
-            setattr(self.directory, what, getattr(found, what))
         else:
-            setattr(self, what, found)
+            self.token = "accepted"
+            if what in ("departments", "operators"):  # a Directory with the one list asked
+                setattr(self.directory, what, getattr(found, what))
+            else:
+                setattr(self, what, found)
 
     def lines(self) -> list[str]:
         """What ``check`` says of the account."""
@@ -148,12 +137,8 @@ class Account:
         for kind, title in (("departments", _("Departments")), ("operators", _("Operators"))):
             items = getattr(self.directory, kind)
             if items is not None:
-                active = sum(item.active for item in items)
-                out.append(
-                    _("{title}: {count} ({active} active)").format(
-                        title=title, count=len(items), active=active
-                    )
-                )
+                counts = {"count": len(items), "active": sum(item.active for item in items)}
+                out.append(_("{title}: {count} ({active} active)").format(title=title, **counts))
             elif kind == "operators":
                 note = failed.get(kind) or _(
                     "not checked: no ticket (--ticket or PLUGCHAT_TICKET); names cannot be resolved"
@@ -162,11 +147,8 @@ class Account:
         if self.online is not None:
             on = [o.label for o in self.online if o.online] or [_("none")]
             off = [o.label for o in self.online if not o.online] or [_("none")]
-            out.append(
-                _("Operators online now: {online}; offline: {offline}").format(
-                    online=", ".join(on), offline=", ".join(off)
-                )
-            )
+            states = _("Operators online now: {online}; offline: {offline}")
+            out.append(states.format(online=", ".join(on), offline=", ".join(off)))
         elif "online" in failed:
             out.append(_("Operators online now: {note}").format(note=failed["online"]))
         return out
@@ -191,28 +173,41 @@ async def ask_departments(access: Access, account: Account) -> None:
     await account.ask("departments", lists)
 
 
-def list_directory(options: RunOptions, kind: str, env: Env | None = None) -> list:
-    """``kind``: ``operators``, ``departments`` or ``online`` (who is online now)."""
+def list_directory(options: RunOptions, kind: str, fmt: str | None, env: Env) -> str:
+    """The account's ``operators``, ``departments`` or who is ``online`` now, as a ``table`` for
+    people (the default on a terminal), or ``csv`` or ``json`` for scripts."""
 
     async def fetch(session: Session):
         async with session.client(options) as client:
             if kind == "online":
                 return await fetch_online(client, session.account_id)
-            found = await fetch_directory(
-                client,
-                ticket=session.ticket,
-                operators=kind == "operators",
-                departments=kind == "departments",
-            )
-        return found.operators if kind == "operators" else found.departments
+            asked = {name: name == kind for name in ("operators", "departments")}
+            found = await fetch_directory(client, ticket=session.ticket, **asked)
+        return getattr(found, kind)
 
-    with open_session(options, env or Env()) as session:
+    with open_session(options, env) as session:
         check_token(session.token)
         if kind == "operators" and not session.ticket:
             raise DirectoryError(
                 _("listing operators needs the Ticket header: set PLUGCHAT_TICKET or --ticket")
             )
-        return run_async(fetch(session))
+        items = run_async(fetch(session))
+    fields = {
+        "operators": ["id", "name", "login", "email", "active", "departments"],
+        "online": ["id", "name", "online", "since"],
+    }.get(kind, ["id", "name", "active"])
+    records = [{f: _field(i, f) for f in fields} for i in items]
+    fmt = fmt or ("table" if env.stdout.isatty() else "csv")
+    if fmt == "json":
+        return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        return pd.DataFrame(records, columns=fields).to_csv(index=False, lineterminator="\n")
+    rows = [fields, *([str(r[f]) for f in fields] for r in records)]
+    widths = [max(len(row[j]) for row in rows) for j in range(len(fields))]
+    return "".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        for row in rows
+    )
 
 
 def _field(item, name: str):
@@ -224,27 +219,3 @@ def _field(item, name: str):
         moment = dt.datetime.fromtimestamp(item.last_changed / 1000).astimezone()
         return moment.isoformat(timespec="seconds")
     return getattr(item, name)
-
-
-def format_directory(items: list, kind: str, fmt: str) -> str:
-    """``table`` for people, ``csv`` and ``json`` for scripts."""
-    fields = {
-        "operators": ["id", "name", "login", "email", "active", "departments"],
-        "online": ["id", "name", "online", "since"],
-    }.get(kind, ["id", "name", "active"])
-    records = [{f: _field(i, f) for f in fields} for i in items]
-    if fmt == "json":
-        return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        return buffer.getvalue()
-    rows = [[str(r[f]) for f in fields] for r in records]
-    widths = [max([len(f), *(len(row[j]) for row in rows)]) for j, f in enumerate(fields)]
-    lines = ["  ".join(f.ljust(w) for f, w in zip(fields, widths, strict=True)).rstrip()]
-    lines += [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-    return "\n".join(lines) + "\n"

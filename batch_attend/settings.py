@@ -18,20 +18,6 @@ TOKEN_ENV = "PLUGCHAT_TOKEN"
 ACCOUNT_ENV = "PLUGCHAT_ACCOUNT_ID"
 TICKET_ENV = "PLUGCHAT_TICKET"
 BASE_URL_ENV = "PLUGCHAT_BASE_URL"
-DEFAULT_CONCURRENCY = 8
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_RETRIES = 3
-DEFAULT_BACKOFF = 0.5
-DEFAULT_COUNTRY_CODE = "55"
-DEFAULT_DISTRIBUTION = "round-robin"
-#: Where ``batch-attend sandbox`` and ``batch-attend serve`` listen, and the sandbox's defaults.
-LOCALHOST = "127.0.0.1"
-SANDBOX_PORT = 8080
-SERVE_PORT = 8000
-DATA_DIR = Path("batch-attend-data")
-SANDBOX_TOKEN = "sandbox-token"
-SANDBOX_RETRY_AFTER = "none"
-SANDBOX_SLOW_SECONDS = 5.0
 
 
 @dataclass
@@ -65,10 +51,10 @@ class RequestOptions:
     sandbox: bool = False
     operators: tuple[str, ...] = ()
     department: str = ""
-    country_code: str = DEFAULT_COUNTRY_CODE
+    country_code: str = "55"
     pool: str | None = None
     pool_file: Path | None = None
-    distribute: str = DEFAULT_DISTRIBUTION
+    distribute: str = "round-robin"
     lookup: bool = True
     status_check: bool = True  # ask whether the WhatsApp number is connected
     verify_whatsapp: bool = False  # ask whether each phone has WhatsApp before its start
@@ -80,10 +66,10 @@ class RequestOptions:
 class SendingOptions:
     """How requests go out."""
 
-    concurrency: int = DEFAULT_CONCURRENCY
-    timeout: float = DEFAULT_TIMEOUT
-    retries: int = DEFAULT_RETRIES
-    backoff: float = DEFAULT_BACKOFF
+    concurrency: int = 8
+    timeout: float = 30.0
+    retries: int = 3
+    backoff: float = 0.5
     rate: float | None = None
     dry_run: bool = False
     grace: float = 5.0  # seconds in-flight requests get after Ctrl-C
@@ -153,14 +139,12 @@ def resolve_token(options: RequestOptions, environ: Mapping[str, str]) -> str | 
     """The token: ``--token``, else the file of ``--token-file``, else ``PLUGCHAT_TOKEN``."""
     if options.token:
         return options.token
-    if options.token_file is not None:
+    if (path := options.token_file) is not None:
         try:
-            return Path(options.token_file).read_text(encoding="utf-8").strip() or None
+            return Path(path).read_text(encoding="utf-8").strip() or None
         except OSError as exc:
             message = _("{path}: cannot read the token file ({strerror}).")
-            raise ConfigError(
-                message.format(path=options.token_file, strerror=exc.strerror)
-            ) from exc
+            raise ConfigError(message.format(path=path, strerror=exc.strerror)) from exc
     return environ.get(TOKEN_ENV) or None
 
 
@@ -189,24 +173,20 @@ def rows(spec: str) -> tuple[tuple[int, int], ...]:
     for part in spec.split(","):
         first, _dash, last = part.strip().partition("-")
         if not first.isdigit() or not (last or first).isdigit() or int(last or first) < int(first):
-            raise ValueError(
-                _("'{part}' is not a row number or a range of them such as 5-9").format(part=part)
-            )
+            message = _("'{part}' is not a row number or a range of them such as 5-9")
+            raise ValueError(message.format(part=part))
         ranges.append((int(first), int(last or first)))
     return tuple(ranges)
 
 
-def find_config(given: Path | None) -> Path | None:
-    """The config file in use: the one given, else ``./batch-attend.toml`` when there is one."""
-    if given is not None:
-        return Path(given)
-    return Path(CONFIG_FILE) if Path(CONFIG_FILE).is_file() else None
-
-
-def read_config(path: Path, known: Mapping[str, str]) -> dict[str, object]:
-    """Options from a TOML file, by long option name (``known``: name → parameter); no token."""
+def read_config(given: Path | None, known: Mapping[str, str]) -> tuple[Path | None, dict]:
+    """The config file in use (``given``, else ``./batch-attend.toml`` when there is one) and its
+    options by long option name (``known``: name → parameter); never the token."""
+    path = Path(given or CONFIG_FILE)
+    if given is None and not path.is_file():
+        return None, {}
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         message = _("{path}: cannot read it ({strerror})")
         raise ConfigError(message.format(path=path, strerror=exc.strerror)) from exc
@@ -224,4 +204,4 @@ def read_config(path: Path, known: Mapping[str, str]) -> dict[str, object]:
             message = _("{path}: unknown option '{key}'. Known: {known}")
             raise ConfigError(message.format(path=path, key=key, known=", ".join(sorted(known))))
         values[name] = value
-    return values
+    return path, values
