@@ -124,12 +124,10 @@ def now() -> str:
     """A moment as the journal and the results show it: local time with its UTC offset, to the
     second (so said once a second: every request needs it twice)."""
     global _NOW
-    second, text = _NOW
-    if int(time.time()) != second:
-        second = int(time.time())
-        text = dt.datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
-        _NOW = second, text
-    return text
+    second = int(time.time())
+    if second != _NOW[0]:
+        _NOW = second, dt.datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+    return _NOW[1]
 
 
 _NOW = (0, "")
@@ -248,12 +246,9 @@ class Journal:
     def done(self) -> dict[str, tuple[str, int | None]]:
         """Every lead an earlier run started or found in service, by phone: its status, and the
         fingerprint of the row sent for it."""
-        rows = self._db.execute(
-            f"SELECT l.phone, l.status, {self._key} FROM leads AS l "
-            "LEFT JOIN attempts AS a ON a.id = l.attempt WHERE l.status IN (?, ?)",
-            tuple(DONE_STATUSES),
-        )
-        return {phone: (status, key) for phone, status, key in rows}
+        return {
+            r.phone: (r.status, r.asked_key) for r in self.records() if r.status in DONE_STATUSES
+        }
 
     def note_plan(self, plan: dict) -> None:
         """What this run was asked to send: the sheet, its columns and the defaults."""
@@ -325,9 +320,8 @@ class Journal:
         self._schedule()
 
     def finished(self, finish: int, lead: Lead, outcome: Outcome, *, decides: bool) -> None:
-        """Record the answer to ``finish``; one that ends the attendance (``undone``) makes the
-        lead undone, and its earlier requests no longer "may have acted" (an "already in
-        service" a later run meets is someone else's)."""
+        """Record the answer to ``finish``; one that ends the attendance makes the lead undone,
+        and its earlier requests not its own start (a later "already in service" is another's)."""
         result = str(outcome.error_code or outcome.status)
         self._rows[_FINISH_ANSWERED].append((outcome.done_at, outcome.http_status, result, finish))
         if decides and outcome.status == RowStatus.UNDONE:
@@ -409,7 +403,6 @@ class Journal:
         keep it until :meth:`unlock`, while the results are written). A journal this run created
         that holds no lead (a run refused before sending) is removed: nothing is left behind."""
         try:
-            sent = True
             if self.run is not None:
                 if self.failure is None and any(self._rows.values()):
                     self.flush()
@@ -419,9 +412,9 @@ class Journal:
                             "UPDATE runs SET finished_at = ?, stopped_by = ? WHERE id = ?",
                             (now(), stopped_by, self.run),
                         )
-                sent = self._db.execute("SELECT 1 FROM leads LIMIT 1").fetchone() is not None
+            empty = self._new and not self._db.execute("SELECT 1 FROM leads LIMIT 1").fetchone()
             self._db.close()
-            if self._new and not sent:
+            if empty:
                 files.remove(self.path)
         finally:
             if unlock:
