@@ -176,13 +176,15 @@ class Journal:
     """Open with :meth:`open` (a run) or :meth:`open_readonly` (a dry run, ``check``); record
     with :meth:`sending` and :meth:`answered`; end with :meth:`close`."""
 
-    def __init__(self, path: Path, db: sqlite3.Connection, lock=None, run=None, new=False):
+    def __init__(
+        self, path: Path, db: sqlite3.Connection, lock=None, run=None, new=False, aside=None
+    ):
         self.path = path
         self._db = db
         self._lock = lock
         self.run = run
         self._new = new  # created by this run: removed again if it sent nothing
-        self.set_aside: Path | None = None  # where --fresh moved the journal it forgot
+        self.set_aside: Path | None = aside  # where --fresh moved the journal it forgot
         self.failure: Exception | None = None  # why it could not record (a full disk, say)
         self._histories: dict[str, History] = {}
         for phone, operators, answered, may_have_acted in db.execute(
@@ -231,9 +233,7 @@ class Journal:
             if new:
                 files.remove(path)
             raise
-        journal = cls(path, db, lock, run, new)
-        journal.set_aside = set_aside
-        return journal
+        return cls(path, db, lock, run, new, set_aside)
 
     @classmethod
     def open_readonly(cls, path: Path) -> Journal | None:
@@ -404,8 +404,7 @@ class Journal:
         that holds no lead (a run refused before sending) is removed: nothing is left behind."""
         try:
             if self.run is not None:
-                if self.failure is None and any(self._rows.values()):
-                    self.flush()
+                self.flush()  # what is left (a ledger that failed only says so again)
                 if self.failure is None:
                     with self._db:
                         self._db.execute(
