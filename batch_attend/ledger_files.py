@@ -21,13 +21,11 @@ SIDECARS = ("", "-wal", "-shm")
 
 
 class JournalError(BatchAttendError):
-    """The journal cannot be used for this run (another run holds it, or it records another
-    account's starts)."""
+    """The journal cannot be used for this run (held by another, another account's, no ledger)."""
 
 
 def refuse_links(path: Path) -> None:
-    """SQLite, the lock and ``--fresh`` would write or move whatever a link names (a planted
-    ``results.csv.journal`` link once turned another file into a database): refuse first."""
+    """SQLite, the lock and ``--fresh`` would write or move whatever a link names: refuse."""
     for suffix in SIDECARS:
         if os.path.islink(f"{path}{suffix}"):
             raise JournalError(
@@ -77,10 +75,9 @@ def inspect(path: Path, *, fresh: bool) -> bool:
 
 
 def set_aside(path: Path) -> Path:
-    """``--fresh``: the journal moved beside itself under a name no other file has (a run that
-    then fails, with a refused token say, loses nothing). The name is taken with a hard link,
-    which never replaces a file, then the WAL and shared memory follow and the old names go,
-    the database's first (a WAL left alone is never read into another database)."""
+    """``--fresh``: the journal kept beside itself (a run that then fails loses nothing), its
+    new name taken by a hard link, which never replaces a file; the WAL and shared memory
+    follow, then the old names go, the database's first (a lone WAL is read into no database)."""
     stamp = f"{path}.{dt.datetime.now():%Y%m%d-%H%M%S}"
     for n in itertools.count():
         aside = Path(f"{stamp}-{n}.old" if n else f"{stamp}.old")
