@@ -203,8 +203,7 @@ class Journal:
         columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
         self._key = "a.row_key" if "row_key" in columns else "NULL"  # NULL: an earlier version's
         self._rows: dict[str, list[tuple]] = {statement: [] for statement in _WRITES}
-        self._group: asyncio.Future | None = None
-        self._flush_scheduled = False
+        self._group: asyncio.Future | None = None  # the commit of this turn's records
 
     @classmethod
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
@@ -299,11 +298,7 @@ class Journal:
         self._rows[_INSERTS[table]].append((request, self.run, *values))
         if self.failure is not None:
             raise self.failure
-        if self._group is None:
-            self._group = asyncio.get_running_loop().create_future()
-        group = self._group
-        self._schedule()
-        await group
+        await self._committed()
         return request
 
     def answered(
@@ -317,7 +312,7 @@ class Journal:
         )
         if decides:
             self._rows[_DECIDED].append((*_decided(outcome), attempt, lead.phone))
-        self._schedule()
+        self._committed()
 
     def finished(self, finish: int, lead: Lead, outcome: Outcome, *, decides: bool) -> None:
         """Record the answer to ``finish``; one that ends the attendance makes the lead undone,
@@ -330,18 +325,20 @@ class Journal:
                 (outcome.http_status, code, message, outcome.done_at, lead.phone)
             )
             self._rows[_FORGOTTEN].append((lead.phone,))
-        self._schedule()
+        self._committed()
 
-    def _schedule(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+    def _committed(self) -> asyncio.Future:
+        """The commit of what this turn of the event loop records, scheduled once."""
+        if self._group is None:
+            loop = asyncio.get_running_loop()
+            self._group = loop.create_future()
+            loop.call_soon(self.flush)
+        return self._group
 
     def flush(self) -> None:
         """Commit what this turn of the event loop recorded, in one transaction (group commit:
         a transaction per request would cost more than the request); the requests waiting for
         it then go out, or learn why they may not (a full disk, say)."""
-        self._flush_scheduled = False
         group, self._group = self._group, None
         work, self._rows = self._rows, {statement: [] for statement in _WRITES}
         try:
