@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from batch_attend import i18n, sentences
@@ -108,11 +107,11 @@ def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> lis
     shown in the results, as narrowed."""
     started = {phone: rest for phone, *rest in journal.started(narrowing.last_run)}
     rows = pd.to_numeric(results["row"], errors="coerce").fillna(0).astype(int).to_numpy()
-    wanted = np.any([(rows >= a) & (rows <= b) for a, b in narrowing.rows or [(0, 1 << 62)]], 0)
+    spans = narrowing.rows or [(0, 1 << 62)]
     leads, seen = [], set()
     for i, phone in enumerate(results["phone"].str.strip()):
         operators, department = started.get(phone, ((), ""))
-        if not operators or phone in seen or not wanted[i]:
+        if not operators or phone in seen or not any(a <= rows[i] <= b for a, b in spans):
             continue
         if narrowing.operators and not set(operators) & set(narrowing.operators):
             continue
@@ -125,7 +124,7 @@ def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> lis
 @dataclass
 class UndoReport:
     """How an undo went: ``summary`` counts the leads it was to finish; ``frame``: the results
-    as rewritten, with ``table``'s own columns (None: nothing was written)."""
+    rewritten, with ``table``'s own columns (None: nothing was written)."""
 
     exit_status: ExitStatus
     summary: RunSummary
@@ -141,8 +140,7 @@ def undo_results(
     confirm=lambda: True,
 ) -> UndoReport:
     """Finish what the ledger of the results ``options.input.path`` shows this tool started,
-    as narrowed, once it said how many and ``confirm()`` agreed; then rewrite the results. A
-    dry run lists the rows on stdout instead."""
+    as narrowed, once ``confirm()`` agreed, then rewrite them (a dry run lists the rows)."""
     env, clock = env or Env(), time.perf_counter()
     path = Path(options.input.path)
     table = read_table(path)
@@ -224,7 +222,6 @@ def undo_results(
 
 
 def _ending(count: int, auto_transfer: bool) -> str:
-    """What is said before anything is sent."""
     said = ngettext(
         "{count} attendance batch-attend started will be finished in PlugChat.",
         "{count} attendances batch-attend started will be finished in PlugChat.",
