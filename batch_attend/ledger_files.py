@@ -11,7 +11,6 @@ import errno
 import itertools
 import os
 import sqlite3
-import sys
 from pathlib import Path
 
 from batch_attend.errors import BatchAttendError
@@ -101,17 +100,19 @@ def lock(path: Path):
     """The ledger file itself, held by this run (created empty if new): the whole file by
     POSIX ``flock``, or a byte far past what SQLite locks on Windows; apart from SQLite's own
     locks, so others may still read the ledger."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
     handle = open(path, "ab")  # noqa: SIM115 - held until the run ends
     try:
-        if sys.platform == "win32":
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
             import msvcrt
 
             handle.seek(1 << 40)
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         handle.close()
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
