@@ -1,7 +1,6 @@
-"""Files that appear whole: written beside their name, on disk, then renamed over it.
-
-A reader never sees half a file, and a failure leaves the file as it was. Every file
-batch-attend writes for people, schedulers or the page goes through :func:`replacing`.
+"""Files that appear whole: written beside their name, synced to disk, then renamed over it, so
+a reader never sees half a file and a failure leaves the file as it was. Every file batch-attend
+writes for people, schedulers or the page goes through :func:`replacing`.
 """
 
 from __future__ import annotations
@@ -20,11 +19,10 @@ TEMP_SUFFIX = ".batch-attend.tmp"
 
 @contextlib.contextmanager
 def replacing(target: Path) -> Iterator[Path]:
-    """A temp file beside ``target`` that replaces it once written whole and synced to disk,
-    or disappears; with the rights ``target`` has, or the umask's for a new file.
-
-    mkstemp makes a new file of a unique name (``O_EXCL``: a link planted at any name is never
-    opened), and os.replace swaps the name ``target``: a link there is replaced, not followed."""
+    """A temp file beside ``target`` that replaces it once written whole and synced, or
+    disappears; with the rights ``target`` has, or the umask's for a new file. mkstemp makes a
+    new file (``O_EXCL``: a link planted at its name is never opened), and os.replace replaces
+    a link at ``target`` rather than follow it."""
     target = Path(target)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
     os.close(fd)
@@ -38,8 +36,7 @@ def replacing(target: Path) -> Iterator[Path]:
         os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -54,22 +51,17 @@ def _mode_for(target: Path) -> int:
     try:
         return stat.S_IMODE(os.stat(target).st_mode)
     except OSError:  # none yet (or a dangling link, replaced by the file)
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    """The process umask, only readable by setting it (to 0o077 for that instant, so a file
-    another thread makes meanwhile is private rather than open)."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
+        # The umask can only be read by setting it: to 0o077 for that instant, so that a file
+        # another thread makes meanwhile is private rather than open.
+        mask = os.umask(0o077)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def remove_leftovers(target: Path) -> None:
-    """Remove the temp files a process killed while writing ``target`` left (:func:`replacing`'s
-    names for this exact file; a link is unlinked, never followed), or they pile up. A process
-    writing the same file at that moment would lose its temp file: call it only where one
-    writer is expected."""
+    """Remove the temp files of ``target`` a killed process left (:func:`replacing`'s names; a
+    link is unlinked, never followed), or they pile up. A process writing the same file then
+    would lose its temp file: call it only where one writer is expected."""
     name = re.compile(re.escape(f".{target.name}.") + "[a-z0-9_]+" + re.escape(TEMP_SUFFIX))
     # Tidying up is never a reason to lose the results: what cannot be removed stays.
     with contextlib.suppress(OSError), os.scandir(target.parent) as entries:

@@ -1,33 +1,13 @@
-"""The ledger: what was asked of the API for each lead, and every answer, in plain SQLite.
+"""The ledger: every request sent for each lead and every answer, in plain SQLite that anyone can
+read with the ``sqlite3`` shell, during a run or after a crash. Where the file lives and how it
+is kept safe (the lock, ``--fresh``, a file that is no ledger): :mod:`ledger_files`.
 
-The journal beside the results (``results.csv.journal``) is an SQLite database in WAL mode that
-anyone can open with the ``sqlite3`` shell, during a run or after a crash:
-
-* ``leads``: one row per lead, keyed by its normalized phone (so an edited, re-sorted or
-  renamed sheet finds its leads again): how many requests it cost and, once an answer decided
-  it, the outcome (``status`` NULL while it is being sent); a lead carried over from a results
-  file given as input is taken in with the outcome that file shows (``attempt`` NULL);
-* ``attempts``: every start, with the operators and department it carried, when it went out,
-  its answer (``answered_at`` NULL: none came), and whether the API may have acted on it;
-* ``finishes``: every finish of ``batch-attend undo``, recorded and answered as a start is; one
-  answered makes its lead ``undone``, and its earlier starts no longer "may have acted";
-* ``runs``: when each run started and ended, its input, and what stopped it early;
-* ``whatsapp``: what PlugChat said of each phone asked with ``--verify-whatsapp``;
-* ``meta``: the schema version, and where the requests go (``target``): a ledger records the
-  starts of one account, so a run against another base URL is refused.
-
-Each request is committed before it goes out, and each answer with the next group: what one
-turn of the event loop records is committed in one transaction, and a worker's next request
-waits for that commit, which also holds its last answer. So a run killed at any moment
-(``kill -9`` included) leaves a ledger that tells which leads are done and which requests may
-have reached the server without their answer reaching us: at most one lead per worker is sent
-again, and its answer then says whose attendance it is. With ``synchronous=NORMAL`` a commit
-survives the process dying; a power cut may lose the last ones, sent again in the same way.
-
-A lead once ``started`` or ``already_in_service`` is never sent again and never loses that
-outcome: the statements below refuse to overwrite it, but for a finish, which makes a started
-lead ``undone`` (a later run starts it anew). Where the file lives and how it is kept safe (the
-lock a second run meets, ``--fresh``, a file that is no ledger): :mod:`ledger_files`.
+Each request is committed before it goes out, and each answer with the next group (one
+transaction per turn of the event loop, which a worker's next request waits for). So a run
+killed at any moment (``kill -9`` included) leaves a ledger telling which leads are done and
+which requests may have reached the server unanswered: at most one lead per worker is sent
+again, and its answer says whose attendance it is. A lead once ``started`` or
+``already_in_service`` never loses that outcome, but to a finish, which makes it ``undone``.
 """
 
 from __future__ import annotations
@@ -50,7 +30,7 @@ from batch_attend.ledger_files import SCHEMA_VERSION, JournalError
 from batch_attend.outcomes import DONE_STATUSES, Outcome, RowStatus
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);  -- schema, target
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -60,7 +40,7 @@ CREATE TABLE IF NOT EXISTS runs (
     stopped_by TEXT,                   -- why sending stopped early: SIGINT, SIGTERM, unauthorized
     plan TEXT                          -- JSON: the sheet, columns and defaults it sent with
 );
-CREATE TABLE IF NOT EXISTS attempts (
+CREATE TABLE IF NOT EXISTS attempts (  -- every start, with its answer
     id INTEGER PRIMARY KEY,
     run INTEGER NOT NULL REFERENCES runs (id),
     phone TEXT NOT NULL,
@@ -91,7 +71,7 @@ CREATE TABLE IF NOT EXISTS whatsapp (  -- what PlugChat said of a phone (--verif
     has_whatsapp INTEGER NOT NULL,
     asked_at TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS leads (
+CREATE TABLE IF NOT EXISTS leads (  -- by normalized phone: a re-sorted sheet finds its leads
     phone TEXT PRIMARY KEY,
     attempts INTEGER NOT NULL,         -- requests so far, every run included (see History)
     status TEXT,                       -- NULL until an answer decides the lead
@@ -105,60 +85,49 @@ CREATE TABLE IF NOT EXISTS leads (
 ) WITHOUT ROWID;                              -- lead carried over from a results file
 """
 _NOT_DONE = "(leads.status IS NULL OR leads.status NOT IN ('started', 'already_in_service'))"
+_ATTEMPT = (
+    "INSERT INTO attempts (id, run, phone, row, operators, department, sent_at, row_key, "
+    "may_have_acted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"
+)
 _SENDING = (
     "INSERT INTO leads (phone, attempts) VALUES (?, 1) ON CONFLICT (phone) DO UPDATE SET "
     "attempts = attempts + 1, status = NULL, attendance_number = NULL, operators = NULL, "
     "http_status = NULL, error_code = NULL, error_message = NULL, done_at = NULL, "
     f"attempt = NULL WHERE {_NOT_DONE}"
 )
+_ANSWERED = (
+    "UPDATE attempts SET answered_at = ?, http_status = ?, result = ?, may_have_acted = ? "
+    "WHERE id = ?"
+)
 _DECIDED = (
     "UPDATE leads SET status = ?, attendance_number = ?, operators = ?, http_status = ?, "
     "error_code = ?, error_message = ?, done_at = ?, attempts = ?, attempt = ? "
     f"WHERE phone = ? AND {_NOT_DONE}"
 )
+_FINISH = (
+    "INSERT INTO finishes (id, run, phone, operator, auto_transfer, sent_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_FINISH_ANSWERED = "UPDATE finishes SET answered_at = ?, http_status = ?, result = ? WHERE id = ?"
 #: A finish answered: the lead is undone, and its earlier requests are no longer its own start.
 _UNDONE = (
     "UPDATE leads SET status = 'undone', http_status = ?, error_code = ?, error_message = ?, "
     "done_at = ? WHERE phone = ? AND status = 'started'"
 )
 _FORGOTTEN = "UPDATE attempts SET may_have_acted = 0 WHERE phone = ?"
-_INSERTS = {
-    "attempts": "INSERT INTO attempts (id, run, phone, row, operators, department, sent_at, "
-    "row_key, may_have_acted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
-    "finishes": "INSERT INTO finishes (id, run, phone, operator, auto_transfer, sent_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)",
-}
-_ANSWERED = (
-    "UPDATE attempts SET answered_at = ?, http_status = ?, result = ?, may_have_acted = ? "
-    "WHERE id = ?"
-)
-_FINISH_ANSWERED = "UPDATE finishes SET answered_at = ?, http_status = ?, result = ? WHERE id = ?"
 #: What a turn of the event loop records, in the order it is committed.
-_WRITES = (
-    _INSERTS["attempts"], _SENDING, _ANSWERED, _DECIDED,
-    _INSERTS["finishes"], _FINISH_ANSWERED, _UNDONE, _FORGOTTEN,
-)  # fmt: skip
-_ADOPTED = (
-    "INSERT INTO leads (phone, attempts, status, attendance_number, operators, http_status, "
-    "error_code, error_message, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (phone) DO UPDATE SET attempts = excluded.attempts, status = excluded.status, "
-    "attendance_number = excluded.attendance_number, operators = excluded.operators, "
-    "http_status = excluded.http_status, error_code = excluded.error_code, "
-    "error_message = excluded.error_message, done_at = excluded.done_at, attempt = NULL "
-    f"WHERE {_NOT_DONE}"
-)
+_WRITES = (_ATTEMPT, _SENDING, _ANSWERED, _DECIDED, _FINISH, _FINISH_ANSWERED, _UNDONE, _FORGOTTEN)
+_INSERTS = {"attempts": _ATTEMPT, "finishes": _FINISH}
 
 
 def now() -> str:
     """A moment as the journal and the results show it: local time with its UTC offset, to the
     second (so said once a second: every request needs it twice)."""
     global _NOW
-    second, text = _NOW
-    if int(time.time()) != second:
-        second = int(time.time())
-        text = dt.datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
-        _NOW = second, text
-    return text
+    second = int(time.time())
+    if second != _NOW[0]:
+        _NOW = second, dt.datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+    return _NOW[1]
 
 
 _NOW = (0, "")
@@ -176,14 +145,12 @@ def default_journal_path(output: str) -> Path:
 
 @dataclass
 class History:
-    """What earlier requests for one lead left behind: how many were answered, how many were
-    recorded without an answer (a run killed, or a request cut off by a signal, between the
-    record and the answer: they count only once an answer shows one of them arrived), and the
-    operator sets of those the API may have acted on (an "already in service" answer with one
-    of these sets is this lead's own start)."""
+    """What earlier requests for one lead left behind: answered ones, unanswered ones (a kill or
+    a signal between record and answer: counted once an answer shows one arrived), and the
+    operator sets of those that may have acted (an "already in service" with one is its start)."""
 
     attempts: int = 0
-    unanswered: int = 0  # recorded, but no answer came (a kill, a cut): maybe never sent
+    unanswered: int = 0
     may_have_acted: set[frozenset[str]] = field(default_factory=set)
 
 
@@ -210,14 +177,15 @@ class Journal:
     with :meth:`sending` and :meth:`answered`; end with :meth:`close`."""
 
     def __init__(
-        self, path: Path, db: sqlite3.Connection, lock=None, run: int | None = None, new=False
+        self, path: Path, db: sqlite3.Connection, lock=None, run=None, new=False, aside=None
     ):
         self.path = path
         self._db = db
         self._lock = lock
         self.run = run
         self._new = new  # created by this run: removed again if it sent nothing
-        self.set_aside: Path | None = None  # where --fresh moved the journal it forgot
+        self.set_aside: Path | None = aside  # where --fresh moved the journal it forgot
+        self.failure: Exception | None = None  # why it could not record (a full disk, say)
         self._histories: dict[str, History] = {}
         for phone, operators, answered, may_have_acted in db.execute(
             "SELECT a.phone, a.operators, a.answered_at IS NOT NULL, a.may_have_acted "
@@ -230,48 +198,41 @@ class Journal:
                 history.may_have_acted.add(frozenset(json.loads(operators)))
         self._next = {  # the ID of the next request of each table (a writable ledger's)
             table: 1 + (db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0)
-            for table in (("attempts", "finishes") if run is not None else ())
+            for table in (_INSERTS if run is not None else ())
         }
         columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
         self._key = "a.row_key" if "row_key" in columns else "NULL"  # NULL: an earlier version's
         self._rows: dict[str, list[tuple]] = {statement: [] for statement in _WRITES}
-        self._group: asyncio.Future | None = None
-        self._flush_scheduled = False
-        self._failure: Exception | None = None
+        self._group: asyncio.Future | None = None  # the commit of this turn's records
 
     @classmethod
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
         """Open (or create) the journal for a run that sends to ``target``, and lock it."""
         files.refuse_links(path)
         new = not Path(path).is_file() or not Path(path).stat().st_size
-        lock = files.lock(path)
+        lock, db, set_aside = files.lock(path), None, None
         try:
-            set_aside = None
             if files.inspect(path, fresh=fresh) and fresh:
                 set_aside = files.set_aside(path)
                 lock.close()  # it held the ledger set aside: hold the new one
                 lock, new = files.lock(path), True
             db = files.connect(path, readonly=False)
-            try:
-                db.executescript(_SCHEMA)
-                _add_columns(db)
-                _claim_target(db, path, target)
-                with db:
-                    run = db.execute(
-                        "INSERT INTO runs (started_at, input, version) VALUES (?, ?, ?)",
-                        (now(), input, __version__),
-                    ).lastrowid
-            except BaseException:
-                db.close()
-                raise
+            db.executescript(_SCHEMA)
+            _add_columns(db)
+            _claim_target(db, path, target)
+            with db:
+                run = db.execute(
+                    "INSERT INTO runs (started_at, input, version) VALUES (?, ?, ?)",
+                    (now(), input, __version__),
+                ).lastrowid
         except BaseException:
+            if db is not None:
+                db.close()
             lock.close()
             if new:
                 files.remove(path)
             raise
-        journal = cls(path, db, lock, run, new)
-        journal.set_aside = set_aside
-        return journal
+        return cls(path, db, lock, run, new, set_aside)
 
     @classmethod
     def open_readonly(cls, path: Path) -> Journal | None:
@@ -284,12 +245,9 @@ class Journal:
     def done(self) -> dict[str, tuple[str, int | None]]:
         """Every lead an earlier run started or found in service, by phone: its status, and the
         fingerprint of the row sent for it."""
-        rows = self._db.execute(
-            f"SELECT l.phone, l.status, {self._key} FROM leads AS l "
-            "LEFT JOIN attempts AS a ON a.id = l.attempt WHERE l.status IN (?, ?)",
-            tuple(DONE_STATUSES),
-        )
-        return {phone: (status, key) for phone, status, key in rows}
+        return {
+            r.phone: (r.status, r.asked_key) for r in self.records() if r.status in DONE_STATUSES
+        }
 
     def note_plan(self, plan: dict) -> None:
         """What this run was asked to send: the sheet, its columns and the defaults."""
@@ -315,16 +273,17 @@ class Journal:
             )
 
     def history(self, phone: str) -> History:
-        """What earlier requests for ``phone`` left behind (loaded once, when the journal
-        opens, for every lead not done)."""
+        """What earlier requests for ``phone`` left behind (read when the journal opens)."""
         return self._histories.get(phone) or History()
 
     async def sending(self, lead: Lead) -> int:
         """Record a start about to go out; returns its ID once the record is committed, so
         the request never goes out before the ledger knows of it."""
         self._rows[_SENDING].append((lead.phone,))  # committed with the request's record
-        return await self._record("attempts", lead.phone, lead.row, _ids(lead.operators),
-                                  lead.department, now(), lead.key)  # fmt: skip
+        operators = _ids(lead.operators)
+        return await self._record(
+            "attempts", lead.phone, lead.row, operators, lead.department, now(), lead.key
+        )
 
     async def finishing(self, lead: Lead, auto_transfer: bool) -> int:
         """Record a finish about to go out (``lead.operators[0]`` finishes it), as
@@ -337,6 +296,8 @@ class Journal:
         request = self._next[table]
         self._next[table] += 1
         self._rows[_INSERTS[table]].append((request, self.run, *values))
+        if self.failure is not None:
+            raise self.failure
         await self._committed()
         return request
 
@@ -350,55 +311,45 @@ class Journal:
             (outcome.done_at, outcome.http_status, result, int(may_have_acted), attempt)
         )
         if decides:
-            self._rows[_DECIDED].append(
-                (str(outcome.status), outcome.attendance_number, _ids(tuple(outcome.operators)),
-                 outcome.http_status, str(outcome.error_code), outcome.error_message,
-                 outcome.done_at, outcome.attempts, attempt, lead.phone)
-            )  # fmt: skip
-        self._schedule()
+            self._rows[_DECIDED].append((*_decided(outcome), attempt, lead.phone))
+        self._committed()
 
     def finished(self, finish: int, lead: Lead, outcome: Outcome, *, decides: bool) -> None:
-        """Record the answer to ``finish``; one that ends the attendance (``undone``) makes the
-        lead undone, and its earlier requests no longer "may have acted" (an "already in
-        service" a later run meets is someone else's)."""
+        """Record the answer to ``finish``; one that ends the attendance makes the lead undone,
+        and its earlier requests not its own start (a later "already in service" is another's)."""
         result = str(outcome.error_code or outcome.status)
         self._rows[_FINISH_ANSWERED].append((outcome.done_at, outcome.http_status, result, finish))
         if decides and outcome.status == RowStatus.UNDONE:
-            self._rows[_UNDONE].append((outcome.http_status, str(outcome.error_code),
-                                        outcome.error_message, outcome.done_at, lead.phone))  # fmt: skip
+            code, message = str(outcome.error_code), outcome.error_message
+            self._rows[_UNDONE].append(
+                (outcome.http_status, code, message, outcome.done_at, lead.phone)
+            )
             self._rows[_FORGOTTEN].append((lead.phone,))
-        self._schedule()
+        self._committed()
 
-    async def _committed(self) -> None:
-        if self._failure is not None:
-            raise self._failure
+    def _committed(self) -> asyncio.Future:
+        """The commit of what this turn of the event loop records, scheduled once."""
         if self._group is None:
-            self._group = asyncio.get_running_loop().create_future()
-        group = self._group
-        self._schedule()
-        await group
-
-    def _schedule(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            loop = asyncio.get_running_loop()
+            self._group = loop.create_future()
+            loop.call_soon(self.flush)
+        return self._group
 
     def flush(self) -> None:
         """Commit what this turn of the event loop recorded, in one transaction (group commit:
         a transaction per request would cost more than the request); the requests waiting for
         it then go out, or learn why they may not (a full disk, say)."""
-        self._flush_scheduled = False
         group, self._group = self._group, None
         work, self._rows = self._rows, {statement: [] for statement in _WRITES}
         try:
-            if self._failure is not None:
-                raise self._failure
+            if self.failure is not None:
+                raise self.failure
             with self._db:
                 for statement, rows in work.items():
                     if rows:
                         self._db.executemany(statement, rows)
         except Exception as exc:
-            self._failure = exc
+            self.failure = exc
             if group is not None and not group.done():
                 group.set_exception(exc)
                 group.exception()  # retrieved: no "never retrieved" warning if none waits
@@ -435,41 +386,31 @@ class Journal:
 
     def adopt(self, records: Iterable[Record]) -> None:
         """Take in the done leads of a results file given as input (unless the ledger has them
-        done already), so that later runs writing these results know them too."""
+        done already) as if an answer had decided them, so later runs know them too."""
+        done = [r for r in records if r.status in DONE_STATUSES]
         with self._db:
             self._db.executemany(
-                _ADOPTED,
-                (
-                    (r.phone, r.attempts, r.status, r.attendance_number, _ids(tuple(r.operators)),
-                     r.http_status, r.error_code, r.error_message, r.done_at)
-                    for r in records
-                    if r.status in DONE_STATUSES
-                ),
-            )  # fmt: skip
-
-    @property
-    def failure(self) -> Exception | None:
-        """Why the journal could not record (a full disk, say), once that happened."""
-        return self._failure
+                "INSERT INTO leads (phone, attempts) VALUES (?, 0) ON CONFLICT DO NOTHING",
+                [(r.phone,) for r in done],
+            )
+            self._db.executemany(_DECIDED, [(*_decided(r), None, r.phone) for r in done])
 
     def close(self, stopped_by: str | None = None, *, unlock: bool = True) -> None:
         """Commit what is left, say how the run ended, and release the lock (``unlock=False``:
         keep it until :meth:`unlock`, while the results are written). A journal this run created
         that holds no lead (a run refused before sending) is removed: nothing is left behind."""
         try:
-            sent = True
             if self.run is not None:
-                if self._failure is None and any(self._rows.values()):
-                    self.flush()
-                if self._failure is None:
+                self.flush()  # what is left (a ledger that failed only says so again)
+                if self.failure is None:
                     with self._db:
                         self._db.execute(
                             "UPDATE runs SET finished_at = ?, stopped_by = ? WHERE id = ?",
                             (now(), stopped_by, self.run),
                         )
-                sent = self._db.execute("SELECT 1 FROM leads LIMIT 1").fetchone() is not None
+            empty = self._new and not self._db.execute("SELECT 1 FROM leads LIMIT 1").fetchone()
             self._db.close()
-            if self._new and not sent:
+            if empty:
                 files.remove(self.path)
         finally:
             if unlock:
@@ -479,6 +420,20 @@ class Journal:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+def _decided(outcome: Outcome | Record) -> tuple:
+    """The columns :data:`_DECIDED` sets before ``attempt``, from an answer or a results file."""
+    return (
+        str(outcome.status),
+        outcome.attendance_number,
+        _ids(tuple(outcome.operators)),
+        outcome.http_status,
+        str(outcome.error_code),
+        outcome.error_message,
+        outcome.done_at,
+        outcome.attempts,
+    )
 
 
 def _add_columns(db: sqlite3.Connection) -> None:

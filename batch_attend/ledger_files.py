@@ -1,7 +1,6 @@
-"""Where a ledger lives, kept safe: never written through a link; a file that is not a ledger,
-or a damaged one, refused before anything is written to it; ``--fresh`` moves it aside under a
-name no file has; and the lock a second run on the same results meets (the ledger file itself,
-no file beside it), which a crashed run's process takes with it.
+"""Where a ledger lives, kept safe: never written through a link; a file that is no ledger, or a
+damaged one, refused untouched; ``--fresh`` moves it aside under a name no file has; the lock a
+second run meets is the ledger file itself (no file beside it), released with a dead process.
 """
 
 from __future__ import annotations
@@ -18,19 +17,15 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 
 SCHEMA_VERSION = "2"
-
-
-class JournalError(BatchAttendError):
-    """The journal cannot be used for this run (another run holds it, or it records another
-    account's starts)."""
-
-
 SIDECARS = ("", "-wal", "-shm")
 
 
+class JournalError(BatchAttendError):
+    """The journal cannot be used for this run (held by another, another account's, no ledger)."""
+
+
 def refuse_links(path: Path) -> None:
-    """SQLite, the lock and ``--fresh`` would write or move whatever a link names (a planted
-    ``results.csv.journal`` link once turned another file into a database): refuse first."""
+    """SQLite, the lock and ``--fresh`` would write or move whatever a link names: refuse."""
     for suffix in SIDECARS:
         if os.path.islink(f"{path}{suffix}"):
             raise JournalError(
@@ -41,24 +36,20 @@ def refuse_links(path: Path) -> None:
 
 
 def inspect(path: Path, *, fresh: bool) -> bool:
-    """Whether a ledger is there to open (a file of no bytes is none); a file that is not a
-    ledger of this version (another program's database; an older batch-attend's, unless
-    ``fresh`` is to move it aside) or a damaged one is refused. It is only read (no WAL switch,
-    no table added), so a file refused stays byte for byte as it was."""
+    """Whether a ledger is there to open (a file of no bytes is none). Another program's file,
+    an older batch-attend's (unless ``fresh`` moves it aside) or a damaged one is refused; it
+    is only read (no WAL switch, no table added), so a file refused stays as it was."""
     path = Path(path)
     if not path.is_file() or not path.stat().st_size:
         return False
     tables, schema, problem = set(), None, None
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
+        with contextlib.closing(_reading(path)) as db:
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
             if "meta" in tables:
                 schema = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             problem = None if check == "ok" else check
-        finally:
-            db.close()
     except sqlite3.OperationalError as exc:  # a folder that cannot be read, a lock held
         raise JournalError(
             _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
@@ -84,19 +75,16 @@ def inspect(path: Path, *, fresh: bool) -> bool:
 
 
 def set_aside(path: Path) -> Path:
-    """``--fresh``: the journal moved beside itself under a name no other file has (a run that
-    then fails, with a refused token say, loses nothing). The name is taken with a hard link,
-    which never replaces a file, then the WAL and shared memory follow and the old names go,
-    the database's first (a WAL left alone is never read into another database)."""
+    """``--fresh``: the journal kept beside itself (a run that then fails loses nothing), its
+    new name taken by a hard link, which never replaces a file; the WAL and shared memory
+    follow, then the old names go, the database's first (a lone WAL is read into no database)."""
     stamp = f"{path}.{dt.datetime.now():%Y%m%d-%H%M%S}"
     for n in itertools.count():
         aside = Path(f"{stamp}-{n}.old" if n else f"{stamp}.old")
-        try:
+        with contextlib.suppress(FileExistsError):
             os.link(path, aside)
             break
-        except FileExistsError:
-            continue
-    for suffix in ("-wal", "-shm"):
+    for suffix in SIDECARS[1:]:
         if Path(f"{path}{suffix}").exists():
             os.link(f"{path}{suffix}", f"{aside}{suffix}")
     remove(path)
@@ -104,8 +92,8 @@ def set_aside(path: Path) -> Path:
 
 
 def remove(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    for suffix in SIDECARS:
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def lock(path: Path):
@@ -144,14 +132,14 @@ def lock(path: Path):
 
 
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    """A ledger :func:`inspect` let through (none yet, when writing)."""
+    """A ledger :func:`inspect` let through (none yet, when writing). ``synchronous=NORMAL``: a
+    commit survives the process dying; a power cut may lose the last ones (sent again)."""
     try:
         if readonly:
-            return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+            return _reading(path)
         db = sqlite3.connect(path)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
         except BaseException:
             db.close()
             raise
@@ -160,3 +148,7 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         raise JournalError(
             _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
         ) from exc
+
+
+def _reading(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)

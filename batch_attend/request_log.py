@@ -1,14 +1,12 @@
-"""``--log-file``: one JSON line per request, for schedulers and for the post-mortem.
-
-Each line says which row, the phone masked to its last four digits, the attempt, the outcome,
-the HTTP status and the latency. The token is never part of what is logged.
+"""``--log-file``: one JSON line per request, for schedulers and for the post-mortem: the row,
+the phone masked to its last four digits, the attempt, the outcome, the HTTP status and the
+latency. The token is never part of what is logged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
@@ -24,10 +22,9 @@ def mask_phone(phone: str) -> str:
 
 
 class RequestLog:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path) -> None:
         try:
-            self._file = open(self.path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+            self._file = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
         except OSError as exc:
             raise LogFileError(
                 _("{path}: cannot write the request log ({strerror}).").format(

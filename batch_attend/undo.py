@@ -1,12 +1,9 @@
 """``batch-attend undo``: take back what a run started, each attendance finished once.
 
-The ledger knows which attendances this tool started (``started``, ``confirmed_on_retry``
-included) and which were someone else's (``already_in_service``: never touched). Undo ends the
-first through PlugChat's ``finish-attendance``, as the first operator each was sent to, on the
-run's engine (its gate, retries, Ctrl-C and SIGTERM): the :class:`Finishes` kind of request,
-each finish recorded in the ledger before it goes out. A finished lead is ``undone``, and so is
-one PlugChat had no attendance left for (``chatFounded: false``); the results file is rewritten
-with those rows ``undone``, and a later run writing it starts them anew.
+Only what the ledger shows this tool started is finished (never an ``already_in_service``),
+through PlugChat's ``finish-attendance`` as the first operator each was sent to, on the run's
+engine, each finish recorded before it goes out. A lead finished, or with no attendance left
+(``chatFounded: false``), is ``undone`` in the rewritten results, and a later run starts it anew.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from batch_attend import i18n, sentences
@@ -61,10 +57,9 @@ class UndoError(BatchAttendError):
 
 @dataclass(frozen=True)
 class Narrowing:
-    """Which started leads to finish (every one the results show, by default): those of the
-    newest run that started any, sent to one of ``operators`` or to one of ``departments``,
-    on ``rows`` (ranges of the results' ``row`` numbers); ``auto_transfer``: the chat goes to
-    the general department once finished (PlugChat's ``autoTransfer``) rather than nowhere."""
+    """Which started leads to finish (by default every one the results show): the newest run's,
+    sent to one of ``operators`` or ``departments``, on ``rows`` (ranges of ``row`` numbers);
+    ``auto_transfer``: the chat goes to the general department once finished."""
 
     last_run: bool = False
     operators: tuple[str, ...] = ()
@@ -74,7 +69,8 @@ class Narrowing:
 
 
 class Finishes(Starts):
-    """The request of ``batch-attend undo``: a finish per lead, as its first operator."""
+    """The request of ``batch-attend undo``: a finish per lead, as its first operator;
+    ``decided``: the outcome of each lead an answer decided, by phone."""
 
     desc = "Finishing attendances"
     read = staticmethod(read_finish)
@@ -82,6 +78,7 @@ class Finishes(Starts):
     def __init__(self, journal: Journal, auto_transfer: bool) -> None:
         super().__init__(journal)
         self.auto_transfer = auto_transfer
+        self.decided: dict = {}
 
     def history(self, lead):
         return History()
@@ -101,6 +98,8 @@ class Finishes(Starts):
 
     def answered(self, request, lead, outcome, answer, final) -> None:
         self.journal.finished(request, lead, outcome, decides=final)
+        if final:
+            self.decided[lead.phone] = outcome
 
 
 def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> list[Lead]:
@@ -108,11 +107,11 @@ def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> lis
     shown in the results, as narrowed."""
     started = {phone: rest for phone, *rest in journal.started(narrowing.last_run)}
     rows = pd.to_numeric(results["row"], errors="coerce").fillna(0).astype(int).to_numpy()
-    wanted = np.any([(rows >= a) & (rows <= b) for a, b in narrowing.rows or [(0, 1 << 62)]], 0)
+    spans = narrowing.rows or [(0, 1 << 62)]
     leads, seen = [], set()
     for i, phone in enumerate(results["phone"].str.strip()):
         operators, department = started.get(phone, ((), ""))
-        if not operators or phone in seen or not wanted[i]:
+        if not operators or phone in seen or not any(a <= rows[i] <= b for a, b in spans):
             continue
         if narrowing.operators and not set(operators) & set(narrowing.operators):
             continue
@@ -125,7 +124,7 @@ def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> lis
 @dataclass
 class UndoReport:
     """How an undo went: ``summary`` counts the leads it was to finish; ``frame``: the results
-    as rewritten, with ``table``'s own columns (None: nothing was written)."""
+    rewritten, with ``table``'s own columns (None: nothing was written)."""
 
     exit_status: ExitStatus
     summary: RunSummary
@@ -141,8 +140,7 @@ def undo_results(
     confirm=lambda: True,
 ) -> UndoReport:
     """Finish what the ledger of the results ``options.input.path`` shows this tool started,
-    as narrowed, once it said how many and ``confirm()`` agreed; then rewrite the results. A
-    dry run lists the rows on stdout instead."""
+    as narrowed, once ``confirm()`` agreed, then rewrite them (a dry run lists the rows)."""
     env, clock = env or Env(), time.perf_counter()
     path = Path(options.input.path)
     table = read_table(path)
@@ -151,62 +149,79 @@ def undo_results(
     output_format(str(path))
     check_writable(path)
     ledger = journal_path(options, str(path))
-    with contextlib.closing(Journal.open_readonly(ledger) or _no_ledger(ledger)) as journal:
+    journal = Journal.open_readonly(ledger)
+    if journal is None:
+        said = _("{path}: no journal there, so nothing batch-attend started is known.")
+        raise UndoError(said.format(path=ledger))
+    with contextlib.closing(journal):
         leads = chosen(journal, table.results, narrowing)
     summary = RunSummary(output=str(path), started_at=now(), input=str(path))
     report = UndoReport(ExitStatus.SUCCESS, summary, table)
     if not leads:
-        env.log("batch-attend: " + _("nothing to undo: these results show no attendance batch-attend started (as narrowed)."))  # fmt: skip
+        nothing = _(
+            "nothing to undo: these results show no attendance batch-attend started (as narrowed)."
+        )
+        env.log("batch-attend: " + nothing)
         return report
     env.log("batch-attend: " + _ending(len(leads), narrowing.auto_transfer))
     if options.sending.dry_run:
-        listing = [(lead.row, lead.phone, lead.operators[0], lead.department) for lead in leads]
-        csv.writer(env.stdout, lineterminator="\n").writerows([("row", "phone", "operator", "department"), *listing])  # fmt: skip
+        writer = csv.writer(env.stdout, lineterminator="\n")
+        writer.writerow(("row", "phone", "operator", "department"))
+        writer.writerows(
+            (lead.row, lead.phone, lead.operators[0], lead.department) for lead in leads
+        )
         return report
     if not confirm():
         env.log("batch-attend: " + _("nothing was finished."))
         report.exit_status = ExitStatus.USAGE_OR_INPUT_ERROR
         return report
-    held, decided = HeldSignals(), {}
+    held, journal = HeldSignals(), None
     try:
         with open_session(options, env) as session:
-            undone, journal = run_async(_finish(options, env, session, ledger, leads, narrowing, summary, held, watch, decided))  # fmt: skip
+            journal = Journal.open(ledger, target=session.name, input=str(path), fresh=False)
+            kind = Finishes(journal, narrowing.auto_transfer)
+            try:
+                if watch is not None:
+                    watch.planned(len(leads), len(leads))
+                held.hold()  # from here on, what is sent is written out whatever comes
+                summary.stop = run_async(_send(options, env, session, leads, summary, watch, kind))
+                undone = {r.phone: r for r in journal.records() if r.status == RowStatus.UNDONE}
+            finally:  # the ledger stays locked until the results are out
+                journal.close(summary.stop.key if summary.stop else None, unlock=False)
         try:
             report.frame = _rewrite(path, table, undone, options.output.results_lang, summary)
         except OSError as exc:
             summary.write_error = _("{path}: the results could not be written ({reason})").format(
                 path=path, reason=exc.strerror or exc
             )
-        finally:
-            journal.unlock()
     finally:
         held.release()
-    summary.stop, summary.elapsed = summary.stop or Stop.named(held.name), time.perf_counter() - clock  # fmt: skip
+        if journal is not None:
+            journal.unlock()
+    summary.stop = summary.stop or Stop.named(held.name)
+    summary.elapsed = time.perf_counter() - clock
     for lead in leads:  # what the undo did, lead by lead: undone, failed, or not sent
-        outcome = decided.get(lead.phone)
+        outcome = kind.decided.get(lead.phone)
         status = RowStatus.UNDONE if lead.phone in undone else outcome and outcome.status
         summary.counts[status or RowStatus.SKIPPED] += 1
     report.exit_status = exit_status_for(summary)
     if not options.display.quiet:
         env.log(format_summary(summary))
-    left = [(lead.row, decided[lead.phone].error) for lead in leads if lead.phone in decided and lead.phone not in undone]  # fmt: skip
-    for row, error in left[:SHOWN]:
-        env.log("  " + _("row {row}: {error}").format(row=row, error=error))
+    failed = [lead for lead in leads if lead.phone in kind.decided and lead.phone not in undone]
+    for lead in failed[:SHOWN]:
+        error = kind.decided[lead.phone].error
+        env.log("  " + _("row {row}: {error}").format(row=lead.row, error=error))
     if summary.write_error:
         env.log(f"batch-attend: {_('error')}: {summary.write_error}.")
     elif summary.stop:
-        env.log("batch-attend: " + _("undo stopped ({reason}); the rest stays started: run the same command again to finish it.").format(reason=summary.stop.key))  # fmt: skip
+        stopped = _(
+            "undo stopped ({reason}); the rest stays started: run the same command again to finish it."
+        )
+        env.log("batch-attend: " + stopped.format(reason=summary.stop.key))
     return report
 
 
-def _no_ledger(path: Path):
-    raise UndoError(
-        _("{path}: no journal there, so nothing batch-attend started is known.").format(path=path)
-    )
-
-
 def _ending(count: int, auto_transfer: bool) -> str:
-    """What is said before anything is sent."""
     said = ngettext(
         "{count} attendance batch-attend started will be finished in PlugChat.",
         "{count} attendances batch-attend started will be finished in PlugChat.",
@@ -216,24 +231,12 @@ def _ending(count: int, auto_transfer: bool) -> str:
     return said + (" " + _("Their chats go to the general department.") if auto_transfer else "")
 
 
-async def _finish(options, env, session, path, leads, narrowing, summary, held, watch, decided):
-    """The finishes sent with the ledger open (``decided``: their outcomes, by phone); returns
-    the leads it shows undone, and the ledger, closed but locked until the results are out."""
+async def _send(options, env, session, leads, summary, watch, kind: Finishes):
+    """The finishes, on the command's one client; returns why sending stopped early."""
     async with session.client(options) as client:
-        journal = Journal.open(path, target=session.name, input=str(options.input.path), fresh=False)  # fmt: skip
-        try:
-            if watch is not None:
-                watch.planned(len(leads), len(leads))
-            held.hold()  # from here on, what is sent is written out whatever comes
-            kind = Finishes(journal, narrowing.auto_transfer)
-            summary.stop = await send(options, env, client, leads, len(leads), journal, summary, watch, kind=kind,
-                                      on_outcome=lambda lead, outcome: decided.update({lead.phone: outcome}))  # fmt: skip
-            undone = {r.phone: r for r in journal.records() if r.status == RowStatus.UNDONE}
-        except BaseException:
-            journal.close(summary.stop.key if summary.stop else None)
-            raise
-        journal.close(summary.stop.key if summary.stop else None, unlock=False)
-    return undone, journal
+        return await send(
+            options, env, client, leads, len(leads), kind.journal, summary, watch, kind=kind
+        )
 
 
 def _rewrite(path: Path, table: Table, undone: dict, lang: str | None, summary: RunSummary):
@@ -252,6 +255,7 @@ def _rewrite(path: Path, table: Table, undone: dict, lang: str | None, summary: 
             results[name] = pd.to_numeric(results[name].where(results[name] != "")).astype("Int64")
     frame = pd.concat([table.frame, results[list(RESULT_COLUMNS)]], axis=1, ignore_index=True)
     lang = "pt_BR" if results.attrs.get("portuguese") else lang or "en"
-    write_results(str(path), table.columns, frame, summary=summary_of(summary, results),
-                  delimiter=table.delimiter or ",", lang=lang)  # fmt: skip
+    summary = summary_of(summary, results)
+    delimiter = table.delimiter or ","
+    write_results(str(path), table.columns, frame, summary=summary, delimiter=delimiter, lang=lang)
     return frame
