@@ -461,7 +461,9 @@ def summary_of(summary: RunSummary, contract: pd.DataFrame) -> RunSummary:
     """``summary`` counting the statuses and error codes of results (contract columns by name)."""
     codes = contract["error"].str.partition(": ")[0]
     counts, errors = contract["status"].value_counts(), codes[codes != ""].value_counts()
-    return dataclasses.replace(summary, counts=Counter(counts.to_dict()), error_counts=Counter(errors.to_dict()))  # fmt: skip
+    return dataclasses.replace(
+        summary, counts=Counter(counts.to_dict()), error_counts=Counter(errors.to_dict())
+    )
 
 
 def counted(status: RowStatus | str, n: int) -> str:

@@ -3,6 +3,8 @@ the user's own columns under their own names, a CSV's would-be formulas as they 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
 from batch_attend.columns import uninert
@@ -49,7 +51,4 @@ def split_results(table: Table) -> Table:
             **{c: uninert(results[c]) for c in ("attendance_number", "operators")}
         )
         columns = uninert(pd.Series(columns, dtype=str)).tolist()
-    return Table(
-        table.source, table.sheet, columns, cells, table.row_numbers, results, table.delimiter,
-        table.header_row,
-    )  # fmt: skip
+    return dataclasses.replace(table, columns=columns, frame=cells, results=results)
