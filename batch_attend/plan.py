@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import i18n, sentences
+from batch_attend import i18n, planning, results, sentences
 from batch_attend.api import check_base_url, check_token
 from batch_attend.directory import Directory
 from batch_attend.env import Env
@@ -28,31 +28,9 @@ from batch_attend.leads import (
 )
 from batch_attend.leads import validate as validate_rows
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, Stop
-from batch_attend.planning import (
-    DISTRIBUTIONS,
-    PoolError,
-    assign_pool,
-    carry_over,
-    keep_online,
-    online_members,
-    read_pool,
-    resolve_names,
-    resolve_pool,
-    skip_duplicates,
-)
 from batch_attend.reading.files import STDIN, STDIN_NAME, read_stdin_table, read_table
 from batch_attend.reading.headers import ColumnMap, fold, map_columns
 from batch_attend.reading.table import Table
-from batch_attend.results import (
-    STDOUT,
-    OutputError,
-    check_capacity,
-    check_cell_lengths,
-    check_output,
-    counted,
-    default_output_for,
-    records_in_results,
-)
 from batch_attend.session import (
     Access,
     Account,
@@ -63,10 +41,7 @@ from batch_attend.session import (
     run_async,
 )
 from batch_attend.settings import RunOptions, resolve_token
-from batch_attend.whatsapp import (
-    WhatsAppDisconnected,
-    verify_phones,
-)
+from batch_attend.whatsapp import WhatsAppDisconnected, verify_phones
 
 #: A column is the operators' by content when at least this share of its first cells are the
 #: account's operators.
@@ -152,11 +127,13 @@ class Plan:
             fill = _("the pool {members} ({way})").format(members=", ".join(self.pool), way=way)
         else:
             fill = ", ".join(requests.operators) or _("nothing (such rows are invalid)")
-        invalid = counted(RowStatus.INVALID, self.count(RowStatus.INVALID))
+        invalid = results.counted(RowStatus.INVALID, self.count(RowStatus.INVALID))
         if without := self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP):
             invalid += _(" ({count} without WhatsApp)").format(count=i18n.number(without))
-        duplicates = counted("duplicates", self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW))
-        rows = f"{counted('rows', len(table))}: {counted('ready', self.ready)}, {invalid}, {duplicates}"
+        duplicates = results.counted(
+            "duplicates", self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW)
+        )
+        rows = f"{results.counted('rows', len(table))}: {results.counted('ready', self.ready)}, {invalid}, {duplicates}"
         if done := int(self.frame["carried"].sum()):
             rows += _("; {done} done by an earlier run").format(done=i18n.number(done))
         header = _("header row {row}").format(row=table.header_row)
@@ -203,10 +180,20 @@ class Plan:
 def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table, str]:
     """The table and where its results go, with every check that needs no request (of the
     output, base URL and token when ``sending``). INPUT ``-`` is ``env.stdin``."""
-    source = options.input
+    source, out = options.input, options.output
     stdin = source.path == STDIN
-    if stdin and sending:
-        _check_stdin_places(options)
+    if stdin and sending and out.path is None:  # no name to put the results, or a ledger, beside
+        raise results.OutputError(
+            _(
+                "{path}: the input has no name to put the results beside; give -o PATH (or -o - for stdout)."
+            ).format(path=STDIN_NAME)
+        )
+    if stdin and sending and out.path == results.STDOUT and out.journal is None:
+        raise results.OutputError(
+            _(
+                "{path}: with the results on stdout too, the journal has no file to sit beside; give --journal PATH."
+            ).format(path=STDIN_NAME)
+        )
     how = dict(
         sheet=source.sheet,
         encoding=source.encoding,
@@ -218,11 +205,14 @@ def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table,
         table = read_stdin_table(getattr(env.stdin, "buffer", env.stdin), **how)
     else:
         table = read_table(source.path, **how)
-    output = options.output.path or (STDOUT if stdin else _default_output(options))
+    beside = Path(source.path)
+    if options.requests.sandbox:  # a rehearsal's results apart, never in the live run's way
+        beside = beside.with_name(f"{beside.stem}.sandbox{beside.suffix}")
+    output = out.path or (results.STDOUT if stdin else results.default_output_for(beside))
     if sending:
-        check_output(output, source.path, input_is_results=table.results is not None)
-        check_capacity(output, len(table))
-        check_cell_lengths(output, table)
+        results.check_output(output, source.path, input_is_results=table.results is not None)
+        results.check_capacity(output, len(table))
+        results.check_cell_lengths(output, table)
     requests = options.requests
     if sending and not requests.sandbox:
         check_base_url(requests.base_url)
@@ -231,46 +221,21 @@ def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table,
     return table, output
 
 
-def _default_output(options: RunOptions) -> str:
-    """Beside the input; a rehearsal's apart (``leads.sandbox.results.csv``), never in the way
-    of the live run."""
-    path = Path(options.input.path)
-    if options.requests.sandbox:
-        path = path.with_name(f"{path.stem}.sandbox{path.suffix}")
-    return default_output_for(path)
-
-
-def _check_stdin_places(options: RunOptions) -> None:
-    """Standard input has no name to put the results, or a ledger, beside."""
-    if options.output.path is None:
-        raise OutputError(
-            _(
-                "{path}: the input has no name to put the results beside; give -o PATH (or -o - for stdout)."
-            ).format(path=STDIN_NAME)
-        )
-    if options.output.path == STDOUT and options.output.journal is None:
-        raise OutputError(
-            _(
-                "{path}: with the results on stdout too, the journal has no file to sit beside; give --journal PATH."
-            ).format(path=STDIN_NAME)
-        )
-
-
 def journal_path(options: RunOptions, output: str) -> Path | None:
     """The ledger: ``--journal``, else beside the results' real file (the input's for stdout),
     so every way of naming the results finds it; None with nowhere to keep one."""
     if options.output.journal is not None:
         path = Path(options.output.journal)
-    elif output == STDOUT and options.input.path == STDIN:
+    elif output == results.STDOUT and options.input.path == STDIN:
         return None
     else:
-        beside = os.path.realpath(options.input.path if output == STDOUT else output)
+        beside = os.path.realpath(options.input.path if output == results.STDOUT else output)
         if options.requests.sandbox and ".sandbox." not in Path(beside).name:
             beside += ".sandbox"
         path = default_journal_path(beside)
     for other in (str(options.input.path), output):
-        if other != STDOUT and os.path.realpath(path) == os.path.realpath(other):
-            raise OutputError(
+        if other != results.STDOUT and os.path.realpath(path) == os.path.realpath(other):
+            raise results.OutputError(
                 _("{path}: the journal would overwrite {other}; choose another --journal.").format(
                     path=path, other=other
                 )
@@ -298,22 +263,6 @@ def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
         if (share := ours / counts.sum()) >= OWNER_SHARE:
             found[j] = share
     return found
-
-
-def _pool(options: RunOptions, directory: Directory | None) -> tuple[str, ...]:
-    requests = options.requests
-    if requests.distribute not in DISTRIBUTIONS:
-        raise PoolError(
-            _("--distribute: '{value}' is not one of {choices}").format(
-                value=requests.distribute, choices=", ".join(DISTRIBUTIONS)
-            )
-        )
-    pool = read_pool(requests.pool, requests.pool_file)
-    if (requests.pool or requests.pool_file) and not pool:
-        raise PoolError(_("the operator pool is empty; give IDs with --pool A,B or --pool-file"))
-    if pool and requests.operators:
-        raise PoolError(_("give --operator or --pool, not both: both fill empty operator cells"))
-    return resolve_pool(pool, directory) if pool and directory is not None else pool
 
 
 async def build_plan(
@@ -354,14 +303,14 @@ async def build_plan(
         owners_by_content(table, directory),
     )
     table = map_values(table, columns, given.value_map)
-    pool = _pool(options, lookup)
+    pool = planning.read_pool(requests, lookup)
     defaults = LeadDefaults(
         requests.operators, requests.department, requests.country_code, pool=bool(pool)
     )
     frame = validate_rows(table, columns, defaults)
     done = dict(journal.done()) if journal is not None else {}
-    done.update({r.phone: (r.status, None) for r in records_in_results(table.results)})
-    frame = carry_over(frame, done, lambda index: row_keys(table.frame.loc[index]))
+    done.update({r.phone: (r.status, None) for r in results.records_in_results(table.results)})
+    frame = planning.carry_over(frame, done, lambda index: row_keys(table.frame.loc[index]))
     named = (frame["department"] != "") & (pending(frame) | frame["carried"])
     if asking and (access.check or (requests.lookup and named.any())):
         await ask_departments(access, account)
@@ -371,7 +320,7 @@ async def build_plan(
     if strict and plan.blocking():
         raise plan.blocking()[0]
     if lookup is not None:
-        frame = resolve_names(frame, lookup)
+        frame = planning.resolve_names(frame, lookup)
     if requests.verify_whatsapp and access is not None and not plan.stop:
         known = journal.whatsapp_answers() if journal is not None else {}
         frame, asked = await verify_phones(access.client, frame, set(done), known)
@@ -384,11 +333,11 @@ async def build_plan(
             )
             count, known = i18n.number(len(asked)), i18n.number(len(known))
             env.log("batch-attend: " + said.format(count=count, known=known))
-    frame = skip_duplicates(frame)
+    frame = planning.skip_duplicates(frame)
     if requests.online_only and account.online is not None:
-        frame = keep_online(frame, account.online)
-        pool = online_members(pool, account.online)
-    plan.frame, plan.pool = assign_pool(frame, pool, requests.distribute), pool
+        frame = planning.keep_online(frame, account.online)
+        pool = planning.online_members(pool, account.online)
+    plan.frame, plan.pool = planning.assign_pool(frame, pool, requests.distribute), pool
     if access is None or not access.lists:
         plan.unchecked = _unchecked(options)
     return plan

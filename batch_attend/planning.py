@@ -18,6 +18,7 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.leads import chat_keys, decide, pending, split_operators
 from batch_attend.outcomes import ErrorCode, RowStatus
+from batch_attend.settings import RequestOptions
 
 DISTRIBUTIONS = ("round-robin", "balanced")
 
@@ -29,8 +30,7 @@ class PoolError(BatchAttendError):
 def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     """Later rows of a chat already planned (or carried over, first wherever it stands) are
     ``skipped``: PlugChat keeps one attendance per chat, a second start could only race it."""
-    live = pending(plan) | plan["carried"]
-    phones = plan["phone"] if live.all() else plan["phone"][live]
+    phones = plan["phone"][pending(plan) | plan["carried"]]
     keys = chat_keys(phones)  # a mobile with and without its ninth digit: one chat
     twice = keys.duplicated(keep=False)  # the rows of a phone seen more than once: few
     if not twice.any():
@@ -50,26 +50,34 @@ def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     return decide(plan, rows, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
 
 
-def read_pool(pool: str | None, pool_file: Path | None) -> tuple[str, ...]:
-    """Pool members from ``--pool A,B,C`` and/or a file (one per line, ``#`` comments)."""
-    members: list[str] = []
-    if pool:
-        members.extend(split_operators(pool))
-    if pool_file is not None:
+def read_pool(requests: RequestOptions, directory: Directory | None) -> tuple[str, ...]:
+    """Pool members from ``--pool A,B,C`` and/or a file (one per line, ``#`` comments), as IDs
+    when a ``directory`` is there to resolve them."""
+    if requests.distribute not in DISTRIBUTIONS:
+        raise PoolError(
+            _("--distribute: '{value}' is not one of {choices}").format(
+                value=requests.distribute, choices=", ".join(DISTRIBUTIONS)
+            )
+        )
+    members = list(split_operators(requests.pool or ""))
+    if requests.pool_file is not None:
         try:
-            text = Path(pool_file).read_text(encoding="utf-8-sig")
+            text = Path(requests.pool_file).read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise PoolError(
                 _("{pool_file}: cannot read the pool file ({strerror}).").format(
-                    pool_file=pool_file, strerror=exc.strerror
+                    pool_file=requests.pool_file, strerror=exc.strerror
                 )
             ) from exc
         for line in text.splitlines():
             members.extend(split_operators(line.split("#", 1)[0]))
-    return tuple(dict.fromkeys(members))
-
-
-def resolve_pool(pool: tuple[str, ...], directory: Directory) -> tuple[str, ...]:
+    pool = tuple(dict.fromkeys(members))
+    if (requests.pool or requests.pool_file) and not pool:
+        raise PoolError(_("the operator pool is empty; give IDs with --pool A,B or --pool-file"))
+    if pool and requests.operators:
+        raise PoolError(_("give --operator or --pool, not both: both fill empty operator cells"))
+    if not pool or directory is None:
+        return pool
     try:
         return tuple(dict.fromkeys(directory.operator_id(member) for member in pool))
     except LookupProblem as problem:
@@ -96,7 +104,6 @@ def assign_pool(plan: pd.DataFrame, pool: tuple[str, ...], distribute: str) -> p
     else:
         members = [(pool[turn % len(pool)],) for turn in range(len(empty))]
     plan = plan.copy()
-    plan["operators"] = plan["operators"].astype(object)
     plan.loc[empty, "operators"] = pd.Series(members, index=empty, dtype=object)
     return plan
 
@@ -136,29 +143,20 @@ def resolve_names(plan: pd.DataFrame, directory: Directory) -> pd.DataFrame:
     """Operator and department cells turned into IDs, once per distinct pair; rows to send
     that do not resolve become ``invalid`` (a carried one is left naming no operators)."""
     live = (pending(plan) | plan["carried"]).to_numpy()
-    operators, departments = plan["operators"][live], plan["department"][live]
-    op_codes, op_values = pd.factorize(operators.to_numpy(dtype=object))
-    dep_codes, dep_values = pd.factorize(departments)
+    op_codes, op_values = pd.factorize(plan["operators"][live].to_numpy(dtype=object))
+    dep_codes, dep_values = pd.factorize(plan["department"][live])
     distinct, which = np.unique(op_codes * len(dep_values) + dep_codes, return_inverse=True)
     pairs = [(op_values[k // len(dep_values)], dep_values[k % len(dep_values)]) for k in distinct]
-    answers = [_resolve(pair, directory) for pair in pairs]
-    if all(answer == pair for pair, answer in zip(pairs, answers, strict=True)):
+    answers = [_resolve(*pair, directory) for pair in pairs]
+    if all(answer == (*pair, None) for pair, answer in zip(pairs, answers, strict=True)):
         return plan  # IDs already, as most sheets hold: nothing to rewrite
-    failed = np.array([isinstance(a, LookupProblem) for a in answers], dtype=bool)
-    new_operators = np.empty(len(answers), dtype=object)
-    for k, answer in enumerate(answers):
-        new_operators[k] = () if failed[k] else answer[0]
-    new_departments = [pair[1] if failed[k] else answers[k][1] for k, pair in enumerate(pairs)]
     index = plan.index[live]
+    new = pd.DataFrame(answers, columns=["operators", "department", "problem"], dtype=object)
+    new = new.iloc[which].set_axis(index)
     plan = plan.copy()
-    plan["operators"] = plan["operators"].astype(object)
-    plan.loc[index, "operators"] = pd.Series(new_operators[which], index=index, dtype=object)
-    plan.loc[index, "department"] = np.array(new_departments, dtype=object)[which]
-    problem_rows = index[failed[which]]
-    problems = pd.Series(
-        [answers[k] for k in which[failed[which]]], index=problem_rows, dtype=object
-    )
-    problems = problems[pending(plan)[problem_rows]]
+    plan.loc[index, "operators"] = new["operators"]
+    plan.loc[index, "department"] = new["department"]
+    problems = new["problem"][new["problem"].notna() & pending(plan)[index]]
     return decide(
         plan,
         plan.index.isin(problems.index),
@@ -168,14 +166,13 @@ def resolve_names(plan: pd.DataFrame, directory: Directory) -> pd.DataFrame:
     )
 
 
-def _resolve(pair: tuple, directory: Directory) -> tuple[tuple[str, ...], str] | LookupProblem:
-    """The IDs for one (operators, department) pair, or the problem that stops them."""
-    operators, department = pair
+def _resolve(operators: tuple, department: str, directory: Directory) -> tuple:
+    """The IDs for one (operators, department) pair and None, or no operators and the problem."""
     try:
         ids = tuple(dict.fromkeys(directory.operator_id(value) for value in operators))
-        return ids, directory.department_id(department) if department else ""
+        return ids, directory.department_id(department) if department else "", None
     except LookupProblem as problem:
-        return problem
+        return (), department, problem
 
 
 def online_members(pool: tuple[str, ...], states) -> tuple[str, ...]:
@@ -202,7 +199,6 @@ def keep_online(plan: pd.DataFrame, states) -> pd.DataFrame:
     kept = plan["operators"][several].map(lambda ops: tuple(op for op in ops if op in online))
     some = kept[kept.map(len) > 0]
     plan = plan.copy()
-    plan["operators"] = plan["operators"].astype(object)
     plan.loc[some.index, "operators"] = pd.Series(list(some), index=some.index, dtype=object)
     return decide(
         plan,
