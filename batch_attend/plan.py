@@ -83,8 +83,8 @@ class Plan:
         return int(phones.str.fullmatch(r"55[0-9]{2}[2-5][0-9]{7}").sum())
 
     def blocking(self) -> list[BatchAttendError]:
-        """What stops the run before its first start: a list or the WhatsApp status that
-        could not be read, the number not connected."""
+        """What stops the run before its first start: a list or WhatsApp status not read, the
+        number not connected."""
         if not self.ready:
             return []
         requests = self.options.requests
@@ -338,21 +338,16 @@ async def build_plan(
         frame = planning.keep_online(frame, account.online)
         pool = planning.online_members(pool, account.online)
     plan.frame, plan.pool = planning.assign_pool(frame, pool, requests.distribute), pool
-    if access is None or not access.lists:
-        plan.unchecked = _unchecked(options)
+    if not asking:
+        what = [_("the token")]
+        if requests.lookup:
+            what.append(_("names against the account's lists, the operators column by content"))
+        if requests.status_check:
+            what.append(_("the WhatsApp number"))
+        if requests.online_only:
+            what.append(_("who is online"))
+        plan.unchecked = what
     return plan
-
-
-def _unchecked(options: RunOptions) -> list[str]:
-    requests = options.requests
-    what = [_("the token")]
-    if requests.lookup:
-        what.append(_("names against the account's lists, the operators column by content"))
-    if requests.status_check:
-        what.append(_("the WhatsApp number"))
-    if requests.online_only:
-        what.append(_("who is online"))
-    return what
 
 
 def check_plan(
