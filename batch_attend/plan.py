@@ -194,13 +194,8 @@ def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table,
                 "{path}: with the results on stdout too, the journal has no file to sit beside; give --journal PATH."
             ).format(path=STDIN_NAME)
         )
-    how = dict(
-        sheet=source.sheet,
-        encoding=source.encoding,
-        delimiter=source.delimiter,
-        phone_column=source.phone_column,
-        header_row=source.header_row,
-    )
+    how = dict(sheet=source.sheet, encoding=source.encoding, delimiter=source.delimiter)
+    how.update(phone_column=source.phone_column, header_row=source.header_row)
     if stdin:
         table = read_stdin_table(getattr(env.stdin, "buffer", env.stdin), **how)
     else:

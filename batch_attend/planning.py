@@ -193,9 +193,7 @@ def keep_online(plan: pd.DataFrame, states) -> pd.DataFrame:
     """A cell naming several operators keeps those online now; with none online its row is
     ``skipped`` (a later run sends it). A cell naming one is sent as written."""
     online = {s.id for s in states if s.online}
-    several = (pending(plan) & (plan["operators"].map(len) > 1)).to_numpy(bool)
-    if not several.any():
-        return plan
+    several = pending(plan) & (plan["operators"].map(len) > 1)
     kept = plan["operators"][several].map(lambda ops: tuple(op for op in ops if op in online))
     some = kept[kept.map(len) > 0]
     plan = plan.copy()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import i18n
+from batch_attend import i18n, results
 from batch_attend.api import PlugChatClient
 from batch_attend.engine import Engine, HeldSignals, Starts, signals_stop
 from batch_attend.env import Env
@@ -28,18 +28,6 @@ from batch_attend.leads import Lead
 from batch_attend.outcomes import ExitStatus, Outcome, RunSummary, Stop, exit_status_for
 from batch_attend.plan import Plan, build_plan, check_plan, journal_path, read_source
 from batch_attend.request_log import RequestLog, mask_phone
-from batch_attend.results import (
-    STDOUT,
-    check_writable,
-    contract_frame,
-    csv_delimiter,
-    format_summary,
-    outcome_frame,
-    outcomes_of,
-    records_in_results,
-    write_results,
-    write_summary_json,
-)
 from batch_attend.session import Access, open_session, run_async
 from batch_attend.settings import TOKEN_ENV, RunOptions
 from batch_attend.whatsapp import WhatsAppUnknown, whatsapp_status
@@ -52,12 +40,12 @@ class RunReport:
     output: str
     journal: Path | None
     exit_status: ExitStatus
-    plan: Plan | None = None
+    plan: Plan
 
     @functools.cached_property
     def outcomes(self) -> list[Outcome]:
         """One :class:`Outcome` per input row, in input order."""
-        return outcomes_of(self.frame)
+        return results.outcomes_of(self.frame)
 
 
 class Watch:
@@ -142,17 +130,17 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
         facts["exit_code"] = int(ExitStatus.INTERRUPTED if interrupted else exc.exit_status)
         error = "interrupted before any request was sent" if interrupted else str(exc)
         with contextlib.suppress(OSError):  # the summary's own path may be what is wrong
-            write_summary_json(options.output.summary_json, None, facts, error)
+            results.write_summary_json(options.output.summary_json, None, facts, error)
         raise
     facts.update(
         retry_at=report.summary.retry_at,
         exit_code=int(report.exit_status),
         output=report.output,
         journal=str(report.journal) if report.journal else None,
-        plan=report.plan.facts() if report.plan is not None else None,
+        plan=report.plan.facts(),
     )
     try:
-        write_summary_json(
+        results.write_summary_json(
             options.output.summary_json, report.summary, facts, report.summary.write_error
         )
     except OSError as exc:
@@ -175,7 +163,7 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
     path = journal_path(options, output)
     for file in (None if dry_run else path, options.output.summary_json, options.output.log_file):
         if file is not None:
-            check_writable(Path(file))
+            results.check_writable(Path(file))
     held = HeldSignals()
     # A dry run only reads the ledger, and asks nothing but the phones (--verify-whatsapp).
     journal = Journal.open_readonly(path) if dry_run else None
@@ -199,20 +187,20 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
         summary.elapsed = time.perf_counter() - clock
         out = options.output
         try:
-            write_results(
+            results.write_results(
                 output,
                 plan.table.columns,  # as edited before sending
-                contract_frame(plan.table.frame, frame),
+                results.contract_frame(plan.table.frame, frame),
                 stdout=env.stdout,
                 summary=summary,
                 bom=out.bom,
-                delimiter=csv_delimiter(
+                delimiter=results.csv_delimiter(
                     out.output_delimiter, plan.table.delimiter, out.results_lang
                 ),
                 lang=out.results_lang or "en",
             )
         except OSError as exc:
-            if isinstance(exc, BrokenPipeError) or output == STDOUT:
+            if isinstance(exc, BrokenPipeError) or output == results.STDOUT:
                 raise
             summary.write_error = summary.write_error or _(
                 "{path}: the results could not be written ({reason})"
@@ -227,7 +215,7 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
         summary.stop = Stop.named(held.name)
     path = None if dry_run else path
     if not options.display.quiet:
-        env.log(format_summary(summary))
+        env.log(results.format_summary(summary))
     if message := closing_message(summary, path):
         env.log("batch-attend: " + message)
     return RunReport(summary, frame, output, path, exit_status_for(summary), plan)
@@ -258,7 +246,7 @@ async def _live(options, env, session, source, path, summary, held, watch):
         try:
             access = Access(session, client)
             plan = await build_plan(options, env, access, journal, source=source, strict=True)
-            journal.adopt(records_in_results(plan.table.results))
+            journal.adopt(results.records_in_results(plan.table.results))
             journal.note_plan(plan.facts())
             _show(plan, options, env)
             stop = plan.stop
@@ -285,10 +273,10 @@ def _outcomes(plan: Plan, journal: Journal | None, stop: Stop | None, *, resolve
     input) recorded; rows left undecided are skipped, saying why. ``resolved``: the plan's
     operators are IDs, so a carried row's can be compared with what was sent."""
     records = itertools.chain(
-        journal.records() if journal else (), records_in_results(plan.table.results)
+        journal.records() if journal else (), results.records_in_results(plan.table.results)
     )
     unsent = (stop or Stop.SIGINT).unsent(when)
-    return outcome_frame(plan.frame, records, unsent, compare_asked=resolved)
+    return results.outcome_frame(plan.frame, records, unsent, compare_asked=resolved)
 
 
 async def _recheck(client: PlugChatClient) -> str | None:
@@ -347,16 +335,15 @@ async def send(
         if on_outcome is not None:
             on_outcome(lead, outcome)
 
-    sending = options.sending
     engine = Engine(
         client,
-        concurrency=sending.concurrency,
+        concurrency=options.sending.concurrency,
         policy=client.policy,
         backpressure=client.gate,
         journal=journal,
         on_outcome=decided,
         on_attempt=on_attempt if (options.display.verbose or log is not None) else None,
-        grace=sending.grace,
+        grace=options.sending.grace,
         recheck=recheck,
         kind=kind,
     )
