@@ -137,14 +137,11 @@ class Plan:
         if done := int(self.frame["carried"].sum()):
             rows += _("; {done} done by an earlier run").format(done=i18n.number(done))
         header = _("header row {row}").format(row=table.header_row)
-        out = [
-            _("Plan: {where}, {header}: {columns}.").format(
-                where=table.where, header=header, columns=", ".join(parts)
-            ),
-            _(
-                "Empty operators cells: {fill}; empty department cells: {department}. {rows}."
-            ).format(fill=fill, department=requests.department or _("none"), rows=rows),
-        ]
+        said = _("Plan: {where}, {header}: {columns}.")
+        out = [said.format(where=table.where, header=header, columns=", ".join(parts))]
+        said = _("Empty operators cells: {fill}; empty department cells: {department}. {rows}.")
+        department = requests.department or _("none")
+        out.append(said.format(fill=fill, department=department, rows=rows))
         if (landlines := self.landlines()) * 2 > self.ready:
             out.append(_(
                 "{count} of the {ready} phones to send are landlines, which have no WhatsApp: is "
@@ -183,17 +180,15 @@ def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table,
     source, out = options.input, options.output
     stdin = source.path == STDIN
     if stdin and sending and out.path is None:  # no name to put the results, or a ledger, beside
-        raise results.OutputError(
-            _(
-                "{path}: the input has no name to put the results beside; give -o PATH (or -o - for stdout)."
-            ).format(path=STDIN_NAME)
+        said = _(
+            "{path}: the input has no name to put the results beside; give -o PATH (or -o - for stdout)."
         )
+        raise results.OutputError(said.format(path=STDIN_NAME))
     if stdin and sending and out.path == results.STDOUT and out.journal is None:
-        raise results.OutputError(
-            _(
-                "{path}: with the results on stdout too, the journal has no file to sit beside; give --journal PATH."
-            ).format(path=STDIN_NAME)
+        said = _(
+            "{path}: with the results on stdout too, the journal has no file to sit beside; give --journal PATH."
         )
+        raise results.OutputError(said.format(path=STDIN_NAME))
     how = dict(sheet=source.sheet, encoding=source.encoding, delimiter=source.delimiter)
     how.update(phone_column=source.phone_column, header_row=source.header_row)
     if stdin:
@@ -230,11 +225,8 @@ def journal_path(options: RunOptions, output: str) -> Path | None:
         path = default_journal_path(beside)
     for other in (str(options.input.path), output):
         if other != results.STDOUT and os.path.realpath(path) == os.path.realpath(other):
-            raise results.OutputError(
-                _("{path}: the journal would overwrite {other}; choose another --journal.").format(
-                    path=path, other=other
-                )
-            )
+            said = _("{path}: the journal would overwrite {other}; choose another --journal.")
+            raise results.OutputError(said.format(path=path, other=other))
     return path
 
 

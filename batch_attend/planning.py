@@ -54,20 +54,16 @@ def read_pool(requests: RequestOptions, directory: Directory | None) -> tuple[st
     """Pool members from ``--pool A,B,C`` and/or a file (one per line, ``#`` comments), as IDs
     when a ``directory`` is there to resolve them."""
     if requests.distribute not in DISTRIBUTIONS:
-        raise PoolError(
-            _("--distribute: '{value}' is not one of {choices}").format(
-                value=requests.distribute, choices=", ".join(DISTRIBUTIONS)
-            )
-        )
+        said = _("--distribute: '{value}' is not one of {choices}")
+        raise PoolError(said.format(value=requests.distribute, choices=", ".join(DISTRIBUTIONS)))
     members = list(split_operators(requests.pool or ""))
     if requests.pool_file is not None:
         try:
             text = Path(requests.pool_file).read_text(encoding="utf-8-sig")
         except OSError as exc:
+            said = _("{pool_file}: cannot read the pool file ({strerror}).")
             raise PoolError(
-                _("{pool_file}: cannot read the pool file ({strerror}).").format(
-                    pool_file=requests.pool_file, strerror=exc.strerror
-                )
+                said.format(pool_file=requests.pool_file, strerror=exc.strerror)
             ) from exc
         for line in text.splitlines():
             members.extend(split_operators(line.split("#", 1)[0]))

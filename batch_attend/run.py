@@ -120,7 +120,7 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
     """Run one batch and write its results (and ``--summary-json``). A problem found before
     sending raises :class:`BatchAttendError`: nothing is sent, an existing results file is left
     as it was. ``watch``: progress and cancel for a caller in another thread."""
-    env = env or Env()
+    env, summary_json = env or Env(), options.output.summary_json
     facts = {"exit_code": None, "started_at": now(), "input": str(options.input.path)}
     facts.update(output=None, journal=None, retry_at=None, plan=None)
     try:
@@ -130,7 +130,7 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
         facts["exit_code"] = int(ExitStatus.INTERRUPTED if interrupted else exc.exit_status)
         error = "interrupted before any request was sent" if interrupted else str(exc)
         with contextlib.suppress(OSError):  # the summary's own path may be what is wrong
-            results.write_summary_json(options.output.summary_json, None, facts, error)
+            results.write_summary_json(summary_json, None, facts, error)
         raise
     facts.update(
         retry_at=report.summary.retry_at,
@@ -140,16 +140,10 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
         plan=report.plan.facts(),
     )
     try:
-        results.write_summary_json(
-            options.output.summary_json, report.summary, facts, report.summary.write_error
-        )
+        results.write_summary_json(summary_json, report.summary, facts, report.summary.write_error)
     except OSError as exc:
-        env.log(
-            "batch-attend: "
-            + _("error: {path}: the summary could not be written ({reason}).").format(
-                path=options.output.summary_json, reason=_reason(exc)
-            )
-        )
+        said = _("error: {path}: the summary could not be written ({reason}).")
+        env.log("batch-attend: " + said.format(path=summary_json, reason=_reason(exc)))
         report.exit_status = ExitStatus.WRITE_FAILED
     return report
 
@@ -236,12 +230,8 @@ async def _live(options, env, session, source, path, summary, held, watch):
             path, target=session.name, input=str(options.input.path), fresh=options.output.fresh
         )
         if journal.set_aside is not None and not options.display.quiet:
-            env.log(
-                "batch-attend: "
-                + _("--fresh: the journal it forgets is kept as {path}.").format(
-                    path=journal.set_aside
-                )
-            )
+            said = _("--fresh: the journal it forgets is kept as {path}.")
+            env.log("batch-attend: " + said.format(path=journal.set_aside))
         stop = frame = None
         try:
             access = Access(session, client)
@@ -413,12 +403,9 @@ def closing_message(summary: RunSummary, journal: Path | None) -> str | None:
             "{count} rows not finished are marked skipped",
             count,
         ).format(count=i18n.number(count))
-        return " ".join((
-            _("interrupted ({signal}); {skipped}.").format(signal=stop.key, skipped=not_finished),
-            _("Run the same command again to resume (progress is in {journal}).").format(
-                journal=journal
-            ),
-        ))  # fmt: skip
+        said = _("interrupted ({signal}); {skipped}.").format(signal=stop.key, skipped=not_finished)
+        resume = _("Run the same command again to resume (progress is in {journal}).")
+        return said + " " + resume.format(journal=journal)
     skipped = ngettext(
         "{count} row is marked skipped", "{count} rows are marked skipped", count
     ).format(count=i18n.number(count))
