@@ -261,9 +261,8 @@ async def build_plan(
     source: tuple[Table, str] | None = None,
     strict: bool = False,
 ) -> Plan:
-    """The plan, asking the account through ``access`` (None: nothing is asked), carrying over
-    the ``journal``'s done leads. ``strict`` (a run): what stops sending is raised as soon as it
-    is known, before any phone is asked about."""
+    """The plan, asking the account through ``access`` (None: nothing), carrying over the
+    ``journal``'s done leads; ``strict`` (a run) raises what stops sending before phones are asked."""
     table, output = source or read_source(options, env, sending=False)
     given = options.input
     table = table.edited(given.cell_edits)
@@ -315,8 +314,7 @@ async def build_plan(
             journal.note_whatsapp(asked)
         if not options.display.quiet:
             said = _(
-                "asked PlugChat whether {count} phones have WhatsApp ({known} known from an "
-                "earlier run)."
+                "asked PlugChat whether {count} phones have WhatsApp ({known} known from an earlier run)."
             )
             count, known = i18n.number(len(asked)), i18n.number(len(known))
             env.log("batch-attend: " + said.format(count=count, known=known))

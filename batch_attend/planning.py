@@ -105,10 +105,9 @@ def assign_pool(plan: pd.DataFrame, pool: tuple[str, ...], distribute: str) -> p
 
 
 def carry_over(plan: pd.DataFrame, done: Mapping[str, tuple], keys_of=None) -> pd.DataFrame:
-    """Leads an earlier run did are not sent again: one row of each (the one sent, found by its
-    fingerprint ``keys_of(index)`` however the sheet was sorted since; else the first) keeps
-    that run's outcome, even if now invalid, and is marked ``carried``. ``done``: phone →
-    (status, fingerprint)."""
+    """Leads an earlier run did (``done``: phone → status, fingerprint) are not sent again: one
+    row of each, ``carried``, keeps that run's outcome even if now invalid: the one sent, found by
+    its fingerprint ``keys_of(index)`` however the sheet was sorted since, else the first."""
     if not done:
         return plan
     candidates = plan[

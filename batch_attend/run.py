@@ -50,8 +50,7 @@ class RunReport:
 
 class Watch:
     """A run seen and stopped from another thread (the web page): how far it is, and a cancel
-    that stops it as Ctrl-C does (requests in flight finish, the rest is ``skipped``, a rerun
-    resumes from the ledger). Thread-safe; the CLI passes none."""
+    that acts as Ctrl-C (requests in flight finish, the rest is ``skipped``). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -222,9 +221,8 @@ def _show(plan: Plan, options: RunOptions, env: Env) -> None:
 
 
 async def _live(options, env, session, source, path, summary, held, watch):
-    """Everything that talks to the API, on one client, with the ledger open: the plan, then
-    its requests. Returns the plan, every row's outcome, why sending stopped early, and the
-    closed journal, still locked."""
+    """The plan, then its requests, on one client with the ledger open; returns the plan, every
+    row's outcome, why sending stopped early, and the journal, closed but still locked."""
     async with session.client(options) as client:
         journal = Journal.open(
             path, target=session.name, input=str(options.input.path), fresh=options.output.fresh
@@ -259,9 +257,8 @@ async def _live(options, env, session, source, path, summary, held, watch):
 
 
 def _outcomes(plan: Plan, journal: Journal | None, stop: Stop | None, *, resolved, when=None):
-    """Every row's outcome, from the plan and what the ledger (and a results file given as
-    input) recorded; rows left undecided are skipped, saying why. ``resolved``: the plan's
-    operators are IDs, so a carried row's can be compared with what was sent."""
+    """Every row's outcome, from the plan and what the ledger (and a results file handed back)
+    recorded. ``resolved``: the operators are IDs, comparable with those a carried row sent."""
     records = itertools.chain(
         journal.records() if journal else (), results.records_in_results(plan.table.results)
     )
