@@ -320,8 +320,7 @@ async def build_plan(
             env.log("batch-attend: " + said.format(count=count, known=known))
     frame = planning.skip_duplicates(frame)
     if requests.online_only and account.online is not None:
-        frame = planning.keep_online(frame, account.online)
-        pool = planning.online_members(pool, account.online)
+        frame, pool = planning.keep_online(frame, pool, account.online)
     plan.frame, plan.pool = planning.assign_pool(frame, pool, requests.distribute), pool
     if not asking:
         what = [_("the token")]

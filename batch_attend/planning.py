@@ -170,33 +170,24 @@ def _resolve(operators: tuple, department: str, directory: Directory) -> tuple:
         return (), department, problem
 
 
-def online_members(pool: tuple[str, ...], states) -> tuple[str, ...]:
-    """The pool members online now; none is a usage error listing who is offline."""
+def keep_online(plan: pd.DataFrame, pool: tuple[str, ...], states) -> tuple[pd.DataFrame, tuple]:
+    """The pool members online now (none: a usage error listing who is offline), and a cell
+    naming several operators keeps those online now; with none online its row is ``skipped`` (a
+    later run sends it). A cell naming one is sent as written."""
     online = {s.id for s in states if s.online}
     members = tuple(member for member in pool if member in online)
     if pool and not members:
         labels = {s.id: s.label for s in states}
-        raise PoolError(
-            _(
-                "--online-only: no pool member is online now ({offline} offline); nothing was sent."
-            ).format(offline=", ".join(labels.get(m, m) for m in pool))
+        offline = ", ".join(labels.get(m, m) for m in pool)
+        said = _(
+            "--online-only: no pool member is online now ({offline} offline); nothing was sent."
         )
-    return members
-
-
-def keep_online(plan: pd.DataFrame, states) -> pd.DataFrame:
-    """A cell naming several operators keeps those online now; with none online its row is
-    ``skipped`` (a later run sends it). A cell naming one is sent as written."""
-    online = {s.id for s in states if s.online}
+        raise PoolError(said.format(offline=offline))
     several = pending(plan) & (plan["operators"].map(len) > 1)
     kept = plan["operators"][several].map(lambda ops: tuple(op for op in ops if op in online))
     some = kept[kept.map(len) > 0]
     plan = plan.copy()
     plan.loc[some.index, "operators"] = pd.Series(list(some), index=some.index, dtype=object)
-    return decide(
-        plan,
-        plan.index.isin(kept.index[kept.map(len) == 0]),
-        RowStatus.SKIPPED,
-        ErrorCode.OPERATORS_OFFLINE,
-        sentences.OPERATORS_OFFLINE,
-    )
+    none_online = plan.index.isin(kept.index[kept.map(len) == 0])
+    code, message = ErrorCode.OPERATORS_OFFLINE, sentences.OPERATORS_OFFLINE
+    return decide(plan, none_online, RowStatus.SKIPPED, code, message), members
