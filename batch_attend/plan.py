@@ -96,8 +96,8 @@ class Plan:
         found = [error for what, error in self.account.errors.items() if what in needed]
         whatsapp = self.account.whatsapp
         if whatsapp is not None and not whatsapp.ok:
-            found.append(WhatsAppDisconnected(whatsapp.problem() + _(
-                "; nothing was sent. Reconnect it in PlugChat and run again.")))  # fmt: skip
+            said = _("; nothing was sent. Reconnect it in PlugChat and run again.")
+            found.append(WhatsAppDisconnected(whatsapp.problem() + said))
         return found
 
     def exit_status(self) -> ExitStatus:
@@ -143,11 +143,11 @@ class Plan:
         department = requests.department or _("none")
         out.append(said.format(fill=fill, department=department, rows=rows))
         if (landlines := self.landlines()) * 2 > self.ready:
-            out.append(_(
-                "{count} of the {ready} phones to send are landlines, which have no WhatsApp: is "
-                "'{column}' the phone column?"
-            ).format(count=i18n.number(landlines), ready=i18n.number(self.ready),
-                     column=table.columns[columns.phone]))  # fmt: skip
+            said = _(
+                "{count} of the {ready} phones to send are landlines, which have no WhatsApp: is '{column}' the phone column?"
+            )
+            count, ready = i18n.number(landlines), i18n.number(self.ready)
+            out.append(said.format(count=count, ready=ready, column=table.columns[columns.phone]))
         if self.unchecked:
             what = ", ".join(self.unchecked)
             out.append(_("Not checked without asking the account: {what}.").format(what=what))
