@@ -55,7 +55,6 @@ class Plan:
 
     options: RunOptions
     table: Table
-    output: str
     columns: ColumnMap
     frame: pd.DataFrame
     account: Account
@@ -255,15 +254,14 @@ def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
 async def build_plan(
     options: RunOptions,
     env: Env,
-    access: Access | None = None,
-    journal: Journal | None = None,
+    access: Access | None,
+    journal: Journal | None,
+    table: Table,
     *,
-    source: tuple[Table, str] | None = None,
     strict: bool = False,
 ) -> Plan:
     """The plan, asking the account through ``access`` (None: nothing), carrying over the
     ``journal``'s done leads; ``strict`` (a run) raises what stops sending before phones are asked."""
-    table, output = source or read_source(options, env, sending=False)
     given = options.input
     table = table.edited(given.cell_edits)
     requests = options.requests
@@ -300,7 +298,7 @@ async def build_plan(
     named = (frame["department"] != "") & (pending(frame) | frame["carried"])
     if asking and (access.check or (requests.lookup and named.any())):
         await ask_departments(access, account)
-    plan = Plan(options, table, output, columns, frame, account, pool)
+    plan = Plan(options, table, columns, frame, account, pool)
     if account.token == "refused":
         plan.stop = Stop.UNAUTHORIZED
     if strict and plan.blocking():
@@ -350,10 +348,10 @@ def check_plan(
 
     async def plan(session: Session | None) -> Plan:
         if session is None or not session.token:
-            return await build_plan(options, env, None, journal or own, source=source)
+            return await build_plan(options, env, None, journal or own, source[0])
         async with session.client(options) as client:
             access = Access(session, client, lists=not dry, check=not dry)
-            return await build_plan(options, env, access, journal or own, source=source)
+            return await build_plan(options, env, access, journal or own, source[0])
 
     asks = not dry or options.requests.verify_whatsapp
     try:

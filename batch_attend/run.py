@@ -169,7 +169,7 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
         else:
             with open_session(options, env) as session:
                 plan, frame, plan_stop, journal = run_async(
-                    _live(options, env, session, source, path, summary, held, watch)
+                    _live(options, env, session, source[0], path, summary, held, watch)
                 )
         summary.stop = summary.stop or plan_stop
         summary.resumed = int(plan.frame["carried"].sum())
@@ -220,7 +220,7 @@ def _show(plan: Plan, options: RunOptions, env: Env) -> None:
             env.log("batch-attend: " + line)
 
 
-async def _live(options, env, session, source, path, summary, held, watch):
+async def _live(options, env, session, table, path, summary, held, watch):
     """The plan, then its requests, on one client with the ledger open; returns the plan, every
     row's outcome, why sending stopped early, and the journal, closed but still locked."""
     async with session.client(options) as client:
@@ -233,7 +233,7 @@ async def _live(options, env, session, source, path, summary, held, watch):
         stop = frame = None
         try:
             access = Access(session, client)
-            plan = await build_plan(options, env, access, journal, source=source, strict=True)
+            plan = await build_plan(options, env, access, journal, table, strict=True)
             journal.adopt(results.records_in_results(plan.table.results))
             journal.note_plan(plan.facts())
             _show(plan, options, env)
