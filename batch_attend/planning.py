@@ -152,13 +152,9 @@ def resolve_names(plan: pd.DataFrame, directory: Directory) -> pd.DataFrame:
     plan.loc[index, "operators"] = new["operators"]
     plan.loc[index, "department"] = new["department"]
     problems = new["problem"][new["problem"].notna() & pending(plan)[index]]
-    return decide(
-        plan,
-        plan.index.isin(problems.index),
-        RowStatus.INVALID,
-        problems.map(lambda problem: str(problem.code)),
-        problems.map(str),
-    )
+    codes = problems.map(lambda problem: str(problem.code))
+    rows = plan.index.isin(problems.index)
+    return decide(plan, rows, RowStatus.INVALID, codes, problems.map(str))
 
 
 def _resolve(operators: tuple, department: str, directory: Directory) -> tuple:
