@@ -119,7 +119,8 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
     """Run one batch and write its results (and ``--summary-json``). A problem found before
     sending raises :class:`BatchAttendError`: nothing is sent, an existing results file is left
     as it was. ``watch``: progress and cancel for a caller in another thread."""
-    env, summary_json = env or Env(), options.output.summary_json
+    env = env or Env()
+    summary_json = options.output.summary_json
     facts = {"exit_code": None, "started_at": now(), "input": str(options.input.path)}
     facts.update(output=None, journal=None, retry_at=None, plan=None)
     try:
