@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import i18n, sentences
+from batch_attend import i18n, planning, results, sentences
 from batch_attend.api import check_base_url, check_token
 from batch_attend.directory import Directory
 from batch_attend.env import Env
@@ -28,31 +28,9 @@ from batch_attend.leads import (
 )
 from batch_attend.leads import validate as validate_rows
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, Stop
-from batch_attend.planning import (
-    DISTRIBUTIONS,
-    PoolError,
-    assign_pool,
-    carry_over,
-    keep_online,
-    online_members,
-    read_pool,
-    resolve_names,
-    resolve_pool,
-    skip_duplicates,
-)
 from batch_attend.reading.files import STDIN, STDIN_NAME, read_stdin_table, read_table
 from batch_attend.reading.headers import ColumnMap, fold, map_columns
 from batch_attend.reading.table import Table
-from batch_attend.results import (
-    STDOUT,
-    OutputError,
-    check_capacity,
-    check_cell_lengths,
-    check_output,
-    counted,
-    default_output_for,
-    records_in_results,
-)
 from batch_attend.session import (
     Access,
     Account,
@@ -63,10 +41,7 @@ from batch_attend.session import (
     run_async,
 )
 from batch_attend.settings import RunOptions, resolve_token
-from batch_attend.whatsapp import (
-    WhatsAppDisconnected,
-    verify_phones,
-)
+from batch_attend.whatsapp import WhatsAppDisconnected, verify_phones
 
 #: A column is the operators' by content when at least this share of its first cells are the
 #: account's operators.
@@ -80,7 +55,6 @@ class Plan:
 
     options: RunOptions
     table: Table
-    output: str
     columns: ColumnMap
     frame: pd.DataFrame
     account: Account
@@ -108,8 +82,8 @@ class Plan:
         return int(phones.str.fullmatch(r"55[0-9]{2}[2-5][0-9]{7}").sum())
 
     def blocking(self) -> list[BatchAttendError]:
-        """What stops the run before its first start: a list or the WhatsApp status that
-        could not be read, the number not connected."""
+        """What stops the run before its first start: a list or WhatsApp status not read, the
+        number not connected."""
         if not self.ready:
             return []
         requests = self.options.requests
@@ -121,8 +95,8 @@ class Plan:
         found = [error for what, error in self.account.errors.items() if what in needed]
         whatsapp = self.account.whatsapp
         if whatsapp is not None and not whatsapp.ok:
-            found.append(WhatsAppDisconnected(whatsapp.problem() + _(
-                "; nothing was sent. Reconnect it in PlugChat and run again.")))  # fmt: skip
+            said = _("; nothing was sent. Reconnect it in PlugChat and run again.")
+            found.append(WhatsAppDisconnected(whatsapp.problem() + said))
         return found
 
     def exit_status(self) -> ExitStatus:
@@ -152,28 +126,27 @@ class Plan:
             fill = _("the pool {members} ({way})").format(members=", ".join(self.pool), way=way)
         else:
             fill = ", ".join(requests.operators) or _("nothing (such rows are invalid)")
-        invalid = counted(RowStatus.INVALID, self.count(RowStatus.INVALID))
+        invalid = results.counted(RowStatus.INVALID, self.count(RowStatus.INVALID))
         if without := self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP):
             invalid += _(" ({count} without WhatsApp)").format(count=i18n.number(without))
-        duplicates = counted("duplicates", self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW))
-        rows = f"{counted('rows', len(table))}: {counted('ready', self.ready)}, {invalid}, {duplicates}"
+        duplicates = results.counted(
+            "duplicates", self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW)
+        )
+        rows = f"{results.counted('rows', len(table))}: {results.counted('ready', self.ready)}, {invalid}, {duplicates}"
         if done := int(self.frame["carried"].sum()):
             rows += _("; {done} done by an earlier run").format(done=i18n.number(done))
         header = _("header row {row}").format(row=table.header_row)
-        out = [
-            _("Plan: {where}, {header}: {columns}.").format(
-                where=table.where, header=header, columns=", ".join(parts)
-            ),
-            _(
-                "Empty operators cells: {fill}; empty department cells: {department}. {rows}."
-            ).format(fill=fill, department=requests.department or _("none"), rows=rows),
-        ]
+        said = _("Plan: {where}, {header}: {columns}.")
+        out = [said.format(where=table.where, header=header, columns=", ".join(parts))]
+        said = _("Empty operators cells: {fill}; empty department cells: {department}. {rows}.")
+        department = requests.department or _("none")
+        out.append(said.format(fill=fill, department=department, rows=rows))
         if (landlines := self.landlines()) * 2 > self.ready:
-            out.append(_(
-                "{count} of the {ready} phones to send are landlines, which have no WhatsApp: is "
-                "'{column}' the phone column?"
-            ).format(count=i18n.number(landlines), ready=i18n.number(self.ready),
-                     column=table.columns[columns.phone]))  # fmt: skip
+            said = _(
+                "{count} of the {ready} phones to send are landlines, which have no WhatsApp: is '{column}' the phone column?"
+            )
+            count, ready = i18n.number(landlines), i18n.number(self.ready)
+            out.append(said.format(count=count, ready=ready, column=table.columns[columns.phone]))
         if self.unchecked:
             what = ", ".join(self.unchecked)
             out.append(_("Not checked without asking the account: {what}.").format(what=what))
@@ -203,26 +176,32 @@ class Plan:
 def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table, str]:
     """The table and where its results go, with every check that needs no request (of the
     output, base URL and token when ``sending``). INPUT ``-`` is ``env.stdin``."""
-    source = options.input
+    source, out = options.input, options.output
     stdin = source.path == STDIN
-    if stdin and sending:
-        _check_stdin_places(options)
-    how = dict(
-        sheet=source.sheet,
-        encoding=source.encoding,
-        delimiter=source.delimiter,
-        phone_column=source.phone_column,
-        header_row=source.header_row,
-    )
+    if stdin and sending and out.path is None:  # no name to put the results, or a ledger, beside
+        said = _(
+            "{path}: the input has no name to put the results beside; give -o PATH (or -o - for stdout)."
+        )
+        raise results.OutputError(said.format(path=STDIN_NAME))
+    if stdin and sending and out.path == results.STDOUT and out.journal is None:
+        said = _(
+            "{path}: with the results on stdout too, the journal has no file to sit beside; give --journal PATH."
+        )
+        raise results.OutputError(said.format(path=STDIN_NAME))
+    how = dict(sheet=source.sheet, encoding=source.encoding, delimiter=source.delimiter)
+    how.update(phone_column=source.phone_column, header_row=source.header_row)
     if stdin:
         table = read_stdin_table(getattr(env.stdin, "buffer", env.stdin), **how)
     else:
         table = read_table(source.path, **how)
-    output = options.output.path or (STDOUT if stdin else _default_output(options))
+    beside = Path(source.path)
+    if options.requests.sandbox:  # a rehearsal's results apart, never in the live run's way
+        beside = beside.with_name(f"{beside.stem}.sandbox{beside.suffix}")
+    output = out.path or (results.STDOUT if stdin else results.default_output_for(beside))
     if sending:
-        check_output(output, source.path, input_is_results=table.results is not None)
-        check_capacity(output, len(table))
-        check_cell_lengths(output, table)
+        results.check_output(output, source.path, input_is_results=table.results is not None)
+        results.check_capacity(output, len(table))
+        results.check_cell_lengths(output, table)
     requests = options.requests
     if sending and not requests.sandbox:
         check_base_url(requests.base_url)
@@ -231,50 +210,22 @@ def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table,
     return table, output
 
 
-def _default_output(options: RunOptions) -> str:
-    """Beside the input; a rehearsal's apart (``leads.sandbox.results.csv``), never in the way
-    of the live run."""
-    path = Path(options.input.path)
-    if options.requests.sandbox:
-        path = path.with_name(f"{path.stem}.sandbox{path.suffix}")
-    return default_output_for(path)
-
-
-def _check_stdin_places(options: RunOptions) -> None:
-    """Standard input has no name to put the results, or a ledger, beside."""
-    if options.output.path is None:
-        raise OutputError(
-            _(
-                "{path}: the input has no name to put the results beside; give -o PATH (or -o - for stdout)."
-            ).format(path=STDIN_NAME)
-        )
-    if options.output.path == STDOUT and options.output.journal is None:
-        raise OutputError(
-            _(
-                "{path}: with the results on stdout too, the journal has no file to sit beside; give --journal PATH."
-            ).format(path=STDIN_NAME)
-        )
-
-
 def journal_path(options: RunOptions, output: str) -> Path | None:
     """The ledger: ``--journal``, else beside the results' real file (the input's for stdout),
     so every way of naming the results finds it; None with nowhere to keep one."""
     if options.output.journal is not None:
         path = Path(options.output.journal)
-    elif output == STDOUT and options.input.path == STDIN:
+    elif output == results.STDOUT and options.input.path == STDIN:
         return None
     else:
-        beside = os.path.realpath(options.input.path if output == STDOUT else output)
+        beside = os.path.realpath(options.input.path if output == results.STDOUT else output)
         if options.requests.sandbox and ".sandbox." not in Path(beside).name:
             beside += ".sandbox"
         path = default_journal_path(beside)
     for other in (str(options.input.path), output):
-        if other != STDOUT and os.path.realpath(path) == os.path.realpath(other):
-            raise OutputError(
-                _("{path}: the journal would overwrite {other}; choose another --journal.").format(
-                    path=path, other=other
-                )
-            )
+        if other != results.STDOUT and os.path.realpath(path) == os.path.realpath(other):
+            said = _("{path}: the journal would overwrite {other}; choose another --journal.")
+            raise results.OutputError(said.format(path=path, other=other))
     return path
 
 
@@ -300,35 +251,17 @@ def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
     return found
 
 
-def _pool(options: RunOptions, directory: Directory | None) -> tuple[str, ...]:
-    requests = options.requests
-    if requests.distribute not in DISTRIBUTIONS:
-        raise PoolError(
-            _("--distribute: '{value}' is not one of {choices}").format(
-                value=requests.distribute, choices=", ".join(DISTRIBUTIONS)
-            )
-        )
-    pool = read_pool(requests.pool, requests.pool_file)
-    if (requests.pool or requests.pool_file) and not pool:
-        raise PoolError(_("the operator pool is empty; give IDs with --pool A,B or --pool-file"))
-    if pool and requests.operators:
-        raise PoolError(_("give --operator or --pool, not both: both fill empty operator cells"))
-    return resolve_pool(pool, directory) if pool and directory is not None else pool
-
-
 async def build_plan(
     options: RunOptions,
     env: Env,
-    access: Access | None = None,
-    journal: Journal | None = None,
+    access: Access | None,
+    journal: Journal | None,
+    table: Table,
     *,
-    source: tuple[Table, str] | None = None,
     strict: bool = False,
 ) -> Plan:
-    """The plan, asking the account through ``access`` (None: nothing is asked), carrying over
-    the ``journal``'s done leads. ``strict`` (a run): what stops sending is raised as soon as it
-    is known, before any phone is asked about."""
-    table, output = source or read_source(options, env, sending=False)
+    """The plan, asking the account through ``access`` (None: nothing), carrying over the
+    ``journal``'s done leads; ``strict`` (a run) raises what stops sending before phones are asked."""
     given = options.input
     table = table.edited(given.cell_edits)
     requests = options.requests
@@ -354,24 +287,24 @@ async def build_plan(
         owners_by_content(table, directory),
     )
     table = map_values(table, columns, given.value_map)
-    pool = _pool(options, lookup)
+    pool = planning.read_pool(requests, lookup)
     defaults = LeadDefaults(
         requests.operators, requests.department, requests.country_code, pool=bool(pool)
     )
     frame = validate_rows(table, columns, defaults)
     done = dict(journal.done()) if journal is not None else {}
-    done.update({r.phone: (r.status, None) for r in records_in_results(table.results)})
-    frame = carry_over(frame, done, lambda index: row_keys(table.frame.loc[index]))
+    done.update({r.phone: (r.status, None) for r in results.records_in_results(table.results)})
+    frame = planning.carry_over(frame, done, lambda index: row_keys(table.frame.loc[index]))
     named = (frame["department"] != "") & (pending(frame) | frame["carried"])
     if asking and (access.check or (requests.lookup and named.any())):
         await ask_departments(access, account)
-    plan = Plan(options, table, output, columns, frame, account, pool)
+    plan = Plan(options, table, columns, frame, account, pool)
     if account.token == "refused":
         plan.stop = Stop.UNAUTHORIZED
     if strict and plan.blocking():
         raise plan.blocking()[0]
     if lookup is not None:
-        frame = resolve_names(frame, lookup)
+        frame = planning.resolve_names(frame, lookup)
     if requests.verify_whatsapp and access is not None and not plan.stop:
         known = journal.whatsapp_answers() if journal is not None else {}
         frame, asked = await verify_phones(access.client, frame, set(done), known)
@@ -379,31 +312,24 @@ async def build_plan(
             journal.note_whatsapp(asked)
         if not options.display.quiet:
             said = _(
-                "asked PlugChat whether {count} phones have WhatsApp ({known} known from an "
-                "earlier run)."
+                "asked PlugChat whether {count} phones have WhatsApp ({known} known from an earlier run)."
             )
             count, known = i18n.number(len(asked)), i18n.number(len(known))
             env.log("batch-attend: " + said.format(count=count, known=known))
-    frame = skip_duplicates(frame)
+    frame = planning.skip_duplicates(frame)
     if requests.online_only and account.online is not None:
-        frame = keep_online(frame, account.online)
-        pool = online_members(pool, account.online)
-    plan.frame, plan.pool = assign_pool(frame, pool, requests.distribute), pool
-    if access is None or not access.lists:
-        plan.unchecked = _unchecked(options)
+        frame, pool = planning.keep_online(frame, pool, account.online)
+    plan.frame, plan.pool = planning.assign_pool(frame, pool, requests.distribute), pool
+    if not asking:
+        what = [_("the token")]
+        if requests.lookup:
+            what.append(_("names against the account's lists, the operators column by content"))
+        if requests.status_check:
+            what.append(_("the WhatsApp number"))
+        if requests.online_only:
+            what.append(_("who is online"))
+        plan.unchecked = what
     return plan
-
-
-def _unchecked(options: RunOptions) -> list[str]:
-    requests = options.requests
-    what = [_("the token")]
-    if requests.lookup:
-        what.append(_("names against the account's lists, the operators column by content"))
-    if requests.status_check:
-        what.append(_("the WhatsApp number"))
-    if requests.online_only:
-        what.append(_("who is online"))
-    return what
 
 
 def check_plan(
@@ -422,10 +348,10 @@ def check_plan(
 
     async def plan(session: Session | None) -> Plan:
         if session is None or not session.token:
-            return await build_plan(options, env, None, journal or own, source=source)
+            return await build_plan(options, env, None, journal or own, source[0])
         async with session.client(options) as client:
             access = Access(session, client, lists=not dry, check=not dry)
-            return await build_plan(options, env, access, journal or own, source=source)
+            return await build_plan(options, env, access, journal or own, source[0])
 
     asks = not dry or options.requests.verify_whatsapp
     try:

@@ -18,6 +18,7 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.leads import chat_keys, decide, pending, split_operators
 from batch_attend.outcomes import ErrorCode, RowStatus
+from batch_attend.settings import RequestOptions
 
 DISTRIBUTIONS = ("round-robin", "balanced")
 
@@ -29,8 +30,7 @@ class PoolError(BatchAttendError):
 def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     """Later rows of a chat already planned (or carried over, first wherever it stands) are
     ``skipped``: PlugChat keeps one attendance per chat, a second start could only race it."""
-    live = pending(plan) | plan["carried"]
-    phones = plan["phone"] if live.all() else plan["phone"][live]
+    phones = plan["phone"][pending(plan) | plan["carried"]]
     keys = chat_keys(phones)  # a mobile with and without its ninth digit: one chat
     twice = keys.duplicated(keep=False)  # the rows of a phone seen more than once: few
     if not twice.any():
@@ -50,26 +50,30 @@ def skip_duplicates(plan: pd.DataFrame) -> pd.DataFrame:
     return decide(plan, rows, RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW, messages)
 
 
-def read_pool(pool: str | None, pool_file: Path | None) -> tuple[str, ...]:
-    """Pool members from ``--pool A,B,C`` and/or a file (one per line, ``#`` comments)."""
-    members: list[str] = []
-    if pool:
-        members.extend(split_operators(pool))
-    if pool_file is not None:
+def read_pool(requests: RequestOptions, directory: Directory | None) -> tuple[str, ...]:
+    """Pool members from ``--pool A,B,C`` and/or a file (one per line, ``#`` comments), as IDs
+    when a ``directory`` is there to resolve them."""
+    if requests.distribute not in DISTRIBUTIONS:
+        said = _("--distribute: '{value}' is not one of {choices}")
+        raise PoolError(said.format(value=requests.distribute, choices=", ".join(DISTRIBUTIONS)))
+    members = list(split_operators(requests.pool or ""))
+    if requests.pool_file is not None:
         try:
-            text = Path(pool_file).read_text(encoding="utf-8-sig")
+            text = Path(requests.pool_file).read_text(encoding="utf-8-sig")
         except OSError as exc:
+            said = _("{pool_file}: cannot read the pool file ({strerror}).")
             raise PoolError(
-                _("{pool_file}: cannot read the pool file ({strerror}).").format(
-                    pool_file=pool_file, strerror=exc.strerror
-                )
+                said.format(pool_file=requests.pool_file, strerror=exc.strerror)
             ) from exc
         for line in text.splitlines():
             members.extend(split_operators(line.split("#", 1)[0]))
-    return tuple(dict.fromkeys(members))
-
-
-def resolve_pool(pool: tuple[str, ...], directory: Directory) -> tuple[str, ...]:
+    pool = tuple(dict.fromkeys(members))
+    if (requests.pool or requests.pool_file) and not pool:
+        raise PoolError(_("the operator pool is empty; give IDs with --pool A,B or --pool-file"))
+    if pool and requests.operators:
+        raise PoolError(_("give --operator or --pool, not both: both fill empty operator cells"))
+    if not pool or directory is None:
+        return pool
     try:
         return tuple(dict.fromkeys(directory.operator_id(member) for member in pool))
     except LookupProblem as problem:
@@ -96,16 +100,14 @@ def assign_pool(plan: pd.DataFrame, pool: tuple[str, ...], distribute: str) -> p
     else:
         members = [(pool[turn % len(pool)],) for turn in range(len(empty))]
     plan = plan.copy()
-    plan["operators"] = plan["operators"].astype(object)
     plan.loc[empty, "operators"] = pd.Series(members, index=empty, dtype=object)
     return plan
 
 
 def carry_over(plan: pd.DataFrame, done: Mapping[str, tuple], keys_of=None) -> pd.DataFrame:
-    """Leads an earlier run did are not sent again: one row of each (the one sent, found by its
-    fingerprint ``keys_of(index)`` however the sheet was sorted since; else the first) keeps
-    that run's outcome, even if now invalid, and is marked ``carried``. ``done``: phone →
-    (status, fingerprint)."""
+    """Leads an earlier run did (``done``: phone → status, fingerprint) are not sent again: one
+    row of each, ``carried``, keeps that run's outcome even if now invalid: the one sent, found by
+    its fingerprint ``keys_of(index)`` however the sheet was sorted since, else the first."""
     if not done:
         return plan
     candidates = plan[
@@ -136,78 +138,52 @@ def resolve_names(plan: pd.DataFrame, directory: Directory) -> pd.DataFrame:
     """Operator and department cells turned into IDs, once per distinct pair; rows to send
     that do not resolve become ``invalid`` (a carried one is left naming no operators)."""
     live = (pending(plan) | plan["carried"]).to_numpy()
-    operators, departments = plan["operators"][live], plan["department"][live]
-    op_codes, op_values = pd.factorize(operators.to_numpy(dtype=object))
-    dep_codes, dep_values = pd.factorize(departments)
+    op_codes, op_values = pd.factorize(plan["operators"][live].to_numpy(dtype=object))
+    dep_codes, dep_values = pd.factorize(plan["department"][live])
     distinct, which = np.unique(op_codes * len(dep_values) + dep_codes, return_inverse=True)
     pairs = [(op_values[k // len(dep_values)], dep_values[k % len(dep_values)]) for k in distinct]
-    answers = [_resolve(pair, directory) for pair in pairs]
-    if all(answer == pair for pair, answer in zip(pairs, answers, strict=True)):
+    answers = [_resolve(*pair, directory) for pair in pairs]
+    if all(answer == (*pair, None) for pair, answer in zip(pairs, answers, strict=True)):
         return plan  # IDs already, as most sheets hold: nothing to rewrite
-    failed = np.array([isinstance(a, LookupProblem) for a in answers], dtype=bool)
-    new_operators = np.empty(len(answers), dtype=object)
-    for k, answer in enumerate(answers):
-        new_operators[k] = () if failed[k] else answer[0]
-    new_departments = [pair[1] if failed[k] else answers[k][1] for k, pair in enumerate(pairs)]
     index = plan.index[live]
+    new = pd.DataFrame(answers, columns=["operators", "department", "problem"], dtype=object)
+    new = new.iloc[which].set_axis(index)
     plan = plan.copy()
-    plan["operators"] = plan["operators"].astype(object)
-    plan.loc[index, "operators"] = pd.Series(new_operators[which], index=index, dtype=object)
-    plan.loc[index, "department"] = np.array(new_departments, dtype=object)[which]
-    problem_rows = index[failed[which]]
-    problems = pd.Series(
-        [answers[k] for k in which[failed[which]]], index=problem_rows, dtype=object
-    )
-    problems = problems[pending(plan)[problem_rows]]
-    return decide(
-        plan,
-        plan.index.isin(problems.index),
-        RowStatus.INVALID,
-        problems.map(lambda problem: str(problem.code)),
-        problems.map(str),
-    )
+    plan.loc[index, "operators"] = new["operators"]
+    plan.loc[index, "department"] = new["department"]
+    problems = new["problem"][new["problem"].notna() & pending(plan)[index]]
+    codes = problems.map(lambda problem: str(problem.code))
+    rows = plan.index.isin(problems.index)
+    return decide(plan, rows, RowStatus.INVALID, codes, problems.map(str))
 
 
-def _resolve(pair: tuple, directory: Directory) -> tuple[tuple[str, ...], str] | LookupProblem:
-    """The IDs for one (operators, department) pair, or the problem that stops them."""
-    operators, department = pair
+def _resolve(operators: tuple, department: str, directory: Directory) -> tuple:
+    """The IDs for one (operators, department) pair and None, or no operators and the problem."""
     try:
         ids = tuple(dict.fromkeys(directory.operator_id(value) for value in operators))
-        return ids, directory.department_id(department) if department else ""
+        return ids, directory.department_id(department) if department else "", None
     except LookupProblem as problem:
-        return problem
+        return (), department, problem
 
 
-def online_members(pool: tuple[str, ...], states) -> tuple[str, ...]:
-    """The pool members online now; none is a usage error listing who is offline."""
+def keep_online(plan: pd.DataFrame, pool: tuple[str, ...], states) -> tuple[pd.DataFrame, tuple]:
+    """The pool members online now (none: a usage error listing who is offline), and a cell
+    naming several operators keeps those online now; with none online its row is ``skipped`` (a
+    later run sends it). A cell naming one is sent as written."""
     online = {s.id for s in states if s.online}
     members = tuple(member for member in pool if member in online)
     if pool and not members:
         labels = {s.id: s.label for s in states}
-        raise PoolError(
-            _(
-                "--online-only: no pool member is online now ({offline} offline); nothing was sent."
-            ).format(offline=", ".join(labels.get(m, m) for m in pool))
+        offline = ", ".join(labels.get(m, m) for m in pool)
+        said = _(
+            "--online-only: no pool member is online now ({offline} offline); nothing was sent."
         )
-    return members
-
-
-def keep_online(plan: pd.DataFrame, states) -> pd.DataFrame:
-    """A cell naming several operators keeps those online now; with none online its row is
-    ``skipped`` (a later run sends it). A cell naming one is sent as written."""
-    online = {s.id for s in states if s.online}
-    several = (pending(plan) & (plan["operators"].map(len) > 1)).to_numpy(bool)
-    if not several.any():
-        return plan
+        raise PoolError(said.format(offline=offline))
+    several = pending(plan) & (plan["operators"].map(len) > 1)
     kept = plan["operators"][several].map(lambda ops: tuple(op for op in ops if op in online))
     some = kept[kept.map(len) > 0]
     plan = plan.copy()
-    plan["operators"] = plan["operators"].astype(object)
     plan.loc[some.index, "operators"] = pd.Series(list(some), index=some.index, dtype=object)
-    return decide(
-        plan,
-        plan.index.isin(kept.index[kept.map(len) == 0]),
-        RowStatus.SKIPPED,
-        ErrorCode.OPERATORS_OFFLINE,
-        sentences.OPERATORS_OFFLINE,
-    )
+    none_online = plan.index.isin(kept.index[kept.map(len) == 0])
+    code, message = ErrorCode.OPERATORS_OFFLINE, sentences.OPERATORS_OFFLINE
+    return decide(plan, none_online, RowStatus.SKIPPED, code, message), members

@@ -1,9 +1,6 @@
-"""A run from end to end: the plan (:mod:`batch_attend.plan`), shown; its requests sent by the
-:class:`~batch_attend.engine.Engine`; the results built from the ledger, so they say what it
-says, whatever stopped the run.
-
-:func:`run_batch` is the library's entry point and what the CLI and the web page call.
-"""
+"""A run from end to end: the plan, shown; its requests sent by the engine; the results built
+from the ledger, so they say what it says whatever stopped the run. :func:`run_batch` is the
+library's entry point, which the CLI and the web page call."""
 
 from __future__ import annotations
 
@@ -20,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import i18n
+from batch_attend import i18n, results
 from batch_attend.api import PlugChatClient
 from batch_attend.engine import Engine, HeldSignals, Starts, signals_stop
 from batch_attend.env import Env
@@ -31,19 +28,7 @@ from batch_attend.leads import Lead
 from batch_attend.outcomes import ExitStatus, Outcome, RunSummary, Stop, exit_status_for
 from batch_attend.plan import Plan, build_plan, check_plan, journal_path, read_source
 from batch_attend.request_log import RequestLog, mask_phone
-from batch_attend.results import (
-    STDOUT,
-    check_writable,
-    contract_frame,
-    csv_delimiter,
-    format_summary,
-    outcome_frame,
-    outcomes_of,
-    records_in_results,
-    write_results,
-    write_summary_json,
-)
-from batch_attend.session import Access, Session, open_session, run_async
+from batch_attend.session import Access, open_session, run_async
 from batch_attend.settings import TOKEN_ENV, RunOptions
 from batch_attend.whatsapp import WhatsAppUnknown, whatsapp_status
 
@@ -55,18 +40,17 @@ class RunReport:
     output: str
     journal: Path | None
     exit_status: ExitStatus
-    plan: Plan | None = None
+    plan: Plan
 
     @functools.cached_property
     def outcomes(self) -> list[Outcome]:
         """One :class:`Outcome` per input row, in input order."""
-        return outcomes_of(self.frame)
+        return results.outcomes_of(self.frame)
 
 
 class Watch:
     """A run seen and stopped from another thread (the web page): how far it is, and a cancel
-    that stops it as Ctrl-C does (requests in flight finish, the rest is ``skipped``, a rerun
-    resumes from the ledger). Thread-safe; the CLI passes none."""
+    that acts as Ctrl-C (requests in flight finish, the rest is ``skipped``). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -81,8 +65,7 @@ class Watch:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def planned(self, rows: int, total: int, decided: dict | None = None) -> None:
-        """``rows`` in all, ``total`` of them to send, ``decided``: counts per status of the
-        others."""
+        """``rows`` in all, ``total`` of them to send; ``decided``: the others' counts by status."""
         with self._lock:
             self.rows, self.total, self.is_planned = rows, total, True
             self.counts.update({str(k): int(v) for k, v in (decided or {}).items()})
@@ -133,44 +116,34 @@ class Watch:
 
 
 def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None = None) -> RunReport:
-    """Run one batch end to end and write its results (and ``--summary-json``); raises
-    :class:`BatchAttendError` for problems found before sending (nothing is sent then, and an
-    existing results file is left as it was). ``watch``: progress and cancel for a caller in
-    another thread."""
+    """Run one batch and write its results (and ``--summary-json``). A problem found before
+    sending raises :class:`BatchAttendError`: nothing is sent, an existing results file is left
+    as it was. ``watch``: progress and cancel for a caller in another thread."""
     env = env or Env()
+    summary_json = options.output.summary_json
     facts = {"exit_code": None, "started_at": now(), "input": str(options.input.path)}
     facts.update(output=None, journal=None, retry_at=None, plan=None)
     try:
         report = _run(options, env, time.perf_counter(), watch)
-    except BatchAttendError as exc:
-        facts["exit_code"] = int(exc.exit_status)
+    except (BatchAttendError, KeyboardInterrupt) as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        facts["exit_code"] = int(ExitStatus.INTERRUPTED if interrupted else exc.exit_status)
+        error = "interrupted before any request was sent" if interrupted else str(exc)
         with contextlib.suppress(OSError):  # the summary's own path may be what is wrong
-            write_summary_json(options.output.summary_json, None, facts, str(exc))
-        raise
-    except KeyboardInterrupt:
-        facts["exit_code"] = int(ExitStatus.INTERRUPTED)
-        write_summary_json(
-            options.output.summary_json, None, facts, "interrupted before any request was sent"
-        )
+            results.write_summary_json(summary_json, None, facts, error)
         raise
     facts.update(
         retry_at=report.summary.retry_at,
         exit_code=int(report.exit_status),
         output=report.output,
         journal=str(report.journal) if report.journal else None,
-        plan=report.plan.facts() if report.plan is not None else None,
+        plan=report.plan.facts(),
     )
     try:
-        write_summary_json(
-            options.output.summary_json, report.summary, facts, report.summary.write_error
-        )
+        results.write_summary_json(summary_json, report.summary, facts, report.summary.write_error)
     except OSError as exc:
-        env.log(
-            "batch-attend: "
-            + _("error: {path}: the summary could not be written ({reason}).").format(
-                path=options.output.summary_json, reason=_reason(exc)
-            )
-        )
+        said = _("error: {path}: the summary could not be written ({reason}).")
+        env.log("batch-attend: " + said.format(path=summary_json, reason=_reason(exc)))
         report.exit_status = ExitStatus.WRITE_FAILED
     return report
 
@@ -184,25 +157,20 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
     path = journal_path(options, output)
     for file in (None if dry_run else path, options.output.summary_json, options.output.log_file):
         if file is not None:
-            check_writable(Path(file))
+            results.check_writable(Path(file))
     held = HeldSignals()
-    journal = None
+    # A dry run only reads the ledger, and asks nothing but the phones (--verify-whatsapp).
+    journal = Journal.open_readonly(path) if dry_run else None
     try:
-        if dry_run:  # the ledger only read; no request but the phones' with --verify-whatsapp
-            journal = Journal.open_readonly(path)
-            try:
-                plan = check_plan(options, env, source, journal)
-                _show(plan, options, env)
-                plan_stop = Stop.DRY_RUN
-                frame = _outcomes(plan, journal, plan_stop, resolved=not options.requests.lookup)
-            finally:
-                if journal is not None:
-                    journal.close()
-                journal = None
+        if dry_run:
+            plan = check_plan(options, env, source, journal)
+            _show(plan, options, env)
+            plan_stop = Stop.DRY_RUN
+            frame = _outcomes(plan, journal, plan_stop, resolved=not options.requests.lookup)
         else:
             with open_session(options, env) as session:
                 plan, frame, plan_stop, journal = run_async(
-                    _live(options, env, session, source, path, summary, held, watch)
+                    _live(options, env, session, source[0], path, summary, held, watch)
                 )
         summary.stop = summary.stop or plan_stop
         summary.resumed = int(plan.frame["carried"].sum())
@@ -211,37 +179,40 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
         summary.error_counts.update(codes.value_counts().to_dict())
         summary.names = plan.account.directory.names()
         summary.elapsed = time.perf_counter() - clock
+        out = options.output
         try:
-            write_results(
+            results.write_results(
                 output,
                 plan.table.columns,  # as edited before sending
-                contract_frame(plan.table.frame, frame),
+                results.contract_frame(plan.table.frame, frame),
                 stdout=env.stdout,
                 summary=summary,
-                bom=options.output.bom,
-                delimiter=csv_delimiter(
-                    options.output.output_delimiter,
-                    plan.table.delimiter,
-                    options.output.results_lang,
+                bom=out.bom,
+                delimiter=results.csv_delimiter(
+                    out.output_delimiter, plan.table.delimiter, out.results_lang
                 ),
-                lang=options.output.results_lang or "en",
+                lang=out.results_lang or "en",
             )
         except OSError as exc:
-            if isinstance(exc, BrokenPipeError) or output == STDOUT:
+            if isinstance(exc, BrokenPipeError) or output == results.STDOUT:
                 raise
             summary.write_error = summary.write_error or _(
                 "{path}: the results could not be written ({reason})"
             ).format(path=output, reason=_reason(exc))
     finally:
         held.release()
-        if journal is not None:
-            journal.unlock()
+        if journal is not None and dry_run:
+            journal.close()
+        elif journal is not None:
+            journal.unlock()  # the run's, closed but held until the results were out
     if summary.stop is None and held.name:  # a signal once sending was done
         summary.stop = Stop.named(held.name)
-    _say_how_it_ended(summary, options, env, None if dry_run else path)
-    return RunReport(
-        summary, frame, output, None if dry_run else path, exit_status_for(summary), plan
-    )
+    path = None if dry_run else path
+    if not options.display.quiet:
+        env.log(results.format_summary(summary))
+    if message := closing_message(summary, path):
+        env.log("batch-attend: " + message)
+    return RunReport(summary, frame, output, path, exit_status_for(summary), plan)
 
 
 def _show(plan: Plan, options: RunOptions, env: Env) -> None:
@@ -250,35 +221,21 @@ def _show(plan: Plan, options: RunOptions, env: Env) -> None:
             env.log("batch-attend: " + line)
 
 
-async def _live(
-    options: RunOptions,
-    env: Env,
-    session: Session,
-    source,
-    path: Path,
-    summary: RunSummary,
-    held: HeldSignals,
-    watch: Watch | None,
-):
-    """Everything that talks to the API, on one client, with the ledger open: the plan, then
-    its requests. Returns the plan, every row's outcome, why sending stopped early, and the
-    closed journal, still locked."""
+async def _live(options, env, session, table, path, summary, held, watch):
+    """The plan, then its requests, on one client with the ledger open; returns the plan, every
+    row's outcome, why sending stopped early, and the journal, closed but still locked."""
     async with session.client(options) as client:
         journal = Journal.open(
             path, target=session.name, input=str(options.input.path), fresh=options.output.fresh
         )
         if journal.set_aside is not None and not options.display.quiet:
-            env.log(
-                "batch-attend: "
-                + _("--fresh: the journal it forgets is kept as {path}.").format(
-                    path=journal.set_aside
-                )
-            )
-        stop = None
+            said = _("--fresh: the journal it forgets is kept as {path}.")
+            env.log("batch-attend: " + said.format(path=journal.set_aside))
+        stop = frame = None
         try:
             access = Access(session, client)
-            plan = await build_plan(options, env, access, journal, source=source, strict=True)
-            journal.adopt(records_in_results(plan.table.results))
+            plan = await build_plan(options, env, access, journal, table, strict=True)
+            journal.adopt(results.records_in_results(plan.table.results))
             journal.note_plan(plan.facts())
             _show(plan, options, env)
             stop = plan.stop
@@ -287,41 +244,36 @@ async def _live(
                 watch.planned(len(plan.frame), plan.ready, decided)
             if plan.ready:
                 held.hold()  # from here on, what is sent is written out whatever comes
-                recheck = _recheck(access) if options.requests.status_check else None
-                stop = await send(options, env, access.client, plan.leads(), plan.ready, journal,
+                recheck = (
+                    functools.partial(_recheck, client) if options.requests.status_check else None
+                )
+                stop = await send(options, env, client, plan.leads(), plan.ready, journal,
                                   summary, watch, recheck=recheck)  # fmt: skip
             frame = _outcomes(
                 plan, journal, stop, resolved=stop is not Stop.UNAUTHORIZED, when=summary.retry_at
             )
-        except BaseException:
-            journal.close(stop.key if stop else None)
-            raise
-        journal.close(stop.key if stop else None, unlock=False)  # held until the results are out
+        finally:  # once planned and sent, the lock is held until the results are out
+            journal.close(stop.key if stop else None, unlock=frame is None)
         return plan, frame, stop, journal
 
 
 def _outcomes(plan: Plan, journal: Journal | None, stop: Stop | None, *, resolved, when=None):
-    """Every row's outcome, from the plan and what the ledger (and a results file given as
-    input) recorded; rows left undecided are skipped, saying why. ``resolved``: the plan's
-    operators are IDs, so a carried row's can be compared with what was sent."""
+    """Every row's outcome, from the plan and what the ledger (and a results file handed back)
+    recorded. ``resolved``: the operators are IDs, comparable with those a carried row sent."""
     records = itertools.chain(
-        journal.records() if journal else (), records_in_results(plan.table.results)
+        journal.records() if journal else (), results.records_in_results(plan.table.results)
     )
     unsent = (stop or Stop.SIGINT).unsent(when)
-    return outcome_frame(plan.frame, records, unsent, compare_asked=resolved)
+    return results.outcome_frame(plan.frame, records, unsent, compare_asked=resolved)
 
 
-def _recheck(access: Access):
+async def _recheck(client: PlugChatClient) -> str | None:
     """What the engine asks once answers fail in a row: why sending must stop, or None."""
-
-    async def recheck() -> str | None:
-        try:
-            status = await whatsapp_status(access.client)
-        except (WhatsAppUnknown, TokenRefusedError):
-            return None  # not known to have dropped: the answers speak for themselves
-        return None if status.ok else status.problem()
-
-    return recheck
+    try:
+        status = await whatsapp_status(client)
+    except (WhatsAppUnknown, TokenRefusedError):
+        return None  # not known to have dropped: the answers speak for themselves
+    return None if status.ok else status.problem()
 
 
 async def send(
@@ -339,9 +291,8 @@ async def send(
     on_outcome=None,
 ) -> Stop | None:
     """Send ``total`` requests of ``kind`` (starts, or undo's finishes) on the engine, with the
-    progress bar, the request log and ``--verbose``, Ctrl-C and SIGTERM, and ``watch``; fill
-    ``summary``'s counts of requests; returns why sending stopped early (a ledger that cannot
-    record: ``Stop.WRITE_FAILED``, saying why in ``summary``)."""
+    progress bar, request log, ``--verbose``, signals and ``watch``, counting into ``summary``;
+    returns why sending stopped early (a ledger that cannot record: ``Stop.WRITE_FAILED``)."""
     from tqdm import tqdm
 
     kind = kind or Starts(journal)
@@ -372,16 +323,15 @@ async def send(
         if on_outcome is not None:
             on_outcome(lead, outcome)
 
-    sending = options.sending
     engine = Engine(
         client,
-        concurrency=sending.concurrency,
+        concurrency=options.sending.concurrency,
         policy=client.policy,
         backpressure=client.gate,
         journal=journal,
         on_outcome=decided,
         on_attempt=on_attempt if (options.display.verbose or log is not None) else None,
-        grace=sending.grace,
+        grace=options.sending.grace,
         recheck=recheck,
         kind=kind,
     )
@@ -413,12 +363,10 @@ async def send(
 
 
 def _reason(exc: Exception) -> str:
-    """An OS or SQLite error in words (``No space left on device``, ``database or disk is
-    full``)."""
+    """An OS or SQLite error in words (``No space left on device``)."""
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
-#: What a person is told after the summary line when sending stopped early, by why.
 _CLOSING = {
     Stop.WHATSAPP: N_(
         "{problem}; sending stopped. {skipped}: reconnect it in PlugChat and run the same "
@@ -453,23 +401,12 @@ def closing_message(summary: RunSummary, journal: Path | None) -> str | None:
             "{count} rows not finished are marked skipped",
             count,
         ).format(count=i18n.number(count))
-        return " ".join((
-            _("interrupted ({signal}); {skipped}.").format(signal=stop.key, skipped=not_finished),
-            _("Run the same command again to resume (progress is in {journal}).").format(
-                journal=journal
-            ),
-        ))  # fmt: skip
+        said = _("interrupted ({signal}); {skipped}.").format(signal=stop.key, skipped=not_finished)
+        resume = _("Run the same command again to resume (progress is in {journal}).")
+        return said + " " + resume.format(journal=journal)
     skipped = ngettext(
         "{count} row is marked skipped", "{count} rows are marked skipped", count
     ).format(count=i18n.number(count))
     return _(_CLOSING[stop]).format(
         problem=summary.whatsapp_problem, when=summary.retry_at, env=TOKEN_ENV, skipped=skipped
     )
-
-
-def _say_how_it_ended(summary: RunSummary, options: RunOptions, env: Env, journal: Path | None):
-    if not options.display.quiet:
-        env.log(format_summary(summary))
-    message = closing_message(summary, journal)
-    if message:
-        env.log("batch-attend: " + message)
