@@ -116,8 +116,13 @@ class Plan:
         """The plan shown before sending."""
         table, columns, requests = self.table, self.columns, self.options.requests
         parts = []
-        for role, label in (("phone", _("phone")), ("operators", _("operators")),
-                            ("department", _("department")), ("ddd", _("DDD"))):  # fmt: skip
+        labels = {
+            "phone": _("phone"),
+            "operators": _("operators"),
+            "department": _("department"),
+            "ddd": _("DDD"),
+        }
+        for role, label in labels.items():
             j = getattr(columns, role)
             taken = f"{label} '{table.columns[j]}' ({columns.why[role]})" if j is not None else ""
             parts.append(taken or _("{role}: none").format(role=label))

@@ -247,8 +247,17 @@ async def _live(options, env, session, table, path, summary, held, watch):
                 recheck = (
                     functools.partial(_recheck, client) if options.requests.status_check else None
                 )
-                stop = await send(options, env, client, plan.leads(), plan.ready, journal,
-                                  summary, watch, recheck=recheck)  # fmt: skip
+                stop = await send(
+                    options,
+                    env,
+                    client,
+                    plan.leads(),
+                    plan.ready,
+                    journal,
+                    summary,
+                    watch,
+                    recheck=recheck,
+                )
             frame = _outcomes(
                 plan, journal, stop, resolved=stop is not Stop.UNAUTHORIZED, when=summary.retry_at
             )
@@ -298,9 +307,16 @@ async def send(
     kind = kind or Starts(journal)
     # A bar for a person watching; none for pipes, files and --quiet (its lines still go out).
     shown = not options.display.quiet and env.stderr_isatty
-    progress = tqdm(total=total, file=env.stderr, unit="row", mininterval=0.25,
-                    dynamic_ncols=True, desc=kind.desc, leave=False,
-                    disable=not shown)  # fmt: skip
+    progress = tqdm(
+        total=total,
+        file=env.stderr,
+        unit="row",
+        mininterval=0.25,
+        dynamic_ncols=True,
+        desc=kind.desc,
+        leave=False,
+        disable=not shown,
+    )
     log = RequestLog(options.output.log_file) if options.output.log_file else None
 
     def on_attempt(lead: Lead, attempt: int, outcome: Outcome, seconds: float, wait) -> None:
