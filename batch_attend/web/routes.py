@@ -252,20 +252,11 @@ async def problems(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers=attachment("xlsx", name))
 
 
-@routes.post("/runs/{run}/start")
-async def start(request: web.Request) -> web.Response:
-    """Start (or resume) the run; never twice at once: two runs would write the same results."""
-    return await _begin(request, runs.execute)
-
-
-@routes.post("/runs/{run}/undo")
-async def undo_run(request: web.Request) -> web.Response:
-    """Finish what a finished run started (the page asked for a confirmation), followed as a
-    run is; its status is the run's until the undo ends."""
-    return await _begin(request, runs.undo)
-
-
-async def _begin(request: web.Request, work) -> web.Response:
+@routes.post("/runs/{run}/{work:start|undo}")
+async def begin(request: web.Request) -> web.Response:
+    """Start (or resume) the run, or undo what it started (the person confirmed), followed alike;
+    never two at once: they would write the same results."""
+    work = runs.execute if request.match_info["work"] == "start" else runs.undo
     choices, server, run = await _choices(request)
     if (job := server.jobs.get(run.id)) is not None:
         if not job.ended.is_set():
@@ -285,8 +276,7 @@ async def _begin(request: web.Request, work) -> web.Response:
 
 
 async def _execute(server: Server, run: runs.Run, job: Job, work) -> None:
-    """The run (or its undo), its status kept as soon as its results are known, then their
-    workbook."""
+    """The run (or its undo); its status kept once its results are known, then their workbook."""
     status = {"state": "error", "exit_code": 1, "message": "stopped"}
     workbook = None
     try:
