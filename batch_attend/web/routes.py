@@ -97,6 +97,7 @@ def outcome(server: Server, run: runs.Run) -> dict:
     stopped = state in ("interrupted", "crashed", "error") or status.get("exit_code") not in (0, 1)
     failed = bool(status["counts"].get("failed"))
     not_done = status.get("not_done") or {"rows": [], "more": 0}
+    started = status["counts"].get("started", 0) if state in ("finished", "interrupted") else 0
     rows = []
     for row, done, error in not_done["rows"]:
         kind, said = split_error(error)
@@ -107,9 +108,7 @@ def outcome(server: Server, run: runs.Run) -> dict:
         "resumable": state not in ("new", "running") and (stopped or failed),
         "not_done": {"rows": rows, "more": not_done["more"]},
         "downloads": {f: f"/runs/{run.id}/results.{f}" for f in KINDS if run.results(f).exists()},
-        "undo": _undo_offer(status["counts"].get("started", 0))
-        if state in ("finished", "interrupted")
-        else None,
+        "undo": _undo_offer(started),
     }
 
 
@@ -192,7 +191,6 @@ async def delete(request: web.Request) -> web.Response:
     server, run = find_run(request)
     if run.id in server.jobs:
         return error(409, _("This run is going; cancel it before deleting it."))
-    runs._kept.cache_clear()  # nothing of its upload kept, in memory either
     await asyncio.to_thread(server.store.discard, run)
     return web.json_response({"ok": True})
 

@@ -233,7 +233,8 @@ class RunStore:
             return path.read_bytes()
 
     def discard(self, run: Run) -> None:
-        """The run's folder gone (the shared ledger keeps its leads from being sent twice)."""
+        """The run's folder and its upload in memory gone; the shared ledger keeps its leads."""
+        _kept.cache_clear()
         shutil.rmtree(run.folder)
 
 
