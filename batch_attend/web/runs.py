@@ -363,11 +363,10 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
     except Exception as exc:
         log.exception("run %s failed", run.id)
         return {"state": "error", "exit_code": 1, "message": type(exc).__name__}, None
+    stop = report.summary.stop
+    state = "interrupted" if stop and stop.interrupted else "finished"
     frame = results.contract_frame(report.plan.table.frame, report.frame)
-    status = {
-        "state": "interrupted" if report.summary.stop and report.summary.stop.interrupted else "finished",
-        "exit_code": int(report.exit_status),
-    }  # fmt: skip
+    status = {"state": state, "exit_code": int(report.exit_status)}
     return _ended(run, status, report.summary, report.plan.table, frame)
 
 
