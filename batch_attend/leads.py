@@ -5,6 +5,7 @@ the rules run a column at a time, or once per distinct cell where a sheet repeat
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,9 +69,8 @@ def normalize_phones(
     cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE, ddd_column: str | None = None
 ) -> pd.DataFrame:
     """The digits to send for every phone cell (``phone``, "" where invalid) and why not
-    (``error``, "" where valid), read as dialled in Brazil: ``+``, ``00`` or 12+ digits from the
-    country code put one first, else a trunk 0 (and carrier) is dropped and ``country_code``
-    added; a spreadsheet's number artefacts are undone only when no digit was lost."""
+    (``error``), read as dialled in Brazil; a spreadsheet's number artefacts are undone only when
+    no digit was lost."""
     text = cells.astype(str).str.strip()
     error = pd.Series("", index=cells.index, dtype=str)
     # A number cell leaves a dot, a comma or an exponent: only such (few) cells are examined.
@@ -145,7 +145,7 @@ def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> p
 
 def chat_keys(phones: pd.Series) -> pd.Series:
     """One key per WhatsApp chat: a Brazilian mobile without its ninth digit in its 13-digit form
-    (as ``whatsapp.other_form`` pairs them); any other phone as it is."""
+    (as ``whatsapp.other_form`` pairs them)."""
     short = phones.str.fullmatch(r"55[0-9]{2}[6-9][0-9]{7}").to_numpy(bool)
     if not short.any():
         return phones
@@ -157,7 +157,7 @@ MAX_OPERATORS = 100
 
 
 def split_operators(cell: str) -> tuple[str, ...]:
-    """Operator IDs from one cell, trimmed, once each; at most :data:`MAX_OPERATORS` + 1."""
+    """Operator IDs from one cell, once each; at most :data:`MAX_OPERATORS` + 1."""
     parts = (part.strip() for part in _OPERATOR_SEPARATORS.split(cell, MAX_OPERATORS))
     return tuple(dict.fromkeys(part for part in parts if part))
 
@@ -258,16 +258,14 @@ def validate(table: Table, columns: ColumnMap, defaults: LeadDefaults) -> pd.Dat
     if columns.ddd is not None:
         phone_cells = join_ddd(phone_cells, _cells(table, columns.ddd))
         ddd_column = table.columns[columns.ddd]
-    phones = pd.concat(
-        on_cores(
-            lambda c: normalize_phones(c, defaults.country_code, ddd_column), pieces(phone_cells)
-        )
+    normalize = functools.partial(
+        normalize_phones, country_code=defaults.country_code, ddd_column=ddd_column
     )
+    phones = pd.concat(on_cores(normalize, pieces(phone_cells)))
     operators = _cells(table, columns.operators)
     operators = per_distinct(operators, lambda c: split_operators(c) or defaults.operators)
-    department = per_distinct(
-        _cells(table, columns.department), lambda c: c.strip() or defaults.department
-    )
+    department = _cells(table, columns.department)
+    department = per_distinct(department, lambda c: c.strip() or defaults.department)
     plan = pd.DataFrame(
         {
             "row": np.asarray(table.row_numbers, dtype="int64"),
@@ -303,8 +301,8 @@ def row_keys(cells: pd.DataFrame) -> np.ndarray:
 
 
 def leads_to_send(plan: pd.DataFrame, cells: pd.DataFrame | None = None) -> Iterator[Lead]:
-    """A :class:`Lead` for every row still to be sent, in order, made as the sender asks (no copy
-    of the plan), with its fingerprint when the input's ``cells`` are given."""
+    """A :class:`Lead` for every row still to be sent, made as the sender asks (no copy of the
+    plan), with its fingerprint when the input's ``cells`` are given."""
     live = pending(plan).to_numpy()
     keys = [None] * len(plan)
     if cells is not None and live.any():

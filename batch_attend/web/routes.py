@@ -97,6 +97,7 @@ def outcome(server: Server, run: runs.Run) -> dict:
     stopped = state in ("interrupted", "crashed", "error") or status.get("exit_code") not in (0, 1)
     failed = bool(status["counts"].get("failed"))
     not_done = status.get("not_done") or {"rows": [], "more": 0}
+    started = status["counts"].get("started", 0) if state in ("finished", "interrupted") else 0
     rows = []
     for row, done, error in not_done["rows"]:
         kind, said = split_error(error)
@@ -107,9 +108,7 @@ def outcome(server: Server, run: runs.Run) -> dict:
         "resumable": state not in ("new", "running") and (stopped or failed),
         "not_done": {"rows": rows, "more": not_done["more"]},
         "downloads": {f: f"/runs/{run.id}/results.{f}" for f in KINDS if run.results(f).exists()},
-        "undo": _undo_offer(status["counts"].get("started", 0))
-        if state in ("finished", "interrupted")
-        else None,
+        "undo": _undo_offer(started),
     }
 
 
@@ -192,7 +191,6 @@ async def delete(request: web.Request) -> web.Response:
     server, run = find_run(request)
     if run.id in server.jobs:
         return error(409, _("This run is going; cancel it before deleting it."))
-    runs._kept.cache_clear()  # nothing of its upload kept, in memory either
     await asyncio.to_thread(server.store.discard, run)
     return web.json_response({"ok": True})
 
@@ -252,20 +250,11 @@ async def problems(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers=attachment("xlsx", name))
 
 
-@routes.post("/runs/{run}/start")
-async def start(request: web.Request) -> web.Response:
-    """Start (or resume) the run; never twice at once: two runs would write the same results."""
-    return await _begin(request, runs.execute)
-
-
-@routes.post("/runs/{run}/undo")
-async def undo_run(request: web.Request) -> web.Response:
-    """Finish what a finished run started (the page asked for a confirmation), followed as a
-    run is; its status is the run's until the undo ends."""
-    return await _begin(request, runs.undo)
-
-
-async def _begin(request: web.Request, work) -> web.Response:
+@routes.post("/runs/{run}/{work:start|undo}")
+async def begin(request: web.Request) -> web.Response:
+    """Start (or resume) the run, or undo what it started (the person confirmed), followed alike;
+    never two at once: they would write the same results."""
+    work = runs.execute if request.match_info["work"] == "start" else runs.undo
     choices, server, run = await _choices(request)
     if (job := server.jobs.get(run.id)) is not None:
         if not job.ended.is_set():
@@ -285,8 +274,7 @@ async def _begin(request: web.Request, work) -> web.Response:
 
 
 async def _execute(server: Server, run: runs.Run, job: Job, work) -> None:
-    """The run (or its undo), its status kept as soon as its results are known, then their
-    workbook."""
+    """The run (or its undo); its status kept once its results are known, then their workbook."""
     status = {"state": "error", "exit_code": 1, "message": "stopped"}
     workbook = None
     try:

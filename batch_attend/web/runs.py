@@ -233,7 +233,8 @@ class RunStore:
             return path.read_bytes()
 
     def discard(self, run: Run) -> None:
-        """The run's folder gone (the shared ledger keeps its leads from being sent twice)."""
+        """The run's folder and its upload in memory gone; the shared ledger keeps its leads."""
+        _kept.cache_clear()
         shutil.rmtree(run.folder)
 
 
@@ -352,7 +353,7 @@ def write_problems(run: Run, settings: dict, environ) -> str:
 
 def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
     """Run the batch as the CLI does, results as CSV; returns the status to keep, and what writes
-    their workbook (seconds the page need not wait for). Only the summary and errors are shown."""
+    their workbook (seconds the page need not wait for)."""
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
         report = run_batch(run.options(settings), env, watch=watch)
@@ -362,19 +363,16 @@ def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Call
     except Exception as exc:
         log.exception("run %s failed", run.id)
         return {"state": "error", "exit_code": 1, "message": type(exc).__name__}, None
+    stop = report.summary.stop
+    state = "interrupted" if stop and stop.interrupted else "finished"
     frame = results.contract_frame(report.plan.table.frame, report.frame)
-    status = {
-        "state": "interrupted" if report.summary.stop and report.summary.stop.interrupted else "finished",
-        "exit_code": int(report.exit_status),
-    }  # fmt: skip
+    status = {"state": state, "exit_code": int(report.exit_status)}
     return _ended(run, status, report.summary, report.plan.table, frame)
 
 
 def undo(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
-    """Finish what the run started (the page asked, and the person confirmed), as ``batch-attend
-    undo results.csv --yes`` does; its results rewritten in both forms. The run keeps its state
-    and exit code (Resume sends the rows not done, the undone ones among them); a message says
-    what was left started, if anything was."""
+    """As ``batch-attend undo results.csv --yes``. The run keeps its state and exit code: Resume
+    sends the rows not done, the undone ones among them."""
     options = run.options(settings)
     options.input.path = run.results("csv")
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
@@ -393,14 +391,11 @@ def undo(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callabl
 
 
 def _ended(run: Run, status: dict, summary, table, frame) -> tuple[dict, Callable]:
-    """The status of a run (or an undo) that wrote its results (``frame``, as written), and what
-    writes the workbook of the same results."""
+    """The status of a run (or an undo) that wrote ``frame``, and what writes its workbook."""
     lang = i18n.language()
     summary.output = "results.xlsx"  # the person's name for it, not the server's path
     contract = frame.iloc[:, -len(RESULT_COLUMNS) :].set_axis(list(RESULT_COLUMNS), axis=1)
-    counted = results.summary_of(
-        summary, contract
-    )  # every row's status (an undo's summary: its own)
+    counted = results.summary_of(summary, contract)  # every row's (an undo's summary: its own)
 
     def workbook() -> None:
         path = str(run.results("xlsx"))
@@ -420,12 +415,10 @@ def _ended(run: Run, status: dict, summary, table, frame) -> tuple[dict, Callabl
 
 
 def not_done(frame) -> dict:
-    """The first rows the run did not get done (duplicates, and the rows an undo asked for,
-    aside), as the results say them (in English: the page says them in its reader's language)."""
+    """The first rows not done (duplicates and undone rows aside), in the results' English: the
+    page words them in its reader's language."""
     shown = ~frame["status"].isin([*DONE_STATUSES, RowStatus.UNDONE])
     rows = frame[shown & ~frame["error"].str.startswith("duplicate_row")]
-    shown = [
-        [int(row), str(status), error]
-        for row, status, error in zip(rows["row"], rows["status"], rows["error"], strict=True)
-    ]
-    return {"rows": shown[:ROWS_SHOWN], "more": max(0, len(shown) - ROWS_SHOWN)}
+    first = rows[["row", "status", "error"]].head(ROWS_SHOWN).itertuples(index=False)
+    listed = [[int(row), str(status), error] for row, status, error in first]
+    return {"rows": listed, "more": max(0, len(rows) - ROWS_SHOWN)}
