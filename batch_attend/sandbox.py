@@ -20,8 +20,8 @@ from aiohttp import web
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
+from batch_attend.settings import SANDBOX_RETRY_AFTER, SANDBOX_SLOW_SECONDS, SANDBOX_TOKEN
 
-SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_TICKET = "0000"  # the vendor page's example value
 API_PREFIX = "/api/integrations"
 FIRST_ATTENDANCE_NUMBER = 1001
@@ -103,9 +103,9 @@ class SandboxState:
     rate_limit: float | None = None
     burst: int = 0
     limit_status: int = 503
-    retry_after: str = "none"  # "seconds", "date" or "none"
+    retry_after: str = SANDBOX_RETRY_AFTER  # "seconds", "date" or "none"
     revoke_after: int | None = None
-    slow_seconds: float = 5.0
+    slow_seconds: float = SANDBOX_SLOW_SECONDS
     faults: dict[str, Fault] = field(default_factory=dict)
     operators: list[dict] = field(default_factory=lambda: [dict(op) for op in OPERATORS])
     departments: list[dict] = field(default_factory=lambda: [dict(d) for d in DEPARTMENTS])
