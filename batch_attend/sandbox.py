@@ -230,15 +230,11 @@ def _finish(state: SandboxState, phone: str, operators: list[str]) -> web.Respon
 
 
 def _start_body(body: dict) -> tuple[str, list[str], str | None] | None:
-    phone, operators = body.get("phone"), body.get("operators")
-    if (
-        not isinstance(operators, list)
-        or not operators
-        or not all(isinstance(op, str) and op for op in operators)
-        or ("departmentId" in body and not isinstance(body["departmentId"], str))
-    ):
+    operators = body.get("operators")
+    named = isinstance(operators, list) and all(isinstance(op, str) and op for op in operators)
+    if not (named and operators and isinstance(body.get("departmentId", ""), str)):
         return None
-    return phone, operators, body.get("departmentId")
+    return body.get("phone"), operators, body.get("departmentId")
 
 
 def _finish_body(body: dict) -> tuple[str, list[str], None] | None:
@@ -495,12 +491,7 @@ def serve(state: SandboxState, host: str, port: int, announce) -> None:
 
 
 def serve_until_stopped(
-    app: web.Application,
-    host: str,
-    port: int,
-    on_bound,
-    failure: type[BatchAttendError],
-    shutdown_timeout: float = 0.5,
+    app: web.Application, host: str, port: int, on_bound, failure, shutdown_timeout: float = 0.5
 ) -> None:
     """Serve ``app`` until Ctrl-C (the sandbox, the web page); ``on_bound`` gets the port taken
     (``port`` 0: any free one); a port that cannot be had raises ``failure``, saying why."""
