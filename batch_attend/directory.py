@@ -66,8 +66,9 @@ class Operator(Department):
 
 
 def looks_like_id(value: str) -> bool:
-    """PlugChat's IDs are opaque codes (UUIDs, ``OP-1``): without the operator list, a value with
-    no space and no ``@`` that holds a digit or no lower-case letter (not ``Ana``, ``bruno.lima``)."""
+    """PlugChat's IDs are opaque codes (UUIDs, ``OP-1``): without the operator list, a value is
+    taken for one when it has no space and no ``@``, and a digit or no lower-case letter (so
+    ``Ana`` and ``bruno.lima`` are not; ``--no-lookup`` sends any cell as it is)."""
     if not value or any(ch.isspace() for ch in value) or "@" in value:
         return False
     return any(ch.isdigit() for ch in value) or not any(ch.islower() for ch in value)
@@ -191,7 +192,7 @@ class OnlineState(Department):
 
 async def fetch_online(client, account_id: str | None) -> list[OnlineState]:
     """Every operator's state now; a missing account ID or an answer that is not the list is a
-    :class:`DirectoryError`, a refused token :class:`TokenRefusedError`."""
+    :class:`DirectoryError`."""
     if not account_id:
         raise DirectoryError(
             _(

@@ -202,15 +202,14 @@ def _act(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
     if phone in state.attendances:
         number, current = state.attendances[phone]
         names = {op["id"]: op["name"] for op in state.operators}
+        listed = [{"id": op, "name": names.get(op, f"Operador {op}")} for op in current]
         state.answers["progress"] += 1
         return web.json_response(
             {
                 "status": "progress",
                 "message": "chat is already in service",
                 "attendanceNumber": number,
-                "operators": [
-                    {"id": op, "name": names.get(op, f"Operador {op}")} for op in current
-                ],
+                "operators": listed,
             }
         )
     number = FIRST_ATTENDANCE_NUMBER + state.total_starts()  # a finished one's is not reused
