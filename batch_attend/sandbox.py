@@ -281,7 +281,11 @@ async def _handle(request: web.Request, state: SandboxState, read, act) -> web.S
     if state.keep_log:
         state.log.append(dict(body))  # the body exactly as received
     if state._over_rate():
-        return _too_many(state)
+        state.answers[str(state.limit_status)] += 1
+        after = {"seconds": "1", "date": email.utils.formatdate(time.time() + 1, usegmt=True)}
+        headers = {"Retry-After": after[state.retry_after]} if state.retry_after in after else {}
+        refusal = {"error": "too many requests"}
+        return web.json_response(refusal, status=state.limit_status, headers=headers)
     unknown = state.unknown_ids(operators, department)
     if unknown:  # the API's answer to an ID it does not have is undocumented: this is ours
         state.answers["400"] += 1
@@ -304,18 +308,6 @@ async def _handle(request: web.Request, state: SandboxState, read, act) -> web.S
         return acted
     status, kind, text = FAULT_KINDS[fault.kind]
     return web.Response(status=status, text=text, content_type=kind)
-
-
-def _too_many(state: SandboxState) -> web.Response:
-    state.answers[str(state.limit_status)] += 1
-    headers = {}
-    if state.retry_after == "seconds":
-        headers["Retry-After"] = "1"
-    elif state.retry_after == "date":
-        headers["Retry-After"] = email.utils.formatdate(time.time() + 1, usegmt=True)
-    return web.json_response(
-        {"error": "too many requests"}, status=state.limit_status, headers=headers
-    )
 
 
 async def departments(request: web.Request) -> web.Response:
