@@ -211,9 +211,8 @@ async def fetch_online(client, account_id: str | None) -> list[OnlineState]:
             )
         )
     return [
-        OnlineState(
-            str(i["id"]),
-            str(i.get("name") or ""),
+        OnlineState.from_api(
+            i,
             online=i.get("state") == "online",
             last_changed=i.get("lastChanged") if isinstance(i.get("lastChanged"), int) else None,
         )
