@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 from aiohttp import web
 
@@ -243,20 +244,16 @@ def _finish_body(body: dict) -> tuple[str, list[str], None] | None:
     return body.get("phone"), [operator], None
 
 
-def handler(read, act):
-    """A POST of the API: ``read`` takes its JSON body apart (phone, operators, department;
-    None: malformed), ``act(state, phone, operators)`` acts on it."""
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        state: SandboxState = request.app[STATE]
-        state.in_flight += 1
-        state.max_in_flight = max(state.max_in_flight, state.in_flight)
-        try:
-            return await _handle(request, state, read, act)
-        finally:
-            state.in_flight -= 1
-
-    return handle
+async def _post(read, act, request: web.Request) -> web.StreamResponse:
+    """A POST of the API, held in ``in_flight`` until answered: ``read`` takes its JSON body apart
+    (phone, operators, department; None: malformed), ``act(state, phone, operators)`` acts on it."""
+    state: SandboxState = request.app[STATE]
+    state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    try:
+        return await _handle(request, state, read, act)
+    finally:
+        state.in_flight -= 1
 
 
 async def _handle(request: web.Request, state: SandboxState, read, act) -> web.StreamResponse:
@@ -389,8 +386,8 @@ async def sandbox_state(request: web.Request) -> web.Response:
 def make_app(state: SandboxState | None = None) -> web.Application:
     app = web.Application()
     app[STATE] = state or SandboxState()
-    app.router.add_post(f"{API_PREFIX}/start-attendance", handler(_start_body, _act))
-    app.router.add_post(f"{API_PREFIX}/finish-attendance", handler(_finish_body, _finish))
+    app.router.add_post(f"{API_PREFIX}/start-attendance", partial(_post, _start_body, _act))
+    app.router.add_post(f"{API_PREFIX}/finish-attendance", partial(_post, _finish_body, _finish))
     app.router.add_get(f"{API_PREFIX}/departments", departments)
     app.router.add_get("/api/operator/get-all", operators)
     app.router.add_get("/api/whatsapp/status", whatsapp_status)
