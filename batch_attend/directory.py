@@ -5,7 +5,7 @@ API would reject or misroute. Without the operator list, only values that look l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from batch_attend import sentences
@@ -43,9 +43,9 @@ class Department:
         return f"{self.name} ({self.id})" if self.name else self.id
 
     @classmethod
-    def from_api(cls, item: dict) -> Department:
+    def from_api(cls, item: dict, **more) -> Department:
         name, active = str(item.get("name") or ""), item.get("active", True) is not False
-        return cls(str(item.get("id", "")), name, active)
+        return cls(str(item.get("id", "")), name, active, **more)
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,8 @@ class Operator(Department):
     @classmethod
     def from_api(cls, item: dict) -> Operator:
         exactsales = item.get("exactsales") if isinstance(item.get("exactsales"), dict) else {}
-        base = Department.from_api(item)
-        return cls(
-            base.id,
-            base.name,
-            base.active,
+        return super().from_api(
+            item,
             login=str(item.get("login") or ""),
             email=str(item.get("email") or exactsales.get("email") or ""),
             departments=tuple(str(d) for d in item.get("departaments") or ()),
@@ -69,27 +66,22 @@ class Operator(Department):
 
 
 def looks_like_id(value: str) -> bool:
-    """IDs in PlugChat are opaque codes: UUIDs, or short codes such as ``OP-1`` or
-    ``52a8dce4-b49c``. Without the operator list, a value is taken for an ID only when it has no
-    space and no ``@``, and holds a digit or no lower-case letter: ``Ana`` and ``bruno.lima``
-    are a name and a login (``--no-lookup`` sends any cell as it is)."""
+    """PlugChat's IDs are opaque codes (UUIDs, ``OP-1``): without the operator list, a value is
+    taken for one when it has no space and no ``@``, and a digit or no lower-case letter (so
+    ``Ana`` and ``bruno.lima`` are not; ``--no-lookup`` sends any cell as it is)."""
     if not value or any(ch.isspace() for ch in value) or "@" in value:
         return False
     return any(ch.isdigit() for ch in value) or not any(ch.islower() for ch in value)
 
 
+@dataclass(eq=False)
 class Directory:
     """What the account has; ``None`` for a list that was not fetched."""
 
-    def __init__(
-        self,
-        operators: list[Operator] | None = None,
-        departments: list[Department] | None = None,
-    ) -> None:
-        self.operators = operators
-        self.departments = departments
-        self.unchecked = False  # without the operator list, names pass as written (a dry run)
-        self._operator_cache: dict[str, str] = {}
+    operators: list[Operator] | None = None
+    departments: list[Department] | None = None
+    unchecked: bool = False  # without the operator list, names pass as written (a dry run)
+    _operator_cache: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def names(self) -> dict[str, str]:
         """The name of every operator and department the account listed, by ID."""
@@ -200,7 +192,7 @@ class OnlineState(Department):
 
 async def fetch_online(client, account_id: str | None) -> list[OnlineState]:
     """Every operator's state now; a missing account ID or an answer that is not the list is a
-    :class:`DirectoryError`, a refused token :class:`TokenRefusedError`."""
+    :class:`DirectoryError`."""
     if not account_id:
         raise DirectoryError(
             _(
@@ -219,9 +211,8 @@ async def fetch_online(client, account_id: str | None) -> list[OnlineState]:
             )
         )
     return [
-        OnlineState(
-            str(i["id"]),
-            str(i.get("name") or ""),
+        OnlineState.from_api(
+            i,
             online=i.get("state") == "online",
             last_changed=i.get("lastChanged") if isinstance(i.get("lastChanged"), int) else None,
         )

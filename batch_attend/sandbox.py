@@ -1,35 +1,13 @@
-"""A local stand-in for PlugChat, served over real HTTP on 127.0.0.1 by aiohttp's web server.
-
-It answers the way the vendor's page says (401 without or with a wrong token, 405 on other
-methods, 415 without a JSON content type, ``true`` on a first start, the "progress" body with a
-stable attendance number on a repeat; ``finish-attendance`` ends an attendance, after which the
-chat can be started again, with ``chatFounded`` false when there was none), and can misbehave
-on purpose so that retries, time-outs and odd answers are tested over real loopback
-connections (the faults and the rate limit meet finishes as they meet starts):
-
-* ``latency`` / ``jitter``: seconds added to every answer;
-* ``rate_limit`` / ``burst``: nginx's ``limit_req`` (a leaky bucket: a request closer than
-  1/rate to the one before is refused, unless ``burst`` lets it through at once), refusing
-  with 503 and no ``Retry-After`` as nginx does by default (``limit_status``: 429;
-  ``retry_after``: a ``Retry-After`` of a second, in seconds or as a date);
-* ``revoke_after``: after that many starts the token stops working (401);
-* ``faults``: per phone, a :class:`Fault` such as ``fail:2`` (two 500s, then normal);
-* ``connected`` / ``disconnect_after``: the account's WhatsApp number is down (or drops after that
-  many starts): ``GET /api/whatsapp/status`` says so and every start answers 503.
-
-Beside the start it serves the vendor's neighbouring endpoints, so preflight checks are tested too:
-departments, operators (``Ticket``), ``/api/whatsapp/status``, ``/api/whatsapp/phone-exists/PHONE``
-(false for :data:`NO_WHATSAPP` and for the written form in :data:`ONLY_OTHER_FORM`) and
-``/api/account/get-operators-online?id=`` :data:`SANDBOX_ACCOUNT_ID` (:data:`ONLINE_OPERATORS`).
-
-Used three ways: ``batch-attend --sandbox`` runs one in a thread for the run,
-``batch-attend sandbox --port 8080`` serves one for rehearsals with curl, and the tests start one
-per test through :class:`SandboxServer`.
+"""A local stand-in for PlugChat over real HTTP on 127.0.0.1 (``--sandbox``, ``batch-attend
+sandbox``, the tests): it answers as the vendor's page says, and misbehaves on purpose (latency,
+nginx's rate limit, a revoked token, per-phone faults, the WhatsApp number down) so that retries,
+time-outs and odd answers are tested over real loopback connections.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
 import json
 import random
@@ -37,13 +15,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 from aiohttp import web
 
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
+from batch_attend.settings import SANDBOX_RETRY_AFTER, SANDBOX_SLOW_SECONDS, SANDBOX_TOKEN
 
-SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_TICKET = "0000"  # the vendor page's example value
 API_PREFIX = "/api/integrations"
 FIRST_ATTENDANCE_NUMBER = 1001
@@ -61,16 +40,19 @@ ONLY_OTHER_FORM = {
 }
 ONLINE_OPERATORS = frozenset({"OP-ANA", "OP-CARLA"})  # OP-BRUNO, also active, is offline
 
+#: Each fault with what it answers: "fail" (500 until its count is used up) and the last four
+#: without acting, "act-fail" after acting; "drop" closes the connection unanswered, "act-drop"
+#: after acting, and "slow" acts, then answers only after ``slow_seconds``.
 FAULT_KINDS = {
-    "fail": "answer 500 (then behave normally once the count is used up)",
-    "drop": "close the connection before answering, without acting",
-    "slow": "act, then answer only after `slow_seconds` (past a client's time-out)",
-    "act-drop": "act, then close the connection without answering",
-    "act-fail": "act, then answer 500 (a server error that hides a start that went through)",
-    "html": "answer 200 with an HTML page",
-    "badjson": "answer 200 with malformed JSON",
-    "empty": "answer 200 with an empty body",
-    "bad-gateway": "answer 502 with a proxy's HTML page",
+    "fail": (500, "application/json", '{"error": "internal error"}'),
+    "drop": None,
+    "slow": None,
+    "act-drop": None,
+    "act-fail": (500, "application/json", '{"error": "internal error"}'),
+    "html": (200, "text/html", "<!DOCTYPE html><html><body>Login</body></html>"),
+    "badjson": (200, "application/json", '{"status": "progr'),
+    "empty": (200, "application/json", ""),
+    "bad-gateway": (502, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
 }
 
 OPERATORS = [
@@ -122,9 +104,9 @@ class SandboxState:
     rate_limit: float | None = None
     burst: int = 0
     limit_status: int = 503
-    retry_after: str = "none"  # "seconds", "date" or "none"
+    retry_after: str = SANDBOX_RETRY_AFTER  # "seconds", "date" or "none"
     revoke_after: int | None = None
-    slow_seconds: float = 5.0
+    slow_seconds: float = SANDBOX_SLOW_SECONDS
     faults: dict[str, Fault] = field(default_factory=dict)
     operators: list[dict] = field(default_factory=lambda: [dict(op) for op in OPERATORS])
     departments: list[dict] = field(default_factory=lambda: [dict(d) for d in DEPARTMENTS])
@@ -184,14 +166,6 @@ class SandboxState:
         self._bucket = (excess, now)
         return False
 
-    def _take_fault(self, phone: str) -> str | None:
-        fault = self.faults.get(phone)
-        if fault is None or (fault.times is not None and fault.times <= 0):  # None: always
-            return None
-        if fault.times is not None:
-            fault.times -= 1
-        return fault.kind
-
 
 STATE = web.AppKey("state", SandboxState)
 
@@ -216,24 +190,27 @@ def parse_faults(specs) -> dict[str, Fault]:
     return faults
 
 
-def _operator_name(state: SandboxState, op_id: str) -> str:
-    for op in state.operators:
-        if op["id"] == op_id:
-            return op["name"]
-    return f"Operador {op_id}"
+def _refused(request: web.Request, state: SandboxState) -> web.Response | None:
+    """401 without the token, or with it once ``revoke_after`` starts went through."""
+    revoked = state.revoke_after is not None and state.total_starts() >= state.revoke_after
+    if revoked or request.headers.get("Authorization") != state.token:
+        return web.Response(status=401, text="Unauthorized")
+    return None
 
 
 def _act(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
     """Start the attendance, or report the one in progress (the vendor's documented answers)."""
     if phone in state.attendances:
         number, current = state.attendances[phone]
+        names = {op["id"]: op["name"] for op in state.operators}
+        listed = [{"id": op, "name": names.get(op, f"Operador {op}")} for op in current]
         state.answers["progress"] += 1
         return web.json_response(
             {
                 "status": "progress",
                 "message": "chat is already in service",
                 "attendanceNumber": number,
-                "operators": [{"id": op, "name": _operator_name(state, op)} for op in current],
+                "operators": listed,
             }
         )
     number = FIRST_ATTENDANCE_NUMBER + state.total_starts()  # a finished one's is not reused
@@ -241,24 +218,6 @@ def _act(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
     state.starts[phone] += 1
     state.answers["started"] += 1
     return web.json_response(True)
-
-
-def _authorized(request: web.Request, state: SandboxState) -> bool:
-    if state.revoke_after is not None and state.total_starts() >= state.revoke_after:
-        return False
-    return request.headers.get("Authorization") == state.token
-
-
-def _too_many(state: SandboxState) -> web.Response:
-    state.answers[str(state.limit_status)] += 1
-    headers = {}
-    if state.retry_after == "seconds":
-        headers["Retry-After"] = "1"
-    elif state.retry_after == "date":
-        headers["Retry-After"] = email.utils.formatdate(time.time() + 1, usegmt=True)
-    return web.json_response(
-        {"error": "too many requests"}, status=state.limit_status, headers=headers
-    )
 
 
 def _finish(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
@@ -271,15 +230,11 @@ def _finish(state: SandboxState, phone: str, operators: list[str]) -> web.Respon
 
 
 def _start_body(body: dict) -> tuple[str, list[str], str | None] | None:
-    phone, operators = body.get("phone"), body.get("operators")
-    if (
-        not isinstance(operators, list)
-        or not operators
-        or not all(isinstance(op, str) and op for op in operators)
-        or ("departmentId" in body and not isinstance(body["departmentId"], str))
-    ):
+    operators = body.get("operators")
+    named = isinstance(operators, list) and all(isinstance(op, str) and op for op in operators)
+    if not (named and operators and isinstance(body.get("departmentId", ""), str)):
         return None
-    return phone, operators, body.get("departmentId")
+    return body.get("phone"), operators, body.get("departmentId")
 
 
 def _finish_body(body: dict) -> tuple[str, list[str], None] | None:
@@ -289,28 +244,24 @@ def _finish_body(body: dict) -> tuple[str, list[str], None] | None:
     return body.get("phone"), [operator], None
 
 
-def handler(read, act):
-    """A POST of the API: ``read`` takes its JSON body apart (phone, operators, department;
-    None: malformed), ``act(state, phone, operators)`` acts on it."""
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        state: SandboxState = request.app[STATE]
-        state.in_flight += 1
-        state.max_in_flight = max(state.max_in_flight, state.in_flight)
-        try:
-            return await _handle(request, state, read, act)
-        finally:
-            state.in_flight -= 1
-
-    return handle
+async def _post(read, act, request: web.Request) -> web.StreamResponse:
+    """A POST of the API, held in ``in_flight`` until answered: ``read`` takes its JSON body apart
+    (phone, operators, department; None: malformed), ``act(state, phone, operators)`` acts on it."""
+    state: SandboxState = request.app[STATE]
+    state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    try:
+        return await _handle(request, state, read, act)
+    finally:
+        state.in_flight -= 1
 
 
 async def _handle(request: web.Request, state: SandboxState, read, act) -> web.StreamResponse:
     if state.latency or state.jitter:
         await asyncio.sleep(state.latency + random.uniform(0, state.jitter))
-    if not _authorized(request, state):
+    if refused := _refused(request, state):
         state.answers["401"] += 1
-        return web.Response(status=401, text="Unauthorized")
+        return refused
     if request.content_type != "application/json":
         state.answers["415"] += 1
         return web.Response(status=415, text="Unsupported Media Type")
@@ -327,7 +278,11 @@ async def _handle(request: web.Request, state: SandboxState, read, act) -> web.S
     if state.keep_log:
         state.log.append(dict(body))  # the body exactly as received
     if state._over_rate():
-        return _too_many(state)
+        state.answers[str(state.limit_status)] += 1
+        after = {"seconds": "1", "date": email.utils.formatdate(time.time() + 1, usegmt=True)}
+        headers = {"Retry-After": after[state.retry_after]} if state.retry_after in after else {}
+        refusal = {"error": "too many requests"}
+        return web.json_response(refusal, status=state.limit_status, headers=headers)
     unknown = state.unknown_ids(operators, department)
     if unknown:  # the API's answer to an ID it does not have is undocumented: this is ours
         state.answers["400"] += 1
@@ -335,49 +290,34 @@ async def _handle(request: web.Request, state: SandboxState, read, act) -> web.S
     if not state.is_connected():
         state.answers["503"] += 1  # no Retry-After: the client sees answers failing in a row
         return web.json_response({"error": NOT_CONNECTED}, status=503)
-    return await _answer(request, state, phone, lambda: act(state, phone, operators))
-
-
-#: What a fault answers without acting, or after acting: status, content type, body.
-_CANNED = {
-    "fail": (500, "application/json", '{"error": "internal error"}'),
-    "act-fail": (500, "application/json", '{"error": "internal error"}'),
-    "bad-gateway": (502, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
-    "html": (200, "text/html", "<!DOCTYPE html><html><body>Login</body></html>"),
-    "badjson": (200, "application/json", '{"status": "progr'),
-    "empty": (200, "application/json", ""),
-}
-
-
-async def _answer(request: web.Request, state: SandboxState, phone: str, act) -> web.StreamResponse:
-    fault = state._take_fault(phone)
-    if fault is None:
-        return act()
-    state.answers[f"fault:{fault}"] += 1
-    response = act() if fault in ("act-drop", "act-fail", "slow") else None
-    if fault in ("drop", "act-drop"):
+    fault = state.faults.get(phone)
+    if fault is None or (fault.times is not None and fault.times <= 0):
+        return act(state, phone, operators)
+    if fault.times is not None:
+        fault.times -= 1
+    state.answers[f"fault:{fault.kind}"] += 1
+    acted = act(state, phone, operators) if fault.kind in ("act-drop", "act-fail", "slow") else None
+    if fault.kind in ("drop", "act-drop"):
         request.transport.abort()
         return web.Response(status=500)
-    if fault == "slow":
+    if fault.kind == "slow":
         await asyncio.sleep(state.slow_seconds)
-        return response
-    status, kind, text = _CANNED[fault]
+        return acted
+    status, kind, text = FAULT_KINDS[fault.kind]
     return web.Response(status=status, text=text, content_type=kind)
 
 
 async def departments(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE]
     state.directory_requests["departments"] += 1
-    if not _authorized(request, state):
-        return web.Response(status=401, text="Unauthorized")
-    return web.json_response(state.departments)
+    return _refused(request, state) or web.json_response(state.departments)
 
 
 async def operators(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE]
     state.directory_requests["operators"] += 1
-    if not _authorized(request, state):
-        return web.Response(status=401, text="Unauthorized")
+    if refused := _refused(request, state):
+        return refused
     if request.headers.get("Ticket") != state.ticket:
         return web.json_response({"error": "invalid ticket"}, status=500)  # as the vendor does
     return web.json_response(state.operators)
@@ -386,17 +326,15 @@ async def operators(request: web.Request) -> web.Response:
 async def whatsapp_status(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE]
     state.status_requests += 1
-    if not _authorized(request, state):
-        return web.Response(status=401, text="Unauthorized")
-    return web.json_response(state.whatsapp_status())
+    return _refused(request, state) or web.json_response(state.whatsapp_status())
 
 
 async def phone_exists(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE]
     phone = request.match_info["phone"]
     state.phone_exists_requests[phone] += 1
-    if not _authorized(request, state):
-        return web.Response(status=401, text="Unauthorized")
+    if refused := _refused(request, state):
+        return refused
     if not phone.isdigit():
         return web.json_response({"error": "phone must be digits only"}, status=400)
     exists = phone not in state.no_whatsapp and phone not in state.only_other_form
@@ -406,13 +344,12 @@ async def phone_exists(request: web.Request) -> web.Response:
 async def operators_online(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE]
     state.online_requests += 1
-    if not _authorized(request, state):
-        return web.Response(status=401, text="Unauthorized")
+    if refused := _refused(request, state):
+        return refused
     account = request.query.get("id")
-    if not account:
-        return web.json_response({"error": "id is required"}, status=400)
     if account != state.account_id:
-        return web.json_response({"error": "account not found"}, status=400)
+        error = "account not found" if account else "id is required"
+        return web.json_response({"error": error}, status=400)
     data = [
         {"id": op["id"], "lastChanged": state.online_changed_at, "name": op["name"],
          "state": "online" if op["id"] in state.online else "offline"}
@@ -449,8 +386,8 @@ async def sandbox_state(request: web.Request) -> web.Response:
 def make_app(state: SandboxState | None = None) -> web.Application:
     app = web.Application()
     app[STATE] = state or SandboxState()
-    app.router.add_post(f"{API_PREFIX}/start-attendance", handler(_start_body, _act))
-    app.router.add_post(f"{API_PREFIX}/finish-attendance", handler(_finish_body, _finish))
+    app.router.add_post(f"{API_PREFIX}/start-attendance", partial(_post, _start_body, _act))
+    app.router.add_post(f"{API_PREFIX}/finish-attendance", partial(_post, _finish_body, _finish))
     app.router.add_get(f"{API_PREFIX}/departments", departments)
     app.router.add_get("/api/operator/get-all", operators)
     app.router.add_get("/api/whatsapp/status", whatsapp_status)
@@ -461,53 +398,41 @@ def make_app(state: SandboxState | None = None) -> web.Application:
 
 
 class BackgroundServer:
-    """An aiohttp app served from a background thread on 127.0.0.1 (port 0 = a free port).
-
-    ``with BackgroundServer(app) as server: server.origin``. Used for the sandbox during a run
-    and, in tests, for servers that answer whatever a test scripts.
-    """
+    """An aiohttp app served from a background thread on 127.0.0.1 (port 0 = a free port):
+    ``with BackgroundServer(app) as server: server.origin``, for the sandbox during a run and,
+    in tests, for servers that answer whatever a test scripts."""
 
     def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0):
         self.app = app
         self.host = host
         self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
 
     @property
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def __enter__(self):
-        self._thread = threading.Thread(target=self._serve, name="batch-attend-server", daemon=True)
+        bound = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._main(bound),), name="batch-attend-server", daemon=True
+        )
         self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
+        self.port = bound.result(10)  # or the error that kept it from listening
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
 
-    def _serve(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # surfaced to the caller of __enter__
-            self._error = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
+    async def _main(self, bound: concurrent.futures.Future) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        runner = await start_site(self.app, self.host, self.port)
-        self.port = runner.addresses[0][1]
-        self._ready.set()
+        try:
+            runner = await start_site(self.app, self.host, self.port)
+        except BaseException as exc:
+            bound.set_exception(exc)
+            return
+        bound.set_result(runner.addresses[0][1])
         try:
             await self._stop.wait()
         finally:
@@ -515,10 +440,8 @@ class BackgroundServer:
 
 
 class SandboxServer(BackgroundServer):
-    """The sandbox in a background thread: ``with SandboxServer() as sb: sb.base_url``.
-
-    ``state`` is shared with the server, so tests can set faults and read what was started.
-    """
+    """The sandbox in a background thread: ``with SandboxServer() as sb: sb.base_url``; ``state``
+    is shared with the server, so tests can set faults and read what was started."""
 
     def __init__(self, state: SandboxState | None = None, host: str = "127.0.0.1", port: int = 0):
         self.state = state or SandboxState()
@@ -540,8 +463,7 @@ async def start_site(
         app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
+    await web.TCPSite(runner, host, port, backlog=1024).start()
     return runner
 
 
@@ -557,12 +479,7 @@ def serve(state: SandboxState, host: str, port: int, announce) -> None:
 
 
 def serve_until_stopped(
-    app: web.Application,
-    host: str,
-    port: int,
-    on_bound,
-    failure: type[BatchAttendError],
-    shutdown_timeout: float = 0.5,
+    app: web.Application, host: str, port: int, on_bound, failure, shutdown_timeout: float = 0.5
 ) -> None:
     """Serve ``app`` until Ctrl-C (the sandbox, the web page); ``on_bound`` gets the port taken
     (``port`` 0: any free one); a port that cannot be had raises ``failure``, saying why."""

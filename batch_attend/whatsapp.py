@@ -1,27 +1,22 @@
-"""The account's WhatsApp number: is it connected? A start while it is not opens chats that
-reach no one (the vendor's notes: the service depends on that phone staying online).
-
-``GET /api/whatsapp/status`` on the host of the base URL answers ``connected``, ``session`` and
-``smartphoneConnected``, and an ``error`` that explains a false one. A run asks before its first
-start, and again when answers fail in a row while sending.
-
-And does each phone have WhatsApp? ``GET /api/whatsapp/phone-exists/PHONE`` says, for
-``--verify-whatsapp``; a Brazilian mobile without is asked again in its other ninth-digit form,
-the only evidence on which a phone is ever changed.
+"""Is the account's WhatsApp number connected (a start while it is not opens chats that reach no
+one: asked before the first start and when answers fail in a row), and does each phone have
+WhatsApp (``--verify-whatsapp``; a Brazilian mobile without is asked again in its other
+ninth-digit form, the only evidence on which a phone is ever changed)?
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from batch_attend import sentences
 from batch_attend.api import START_ANSWER_LIMIT, endpoint
 from batch_attend.errors import BatchAttendError, TokenRefusedError
 from batch_attend.i18n import N_, _
-from batch_attend.outcomes import ExitStatus
+from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus
 
 STATUS_PATH = "/api/whatsapp/status"
-_FIELDS = (("connected", "connected"), ("session", "session"), ("smartphoneConnected", "phone"))
+FIELDS = ("connected", "session", "smartphoneConnected")
 
 
 class WhatsAppDisconnected(BatchAttendError):
@@ -36,30 +31,25 @@ class WhatsAppUnknown(BatchAttendError):
 
 @dataclass(frozen=True)
 class WhatsAppStatus:
-    connected: bool
-    session: bool
-    phone: bool  # the vendor's smartphoneConnected
-    error: str = ""
+    false: tuple[str, ...]  # which of the :data:`FIELDS` are false
+    error: str = ""  # what the vendor's ``error`` said
 
     @property
     def ok(self) -> bool:
-        return self.connected and self.session and self.phone
+        return not self.false
 
     def problem(self) -> str:
-        """Which field is false, and what the vendor's ``error`` said."""
-        names = [vendor for vendor, ours in _FIELDS if not getattr(self, ours)]
         said = _(" (PlugChat says: {error})").format(error=self.error) if self.error else ""
         return _("the account's WhatsApp number is not connected: {fields} false{said}").format(
-            fields=", ".join(names), said=said
+            fields=", ".join(self.false), said=said
         )
 
 
 async def whatsapp_status(client) -> WhatsAppStatus:
-    """Ask the status; a refused token raises :class:`TokenRefusedError`, an answer that is not
-    the status :class:`WhatsAppUnknown`."""
+    """The status; an answer that is not the status raises :class:`WhatsAppUnknown`."""
     answer = await client.get(STATUS_PATH, N_("asked the WhatsApp status"))
     data = answer.json()
-    if not (isinstance(data, dict) and all(isinstance(data.get(f), bool) for f, _o in _FIELDS)):
+    if not (isinstance(data, dict) and all(isinstance(data.get(f), bool) for f in FIELDS)):
         if answer.failure is None and answer.http_status == 200:
             reason = _("an answer that is not the status")
         else:
@@ -71,52 +61,39 @@ async def whatsapp_status(client) -> WhatsAppStatus:
             ).format(url=endpoint(client.base_url, STATUS_PATH), reason=reason)
         )
     error = data.get("error")
-    return WhatsAppStatus(
-        data["connected"],
-        data["session"],
-        data["smartphoneConnected"],
-        client.scrub(error) if isinstance(error, str) else "",
-    )
+    false = tuple(field for field in FIELDS if not data[field])
+    return WhatsAppStatus(false, client.scrub(error) if isinstance(error, str) else "")
 
 
 # --- does a phone have WhatsApp? ----------------------------------------------------------
 
 EXISTS_PATH = "/api/whatsapp/phone-exists/"
-NINTH_DIGIT_ADDED = "ninth_digit_added"
-NINTH_DIGIT_REMOVED = "ninth_digit_removed"
 
 
 def other_form(phone: str) -> tuple[str, str] | None:
-    """A Brazilian mobile in its other form, with the note that says how it differs: the ninth
-    digit after the area code removed (``55 DD 9XXXX-XXXX``) or added (``55 DD XXXX-XXXX``
-    starting 6 to 9, the form before the ninth digit); None for any other number."""
+    """A Brazilian mobile in its other form, with the note that says how: the ninth digit after
+    the area code removed, or added (to 8 digits starting 6 to 9); None for any other number."""
     if not phone.startswith("55"):
         return None
     area, local = phone[2:4], phone[4:]
     if len(local) == 9 and local[0] == "9" and local[1] in "6789":
-        return "55" + area + local[1:], NINTH_DIGIT_REMOVED
+        return "55" + area + local[1:], ErrorCode.NINTH_DIGIT_REMOVED
     if len(local) == 8 and local[0] in "6789":
-        return "55" + area + "9" + local, NINTH_DIGIT_ADDED
+        return "55" + area + "9" + local, ErrorCode.NINTH_DIGIT_ADDED
     return None
 
 
 def read_exists(answer) -> bool | None:
-    """``[{"exists": true}]`` → True; None for any answer that does not say."""
+    """``[{"exists": true}]`` (or the object alone) → True; None for any answer that does not say."""
     data = answer.json()
-    if isinstance(data, dict):
-        data = [data]
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        exists = data[0].get("exists")
-        return exists if isinstance(exists, bool) else None
-    return None
+    item = data[0] if isinstance(data, list) and data else data
+    exists = item.get("exists") if isinstance(item, dict) else None
+    return exists if isinstance(exists, bool) else None
 
 
 async def ask_exists(client, phones) -> dict[str, bool | None]:
     """Whether each of ``phones`` has WhatsApp (None: no answer said, retries spent), asked
-    through the run's gate (concurrency, rate, pauses); a refused token raises
-    :class:`TokenRefusedError`."""
-    import asyncio
-
+    through the run's gate (concurrency, rate, pauses)."""
     found: dict[str, bool | None] = {}
     pending = iter(phones)
 
@@ -156,7 +133,6 @@ def apply_exists(plan, found: dict[str, bool | None], done=frozenset()):
     ``invalid`` when neither; ``failed`` when no answer said. No other evidence changes a phone."""
     from batch_attend.columns import choose_text
     from batch_attend.leads import decide, pending
-    from batch_attend.outcomes import ErrorCode, RowStatus
 
     live, phones = pending(plan), plan["phone"]
     moved, invalid, failed = {}, {}, {}  # by phone: (other form, note, message), or a message
@@ -168,10 +144,9 @@ def apply_exists(plan, found: dict[str, bool | None], done=frozenset()):
             failed[phone] = sentences.PHONE_CHECK_FAILED.format(phone=phone)
         elif alt and found[alt]:
             moved[phone] = alt, note, sentences.OTHER_FORM_SENT.format(other=alt, phone=phone)
-        elif alt:
-            invalid[phone] = sentences.NO_WHATSAPP_EITHER.format(phone=phone, other=alt)
         else:
-            invalid[phone] = sentences.NO_WHATSAPP.format(phone=phone)
+            sentence = sentences.NO_WHATSAPP_EITHER if alt else sentences.NO_WHATSAPP
+            invalid[phone] = sentence.format(phone=phone, other=alt)
     for said, status, code in (
         (invalid, RowStatus.INVALID, ErrorCode.NO_WHATSAPP),
         (failed, RowStatus.FAILED, ErrorCode.PHONE_CHECK_FAILED),
