@@ -144,7 +144,7 @@ class Answer:
 
 
 _UNANSWERED = (ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST, ErrorCode.MALFORMED)
-Reader = Callable[[Answer, Scrub], Outcome]
+Reader = Callable[[Answer, object, Scrub], Outcome]  # what a 2xx answer's JSON says
 
 
 def _snippet(body: bytes, scrub: Scrub) -> str:
@@ -188,11 +188,8 @@ def _unknown_shape(answer: Answer, scrub: Scrub) -> Outcome:
     )
 
 
-def read_start(answer: Answer, scrub: Scrub) -> Outcome:
-    """A 2xx answer to a start: ``true``, ``false``, or the "already in service" body."""
-    data = _json_body(answer, scrub)
-    if isinstance(data, Outcome):
-        return data
+def read_start(answer: Answer, data, scrub: Scrub) -> Outcome:
+    """A start's 2xx answer (``data``, its JSON): ``true``, ``false``, or "already in service"."""
     if data is True:
         return Outcome(RowStatus.STARTED, http_status=answer.http_status)
     if data is False:
@@ -214,12 +211,9 @@ def read_start(answer: Answer, scrub: Scrub) -> Outcome:
     return _unknown_shape(answer, scrub)
 
 
-def read_finish(answer: Answer, scrub: Scrub) -> Outcome:
+def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
     """A 2xx answer to a finish: ``{"success": true, "chatFounded": true}`` ended the
     attendance; ``chatFounded: false``, there was none left to end (``undone`` all the same)."""
-    data = _json_body(answer, scrub)
-    if isinstance(data, Outcome):
-        return data
     found = (
         data.get("chatFounded") if isinstance(data, dict) and data.get("success") is True else None
     )
@@ -258,7 +252,8 @@ def classify(answer: Answer, scrub: Scrub = _as_is, read: Reader = read_start) -
         return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
     status = answer.http_status or 0
     if 200 <= status < 300:
-        return read(answer, scrub)
+        data = _json_body(answer, scrub)
+        return data if isinstance(data, Outcome) else read(answer, data, scrub)
     if status in _STATUS_CODES:
         code, message = _STATUS_CODES[status]
         if status in _WITH_ANSWER and answer.body:
@@ -312,11 +307,24 @@ class PlugChatClient:
         self._pieces = sorted({raw[i : i + n] for i in range(len(raw) - n + 1)})
         self._pattern = re.compile(b"(?=(" + b"|".join(map(re.escape, self._pieces)) + b"))")
         self._timeout = timeout
-        self._concurrency = concurrency
         self._session = self._fresh = None  # the pooled connections; a new one each time
 
     async def __aenter__(self) -> PlugChatClient:
-        self._session = self._open(_pooled_connector(self._concurrency))
+        import aiohttp
+
+        used: weakref.WeakSet = weakref.WeakSet()
+
+        class Pool(aiohttp.TCPConnector):
+            """The pool, which says in :data:`REUSED` whether a connection was used before."""
+
+            async def connect(self, req, traces, timeout):
+                conn = await super().connect(req, traces, timeout)
+                REUSED.set(conn.protocol in used)
+                used.add(conn.protocol)
+                return conn
+
+        limit = self.gate.concurrency
+        self._session = self._open(Pool(limit=limit, limit_per_host=limit, ttl_dns_cache=300))
         return self
 
     def _open(self, connector):
@@ -388,29 +396,14 @@ class PlugChatClient:
         body: dict | None = None,
         headers: dict | None = None,
         limit: int = LIST_ANSWER_LIMIT,
+        session=None,
     ) -> Answer:
-        """One request (``body`` sent as JSON), reading at most ``limit`` bytes of the answer;
-        never raises for network trouble. A POST that went out on a pooled connection the
-        server had closed meanwhile is sent again at once on a new one, as browsers do (aiohttp
-        does so for a GET): no retry spent, no row failed. The answer is then ``resent``: the
-        first may have reached the API (a repeated start is answered "already in service")."""
-        answer = await self._request(self._session, method, url, body, headers, limit)
-        if answer is None:
-            if self._fresh is None:
-                import aiohttp
-
-                self._fresh = self._open(aiohttp.TCPConnector(force_close=True))
-            answer = await self._request(self._fresh, method, url, body, headers, limit)
-            answer.resent = True
-        return answer
-
-    async def _request(self, session, method, url, body, headers, limit) -> Answer | None:
-        """The answer, or None for a POST on a pooled connection that the server had closed:
-        hung up on, or reset, before a byte of an answer came."""
+        """One request (``body`` sent as JSON) on the run's ``session``, reading at most
+        ``limit`` bytes of the answer; never raises for network trouble."""
         import aiohttp
 
         try:
-            async with session.request(
+            async with (session or self._session).request(
                 method, url, json=body, headers=headers, allow_redirects=False
             ) as resp:
                 answer = Answer(
@@ -430,9 +423,19 @@ class PlugChatClient:
                 # a message that is not text is the part of an answer that came
                 isinstance(exc, aiohttp.ServerDisconnectedError) and isinstance(exc.message, str)
             )
-            if closed and session is self._session and method == "POST" and REUSED.get():
-                return None
-            return self._failed(exc)
+            if not (closed and session is None and method == "POST" and REUSED.get()):
+                return self._failed(exc)
+        # It went out on a pooled connection the server had closed meanwhile (hung up on, or
+        # reset, before a byte of an answer): sent again at once on a new one, as browsers do
+        # (aiohttp does so for a GET), with no retry spent. The answer says it was ``resent``:
+        # the first may have reached the API (a repeated start is answered "already in service").
+        if self._fresh is None:
+            self._fresh = self._open(aiohttp.TCPConnector(force_close=True))
+        answer = await self.request(
+            method, url, body=body, headers=headers, limit=limit, session=self._fresh
+        )
+        answer.resent = True
+        return answer
 
     def _failed(self, exc: Exception) -> Answer:
         """Why no answer came, or none that could be read."""
@@ -461,23 +464,6 @@ class PlugChatClient:
 
 #: Whether the request the pool last gave a connection to went out on one used before.
 REUSED: ContextVar[bool] = ContextVar("REUSED", default=False)
-
-
-def _pooled_connector(limit: int):
-    """aiohttp's connection pool, which says in :data:`REUSED` whether a connection it gives
-    was used before."""
-    import aiohttp
-
-    used: weakref.WeakSet = weakref.WeakSet()
-
-    class Pool(aiohttp.TCPConnector):
-        async def connect(self, req, traces, timeout):
-            conn = await super().connect(req, traces, timeout)
-            REUSED.set(conn.protocol in used)
-            used.add(conn.protocol)
-            return conn
-
-    return Pool(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
 
 
 class _Unreadable(Exception):
