@@ -175,17 +175,13 @@ def _json_body(answer: Answer, scrub: Scrub):
     try:
         return json.loads(answer.body, parse_int=str, parse_float=str, parse_constant=str)
     except ValueError:
-        snippet = _snippet(answer.body, scrub)
-        return _failed(
-            answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.NOT_JSON.format(snippet=snippet)
-        )
+        said = sentences.NOT_JSON.format(snippet=_snippet(answer.body, scrub))
+        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, said)
 
 
 def _unknown_shape(answer: Answer, scrub: Scrub) -> Outcome:
-    snippet = _snippet(answer.body, scrub)
-    return _failed(
-        answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.UNKNOWN_SHAPE.format(snippet=snippet)
-    )
+    said = sentences.UNKNOWN_SHAPE.format(snippet=_snippet(answer.body, scrub))
+    return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, said)
 
 
 def read_start(answer: Answer, data, scrub: Scrub) -> Outcome:
@@ -264,21 +260,14 @@ def classify(answer: Answer, scrub: Scrub = _as_is, read: Reader = read_start) -
             outcome.status = RowStatus.SKIPPED
         return outcome
     if 300 <= status < 400:
-        message = (
-            sentences.REDIRECTED_TO.format(location=answer.location)
-            if answer.location
-            else sentences.REDIRECTED
-        )
-        return _failed(answer, ErrorCode.UNEXPECTED_REDIRECT, message)
+        said = sentences.REDIRECTED_TO if answer.location else sentences.REDIRECTED
+        return _failed(answer, ErrorCode.UNEXPECTED_REDIRECT, said.format(location=answer.location))
     if status >= 500:
         page = _looks_like_html(answer)
         message = sentences.SERVER_ERROR_PAGE if page else sentences.SERVER_ERROR
         return _failed(answer, ErrorCode.SERVER_ERROR, message.format(status=status))
-    message = (
-        sentences.OTHER_STATUS_WITH.format(status=status, snippet=_snippet(answer.body, scrub))
-        if answer.body
-        else sentences.OTHER_STATUS.format(status=status)
-    )
+    said = sentences.OTHER_STATUS_WITH if answer.body else sentences.OTHER_STATUS
+    message = said.format(status=status, snippet=_snippet(answer.body, scrub))
     return _failed(answer, ErrorCode.CLIENT_ERROR, message)
 
 

@@ -17,7 +17,7 @@ from batch_attend import sentences
 from batch_attend.api import Answer, PlugChatClient, classify, read_start
 from batch_attend.journal import History, Journal, now
 from batch_attend.leads import Lead
-from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus
+from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus, Stop
 from batch_attend.retrying import (
     MAX_RETRY_AFTER,
     Backpressure,
@@ -31,7 +31,7 @@ from batch_attend.retrying import (
 TROUBLE_IN_A_ROW = 10
 #: After Ctrl-C or SIGTERM, requests already in flight get this long to answer.
 DEFAULT_GRACE = 5.0
-EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+SIGNALS = ("SIGINT", "SIGTERM")  # and the engine's stop reasons for them
 
 OnAttempt = Callable[[Lead, int, Outcome, float, float | None], None]
 
@@ -141,13 +141,13 @@ class Engine:
         """Send nothing new. A signal also cuts waiting workers now and in-flight ones after the
         grace period; a second one exits at once (the loop never runs a handler in the middle of
         a journal commit)."""
-        if reason in EXIT_CODES and self.stop_reason in EXIT_CODES:
-            os._exit(EXIT_CODES[reason])
-        if self.stop_reason is None or reason in EXIT_CODES:
+        if reason in SIGNALS and self.stop_reason in SIGNALS:
+            os._exit(Stop.named(reason).exit_status)
+        if self.stop_reason is None or reason in SIGNALS:
             self.stop_reason = reason
         if self._stop_event is not None:
             self._stop_event.set()
-        if reason in EXIT_CODES:
+        if reason in SIGNALS:
             for task in self._tasks:
                 if task not in self._in_request:
                     task.cancel()
@@ -259,7 +259,7 @@ def signals_stop(engine: Engine):
     the loop's own signal handlers, or (Windows) a plain handler that hands the stop to it."""
     loop = asyncio.get_running_loop()
     restore: list[Callable[[], object]] = []
-    for name in ("SIGINT", "SIGTERM"):
+    for name in SIGNALS:
         sig = getattr(signal, name)
         previous = signal.getsignal(sig)
         try:
@@ -289,7 +289,7 @@ class HeldSignals:
         self._previous: dict[int, object] = {}
 
     def hold(self) -> None:
-        for name in ("SIGINT", "SIGTERM"):
+        for name in SIGNALS:
             sig = getattr(signal, name)
             try:
                 self._previous[sig] = signal.signal(sig, self._noted)
@@ -299,7 +299,7 @@ class HeldSignals:
     def _noted(self, signum: int, frame) -> None:
         name = signal.Signals(signum).name
         if self.name is not None:
-            os._exit(EXIT_CODES[name])
+            os._exit(Stop.named(name).exit_status)
         self.name = name
 
     def release(self) -> None:

@@ -59,9 +59,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 def asked_wait(answer: Answer) -> float | None:
     """The wait a 429 or 503 asks for in its ``Retry-After``, in seconds (None: none asked)."""
-    if answer.http_status not in (429, 503):
-        return None
-    return parse_retry_after(answer.retry_after)
+    return parse_retry_after(answer.retry_after) if answer.http_status in (429, 503) else None
 
 
 def retryable(answer: Answer) -> bool:
