@@ -307,6 +307,7 @@ class PlugChatClient:
             """The pool, which says in :data:`REUSED` whether a connection was used before."""
 
             async def connect(self, req, traces, timeout):
+                REUSED.set(False)  # until a connection is given: one refused was never used
                 conn = await super().connect(req, traces, timeout)
                 REUSED.set(conn.protocol in used)
                 used.add(conn.protocol)
@@ -466,10 +467,7 @@ async def _read_body(resp, limit: int) -> bytes:
     if resp.content_length is not None and resp.content_length > limit:
         raise _Unreadable(too_large)
     data = bytearray()
-    while len(data) <= limit:
-        chunk = await resp.content.read(limit + 1 - len(data))
-        if not chunk:
-            break
+    while len(data) <= limit and (chunk := await resp.content.read(limit + 1 - len(data))):
         data += chunk
     if len(data) > limit:
         raise _Unreadable(too_large)
