@@ -232,9 +232,7 @@ class Backpressure:
 
     def _pace(self) -> float | None:
         """The rate requests go at: congestion control's, within the cap."""
-        if self.cap is None:
-            return self.rate
-        return min(self.rate or self.cap, self.cap)
+        return self.rate if self.cap is None else min(self.rate or self.cap, self.cap)
 
     def _set(self, rate: float) -> None:
         """Past what the requests in flight can reach, no pace (None)."""
