@@ -1,12 +1,6 @@
-"""The PlugChat client: one request per lead, and the classification of every possible answer.
-
-The HTTP seam is deliberately small: :meth:`PlugChatClient.start_attendance` turns a lead into an
-:class:`Answer` (never raises for network trouble), and the pure function :func:`classify` turns any
-answer into an :class:`~batch_attend.outcomes.Outcome`. Retries, rate and concurrency live in the
-runner, so both halves are tested on their own.
-
-aiohttp is the transport (the README says why, with figures): one session per run, its
-connection pool sized to the run's concurrency.
+"""The PlugChat client, which turns a request into an :class:`Answer` (never raising for network
+trouble), and :func:`classify`, which turns any answer into an outcome: two halves tested on their
+own. Retries, rate and concurrency are :mod:`batch_attend.retrying`'s. aiohttp is the transport.
 """
 
 from __future__ import annotations
@@ -44,8 +38,8 @@ LIST_ANSWER_LIMIT = 16 * 1024 * 1024
 
 
 def endpoint(base_url: str, path: str) -> str:
-    """The address of an endpoint: under the base URL (``/start-attendance``), or on its host
-    for the vendor's APIs beside the integrations one (``/api/whatsapp/status``)."""
+    """Under the base URL (``/start-attendance``), or on its host for the vendor's other APIs
+    (``/api/whatsapp/status``)."""
     if not path.startswith("/api/"):
         return base_url.rstrip("/") + path
     parts = urlsplit(base_url)
@@ -59,39 +53,38 @@ def shown_url(url: str) -> str:
 
 def check_base_url(base_url: str) -> str:
     """The base URL without a trailing slash, or a clear error: nothing is sent to a URL that
-    is not a plain http(s) address, and credentials in it are refused (never sent or stored:
-    the token is the only credential, and it goes in a header)."""
-    shown = shown_url(base_url)
+    is not a plain http(s) address, and credentials in it are refused (the token is the only
+    credential, and it goes in a header)."""
+
+    def error(message: str, reason: object = None) -> ConfigError:
+        shown = shown_url(base_url)
+        said = message.format(base_url=shown, DEFAULT_BASE_URL=DEFAULT_BASE_URL, reason=reason)
+        return ConfigError(said)
+
     try:
         parts = urlsplit(base_url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(
-            _("base URL '{base_url}' cannot be read as a URL ({reason})").format(
-                base_url=shown, reason=exc
-            )
-        ) from None
+        raise error(_("base URL '{base_url}' cannot be read as a URL ({reason})"), exc) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            _(
-                "base URL '{base_url}' is not an http(s) URL; the default is {DEFAULT_BASE_URL}"
-            ).format(base_url=shown, DEFAULT_BASE_URL=DEFAULT_BASE_URL)
+        raise error(
+            _("base URL '{base_url}' is not an http(s) URL; the default is {DEFAULT_BASE_URL}")
         )
     if parts.username is not None or parts.password is not None:
-        raise ConfigError(
+        raise error(
             _(
                 "base URL '{base_url}' carries a user name or password; batch-attend sends only "
                 "the API token (in the Authorization header): remove them from the URL"
-            ).format(base_url=shown)
+            )
         )
     if port == 0:
-        raise ConfigError(_("base URL '{base_url}': port 0 is not a port").format(base_url=shown))
+        raise error(_("base URL '{base_url}': port 0 is not a port"))
     if parts.query or parts.fragment or base_url.rstrip().endswith(("?", "#")):
-        raise ConfigError(
+        raise error(
             _(
                 "base URL '{base_url}' has a query string or fragment; give the address only "
                 "(the default is {DEFAULT_BASE_URL})"
-            ).format(base_url=shown, DEFAULT_BASE_URL=DEFAULT_BASE_URL)
+            )
         )
     return base_url.rstrip("/")
 
@@ -128,8 +121,7 @@ class Answer:
     resent: bool = False  # sent twice: the first on a pooled connection found closed
 
     def json(self):
-        """The JSON a 200 answer read whole carries; None for any other answer (the lists and
-        checks beside the start read theirs so)."""
+        """The JSON of a 200 answer read whole (the lists and checks beside the start), or None."""
         if self.http_status != 200 or self.failure is not None:
             return None
         try:
@@ -143,50 +135,16 @@ class Answer:
 
     @property
     def may_have_acted(self) -> bool:
-        """True when the API may have started the attendance although its answer does not say
-        so: no answer came (a time-out, a dropped connection), an answer that was not HTTP
-        came, or a server error did (a proxy's 502/503/504 may stand in front of a start that
-        went through), or the request was sent twice (``resent``)."""
-        if self.resent or self.failure in (
-            ErrorCode.TIMEOUT,
-            ErrorCode.CONNECTION_LOST,
-            ErrorCode.MALFORMED,
-        ):
+        """The API may have started the attendance although the answer does not say so: none
+        came, or not HTTP, or a server error (a proxy's 502/503/504 may stand in front of a
+        start that went through), or the request was ``resent``."""
+        if self.resent or self.failure in _UNANSWERED:
             return True
         return self.http_status is not None and self.http_status >= 500
 
 
-class Scrubber:
-    """Masks a secret in what a server sends back, and every piece of it of ``FRAGMENT``
-    characters or more (a server may echo the Authorization header cut short, or split)."""
-
-    def __init__(self, secret: str) -> None:
-        raw = secret.encode()
-        n = min(FRAGMENT, len(raw))
-        self._pieces = sorted({raw[i : i + n] for i in range(len(raw) - n + 1)})
-        alternatives = b"|".join(re.escape(p) for p in self._pieces)
-        self._pattern = re.compile(b"(?=(" + alternatives + b"))")
-
-    def bytes(self, data: bytes) -> bytes:
-        if not any(piece in data for piece in self._pieces):  # the usual case, at C speed
-            return data
-        spans: list[list[int]] = []
-        for match in self._pattern.finditer(data):
-            start, end = match.start(), match.start() + len(match.group(1))
-            if spans and start <= spans[-1][1]:
-                spans[-1][1] = max(spans[-1][1], end)
-            else:
-                spans.append([start, end])
-        out, last = [], 0
-        for start, end in spans:
-            out += [data[last:start], b"[token]"]
-            last = end
-        return b"".join([*out, data[last:]])
-
-    def text(self, text: str) -> str:
-        return self.bytes(text.encode("utf-8", "surrogateescape")).decode(
-            "utf-8", "surrogateescape"
-        )
+_UNANSWERED = (ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST, ErrorCode.MALFORMED)
+Reader = Callable[[Answer, object, Scrub], Outcome]  # what a 2xx answer's JSON says
 
 
 def _snippet(body: bytes, scrub: Scrub) -> str:
@@ -201,102 +159,33 @@ def _looks_like_html(answer: Answer) -> bool:
     return "html" in answer.content_type.lower() or head.startswith((b"<!doctype", b"<html"))
 
 
-_STATUS_CODES = {
-    400: (ErrorCode.BAD_REQUEST, sentences.BAD_REQUEST),
-    401: (ErrorCode.UNAUTHORIZED, sentences.TOKEN_REFUSED),
-    403: (ErrorCode.FORBIDDEN, sentences.FORBIDDEN),
-    404: (ErrorCode.NOT_FOUND, sentences.NOT_FOUND),
-    405: (ErrorCode.METHOD_NOT_ALLOWED, sentences.METHOD_NOT_ALLOWED),
-    415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, sentences.UNSUPPORTED_MEDIA_TYPE),
-    422: (ErrorCode.BAD_REQUEST, sentences.UNPROCESSABLE),
-    429: (ErrorCode.RATE_LIMITED, sentences.SLOW_DOWN),
-}
-
-
 def _failed(answer: Answer, code: ErrorCode, message: str) -> Outcome:
     return Outcome(
         RowStatus.FAILED, http_status=answer.http_status, error_code=code, error_message=message
     )
 
 
-def _as_is(text: str) -> str:
-    return text
-
-
-def classify(answer: Answer, scrub: Scrub = _as_is, read: Reader | None = None) -> Outcome:
-    """Turn any answer into an outcome; never raises. ``phone`` and ``attempts`` are filled by the
-    caller. The answer is judged as it came; every text taken from it passes ``scrub`` (the
-    client's, which masks the token). ``read``: what a 2xx answer says (a start's by default,
-    or :func:`read_finish`); every other answer means the same whatever was asked."""
-    if answer.failure is not None:
-        return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
-    status = answer.http_status or 0
-    if 200 <= status < 300:
-        return (read or read_start)(answer, scrub)
-    if status in _STATUS_CODES:
-        code, message = _STATUS_CODES[status]
-        if status in (400, 422) and answer.body:
-            with_answer = {400: sentences.BAD_REQUEST_ANSWER, 422: sentences.UNPROCESSABLE_ANSWER}
-            message = with_answer[status].format(
-                status=status, snippet=_snippet(answer.body, scrub)
-            )
-        if status == 401:
-            return Outcome(
-                RowStatus.SKIPPED, http_status=401, error_code=code, error_message=message
-            )
-        return _failed(answer, code, message)
-    if 300 <= status < 400:
-        message = (
-            sentences.REDIRECTED_TO.format(location=answer.location)
-            if answer.location
-            else sentences.REDIRECTED
-        )
-        return _failed(answer, ErrorCode.UNEXPECTED_REDIRECT, message)
-    if status >= 500:
-        page = _looks_like_html(answer)
-        message = sentences.SERVER_ERROR_PAGE if page else sentences.SERVER_ERROR
-        return _failed(answer, ErrorCode.SERVER_ERROR, message.format(status=status))
-    message = (
-        sentences.OTHER_STATUS_WITH.format(status=status, snippet=_snippet(answer.body, scrub))
-        if answer.body
-        else sentences.OTHER_STATUS.format(status=status)
-    )
-    return _failed(answer, ErrorCode.CLIENT_ERROR, message)
-
-
-def parse_json(body: bytes):
-    """JSON with its numbers kept as written: an attendance number or ID is text to show, and
-    ``1e999`` or a 5,000-digit number must not become ``inf`` or an error."""
-    return json.loads(body, parse_int=str, parse_float=str, parse_constant=str)
-
-
 def _json_body(answer: Answer, scrub: Scrub):
-    """The JSON of a 2xx answer, or the outcome saying why it has none."""
+    """The JSON of a 2xx answer, or the outcome saying why it has none. Its numbers are kept
+    as written: an attendance number is text to show, and ``1e999`` must not become ``inf``."""
     if not answer.body.strip():
         return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.EMPTY_BODY)
     if _looks_like_html(answer):
         return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.HTML_PAGE)
     try:
-        return parse_json(answer.body)
+        return json.loads(answer.body, parse_int=str, parse_float=str, parse_constant=str)
     except ValueError:
-        snippet = _snippet(answer.body, scrub)
-        return _failed(
-            answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.NOT_JSON.format(snippet=snippet)
-        )
+        said = sentences.NOT_JSON.format(snippet=_snippet(answer.body, scrub))
+        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, said)
 
 
 def _unknown_shape(answer: Answer, scrub: Scrub) -> Outcome:
-    snippet = _snippet(answer.body, scrub)
-    return _failed(
-        answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.UNKNOWN_SHAPE.format(snippet=snippet)
-    )
+    said = sentences.UNKNOWN_SHAPE.format(snippet=_snippet(answer.body, scrub))
+    return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, said)
 
 
-def read_start(answer: Answer, scrub: Scrub) -> Outcome:
-    """A 2xx answer to a start: ``true``, ``false``, or the "already in service" body."""
-    data = _json_body(answer, scrub)
-    if isinstance(data, Outcome):
-        return data
+def read_start(answer: Answer, data, scrub: Scrub) -> Outcome:
+    """A start's 2xx answer (``data``, its JSON): ``true``, ``false``, or "already in service"."""
     if data is True:
         return Outcome(RowStatus.STARTED, http_status=answer.http_status)
     if data is False:
@@ -318,12 +207,9 @@ def read_start(answer: Answer, scrub: Scrub) -> Outcome:
     return _unknown_shape(answer, scrub)
 
 
-def read_finish(answer: Answer, scrub: Scrub) -> Outcome:
+def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
     """A 2xx answer to a finish: ``{"success": true, "chatFounded": true}`` ended the
     attendance; ``chatFounded: false``, there was none left to end (``undone`` all the same)."""
-    data = _json_body(answer, scrub)
-    if isinstance(data, Outcome):
-        return data
     found = (
         data.get("chatFounded") if isinstance(data, dict) and data.get("success") is True else None
     )
@@ -331,25 +217,65 @@ def read_finish(answer: Answer, scrub: Scrub) -> Outcome:
         return _unknown_shape(answer, scrub)
     outcome = Outcome(RowStatus.UNDONE, http_status=answer.http_status)
     if found is False:
-        outcome.error_code, outcome.error_message = (
-            ErrorCode.NOTHING_TO_FINISH,
-            sentences.NOTHING_TO_FINISH,
-        )
+        outcome.error_code = ErrorCode.NOTHING_TO_FINISH
+        outcome.error_message = sentences.NOTHING_TO_FINISH
     return outcome
 
 
-Reader = Callable[[Answer, Scrub], Outcome]
+_STATUS_CODES = {
+    400: (ErrorCode.BAD_REQUEST, sentences.BAD_REQUEST),
+    401: (ErrorCode.UNAUTHORIZED, sentences.TOKEN_REFUSED),
+    403: (ErrorCode.FORBIDDEN, sentences.FORBIDDEN),
+    404: (ErrorCode.NOT_FOUND, sentences.NOT_FOUND),
+    405: (ErrorCode.METHOD_NOT_ALLOWED, sentences.METHOD_NOT_ALLOWED),
+    415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, sentences.UNSUPPORTED_MEDIA_TYPE),
+    422: (ErrorCode.BAD_REQUEST, sentences.UNPROCESSABLE),
+    429: (ErrorCode.RATE_LIMITED, sentences.SLOW_DOWN),
+}
+#: The statuses above whose body, when there is one, is shown.
+_WITH_ANSWER = {400: sentences.BAD_REQUEST_ANSWER, 422: sentences.UNPROCESSABLE_ANSWER}
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def classify(answer: Answer, scrub: Scrub = _as_is, read: Reader = read_start) -> Outcome:
+    """Turn any answer into an outcome (``phone`` and ``attempts`` are the caller's); never
+    raises. Every text taken from the answer passes ``scrub`` (the client's); ``read`` judges a
+    2xx answer, as every other means the same whatever was asked."""
+    if answer.failure is not None:
+        return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
+    status = answer.http_status or 0
+    if 200 <= status < 300:
+        data = _json_body(answer, scrub)
+        return data if isinstance(data, Outcome) else read(answer, data, scrub)
+    if status in _STATUS_CODES:
+        code, message = _STATUS_CODES[status]
+        if status in _WITH_ANSWER and answer.body:
+            snippet = _snippet(answer.body, scrub)
+            message = _WITH_ANSWER[status].format(status=status, snippet=snippet)
+        outcome = _failed(answer, code, message)
+        if status == 401:
+            outcome.status = RowStatus.SKIPPED
+        return outcome
+    if 300 <= status < 400:
+        said = sentences.REDIRECTED_TO if answer.location else sentences.REDIRECTED
+        return _failed(answer, ErrorCode.UNEXPECTED_REDIRECT, said.format(location=answer.location))
+    if status >= 500:
+        page = _looks_like_html(answer)
+        message = sentences.SERVER_ERROR_PAGE if page else sentences.SERVER_ERROR
+        return _failed(answer, ErrorCode.SERVER_ERROR, message.format(status=status))
+    said = sentences.OTHER_STATUS_WITH if answer.body else sentences.OTHER_STATUS
+    message = said.format(status=status, snippet=_snippet(answer.body, scrub))
+    return _failed(answer, ErrorCode.CLIENT_ERROR, message)
 
 
 class PlugChatClient:
-    """One aiohttp session per run, sized to the run's concurrency.
-
-    Use as ``async with PlugChatClient(...) as client: answer = await client.start_attendance(lead)``.
-    The token goes into the ``Authorization`` header exactly as given and nowhere else; what
-    is taken from an answer to be kept or shown is scrubbed of it, and of any piece of it
-    (:meth:`scrub`, which :func:`classify` is given). Answers are read up to a limit, and
-    inflated (gzip, deflate) up to the same limit.
-    """
+    """One aiohttp session per run, its pool sized to the run's concurrency:
+    ``async with PlugChatClient(...) as client``. The token goes in the ``Authorization`` header
+    as given and nowhere else; what is kept or shown of an answer passes :meth:`scrub`. Answers
+    are read, and inflated (gzip, deflate), up to a limit."""
 
     def __init__(
         self,
@@ -365,13 +291,30 @@ class PlugChatClient:
         self.policy = policy or RetryPolicy()
         self.gate = Backpressure(concurrency, rate)  # the run's: every request passes it
         self._token = check_token(token)
-        self._scrubber = Scrubber(self._token)
+        raw = self._token.encode()
+        n = min(FRAGMENT, len(raw))
+        self._pieces = sorted({raw[i : i + n] for i in range(len(raw) - n + 1)})
+        self._pattern = re.compile(b"(?=(" + b"|".join(map(re.escape, self._pieces)) + b"))")
         self._timeout = timeout
-        self._concurrency = concurrency
         self._session = self._fresh = None  # the pooled connections; a new one each time
 
     async def __aenter__(self) -> PlugChatClient:
-        self._session = self._open(_pooled_connector(self._concurrency))
+        import aiohttp
+
+        used: weakref.WeakSet = weakref.WeakSet()
+
+        class Pool(aiohttp.TCPConnector):
+            """The pool, which says in :data:`REUSED` whether a connection was used before."""
+
+            async def connect(self, req, traces, timeout):
+                REUSED.set(False)  # until a connection is given: one refused was never used
+                conn = await super().connect(req, traces, timeout)
+                REUSED.set(conn.protocol in used)
+                used.add(conn.protocol)
+                return conn
+
+        limit = self.gate.concurrency
+        self._session = self._open(Pool(limit=limit, limit_per_host=limit, ttl_dns_cache=300))
         return self
 
     def _open(self, connector):
@@ -395,26 +338,36 @@ class PlugChatClient:
         self._session = self._fresh = None
 
     def scrub(self, text: str) -> str:
-        """``text`` with the token and every piece of it masked."""
-        return self._scrubber.text(text)
+        """``text`` with the token masked, and every piece of it of ``FRAGMENT`` bytes or more
+        (a server may echo the Authorization header cut short, or split)."""
+        data = text.encode("utf-8", "surrogateescape")
+        if not any(piece in data for piece in self._pieces):  # the usual case, at C speed
+            return text
+        out, last = [], 0  # the pieces kept, and where the last masked span ends
+        for match in self._pattern.finditer(data):
+            start, end = match.start(), match.start() + len(match.group(1))
+            if out and start <= last:
+                last = max(last, end)
+            else:
+                out += [data[last:start], b"[token]"]
+                last = end
+        return b"".join([*out, data[last:]]).decode("utf-8", "surrogateescape")
 
     async def start_attendance(self, lead: Lead) -> Answer:
-        """Send one start request; network trouble becomes an :class:`Answer` with ``failure``."""
         url = endpoint(self.base_url, START_PATH)
         return await self.request("POST", url, body=lead.body(), limit=START_ANSWER_LIMIT)
 
     async def finish_attendance(self, lead: Lead, auto_transfer: bool) -> Answer:
         """End the attendance of ``lead.phone``, as its first operator (``batch-attend undo``)."""
         body = {"phone": lead.phone, "operatorId": lead.operators[0], "autoTransfer": auto_transfer}
-        url = self.base_url + FINISH_PATH
+        url = endpoint(self.base_url, FINISH_PATH)
         return await self.request("POST", url, body=body, limit=START_ANSWER_LIMIT)
 
     async def get(
         self, path: str, asking: str, *, headers: dict | None = None, limit: int = LIST_ANSWER_LIMIT
     ) -> Answer:
-        """A GET of an ``endpoint`` path, tried again as a start is (through the run's gate,
-        with its policy); a refused token raises :class:`TokenRefusedError`, saying what was
-        being ``asking`` (words of the catalog)."""
+        """A GET of an ``endpoint`` path, tried again as a start is; a refused token raises
+        :class:`TokenRefusedError`, saying what was being ``asking`` (words of the catalog)."""
         url = endpoint(self.base_url, path)
         answer = await attempt(
             self.gate, self.policy, lambda: self.request("GET", url, headers=headers, limit=limit)
@@ -433,33 +386,14 @@ class PlugChatClient:
         body: dict | None = None,
         headers: dict | None = None,
         limit: int = LIST_ANSWER_LIMIT,
+        session=None,
     ) -> Answer:
-        """One request on the run's session (``body`` is sent as JSON); never raises for
-        network trouble, and reads at most ``limit`` bytes of the answer.
-
-        A request that went out on a pooled connection the server had closed meanwhile (it
-        hung up before any byte of an answer) is sent again at once on a new connection, as
-        browsers do: a server that closes idle connections, or each one after its answer,
-        costs no retry and fails no row. The answer then says it was ``resent``: the first
-        may have reached the server, so it counts in ``attempts`` and the API may have acted
-        on it (a repeated start is answered "already in service", and recognised as this
-        lead's own). aiohttp does the same for a GET by itself."""
-        try:
-            return await self._request(self._session, method, url, body, headers, limit)
-        except _Stale:
-            if self._fresh is None:
-                import aiohttp
-
-                self._fresh = self._open(aiohttp.TCPConnector(force_close=True))
-            answer = await self._request(self._fresh, method, url, body, headers, limit)
-            answer.resent = True
-            return answer
-
-    async def _request(self, session, method, url, body, headers, limit) -> Answer:
+        """One request (``body`` sent as JSON) on the run's ``session``, reading at most
+        ``limit`` bytes of the answer; never raises for network trouble."""
         import aiohttp
 
         try:
-            async with session.request(
+            async with (session or self._session).request(
                 method, url, json=body, headers=headers, allow_redirects=False
             ) as resp:
                 answer = Answer(
@@ -475,76 +409,51 @@ class PlugChatClient:
                         answer.failure, answer.detail = ErrorCode.UNEXPECTED_RESPONSE, str(exc)
                 return answer
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            if self._stale(session, method, exc):
-                raise _Stale from exc
-            return self._failed(exc)
+            closed = isinstance(exc, aiohttp.ClientOSError) or (
+                # a message that is not text is the part of an answer that came
+                isinstance(exc, aiohttp.ServerDisconnectedError) and isinstance(exc.message, str)
+            )
+            if not (closed and session is None and method == "POST" and REUSED.get()):
+                return self._failed(exc)
+        # It went out on a pooled connection the server had closed meanwhile (hung up on, or
+        # reset, before a byte of an answer): sent again at once on a new one, as browsers do
+        # (aiohttp does so for a GET), with no retry spent. The answer says it was ``resent``:
+        # the first may have reached the API (a repeated start is answered "already in service").
+        if self._fresh is None:
+            self._fresh = self._open(aiohttp.TCPConnector(force_close=True))
+        answer = await self.request(
+            method, url, body=body, headers=headers, limit=limit, session=self._fresh
+        )
+        answer.resent = True
+        return answer
 
     def _failed(self, exc: Exception) -> Answer:
         """Why no answer came, or none that could be read."""
         import aiohttp
 
-        def said(code: ErrorCode, sentence, **values) -> Answer:
-            return Answer(failure=code, detail=self.scrub(sentence.format(**values)))
-
+        code, reason = ErrorCode.CONNECTION_LOST, type(exc).__name__
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return said(
-                ErrorCode.CONNECTION_ERROR, sentences.CONNECT_TIMEOUT, seconds=f"{self._timeout:g}"
-            )
-        if isinstance(exc, TimeoutError):
-            return said(ErrorCode.TIMEOUT, sentences.ANSWER_TIMEOUT, seconds=f"{self._timeout:g}")
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return said(
-                ErrorCode.CONNECTION_ERROR,
-                sentences.CANNOT_CONNECT,
-                reason=exc.os_error.strerror or exc,
-            )
-        if isinstance(exc, aiohttp.ClientResponseError):
+            code, sentence = ErrorCode.CONNECTION_ERROR, sentences.CONNECT_TIMEOUT
+        elif isinstance(exc, TimeoutError):
+            code, sentence = ErrorCode.TIMEOUT, sentences.ANSWER_TIMEOUT
+        elif isinstance(exc, aiohttp.ClientConnectorError):
+            code, sentence = ErrorCode.CONNECTION_ERROR, sentences.CANNOT_CONNECT
+            reason = exc.os_error.strerror or exc
+        elif isinstance(exc, aiohttp.ClientResponseError):
             # aiohttp's parser gives these a status of its own (400): no server sent it.
-            return said(ErrorCode.MALFORMED, sentences.NOT_HTTP, reason=exc.message)
-        if isinstance(
+            code, sentence, reason = ErrorCode.MALFORMED, sentences.NOT_HTTP, exc.message
+        elif isinstance(
             exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionError
         ):
-            return said(
-                ErrorCode.CONNECTION_LOST, sentences.CONNECTION_CLOSED, reason=type(exc).__name__
-            )
-        reason = f"{type(exc).__name__}: {exc}"
-        return said(ErrorCode.CONNECTION_LOST, sentences.REQUEST_FAILED, reason=reason)
-
-    def _stale(self, session, method: str, exc: Exception) -> bool:
-        """A POST on a pooled connection that the server had closed: hung up on, or reset,
-        before a byte of an answer came."""
-        import aiohttp
-
-        if session is not self._session or method != "POST" or not REUSED.get():
-            return False
-        if isinstance(exc, aiohttp.ServerDisconnectedError):
-            return isinstance(exc.message, str)  # else the part of an answer that came
-        return isinstance(exc, aiohttp.ClientOSError)
+            sentence = sentences.CONNECTION_CLOSED
+        else:
+            sentence, reason = sentences.REQUEST_FAILED, f"{type(exc).__name__}: {exc}"
+        said = sentence.format(seconds=f"{self._timeout:g}", reason=reason)
+        return Answer(failure=code, detail=self.scrub(said))
 
 
 #: Whether the request the pool last gave a connection to went out on one used before.
 REUSED: ContextVar[bool] = ContextVar("REUSED", default=False)
-
-
-class _Stale(Exception):
-    """A request went out on a pooled connection the server had closed meanwhile."""
-
-
-def _pooled_connector(limit: int):
-    """aiohttp's connection pool, which says (in :data:`REUSED`) whether a connection it
-    gives was used before."""
-    import aiohttp
-
-    used: weakref.WeakSet = weakref.WeakSet()
-
-    class Pool(aiohttp.TCPConnector):
-        async def connect(self, req, traces, timeout):
-            conn = await super().connect(req, traces, timeout)
-            REUSED.set(conn.protocol in used)
-            used.add(conn.protocol)
-            return conn
-
-    return Pool(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
 
 
 class _Unreadable(Exception):
@@ -558,10 +467,7 @@ async def _read_body(resp, limit: int) -> bytes:
     if resp.content_length is not None and resp.content_length > limit:
         raise _Unreadable(too_large)
     data = bytearray()
-    while len(data) <= limit:
-        chunk = await resp.content.read(limit + 1 - len(data))
-        if not chunk:
-            break
+    while len(data) <= limit and (chunk := await resp.content.read(limit + 1 - len(data))):
         data += chunk
     if len(data) > limit:
         raise _Unreadable(too_large)

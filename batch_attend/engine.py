@@ -1,9 +1,6 @@
-"""The async engine: bounded concurrency, retries, run-wide backpressure and clean stops.
-
-A fixed set of workers pulls leads from one shared iterator (memory stays flat however long the
-file), every request passes the run-wide :class:`~batch_attend.retrying.Backpressure` gate, and
-every request and answer is recorded in the journal as it happens. What a request is (a start,
-or ``batch-attend undo``'s finish) is its kind's: :class:`Starts` here, ``undo.Finishes``.
+"""The async engine: a fixed set of workers pulls leads from one shared iterator (memory stays
+flat however long the file), each request through the run-wide gate and recorded in the journal
+as it happens. What a request is is its kind's: :class:`Starts` here, ``undo.Finishes``.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from batch_attend import sentences
 from batch_attend.api import Answer, PlugChatClient, classify, read_start
 from batch_attend.journal import History, Journal, now
 from batch_attend.leads import Lead
-from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus
+from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus, Stop
 from batch_attend.retrying import (
     MAX_RETRY_AFTER,
     Backpressure,
@@ -34,7 +31,7 @@ from batch_attend.retrying import (
 TROUBLE_IN_A_ROW = 10
 #: After Ctrl-C or SIGTERM, requests already in flight get this long to answer.
 DEFAULT_GRACE = 5.0
-EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+SIGNALS = ("SIGINT", "SIGTERM")  # and the engine's stop reasons for them
 
 OnAttempt = Callable[[Lead, int, Outcome, float, float | None], None]
 
@@ -70,11 +67,9 @@ class Starts:
             outcome.status = RowStatus.STARTED
             outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
             outcome.attempts += history.unanswered  # one of them did arrive
-            outcome.error_message = (
-                sentences.CONFIRMED_ON_RETRY_NUMBER.format(number=outcome.attendance_number)
-                if outcome.attendance_number
-                else sentences.CONFIRMED_ON_RETRY
-            )
+            number = outcome.attendance_number
+            said = sentences.CONFIRMED_ON_RETRY_NUMBER if number else sentences.CONFIRMED_ON_RETRY
+            outcome.error_message = said.format(number=number)
         if answer.may_have_acted:
             history.may_have_acted.add(frozenset(lead.operators))
 
@@ -85,13 +80,9 @@ class Starts:
 
 
 class Engine:
-    """Sends leads with bounded concurrency, retries, run-wide backpressure and clean stops:
-    the requests of ``kind`` (:class:`Starts` unless another is given).
-
+    """Sends the requests of ``kind`` with bounded concurrency, retries and clean stops.
     ``on_outcome(lead, outcome)`` is called once for every lead an answer decided; a lead that
-    never got one (stopped by a refused token or an interruption) gets no call, and stays
-    undecided in the journal.
-    """
+    got none (a refused token, an interruption) stays undecided in the journal."""
 
     def __init__(
         self,
@@ -120,7 +111,6 @@ class Engine:
         self.stop_reason: str | None = None
         self.problem: str | None = None  # what recheck said
         self.retry_at: dt.datetime | None = None  # when the API asked to be called again
-        self.sent_leads = 0
         self.decided = 0  # leads an answer decided
         self.requests = 0
         self.retries = 0
@@ -148,16 +138,16 @@ class Engine:
         return self.stop_reason
 
     def stop(self, reason: str) -> None:
-        """Send nothing new. For a signal, also cut waiting workers now and in-flight ones after
-        the grace period; a second signal exits at once (every journal commit is whole, and the
-        loop never runs a handler in the middle of one)."""
-        if reason in EXIT_CODES and self.stop_reason in EXIT_CODES:
-            os._exit(EXIT_CODES[reason])
-        if self.stop_reason is None or reason in EXIT_CODES:
+        """Send nothing new. A signal also cuts waiting workers now and in-flight ones after the
+        grace period; a second one exits at once (the loop never runs a handler in the middle of
+        a journal commit)."""
+        if reason in SIGNALS and self.stop_reason in SIGNALS:
+            os._exit(Stop.named(reason).exit_status)
+        if self.stop_reason is None or reason in SIGNALS:
             self.stop_reason = reason
         if self._stop_event is not None:
             self._stop_event.set()
-        if reason in EXIT_CODES:
+        if reason in SIGNALS:
             for task in self._tasks:
                 if task not in self._in_request:
                     task.cancel()
@@ -180,7 +170,6 @@ class Engine:
         history = kind.history(lead)
         attempts = history.attempts
         request = started = 0
-        self.sent_leads += 1
 
         async def record() -> None:
             nonlocal request
@@ -233,9 +222,8 @@ class Engine:
         )
 
     def _note_failing(self, answer: Answer) -> None:
-        """Count answers failing in a row (those tried again, but 429s: a 503 is also what a
-        start gets while the number is down); at ``TROUBLE_IN_A_ROW``, ask ``recheck`` (once
-        at a time) whether sending must stop."""
+        """At ``TROUBLE_IN_A_ROW`` answers failing in a row (tried again, but 429s: a start gets
+        503s while the number is down), ask ``recheck`` (once at a time) if sending must stop."""
         failed = retryable(answer) and answer.http_status != 429
         self._failing = self._failing + 1 if failed else 0
         if self._failing >= TROUBLE_IN_A_ROW and self.recheck and self._rechecking is None:
@@ -267,25 +255,21 @@ class Engine:
 
 @contextlib.contextmanager
 def signals_stop(engine: Engine):
-    """Ctrl-C and SIGTERM stop the engine cleanly instead of killing the loop mid-row.
-
-    The loop's own signal handlers where it has them; elsewhere (Windows) a plain handler that
-    hands the stop to the loop."""
+    """Ctrl-C and SIGTERM stop the engine cleanly instead of killing the loop mid-row: through
+    the loop's own signal handlers, or (Windows) a plain handler that hands the stop to it."""
     loop = asyncio.get_running_loop()
     restore: list[Callable[[], object]] = []
-    for name in ("SIGINT", "SIGTERM"):
+    for name in SIGNALS:
         sig = getattr(signal, name)
         previous = signal.getsignal(sig)
         try:
-            loop.add_signal_handler(sig, engine.stop, name)
-            restore.append(lambda sig=sig: loop.remove_signal_handler(sig))
-        except NotImplementedError:
             try:
+                loop.add_signal_handler(sig, engine.stop, name)
+                restore.append(lambda sig=sig: loop.remove_signal_handler(sig))
+            except NotImplementedError:
                 signal.signal(
                     sig, lambda *_, name=name: loop.call_soon_threadsafe(engine.stop, name)
                 )
-            except ValueError:
-                continue  # not the main thread (library use): the caller handles signals
         except (RuntimeError, ValueError):
             continue  # not the main thread (library use): the caller handles signals
         restore.append(lambda sig=sig, previous=previous: signal.signal(sig, previous))
@@ -298,16 +282,14 @@ def signals_stop(engine: Engine):
 
 class HeldSignals:
     """From the moment sending begins until the results are written, Ctrl-C and SIGTERM are
-    noted (``name``) instead of cutting the run short, so that what was sent is always written
-    out (while the engine sends, its own handlers stop it cleanly). A second one exits at once.
-    """
+    noted (``name``) so that what was sent is always written out; a second one exits at once."""
 
     def __init__(self) -> None:
         self.name: str | None = None
         self._previous: dict[int, object] = {}
 
     def hold(self) -> None:
-        for name in ("SIGINT", "SIGTERM"):
+        for name in SIGNALS:
             sig = getattr(signal, name)
             try:
                 self._previous[sig] = signal.signal(sig, self._noted)
@@ -317,7 +299,7 @@ class HeldSignals:
     def _noted(self, signum: int, frame) -> None:
         name = signal.Signals(signum).name
         if self.name is not None:
-            os._exit(EXIT_CODES[name])
+            os._exit(Stop.named(name).exit_status)
         self.name = name
 
     def release(self) -> None:

@@ -1,10 +1,6 @@
-"""When to try a request again, how long to wait, and how fast the whole run may send.
-
-One retry loop (:func:`attempt`) serves every request a run makes (starts, phone checks, the
-account's lists and status) with one rule for what may be tried again (:func:`retryable`). Every
-request passes the run-wide gate (:class:`Backpressure`), because the decisions are shared: a
-refusal for one row slows every worker, and the request count per row must be exact for the
-``attempts`` column.
+"""When to try a request again, how long to wait, and how fast the whole run may send: one retry
+loop (:func:`attempt`) for every request a run makes, through one run-wide gate
+(:class:`Backpressure`), as a refusal for one row must slow every worker.
 """
 
 from __future__ import annotations
@@ -21,9 +17,7 @@ from typing import Any
 
 from batch_attend.outcomes import ErrorCode
 
-#: An answer as :class:`batch_attend.api.Answer` holds it (this module stays below the client,
-#: which passes every request through its gate).
-Answer = Any
+Answer = Any  # batch_attend.api.Answer: the client, above this module, uses the gate
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_FAILURES = frozenset(
@@ -32,9 +26,8 @@ RETRYABLE_FAILURES = frozenset(
 #: A Retry-After longer than this is not waited for: the run stops, and a rerun resumes it.
 MAX_RETRY_AFTER = 600.0
 TEN_YEARS = 10 * 365 * 86400.0
-#: ``--rate N``: a start waits until the N-th start before it is this far behind: a second, and
-#: ten milliseconds of margin, so that no one-second window holds N + 1 (a start is counted as
-#: it goes to the wire, :meth:`Backpressure.go`, after its journal record).
+#: ``--rate N``: a start waits until the N-th before it is a second (and 10 ms) behind, so that
+#: no one-second window holds N + 1 (counted as it goes to the wire, after its journal record).
 WINDOW = 1.01
 #: Congestion control (see :class:`Backpressure`).
 START_RATE = 20.0  # requests a second at first
@@ -60,23 +53,18 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when is None:
-        return None
     now = time.time() if now is None else now
     return min(max(0.0, when.timestamp() - now), TEN_YEARS)
 
 
 def asked_wait(answer: Answer) -> float | None:
     """The wait a 429 or 503 asks for in its ``Retry-After``, in seconds (None: none asked)."""
-    if answer.http_status not in (429, 503):
-        return None
-    return parse_retry_after(answer.retry_after)
+    return parse_retry_after(answer.retry_after) if answer.http_status in (429, 503) else None
 
 
 def retryable(answer: Answer) -> bool:
-    """The one rule for trying a request again: no answer came (a time-out, a dropped
-    connection, bytes that were not HTTP), or 429/500/502/503/504. Any other answer would come
-    again the same (400/401/403/404/405/415/422, or a 2xx that says what it says)."""
+    """The one rule for trying a request again: no answer came, or bytes that were not HTTP, or
+    429/500/502/503/504; any other answer would come again the same."""
     if answer.failure is not None:
         return answer.failure in RETRYABLE_FAILURES
     return answer.http_status in RETRYABLE_STATUSES
@@ -113,22 +101,13 @@ async def attempt(
     judge: Callable[[Answer, float | None], bool] | None = None,
     stop: asyncio.Event | None = None,
 ) -> Answer | None:
-    """Send one request (``send()``) through ``gate`` until an answer is final: the one retry
-    loop of every request a run makes.
-
-    ``before()`` is awaited once the request's turn came, before it goes out (the ledger's
-    record). ``judge(answer, wait)`` sees every answer and the seconds before the next try
-    (None: this answer is final: not :func:`retryable`, a Retry-After past MAX_RETRY_AFTER, or
-    the retries spent), and ends the loop by returning True. Returns the last answer, or None
-    when ``stop`` was set before the request went out or while it waited to go again.
-
-    A limiter's refusal while the API takes requests (:meth:`Backpressure.release`)
-    costs no retry, up to FREE_REFUSALS a request: the gate has already slowed the whole run,
-    and the request goes again at its next turn in that rate. So rows never fail because the
-    run went a little over a limit, while a server that refuses everything, or one request for
-    good, still spends the retries. ``attempts`` counts these requests too: each one is a
-    request the lead cost.
-    """
+    """Send one request (``send()``) through ``gate`` until an answer is final; the last
+    answer, or None when ``stop`` was set before it went out or while it waited to go again.
+    ``before()`` is awaited as its turn comes (the ledger's record); ``judge(answer, wait)``
+    sees every answer and the seconds before the next try (None: final), and returning True
+    ends the loop. A limiter's refusal while the API takes requests costs no retry, up to
+    FREE_REFUSALS (the gate has already slowed the run): rows do not fail because the run went
+    a little over a limit, while a server that refuses everything still spends the retries."""
     retry = free = 0
     while True:
         slot = await gate.turn()
@@ -173,31 +152,19 @@ class Slot:
 
     at: float
     paced: bool = False
-    _cell: list[float] | None = None
 
 
 class Backpressure:
-    """The run-wide gate every request passes (:meth:`turn`, :meth:`go` as it goes out, then
-    :meth:`release` with the answer): at most ``concurrency`` requests in flight, the pauses the
-    API asks for with ``Retry-After``, requests spread evenly at the rate congestion control
-    finds, and the fixed cap of ``--rate``.
+    """The run-wide gate every request passes (:meth:`turn`, :meth:`go` as it goes out,
+    :meth:`release` with the answer): at most ``concurrency`` in flight, the pauses the API asks
+    for, the cap of ``--rate``, and congestion control as TCP's, whatever limiter is in front:
 
-    Congestion control, whatever limiter stands in front of the API (a fixed or sliding window,
-    nginx's leaky bucket with or without a burst), as TCP's:
-
-    * requests go out evenly spaced, about 1/rate apart on the wire (a leaky bucket without a
-      burst refuses any closer), the rate growing SLOW_START times a round trip from
-      START_RATE until the API refuses one (:func:`refused`);
-    * a refusal of a request sent since the last cut (at most one cut a round trip) brings the
-      rate down at once, for every worker, by the share of refusals since the last cut (as
-      DCTCP does: one among many accepted is a small step, a limiter refusing most a big one);
-      after a refusal that asked for a pause, from what the API took in the last second; when
-      nothing got through since, though the API took requests in the last second (a window's
-      burst, spent), every worker also waits, twice as long each time;
+    * requests go out about 1/rate apart (a leaky bucket without a burst refuses any closer),
+      the rate growing SLOW_START times a round trip until a refusal (:func:`refused`);
+    * a refusal of a request sent since the last cut brings the rate down at once by the share
+      refused since (as DCTCP does); when a window's burst is spent, every worker also waits;
     * accepted answers bring it back quickly to the most the API took within a second, then
-      add a little each, so that the run settles where REFUSED_SHARE of its requests are
-      refused (nginx without a burst refuses some below its rate, as the network's timing
-      varies): faster the longer no refusal came, slower after one that paused the whole run;
+      climb so that about REFUSED_SHARE are refused, faster the longer no refusal came;
     * past what the requests in flight can reach, requests are not paced at all.
     """
 
@@ -219,9 +186,7 @@ class Backpressure:
         self._cut_at = -math.inf  # when the rate was last cut
         self._got = True  # an answer was accepted since the last cut
         self._backoff = 0.0  # the pause after a cut when none was
-        self._starts: deque[list[float]] | None = (
-            deque(maxlen=max(1, math.floor(rate))) if rate else None
-        )
+        self._starts: deque[Slot] | None = deque(maxlen=max(1, math.floor(rate))) if rate else None
 
     async def turn(self) -> Slot:
         """Wait for a place among the requests in flight, the end of a pause, and the
@@ -238,27 +203,23 @@ class Backpressure:
                     now = time.monotonic()
                 rate = self._pace()  # on time as booked: late wake-ups add no drift
                 self._last = max(due, now - 1.0 / rate) if rate else now
-            if self._starts is None:
-                return Slot(now, True)
-            cell = [now]
-            self._starts.append(cell)
-            return Slot(now, True, cell)
+            slot = Slot(now, True)
+            if self._starts is not None:
+                self._starts.append(slot)
+            return slot
         except BaseException:
             self._places.release()
             raise
 
     async def go(self, slot: Slot) -> None:
-        """The request goes to the wire now, about 1/rate after the one before (what came
-        between its turn and now, its journal record, may have taken it less time): a limiter
-        without a burst refuses a request that comes closer. Its start is kept at this moment."""
+        """The request goes to the wire now, about 1/rate after the one before (its journal
+        record since its turn may have taken less): a limiter without a burst refuses closer."""
         now = time.monotonic()
         if slot.paced:
             while (rate := self._pace()) and (due := self._wire + SPACING / rate) > now:
                 await asyncio.sleep(due - now)
                 now = time.monotonic()
         self._wire = slot.at = now
-        if slot._cell is not None:
-            slot._cell[0] = now
 
     def _due(self, now: float) -> float:
         due = self.paused_until
@@ -266,14 +227,12 @@ class Backpressure:
             due = max(due, self._last + 1.0 / rate)
         starts = self._starts
         if starts is not None and len(starts) == starts.maxlen:
-            due = max(due, starts[0][0] + WINDOW)
+            due = max(due, starts[0].at + WINDOW)
         return due
 
     def _pace(self) -> float | None:
         """The rate requests go at: congestion control's, within the cap."""
-        if self.cap is None:
-            return self.rate
-        return min(self.rate or self.cap, self.cap)
+        return self.rate if self.cap is None else min(self.rate or self.cap, self.cap)
 
     def _set(self, rate: float) -> None:
         """Past what the requests in flight can reach, no pace (None)."""
@@ -328,8 +287,7 @@ class Backpressure:
             accepted = 0.5 if spent else 1.0
         if asked and self._taken:  # the run stopped at the first refusal: no share says more
             sending = min(sending, self._taken / min(1.0, now - self._first))
-        rate = sending * min(1.0 - DOWN, accepted)
-        self._set(rate)
+        self._set(sending * min(1.0 - DOWN, accepted))
         if spent:
             self._backoff = min(1.0, 2 * self._backoff)
             self.paused_until = max(self.paused_until, now + self._backoff)

@@ -179,6 +179,27 @@ def test_a_server_error_may_hide_a_start_that_went_through(status, acted):
     assert Answer(http_status=status).may_have_acted is acted
 
 
+def test_a_refused_connection_is_no_resend_even_after_one():
+    """Only a connection the pool gave can have been used before: once the server is gone, a
+    request on the kept-alive connection is sent again (the first may have gone out), but the
+    next finds the connection refused, and went out nowhere."""
+
+    async def go():
+        with ScriptedServer() as srv:
+            srv.handler = reply(200, "true", JSON)
+            client = await PlugChatClient(srv.origin + "/api/integrations", TOKEN).__aenter__()
+            assert not (await client.start_attendance(LEAD)).resent
+        try:  # nothing listens there any more
+            return [await client.start_attendance(LEAD) for _ in range(2)]
+        finally:
+            await client.__aexit__(None, None, None)
+
+    on_the_kept_one, next_one = asyncio.run(go())
+    assert on_the_kept_one.resent and on_the_kept_one.failure == ErrorCode.CONNECTION_ERROR
+    assert next_one.failure == ErrorCode.CONNECTION_ERROR
+    assert not next_one.resent and not next_one.may_have_acted
+
+
 def test_scrub_masks_the_token_in_server_text():
     client = PlugChatClient("https://api.example.test/api/integrations", TOKEN)
     message = classify(Answer(http_status=400, body=f"bad header: {TOKEN}".encode())).error
