@@ -221,8 +221,8 @@ any_text = st.text(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(any_text, any_text), min_size=1, max_size=6), st.booleans())
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(any_text, any_text), min_size=1, max_size=12), st.booleans())
 def test_csv_results_read_back_as_written(tmp_path_factory, rows, to_stdout):
     """What the csv module reads back is every cell as given, would-be formulas made inert."""
     outcomes = [

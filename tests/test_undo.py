@@ -8,15 +8,14 @@ import os
 import pty
 import sqlite3
 import subprocess
-import time
 
 import openpyxl
 import pytest
 
 from batch_attend.cli import cli
 from batch_attend.sandbox import Fault
-from tests.conftest import PYTHON, TOKEN, clean_env, read_results_csv, standalone_sandbox, write_csv
-from tests.test_interrupt import sandbox_state
+from tests.conftest import PYTHON, TOKEN, clean_env, read_results_csv, write_csv
+from tests.test_interrupt import wait_until
 
 HEADER = ["Nome", "Telefone", "Operadores", "Departamento"]
 ROWS = [
@@ -240,30 +239,23 @@ def _undo(base_url, out, *extra, **how):
     )
 
 
-def test_kill_9_mid_undo_then_undo_again_finishes_each_attendance_once(tmp_path):
+def test_kill_9_mid_undo_then_undo_again_finishes_each_attendance_once(runner, sandbox, tmp_path):  # fmt: skip
     leads = write_csv(tmp_path / "leads.csv", [["Telefone", "Operadores"], *([f"55449{i:08d}", "OP-ANA"] for i in range(120))])  # fmt: skip
     out = tmp_path / "results.csv"
-    with standalone_sandbox("--token", TOKEN, "--latency", "0.05") as base_url:
-        env = clean_env(PLUGCHAT_TOKEN=TOKEN, PLUGCHAT_BASE_URL=base_url)
-        first = subprocess.run([*PYTHON, leads, "-o", out, "-c", "16"], env=env, capture_output=True, timeout=60)  # fmt: skip
-        assert first.returncode == 0, first.stderr
-        proc = _undo(base_url, out, "--yes", "-c", "8", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while (
-            sum(sandbox_state(base_url)["finished"].values()) < 30 and time.monotonic() < deadline
-        ):
-            time.sleep(0.01)
-        proc.kill()  # SIGKILL: no handler, no cleanup
-        proc.wait(10)
-        killed = sandbox_state(base_url)["finished"]
-        assert 30 <= len(killed) < 120
-        again = _undo(base_url, out, "--yes", "-c", "8", stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-        stderr = again.communicate(timeout=60)[1]
-        assert again.returncode == 0, stderr
-        time.sleep(0.2)  # what the killed run left in flight has been answered by now
-        state = sandbox_state(base_url)
-    assert len(state["finished"]) == 120 and set(state["finished"].values()) == {1}
-    assert state["attendances"] == {}
+    state = sandbox.state
+    assert invoke(runner, sandbox, leads, "-o", out, "-c", "16").exit_code == 0
+    state.latency = 0.05  # the undo killed mid-way
+    proc = _undo(sandbox.base_url, out, "--yes", "-c", "8", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    wait_until(lambda: len(dict(state.finished)) >= 30, "30 finishes")
+    proc.kill()  # SIGKILL: no handler, no cleanup
+    proc.wait(10)
+    assert 30 <= len(dict(state.finished)) < 120
+    state.latency = 0.0
+    again = invoke(runner, sandbox, "undo", out, "--yes", "-c", "8", "--backoff", "0.01")
+    assert again.exit_code == 0, again.stderr
+    wait_until(lambda: state.in_flight == 0, "what the killed undo left in flight answered")
+    assert len(state.finished) == 120 and set(state.finished.values()) == {1}
+    assert state.attendances == {}
     assert {r["status"] for r in read_results_csv(out)} == {"undone"}
     db = sqlite3.connect(f"{out}.journal")
     unanswered = db.execute("SELECT count(*) FROM finishes WHERE answered_at IS NULL").fetchone()[0]
@@ -271,22 +263,20 @@ def test_kill_9_mid_undo_then_undo_again_finishes_each_attendance_once(tmp_path)
     assert 0 < unanswered <= 8  # those in flight at the kill: sent again, found nothing left
 
 
-def test_undo_asks_on_a_terminal(tmp_path):
+def test_undo_asks_on_a_terminal(runner, sandbox, tmp_path):
     leads = write_csv(tmp_path / "leads.csv", [["Telefone", "Operadores"], ["(44) 99999-0001", "OP-ANA"]])  # fmt: skip
     out = tmp_path / "results.csv"
-    with standalone_sandbox("--token", TOKEN) as base_url:
-        env = clean_env(PLUGCHAT_TOKEN=TOKEN, PLUGCHAT_BASE_URL=base_url)
-        assert subprocess.run([*PYTHON, leads, "-o", out], env=env, capture_output=True).returncode == 0  # fmt: skip
-        for answer, code, finished in (("n", 2, {}), ("y", 0, {"5544999990001": 1})):
-            main, terminal = pty.openpty()
-            proc = _undo(base_url, out, stdin=terminal, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-            os.close(terminal)
-            os.write(main, f"{answer}\n".encode())  # kept by the terminal until read
-            stderr = proc.communicate(timeout=30)[1]
-            os.close(main)
-            assert proc.returncode == code, stderr
-            assert "Finish them? [y/N]" in stderr
-            assert sandbox_state(base_url)["finished"] == finished
+    assert invoke(runner, sandbox, leads, "-o", out).exit_code == 0
+    for answer, code, finished in (("n", 2, {}), ("y", 0, {"5544999990001": 1})):
+        main, terminal = pty.openpty()  # a terminal only a process of its own can have
+        proc = _undo(sandbox.base_url, out, stdin=terminal, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        os.close(terminal)
+        os.write(main, f"{answer}\n".encode())  # kept by the terminal until read
+        stderr = proc.communicate(timeout=30)[1]
+        os.close(main)
+        assert proc.returncode == code, stderr
+        assert "Finish them? [y/N]" in stderr
+        assert sandbox.state.finished == finished
     assert read_results_csv(out)[0]["status"] == "undone"
 
 
