@@ -428,17 +428,20 @@ FAULTS = options(
         "act-fail, html, badjson, empty, bad-gateway.",
         "--slow-seconds": "How long a 'slow' fault waits.",
     },
-    token={"default": "sandbox-token"},
+    token={"default": settings.SANDBOX_TOKEN},
     latency=SECONDS,
     jitter=SECONDS,
     rate_limit={"type": click.FloatRange(0, min_open=True)},
     burst={"type": click.IntRange(0), "default": 0},
     limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
-    retry_after={"type": click.Choice(["seconds", "date", "none"]), "default": "none"},
+    retry_after={
+        "type": click.Choice(["seconds", "date", "none"]),
+        "default": settings.SANDBOX_RETRY_AFTER,
+    },
     revoke_after={"type": click.IntRange(0)},
     disconnect_after={"type": click.IntRange(0)},
     fault={"multiple": True, "name": "faults"},
-    slow_seconds={"default": 5.0, **SECONDS},
+    slow_seconds={"default": settings.SANDBOX_SLOW_SECONDS, **SECONDS},
 )
 
 

@@ -18,6 +18,10 @@ TOKEN_ENV = "PLUGCHAT_TOKEN"
 ACCOUNT_ENV = "PLUGCHAT_ACCOUNT_ID"
 TICKET_ENV = "PLUGCHAT_TICKET"
 BASE_URL_ENV = "PLUGCHAT_BASE_URL"
+#: The sandbox's defaults, where its command line and its server both read them.
+SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_RETRY_AFTER = "none"
+SANDBOX_SLOW_SECONDS = 5.0
 
 
 @dataclass
