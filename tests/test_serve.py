@@ -12,6 +12,7 @@ import re
 import signal
 import stat
 import subprocess
+import threading
 import time
 import urllib.request
 import zipfile
@@ -261,6 +262,38 @@ def _wait(condition, timeout=20.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_two_starts_waiting_on_a_runs_workbook_begin_once(web, tmp_path, monkeypatch):
+    """Two requests that both wait for the last run's workbook: one begins, the other is told
+    the run is going (two at once would write the same results)."""
+    from batch_attend.web import runs
+
+    written, calls = threading.Event(), []
+
+    def execute(*args):
+        calls.append(args)
+        return {"state": "finished", "exit_code": 0}, written.wait
+
+    monkeypatch.setattr(runs, "execute", execute)
+    web.login()
+    url = web.new_run(leads_csv(tmp_path / "leads.csv", 3))
+    assert web.post(url + "/start").status == 200
+    run_id = url.rsplit("/", 1)[1]
+    _wait(lambda: (job := web.server.jobs.get(run_id)) is not None and job.ended.is_set())
+    answers = []
+    posts = [
+        threading.Thread(target=lambda: answers.append(web.post(url + "/start").status))
+        for _ in range(2)
+    ]
+    for post in posts:
+        post.start()
+    time.sleep(0.3)  # both are waiting for the workbook
+    written.set()
+    for post in posts:
+        post.join(10)
+    assert sorted(answers) == [200, 409]
+    assert len(calls) == 2
 
 
 def test_cancel_then_resume_sends_nothing_twice(tmp_path):

@@ -256,7 +256,8 @@ async def begin(request: web.Request) -> web.Response:
     never two at once: they would write the same results."""
     work = runs.execute if request.match_info["work"] == "start" else runs.undo
     choices, server, run = await _choices(request)
-    if (job := server.jobs.get(run.id)) is not None:
+    # Asked again after each wait: two requests waiting on one job's end must not both begin.
+    while (job := server.jobs.get(run.id)) is not None and not job.task.done():
         if not job.ended.is_set():
             return error(409, _("This run is already going."))
         await asyncio.shield(job.task)  # its workbook being written: a moment
