@@ -57,6 +57,8 @@ class Starts:
         return client.start_attendance(lead)
 
     def judge(self, lead: Lead, answer: Answer, outcome: Outcome, history: History) -> None:
+        if answer.resent:  # the first may have started it: its "in service" is our own
+            history.may_have_acted.add(frozenset(lead.operators))
         if outcome.status in DONE_STATUSES and lead.note[0]:
             outcome.error_code, outcome.error_message = lead.note  # the phone sent, changed
         if outcome.status is not RowStatus.ALREADY_IN_SERVICE:
@@ -188,8 +190,6 @@ class Engine:
             nonlocal attempts
             attempts += 1 + answer.resent
             self.requests += 1 + answer.resent
-            if answer.resent:  # the first may have started it: an "in service" is our own
-                history.may_have_acted.add(frozenset(lead.operators))
             outcome = classify(answer, self.client.scrub, kind.read)
             outcome.phone, outcome.attempts, outcome.done_at = lead.phone, attempts, now()
             kind.judge(lead, answer, outcome, history)
