@@ -3,7 +3,7 @@ read with the ``sqlite3`` shell, during a run or after a crash. Where the file l
 is kept safe (the lock, ``--fresh``, a file that is no ledger): :mod:`ledger_files`.
 
 Each request is committed before it goes out, and each answer with the next group (one
-transaction per turn of the event loop, which a worker's next request waits for). So a run
+transaction for what the workers recorded in a turn of the event loop). So a run
 killed at any moment (``kill -9`` included) leaves a ledger telling which leads are done and
 which requests may have reached the server unanswered: at most one lead per worker is sent
 again, and its answer says whose attendance it is. A lead once ``started`` or
@@ -203,7 +203,8 @@ class Journal:
         columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
         self._key = "a.row_key" if "row_key" in columns else "NULL"  # NULL: an earlier version's
         self._rows: dict[str, list[tuple]] = {statement: [] for statement in _WRITES}
-        self._group: asyncio.Future | None = None  # the commit of this turn's records
+        self._scheduled = False  # a commit at the end of this turn
+        self._commits = 0  # groups committed
 
     @classmethod
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
@@ -296,9 +297,12 @@ class Journal:
         request = self._next[table]
         self._next[table] += 1
         self._rows[_INSERTS[table]].append((request, self.run, *values))
-        if self.failure is not None:
+        commits = self._commits
+        await asyncio.sleep(0)  # every worker of this turn records first: one commit for all
+        if self._commits == commits:  # not committed by another worker's flush
+            self.flush()
+        if self._commits == commits:
             raise self.failure
-        await self._committed()
         return request
 
     def answered(
@@ -312,7 +316,7 @@ class Journal:
         )
         if decides:
             self._rows[_DECIDED].append((*_decided(outcome), attempt, lead.phone))
-        self._committed()
+        self._commit_soon()
 
     def finished(self, finish: int, lead: Lead, outcome: Outcome, *, decides: bool) -> None:
         """Record the answer to ``finish``; one that ends the attendance makes the lead undone,
@@ -325,21 +329,21 @@ class Journal:
                 (outcome.http_status, code, message, outcome.done_at, lead.phone)
             )
             self._rows[_FORGOTTEN].append((lead.phone,))
-        self._committed()
+        self._commit_soon()
 
-    def _committed(self) -> asyncio.Future:
-        """The commit of what this turn of the event loop records, scheduled once."""
-        if self._group is None:
-            loop = asyncio.get_running_loop()
-            self._group = loop.create_future()
-            loop.call_soon(self.flush)
-        return self._group
+    def _commit_soon(self) -> None:
+        """Commit what this turn of the event loop records once it ends (an answer's record)."""
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Commit what this turn of the event loop recorded, in one transaction (group commit:
-        a transaction per request would cost more than the request); the requests waiting for
-        it then go out, or learn why they may not (a full disk, say)."""
-        group, self._group = self._group, None
+        """Commit what was recorded since the last commit, in one transaction (group commit: a
+        transaction per request would cost more than the request); a failure (a full disk, say)
+        is kept in :attr:`failure`, which the requests waiting for it raise."""
+        self._scheduled = False
+        if not any(self._rows.values()):
+            return
         work, self._rows = self._rows, {statement: [] for statement in _WRITES}
         try:
             if self.failure is not None:
@@ -350,12 +354,8 @@ class Journal:
                         self._db.executemany(statement, rows)
         except Exception as exc:
             self.failure = exc
-            if group is not None and not group.done():
-                group.set_exception(exc)
-                group.exception()  # retrieved: no "never retrieved" warning if none waits
             return
-        if group is not None and not group.done():
-            group.set_result(None)
+        self._commits += 1
 
     def records(self) -> Iterator[Record]:
         """Every lead the ledger holds, with its deciding request (if an answer decided it)."""
