@@ -310,7 +310,8 @@ class PlugChatClient:
                 REUSED.set(False)  # until a connection is given: one refused was never used
                 conn = await super().connect(req, traces, timeout)
                 REUSED.set(conn.protocol in used)
-                used.add(conn.protocol)
+                if not REUSED.get():
+                    used.add(conn.protocol)
                 return conn
 
         limit = self.gate.concurrency
@@ -463,14 +464,13 @@ class _Unreadable(Exception):
 async def _read_body(resp, limit: int) -> bytes:
     """The answer's body, inflated, or :class:`_Unreadable` past ``limit`` bytes (read or
     inflated): memory stays bounded whatever the server sends."""
-    too_large = sentences.TOO_LARGE.format(size=limit // 1024)
     if resp.content_length is not None and resp.content_length > limit:
-        raise _Unreadable(too_large)
+        raise _too_large(limit)
     data = bytearray()
     while len(data) <= limit and (chunk := await resp.content.read(limit + 1 - len(data))):
         data += chunk
     if len(data) > limit:
-        raise _Unreadable(too_large)
+        raise _too_large(limit)
     encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return bytes(data)
@@ -483,5 +483,9 @@ async def _read_body(resp, limit: int) -> bytes:
     except zlib.error as exc:
         raise _Unreadable(sentences.NOT_INFLATED.format(encoding=encoding, reason=exc)) from None
     if len(body) > limit or inflater.unconsumed_tail:
-        raise _Unreadable(too_large)
+        raise _too_large(limit)
     return body
+
+
+def _too_large(limit: int) -> _Unreadable:
+    return _Unreadable(sentences.TOO_LARGE.format(size=limit // 1024))
