@@ -82,11 +82,8 @@ class Fault:
         """``kind`` or ``kind:times``, e.g. ``fail:2`` or ``act-drop``."""
         kind, _sep, times = text.partition(":")
         if kind not in FAULT_KINDS:
-            raise ValueError(
-                _("unknown fault '{kind}'; known: {known}").format(
-                    kind=kind, known=", ".join(FAULT_KINDS)
-                )
-            )
+            message = _("unknown fault '{kind}'; known: {known}")
+            raise ValueError(message.format(kind=kind, known=", ".join(FAULT_KINDS)))
         return cls(kind, int(times) if times else None)
 
 
@@ -173,9 +170,8 @@ def parse_faults(specs) -> dict[str, Fault]:
                 raise ValueError(_("expected PHONE=KIND[:TIMES]"))
             faults[phone.strip()] = Fault.parse(kind.strip())
         except ValueError as exc:
-            raise SandboxError(
-                _("--fault {spec}: {problem}").format(spec=spec, problem=exc)
-            ) from exc
+            message = _("--fault {spec}: {problem}")
+            raise SandboxError(message.format(spec=spec, problem=exc)) from exc
     return faults
 
 
@@ -194,14 +190,8 @@ def _act(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
         names = {op["id"]: op["name"] for op in state.operators}
         listed = [{"id": op, "name": names.get(op, f"Operador {op}")} for op in current]
         state.answers["progress"] += 1
-        return web.json_response(
-            {
-                "status": "progress",
-                "message": "chat is already in service",
-                "attendanceNumber": number,
-                "operators": listed,
-            }
-        )
+        answer = {"status": "progress", "message": "chat is already in service"}
+        return web.json_response({**answer, "attendanceNumber": number, "operators": listed})
     number = FIRST_ATTENDANCE_NUMBER + state.total_starts()  # a finished one's is not reused
     state.attendances[phone] = (number, list(operators))
     state.starts[phone] += 1
@@ -297,20 +287,15 @@ async def _post(read, act, request: web.Request) -> web.StreamResponse:
         state.in_flight -= 1
 
 
-async def departments(request: web.Request) -> web.Response:
+async def directory_list(kind: str, request: web.Request) -> web.Response:
+    """The ``departments`` or the ``operators`` (which need the ticket)."""
     state: SandboxState = request.app[STATE]
-    state.directory_requests["departments"] += 1
-    return _refused(request, state) or web.json_response(state.departments)
-
-
-async def operators(request: web.Request) -> web.Response:
-    state: SandboxState = request.app[STATE]
-    state.directory_requests["operators"] += 1
+    state.directory_requests[kind] += 1
     if refused := _refused(request, state):
         return refused
-    if request.headers.get("Ticket") != state.ticket:
+    if kind == "operators" and request.headers.get("Ticket") != state.ticket:
         return web.json_response({"error": "invalid ticket"}, status=500)  # as the vendor does
-    return web.json_response(state.operators)
+    return web.json_response(getattr(state, kind))
 
 
 async def whatsapp_status(request: web.Request) -> web.Response:
@@ -375,8 +360,8 @@ def make_app(state: SandboxState | None = None) -> web.Application:
     app[STATE] = state or SandboxState()
     app.router.add_post(f"{API_PREFIX}/start-attendance", partial(_post, _start_body, _act))
     app.router.add_post(f"{API_PREFIX}/finish-attendance", partial(_post, _finish_body, _finish))
-    app.router.add_get(f"{API_PREFIX}/departments", departments)
-    app.router.add_get("/api/operator/get-all", operators)
+    app.router.add_get(f"{API_PREFIX}/departments", partial(directory_list, "departments"))
+    app.router.add_get("/api/operator/get-all", partial(directory_list, "operators"))
     app.router.add_get("/api/whatsapp/status", whatsapp_status)
     app.router.add_get("/api/whatsapp/phone-exists/{phone}", phone_exists)
     app.router.add_get("/api/account/get-operators-online", operators_online)
@@ -470,8 +455,5 @@ def serve_until_stopped(
     try:
         asyncio.run(_serve(app, host, port, on_bound, asyncio.Event().wait, shutdown_timeout))
     except OSError as exc:
-        raise failure(
-            _("cannot listen on {host}:{port} ({reason})").format(
-                host=host, port=port, reason=exc.strerror or exc
-            )
-        ) from exc
+        message = _("cannot listen on {host}:{port} ({reason})")
+        raise failure(message.format(host=host, port=port, reason=exc.strerror or exc)) from exc
