@@ -138,12 +138,13 @@ def _find(items: list, value: str, fields: tuple[str, ...], problems: tuple) -> 
     return found[0].id
 
 
-def _parse_list(answer, what: str, scrub) -> list[dict]:
+def _read_list(answer, what: str, scrub, kind: type[Department]) -> list:
+    """The ``what`` listed, each read as a ``kind``; an answer that is not the list raises."""
     from batch_attend.api import classify
 
     data = answer.json()
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
-        return data
+        return [kind.from_api(item) for item in data]
     if answer.http_status == 200 and answer.failure is None:
         reason = _("an answer that is not a list")
     else:
@@ -161,22 +162,16 @@ async def fetch_directory(
     directory = Directory()
     if departments:
         answer = await client.get(DEPARTMENTS_PATH, N_("listing the departments"))
-        directory.departments = [
-            Department.from_api(d) for d in _parse_list(answer, N_("departments"), client.scrub)
-        ]
+        directory.departments = _read_list(answer, N_("departments"), client.scrub, Department)
     if operators and ticket:
         asking = N_("listing the operators")
         answer = await client.get(OPERATORS_PATH, asking, headers={"Ticket": ticket})
-        directory.operators = [
-            Operator.from_api(o) for o in _parse_list(answer, N_("operators"), client.scrub)
-        ]
+        directory.operators = _read_list(answer, N_("operators"), client.scrub, Operator)
     return directory
 
 
 @dataclass(frozen=True)
 class OnlineState(Department):
-    """An operator as ``get-operators-online`` reports them."""
-
     online: bool = False
     last_changed: int | None = None  # ms since the epoch
 
@@ -184,12 +179,11 @@ class OnlineState(Department):
 async def fetch_online(client, account_id: str | None) -> list[OnlineState]:
     """Every operator's state now, or :class:`DirectoryError`."""
     if not account_id:
-        raise DirectoryError(
-            _(
-                "--online-only needs the account's ID: --account-id, PLUGCHAT_ACCOUNT_ID or "
-                "account-id in the config file (it is in the address of an operator's chat page)"
-            )
+        message = _(
+            "--online-only needs the account's ID: --account-id, PLUGCHAT_ACCOUNT_ID or "
+            "account-id in the config file (it is in the address of an operator's chat page)"
         )
+        raise DirectoryError(message)
     path = f"{ONLINE_PATH}?id={quote(account_id, safe='')}"
     answer = await client.get(path, N_("asked who is online"))
     data = answer.json()

@@ -370,18 +370,15 @@ def make_app(state: SandboxState | None = None) -> web.Application:
 
 
 class BackgroundServer:
-    """An aiohttp app served from a background thread on 127.0.0.1 (port 0 = a free port):
-    ``with BackgroundServer(app) as server: server.origin``, for the sandbox during a run and,
-    in tests, for servers that answer whatever a test scripts."""
+    """An aiohttp app served on a free port of 127.0.0.1 from a background thread (the sandbox of
+    a run, the tests' servers): ``with BackgroundServer(app) as server: server.origin``."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: web.Application):
         self.app = app
-        self.host = host
-        self.port = port
 
     @property
     def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):
         bound = concurrent.futures.Future()
@@ -400,7 +397,7 @@ class BackgroundServer:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         try:
-            await _serve(self.app, self.host, self.port, bound.set_result, self._stop.wait)
+            await _serve(self.app, "127.0.0.1", 0, bound.set_result, self._stop.wait)
         except BaseException as exc:
             if bound.done():
                 raise
@@ -408,12 +405,11 @@ class BackgroundServer:
 
 
 class SandboxServer(BackgroundServer):
-    """The sandbox in a background thread: ``with SandboxServer() as sb: sb.base_url``; ``state``
-    is shared with the server, so tests can set faults and read what was started."""
+    """The sandbox in a background thread; tests set faults and read what was started in ``state``."""
 
-    def __init__(self, state: SandboxState | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, state: SandboxState | None = None):
         self.state = state or SandboxState()
-        super().__init__(make_app(self.state), host, port)
+        super().__init__(make_app(self.state))
 
     @property
     def base_url(self) -> str:
@@ -450,8 +446,7 @@ def serve(state: SandboxState, host: str, port: int, announce) -> None:
 def serve_until_stopped(
     app: web.Application, host: str, port: int, on_bound, failure, shutdown_timeout: float = 0.5
 ) -> None:
-    """Serve ``app`` until Ctrl-C (the sandbox, the web page); a port that cannot be had raises
-    ``failure``, saying why."""
+    """Serve ``app`` until Ctrl-C; a port that cannot be had raises ``failure``, saying why."""
     try:
         asyncio.run(_serve(app, host, port, on_bound, asyncio.Event().wait, shutdown_timeout))
     except OSError as exc:

@@ -39,9 +39,8 @@ class WhatsAppStatus:
 
     def problem(self) -> str:
         said = _(" (PlugChat says: {error})").format(error=self.error) if self.error else ""
-        return _("the account's WhatsApp number is not connected: {fields} false{said}").format(
-            fields=", ".join(self.false), said=said
-        )
+        message = _("the account's WhatsApp number is not connected: {fields} false{said}")
+        return message.format(fields=", ".join(self.false), said=said)
 
 
 async def whatsapp_status(client) -> WhatsAppStatus:
