@@ -37,9 +37,8 @@ ONLY_OTHER_FORM = {
 }
 ONLINE_OPERATORS = frozenset({"OP-ANA", "OP-CARLA"})  # OP-BRUNO, also active, is offline
 
-#: Each fault with what it answers: "fail" (500 until its count is used up) and the last four
-#: without acting, "act-fail" after acting; "drop" closes the connection unanswered, "act-drop"
-#: after acting, and "slow" acts, then answers only after ``slow_seconds``.
+#: What each fault answers, without acting or, for "act-" ones and "slow", after acting: the answer
+#: given ("fail": 500); "drop" closes the connection unanswered; "slow" waits ``slow_seconds``.
 FAULT_KINDS = {
     "fail": (500, "application/json", '{"error": "internal error"}'),
     "drop": None,
