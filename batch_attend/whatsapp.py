@@ -64,8 +64,7 @@ async def whatsapp_status(client) -> WhatsAppStatus:
 
 
 def other_form(phone: str) -> tuple[str, str] | None:
-    """A Brazilian mobile in its other form, with the note that says how: the ninth digit after
-    the area code removed, or added (to 8 digits starting 6 to 9); None for any other number."""
+    """A Brazilian mobile in its other form (the ninth digit removed or added), with the note."""
     if not phone.startswith("55"):
         return None
     area, local = phone[2:4], phone[4:]
