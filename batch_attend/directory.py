@@ -1,7 +1,6 @@
 """What the account has (operators, which need the ``Ticket`` header; departments; who is
-online), and the IDs for what people write in cells ("Ana Souza", "ana.souza", "Vendas"): a value
-that matches nothing, two, or someone inactive makes its row ``invalid`` rather than a request the
-API would reject or misroute. Without the operator list, only values that look like IDs pass."""
+online), and the IDs for what people write in cells: a value that matches nothing, two, or someone
+inactive makes its row ``invalid`` rather than a request the API would reject or misroute."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from batch_attend.reading.headers import fold
 
 OPERATORS_PATH = "/api/operator/get-all"
 DEPARTMENTS_PATH = "/departments"
+ONLINE_PATH = "/api/account/get-operators-online"
 
 
 class DirectoryError(BatchAttendError):
@@ -66,9 +66,8 @@ class Operator(Department):
 
 
 def looks_like_id(value: str) -> bool:
-    """PlugChat's IDs are opaque codes (UUIDs, ``OP-1``): without the operator list, a value is
-    taken for one when it has no space and no ``@``, and a digit or no lower-case letter (so
-    ``Ana`` and ``bruno.lima`` are not; ``--no-lookup`` sends any cell as it is)."""
+    """Without the operator list, a value is taken for one of PlugChat's opaque IDs (UUIDs,
+    ``OP-1``) when it has no space and no ``@``, and a digit or no lower-case letter."""
     if not value or any(ch.isspace() for ch in value) or "@" in value:
         return False
     return any(ch.isdigit() for ch in value) or not any(ch.islower() for ch in value)
@@ -90,14 +89,14 @@ class Directory:
 
     def operator_id(self, value: str) -> str:
         """The ID for an operator cell value (ID, login, name or e-mail), or :class:`LookupProblem`."""
+        if self.operators is None:
+            if not (looks_like_id(value) or self.unchecked):
+                said = sentences.NAME_WITHOUT_TICKET.format(value=value)
+                raise LookupProblem(ErrorCode.UNKNOWN_OPERATOR, said)
+            return value
         if value not in self._operator_cache:
-            if self.operators is None:
-                if not (looks_like_id(value) or self.unchecked):
-                    said = sentences.NAME_WITHOUT_TICKET.format(value=value)
-                    raise LookupProblem(ErrorCode.UNKNOWN_OPERATOR, said)
-                return value
-            found = _find(self.operators, value, ("login", "name", "email"), OPERATOR_PROBLEMS)
-            self._operator_cache[value] = found
+            fields = ("login", "name", "email")
+            self._operator_cache[value] = _find(self.operators, value, fields, OPERATOR_PROBLEMS)
         return self._operator_cache[value]
 
     def department_id(self, value: str) -> str:
@@ -139,23 +138,21 @@ def _find(items: list, value: str, fields: tuple[str, ...], problems: tuple) -> 
     return found[0].id
 
 
-def _parse_list(answer, what: str, scrub) -> list[dict]:
+def _read_list(answer, what: str, scrub, kind: type[Department]) -> list:
+    """The ``what`` listed, each read as a ``kind``; an answer that is not the list raises."""
     from batch_attend.api import classify
 
     data = answer.json()
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):
-        return data
+        return [kind.from_api(item) for item in data]
     if answer.http_status == 200 and answer.failure is None:
         reason = _("an answer that is not a list")
     else:
         reason = sentences.render(classify(answer, scrub).error_message)
     status = f" (HTTP {answer.http_status})" if answer.http_status else ""
     hint = _(" A bad or missing ticket gives HTTP 500.") if what == "operators" else ""
-    raise DirectoryError(
-        _("could not list the {what}{status}: {reason}.{hint}").format(
-            what=_(what), status=status, reason=reason, hint=hint
-        )
-    )
+    message = _("could not list the {what}{status}: {reason}.{hint}")
+    raise DirectoryError(message.format(what=_(what), status=status, reason=reason, hint=hint))
 
 
 async def fetch_directory(
@@ -165,51 +162,36 @@ async def fetch_directory(
     directory = Directory()
     if departments:
         answer = await client.get(DEPARTMENTS_PATH, N_("listing the departments"))
-        directory.departments = [
-            Department.from_api(d) for d in _parse_list(answer, N_("departments"), client.scrub)
-        ]
+        directory.departments = _read_list(answer, N_("departments"), client.scrub, Department)
     if operators and ticket:
         asking = N_("listing the operators")
         answer = await client.get(OPERATORS_PATH, asking, headers={"Ticket": ticket})
-        directory.operators = [
-            Operator.from_api(o) for o in _parse_list(answer, N_("operators"), client.scrub)
-        ]
+        directory.operators = _read_list(answer, N_("operators"), client.scrub, Operator)
     return directory
-
-
-# --- who is online now ---------------------------------------------------------------------
-
-ONLINE_PATH = "/api/account/get-operators-online"
 
 
 @dataclass(frozen=True)
 class OnlineState(Department):
-    """An operator as ``get-operators-online`` reports them."""
-
     online: bool = False
     last_changed: int | None = None  # ms since the epoch
 
 
 async def fetch_online(client, account_id: str | None) -> list[OnlineState]:
-    """Every operator's state now; a missing account ID or an answer that is not the list is a
-    :class:`DirectoryError`."""
+    """Every operator's state now, or :class:`DirectoryError`."""
     if not account_id:
-        raise DirectoryError(
-            _(
-                "--online-only needs the account's ID: --account-id, PLUGCHAT_ACCOUNT_ID or "
-                "account-id in the config file (it is in the address of an operator's chat page)"
-            )
+        message = _(
+            "--online-only needs the account's ID: --account-id, PLUGCHAT_ACCOUNT_ID or "
+            "account-id in the config file (it is in the address of an operator's chat page)"
         )
+        raise DirectoryError(message)
     path = f"{ONLINE_PATH}?id={quote(account_id, safe='')}"
     answer = await client.get(path, N_("asked who is online"))
     data = answer.json()
     items = data.get("data") if isinstance(data, dict) else None
     if not (isinstance(items, list) and all(isinstance(i, dict) and i.get("id") for i in items)):
-        raise DirectoryError(
-            _("could not ask who is online for account {account} ({reason})").format(
-                account=account_id, reason=sentences.render(client.scrub(answer.why_unread()))
-            )
-        )
+        reason = sentences.render(client.scrub(answer.why_unread()))
+        message = _("could not ask who is online for account {account} ({reason})")
+        raise DirectoryError(message.format(account=account_id, reason=reason))
     return [
         OnlineState.from_api(
             i,

@@ -1,8 +1,6 @@
 """A local stand-in for PlugChat over real HTTP on 127.0.0.1 (``--sandbox``, ``batch-attend
 sandbox``, the tests): it answers as the vendor's page says, and misbehaves on purpose (latency,
-nginx's rate limit, a revoked token, per-phone faults, the WhatsApp number down) so that retries,
-time-outs and odd answers are tested over real loopback connections.
-"""
+nginx's rate limit, a revoked token, per-phone faults, the WhatsApp number down)."""
 
 from __future__ import annotations
 
@@ -29,9 +27,8 @@ FIRST_ATTENDANCE_NUMBER = 1001
 SANDBOX_ACCOUNT_ID = "sandbox-account"
 NOT_CONNECTED = "You are not connected."  # the vendor's `error` text
 
-# Seeded so that samples/leads.xlsx shows both cases (the last entry of each is for tests only):
-# its two landlines have no WhatsApp, and two of its mobiles are registered only in the other
-# ninth-digit form (the 9 after the area code added or removed), written form → registered one.
+# Seeded for samples/leads.xlsx (the last entry of each is for tests only): its two landlines have
+# no WhatsApp; two mobiles are registered only in their other ninth-digit form (written → registered).
 NO_WHATSAPP = frozenset({"554430251234", "556232124455", "5544999990666"})
 ONLY_OTHER_FORM = {
     "554499887766": "5544999887766",
@@ -40,9 +37,8 @@ ONLY_OTHER_FORM = {
 }
 ONLINE_OPERATORS = frozenset({"OP-ANA", "OP-CARLA"})  # OP-BRUNO, also active, is offline
 
-#: Each fault with what it answers: "fail" (500 until its count is used up) and the last four
-#: without acting, "act-fail" after acting; "drop" closes the connection unanswered, "act-drop"
-#: after acting, and "slow" acts, then answers only after ``slow_seconds``.
+#: What each fault answers, without acting or, for "act-" ones and "slow", after acting: the answer
+#: given ("fail": 500); "drop" closes the connection unanswered; "slow" waits ``slow_seconds``.
 FAULT_KINDS = {
     "fail": (500, "application/json", '{"error": "internal error"}'),
     "drop": None,
@@ -85,11 +81,8 @@ class Fault:
         """``kind`` or ``kind:times``, e.g. ``fail:2`` or ``act-drop``."""
         kind, _sep, times = text.partition(":")
         if kind not in FAULT_KINDS:
-            raise ValueError(
-                _("unknown fault '{kind}'; known: {known}").format(
-                    kind=kind, known=", ".join(FAULT_KINDS)
-                )
-            )
+            message = _("unknown fault '{kind}'; known: {known}")
+            raise ValueError(message.format(kind=kind, known=", ".join(FAULT_KINDS)))
         return cls(kind, int(times) if times else None)
 
 
@@ -146,14 +139,6 @@ class SandboxState:
         error = "" if up else NOT_CONNECTED
         return {"connected": up, "session": up, "smartphoneConnected": up, "error": error}
 
-    def unknown_ids(self, operators: list[str], department: str | None) -> str:
-        """The first operator or department ID of a start that this account does not have."""
-        known = {op["id"] for op in self.operators}
-        missing = [op for op in operators if op not in known]
-        if department is not None and department not in {d["id"] for d in self.departments}:
-            missing.append(department)
-        return missing[0] if missing else ""
-
     def _over_rate(self) -> bool:
         """nginx's ``limit_req``: the excess drains at the rate; a refused request counts not."""
         if not self.rate_limit:
@@ -184,9 +169,8 @@ def parse_faults(specs) -> dict[str, Fault]:
                 raise ValueError(_("expected PHONE=KIND[:TIMES]"))
             faults[phone.strip()] = Fault.parse(kind.strip())
         except ValueError as exc:
-            raise SandboxError(
-                _("--fault {spec}: {problem}").format(spec=spec, problem=exc)
-            ) from exc
+            message = _("--fault {spec}: {problem}")
+            raise SandboxError(message.format(spec=spec, problem=exc)) from exc
     return faults
 
 
@@ -205,14 +189,8 @@ def _act(state: SandboxState, phone: str, operators: list[str]) -> web.Response:
         names = {op["id"]: op["name"] for op in state.operators}
         listed = [{"id": op, "name": names.get(op, f"Operador {op}")} for op in current]
         state.answers["progress"] += 1
-        return web.json_response(
-            {
-                "status": "progress",
-                "message": "chat is already in service",
-                "attendanceNumber": number,
-                "operators": listed,
-            }
-        )
+        answer = {"status": "progress", "message": "chat is already in service"}
+        return web.json_response({**answer, "attendanceNumber": number, "operators": listed})
     number = FIRST_ATTENDANCE_NUMBER + state.total_starts()  # a finished one's is not reused
     state.attendances[phone] = (number, list(operators))
     state.starts[phone] += 1
@@ -251,76 +229,72 @@ async def _post(read, act, request: web.Request) -> web.StreamResponse:
     state.in_flight += 1
     state.max_in_flight = max(state.max_in_flight, state.in_flight)
     try:
-        return await _handle(request, state, read, act)
+        if state.latency or state.jitter:
+            await asyncio.sleep(state.latency + random.uniform(0, state.jitter))
+        if refused := _refused(request, state):
+            state.answers["401"] += 1
+            return refused
+        if request.content_type != "application/json":
+            state.answers["415"] += 1
+            return web.Response(status=415, text="Unsupported Media Type")
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return web.json_response({"error": "invalid JSON"}, status=400)
+        parts = read(body) if isinstance(body, dict) else None
+        if parts is None or not isinstance(parts[0], str) or not parts[0].isdigit():
+            state.answers["400"] += 1
+            return web.json_response({"error": "a field is missing or malformed"}, status=400)
+        phone, operators, department = parts
+        state.requests[phone] += 1
+        if state.keep_log:
+            state.log.append(dict(body))  # the body exactly as received
+        if state._over_rate():
+            state.answers[str(state.limit_status)] += 1
+            date = email.utils.formatdate(time.time() + 1, usegmt=True)
+            after = {"seconds": "1", "date": date}.get(state.retry_after)  # "none": no header
+            headers = {"Retry-After": after} if after else {}
+            refusal = {"error": "too many requests"}
+            return web.json_response(refusal, status=state.limit_status, headers=headers)
+        ids = {op["id"] for op in state.operators}
+        unknown = [op for op in operators if op not in ids]
+        if department is not None and department not in {d["id"] for d in state.departments}:
+            unknown.append(department)
+        if unknown:  # the API's answer to an ID it does not have is undocumented: this is ours
+            state.answers["400"] += 1
+            return web.json_response({"error": f"not found: {unknown[0]}"}, status=400)
+        if not state.is_connected():
+            state.answers["503"] += 1  # no Retry-After: the client sees answers failing in a row
+            return web.json_response({"error": NOT_CONNECTED}, status=503)
+        fault = state.faults.get(phone)
+        if fault is None or (fault.times is not None and fault.times <= 0):
+            return act(state, phone, operators)
+        if fault.times is not None:
+            fault.times -= 1
+        state.answers[f"fault:{fault.kind}"] += 1
+        if fault.kind in ("act-drop", "act-fail", "slow"):
+            acted = act(state, phone, operators)
+        if fault.kind in ("drop", "act-drop"):
+            request.transport.abort()
+            return web.Response(status=500)
+        if fault.kind == "slow":
+            await asyncio.sleep(state.slow_seconds)
+            return acted
+        status, kind, text = FAULT_KINDS[fault.kind]
+        return web.Response(status=status, text=text, content_type=kind)
     finally:
         state.in_flight -= 1
 
 
-async def _handle(request: web.Request, state: SandboxState, read, act) -> web.StreamResponse:
-    if state.latency or state.jitter:
-        await asyncio.sleep(state.latency + random.uniform(0, state.jitter))
-    if refused := _refused(request, state):
-        state.answers["401"] += 1
-        return refused
-    if request.content_type != "application/json":
-        state.answers["415"] += 1
-        return web.Response(status=415, text="Unsupported Media Type")
-    try:
-        body = json.loads(await request.read())
-    except ValueError:
-        return web.json_response({"error": "invalid JSON"}, status=400)
-    parts = read(body) if isinstance(body, dict) else None
-    if parts is None or not isinstance(parts[0], str) or not parts[0].isdigit():
-        state.answers["400"] += 1
-        return web.json_response({"error": "a field is missing or malformed"}, status=400)
-    phone, operators, department = parts
-    state.requests[phone] += 1
-    if state.keep_log:
-        state.log.append(dict(body))  # the body exactly as received
-    if state._over_rate():
-        state.answers[str(state.limit_status)] += 1
-        after = {"seconds": "1", "date": email.utils.formatdate(time.time() + 1, usegmt=True)}
-        headers = {"Retry-After": after[state.retry_after]} if state.retry_after in after else {}
-        refusal = {"error": "too many requests"}
-        return web.json_response(refusal, status=state.limit_status, headers=headers)
-    unknown = state.unknown_ids(operators, department)
-    if unknown:  # the API's answer to an ID it does not have is undocumented: this is ours
-        state.answers["400"] += 1
-        return web.json_response({"error": f"not found: {unknown}"}, status=400)
-    if not state.is_connected():
-        state.answers["503"] += 1  # no Retry-After: the client sees answers failing in a row
-        return web.json_response({"error": NOT_CONNECTED}, status=503)
-    fault = state.faults.get(phone)
-    if fault is None or (fault.times is not None and fault.times <= 0):
-        return act(state, phone, operators)
-    if fault.times is not None:
-        fault.times -= 1
-    state.answers[f"fault:{fault.kind}"] += 1
-    acted = act(state, phone, operators) if fault.kind in ("act-drop", "act-fail", "slow") else None
-    if fault.kind in ("drop", "act-drop"):
-        request.transport.abort()
-        return web.Response(status=500)
-    if fault.kind == "slow":
-        await asyncio.sleep(state.slow_seconds)
-        return acted
-    status, kind, text = FAULT_KINDS[fault.kind]
-    return web.Response(status=status, text=text, content_type=kind)
-
-
-async def departments(request: web.Request) -> web.Response:
+async def directory_list(kind: str, request: web.Request) -> web.Response:
+    """The ``departments`` or the ``operators`` (which need the ticket)."""
     state: SandboxState = request.app[STATE]
-    state.directory_requests["departments"] += 1
-    return _refused(request, state) or web.json_response(state.departments)
-
-
-async def operators(request: web.Request) -> web.Response:
-    state: SandboxState = request.app[STATE]
-    state.directory_requests["operators"] += 1
+    state.directory_requests[kind] += 1
     if refused := _refused(request, state):
         return refused
-    if request.headers.get("Ticket") != state.ticket:
+    if kind == "operators" and request.headers.get("Ticket") != state.ticket:
         return web.json_response({"error": "invalid ticket"}, status=500)  # as the vendor does
-    return web.json_response(state.operators)
+    return web.json_response(getattr(state, kind))
 
 
 async def whatsapp_status(request: web.Request) -> web.Response:
@@ -361,12 +335,10 @@ async def operators_online(request: web.Request) -> web.Response:
 
 async def sandbox_state(request: web.Request) -> web.Response:
     state: SandboxState = request.app[STATE]
+    counters = ("starts", "finished", "requests", "answers", "phone_exists_requests")
     return web.json_response(
         {
-            "starts": dict(state.starts),
-            "finished": dict(state.finished),
-            "requests": dict(state.requests),
-            "answers": dict(state.answers),
+            **{name: dict(getattr(state, name)) for name in counters},
             "in_flight": state.in_flight,  # requests it holds now, their answer not yet given
             "attendances": {
                 p: {"number": n, "operators": o} for p, (n, o) in state.attendances.items()
@@ -377,7 +349,6 @@ async def sandbox_state(request: web.Request) -> web.Response:
             "online": sorted(state.online),
             "account_id": state.account_id,
             "status_requests": state.status_requests,
-            "phone_exists_requests": dict(state.phone_exists_requests),
             "online_requests": state.online_requests,
         }
     )
@@ -388,8 +359,8 @@ def make_app(state: SandboxState | None = None) -> web.Application:
     app[STATE] = state or SandboxState()
     app.router.add_post(f"{API_PREFIX}/start-attendance", partial(_post, _start_body, _act))
     app.router.add_post(f"{API_PREFIX}/finish-attendance", partial(_post, _finish_body, _finish))
-    app.router.add_get(f"{API_PREFIX}/departments", departments)
-    app.router.add_get("/api/operator/get-all", operators)
+    app.router.add_get(f"{API_PREFIX}/departments", partial(directory_list, "departments"))
+    app.router.add_get("/api/operator/get-all", partial(directory_list, "operators"))
     app.router.add_get("/api/whatsapp/status", whatsapp_status)
     app.router.add_get("/api/whatsapp/phone-exists/{phone}", phone_exists)
     app.router.add_get("/api/account/get-operators-online", operators_online)
@@ -398,18 +369,15 @@ def make_app(state: SandboxState | None = None) -> web.Application:
 
 
 class BackgroundServer:
-    """An aiohttp app served from a background thread on 127.0.0.1 (port 0 = a free port):
-    ``with BackgroundServer(app) as server: server.origin``, for the sandbox during a run and,
-    in tests, for servers that answer whatever a test scripts."""
+    """An aiohttp app served on a free port of 127.0.0.1 from a background thread (the sandbox of
+    a run, the tests' servers): ``with BackgroundServer(app) as server: server.origin``."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: web.Application):
         self.app = app
-        self.host = host
-        self.port = port
 
     @property
     def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):
         bound = concurrent.futures.Future()
@@ -428,24 +396,19 @@ class BackgroundServer:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         try:
-            runner = await start_site(self.app, self.host, self.port)
+            await _serve(self.app, "127.0.0.1", 0, bound.set_result, self._stop.wait)
         except BaseException as exc:
+            if bound.done():
+                raise
             bound.set_exception(exc)
-            return
-        bound.set_result(runner.addresses[0][1])
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
 
 
 class SandboxServer(BackgroundServer):
-    """The sandbox in a background thread: ``with SandboxServer() as sb: sb.base_url``; ``state``
-    is shared with the server, so tests can set faults and read what was started."""
+    """The sandbox in a background thread; tests set faults and read what was started in ``state``."""
 
-    def __init__(self, state: SandboxState | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, state: SandboxState | None = None):
         self.state = state or SandboxState()
-        super().__init__(make_app(self.state), host, port)
+        super().__init__(make_app(self.state))
 
     @property
     def base_url(self) -> str:
@@ -456,47 +419,35 @@ class SandboxServer(BackgroundServer):
         return self.state.token
 
 
-async def start_site(
-    app: web.Application, host: str, port: int, shutdown_timeout: float = 0.5
-) -> web.AppRunner:
+async def _serve(app, host: str, port: int, on_bound, until, shutdown_timeout=0.5) -> None:
+    """Serve ``app`` until ``until()`` returns; ``on_bound`` gets the port taken (0: any free one)."""
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=1024).start()
-    return runner
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        on_bound(runner.addresses[0][1])
+        await until()
+    finally:
+        await runner.cleanup()
 
 
 def serve(state: SandboxState, host: str, port: int, announce) -> None:
     """Serve the sandbox until Ctrl-C (``batch-attend sandbox``); ``announce`` gets the URL."""
-    serve_until_stopped(
-        make_app(state),
-        host,
-        port,
-        lambda bound: announce(f"http://{host}:{bound}{API_PREFIX}"),
-        SandboxError,
-    )
+
+    def bound(taken: int) -> None:
+        announce(f"http://{host}:{taken}{API_PREFIX}")
+
+    serve_until_stopped(make_app(state), host, port, bound, SandboxError)
 
 
 def serve_until_stopped(
     app: web.Application, host: str, port: int, on_bound, failure, shutdown_timeout: float = 0.5
 ) -> None:
-    """Serve ``app`` until Ctrl-C (the sandbox, the web page); ``on_bound`` gets the port taken
-    (``port`` 0: any free one); a port that cannot be had raises ``failure``, saying why."""
-
-    async def forever() -> None:
-        runner = await start_site(app, host, port, shutdown_timeout)
-        try:
-            on_bound(runner.addresses[0][1])
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
+    """Serve ``app`` until Ctrl-C; a port that cannot be had raises ``failure``, saying why."""
     try:
-        asyncio.run(forever())
+        asyncio.run(_serve(app, host, port, on_bound, asyncio.Event().wait, shutdown_timeout))
     except OSError as exc:
-        raise failure(
-            _("cannot listen on {host}:{port} ({reason})").format(
-                host=host, port=port, reason=exc.strerror or exc
-            )
-        ) from exc
+        message = _("cannot listen on {host}:{port} ({reason})")
+        raise failure(message.format(host=host, port=port, reason=exc.strerror or exc)) from exc

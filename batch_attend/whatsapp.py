@@ -1,8 +1,6 @@
-"""Is the account's WhatsApp number connected (a start while it is not opens chats that reach no
-one: asked before the first start and when answers fail in a row), and does each phone have
-WhatsApp (``--verify-whatsapp``; a Brazilian mobile without is asked again in its other
-ninth-digit form, the only evidence on which a phone is ever changed)?
-"""
+"""Is the account's WhatsApp number connected (a start while it is not reaches no one), and does
+each phone have WhatsApp (``--verify-whatsapp``; a Brazilian mobile without is asked again in its
+other ninth-digit form, the only evidence on which a phone is ever changed)?"""
 
 from __future__ import annotations
 
@@ -16,6 +14,7 @@ from batch_attend.i18n import N_, _
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus
 
 STATUS_PATH = "/api/whatsapp/status"
+EXISTS_PATH = "/api/whatsapp/phone-exists/"
 FIELDS = ("connected", "session", "smartphoneConnected")
 
 
@@ -40,9 +39,8 @@ class WhatsAppStatus:
 
     def problem(self) -> str:
         said = _(" (PlugChat says: {error})").format(error=self.error) if self.error else ""
-        return _("the account's WhatsApp number is not connected: {fields} false{said}").format(
-            fields=", ".join(self.false), said=said
-        )
+        message = _("the account's WhatsApp number is not connected: {fields} false{said}")
+        return message.format(fields=", ".join(self.false), said=said)
 
 
 async def whatsapp_status(client) -> WhatsAppStatus:
@@ -65,14 +63,8 @@ async def whatsapp_status(client) -> WhatsAppStatus:
     return WhatsAppStatus(false, client.scrub(error) if isinstance(error, str) else "")
 
 
-# --- does a phone have WhatsApp? ----------------------------------------------------------
-
-EXISTS_PATH = "/api/whatsapp/phone-exists/"
-
-
 def other_form(phone: str) -> tuple[str, str] | None:
-    """A Brazilian mobile in its other form, with the note that says how: the ninth digit after
-    the area code removed, or added (to 8 digits starting 6 to 9); None for any other number."""
+    """A Brazilian mobile in its other form (the ninth digit removed or added), with the note."""
     if not phone.startswith("55"):
         return None
     area, local = phone[2:4], phone[4:]
@@ -83,17 +75,8 @@ def other_form(phone: str) -> tuple[str, str] | None:
     return None
 
 
-def read_exists(answer) -> bool | None:
-    """``[{"exists": true}]`` (or the object alone) → True; None for any answer that does not say."""
-    data = answer.json()
-    item = data[0] if isinstance(data, list) and data else data
-    exists = item.get("exists") if isinstance(item, dict) else None
-    return exists if isinstance(exists, bool) else None
-
-
 async def ask_exists(client, phones) -> dict[str, bool | None]:
-    """Whether each of ``phones`` has WhatsApp (None: no answer said, retries spent), asked
-    through the run's gate (concurrency, rate, pauses)."""
+    """Whether each of ``phones`` has WhatsApp (None: no answer said), asked through the run's gate."""
     found: dict[str, bool | None] = {}
     pending = iter(phones)
 
@@ -101,7 +84,10 @@ async def ask_exists(client, phones) -> dict[str, bool | None]:
         for phone in pending:
             asking = N_("asked whether a phone has WhatsApp")
             answer = await client.get(EXISTS_PATH + phone, asking, limit=START_ANSWER_LIMIT)
-            found[phone] = read_exists(answer)
+            data = answer.json()  # [{"exists": true}], or the object alone
+            item = data[0] if isinstance(data, list) and data else data
+            exists = item.get("exists") if isinstance(item, dict) else None
+            found[phone] = exists if isinstance(exists, bool) else None
 
     try:
         async with asyncio.TaskGroup() as group:  # one failing (a refused token) stops them all
@@ -113,9 +99,8 @@ async def ask_exists(client, phones) -> dict[str, bool | None]:
 
 
 async def verify_phones(client, plan, done, known: dict[str, bool]) -> tuple:
-    """``--verify-whatsapp``: whether each phone still to send has WhatsApp (and, for a
-    Brazilian mobile without, its other ninth-digit form), but those ``done`` or ``known`` from
-    an earlier run's answers; the plan with the answers applied, and the answers asked now."""
+    """``--verify-whatsapp`` for the phones still to send but those ``done`` or ``known`` from an
+    earlier run: the plan with the answers applied, and the answers asked now."""
     from batch_attend.leads import pending
 
     found: dict[str, bool | None] = dict(known)
@@ -128,9 +113,8 @@ async def verify_phones(client, plan, done, known: dict[str, bool]) -> tuple:
 
 
 def apply_exists(plan, found: dict[str, bool | None], done=frozenset()):
-    """The plan with what PlugChat said of each phone still to send (but those ``done``): kept
-    when it has WhatsApp; replaced by its other form, with a note, when only that one has;
-    ``invalid`` when neither; ``failed`` when no answer said. No other evidence changes a phone."""
+    """The plan with what PlugChat said of each phone still to send (but those ``done``): kept,
+    replaced by its other form with a note, ``invalid`` (neither has WhatsApp) or ``failed``."""
     from batch_attend.columns import choose_text
     from batch_attend.leads import decide, pending
 
