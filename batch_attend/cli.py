@@ -28,8 +28,7 @@ CONFIG_USED = "batch_attend.config"
 
 @contextlib.contextmanager
 def _in_language(*commands: click.Command):
-    """The commands' help texts in the reader's language while shown: the English texts are the
-    catalog's message IDs, and the language is known only once the command line is read."""
+    """Help texts in the language known once the command line is read (English: the msgids)."""
     english = [(item, item.help) for c in commands for item in (c, *c.params) if item.help]
     try:
         for item, text in english:
@@ -41,8 +40,7 @@ def _in_language(*commands: click.Command):
 
 
 class Context(click.Context):
-    """A command's context: its help in the reader's language, and the default command's usage
-    lines and hints saying ``batch-attend INPUT``, as typed, not ``batch-attend run``."""
+    """Help in the reader's language; the default command's usage says ``batch-attend INPUT``."""
 
     @property
     def command_path(self) -> str:
@@ -56,8 +54,7 @@ class Context(click.Context):
 
 
 class Main(click.Group):
-    """``batch-attend FILE ...`` runs the default command; ``--lang`` may come before a command;
-    ``batch-attend --help`` shows the default command's help, the others and the exit codes."""
+    """``batch-attend FILE`` runs the default command, whose help ``--help`` shows with the rest."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = [p for a in args for p in (a.split("=", 1) if a.startswith("--lang=") else [a])]
@@ -117,9 +114,8 @@ def command(name: str, *params: Callable):
 
 
 def options(table: dict[str, str], **extras: dict) -> list[Callable]:
-    """click options from a table: each key is an option as ``--help`` shows it (``-o, --output
-    PATH``; a flag when it has no metavar and no extras), each value its help. ``extras``
-    gives the rest of an option's click settings by its name (``name``: the parameter's)."""
+    """click options from ``{"-o, --output PATH": help}`` (no metavar nor extras: a flag), with
+    ``extras`` by option name (``name``: the parameter's)."""
     made = []
     for shown, text in table.items():
         words = shown.replace(", ", " ").split()
@@ -143,8 +139,7 @@ def _name_config(ctx: click.Context, env: Env) -> None:
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
-    """Options from ``batch-attend.toml`` (or ``--config``) become this command's defaults, so
-    the command line and the environment still win over them."""
+    """The config file's options become defaults: the command line and environment win."""
     params = [p for p in ctx.command.params if p.name not in ("config", "lang", "traceback")]
     known = {opt[2:]: p.name for p in params for opt in p.opts if opt.startswith("--")}
     try:
@@ -429,11 +424,11 @@ FAULTS = options(
         "--slow-seconds": "How long a 'slow' fault waits.",
     },
     token={"default": settings.SANDBOX_TOKEN},
-    latency=SECONDS,
-    jitter=SECONDS,
+    latency={"default": 0.0, **SECONDS},
+    jitter={"default": 0.0, **SECONDS},
     rate_limit={"type": click.FloatRange(0, min_open=True)},
     burst={"type": click.IntRange(0), "default": 0},
-    limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
+    limit_status={"type": click.Choice([503, 429]), "default": 503},
     retry_after={
         "type": click.Choice(["seconds", "date", "none"]),
         "default": settings.SANDBOX_RETRY_AFTER,
@@ -449,13 +444,9 @@ FAULTS = options(
 def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> ExitStatus:
     """Serve a local PlugChat stand-in for rehearsals (Ctrl-C stops it).
 
-    \b
-    Example:
-      batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop"""
+    Example: batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop"""
     from batch_attend.sandbox import SandboxState, parse_faults, serve
 
-    given = {name: value for name, value in given.items() if value is not None}
-    given["limit_status"] = int(given["limit_status"])
     state = SandboxState(
         connected=not disconnected, faults=parse_faults(faults), keep_log=False, **given
     )

@@ -43,8 +43,7 @@ def guarded(call: Callable[[], int], log: Callable[[str], None], traceback: bool
     except KeyboardInterrupt:
         said, status = _("interrupted before any request was sent."), ExitStatus.INTERRUPTED
     except BrokenPipeError:
-        # Results on stdout read by something that stopped reading (``| head``): the ledger
-        # holds every answer. Point stdout at nothing so the exit flush stays quiet.
+        # ``| head`` stopped reading the results: stdout to nothing, for a quiet exit flush.
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         said = _(
