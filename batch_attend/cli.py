@@ -428,7 +428,7 @@ FAULTS = options(
     jitter={"default": 0.0, **SECONDS},
     rate_limit={"type": click.FloatRange(0, min_open=True)},
     burst={"type": click.IntRange(0), "default": 0},
-    limit_status={"type": click.Choice([503, 429]), "default": 503},
+    limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
     retry_after={
         "type": click.Choice(["seconds", "date", "none"]),
         "default": settings.SANDBOX_RETRY_AFTER,
@@ -447,6 +447,7 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
     Example: batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop"""
     from batch_attend.sandbox import SandboxState, parse_faults, serve
 
+    given["limit_status"] = int(given["limit_status"])
     state = SandboxState(
         connected=not disconnected, faults=parse_faults(faults), keep_log=False, **given
     )
