@@ -163,6 +163,31 @@ def _parsed(parse: Callable[[str], str]) -> Callable:
     return callback
 
 
+def listen(port: int) -> list[Callable]:
+    """Where a command that serves (the sandbox, the web page) listens."""
+    return options(
+        {"--host": "Address to listen on.", "--port": "Port (0 = any free port)."},
+        host={"default": "127.0.0.1"},
+        port={"default": port, "type": click.IntRange(0, 65535)},
+    )
+
+
+def _list(env: Env, kind: str, fmt: str | None, opts: dict) -> ExitStatus:
+    from batch_attend.session import list_directory
+
+    env.stdout.write(list_directory(RunOptions.build(**opts), kind, fmt, env))
+    return ExitStatus.SUCCESS
+
+
+def _until_stopped(env: Env, serve: Callable, hello: str, stopped: str, **values) -> ExitStatus:
+    """Serve until Ctrl-C, saying ``hello`` (with the ``url`` and ``values``), then ``stopped``."""
+    try:
+        serve(lambda url: print(hello.format(url=url, **values), file=env.stdout, flush=True))
+    except KeyboardInterrupt:
+        env.log("batch-attend: " + stopped)
+    return ExitStatus.SUCCESS
+
+
 FILE = {"type": click.Path(path_type=Path, dir_okay=False)}
 EXISTING = click.Path(path_type=Path, dir_okay=False, exists=True)
 SECONDS = {"type": click.FloatRange(0)}
@@ -237,16 +262,6 @@ LEADS = options(
 )
 JOURNAL = LEADS[-1]  # --journal, undo's too
 
-
-def listen(port: int) -> list[Callable]:
-    """Where a command that serves (the sandbox, the web page) listens."""
-    return options(
-        {"--host": "Address to listen on.", "--port": "Port (0 = any free port)."},
-        host={"default": "127.0.0.1"},
-        port={"default": port, "type": click.IntRange(0, 65535)},
-    )
-
-
 OUTPUT, *SENDING = options(
     {
         "-o, --output PATH": "Results file: .csv or .xlsx by extension, '-' for CSV on stdout. "
@@ -277,24 +292,6 @@ OUTPUT, *SENDING = options(
 )
 PACING = SENDING[:4]  # -c, --retries, --backoff, --rate: every command that sends
 
-
-@command(DEFAULT, INPUT, OUTPUT, *REQUESTS, *LEADS, *SENDING)
-def run(env: Env, input_file: Path, **opts) -> ExitStatus:
-    """Start an attendance for every row of INPUT (.csv, .xlsx, .xls, .ods) and write the results.
-
-    Columns are found by name, in Portuguese or English; every other column is kept. A results
-    file may be given back as INPUT: rows it shows done are not sent again.
-
-    \b
-    Examples:
-      export PLUGCHAT_TOKEN=...        # never echoed anywhere
-      batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima"
-      batch-attend samples/leads.xlsx -o results.xlsx --sandbox"""
-    from batch_attend.run import run_batch
-
-    return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
-
-
 #: Options of one command (or two).
 CHECKED, FORCE, FORMAT, ONLINE, DATA_DIR, KEEP_DAYS = options(
     {
@@ -309,53 +306,6 @@ CHECKED, FORCE, FORMAT, ONLINE, DATA_DIR, KEEP_DAYS = options(
     data_dir={"type": click.Path(path_type=Path, file_okay=False), "default": "batch-attend-data"},
     keep_days={"type": click.FloatRange(0, min_open=True)},
 )
-
-
-@command("check", INPUT, CHECKED, *REQUESTS, *LEADS)
-def check(env: Env, input_file: Path, **opts) -> ExitStatus:
-    """Check the token, the account and INPUT without starting any attendance. Exit 0 all
-    ready; 1 some rows invalid; 2 usage or input error; 3 the token refused.
-
-    Example: batch-attend check leads.xlsx --ticket 0000"""
-    from batch_attend.plan import check_lines, check_plan
-
-    plan = check_plan(RunOptions.build(input=input_file, **opts), env)
-    env.stdout.write("".join(f"{line}\n" for line in check_lines(plan)))
-    return plan.exit_status()
-
-
-def _list(env: Env, kind: str, fmt: str | None, opts: dict) -> ExitStatus:
-    from batch_attend.session import list_directory
-
-    env.stdout.write(list_directory(RunOptions.build(**opts), kind, fmt, env))
-    return ExitStatus.SUCCESS
-
-
-@command("operators", *REQUESTS, FORMAT, ONLINE)
-def operators(env: Env, fmt: str | None, online: bool, **opts) -> ExitStatus:
-    """List the account's operators (needs the ticket), to fill a sheet with correct names or IDs.
-
-    Example: batch-attend operators --ticket 0000 --format csv > operadores.csv"""
-    return _list(env, "online" if online else "operators", fmt, opts)
-
-
-@command("departments", *REQUESTS, FORMAT)
-def departments(env: Env, fmt: str | None, **opts) -> ExitStatus:
-    """List the account's departments (ID, name, active)."""
-    return _list(env, "departments", fmt, opts)
-
-
-@command("template", click.argument("output", metavar="OUTPUT", type=PATH), FORCE, *REQUESTS)
-def template(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
-    """Write a leads workbook (.xlsx) to fill in, with drop-downs of the account's operators
-    (needs the ticket) and departments.
-
-    Example: batch-attend template leads.xlsx --ticket 0000"""
-    from batch_attend.template import write_template
-
-    env.log("batch-attend: " + write_template(output, RunOptions.build(**opts), env, force=force))
-    return ExitStatus.SUCCESS
-
 
 UNDO = options(
     {
@@ -372,40 +322,6 @@ UNDO = options(
     rows={"callback": _parsed(settings.rows)},
     auto_transfer={"default": True, "is_flag": True},
 )
-
-
-@command("undo", RESULTS, JOURNAL, *UNDO, *REQUESTS, *PACING)
-def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
-    """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS (a
-    results file), as the first operator each was sent to, so that a later run starts them
-    anew: with the right pool, say. Never one found already in service. It says how many
-    (conversations operators have begun in them close too) and asks first. Exit 0 all
-    finished; 1 some not; 2 usage error or the answer no; 3 the token refused.
-
-    Example: batch-attend undo results.csv --last-run --operator OP-ANA"""
-    from batch_attend.undo import Narrowing, undo_results
-
-    def confirm() -> bool:  # on a terminal; --yes answers for scripts
-        if not (yes or env.stdin.isatty()):
-            raise BatchAttendError(_("there is no terminal to ask on: add --yes to finish them."))
-        try:
-            return yes or click.confirm(_("Finish them?"), err=True)
-        except click.Abort:  # Ctrl-C or the end of the input at the question
-            raise KeyboardInterrupt from None
-
-    narrowing = Narrowing(**{f.name: opts.pop(f.name) for f in dataclasses.fields(Narrowing)})
-    options = RunOptions.build(input=results, output=str(results), **opts)
-    return undo_results(options, narrowing, env, confirm=confirm).exit_status
-
-
-def _until_stopped(env: Env, serve: Callable, hello: str, stopped: str, **values) -> ExitStatus:
-    """Serve until Ctrl-C, saying ``hello`` (with the ``url`` and ``values``), then ``stopped``."""
-    try:
-        serve(lambda url: print(hello.format(url=url, **values), file=env.stdout, flush=True))
-    except KeyboardInterrupt:
-        env.log("batch-attend: " + stopped)
-    return ExitStatus.SUCCESS
-
 
 FAULTS = options(
     {
@@ -438,6 +354,86 @@ FAULTS = options(
     fault={"multiple": True, "name": "faults"},
     slow_seconds={"default": settings.SANDBOX_SLOW_SECONDS, **SECONDS},
 )
+
+
+@command(DEFAULT, INPUT, OUTPUT, *REQUESTS, *LEADS, *SENDING)
+def run(env: Env, input_file: Path, **opts) -> ExitStatus:
+    """Start an attendance for every row of INPUT (.csv, .xlsx, .xls, .ods) and write the results.
+
+    Columns are found by name, in Portuguese or English; every other column is kept. A results
+    file may be given back as INPUT: rows it shows done are not sent again.
+
+    \b
+    Examples:
+      export PLUGCHAT_TOKEN=...        # never echoed anywhere
+      batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima"
+      batch-attend samples/leads.xlsx -o results.xlsx --sandbox"""
+    from batch_attend.run import run_batch
+
+    return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
+
+
+@command("check", INPUT, CHECKED, *REQUESTS, *LEADS)
+def check(env: Env, input_file: Path, **opts) -> ExitStatus:
+    """Check the token, the account and INPUT without starting any attendance. Exit 0 all
+    ready; 1 some rows invalid; 2 usage or input error; 3 the token refused.
+
+    Example: batch-attend check leads.xlsx --ticket 0000"""
+    from batch_attend.plan import check_lines, check_plan
+
+    plan = check_plan(RunOptions.build(input=input_file, **opts), env)
+    env.stdout.write("".join(f"{line}\n" for line in check_lines(plan)))
+    return plan.exit_status()
+
+
+@command("operators", *REQUESTS, FORMAT, ONLINE)
+def operators(env: Env, fmt: str | None, online: bool, **opts) -> ExitStatus:
+    """List the account's operators (needs the ticket), to fill a sheet with correct names or IDs.
+
+    Example: batch-attend operators --ticket 0000 --format csv > operadores.csv"""
+    return _list(env, "online" if online else "operators", fmt, opts)
+
+
+@command("departments", *REQUESTS, FORMAT)
+def departments(env: Env, fmt: str | None, **opts) -> ExitStatus:
+    """List the account's departments (ID, name, active)."""
+    return _list(env, "departments", fmt, opts)
+
+
+@command("template", click.argument("output", metavar="OUTPUT", type=PATH), FORCE, *REQUESTS)
+def template(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
+    """Write a leads workbook (.xlsx) to fill in, with drop-downs of the account's operators
+    (needs the ticket) and departments.
+
+    Example: batch-attend template leads.xlsx --ticket 0000"""
+    from batch_attend.template import write_template
+
+    env.log("batch-attend: " + write_template(output, RunOptions.build(**opts), env, force=force))
+    return ExitStatus.SUCCESS
+
+
+@command("undo", RESULTS, JOURNAL, *UNDO, *REQUESTS, *PACING)
+def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
+    """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS (a
+    results file), as the first operator each was sent to, so that a later run starts them
+    anew: with the right pool, say. Never one found already in service. It says how many
+    (conversations operators have begun in them close too) and asks first. Exit 0 all
+    finished; 1 some not; 2 usage error or the answer no; 3 the token refused.
+
+    Example: batch-attend undo results.csv --last-run --operator OP-ANA"""
+    from batch_attend.undo import Narrowing, undo_results
+
+    def confirm() -> bool:  # on a terminal; --yes answers for scripts
+        if not (yes or env.stdin.isatty()):
+            raise BatchAttendError(_("there is no terminal to ask on: add --yes to finish them."))
+        try:
+            return yes or click.confirm(_("Finish them?"), err=True)
+        except click.Abort:  # Ctrl-C or the end of the input at the question
+            raise KeyboardInterrupt from None
+
+    narrowing = Narrowing(**{f.name: opts.pop(f.name) for f in dataclasses.fields(Narrowing)})
+    options = RunOptions.build(input=results, output=str(results), **opts)
+    return undo_results(options, narrowing, env, confirm=confirm).exit_status
 
 
 @command("sandbox", *listen(8080), *FAULTS)
