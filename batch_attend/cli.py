@@ -363,11 +363,7 @@ def run(env: Env, input_file: Path, **opts) -> ExitStatus:
     Columns are found by name, in Portuguese or English; every other column is kept. A results
     file may be given back as INPUT: rows it shows done are not sent again.
 
-    \b
-    Examples:
-      export PLUGCHAT_TOKEN=...        # never echoed anywhere
-      batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima"
-      batch-attend samples/leads.xlsx -o results.xlsx --sandbox"""
+    Example: batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima\""""
     from batch_attend.run import run_batch
 
     return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
@@ -414,11 +410,10 @@ def template(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
 
 @command("undo", RESULTS, JOURNAL, *UNDO, *REQUESTS, *PACING)
 def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
-    """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS (a
-    results file), as the first operator each was sent to, so that a later run starts them
-    anew: with the right pool, say. Never one found already in service. It says how many
-    (conversations operators have begun in them close too) and asks first. Exit 0 all
-    finished; 1 some not; 2 usage error or the answer no; 3 the token refused.
+    """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS, as the
+    first operator each was sent to, so that a later run starts them anew; never one found already
+    in service (conversations begun in them close too). It says how many and asks first. Exit 0
+    all finished; 1 some not; 2 usage error or the answer no; 3 the token refused.
 
     Example: batch-attend undo results.csv --last-run --operator OP-ANA"""
     from batch_attend.undo import Narrowing, undo_results
@@ -458,12 +453,10 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
 def serve(
     env: Env, host: str, port: int, data_dir: Path, keep_days: float | None, **opts
 ) -> ExitStatus:
-    """Serve the whole job on a web page: upload, preview, start, progress, results, history.
+    """Serve the whole job on a web page: upload, preview, start, progress, results, history. The
+    token stays on the server, never sent to the browser.
 
-    \b
-    Example:
-      export PLUGCHAT_TOKEN=...     # stays on the server, never sent to the browser
-      batch-attend serve --sandbox  # then open the address it prints"""
+    Example: batch-attend serve --sandbox (then open the address it prints)"""
     from batch_attend.web.app import serve
 
     serving = functools.partial(

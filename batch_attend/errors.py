@@ -13,8 +13,7 @@ from batch_attend.outcomes import ExitStatus
 
 
 class BatchAttendError(Exception):
-    """A problem the user can fix: the message says what, where, and what to do; ``page``, what
-    to do on the web page, which has no command line (None: as the message says)."""
+    """A problem the user can fix, said so; ``page``: what to do on the web page (None: as said)."""
 
     exit_status = ExitStatus.USAGE_OR_INPUT_ERROR
 
@@ -34,8 +33,7 @@ class TokenRefusedError(BatchAttendError):
 
 
 def guarded(call: Callable[[], int], log: Callable[[str], None], traceback: bool) -> int:
-    """The exit code of ``call()``, or of what it raised, said in one line through ``log`` (as
-    httpie's ``raw_main``); with ``traceback`` an unexpected error is raised whole."""
+    """The exit code of ``call()`` or of what it raised, said in one line through ``log``."""
     try:
         return int(call())
     except BatchAttendError as exc:

@@ -172,8 +172,7 @@ async def ask_departments(access: Access, account: Account) -> None:
 
 
 def list_directory(options: RunOptions, kind: str, fmt: str | None, env: Env) -> str:
-    """The account's ``operators``, ``departments`` or who is ``online`` now, as a ``table`` for
-    people (the default on a terminal), or ``csv`` or ``json`` for scripts."""
+    """The account's operators, departments or who is online, as a table, CSV or JSON."""
 
     async def fetch(session: Session):
         async with session.client(options) as client:
