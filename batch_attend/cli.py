@@ -130,8 +130,7 @@ def options(table: dict[str, str], **extras: dict) -> list[Callable]:
 def _name_config(ctx: click.Context, env: Env) -> None:
     """A config file in use is named before anything else, even with ``quiet`` in it, and so is
     a base URL taken from it: a file left in a folder must not redirect the token silently."""
-    path = ctx.meta.get(CONFIG_USED)
-    if path is not None:
+    if (path := ctx.meta.get(CONFIG_USED)) is not None:
         line = _("settings from {path}").format(path=path.resolve())
         if ctx.get_parameter_source("base_url") is click.core.ParameterSource.DEFAULT_MAP:
             line += _(", with its base URL {url}").format(url=shown_url(ctx.params["base_url"]))

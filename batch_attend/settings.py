@@ -107,20 +107,19 @@ class RunOptions:
         default. ``A,B`` among the operators is two, as in a cell."""
         from batch_attend.leads import split_operators  # leads imports pandas: not for --help
 
+        values = {name: value for name, value in values.items() if value is not None}
         for name in ("lookup", "bom", "status_check"):
             if f"no_{name}" in values:
                 values[name] = not values.pop(f"no_{name}")
         if "operators" in values:
             values["operators"] = tuple(
-                op for value in values["operators"] or () for op in split_operators(value)
+                op for value in values["operators"] for op in split_operators(value)
             )
-        if values.get("department") is not None:
+        if "department" in values:
             values["department"] = values["department"].strip()
         options = cls()
         groups = [getattr(options, group.name) for group in dataclasses.fields(cls)]
         for name, value in values.items():
-            if value is None:
-                continue
             if name in ("input", "output"):  # the paths
                 getattr(options, name).path = Path(value) if name == "input" else value
             elif group := next((g for g in groups if name != "path" and hasattr(g, name)), None):
