@@ -28,8 +28,7 @@ CONFIG_USED = "batch_attend.config"
 
 @contextlib.contextmanager
 def _in_language(*commands: click.Command):
-    """The commands' help texts in the reader's language while shown: the English texts are the
-    catalog's message IDs, and the language is known only once the command line is read."""
+    """Help texts in the language known once the command line is read (English: the msgids)."""
     english = [(item, item.help) for c in commands for item in (c, *c.params) if item.help]
     try:
         for item, text in english:
@@ -41,8 +40,7 @@ def _in_language(*commands: click.Command):
 
 
 class Context(click.Context):
-    """A command's context: its help in the reader's language, and the default command's usage
-    lines and hints saying ``batch-attend INPUT``, as typed, not ``batch-attend run``."""
+    """Help in the reader's language; the default command's usage says ``batch-attend INPUT``."""
 
     @property
     def command_path(self) -> str:
@@ -56,8 +54,7 @@ class Context(click.Context):
 
 
 class Main(click.Group):
-    """``batch-attend FILE ...`` runs the default command; ``--lang`` may come before a command;
-    ``batch-attend --help`` shows the default command's help, the others and the exit codes."""
+    """``batch-attend FILE`` runs the default command, whose help ``--help`` shows with the rest."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = [p for a in args for p in (a.split("=", 1) if a.startswith("--lang=") else [a])]
@@ -117,9 +114,8 @@ def command(name: str, *params: Callable):
 
 
 def options(table: dict[str, str], **extras: dict) -> list[Callable]:
-    """click options from a table: each key is an option as ``--help`` shows it (``-o, --output
-    PATH``; a flag when it has no metavar and no extras), each value its help. ``extras``
-    gives the rest of an option's click settings by its name (``name``: the parameter's)."""
+    """click options from ``{"-o, --output PATH": help}`` (no metavar nor extras: a flag), with
+    ``extras`` by option name (``name``: the parameter's)."""
     made = []
     for shown, text in table.items():
         words = shown.replace(", ", " ").split()
@@ -134,8 +130,7 @@ def options(table: dict[str, str], **extras: dict) -> list[Callable]:
 def _name_config(ctx: click.Context, env: Env) -> None:
     """A config file in use is named before anything else, even with ``quiet`` in it, and so is
     a base URL taken from it: a file left in a folder must not redirect the token silently."""
-    path = ctx.meta.get(CONFIG_USED)
-    if path is not None:
+    if (path := ctx.meta.get(CONFIG_USED)) is not None:
         line = _("settings from {path}").format(path=path.resolve())
         if ctx.get_parameter_source("base_url") is click.core.ParameterSource.DEFAULT_MAP:
             line += _(", with its base URL {url}").format(url=shown_url(ctx.params["base_url"]))
@@ -143,8 +138,7 @@ def _name_config(ctx: click.Context, env: Env) -> None:
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
-    """Options from ``batch-attend.toml`` (or ``--config``) become this command's defaults, so
-    the command line and the environment still win over them."""
+    """The config file's options become defaults: the command line and environment win."""
     params = [p for p in ctx.command.params if p.name not in ("config", "lang", "traceback")]
     known = {opt[2:]: p.name for p in params for opt in p.opts if opt.startswith("--")}
     try:
@@ -166,6 +160,31 @@ def _parsed(parse: Callable[[str], str]) -> Callable:
             raise click.BadParameter(str(exc)) from exc
 
     return callback
+
+
+def listen(port: int) -> list[Callable]:
+    """Where a command that serves (the sandbox, the web page) listens."""
+    return options(
+        {"--host": "Address to listen on.", "--port": "Port (0 = any free port)."},
+        host={"default": "127.0.0.1"},
+        port={"default": port, "type": click.IntRange(0, 65535)},
+    )
+
+
+def _list(env: Env, kind: str, fmt: str | None, opts: dict) -> ExitStatus:
+    from batch_attend.session import list_directory
+
+    env.stdout.write(list_directory(RunOptions.build(**opts), kind, fmt, env))
+    return ExitStatus.SUCCESS
+
+
+def _until_stopped(env: Env, serve: Callable, hello: str, stopped: str, **values) -> ExitStatus:
+    """Serve until Ctrl-C, saying ``hello`` (with the ``url`` and ``values``), then ``stopped``."""
+    try:
+        serve(lambda url: print(hello.format(url=url, **values), file=env.stdout, flush=True))
+    except KeyboardInterrupt:
+        env.log("batch-attend: " + stopped)
+    return ExitStatus.SUCCESS
 
 
 FILE = {"type": click.Path(path_type=Path, dir_okay=False)}
@@ -242,16 +261,6 @@ LEADS = options(
 )
 JOURNAL = LEADS[-1]  # --journal, undo's too
 
-
-def listen(port: int) -> list[Callable]:
-    """Where a command that serves (the sandbox, the web page) listens."""
-    return options(
-        {"--host": "Address to listen on.", "--port": "Port (0 = any free port)."},
-        host={"default": "127.0.0.1"},
-        port={"default": port, "type": click.IntRange(0, 65535)},
-    )
-
-
 OUTPUT, *SENDING = options(
     {
         "-o, --output PATH": "Results file: .csv or .xlsx by extension, '-' for CSV on stdout. "
@@ -282,24 +291,6 @@ OUTPUT, *SENDING = options(
 )
 PACING = SENDING[:4]  # -c, --retries, --backoff, --rate: every command that sends
 
-
-@command(DEFAULT, INPUT, OUTPUT, *REQUESTS, *LEADS, *SENDING)
-def run(env: Env, input_file: Path, **opts) -> ExitStatus:
-    """Start an attendance for every row of INPUT (.csv, .xlsx, .xls, .ods) and write the results.
-
-    Columns are found by name, in Portuguese or English; every other column is kept. A results
-    file may be given back as INPUT: rows it shows done are not sent again.
-
-    \b
-    Examples:
-      export PLUGCHAT_TOKEN=...        # never echoed anywhere
-      batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima"
-      batch-attend samples/leads.xlsx -o results.xlsx --sandbox"""
-    from batch_attend.run import run_batch
-
-    return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
-
-
 #: Options of one command (or two).
 CHECKED, FORCE, FORMAT, ONLINE, DATA_DIR, KEEP_DAYS = options(
     {
@@ -315,6 +306,67 @@ CHECKED, FORCE, FORMAT, ONLINE, DATA_DIR, KEEP_DAYS = options(
     keep_days={"type": click.FloatRange(0, min_open=True)},
 )
 
+UNDO = options(
+    {
+        "--last-run": "Only what the newest run that started attendances started.",
+        "--operator ID": "Only the attendances sent to this operator (repeat for several).",
+        "--department ID": "Only those sent to this department (repeat for several).",
+        "--rows SPEC": "Only these rows of RESULTS, by its row column: 2,5-9.",
+        "--auto-transfer/--no-auto-transfer": "Move each chat to the general department once ended.",
+        "--yes": "Finish them without asking (for scripts).",
+        "--dry-run": "List the rows whose attendances would be finished; send nothing.",
+    },
+    operator={"multiple": True, "name": "operators"},
+    department={"multiple": True, "name": "departments"},
+    rows={"callback": _parsed(settings.rows)},
+    auto_transfer={"default": True, "is_flag": True},
+)
+
+FAULTS = options(
+    {
+        "--token": "The token the sandbox accepts.",
+        "--latency SECONDS": "Delay before every answer.",
+        "--jitter SECONDS": "Random extra delay, up to this much.",
+        "--rate-limit N": "Refuse a request closer than 1/N s to the last, as nginx's limit_req.",
+        "--burst B": "With --rate-limit: let B more through at once (nginx's burst=B nodelay).",
+        "--limit-status": "What --rate-limit answers.",
+        "--retry-after": "A Retry-After of a second with each refusal, in seconds or as a date.",
+        "--revoke-after N": "Refuse the token (401) after N starts.",
+        "--disconnected": "Start with the WhatsApp number disconnected (status false, starts 503).",
+        "--disconnect-after N": "Disconnect the WhatsApp number after N starts.",
+        "--fault PHONE=KIND[:TIMES]": "Misbehave for one phone: fail, drop, slow, act-drop, "
+        "act-fail, html, badjson, empty, bad-gateway.",
+        "--slow-seconds": "How long a 'slow' fault waits.",
+    },
+    token={"default": settings.SANDBOX_TOKEN},
+    latency={"default": 0.0, **SECONDS},
+    jitter={"default": 0.0, **SECONDS},
+    rate_limit={"type": click.FloatRange(0, min_open=True)},
+    burst={"type": click.IntRange(0), "default": 0},
+    limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
+    retry_after={
+        "type": click.Choice(["seconds", "date", "none"]),
+        "default": settings.SANDBOX_RETRY_AFTER,
+    },
+    revoke_after={"type": click.IntRange(0)},
+    disconnect_after={"type": click.IntRange(0)},
+    fault={"multiple": True, "name": "faults"},
+    slow_seconds={"default": settings.SANDBOX_SLOW_SECONDS, **SECONDS},
+)
+
+
+@command(DEFAULT, INPUT, OUTPUT, *REQUESTS, *LEADS, *SENDING)
+def run(env: Env, input_file: Path, **opts) -> ExitStatus:
+    """Start an attendance for every row of INPUT (.csv, .xlsx, .xls, .ods) and write the results.
+
+    Columns are found by name, in Portuguese or English; every other column is kept. A results
+    file may be given back as INPUT: rows it shows done are not sent again.
+
+    Example: batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima\""""
+    from batch_attend.run import run_batch
+
+    return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
+
 
 @command("check", INPUT, CHECKED, *REQUESTS, *LEADS)
 def check(env: Env, input_file: Path, **opts) -> ExitStatus:
@@ -327,13 +379,6 @@ def check(env: Env, input_file: Path, **opts) -> ExitStatus:
     plan = check_plan(RunOptions.build(input=input_file, **opts), env)
     env.stdout.write("".join(f"{line}\n" for line in check_lines(plan)))
     return plan.exit_status()
-
-
-def _list(env: Env, kind: str, fmt: str | None, opts: dict) -> ExitStatus:
-    from batch_attend.session import list_directory
-
-    env.stdout.write(list_directory(RunOptions.build(**opts), kind, fmt, env))
-    return ExitStatus.SUCCESS
 
 
 @command("operators", *REQUESTS, FORMAT, ONLINE)
@@ -362,30 +407,12 @@ def template(env: Env, output: Path, force: bool, **opts) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
-UNDO = options(
-    {
-        "--last-run": "Only what the newest run that started attendances started.",
-        "--operator ID": "Only the attendances sent to this operator (repeat for several).",
-        "--department ID": "Only those sent to this department (repeat for several).",
-        "--rows SPEC": "Only these rows of RESULTS, by its row column: 2,5-9.",
-        "--auto-transfer/--no-auto-transfer": "Move each chat to the general department once ended.",
-        "--yes": "Finish them without asking (for scripts).",
-        "--dry-run": "List the rows whose attendances would be finished; send nothing.",
-    },
-    operator={"multiple": True, "name": "operators"},
-    department={"multiple": True, "name": "departments"},
-    rows={"callback": _parsed(settings.rows)},
-    auto_transfer={"default": True, "is_flag": True},
-)
-
-
 @command("undo", RESULTS, JOURNAL, *UNDO, *REQUESTS, *PACING)
 def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
-    """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS (a
-    results file), as the first operator each was sent to, so that a later run starts them
-    anew: with the right pool, say. Never one found already in service. It says how many
-    (conversations operators have begun in them close too) and asks first. Exit 0 all
-    finished; 1 some not; 2 usage error or the answer no; 3 the token refused.
+    """Finish in PlugChat the attendances batch-attend started for the rows of RESULTS, as the
+    first operator each was sent to, so that a later run starts them anew; never one found already
+    in service (conversations begun in them close too). It says how many and asks first. Exit 0
+    all finished; 1 some not; 2 usage error or the answer no; 3 the token refused.
 
     Example: batch-attend undo results.csv --last-run --operator OP-ANA"""
     from batch_attend.undo import Narrowing, undo_results
@@ -403,58 +430,13 @@ def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
     return undo_results(options, narrowing, env, confirm=confirm).exit_status
 
 
-def _until_stopped(env: Env, serve: Callable, hello: str, stopped: str, **values) -> ExitStatus:
-    """Serve until Ctrl-C, saying ``hello`` (with the ``url`` and ``values``), then ``stopped``."""
-    try:
-        serve(lambda url: print(hello.format(url=url, **values), file=env.stdout, flush=True))
-    except KeyboardInterrupt:
-        env.log("batch-attend: " + stopped)
-    return ExitStatus.SUCCESS
-
-
-FAULTS = options(
-    {
-        "--token": "The token the sandbox accepts.",
-        "--latency SECONDS": "Delay before every answer.",
-        "--jitter SECONDS": "Random extra delay, up to this much.",
-        "--rate-limit N": "Refuse a request closer than 1/N s to the last, as nginx's limit_req.",
-        "--burst B": "With --rate-limit: let B more through at once (nginx's burst=B nodelay).",
-        "--limit-status": "What --rate-limit answers.",
-        "--retry-after": "A Retry-After of a second with each refusal, in seconds or as a date.",
-        "--revoke-after N": "Refuse the token (401) after N starts.",
-        "--disconnected": "Start with the WhatsApp number disconnected (status false, starts 503).",
-        "--disconnect-after N": "Disconnect the WhatsApp number after N starts.",
-        "--fault PHONE=KIND[:TIMES]": "Misbehave for one phone: fail, drop, slow, act-drop, "
-        "act-fail, html, badjson, empty, bad-gateway.",
-        "--slow-seconds": "How long a 'slow' fault waits.",
-    },
-    token={"default": settings.SANDBOX_TOKEN},
-    latency=SECONDS,
-    jitter=SECONDS,
-    rate_limit={"type": click.FloatRange(0, min_open=True)},
-    burst={"type": click.IntRange(0), "default": 0},
-    limit_status={"type": click.Choice(["503", "429"]), "default": "503"},
-    retry_after={
-        "type": click.Choice(["seconds", "date", "none"]),
-        "default": settings.SANDBOX_RETRY_AFTER,
-    },
-    revoke_after={"type": click.IntRange(0)},
-    disconnect_after={"type": click.IntRange(0)},
-    fault={"multiple": True, "name": "faults"},
-    slow_seconds={"default": settings.SANDBOX_SLOW_SECONDS, **SECONDS},
-)
-
-
 @command("sandbox", *listen(8080), *FAULTS)
 def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> ExitStatus:
     """Serve a local PlugChat stand-in for rehearsals (Ctrl-C stops it).
 
-    \b
-    Example:
-      batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop"""
+    Example: batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop"""
     from batch_attend.sandbox import SandboxState, parse_faults, serve
 
-    given = {name: value for name, value in given.items() if value is not None}
     given["limit_status"] = int(given["limit_status"])
     state = SandboxState(
         connected=not disconnected, faults=parse_faults(faults), keep_log=False, **given
@@ -470,12 +452,10 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
 def serve(
     env: Env, host: str, port: int, data_dir: Path, keep_days: float | None, **opts
 ) -> ExitStatus:
-    """Serve the whole job on a web page: upload, preview, start, progress, results, history.
+    """Serve the whole job on a web page: upload, preview, start, progress, results, history. The
+    token stays on the server, never sent to the browser.
 
-    \b
-    Example:
-      export PLUGCHAT_TOKEN=...     # stays on the server, never sent to the browser
-      batch-attend serve --sandbox  # then open the address it prints"""
+    Example: batch-attend serve --sandbox (then open the address it prints)"""
     from batch_attend.web.app import serve
 
     serving = functools.partial(

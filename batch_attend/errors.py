@@ -13,8 +13,7 @@ from batch_attend.outcomes import ExitStatus
 
 
 class BatchAttendError(Exception):
-    """A problem the user can fix: the message says what, where, and what to do; ``page``, what
-    to do on the web page, which has no command line (None: as the message says)."""
+    """A problem the user can fix, said so; ``page``: what to do on the web page (None: as said)."""
 
     exit_status = ExitStatus.USAGE_OR_INPUT_ERROR
 
@@ -34,8 +33,7 @@ class TokenRefusedError(BatchAttendError):
 
 
 def guarded(call: Callable[[], int], log: Callable[[str], None], traceback: bool) -> int:
-    """The exit code of ``call()``, or of what it raised, said in one line through ``log`` (as
-    httpie's ``raw_main``); with ``traceback`` an unexpected error is raised whole."""
+    """The exit code of ``call()`` or of what it raised, said in one line through ``log``."""
     try:
         return int(call())
     except BatchAttendError as exc:
@@ -43,8 +41,7 @@ def guarded(call: Callable[[], int], log: Callable[[str], None], traceback: bool
     except KeyboardInterrupt:
         said, status = _("interrupted before any request was sent."), ExitStatus.INTERRUPTED
     except BrokenPipeError:
-        # Results on stdout read by something that stopped reading (``| head``): the ledger
-        # holds every answer. Point stdout at nothing so the exit flush stays quiet.
+        # ``| head`` stopped reading the results: stdout to nothing, for a quiet exit flush.
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         said = _(

@@ -38,13 +38,12 @@ def _catalog(lang: str) -> tuple[str, gettext.NullTranslations]:
     return chosen, gettext.translation(DOMAIN, LOCALE_DIR, languages=[chosen], fallback=True)
 
 
-def set_language(lang: str | None, environ: Mapping[str, str]) -> str:
-    """Choose the language of this process (``--lang``, else the locale); returns it."""
+def set_language(lang: str | None, environ: Mapping[str, str]) -> None:
+    """Choose the language of this process (``--lang``, else the locale)."""
     _current.set(_catalog(lang or language_from(environ)))
     os.environ["LANGUAGE"] = language()  # what gettext.gettext looks at first
     gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
     gettext.textdomain(DOMAIN)
-    return language()
 
 
 @contextlib.contextmanager

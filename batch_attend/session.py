@@ -50,12 +50,11 @@ def open_session(options: RunOptions, env: Env):
     """The built-in sandbox (with its own token and ticket), or the API."""
     requests = options.requests
     if requests.sandbox:
-        from batch_attend.sandbox import SANDBOX_ACCOUNT_ID, SANDBOX_TICKET, SandboxServer
+        from batch_attend.sandbox import SandboxServer
 
         with SandboxServer() as server:
-            yield Session(
-                server.base_url, server.token, SANDBOX_TICKET, "sandbox", SANDBOX_ACCOUNT_ID
-            )
+            state = server.state
+            yield Session(server.base_url, state.token, state.ticket, "sandbox", state.account_id)
     else:
         token = resolve_token(requests, env.environ)
         base_url = requests.base_url.rstrip("/")
@@ -75,9 +74,8 @@ def run_async(coro):
 
 @dataclass
 class Access:
-    """How a command may ask the account. ``lists``: its lists, WhatsApp status and who is
-    online (a dry run asks only about phones); ``check``: the departments even when no row
-    needs them, to tell whether the token is accepted."""
+    """How a command may ask the account: ``lists``, its lists, WhatsApp and who is online (not a
+    dry run); ``check``, the departments even when no row needs them, to test the token."""
 
     session: Session
     client: PlugChatClient
@@ -174,8 +172,7 @@ async def ask_departments(access: Access, account: Account) -> None:
 
 
 def list_directory(options: RunOptions, kind: str, fmt: str | None, env: Env) -> str:
-    """The account's ``operators``, ``departments`` or who is ``online`` now, as a ``table`` for
-    people (the default on a terminal), or ``csv`` or ``json`` for scripts."""
+    """The account's operators, departments or who is online, as a table, CSV or JSON."""
 
     async def fetch(session: Session):
         async with session.client(options) as client:

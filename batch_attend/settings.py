@@ -1,5 +1,6 @@
-"""What a run is asked to do: the options in groups, filled from the flat names of the command
-line and ``batch-attend.toml``, and the token (never from a config file)."""
+"""What a run is asked to do: the options in groups (the input file and how to read it, the
+requests, how they go out, where results go, what a person watching sees), filled from the flat
+names of the command line and ``batch-attend.toml``, and the token (never from a config file)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,6 @@ SANDBOX_SLOW_SECONDS = 5.0
 
 @dataclass
 class InputOptions:
-    """The file, and how to read it."""
-
     path: Path = Path(".")
     sheet: str | None = None
     encoding: str | None = None
@@ -46,8 +45,6 @@ class InputOptions:
 
 @dataclass
 class RequestOptions:
-    """Where the requests go, with which credentials, and what each one carries."""
-
     base_url: str = DEFAULT_BASE_URL
     token: str | None = None
     token_file: Path | None = None
@@ -68,8 +65,6 @@ class RequestOptions:
 
 @dataclass
 class SendingOptions:
-    """How requests go out."""
-
     concurrency: int = 8
     timeout: float = 30.0
     retries: int = 3
@@ -81,8 +76,6 @@ class SendingOptions:
 
 @dataclass
 class OutputOptions:
-    """Where the results, the ledger and the side files go."""
-
     path: str | None = None  # None: beside the input (required for stdin); "-": CSV on stdout
     journal: Path | None = None  # None: beside the results (or the input, for stdout)
     fresh: bool = False
@@ -95,8 +88,6 @@ class OutputOptions:
 
 @dataclass
 class DisplayOptions:
-    """What a person watching sees."""
-
     quiet: bool = False
     verbose: bool = False
 
@@ -116,20 +107,19 @@ class RunOptions:
         default. ``A,B`` among the operators is two, as in a cell."""
         from batch_attend.leads import split_operators  # leads imports pandas: not for --help
 
+        values = {name: value for name, value in values.items() if value is not None}
         for name in ("lookup", "bom", "status_check"):
             if f"no_{name}" in values:
                 values[name] = not values.pop(f"no_{name}")
         if "operators" in values:
             values["operators"] = tuple(
-                op for value in values["operators"] or () for op in split_operators(value)
+                op for value in values["operators"] for op in split_operators(value)
             )
-        if values.get("department") is not None:
+        if "department" in values:
             values["department"] = values["department"].strip()
         options = cls()
         groups = [getattr(options, group.name) for group in dataclasses.fields(cls)]
         for name, value in values.items():
-            if value is None:
-                continue
             if name in ("input", "output"):  # the paths
                 getattr(options, name).path = Path(value) if name == "input" else value
             elif group := next((g for g in groups if name != "path" and hasattr(g, name)), None):
