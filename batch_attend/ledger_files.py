@@ -1,7 +1,5 @@
-"""Where a ledger lives, kept safe: never written through a link; a file that is no ledger, or a
-damaged one, refused untouched; ``--fresh`` moves it aside under a name no file has; the lock a
-second run meets is the ledger file itself (no file beside it), released with a dead process.
-"""
+"""The ledger's file kept safe: never written through a link; a file that is no ledger, or a
+damaged one, refused untouched; ``--fresh`` moves it aside; the lock is the file itself."""
 
 from __future__ import annotations
 
@@ -17,11 +15,11 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 
 SCHEMA_VERSION = "2"
-SIDECARS = ("", "-wal", "-shm")
+SIDECARS = ("", "-wal", "-shm")  # the database's first: removed, a lone WAL joins no database
 
 
 class JournalError(BatchAttendError):
-    """The journal cannot be used for this run (held by another, another account's, no ledger)."""
+    """The journal cannot be used for this run."""
 
 
 def refuse_links(path: Path) -> None:
@@ -36,48 +34,42 @@ def refuse_links(path: Path) -> None:
 
 
 def inspect(path: Path, *, fresh: bool) -> bool:
-    """Whether a ledger is there to open (a file of no bytes is none). Another program's file,
-    an older batch-attend's (unless ``fresh`` moves it aside) or a damaged one is refused; it
-    is only read (no WAL switch, no table added), so a file refused stays as it was."""
+    """Whether a ledger is there (a file of no bytes is none). Another program's file, an older
+    batch-attend's (unless ``fresh``) or a damaged one is refused, only read: it stays as it was."""
     path = Path(path)
     if not path.is_file() or not path.stat().st_size:
         return False
-    tables, schema, problem = set(), None, None
     try:
         with contextlib.closing(_reading(path)) as db:
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-            if "meta" in tables:
-                schema = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            meta = dict(db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
             check = db.execute("PRAGMA quick_check").fetchone()[0]
-            problem = None if check == "ok" else check
     except sqlite3.OperationalError as exc:  # a folder that cannot be read, a lock held
         raise JournalError(
             _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
         ) from exc
     except sqlite3.DatabaseError as exc:  # not a database at all, or damaged past reading
-        problem = str(exc)
-    schema = schema and schema[0]
-    ours = schema == SCHEMA_VERSION and {"runs", "attempts", "leads"} <= tables
-    older = schema == "1" and "rows" in tables  # the first version's
-    if problem is None and older and not fresh:
+        tables, meta, check = set(), {}, str(exc)
+    ours = meta.get("schema") == SCHEMA_VERSION and {"runs", "attempts", "leads"} <= tables
+    older = meta.get("schema") == "1" and "rows" in tables  # the first version's
+    if check == "ok" and older and not fresh:
         raise JournalError(
             _(
                 "{path}: a journal of an older batch-attend, which this version cannot read. Finish its run with the version that made it, or add --fresh to start a new one (rows it started would then be reported as already in service)."
             ).format(path=path)
         )
-    if problem is not None or not (ours or older):
+    if check != "ok" or not (ours or older):
         raise JournalError(
             _(
                 "{path}: not a batch-attend journal ({exc}), so it is left as it is. Move it away, or choose another --journal."
-            ).format(path=path, exc=problem or _("no ledger tables"))
+            ).format(path=path, exc=_("no ledger tables") if check == "ok" else check)
         )
     return True
 
 
 def set_aside(path: Path) -> Path:
-    """``--fresh``: the journal kept beside itself (a run that then fails loses nothing), its
-    new name taken by a hard link, which never replaces a file; the WAL and shared memory
-    follow, then the old names go, the database's first (a lone WAL is read into no database)."""
+    """``--fresh``: the journal kept beside itself (a run that then fails loses nothing) under a
+    new name taken by a hard link (never replacing a file); the WAL and shared memory follow."""
     stamp = f"{path}.{dt.datetime.now():%Y%m%d-%H%M%S}"
     for n in itertools.count():
         aside = Path(f"{stamp}-{n}.old" if n else f"{stamp}.old")
@@ -97,9 +89,8 @@ def remove(path: Path) -> None:
 
 
 def lock(path: Path):
-    """The ledger file itself, held by this run (created empty if new): the whole file by
-    POSIX ``flock``, or a byte far past what SQLite locks on Windows; apart from SQLite's own
-    locks, so others may still read the ledger."""
+    """The ledger file itself, held by this run (created empty if new): by POSIX ``flock``, or a
+    byte far past what SQLite locks on Windows, so others may still read the ledger."""
     try:
         import fcntl
     except ImportError:  # Windows
@@ -132,8 +123,8 @@ def lock(path: Path):
 
 
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    """A ledger :func:`inspect` let through (none yet, when writing). ``synchronous=NORMAL``: a
-    commit survives the process dying; a power cut may lose the last ones (sent again)."""
+    """A ledger :func:`inspect` let through. ``synchronous=NORMAL``: a commit survives the
+    process dying; a power cut may lose the last ones (sent again)."""
     try:
         if readonly:
             return _reading(path)

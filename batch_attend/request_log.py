@@ -1,7 +1,5 @@
-"""``--log-file``: one JSON line per request, for schedulers and for the post-mortem: the row,
-the phone masked to its last four digits, the attempt, the outcome, the HTTP status and the
-latency. The token is never part of what is logged.
-"""
+"""``--log-file``: one JSON line per request, for schedulers and post-mortems; the phone masked,
+the token never logged."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""``batch-attend undo``: take back what a run started, each attendance finished once.
-
-Only what the ledger shows this tool started is finished (never an ``already_in_service``),
-through PlugChat's ``finish-attendance`` as the first operator each was sent to, on the run's
-engine, each finish recorded before it goes out. A lead finished, or with no attendance left
-(``chatFounded: false``), is ``undone`` in the rewritten results, and a later run starts it anew.
-"""
+"""``batch-attend undo``: finish once, as its first operator, each attendance the ledger shows
+this tool started (never an ``already_in_service``), on the run's engine. A lead finished, or with
+no attendance left, is ``undone`` in the rewritten results, and a later run starts it anew."""
 
 from __future__ import annotations
 
@@ -57,9 +53,8 @@ class UndoError(BatchAttendError):
 
 @dataclass(frozen=True)
 class Narrowing:
-    """Which started leads to finish (by default every one the results show): the newest run's,
-    sent to one of ``operators`` or ``departments``, on ``rows`` (ranges of ``row`` numbers);
-    ``auto_transfer``: the chat goes to the general department once finished."""
+    """Which started leads to finish (by default all the results show); ``rows``: ranges of
+    ``row`` numbers; ``auto_transfer``: the chat goes to the general department once finished."""
 
     last_run: bool = False
     operators: tuple[str, ...] = ()
@@ -69,8 +64,7 @@ class Narrowing:
 
 
 class Finishes(Starts):
-    """The request of ``batch-attend undo``: a finish per lead, as its first operator;
-    ``decided``: the outcome of each lead an answer decided, by phone."""
+    """A finish per lead, as its first operator; ``decided``: each decided outcome, by phone."""
 
     desc = "Finishing attendances"
     read = staticmethod(read_finish)
@@ -103,8 +97,7 @@ class Finishes(Starts):
 
 
 def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> list[Lead]:
-    """The leads to finish, in the results' order: started by this tool as the ledger says,
-    shown in the results, as narrowed."""
+    """The leads to finish, in the results' order: started as the ledger says, as narrowed."""
     started = {phone: rest for phone, *rest in journal.started(narrowing.last_run)}
     rows = pd.to_numeric(results["row"], errors="coerce").fillna(0).astype(int).to_numpy()
     spans = narrowing.rows or [(0, 1 << 62)]
@@ -123,8 +116,8 @@ def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> lis
 
 @dataclass
 class UndoReport:
-    """How an undo went: ``summary`` counts the leads it was to finish; ``frame``: the results
-    rewritten, with ``table``'s own columns (None: nothing was written)."""
+    """How an undo went; ``frame``: the results rewritten, with ``table``'s own columns (None:
+    nothing was written)."""
 
     exit_status: ExitStatus
     summary: RunSummary
@@ -139,8 +132,8 @@ def undo_results(
     watch: Watch | None = None,
     confirm=lambda: True,
 ) -> UndoReport:
-    """Finish what the ledger of the results ``options.input.path`` shows this tool started,
-    as narrowed, once ``confirm()`` agreed, then rewrite them (a dry run lists the rows)."""
+    """Finish what the ledger of the results ``options.input.path`` shows started, as narrowed,
+    once ``confirm()`` agreed, then rewrite them (a dry run lists the rows)."""
     env, clock = env or Env(), time.perf_counter()
     path = Path(options.input.path)
     table = read_table(path)
@@ -232,7 +225,6 @@ def _ending(count: int, auto_transfer: bool) -> str:
 
 
 async def _send(options, env, session, leads, summary, watch, kind: Finishes):
-    """The finishes, on the command's one client; returns why sending stopped early."""
     async with session.client(options) as client:
         return await send(
             options, env, client, leads, len(leads), kind.journal, summary, watch, kind=kind
@@ -240,8 +232,8 @@ async def _send(options, env, session, leads, summary, watch, kind: Finishes):
 
 
 def _rewrite(path: Path, table: Table, undone: dict, lang: str | None, summary: RunSummary):
-    """The results file again, in its format and language, atomically: its rows started whose
-    lead the ledger shows undone now ``undone``, saying when and why. Returns what it wrote."""
+    """The results again (format, language), their started rows the ledger shows undone now
+    ``undone``, saying when and why; returns what it wrote."""
     results = table.results.copy()
     phones = results["phone"].str.strip()
     rows = (results["status"].str.strip() == RowStatus.STARTED) & phones.isin(undone.keys())
