@@ -207,7 +207,7 @@ class Journal:
                 set_aside = files.set_aside(path)
                 lock.close()  # it held the ledger set aside: hold the new one
                 lock, new = files.lock(path), True
-            db = files.connect(path, readonly=False)
+            db = files.connect(path)
             db.executescript(_SCHEMA)
             _add_columns(db)
             _claim_target(db, path, target)
@@ -231,7 +231,7 @@ class Journal:
         files.refuse_links(path)
         if not files.inspect(path, fresh=False):
             return None
-        return cls(path, files.connect(path, readonly=True))
+        return cls(path, files.reading(path))
 
     def done(self) -> dict[str, tuple[str, int | None]]:
         """Every lead done (started or in service), by phone: its status, its row's fingerprint."""
@@ -352,9 +352,9 @@ class Journal:
             asked = _operators(row[9]) if row[9] else None
             yield Record(*row[:3], _operators(row[3]), *row[4:9], asked, *row[10:])
 
-    def started(self, last_run: bool = False) -> list[tuple[str, tuple[str, ...], str]]:
+    def started(self, last_run: bool = False) -> dict[str, tuple[tuple[str, ...], str]]:
         """The leads this tool started (not those found in service), with the operators and
-        department sent; ``last_run``: only those of the newest run that started any."""
+        department sent, by phone; ``last_run``: only the newest run's that started any."""
         newest = (
             "(SELECT max(a.run) FROM leads AS l JOIN attempts AS a ON a.id = l.attempt "
             "WHERE l.status IN ('started', 'undone'))"
@@ -365,7 +365,7 @@ class Journal:
             f"WHERE l.status = 'started' AND (? = 0 OR a.run = {newest})",
             (int(last_run),),
         )
-        return [(phone, _operators(ops), department) for phone, ops, department in rows]
+        return {phone: (_operators(ops), department) for phone, ops, department in rows}
 
     def adopt(self, records: Iterable[Record]) -> None:
         """Take in the done leads of a results file given as input, as if answers decided them."""

@@ -40,7 +40,7 @@ def inspect(path: Path, *, fresh: bool) -> bool:
     if not path.is_file() or not path.stat().st_size:
         return False
     try:
-        with contextlib.closing(_reading(path)) as db:
+        with contextlib.closing(reading(path)) as db:
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
             meta = dict(db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
             check = db.execute("PRAGMA quick_check").fetchone()[0]
@@ -122,12 +122,10 @@ def lock(path: Path):
     return handle
 
 
-def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    """A ledger :func:`inspect` let through. ``synchronous=NORMAL``: a commit survives the
-    process dying; a power cut may lose the last ones (sent again)."""
+def connect(path: Path) -> sqlite3.Connection:
+    """A ledger to write, that :func:`inspect` let through. ``synchronous=NORMAL``: a commit
+    survives the process dying; a power cut may lose the last ones (sent again)."""
     try:
-        if readonly:
-            return _reading(path)
         db = sqlite3.connect(path)
         try:
             db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
@@ -141,5 +139,6 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         ) from exc
 
 
-def _reading(path: Path) -> sqlite3.Connection:
+def reading(path: Path) -> sqlite3.Connection:
+    """A ledger opened only to read: no WAL switch, nothing written."""
     return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import i18n, sentences
+from batch_attend import i18n, results, sentences
 from batch_attend.api import read_finish
 from batch_attend.engine import HeldSignals, Starts
 from batch_attend.env import Env
@@ -32,13 +32,6 @@ from batch_attend.outcomes import (
 from batch_attend.plan import journal_path
 from batch_attend.reading.files import read_table
 from batch_attend.reading.table import Table
-from batch_attend.results import (
-    check_writable,
-    format_summary,
-    output_format,
-    summary_of,
-    write_results,
-)
 from batch_attend.run import Watch, send
 from batch_attend.session import open_session, run_async
 from batch_attend.settings import RunOptions
@@ -96,21 +89,21 @@ class Finishes(Starts):
             self.decided[lead.phone] = outcome
 
 
-def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> list[Lead]:
+def chosen(journal: Journal, shown: pd.DataFrame, narrowing: Narrowing) -> list[Lead]:
     """The leads to finish, in the results' order: started as the ledger says, as narrowed."""
-    started = {phone: rest for phone, *rest in journal.started(narrowing.last_run)}
-    rows = pd.to_numeric(results["row"], errors="coerce").fillna(0).astype(int).to_numpy()
+    started = {
+        phone: (operators, department)
+        for phone, (operators, department) in journal.started(narrowing.last_run).items()
+        if operators
+        and (not narrowing.operators or set(operators) & set(narrowing.operators))
+        and (not narrowing.departments or department in narrowing.departments)
+    }
+    rows = pd.to_numeric(shown["row"], errors="coerce").fillna(0).astype(int).to_numpy()
     spans = narrowing.rows or [(0, 1 << 62)]
-    leads, seen = [], set()
-    for i, phone in enumerate(results["phone"].str.strip()):
-        operators, department = started.get(phone, ((), ""))
-        if not operators or phone in seen or not any(a <= rows[i] <= b for a, b in spans):
-            continue
-        if narrowing.operators and not set(operators) & set(narrowing.operators):
-            continue
-        if not narrowing.departments or department in narrowing.departments:
-            seen.add(phone)
-            leads.append(Lead(i, int(rows[i]), phone, operators, department))
+    leads = []
+    for i, phone in enumerate(shown["phone"].str.strip()):
+        if phone in started and any(a <= rows[i] <= b for a, b in spans):
+            leads.append(Lead(i, int(rows[i]), phone, *started.pop(phone)))  # each lead once
     return leads
 
 
@@ -139,8 +132,8 @@ def undo_results(
     table = read_table(path)
     if table.results is None:
         raise UndoError(_("{path}: not a results file of batch-attend.").format(path=path))
-    output_format(str(path))
-    check_writable(path)
+    results.output_format(str(path))
+    results.check_writable(path)
     ledger = journal_path(options, str(path))
     journal = Journal.open_readonly(ledger)
     if journal is None:
@@ -199,7 +192,7 @@ def undo_results(
         summary.counts[status or RowStatus.SKIPPED] += 1
     report.exit_status = exit_status_for(summary)
     if not options.display.quiet:
-        env.log(format_summary(summary))
+        env.log(results.format_summary(summary))
     failed = [lead for lead in leads if lead.phone in kind.decided and lead.phone not in undone]
     for lead in failed[:SHOWN]:
         error = kind.decided[lead.phone].error
@@ -234,20 +227,22 @@ async def _send(options, env, session, leads, summary, watch, kind: Finishes):
 def _rewrite(path: Path, table: Table, undone: dict, lang: str | None, summary: RunSummary):
     """The results again (format, language), their started rows the ledger shows undone now
     ``undone``, saying when and why; returns what it wrote."""
-    results = table.results.copy()
-    phones = results["phone"].str.strip()
-    rows = (results["status"].str.strip() == RowStatus.STARTED) & phones.isin(undone.keys())
+    shown = table.results.copy()
+    phones = shown["phone"].str.strip()
+    rows = (shown["status"].str.strip() == RowStatus.STARTED) & phones.isin(undone.keys())
     kept = [undone[phone] for phone in phones[rows]]
-    results.loc[rows, "status"] = str(RowStatus.UNDONE)
-    results.loc[rows, "done_at"] = [r.done_at for r in kept]
-    results.loc[rows, "http_status"] = [str(r.http_status or "") for r in kept]
-    results.loc[rows, "error"] = [f"{r.error_code}: {r.error_message}" for r in kept]
+    shown.loc[rows, "status"] = str(RowStatus.UNDONE)
+    shown.loc[rows, "done_at"] = [r.done_at for r in kept]
+    shown.loc[rows, "http_status"] = [str(r.http_status or "") for r in kept]
+    shown.loc[rows, "error"] = [f"{r.error_code}: {r.error_message}" for r in kept]
     for name in ("row", "http_status", "attempts"):  # numbers as a run writes them
         with contextlib.suppress(ValueError, TypeError):
-            results[name] = pd.to_numeric(results[name].where(results[name] != "")).astype("Int64")
-    frame = pd.concat([table.frame, results[list(RESULT_COLUMNS)]], axis=1, ignore_index=True)
-    lang = "pt_BR" if results.attrs.get("portuguese") else lang or "en"
-    summary = summary_of(summary, results)
+            shown[name] = pd.to_numeric(shown[name].where(shown[name] != "")).astype("Int64")
+    frame = pd.concat([table.frame, shown[list(RESULT_COLUMNS)]], axis=1, ignore_index=True)
+    lang = "pt_BR" if shown.attrs.get("portuguese") else lang or "en"
+    summary = results.summary_of(summary, shown)
     delimiter = table.delimiter or ","
-    write_results(str(path), table.columns, frame, summary=summary, delimiter=delimiter, lang=lang)
+    results.write_results(
+        str(path), table.columns, frame, summary=summary, delimiter=delimiter, lang=lang
+    )
     return frame
