@@ -1,9 +1,7 @@
 """The ledger: every request sent for each lead and its answer, in plain SQLite (readable with
-the ``sqlite3`` shell, during a run or after ``kill -9``); its file is kept safe by
-:mod:`ledger_files`. A request is committed before it goes out, an answer with the next turn's
-group, so a killed run sends at most one lead per worker again, and its answer says whose
-attendance it is. A lead ``started`` or ``already_in_service`` stays so, but to a finish.
-"""
+the ``sqlite3`` shell, even after ``kill -9``), its file kept safe by :mod:`ledger_files`. A
+request is committed before it goes out, an answer with its turn's group: a killed run sends at
+most one lead per worker again, and that answer says whose attendance it is."""
 
 from __future__ import annotations
 
@@ -104,7 +102,8 @@ _FINISH = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _FINISH_ANSWERED = "UPDATE finishes SET answered_at = ?, http_status = ?, result = ? WHERE id = ?"
-#: A finish answered: the lead is undone, and its earlier requests are no longer its own start.
+#: A finish answered: the lead is undone, its earlier requests no longer its own start (a later
+#: "already in service" is another's).
 _UNDONE = (
     "UPDATE leads SET status = 'undone', http_status = ?, error_code = ?, error_message = ?, "
     "done_at = ? WHERE phone = ? AND status = 'started'"
@@ -137,8 +136,7 @@ def default_journal_path(output: str) -> Path:
 
 @dataclass
 class History:
-    """What earlier requests for one lead left: the answered, the unanswered (counted once an
-    answer shows one arrived), the operators of those that may have acted (see engine.Starts)."""
+    """What earlier requests of a lead left (the unanswered count once one is shown to arrive)."""
 
     attempts: int = 0
     unanswered: int = 0
@@ -229,9 +227,7 @@ class Journal:
     def open_readonly(cls, path: Path) -> Journal | None:
         """The journal as it is, to read what earlier runs did; None when there is none."""
         files.refuse_links(path)
-        if not files.inspect(path, fresh=False):
-            return None
-        return cls(path, files.reading(path))
+        return cls(path, files.reading(path)) if files.inspect(path, fresh=False) else None
 
     def done(self) -> dict[str, tuple[str, int | None]]:
         """Every lead done (started or in service), by phone: its status, its row's fingerprint."""
@@ -268,9 +264,8 @@ class Journal:
     async def sending(self, lead: Lead) -> int:
         """Record a start about to go out; returns its ID once that is committed."""
         self._rows[_SENDING].append((lead.phone,))  # committed with the request's record
-        operators = _ids(lead.operators)
         return await self._record(
-            "attempts", lead.phone, lead.row, operators, lead.department, now(), lead.key
+            "attempts", lead.phone, lead.row, _ids(lead.operators), lead.department, now(), lead.key
         )
 
     async def finishing(self, lead: Lead, auto_transfer: bool) -> int:
@@ -304,8 +299,7 @@ class Journal:
         self._commit_soon()
 
     def finished(self, finish: int, lead: Lead, outcome: Outcome, *, decides: bool) -> None:
-        """Record the answer to ``finish``; one that ends the attendance makes the lead undone, and
-        its earlier requests not its own start (a later "already in service" is another's)."""
+        """Record the answer to ``finish``; one that ends the attendance undoes the lead."""
         result = str(outcome.error_code or outcome.status)
         self._rows[_FINISH_ANSWERED].append((outcome.done_at, outcome.http_status, result, finish))
         if decides and outcome.status == RowStatus.UNDONE:
@@ -323,8 +317,7 @@ class Journal:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Commit what was recorded, in one transaction (one per request costs more than the
-        request); a failure (a full disk) is kept in :attr:`failure` for the waiting to raise."""
+        """Commit what was recorded in one transaction; a failure is kept in :attr:`failure`."""
         self._scheduled = False
         if not any(self._rows.values()):
             return
@@ -400,7 +393,6 @@ class Journal:
     def unlock(self) -> None:
         if self._lock is not None:
             self._lock.close()
-            self._lock = None
 
 
 def _decided(outcome: Outcome | Record) -> tuple:

@@ -89,8 +89,8 @@ def remove(path: Path) -> None:
 
 
 def lock(path: Path):
-    """The ledger file itself, held by this run (created empty if new): by POSIX ``flock``, or a
-    byte far past what SQLite locks on Windows, so others may still read the ledger."""
+    """The ledger file itself (created empty if new), held apart from SQLite's locks, so others
+    may still read it: by POSIX ``flock``, or on Windows a byte far past what SQLite locks."""
     try:
         import fcntl
     except ImportError:  # Windows

@@ -109,8 +109,7 @@ def chosen(journal: Journal, shown: pd.DataFrame, narrowing: Narrowing) -> list[
 
 @dataclass
 class UndoReport:
-    """How an undo went; ``frame``: the results rewritten, with ``table``'s own columns (None:
-    nothing was written)."""
+    """How an undo went; ``frame``: the results rewritten (None: nothing was written)."""
 
     exit_status: ExitStatus
     summary: RunSummary
@@ -151,11 +150,9 @@ def undo_results(
         return report
     env.log("batch-attend: " + _ending(len(leads), narrowing.auto_transfer))
     if options.sending.dry_run:
+        rows = [(lead.row, lead.phone, lead.operators[0], lead.department) for lead in leads]
         writer = csv.writer(env.stdout, lineterminator="\n")
-        writer.writerow(("row", "phone", "operator", "department"))
-        writer.writerows(
-            (lead.row, lead.phone, lead.operators[0], lead.department) for lead in leads
-        )
+        writer.writerows([("row", "phone", "operator", "department"), *rows])
         return report
     if not confirm():
         env.log("batch-attend: " + _("nothing was finished."))
