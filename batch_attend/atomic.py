@@ -21,6 +21,12 @@ def replacing(target: Path) -> Iterator[Path]:
     ``target``'s rights (or the umask's). mkstemp's ``O_EXCL`` never opens a link planted at its
     name, and os.replace replaces a link at ``target`` rather than follow it."""
     target = Path(target)
+    try:  # the rights it ends with: target's, or a new file's (mkstemp's are 0600)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:  # none yet, or a dangling link (replaced by the file)
+        mask = os.umask(0o077)  # read by setting it: what another thread makes now is private
+        os.umask(mask)
+        mode = 0o666 & ~mask
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
     os.close(fd)
     try:
@@ -30,7 +36,7 @@ def replacing(target: Path) -> Iterator[Path]:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.chmod(tmp, _mode_for(target))
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -41,16 +47,6 @@ def write_text(target: Path, text: str) -> None:
     """``text`` (UTF-8) as the whole of ``target``, through :func:`replacing`."""
     with replacing(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def _mode_for(target: Path) -> int:
-    """The rights of the file ``target`` names, or a new file's (mkstemp's are always 0600)."""
-    try:
-        return stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:  # none yet (or a dangling link, replaced by the file)
-        mask = os.umask(0o077)  # read by setting it: what another thread makes now is private
-        os.umask(mask)
-        return 0o666 & ~mask
 
 
 def remove_leftovers(target: Path) -> None:

@@ -427,11 +427,10 @@ def _claim_target(db: sqlite3.Connection, path: Path, target: str) -> None:
     row = db.execute("SELECT value FROM meta WHERE key = 'target'").fetchone()
     holds_leads = db.execute("SELECT 1 FROM leads LIMIT 1").fetchone() is not None
     if row is not None and row[0] != target and holds_leads:
-        raise JournalError(
-            _(
-                "{path}: this journal records attendances started through {recorded}, and this run sends to {target}. Choose another -o (or --journal) for it, or add --fresh to forget what the journal holds."
-            ).format(path=path, recorded=row[0], target=target)
+        said = _(
+            "{path}: this journal records attendances started through {recorded}, and this run sends to {target}. Choose another -o (or --journal) for it, or add --fresh to forget what the journal holds."
         )
+        raise JournalError(said.format(path=path, recorded=row[0], target=target))
     with db:
         db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",

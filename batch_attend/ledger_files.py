@@ -26,11 +26,10 @@ def refuse_links(path: Path) -> None:
     """SQLite, the lock and ``--fresh`` would write or move whatever a link names: refuse."""
     for suffix in SIDECARS:
         if os.path.islink(f"{path}{suffix}"):
-            raise JournalError(
-                _(
-                    "{path}: is a symbolic link, and batch-attend does not write through links. Remove the link, or choose another --journal."
-                ).format(path=f"{path}{suffix}")
+            said = _(
+                "{path}: is a symbolic link, and batch-attend does not write through links. Remove the link, or choose another --journal."
             )
+            raise JournalError(said.format(path=f"{path}{suffix}"))
 
 
 def inspect(path: Path, *, fresh: bool) -> bool:
@@ -45,25 +44,23 @@ def inspect(path: Path, *, fresh: bool) -> bool:
             meta = dict(db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
             check = db.execute("PRAGMA quick_check").fetchone()[0]
     except sqlite3.OperationalError as exc:  # a folder that cannot be read, a lock held
-        raise JournalError(
-            _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
-        ) from exc
+        said = _("{path}: cannot open the journal ({exc}).")
+        raise JournalError(said.format(path=path, exc=exc)) from exc
     except sqlite3.DatabaseError as exc:  # not a database at all, or damaged past reading
         tables, meta, check = set(), {}, str(exc)
     ours = meta.get("schema") == SCHEMA_VERSION and {"runs", "attempts", "leads"} <= tables
     older = meta.get("schema") == "1" and "rows" in tables  # the first version's
     if check == "ok" and older and not fresh:
-        raise JournalError(
-            _(
-                "{path}: a journal of an older batch-attend, which this version cannot read. Finish its run with the version that made it, or add --fresh to start a new one (rows it started would then be reported as already in service)."
-            ).format(path=path)
+        said = _(
+            "{path}: a journal of an older batch-attend, which this version cannot read. Finish its run with the version that made it, or add --fresh to start a new one (rows it started would then be reported as already in service)."
         )
+        raise JournalError(said.format(path=path))
     if check != "ok" or not (ours or older):
-        raise JournalError(
-            _(
-                "{path}: not a batch-attend journal ({exc}), so it is left as it is. Move it away, or choose another --journal."
-            ).format(path=path, exc=_("no ledger tables") if check == "ok" else check)
+        said = _(
+            "{path}: not a batch-attend journal ({exc}), so it is left as it is. Move it away, or choose another --journal."
         )
+        reason = _("no ledger tables") if check == "ok" else check
+        raise JournalError(said.format(path=path, exc=reason))
     return True
 
 
@@ -107,16 +104,12 @@ def lock(path: Path):
     except OSError as exc:
         handle.close()
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise JournalError(
-                _(
-                    "{path}: another batch-attend run is writing these results right now. Wait for it to finish, or choose another -o."
-                ).format(path=path)
-            ) from None
-        raise JournalError(
-            _("{path}: cannot lock the journal ({strerror}).").format(
-                path=path, strerror=exc.strerror
+            said = _(
+                "{path}: another batch-attend run is writing these results right now. Wait for it to finish, or choose another -o."
             )
-        ) from exc
+            raise JournalError(said.format(path=path)) from None
+        said = _("{path}: cannot lock the journal ({strerror}).")
+        raise JournalError(said.format(path=path, strerror=exc.strerror)) from exc
     with contextlib.suppress(OSError):  # an earlier version's lock file, left beside it
         Path(f"{path}.lock").unlink(missing_ok=True)
     return handle
@@ -134,9 +127,8 @@ def connect(path: Path) -> sqlite3.Connection:
             raise
         return db
     except sqlite3.DatabaseError as exc:  # a folder that cannot be written, say
-        raise JournalError(
-            _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
-        ) from exc
+        said = _("{path}: cannot open the journal ({exc}).")
+        raise JournalError(said.format(path=path, exc=exc)) from exc
 
 
 def reading(path: Path) -> sqlite3.Connection:

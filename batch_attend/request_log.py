@@ -24,11 +24,8 @@ class RequestLog:
         try:
             self._file = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
         except OSError as exc:
-            raise LogFileError(
-                _("{path}: cannot write the request log ({strerror}).").format(
-                    path=path, strerror=exc.strerror
-                )
-            ) from exc
+            said = _("{path}: cannot write the request log ({strerror}).")
+            raise LogFileError(said.format(path=path, strerror=exc.strerror)) from exc
 
     def write(self, lead, attempt: int, outcome, seconds: float, wait: float | None) -> None:
         record = {

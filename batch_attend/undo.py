@@ -174,9 +174,8 @@ def undo_results(
         try:
             report.frame = _rewrite(path, table, undone, options.output.results_lang, summary)
         except OSError as exc:
-            summary.write_error = _("{path}: the results could not be written ({reason})").format(
-                path=path, reason=exc.strerror or exc
-            )
+            said = _("{path}: the results could not be written ({reason})")
+            summary.write_error = said.format(path=path, reason=exc.strerror or exc)
     finally:
         held.release()
         if journal is not None:
