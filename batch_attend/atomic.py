@@ -1,7 +1,5 @@
-"""Files that appear whole: written beside their name, synced to disk, then renamed over it, so
-a reader never sees half a file and a failure leaves the file as it was. Every file batch-attend
-writes for people, schedulers or the page goes through :func:`replacing`.
-"""
+"""Files that appear whole: written beside their name, synced, then renamed over it, so a reader
+never sees half a file and a failure leaves it as it was (every file written for people)."""
 
 from __future__ import annotations
 
@@ -19,11 +17,16 @@ TEMP_SUFFIX = ".batch-attend.tmp"
 
 @contextlib.contextmanager
 def replacing(target: Path) -> Iterator[Path]:
-    """A temp file beside ``target`` that replaces it once written whole and synced, or
-    disappears; with the rights ``target`` has, or the umask's for a new file. mkstemp makes a
-    new file (``O_EXCL``: a link planted at its name is never opened), and os.replace replaces
-    a link at ``target`` rather than follow it."""
+    """A temp file beside ``target`` that replaces it once written and synced, or disappears, with
+    ``target``'s rights (or the umask's). mkstemp's ``O_EXCL`` never opens a link planted at its
+    name, and os.replace replaces a link at ``target`` rather than follow it."""
     target = Path(target)
+    try:  # the rights it ends with: target's, or a new file's (mkstemp's are 0600)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:  # none yet, or a dangling link (replaced by the file)
+        mask = os.umask(0o077)  # read by setting it: what another thread makes now is private
+        os.umask(mask)
+        mode = 0o666 & ~mask
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
     os.close(fd)
     try:
@@ -33,7 +36,7 @@ def replacing(target: Path) -> Iterator[Path]:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.chmod(tmp, _mode_for(target))
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -46,24 +49,10 @@ def write_text(target: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _mode_for(target: Path) -> int:
-    """The rights of the file ``target`` names, or a new file's (mkstemp's are always 0600)."""
-    try:
-        return stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:  # none yet (or a dangling link, replaced by the file)
-        # The umask can only be read by setting it: to 0o077 for that instant, so that a file
-        # another thread makes meanwhile is private rather than open.
-        mask = os.umask(0o077)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
 def remove_leftovers(target: Path) -> None:
-    """Remove the temp files of ``target`` a killed process left (:func:`replacing`'s names; a
-    link is unlinked, never followed), or they pile up. A process writing the same file then
-    would lose its temp file: call it only where one writer is expected."""
+    """Remove the temp files a killed process left beside ``target`` (links unlinked, never
+    followed; what cannot go stays); only where one writer is expected: another's would go too."""
     name = re.compile(re.escape(f".{target.name}.") + "[a-z0-9_]+" + re.escape(TEMP_SUFFIX))
-    # Tidying up is never a reason to lose the results: what cannot be removed stays.
     with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
         for entry in entries:
             if name.fullmatch(entry.name) and (

@@ -1,14 +1,7 @@
-"""The ledger: every request sent for each lead and every answer, in plain SQLite that anyone can
-read with the ``sqlite3`` shell, during a run or after a crash. Where the file lives and how it
-is kept safe (the lock, ``--fresh``, a file that is no ledger): :mod:`ledger_files`.
-
-Each request is committed before it goes out, and each answer with the next group (one
-transaction for what the workers recorded in a turn of the event loop). So a run
-killed at any moment (``kill -9`` included) leaves a ledger telling which leads are done and
-which requests may have reached the server unanswered: at most one lead per worker is sent
-again, and its answer says whose attendance it is. A lead once ``started`` or
-``already_in_service`` never loses that outcome, but to a finish, which makes it ``undone``.
-"""
+"""The ledger: every request sent for each lead and its answer, in plain SQLite (readable with
+the ``sqlite3`` shell, even after ``kill -9``), its file kept safe by :mod:`ledger_files`. A
+request is committed before it goes out, an answer with its turn's group: a killed run sends at
+most one lead per worker again, and that answer says whose attendance it is."""
 
 from __future__ import annotations
 
@@ -109,7 +102,8 @@ _FINISH = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _FINISH_ANSWERED = "UPDATE finishes SET answered_at = ?, http_status = ?, result = ? WHERE id = ?"
-#: A finish answered: the lead is undone, and its earlier requests are no longer its own start.
+#: A finish answered: the lead is undone, its earlier requests no longer its own start (a later
+#: "already in service" is another's).
 _UNDONE = (
     "UPDATE leads SET status = 'undone', http_status = ?, error_code = ?, error_message = ?, "
     "done_at = ? WHERE phone = ? AND status = 'started'"
@@ -118,19 +112,16 @@ _FORGOTTEN = "UPDATE attempts SET may_have_acted = 0 WHERE phone = ?"
 #: What a turn of the event loop records, in the order it is committed.
 _WRITES = (_ATTEMPT, _SENDING, _ANSWERED, _DECIDED, _FINISH, _FINISH_ANSWERED, _UNDONE, _FORGOTTEN)
 _INSERTS = {"attempts": _ATTEMPT, "finishes": _FINISH}
+_NOW = (0, "")  # the second now() last made, and how it reads
 
 
 def now() -> str:
-    """A moment as the journal and the results show it: local time with its UTC offset, to the
-    second (so said once a second: every request needs it twice)."""
+    """Local time with its UTC offset, to the second; made once a second (requests need it)."""
     global _NOW
     second = int(time.time())
     if second != _NOW[0]:
         _NOW = second, dt.datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
     return _NOW[1]
-
-
-_NOW = (0, "")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -145,9 +136,7 @@ def default_journal_path(output: str) -> Path:
 
 @dataclass
 class History:
-    """What earlier requests for one lead left behind: answered ones, unanswered ones (a kill or
-    a signal between record and answer: counted once an answer shows one arrived), and the
-    operator sets of those that may have acted (an "already in service" with one is its start)."""
+    """What earlier requests of a lead left (the unanswered count once one is shown to arrive)."""
 
     attempts: int = 0
     unanswered: int = 0
@@ -173,8 +162,7 @@ class Record:
 
 
 class Journal:
-    """Open with :meth:`open` (a run) or :meth:`open_readonly` (a dry run, ``check``); record
-    with :meth:`sending` and :meth:`answered`; end with :meth:`close`."""
+    """Open with :meth:`open` (a run) or :meth:`open_readonly`; end with :meth:`close`."""
 
     def __init__(
         self, path: Path, db: sqlite3.Connection, lock=None, run=None, new=False, aside=None
@@ -210,14 +198,14 @@ class Journal:
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
         """Open (or create) the journal for a run that sends to ``target``, and lock it."""
         files.refuse_links(path)
-        new = not Path(path).is_file() or not Path(path).stat().st_size
-        lock, db, set_aside = files.lock(path), None, None
+        lock, db, set_aside, new = files.lock(path), None, None, False
         try:
-            if files.inspect(path, fresh=fresh) and fresh:
+            new = not files.inspect(path, fresh=fresh)  # the lock made it, empty, if it was none
+            if fresh and not new:
                 set_aside = files.set_aside(path)
                 lock.close()  # it held the ledger set aside: hold the new one
                 lock, new = files.lock(path), True
-            db = files.connect(path, readonly=False)
+            db = files.connect(path)
             db.executescript(_SCHEMA)
             _add_columns(db)
             _claim_target(db, path, target)
@@ -239,19 +227,15 @@ class Journal:
     def open_readonly(cls, path: Path) -> Journal | None:
         """The journal as it is, to read what earlier runs did; None when there is none."""
         files.refuse_links(path)
-        if not files.inspect(path, fresh=False):
-            return None
-        return cls(path, files.connect(path, readonly=True))
+        return cls(path, files.reading(path)) if files.inspect(path, fresh=False) else None
 
     def done(self) -> dict[str, tuple[str, int | None]]:
-        """Every lead an earlier run started or found in service, by phone: its status, and the
-        fingerprint of the row sent for it."""
+        """Every lead done (started or in service), by phone: its status, its row's fingerprint."""
         return {
             r.phone: (r.status, r.asked_key) for r in self.records() if r.status in DONE_STATUSES
         }
 
     def note_plan(self, plan: dict) -> None:
-        """What this run was asked to send: the sheet, its columns and the defaults."""
         with self._db:
             self._db.execute(
                 "UPDATE runs SET plan = ? WHERE id = ?",
@@ -278,17 +262,14 @@ class Journal:
         return self._histories.get(phone) or History()
 
     async def sending(self, lead: Lead) -> int:
-        """Record a start about to go out; returns its ID once the record is committed, so
-        the request never goes out before the ledger knows of it."""
+        """Record a start about to go out; returns its ID once that is committed."""
         self._rows[_SENDING].append((lead.phone,))  # committed with the request's record
-        operators = _ids(lead.operators)
         return await self._record(
-            "attempts", lead.phone, lead.row, operators, lead.department, now(), lead.key
+            "attempts", lead.phone, lead.row, _ids(lead.operators), lead.department, now(), lead.key
         )
 
     async def finishing(self, lead: Lead, auto_transfer: bool) -> int:
-        """Record a finish about to go out (``lead.operators[0]`` finishes it), as
-        :meth:`sending` records a start."""
+        """Record a finish (by ``lead.operators[0]``) about to go out, as :meth:`sending` does."""
         return await self._record(
             "finishes", lead.phone, lead.operators[0], int(auto_transfer), now()
         )
@@ -308,8 +289,7 @@ class Journal:
     def answered(
         self, attempt: int, lead: Lead, outcome: Outcome, *, may_have_acted: bool, decides: bool
     ) -> None:
-        """Record the answer to ``attempt`` and, when it ``decides`` the lead, its outcome
-        (committed with the next group, before this worker's next request goes out)."""
+        """Record the answer to ``attempt`` and, when it ``decides`` the lead, its outcome."""
         result = str(outcome.error_code or outcome.status)
         self._rows[_ANSWERED].append(
             (outcome.done_at, outcome.http_status, result, int(may_have_acted), attempt)
@@ -319,8 +299,7 @@ class Journal:
         self._commit_soon()
 
     def finished(self, finish: int, lead: Lead, outcome: Outcome, *, decides: bool) -> None:
-        """Record the answer to ``finish``; one that ends the attendance makes the lead undone,
-        and its earlier requests not its own start (a later "already in service" is another's)."""
+        """Record the answer to ``finish``; one that ends the attendance undoes the lead."""
         result = str(outcome.error_code or outcome.status)
         self._rows[_FINISH_ANSWERED].append((outcome.done_at, outcome.http_status, result, finish))
         if decides and outcome.status == RowStatus.UNDONE:
@@ -332,15 +311,13 @@ class Journal:
         self._commit_soon()
 
     def _commit_soon(self) -> None:
-        """Commit what this turn of the event loop records once it ends (an answer's record)."""
+        """Commit what this turn of the event loop records once it ends."""
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Commit what was recorded since the last commit, in one transaction (group commit: a
-        transaction per request would cost more than the request); a failure (a full disk, say)
-        is kept in :attr:`failure`, which the requests waiting for it raise."""
+        """Commit what was recorded in one transaction; a failure is kept in :attr:`failure`."""
         self._scheduled = False
         if not any(self._rows.values()):
             return
@@ -358,7 +335,7 @@ class Journal:
         self._commits += 1
 
     def records(self) -> Iterator[Record]:
-        """Every lead the ledger holds, with its deciding request (if an answer decided it)."""
+        """Every lead the ledger holds, with the request that decided it (if one did)."""
         for row in self._db.execute(
             "SELECT l.phone, l.status, coalesce(l.attendance_number, ''), l.operators, "
             "l.http_status, coalesce(l.error_code, ''), coalesce(l.error_message, ''), "
@@ -368,10 +345,9 @@ class Journal:
             asked = _operators(row[9]) if row[9] else None
             yield Record(*row[:3], _operators(row[3]), *row[4:9], asked, *row[10:])
 
-    def started(self, last_run: bool = False) -> list[tuple[str, tuple[str, ...], str]]:
-        """The leads this tool started (``confirmed_on_retry`` included, never those found in
-        service), with the operators and department sent for them (``batch-attend undo``);
-        ``last_run``: only those of the newest run that started any (undone since or not)."""
+    def started(self, last_run: bool = False) -> dict[str, tuple[tuple[str, ...], str]]:
+        """The leads this tool started (not those found in service), with the operators and
+        department sent, by phone; ``last_run``: only the newest run's that started any."""
         newest = (
             "(SELECT max(a.run) FROM leads AS l JOIN attempts AS a ON a.id = l.attempt "
             "WHERE l.status IN ('started', 'undone'))"
@@ -382,11 +358,10 @@ class Journal:
             f"WHERE l.status = 'started' AND (? = 0 OR a.run = {newest})",
             (int(last_run),),
         )
-        return [(phone, _operators(ops), department) for phone, ops, department in rows]
+        return {phone: (_operators(ops), department) for phone, ops, department in rows}
 
     def adopt(self, records: Iterable[Record]) -> None:
-        """Take in the done leads of a results file given as input (unless the ledger has them
-        done already) as if an answer had decided them, so later runs know them too."""
+        """Take in the done leads of a results file given as input, as if answers decided them."""
         done = [r for r in records if r.status in DONE_STATUSES]
         with self._db:
             self._db.executemany(
@@ -396,9 +371,8 @@ class Journal:
             self._db.executemany(_DECIDED, [(*_decided(r), None, r.phone) for r in done])
 
     def close(self, stopped_by: str | None = None, *, unlock: bool = True) -> None:
-        """Commit what is left, say how the run ended, and release the lock (``unlock=False``:
-        keep it until :meth:`unlock`, while the results are written). A journal this run created
-        that holds no lead (a run refused before sending) is removed: nothing is left behind."""
+        """Commit what is left, say how the run ended, and unlock (``unlock=False``: later, at
+        :meth:`unlock`, once the results are out). A journal this run made and left empty goes."""
         try:
             if self.run is not None:
                 self.flush()  # what is left (a ledger that failed only says so again)
@@ -419,11 +393,10 @@ class Journal:
     def unlock(self) -> None:
         if self._lock is not None:
             self._lock.close()
-            self._lock = None
 
 
 def _decided(outcome: Outcome | Record) -> tuple:
-    """The columns :data:`_DECIDED` sets before ``attempt``, from an answer or a results file."""
+    """What :data:`_DECIDED` sets before ``attempt``, from an answer or a results file."""
     return (
         str(outcome.status),
         outcome.attendance_number,
@@ -454,11 +427,10 @@ def _claim_target(db: sqlite3.Connection, path: Path, target: str) -> None:
     row = db.execute("SELECT value FROM meta WHERE key = 'target'").fetchone()
     holds_leads = db.execute("SELECT 1 FROM leads LIMIT 1").fetchone() is not None
     if row is not None and row[0] != target and holds_leads:
-        raise JournalError(
-            _(
-                "{path}: this journal records attendances started through {recorded}, and this run sends to {target}. Choose another -o (or --journal) for it, or add --fresh to forget what the journal holds."
-            ).format(path=path, recorded=row[0], target=target)
+        said = _(
+            "{path}: this journal records attendances started through {recorded}, and this run sends to {target}. Choose another -o (or --journal) for it, or add --fresh to forget what the journal holds."
         )
+        raise JournalError(said.format(path=path, recorded=row[0], target=target))
     with db:
         db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",

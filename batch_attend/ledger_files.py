@@ -1,7 +1,5 @@
-"""Where a ledger lives, kept safe: never written through a link; a file that is no ledger, or a
-damaged one, refused untouched; ``--fresh`` moves it aside under a name no file has; the lock a
-second run meets is the ledger file itself (no file beside it), released with a dead process.
-"""
+"""The ledger's file kept safe: never written through a link; a file that is no ledger, or a
+damaged one, refused untouched; ``--fresh`` moves it aside; the lock is the file itself."""
 
 from __future__ import annotations
 
@@ -17,67 +15,58 @@ from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 
 SCHEMA_VERSION = "2"
-SIDECARS = ("", "-wal", "-shm")
+SIDECARS = ("", "-wal", "-shm")  # the database's first: removed, a lone WAL joins no database
 
 
 class JournalError(BatchAttendError):
-    """The journal cannot be used for this run (held by another, another account's, no ledger)."""
+    """The journal cannot be used for this run."""
 
 
 def refuse_links(path: Path) -> None:
     """SQLite, the lock and ``--fresh`` would write or move whatever a link names: refuse."""
     for suffix in SIDECARS:
         if os.path.islink(f"{path}{suffix}"):
-            raise JournalError(
-                _(
-                    "{path}: is a symbolic link, and batch-attend does not write through links. Remove the link, or choose another --journal."
-                ).format(path=f"{path}{suffix}")
+            said = _(
+                "{path}: is a symbolic link, and batch-attend does not write through links. Remove the link, or choose another --journal."
             )
+            raise JournalError(said.format(path=f"{path}{suffix}"))
 
 
 def inspect(path: Path, *, fresh: bool) -> bool:
-    """Whether a ledger is there to open (a file of no bytes is none). Another program's file,
-    an older batch-attend's (unless ``fresh`` moves it aside) or a damaged one is refused; it
-    is only read (no WAL switch, no table added), so a file refused stays as it was."""
+    """Whether a ledger is there (a file of no bytes is none). Another program's file, an older
+    batch-attend's (unless ``fresh``) or a damaged one is refused, only read: it stays as it was."""
     path = Path(path)
     if not path.is_file() or not path.stat().st_size:
         return False
-    tables, schema, problem = set(), None, None
     try:
-        with contextlib.closing(_reading(path)) as db:
+        with contextlib.closing(reading(path)) as db:
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-            if "meta" in tables:
-                schema = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            meta = dict(db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
             check = db.execute("PRAGMA quick_check").fetchone()[0]
-            problem = None if check == "ok" else check
     except sqlite3.OperationalError as exc:  # a folder that cannot be read, a lock held
-        raise JournalError(
-            _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
-        ) from exc
+        said = _("{path}: cannot open the journal ({exc}).")
+        raise JournalError(said.format(path=path, exc=exc)) from exc
     except sqlite3.DatabaseError as exc:  # not a database at all, or damaged past reading
-        problem = str(exc)
-    schema = schema and schema[0]
-    ours = schema == SCHEMA_VERSION and {"runs", "attempts", "leads"} <= tables
-    older = schema == "1" and "rows" in tables  # the first version's
-    if problem is None and older and not fresh:
-        raise JournalError(
-            _(
-                "{path}: a journal of an older batch-attend, which this version cannot read. Finish its run with the version that made it, or add --fresh to start a new one (rows it started would then be reported as already in service)."
-            ).format(path=path)
+        tables, meta, check = set(), {}, str(exc)
+    ours = meta.get("schema") == SCHEMA_VERSION and {"runs", "attempts", "leads"} <= tables
+    older = meta.get("schema") == "1" and "rows" in tables  # the first version's
+    if check == "ok" and older and not fresh:
+        said = _(
+            "{path}: a journal of an older batch-attend, which this version cannot read. Finish its run with the version that made it, or add --fresh to start a new one (rows it started would then be reported as already in service)."
         )
-    if problem is not None or not (ours or older):
-        raise JournalError(
-            _(
-                "{path}: not a batch-attend journal ({exc}), so it is left as it is. Move it away, or choose another --journal."
-            ).format(path=path, exc=problem or _("no ledger tables"))
+        raise JournalError(said.format(path=path))
+    if check != "ok" or not (ours or older):
+        said = _(
+            "{path}: not a batch-attend journal ({exc}), so it is left as it is. Move it away, or choose another --journal."
         )
+        reason = _("no ledger tables") if check == "ok" else check
+        raise JournalError(said.format(path=path, exc=reason))
     return True
 
 
 def set_aside(path: Path) -> Path:
-    """``--fresh``: the journal kept beside itself (a run that then fails loses nothing), its
-    new name taken by a hard link, which never replaces a file; the WAL and shared memory
-    follow, then the old names go, the database's first (a lone WAL is read into no database)."""
+    """``--fresh``: the journal kept beside itself (a run that then fails loses nothing) under a
+    new name taken by a hard link (never replacing a file); the WAL and shared memory follow."""
     stamp = f"{path}.{dt.datetime.now():%Y%m%d-%H%M%S}"
     for n in itertools.count():
         aside = Path(f"{stamp}-{n}.old" if n else f"{stamp}.old")
@@ -97,9 +86,8 @@ def remove(path: Path) -> None:
 
 
 def lock(path: Path):
-    """The ledger file itself, held by this run (created empty if new): the whole file by
-    POSIX ``flock``, or a byte far past what SQLite locks on Windows; apart from SQLite's own
-    locks, so others may still read the ledger."""
+    """The ledger file itself (created empty if new), held apart from SQLite's locks, so others
+    may still read it: by POSIX ``flock``, or on Windows a byte far past what SQLite locks."""
     try:
         import fcntl
     except ImportError:  # Windows
@@ -116,27 +104,21 @@ def lock(path: Path):
     except OSError as exc:
         handle.close()
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise JournalError(
-                _(
-                    "{path}: another batch-attend run is writing these results right now. Wait for it to finish, or choose another -o."
-                ).format(path=path)
-            ) from None
-        raise JournalError(
-            _("{path}: cannot lock the journal ({strerror}).").format(
-                path=path, strerror=exc.strerror
+            said = _(
+                "{path}: another batch-attend run is writing these results right now. Wait for it to finish, or choose another -o."
             )
-        ) from exc
+            raise JournalError(said.format(path=path)) from None
+        said = _("{path}: cannot lock the journal ({strerror}).")
+        raise JournalError(said.format(path=path, strerror=exc.strerror)) from exc
     with contextlib.suppress(OSError):  # an earlier version's lock file, left beside it
         Path(f"{path}.lock").unlink(missing_ok=True)
     return handle
 
 
-def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    """A ledger :func:`inspect` let through (none yet, when writing). ``synchronous=NORMAL``: a
-    commit survives the process dying; a power cut may lose the last ones (sent again)."""
+def connect(path: Path) -> sqlite3.Connection:
+    """A ledger to write, that :func:`inspect` let through. ``synchronous=NORMAL``: a commit
+    survives the process dying; a power cut may lose the last ones (sent again)."""
     try:
-        if readonly:
-            return _reading(path)
         db = sqlite3.connect(path)
         try:
             db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
@@ -145,10 +127,10 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
             raise
         return db
     except sqlite3.DatabaseError as exc:  # a folder that cannot be written, say
-        raise JournalError(
-            _("{path}: cannot open the journal ({exc}).").format(path=path, exc=exc)
-        ) from exc
+        said = _("{path}: cannot open the journal ({exc}).")
+        raise JournalError(said.format(path=path, exc=exc)) from exc
 
 
-def _reading(path: Path) -> sqlite3.Connection:
+def reading(path: Path) -> sqlite3.Connection:
+    """A ledger opened only to read: no WAL switch, nothing written."""
     return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)

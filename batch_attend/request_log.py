@@ -1,7 +1,5 @@
-"""``--log-file``: one JSON line per request, for schedulers and for the post-mortem: the row,
-the phone masked to its last four digits, the attempt, the outcome, the HTTP status and the
-latency. The token is never part of what is logged.
-"""
+"""``--log-file``: one JSON line per request, for schedulers and post-mortems; the phone masked,
+the token never logged."""
 
 from __future__ import annotations
 
@@ -26,11 +24,8 @@ class RequestLog:
         try:
             self._file = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
         except OSError as exc:
-            raise LogFileError(
-                _("{path}: cannot write the request log ({strerror}).").format(
-                    path=path, strerror=exc.strerror
-                )
-            ) from exc
+            said = _("{path}: cannot write the request log ({strerror}).")
+            raise LogFileError(said.format(path=path, strerror=exc.strerror)) from exc
 
     def write(self, lead, attempt: int, outcome, seconds: float, wait: float | None) -> None:
         record = {

@@ -1,10 +1,6 @@
-"""``batch-attend undo``: take back what a run started, each attendance finished once.
-
-Only what the ledger shows this tool started is finished (never an ``already_in_service``),
-through PlugChat's ``finish-attendance`` as the first operator each was sent to, on the run's
-engine, each finish recorded before it goes out. A lead finished, or with no attendance left
-(``chatFounded: false``), is ``undone`` in the rewritten results, and a later run starts it anew.
-"""
+"""``batch-attend undo``: finish once, as its first operator, each attendance the ledger shows
+this tool started (never an ``already_in_service``), on the run's engine. A lead finished, or with
+no attendance left, is ``undone`` in the rewritten results, and a later run starts it anew."""
 
 from __future__ import annotations
 
@@ -16,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import i18n, sentences
+from batch_attend import i18n, results, sentences
 from batch_attend.api import read_finish
 from batch_attend.engine import HeldSignals, Starts
 from batch_attend.env import Env
@@ -36,13 +32,6 @@ from batch_attend.outcomes import (
 from batch_attend.plan import journal_path
 from batch_attend.reading.files import read_table
 from batch_attend.reading.table import Table
-from batch_attend.results import (
-    check_writable,
-    format_summary,
-    output_format,
-    summary_of,
-    write_results,
-)
 from batch_attend.run import Watch, send
 from batch_attend.session import open_session, run_async
 from batch_attend.settings import RunOptions
@@ -57,9 +46,8 @@ class UndoError(BatchAttendError):
 
 @dataclass(frozen=True)
 class Narrowing:
-    """Which started leads to finish (by default every one the results show): the newest run's,
-    sent to one of ``operators`` or ``departments``, on ``rows`` (ranges of ``row`` numbers);
-    ``auto_transfer``: the chat goes to the general department once finished."""
+    """Which started leads to finish (by default all the results show); ``rows``: ranges of
+    ``row`` numbers; ``auto_transfer``: the chat goes to the general department once finished."""
 
     last_run: bool = False
     operators: tuple[str, ...] = ()
@@ -69,8 +57,7 @@ class Narrowing:
 
 
 class Finishes(Starts):
-    """The request of ``batch-attend undo``: a finish per lead, as its first operator;
-    ``decided``: the outcome of each lead an answer decided, by phone."""
+    """A finish per lead, as its first operator; ``decided``: each decided outcome, by phone."""
 
     desc = "Finishing attendances"
     read = staticmethod(read_finish)
@@ -102,29 +89,27 @@ class Finishes(Starts):
             self.decided[lead.phone] = outcome
 
 
-def chosen(journal: Journal, results: pd.DataFrame, narrowing: Narrowing) -> list[Lead]:
-    """The leads to finish, in the results' order: started by this tool as the ledger says,
-    shown in the results, as narrowed."""
-    started = {phone: rest for phone, *rest in journal.started(narrowing.last_run)}
-    rows = pd.to_numeric(results["row"], errors="coerce").fillna(0).astype(int).to_numpy()
+def chosen(journal: Journal, shown: pd.DataFrame, narrowing: Narrowing) -> list[Lead]:
+    """The leads to finish, in the results' order: started as the ledger says, as narrowed."""
+    started = {
+        phone: (operators, department)
+        for phone, (operators, department) in journal.started(narrowing.last_run).items()
+        if operators
+        and (not narrowing.operators or set(operators) & set(narrowing.operators))
+        and (not narrowing.departments or department in narrowing.departments)
+    }
+    rows = pd.to_numeric(shown["row"], errors="coerce").fillna(0).astype(int).to_numpy()
     spans = narrowing.rows or [(0, 1 << 62)]
-    leads, seen = [], set()
-    for i, phone in enumerate(results["phone"].str.strip()):
-        operators, department = started.get(phone, ((), ""))
-        if not operators or phone in seen or not any(a <= rows[i] <= b for a, b in spans):
-            continue
-        if narrowing.operators and not set(operators) & set(narrowing.operators):
-            continue
-        if not narrowing.departments or department in narrowing.departments:
-            seen.add(phone)
-            leads.append(Lead(i, int(rows[i]), phone, operators, department))
+    leads = []
+    for i, phone in enumerate(shown["phone"].str.strip()):
+        if phone in started and any(a <= rows[i] <= b for a, b in spans):
+            leads.append(Lead(i, int(rows[i]), phone, *started.pop(phone)))  # each lead once
     return leads
 
 
 @dataclass
 class UndoReport:
-    """How an undo went: ``summary`` counts the leads it was to finish; ``frame``: the results
-    rewritten, with ``table``'s own columns (None: nothing was written)."""
+    """How an undo went; ``frame``: the results rewritten (None: nothing was written)."""
 
     exit_status: ExitStatus
     summary: RunSummary
@@ -139,15 +124,15 @@ def undo_results(
     watch: Watch | None = None,
     confirm=lambda: True,
 ) -> UndoReport:
-    """Finish what the ledger of the results ``options.input.path`` shows this tool started,
-    as narrowed, once ``confirm()`` agreed, then rewrite them (a dry run lists the rows)."""
+    """Finish what the ledger of the results ``options.input.path`` shows started, as narrowed,
+    once ``confirm()`` agreed, then rewrite them (a dry run lists the rows)."""
     env, clock = env or Env(), time.perf_counter()
     path = Path(options.input.path)
     table = read_table(path)
     if table.results is None:
         raise UndoError(_("{path}: not a results file of batch-attend.").format(path=path))
-    output_format(str(path))
-    check_writable(path)
+    results.output_format(str(path))
+    results.check_writable(path)
     ledger = journal_path(options, str(path))
     journal = Journal.open_readonly(ledger)
     if journal is None:
@@ -165,11 +150,9 @@ def undo_results(
         return report
     env.log("batch-attend: " + _ending(len(leads), narrowing.auto_transfer))
     if options.sending.dry_run:
+        rows = [(lead.row, lead.phone, lead.operators[0], lead.department) for lead in leads]
         writer = csv.writer(env.stdout, lineterminator="\n")
-        writer.writerow(("row", "phone", "operator", "department"))
-        writer.writerows(
-            (lead.row, lead.phone, lead.operators[0], lead.department) for lead in leads
-        )
+        writer.writerows([("row", "phone", "operator", "department"), *rows])
         return report
     if not confirm():
         env.log("batch-attend: " + _("nothing was finished."))
@@ -191,9 +174,8 @@ def undo_results(
         try:
             report.frame = _rewrite(path, table, undone, options.output.results_lang, summary)
         except OSError as exc:
-            summary.write_error = _("{path}: the results could not be written ({reason})").format(
-                path=path, reason=exc.strerror or exc
-            )
+            said = _("{path}: the results could not be written ({reason})")
+            summary.write_error = said.format(path=path, reason=exc.strerror or exc)
     finally:
         held.release()
         if journal is not None:
@@ -206,7 +188,7 @@ def undo_results(
         summary.counts[status or RowStatus.SKIPPED] += 1
     report.exit_status = exit_status_for(summary)
     if not options.display.quiet:
-        env.log(format_summary(summary))
+        env.log(results.format_summary(summary))
     failed = [lead for lead in leads if lead.phone in kind.decided and lead.phone not in undone]
     for lead in failed[:SHOWN]:
         error = kind.decided[lead.phone].error
@@ -232,7 +214,6 @@ def _ending(count: int, auto_transfer: bool) -> str:
 
 
 async def _send(options, env, session, leads, summary, watch, kind: Finishes):
-    """The finishes, on the command's one client; returns why sending stopped early."""
     async with session.client(options) as client:
         return await send(
             options, env, client, leads, len(leads), kind.journal, summary, watch, kind=kind
@@ -240,22 +221,24 @@ async def _send(options, env, session, leads, summary, watch, kind: Finishes):
 
 
 def _rewrite(path: Path, table: Table, undone: dict, lang: str | None, summary: RunSummary):
-    """The results file again, in its format and language, atomically: its rows started whose
-    lead the ledger shows undone now ``undone``, saying when and why. Returns what it wrote."""
-    results = table.results.copy()
-    phones = results["phone"].str.strip()
-    rows = (results["status"].str.strip() == RowStatus.STARTED) & phones.isin(undone.keys())
+    """The results again (format, language), their started rows the ledger shows undone now
+    ``undone``, saying when and why; returns what it wrote."""
+    shown = table.results.copy()
+    phones = shown["phone"].str.strip()
+    rows = (shown["status"].str.strip() == RowStatus.STARTED) & phones.isin(undone.keys())
     kept = [undone[phone] for phone in phones[rows]]
-    results.loc[rows, "status"] = str(RowStatus.UNDONE)
-    results.loc[rows, "done_at"] = [r.done_at for r in kept]
-    results.loc[rows, "http_status"] = [str(r.http_status or "") for r in kept]
-    results.loc[rows, "error"] = [f"{r.error_code}: {r.error_message}" for r in kept]
+    shown.loc[rows, "status"] = str(RowStatus.UNDONE)
+    shown.loc[rows, "done_at"] = [r.done_at for r in kept]
+    shown.loc[rows, "http_status"] = [str(r.http_status or "") for r in kept]
+    shown.loc[rows, "error"] = [f"{r.error_code}: {r.error_message}" for r in kept]
     for name in ("row", "http_status", "attempts"):  # numbers as a run writes them
         with contextlib.suppress(ValueError, TypeError):
-            results[name] = pd.to_numeric(results[name].where(results[name] != "")).astype("Int64")
-    frame = pd.concat([table.frame, results[list(RESULT_COLUMNS)]], axis=1, ignore_index=True)
-    lang = "pt_BR" if results.attrs.get("portuguese") else lang or "en"
-    summary = summary_of(summary, results)
+            shown[name] = pd.to_numeric(shown[name].where(shown[name] != "")).astype("Int64")
+    frame = pd.concat([table.frame, shown[list(RESULT_COLUMNS)]], axis=1, ignore_index=True)
+    lang = "pt_BR" if shown.attrs.get("portuguese") else lang or "en"
+    summary = results.summary_of(summary, shown)
     delimiter = table.delimiter or ","
-    write_results(str(path), table.columns, frame, summary=summary, delimiter=delimiter, lang=lang)
+    results.write_results(
+        str(path), table.columns, frame, summary=summary, delimiter=delimiter, lang=lang
+    )
     return frame
