@@ -171,16 +171,21 @@ async def ask_departments(access: Access, account: Account) -> None:
     await account.ask("departments", lists)
 
 
-def list_directory(options: RunOptions, kind: str, fmt: str | None, env: Env) -> str:
-    """The account's operators, departments or who is online, as a table, CSV or JSON."""
+def fetch_lists(options: RunOptions, env: Env, kind: str | None = None):
+    """The account's ``kind`` list ("operators", "departments", "online"); without ``kind``,
+    the departments, and the operators when there is a ticket (a :class:`Directory`)."""
 
     async def fetch(session: Session):
         async with session.client(options) as client:
             if kind == "online":
                 return await fetch_online(client, session.account_id)
-            asked = {name: name == kind for name in ("operators", "departments")}
-            found = await fetch_directory(client, ticket=session.ticket, **asked)
-        return getattr(found, kind)
+            found = await fetch_directory(
+                client,
+                ticket=session.ticket,
+                operators=kind == "operators" or (kind is None and bool(session.ticket)),
+                departments=kind != "operators",
+            )
+        return getattr(found, kind) if kind else found
 
     with open_session(options, env) as session:
         check_token(session.token)
@@ -188,7 +193,12 @@ def list_directory(options: RunOptions, kind: str, fmt: str | None, env: Env) ->
             raise DirectoryError(
                 _("listing operators needs the Ticket header: set PLUGCHAT_TICKET or --ticket")
             )
-        items = run_async(fetch(session))
+        return run_async(fetch(session))
+
+
+def list_directory(options: RunOptions, kind: str, fmt: str | None, env: Env) -> str:
+    """The account's operators, departments or who is online, as a table, CSV or JSON."""
+    items = fetch_lists(options, env, kind)
     fields = {
         "operators": ["id", "name", "login", "email", "active", "departments"],
         "online": ["id", "name", "online", "since"],

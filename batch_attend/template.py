@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from batch_attend.atomic import replacing
-from batch_attend.directory import Department, Directory, LookupProblem, Operator, fetch_directory
+from batch_attend.directory import Department, Directory, LookupProblem, Operator
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.session import open_session, run_async
+from batch_attend.session import fetch_lists
 from batch_attend.settings import RunOptions
 
 LISTS_SHEET = "Listas"
@@ -40,21 +40,6 @@ def operator_choices(operators: list[Operator]) -> list[str]:
     return [
         _choice(op, lookup, split_operators(op.name) == (op.name,)) for op in operators if op.active
     ]
-
-
-def fetch_lists(options: RunOptions, env: Env) -> Directory:
-    """Departments with the token; operators too when there is a ticket (else ``None``)."""
-    from batch_attend.api import check_token
-
-    async def fetch(session) -> Directory:
-        async with session.client(options) as client:
-            return await fetch_directory(
-                client, ticket=session.ticket, operators=bool(session.ticket), departments=True
-            )
-
-    with open_session(options, env) as session:
-        check_token(session.token)
-        return run_async(fetch(session))
 
 
 GUIDE = """Como preencher esta planilha para o batch-attend
