@@ -98,6 +98,7 @@ def outcome(server: Server, run: runs.Run) -> dict:
     failed = bool(status["counts"].get("failed"))
     not_done = status.get("not_done") or {"rows": [], "more": 0}
     started = status["counts"].get("started", 0) if state in ("finished", "interrupted") else 0
+    n = i18n.number(started)
     rows = []
     for row, done, error in not_done["rows"]:
         kind, said = split_error(error)
@@ -108,22 +109,14 @@ def outcome(server: Server, run: runs.Run) -> dict:
         "resumable": state not in ("new", "running") and (stopped or failed),
         "not_done": {"rows": rows, "more": not_done["more"]},
         "downloads": {f: f"/runs/{run.id}/results.{f}" for f in KINDS if run.results(f).exists()},
-        "undo": _undo_offer(started),
-    }
-
-
-def _undo_offer(count: int) -> dict | None:
-    """What the Undo button says, and its confirmation, for ``count`` attendances started."""
-    if not count:
-        return None
-    n = i18n.number(count)
-    return {
-        "label": ngettext("Undo: end {count} attendance", "Undo: end {count} attendances", count).format(count=n),
-        "confirm": ngettext(
-            "End the attendance this run started? A conversation an operator has begun in it is closed too; the chat goes to the general department. Sending these leads again starts it anew.",
-            "End the {count} attendances this run started? Conversations operators have begun in them are closed too; the chats go to the general department. Sending these leads again starts them anew.",
-            count,
-        ).format(count=n),
+        "undo": {  # the Undo button's words and its confirmation, if the run started any
+            "label": ngettext("Undo: end {count} attendance", "Undo: end {count} attendances", started).format(count=n),
+            "confirm": ngettext(
+                "End the attendance this run started? A conversation an operator has begun in it is closed too; the chat goes to the general department. Sending these leads again starts it anew.",
+                "End the {count} attendances this run started? Conversations operators have begun in them are closed too; the chats go to the general department. Sending these leads again starts them anew.",
+                started,
+            ).format(count=n),
+        } if started else None,
     }  # fmt: skip
 
 
@@ -254,7 +247,7 @@ async def problems(request: web.Request) -> web.StreamResponse:
 async def begin(request: web.Request) -> web.Response:
     """Start (or resume) the run, or undo what it started (the person confirmed), followed alike;
     never two at once: they would write the same results."""
-    work = runs.execute if request.match_info["work"] == "start" else runs.undo
+    undoing = request.match_info["work"] == "undo"
     choices, server, run = await _choices(request)
     # Asked again after each wait: two requests waiting on one job's end must not both begin.
     while (job := server.jobs.get(run.id)) is not None and not job.task.done():
@@ -262,25 +255,25 @@ async def begin(request: web.Request) -> web.Response:
             return error(409, _("This run is already going."))
         await asyncio.shield(job.task)  # its workbook being written: a moment
         _server, run = find_run(request)
-    if work is runs.undo and not outcome(server, run)["undo"]:
+    if undoing and not outcome(server, run)["undo"]:
         return error(409, _("This run has no attendance to undo."))
     if choices and outcome(server, run)["state"] == "new":
         run.choices.update(choices)
-    if work is runs.execute:
+    if not undoing:
         run.status = {"state": "running", "started": now()}
         server.store.save(run)
     job = server.jobs[run.id] = Job(Watch())
-    job.task = asyncio.get_running_loop().create_task(_execute(server, run, job, work))
+    job.task = asyncio.get_running_loop().create_task(_execute(server, run, job, undoing))
     return web.json_response({"ok": True})
 
 
-async def _execute(server: Server, run: runs.Run, job: Job, work) -> None:
+async def _execute(server: Server, run: runs.Run, job: Job, undoing: bool) -> None:
     """The run (or its undo); its status kept once its results are known, then their workbook."""
     status = {"state": "error", "exit_code": 1, "message": "stopped"}
     workbook = None
     try:
-        args = (run, server.settings, server.environ, job.watch)
-        status, workbook = await asyncio.to_thread(work, *args)
+        args = (run, server.settings, server.environ, job.watch, undoing)
+        status, workbook = await asyncio.to_thread(runs.execute, *args)
     finally:
         run.status = {**status, "finished": now()}
         server.store.save(run)
@@ -328,10 +321,11 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def download(request: web.Request) -> web.StreamResponse:
     _server, run = find_run(request)
     fmt = request.match_info["fmt"]
-    path = run.results(fmt) if fmt in KINDS else None
-    if path is None or not path.is_file():
+    if fmt not in KINDS or not run.results(fmt).is_file():
         raise web.HTTPNotFound()
-    return web.FileResponse(path, headers=attachment(fmt, f"batch-attend-{run.id}.{fmt}"))
+    return web.FileResponse(
+        run.results(fmt), headers=attachment(fmt, f"batch-attend-{run.id}.{fmt}")
+    )
 
 
 @routes.get("/template.xlsx")
