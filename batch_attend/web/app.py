@@ -35,6 +35,7 @@ from batch_attend.planning import DISTRIBUTIONS
 from batch_attend.results import counted_words
 from batch_attend.run import Watch
 from batch_attend.sandbox import serve_until_stopped
+from batch_attend.sentences import label
 from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.web import runs
 
@@ -126,30 +127,32 @@ def outcome(server: Server, run: runs.Run) -> dict:
         state = "crashed"
     # A rerun could send more when the run stopped early or rows failed (invalid rows stay so).
     stopped = state in ("interrupted", "crashed", "error") or status.get("exit_code") not in (0, 1)
+    failed = bool(status["counts"].get("failed"))
     not_done = status.get("not_done") or {"rows": [], "more": 0}
-    started = status["counts"].get("started", 0) if state in ("finished", "interrupted") else 0
-    n = i18n.number(started)
     rows = []
     for row, done, error in not_done["rows"]:
         kind, said = split_error(error)
-        rows.append(
-            [row, done, sentences.render(said, page=True) if said else sentences.label(kind)]
-        )
-    return {
-        **status,
-        "state": state,
-        "resumable": state not in ("new", "running") and bool(stopped or status["counts"].get("failed")),
-        "not_done": {"rows": rows, "more": not_done["more"]},
-        "downloads": {f: f"/runs/{run.id}/results.{f}" for f in KINDS if run.results(f).exists()},
-        "undo": {  # the Undo button's words and its confirmation, if the run started any
+        rows.append([row, done, sentences.render(said, page=True) if said else label(kind)])
+    started = status["counts"].get("started", 0) if state in ("finished", "interrupted") else 0
+    undo = None
+    if started:  # what the Undo button says, and its confirmation
+        n = i18n.number(started)
+        undo = {
             "label": ngettext("Undo: end {count} attendance", "Undo: end {count} attendances", started).format(count=n),
             "confirm": ngettext(
                 "End the attendance this run started? A conversation an operator has begun in it is closed too; the chat goes to the general department. Sending these leads again starts it anew.",
                 "End the {count} attendances this run started? Conversations operators have begun in them are closed too; the chats go to the general department. Sending these leads again starts them anew.",
                 started,
             ).format(count=n),
-        } if started else None,
-    }  # fmt: skip
+        }  # fmt: skip
+    return {
+        **status,
+        "state": state,
+        "resumable": state not in ("new", "running") and (stopped or failed),
+        "not_done": {"rows": rows, "more": not_done["more"]},
+        "downloads": {f: f"/runs/{run.id}/results.{f}" for f in KINDS if run.results(f).exists()},
+        "undo": undo,
+    }
 
 
 @web.middleware

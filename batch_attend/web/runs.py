@@ -20,8 +20,6 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from batch_attend import i18n, results, sentences
 from batch_attend.atomic import write_text
 from batch_attend.env import Env
@@ -50,22 +48,17 @@ MAX_UPLOAD = 50 * 1024 * 1024
 CONTROL = re.compile(CONTROL_CHARACTERS)
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 STATES = ("new", "running", "finished", "interrupted", "error")
-#: What the page may choose, and the type each takes (see settings.InputOptions/RequestOptions).
+#: What the page may choose, and the type each takes (see settings.InputOptions/RequestOptions):
+#: header_row may be None (found as the CLI finds it), ignore_columns are owners' columns set
+#: aside on purpose, cell_edits are {row: {column: text}}, value_map {"operators" or
+#: "department": {value: the account's ID}}.
 CHOICES = {
-    "sheet": str,
-    "phone_column": str,
-    "operators_column": str,
-    "department_column": str,
-    "ddd_column": str,
-    "header_row": int,  # or None: found as the CLI finds it
-    "ignore_columns": list,  # owners' columns set aside on purpose
-    "pool": list,
-    "department": str,
-    "distribute": str,
-    "verify_whatsapp": bool,
-    "online_only": bool,
-    "cell_edits": dict,  # {row: {column: text}}: cells a person changed
-    "value_map": dict,  # {"operators" or "department": {value: the account's ID}}
+    **dict.fromkeys(("sheet", "phone_column", "operators_column", "department_column"), str),
+    **dict.fromkeys(("ddd_column", "department", "distribute"), str),
+    **dict.fromkeys(("ignore_columns", "pool"), list),
+    **dict.fromkeys(("verify_whatsapp", "online_only"), bool),
+    **dict.fromkeys(("cell_edits", "value_map"), dict),
+    "header_row": int,
 }
 
 
@@ -312,24 +305,21 @@ def preview(run: Run, settings: dict, environ, problem: str = "") -> dict:
         reason = sentences.render(message, page=True)
         view["problems"].append({"row": int(row), "reason": reason, "column": column, "cell": cell})
     view["more_problems"] = max(0, len(shown) - ROWS_SHOWN)
-    view["mappings"] = _mappings(invalid, run.choices.get("value_map", {}))
-    view["edits"] = sum(map(len, run.choices.get("cell_edits", {}).values()))
-    view["requests"] = list(itertools.islice(plan.leads(), REQUESTS_SHOWN))
-    return view
-
-
-def _mappings(invalid: pd.DataFrame, value_map: dict) -> list[dict]:
-    """Each value the account does not know (an operator, a department) once, most rows first."""
+    # Each value the account does not know (an operator, a department) once, most rows first.
     found: collections.Counter[tuple[str, str]] = collections.Counter()
     mapped = invalid[invalid["error_code"].isin(list(MAPPED))]
     for (code, message), n in mapped.value_counts(["error_code", "error_message"]).items():
         value = json.loads(message.partition(" ")[2] or "{}").get("value")
         if value is not None:
             found[role_of(code), value] += int(n)
-    return [
+    value_map = run.choices.get("value_map", {})
+    view["mappings"] = [
         {"role": role, "value": value, "rows": n, "to": value_map.get(role, {}).get(value, "")}
         for (role, value), n in found.most_common()
     ]
+    view["edits"] = sum(map(len, run.choices.get("cell_edits", {}).values()))
+    view["requests"] = list(itertools.islice(plan.leads(), REQUESTS_SHOWN))
+    return view
 
 
 def write_problems(run: Run, settings: dict, environ) -> str:
