@@ -261,20 +261,18 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def _page(request: web.Request, server: Server, run: runs.Run, name: str) -> web.Response:
-    """A run not started shows its upload's preview (``?problem=``: that problem's rows only)."""
+@routes.get("/runs/{run}")
+async def run_page(request: web.Request) -> web.Response:
+    """The run's page, or only its preview (``?part=preview``, and after a choice), which the page
+    puts in place; a run not started shows its upload's (``?problem=``: that problem's rows)."""
+    server, run = find_run(request)
     shown = outcome(server, run)
     args = (run, server.settings, server.environ, request.query.get("problem", ""))
     view = await asyncio.to_thread(runs.preview, *args) if shown["state"] == "new" else None
     online = bool(server.settings.get("sandbox") or server.settings.get("account_id"))
+    part = request.method == "POST" or request.query.get("part") == "preview"
+    name = "preview.html" if part else "run.html"
     return render(request, name, run=run, view=view, outcome=shown, online_possible=online)
-
-
-@routes.get("/runs/{run}")
-async def run_page(request: web.Request) -> web.Response:
-    """The run's page; ``?part=preview``: only its preview, which the page puts in place."""
-    name = "preview.html" if request.query.get("part") == "preview" else "run.html"
-    return await _page(request, *find_run(request), name)
 
 
 async def _choices(request: web.Request) -> tuple[dict, Server, runs.Run]:
@@ -302,7 +300,7 @@ async def set_options(request: web.Request) -> web.Response:
             run.choices[name][key] = {k: v for k, v in merged.items() if v or name == "cell_edits"}
     run.choices.update(choices)
     server.store.save(run)
-    return await _page(request, server, run, "preview.html")
+    return await run_page(request)
 
 
 @routes.get("/runs/{run}/problems.xlsx")
