@@ -1,6 +1,5 @@
-"""The page's runs: a folder each, with the upload (under a name the server makes), the person's
-choices (never a credential), how the last run ended and the results. Its preview and the run
-itself come from the library with the run's own options: they cannot disagree."""
+"""The page's runs: a folder each (the upload under a name the server makes, the choices, never a
+credential, the last status, the results); preview and run both use the run's own options."""
 
 from __future__ import annotations
 
@@ -20,8 +19,6 @@ import tempfile
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
 
 from batch_attend import i18n, results, sentences
 from batch_attend.atomic import write_text
@@ -51,22 +48,17 @@ MAX_UPLOAD = 50 * 1024 * 1024
 CONTROL = re.compile(CONTROL_CHARACTERS)
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 STATES = ("new", "running", "finished", "interrupted", "error")
-#: What the page may choose, and the type each takes (see settings.InputOptions/RequestOptions).
+#: What the page may choose, and the type each takes (see settings.InputOptions/RequestOptions):
+#: header_row may be None (found as the CLI finds it), ignore_columns are owners' columns set
+#: aside on purpose, cell_edits are {row: {column: text}}, value_map {"operators" or
+#: "department": {value: the account's ID}}.
 CHOICES = {
-    "sheet": str,
-    "phone_column": str,
-    "operators_column": str,
-    "department_column": str,
-    "ddd_column": str,
-    "header_row": int,  # or None: found as the CLI finds it
-    "ignore_columns": list,  # owners' columns set aside on purpose
-    "pool": list,
-    "department": str,
-    "distribute": str,
-    "verify_whatsapp": bool,
-    "online_only": bool,
-    "cell_edits": dict,  # {row: {column: text}}: cells a person changed
-    "value_map": dict,  # {"operators" or "department": {value: the account's ID}}
+    **dict.fromkeys(("sheet", "phone_column", "operators_column", "department_column"), str),
+    **dict.fromkeys(("ddd_column", "department", "distribute"), str),
+    **dict.fromkeys(("ignore_columns", "pool"), list),
+    **dict.fromkeys(("verify_whatsapp", "online_only"), bool),
+    **dict.fromkeys(("cell_edits", "value_map"), dict),
+    "header_row": int,
 }
 
 
@@ -254,10 +246,8 @@ def plan_of(run: Run, settings: dict, environ) -> Plan:
     options = run.options(settings)
     given = options.input
     how = dict(sheet=given.sheet, header_row=given.header_row, phone_column=given.phone_column)
-    try:
-        table = _kept(run.input, run.input.stat().st_mtime_ns, **how)
-    except OSError:  # the upload gone: read_table says so
-        table = read_table(run.input, **how)
+    stamp = run.input.stat().st_mtime_ns if run.input.exists() else 0  # gone: read_table says so
+    table = _kept(run.input, stamp, **how)
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
         return check_plan(options, env, source=(table, str(run.results("xlsx"))))
@@ -306,38 +296,30 @@ def preview(run: Run, settings: dict, environ, problem: str = "") -> dict:
     view["groups"] = [(code, sentences.label(code), int(n)) for code, n in counts.items()]
     view["problem"] = problem if problem in counts else ""
     shown = invalid[invalid["error_code"] == problem] if view["problem"] else invalid
-    view["problems"] = _rows(shown.head(ROWS_SHOWN), table, taken)
-    view["more_problems"] = max(0, len(shown) - ROWS_SHOWN)
-    view["mappings"] = _mappings(invalid, run.choices.get("value_map", {}))
-    view["edits"] = sum(map(len, run.choices.get("cell_edits", {}).values()))
-    view["requests"] = list(itertools.islice(plan.leads(), REQUESTS_SHOWN))
-    return view
-
-
-def _rows(rows: pd.DataFrame, table: Table, taken: dict[str, int]) -> list[dict]:
-    """The problem rows shown, with the cell each lies in, which a person may edit."""
-    shown = []
-    for index, row, code, message in rows[["row", "error_code", "error_message"]].itertuples():
+    view["problems"] = []  # with the cell each lies in, which a person may edit
+    listed = shown[["row", "error_code", "error_message"]].head(ROWS_SHOWN)
+    for index, row, code, message in listed.itertuples():
         j = taken.get(role_of(code))
         cell = None if j is None else table.frame.at[index, j]
         column = None if j is None else table.columns[j]
         reason = sentences.render(message, page=True)
-        shown.append({"row": int(row), "reason": reason, "column": column, "cell": cell})
-    return shown
-
-
-def _mappings(invalid: pd.DataFrame, value_map: dict) -> list[dict]:
-    """Each value the account does not know (an operator, a department) once, most rows first."""
+        view["problems"].append({"row": int(row), "reason": reason, "column": column, "cell": cell})
+    view["more_problems"] = max(0, len(shown) - ROWS_SHOWN)
+    # Each value the account does not know (an operator, a department) once, most rows first.
     found: collections.Counter[tuple[str, str]] = collections.Counter()
     mapped = invalid[invalid["error_code"].isin(list(MAPPED))]
     for (code, message), n in mapped.value_counts(["error_code", "error_message"]).items():
         value = json.loads(message.partition(" ")[2] or "{}").get("value")
         if value is not None:
             found[role_of(code), value] += int(n)
-    return [
+    value_map = run.choices.get("value_map", {})
+    view["mappings"] = [
         {"role": role, "value": value, "rows": n, "to": value_map.get(role, {}).get(value, "")}
         for (role, value), n in found.most_common()
     ]
+    view["edits"] = sum(map(len, run.choices.get("cell_edits", {}).values()))
+    view["requests"] = list(itertools.islice(plan.leads(), REQUESTS_SHOWN))
+    return view
 
 
 def write_problems(run: Run, settings: dict, environ) -> str:
@@ -351,42 +333,37 @@ def write_problems(run: Run, settings: dict, environ) -> str:
     return str(path)
 
 
-def execute(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
-    """Run the batch as the CLI does, results as CSV; returns the status to keep, and what writes
-    their workbook (seconds the page need not wait for)."""
-    env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
-    try:
-        report = run_batch(run.options(settings), env, watch=watch)
-    except BatchAttendError as exc:
-        message = run.shown(str(exc))
-        return {"state": "error", "exit_code": int(exc.exit_status), "message": message}, None
-    except Exception as exc:
-        log.exception("run %s failed", run.id)
-        return {"state": "error", "exit_code": 1, "message": type(exc).__name__}, None
-    stop = report.summary.stop
-    state = "interrupted" if stop and stop.interrupted else "finished"
-    frame = results.contract_frame(report.plan.table.frame, report.frame)
-    status = {"state": state, "exit_code": int(report.exit_status)}
-    return _ended(run, status, report.summary, report.plan.table, frame)
-
-
-def undo(run: Run, settings: dict, environ, watch: Watch) -> tuple[dict, Callable | None]:
-    """As ``batch-attend undo results.csv --yes``. The run keeps its state and exit code: Resume
-    sends the rows not done, the undone ones among them."""
+def execute(
+    run: Run, settings: dict, environ, watch: Watch, undoing: bool = False
+) -> tuple[dict, Callable | None]:
+    """The batch run as the CLI runs it, results as CSV; ``undoing``: as ``batch-attend undo
+    results.csv --yes``, the run keeping its state and exit code (Resume sends the rows not done,
+    the undone ones among them). Returns the status to keep, and what writes the workbook."""
     options = run.options(settings)
-    options.input.path = run.results("csv")
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
+    kept = run.status if undoing else {"state": "error", "exit_code": 1}
     try:
-        report = undo_results(options, Narrowing(), env, watch=watch)
+        if undoing:
+            options.input.path = run.results("csv")
+            report = undo_results(options, Narrowing(), env, watch=watch)
+        else:
+            report = run_batch(options, env, watch=watch)
     except BatchAttendError as exc:
-        return {**run.status, "message": run.shown(str(exc))}, None
+        code = {} if undoing else {"exit_code": int(exc.exit_status)}
+        return {**kept, **code, "message": run.shown(str(exc))}, None
     except Exception as exc:
-        log.exception("undo of run %s failed", run.id)
-        return {**run.status, "message": type(exc).__name__}, None
+        log.exception("%s %s failed", "undo of run" if undoing else "run", run.id)
+        return {**kept, "message": type(exc).__name__}, None
+    if not undoing:
+        stop = report.summary.stop
+        state = "interrupted" if stop and stop.interrupted else "finished"
+        frame = results.contract_frame(report.plan.table.frame, report.frame)
+        status = {"state": state, "exit_code": int(report.exit_status)}
+        return _ended(run, status, report.summary, report.plan.table, frame)
     if report.frame is None:  # nothing to undo, or the results could not be written
-        return {**run.status, "message": run.shown(report.summary.write_error or "")}, None
+        return {**kept, "message": run.shown(report.summary.write_error or "")}, None
     left = _("Some attendances could not be finished and stay started: Undo tries them again.")
-    status = {**run.status, "message": left if report.exit_status else ""}
+    status = {**kept, "message": left if report.exit_status else ""}
     return _ended(run, status, report.summary, report.table, report.frame)
 
 
@@ -396,6 +373,11 @@ def _ended(run: Run, status: dict, summary, table, frame) -> tuple[dict, Callabl
     summary.output = "results.xlsx"  # the person's name for it, not the server's path
     contract = frame.iloc[:, -len(RESULT_COLUMNS) :].set_axis(list(RESULT_COLUMNS), axis=1)
     counted = results.summary_of(summary, contract)  # every row's (an undo's summary: its own)
+    # The first rows not done (duplicates and undone rows aside), in the results' English: the
+    # page words them in its reader's language.
+    shown = ~contract["status"].isin([*DONE_STATUSES, RowStatus.UNDONE])
+    rows = contract[shown & ~contract["error"].str.startswith("duplicate_row")]
+    first = rows[["row", "status", "error"]].head(ROWS_SHOWN).itertuples(index=False)
 
     def workbook() -> None:
         path = str(run.results("xlsx"))
@@ -410,15 +392,8 @@ def _ended(run: Run, status: dict, summary, table, frame) -> tuple[dict, Callabl
         **status,
         "counts": {str(k): int(v) for k, v in counted.counts.items()},
         "summary": results.format_summary(summary),
-        "not_done": not_done(contract),
+        "not_done": {
+            "rows": [[int(row), str(state), error] for row, state, error in first],
+            "more": max(0, len(rows) - ROWS_SHOWN),
+        },
     }, workbook
-
-
-def not_done(frame) -> dict:
-    """The first rows not done (duplicates and undone rows aside), in the results' English: the
-    page words them in its reader's language."""
-    shown = ~frame["status"].isin([*DONE_STATUSES, RowStatus.UNDONE])
-    rows = frame[shown & ~frame["error"].str.startswith("duplicate_row")]
-    first = rows[["row", "status", "error"]].head(ROWS_SHOWN).itertuples(index=False)
-    listed = [[int(row), str(status), error] for row, status, error in first]
-    return {"rows": listed, "more": max(0, len(rows) - ROWS_SHOWN)}
