@@ -11,22 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import i18n, planning, results, sentences
+from batch_attend import i18n, leads, planning, results, sentences
 from batch_attend.api import check_base_url, check_token
 from batch_attend.directory import Directory
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.journal import Journal, default_journal_path
-from batch_attend.leads import (
-    LeadDefaults,
-    leads_to_send,
-    map_values,
-    pending,
-    row_keys,
-    split_operators,
-)
-from batch_attend.leads import validate as validate_rows
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, Stop
 from batch_attend.reading.files import STDIN, STDIN_NAME, read_stdin_table, read_table
 from batch_attend.reading.headers import ColumnMap, fold, map_columns
@@ -64,11 +55,11 @@ class Plan:
 
     def leads(self):
         """The requests to send, in input order."""
-        return leads_to_send(self.frame, self.table.frame)
+        return leads.leads_to_send(self.frame, self.table.frame)
 
     @property
     def ready(self) -> int:
-        return 0 if self.stop else int(pending(self.frame).sum())
+        return 0 if self.stop else int(leads.pending(self.frame).sum())
 
     def count(self, status: str, code: str | None = None) -> int:
         match = self.frame["status"] == status
@@ -78,7 +69,7 @@ class Plan:
 
     def landlines(self) -> int:
         """The phones to send that are Brazilian landlines, which have no WhatsApp."""
-        phones = self.frame.loc[pending(self.frame), "phone"]
+        phones = self.frame.loc[leads.pending(self.frame), "phone"]
         return int(phones.str.fullmatch(r"55[0-9]{2}[2-5][0-9]{7}").sum())
 
     def blocking(self) -> list[BatchAttendError]:
@@ -90,7 +81,7 @@ class Plan:
         needed = {"operators", "whatsapp"}
         if requests.online_only:
             needed.add("online")
-        if (self.frame["department"][pending(self.frame)] != "").any():
+        if (self.frame["department"][leads.pending(self.frame)] != "").any():
             needed.add("departments")
         found = [error for what, error in self.account.errors.items() if what in needed]
         whatsapp = self.account.whatsapp
@@ -249,7 +240,7 @@ def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
         ours = sum(
             n
             for cell, n in counts.items()
-            if (names := split_operators(cell)) and all(fold(name) in known for name in names)
+            if (names := leads.split_operators(cell)) and all(fold(name) in known for name in names)
         )
         if (share := ours / counts.sum()) >= OWNER_SHARE:
             found[j] = share
@@ -291,16 +282,16 @@ async def build_plan(
         given.ignore_columns,
         owners_by_content(table, directory),
     )
-    table = map_values(table, columns, given.value_map)
+    table = leads.map_values(table, columns, given.value_map)
     pool = planning.read_pool(requests, lookup)
-    defaults = LeadDefaults(
+    defaults = leads.LeadDefaults(
         requests.operators, requests.department, requests.country_code, pool=bool(pool)
     )
-    frame = validate_rows(table, columns, defaults)
+    frame = leads.validate(table, columns, defaults)
     done = dict(journal.done()) if journal is not None else {}
     done.update({r.phone: (r.status, None) for r in results.records_in_results(table.results)})
-    frame = planning.carry_over(frame, done, lambda index: row_keys(table.frame.loc[index]))
-    named = (frame["department"] != "") & (pending(frame) | frame["carried"])
+    frame = planning.carry_over(frame, done, lambda index: leads.row_keys(table.frame.loc[index]))
+    named = (frame["department"] != "") & (leads.pending(frame) | frame["carried"])
     if asking and (access.check or (requests.lookup and named.any())):
         await ask_departments(access, account)
     plan = Plan(options, table, columns, frame, account, pool)

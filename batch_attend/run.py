@@ -61,8 +61,7 @@ class Watch:
         self.started: float | None = None  # time.monotonic() when sending began
         self.cancelled = False
         self.is_planned = False  # until then, nothing is known of the rows
-        self._engine: Engine | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = None  # while sending: the engine's stop, called on its loop
 
     def planned(self, rows: int, total: int, decided: dict | None = None) -> None:
         """``rows`` in all, ``total`` of them to send; ``decided``: the others' counts by status."""
@@ -72,8 +71,9 @@ class Watch:
 
     def attach(self, engine: Engine) -> None:
         """Called on the run's loop as sending begins; a cancel that came earlier stops it now."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            self._engine, self._loop = engine, asyncio.get_running_loop()
+            self._stop = functools.partial(loop.call_soon_threadsafe, engine.stop, "SIGINT")
             self.started = time.monotonic()
             stop = self.cancelled
         if stop:
@@ -81,7 +81,7 @@ class Watch:
 
     def detach(self) -> None:
         with self._lock:
-            self._engine = self._loop = None
+            self._stop = None
 
     def decided(self, outcome: Outcome) -> None:
         with self._lock:
@@ -94,9 +94,9 @@ class Watch:
             if self.cancelled:
                 return
             self.cancelled = True
-            engine, loop = self._engine, self._loop
-        if engine is not None:
-            loop.call_soon_threadsafe(engine.stop, "SIGINT")
+            stop = self._stop
+        if stop is not None:
+            stop()
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -244,19 +244,8 @@ async def _live(options, env, session, table, path, summary, held, watch):
                 watch.planned(len(plan.frame), plan.ready, decided)
             if plan.ready:
                 held.hold()  # from here on, what is sent is written out whatever comes
-                recheck = (
-                    functools.partial(_recheck, client) if options.requests.status_check else None
-                )
                 stop = await send(
-                    options,
-                    env,
-                    client,
-                    plan.leads(),
-                    plan.ready,
-                    journal,
-                    summary,
-                    watch,
-                    recheck=recheck,
+                    options, env, client, plan.leads(), plan.ready, journal, summary, watch
                 )
             frame = _outcomes(
                 plan, journal, stop, resolved=stop is not Stop.UNAUTHORIZED, when=summary.retry_at
@@ -296,14 +285,16 @@ async def send(
     watch: Watch | None = None,
     *,
     kind: Starts | None = None,
-    recheck=None,
-    on_outcome=None,
 ) -> Stop | None:
     """Send ``total`` requests of ``kind`` (starts, or undo's finishes) on the engine, with the
     progress bar, request log, ``--verbose``, signals and ``watch``, counting into ``summary``;
-    returns why sending stopped early (a ledger that cannot record: ``Stop.WRITE_FAILED``)."""
+    returns why sending stopped early (a ledger that cannot record: ``Stop.WRITE_FAILED``).
+    Starts that fail in a row ask whether the WhatsApp number dropped (``--status-check``)."""
     from tqdm import tqdm
 
+    recheck = None
+    if kind is None and options.requests.status_check:
+        recheck = functools.partial(_recheck, client)
     kind = kind or Starts(journal)
     # A bar for a person watching; none for pipes, files and --quiet (its lines still go out).
     shown = not options.display.quiet and env.stderr_isatty
@@ -336,8 +327,6 @@ async def send(
         progress.update()
         if watch is not None:
             watch.decided(outcome)
-        if on_outcome is not None:
-            on_outcome(lead, outcome)
 
     engine = Engine(
         client,
