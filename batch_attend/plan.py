@@ -25,8 +25,7 @@ from batch_attend.reading.table import Table
 from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.whatsapp import WhatsAppDisconnected, verify_phones
 
-#: A column is the operators' by content when at least this share of its first cells are the
-#: account's operators.
+#: A column is the operators' by content when this share of its first cells are the account's.
 OWNER_SHARE, OWNER_SAMPLE = 0.5, 2000
 PROBLEMS_SHOWN = 20
 ROLES = ("phone", "operators", "department", "ddd")
@@ -252,8 +251,7 @@ async def build_plan(
         has_token = access or requests.sandbox or resolve_token(requests, env.environ)
         ticket = bool(access.session.ticket if access else requests.ticket or requests.sandbox)
         account = session.Account(token="not asked" if has_token else "missing", ticket=ticket)
-    # Names are resolved against the lists the account gave; without its operator list, a
-    # name is refused only when no ticket could have fetched it.
+    # Without the account's operator list, a name is refused only if no ticket could fetch it.
     directory = account.directory
     directory.unchecked = account.ticket and directory.operators is None
     lookup = directory if requests.lookup else None

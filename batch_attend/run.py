@@ -196,9 +196,9 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
         except OSError as exc:
             if isinstance(exc, BrokenPipeError) or output == results.STDOUT:
                 raise
-            summary.write_error = summary.write_error or _(
-                "{path}: the results could not be written ({reason})"
-            ).format(path=output, reason=_reason(exc))
+            said = _("{path}: the results could not be written ({reason})")
+            said = said.format(path=output, reason=_reason(exc))
+            summary.write_error = summary.write_error or said
     finally:
         held.release()
         if journal is not None and dry_run:
@@ -296,9 +296,7 @@ async def send(
     if kind is None and options.requests.status_check:
         recheck = functools.partial(_recheck, client)
     kind = kind or Starts(journal)
-    # A bar for a person watching; none for pipes, files and --quiet (its lines still go out).
-    shown = not options.display.quiet and env.stderr_isatty
-    progress = tqdm(
+    progress = tqdm(  # a bar for a person watching
         total=total,
         file=env.stderr,
         unit="row",
@@ -306,7 +304,7 @@ async def send(
         dynamic_ncols=True,
         desc=kind.desc,
         leave=False,
-        disable=not shown,
+        disable=options.display.quiet or not env.stderr_isatty,  # its lines still go out
     )
     log = RequestLog(options.output.log_file) if options.output.log_file else None
 
@@ -317,11 +315,8 @@ async def send(
             what = outcome.error or str(outcome.status)
             http = f" HTTP {outcome.http_status}" if outcome.http_status else ""
             then = f"; retry in {wait:.1f} s" if wait is not None else ""
-            progress.write(
-                f"row {lead.row} {mask_phone(lead.phone)} attempt {attempt}:{http} "
-                f"{what} ({seconds * 1000:.0f} ms){then}",
-                file=env.stderr,
-            )
+            said = f"row {lead.row} {mask_phone(lead.phone)} attempt {attempt}:{http} {what}"
+            progress.write(f"{said} ({seconds * 1000:.0f} ms){then}", file=env.stderr)
 
     def decided(lead: Lead, outcome: Outcome) -> None:
         progress.update()
@@ -348,9 +343,8 @@ async def send(
     except Exception as exc:
         if journal.failure is None:
             raise
-        summary.write_error = _("{path}: the journal could not be written ({reason})").format(
-            path=journal.path, reason=_reason(exc)
-        )
+        said = _("{path}: the journal could not be written ({reason})")
+        summary.write_error = said.format(path=journal.path, reason=_reason(exc))
         return Stop.WRITE_FAILED
     finally:
         if watch is not None:
