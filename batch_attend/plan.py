@@ -276,9 +276,8 @@ async def build_plan(
     named = (frame["department"] != "") & (leads.pending(frame) | frame["carried"])
     if asking and (access.check or (requests.lookup and named.any())):
         await session.ask_departments(access, account)
-    plan = Plan(options, table, columns, frame, account, pool)
-    if account.token == "refused":
-        plan.stop = Stop.UNAUTHORIZED
+    stop = Stop.UNAUTHORIZED if account.token == "refused" else None
+    plan = Plan(options, table, columns, frame, account, pool, stop)
     if strict and plan.blocking():
         raise plan.blocking()[0]
     if lookup is not None:

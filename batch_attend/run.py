@@ -295,14 +295,13 @@ async def send(
     recheck = None
     if kind is None and options.requests.status_check:
         recheck = functools.partial(_recheck, client)
-    kind = kind or Starts(journal)
     progress = tqdm(  # a bar for a person watching
         total=total,
         file=env.stderr,
         unit="row",
         mininterval=0.25,
         dynamic_ncols=True,
-        desc=kind.desc,
+        desc=kind.desc if kind else Starts.desc,
         leave=False,
         disable=options.display.quiet or not env.stderr_isatty,  # its lines still go out
     )
