@@ -311,12 +311,13 @@ async def build_plan(
 
 def check_plan(
     options: RunOptions,
-    env: Env,
+    env: Env | None = None,
     source: tuple[Table, str] | None = None,
     journal: Journal | None = None,
 ) -> Plan:
     """The plan as a run would make it, starting nothing and only reading the ledger. A dry run
     asks the account nothing (but the phones, with ``--verify-whatsapp``)."""
+    env = env or Env()
     source = source or read_source(options, env, sending=False)
     path = journal_path(options, source[1]) if journal is None else None
     own = Journal.open_readonly(path) if path is not None else None

@@ -196,9 +196,9 @@ def _run(options: RunOptions, env: Env, clock: float, watch: Watch | None) -> Ru
         except OSError as exc:
             if isinstance(exc, BrokenPipeError) or output == results.STDOUT:
                 raise
-            said = _("{path}: the results could not be written ({reason})")
-            said = said.format(path=output, reason=_reason(exc))
-            summary.write_error = summary.write_error or said
+            summary.write_error = summary.write_error or _(
+                "{path}: the results could not be written ({reason})"
+            ).format(path=output, reason=_reason(exc))
     finally:
         held.release()
         if journal is not None and dry_run:
