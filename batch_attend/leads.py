@@ -1,6 +1,5 @@
-"""One spreadsheet row in, a valid request or the reason it cannot be sent out. Every row is
-validated before anything is sent, so a row the API would reject (or misroute) costs no request;
-the rules run a column at a time, or once per distinct cell where a sheet repeats a few values."""
+"""One spreadsheet row in, a valid request or why not, decided before anything is sent (a row the
+API would reject or misroute costs no request); rules run per column, or per distinct cell."""
 
 from __future__ import annotations
 

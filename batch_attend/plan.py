@@ -1,6 +1,5 @@
-"""One pipeline from a spreadsheet to the requests it makes. ``check``, ``--dry-run``, the
-page's preview and the run all call :func:`build_plan`, so they give every row the same status,
-reason and request body, and the run sends exactly the plan's requests."""
+"""One pipeline from a spreadsheet to its requests: ``check``, ``--dry-run``, the page's preview and
+the run all call :func:`build_plan`, so they agree on every row and the run sends just the plan."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""A run from end to end: the plan, shown; its requests sent by the engine; the results built
-from the ledger, so they say what it says whatever stopped the run. :func:`run_batch` is the
-library's entry point, which the CLI and the web page call."""
+"""A run end to end: the plan shown, its requests sent, the results built from the ledger (so they
+say what it says, whatever stopped the run). :func:`run_batch` is the CLI's and the page's entry."""
 
 from __future__ import annotations
 
@@ -102,7 +101,6 @@ class Watch:
         with self._lock:
             elapsed = time.monotonic() - self.started if self.started is not None else 0.0
             rate = self.done / elapsed if elapsed > 0 else 0.0
-            left = (self.total - self.done) / rate if rate > 0 else None
             return {
                 "planned": self.is_planned,
                 "rows": self.rows,
@@ -110,7 +108,7 @@ class Watch:
                 "done": self.done,
                 "counts": dict(self.counts),
                 "rows_per_s": round(rate, 1),
-                "seconds_left": None if left is None else round(left),
+                "seconds_left": round((self.total - self.done) / rate) if rate > 0 else None,
                 "cancelled": self.cancelled,
             }
 
@@ -222,8 +220,7 @@ def _show(plan: Plan, options: RunOptions, env: Env) -> None:
 
 
 async def _live(options, env, session, table, path, summary, held, watch):
-    """The plan, then its requests, on one client with the ledger open; returns the plan, every
-    row's outcome, why sending stopped early, and the journal, closed but still locked."""
+    """The plan, then its requests, on one client; the ledger comes back closed but still locked."""
     async with session.client(options) as client:
         journal = Journal.open(
             path, target=session.name, input=str(options.input.path), fresh=options.output.fresh
@@ -288,8 +285,7 @@ async def send(
 ) -> Stop | None:
     """Send ``total`` requests of ``kind`` (starts, or undo's finishes) on the engine, with the
     progress bar, request log, ``--verbose``, signals and ``watch``, counting into ``summary``;
-    returns why sending stopped early (a ledger that cannot record: ``Stop.WRITE_FAILED``).
-    Starts that fail in a row ask whether the WhatsApp number dropped (``--status-check``)."""
+    returns why sending stopped early. Starts failing in a row ask if the number dropped."""
     from tqdm import tqdm
 
     recheck = None
