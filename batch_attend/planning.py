@@ -124,8 +124,7 @@ def carry_over(plan: pd.DataFrame, done: Mapping[str, tuple], keys_of=None) -> p
                 first[several[keys.iloc[several].to_numpy() == keys.iat[position]]] = False
                 first[position] = True
     carried = pd.Series(first, index=candidates.index).reindex(plan.index, fill_value=False)
-    plan = plan.copy()
-    plan["carried"] = carried
+    plan = plan.assign(carried=carried)
     phones = sent.to_numpy()[at[first]]  # as done: the ledger's records are found by it
     plan.loc[carried, "phone"] = phones
     plan.loc[carried, "status"] = [done[phone][0] for phone in phones]

@@ -130,13 +130,9 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
         with contextlib.suppress(OSError):  # the summary's own path may be what is wrong
             results.write_summary_json(summary_json, None, facts, error)
         raise
-    facts.update(
-        retry_at=report.summary.retry_at,
-        exit_code=int(report.exit_status),
-        output=report.output,
-        journal=str(report.journal) if report.journal else None,
-        plan=report.plan.facts(),
-    )
+    journal = str(report.journal) if report.journal else None
+    facts.update(exit_code=int(report.exit_status), output=report.output, journal=journal)
+    facts.update(retry_at=report.summary.retry_at, plan=report.plan.facts())
     try:
         results.write_summary_json(summary_json, report.summary, facts, report.summary.write_error)
     except OSError as exc:
