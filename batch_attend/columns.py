@@ -1,6 +1,5 @@
-"""Column helpers for reading, validation and results: rules over whole text columns, spread over
-the cores, and cells made safe for a spreadsheet. Imports nothing of the package: every layer
-can use it."""
+"""Rules over whole text columns, spread over the cores, and cells made safe for a spreadsheet.
+Imports nothing of the package, so every layer (reading, validation, results) can use it."""
 
 from __future__ import annotations
 

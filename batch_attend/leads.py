@@ -1,6 +1,5 @@
-"""One spreadsheet row in, a valid request or the reason it cannot be sent out. Every row is
-validated before anything is sent, so a row the API would reject (or misroute) costs no request;
-the rules run a column at a time, or once per distinct cell where a sheet repeats a few values."""
+"""One spreadsheet row in, a valid request or why not, decided before anything is sent (a row the
+API would reject or misroute costs no request); rules run per column, or per distinct cell."""
 
 from __future__ import annotations
 
@@ -68,9 +67,8 @@ def join_ddd(phones: pd.Series, ddd: pd.Series) -> pd.Series:
 def normalize_phones(
     cells: pd.Series, country_code: str = DEFAULT_COUNTRY_CODE, ddd_column: str | None = None
 ) -> pd.DataFrame:
-    """The digits to send for every phone cell (``phone``, "" where invalid) and why not
-    (``error``), read as dialled in Brazil; a spreadsheet's number artefacts are undone only when
-    no digit was lost."""
+    """Each cell's digits to send (``phone``, "" where invalid) or why not (``error``), read as
+    dialled in Brazil; a number cell's artefacts are undone only when no digit was lost."""
     text = cells.astype(str).str.strip()
     error = pd.Series("", index=cells.index, dtype=str)
     # A number cell leaves a dot, a comma or an exponent: only such (few) cells are examined.
@@ -144,8 +142,7 @@ def _reasons(facts: pd.DataFrame, error: pd.Series, ddd_column: str | None) -> p
 
 
 def chat_keys(phones: pd.Series) -> pd.Series:
-    """One key per WhatsApp chat: a Brazilian mobile without its ninth digit in its 13-digit form
-    (as ``whatsapp.other_form`` pairs them)."""
+    """One key per WhatsApp chat: a Brazilian mobile without its ninth digit gets it back."""
     short = phones.str.fullmatch(r"55[0-9]{2}[6-9][0-9]{7}").to_numpy(bool)
     if not short.any():
         return phones
@@ -301,8 +298,8 @@ def row_keys(cells: pd.DataFrame) -> np.ndarray:
 
 
 def leads_to_send(plan: pd.DataFrame, cells: pd.DataFrame | None = None) -> Iterator[Lead]:
-    """A :class:`Lead` for every row still to be sent, made as the sender asks (no copy of the
-    plan), with its fingerprint when the input's ``cells`` are given."""
+    """A :class:`Lead` per row still to send, made as the sender asks (no copy of the plan), with
+    its fingerprint when the input's ``cells`` are given."""
     live = pending(plan).to_numpy()
     keys = [None] * len(plan)
     if cells is not None and live.any():

@@ -1,6 +1,5 @@
-"""One pipeline from a spreadsheet to the requests it makes. ``check``, ``--dry-run``, the
-page's preview and the run all call :func:`build_plan`, so they give every row the same status,
-reason and request body, and the run sends exactly the plan's requests."""
+"""One pipeline from a spreadsheet to its requests: ``check``, ``--dry-run``, the page's preview and
+the run all call :func:`build_plan`, so they agree on every row and the run sends just the plan."""
 
 from __future__ import annotations
 
@@ -11,42 +10,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_attend import i18n, planning, results, sentences
+from batch_attend import i18n, leads, planning, results, sentences, session
 from batch_attend.api import check_base_url, check_token
 from batch_attend.directory import Directory
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 from batch_attend.journal import Journal, default_journal_path
-from batch_attend.leads import (
-    LeadDefaults,
-    leads_to_send,
-    map_values,
-    pending,
-    row_keys,
-    split_operators,
-)
-from batch_attend.leads import validate as validate_rows
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, Stop
 from batch_attend.reading.files import STDIN, STDIN_NAME, read_stdin_table, read_table
 from batch_attend.reading.headers import ColumnMap, fold, map_columns
 from batch_attend.reading.table import Table
-from batch_attend.session import (
-    Access,
-    Account,
-    Session,
-    ask_account,
-    ask_departments,
-    open_session,
-    run_async,
-)
 from batch_attend.settings import RunOptions, resolve_token
 from batch_attend.whatsapp import WhatsAppDisconnected, verify_phones
 
-#: A column is the operators' by content when at least this share of its first cells are the
-#: account's operators.
+#: A column is the operators' by content when this share of its first cells are the account's.
 OWNER_SHARE, OWNER_SAMPLE = 0.5, 2000
 PROBLEMS_SHOWN = 20
+ROLES = ("phone", "operators", "department", "ddd")
 
 
 @dataclass
@@ -57,18 +38,18 @@ class Plan:
     table: Table
     columns: ColumnMap
     frame: pd.DataFrame
-    account: Account
+    account: session.Account
     pool: tuple[str, ...] = ()
     stop: Stop | None = None
     unchecked: list[str] = field(default_factory=list)  # what needed the account, not asked
 
     def leads(self):
         """The requests to send, in input order."""
-        return leads_to_send(self.frame, self.table.frame)
+        return leads.leads_to_send(self.frame, self.table.frame)
 
     @property
     def ready(self) -> int:
-        return 0 if self.stop else int(pending(self.frame).sum())
+        return 0 if self.stop else int(leads.pending(self.frame).sum())
 
     def count(self, status: str, code: str | None = None) -> int:
         match = self.frame["status"] == status
@@ -78,19 +59,18 @@ class Plan:
 
     def landlines(self) -> int:
         """The phones to send that are Brazilian landlines, which have no WhatsApp."""
-        phones = self.frame.loc[pending(self.frame), "phone"]
+        phones = self.frame.loc[leads.pending(self.frame), "phone"]
         return int(phones.str.fullmatch(r"55[0-9]{2}[2-5][0-9]{7}").sum())
 
     def blocking(self) -> list[BatchAttendError]:
-        """What stops the run before its first start: a list or WhatsApp status not read, the
-        number not connected."""
+        """What stops the run before sending: a list or WhatsApp status unread, the number down."""
         if not self.ready:
             return []
         requests = self.options.requests
         needed = {"operators", "whatsapp"}
         if requests.online_only:
             needed.add("online")
-        if (self.frame["department"][pending(self.frame)] != "").any():
+        if (self.frame["department"][leads.pending(self.frame)] != "").any():
             needed.add("departments")
         found = [error for what, error in self.account.errors.items() if what in needed]
         whatsapp = self.account.whatsapp
@@ -116,13 +96,8 @@ class Plan:
         """The plan shown before sending."""
         table, columns, requests = self.table, self.columns, self.options.requests
         parts = []
-        labels = {
-            "phone": _("phone"),
-            "operators": _("operators"),
-            "department": _("department"),
-            "ddd": _("DDD"),
-        }
-        for role, label in labels.items():
+        labels = (_("phone"), _("operators"), _("department"), _("DDD"))
+        for role, label in zip(ROLES, labels, strict=True):
             j = getattr(columns, role)
             taken = f"{label} '{table.columns[j]}' ({columns.why[role]})" if j is not None else ""
             parts.append(taken or _("{role}: none").format(role=label))
@@ -134,10 +109,9 @@ class Plan:
         invalid = results.counted(RowStatus.INVALID, self.count(RowStatus.INVALID))
         if without := self.count(RowStatus.INVALID, ErrorCode.NO_WHATSAPP):
             invalid += _(" ({count} without WhatsApp)").format(count=i18n.number(without))
-        duplicates = results.counted(
-            "duplicates", self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW)
-        )
-        rows = f"{results.counted('rows', len(table))}: {results.counted('ready', self.ready)}, {invalid}, {duplicates}"
+        ready = results.counted("ready", self.ready)
+        duplicates = self.count(RowStatus.SKIPPED, ErrorCode.DUPLICATE_ROW)
+        rows = f"{results.counted('rows', len(table))}: {ready}, {invalid}, {results.counted('duplicates', duplicates)}"
         if done := int(self.frame["carried"].sum()):
             rows += _("; {done} done by an earlier run").format(done=i18n.number(done))
         header = _("header row {row}").format(row=table.header_row)
@@ -161,7 +135,7 @@ class Plan:
         """The plan for ``--summary-json`` and the ledger."""
         columns = {
             role: {"name": self.table.columns[j], "why": self.columns.why[role]}
-            for role in ("phone", "operators", "department", "ddd")
+            for role in ROLES
             if (j := getattr(self.columns, role)) is not None
         }
         requests = self.options.requests
@@ -181,7 +155,7 @@ class Plan:
 def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table, str]:
     """The table and where its results go, with every check that needs no request (of the
     output, base URL and token when ``sending``). INPUT ``-`` is ``env.stdin``."""
-    source, out = options.input, options.output
+    source, out, requests = options.input, options.output, options.requests
     stdin = source.path == STDIN
     if stdin and sending and out.path is None:  # no name to put the results, or a ledger, beside
         said = _(
@@ -200,14 +174,13 @@ def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table,
     else:
         table = read_table(source.path, **how)
     beside = Path(source.path)
-    if options.requests.sandbox:  # a rehearsal's results apart, never in the live run's way
+    if requests.sandbox:  # a rehearsal's results apart, never in the live run's way
         beside = beside.with_name(f"{beside.stem}.sandbox{beside.suffix}")
     output = out.path or (results.STDOUT if stdin else results.default_output_for(beside))
     if sending:
         results.check_output(output, source.path, input_is_results=table.results is not None)
         results.check_capacity(output, len(table))
         results.check_cell_lengths(output, table)
-    requests = options.requests
     if sending and not requests.sandbox:
         check_base_url(requests.base_url)
         if not options.sending.dry_run:
@@ -249,7 +222,7 @@ def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
         ours = sum(
             n
             for cell, n in counts.items()
-            if (names := split_operators(cell)) and all(fold(name) in known for name in names)
+            if (names := leads.split_operators(cell)) and all(fold(name) in known for name in names)
         )
         if (share := ours / counts.sum()) >= OWNER_SHARE:
             found[j] = share
@@ -259,7 +232,7 @@ def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
 async def build_plan(
     options: RunOptions,
     env: Env,
-    access: Access | None,
+    access: session.Access | None,
     journal: Journal | None,
     table: Table,
     *,
@@ -272,13 +245,12 @@ async def build_plan(
     requests = options.requests
     asking = access is not None and access.lists
     if asking:
-        account = await ask_account(options, access)
+        account = await session.ask_account(options, access)
     else:
         has_token = access or requests.sandbox or resolve_token(requests, env.environ)
-        ticket = access.session.ticket if access else requests.ticket or requests.sandbox
-        account = Account(token="not asked" if has_token else "missing", ticket=bool(ticket))
-    # Names are resolved against the lists the account gave; without its operator list, a
-    # name is refused only when no ticket could have fetched it.
+        ticket = bool(access.session.ticket if access else requests.ticket or requests.sandbox)
+        account = session.Account(token="not asked" if has_token else "missing", ticket=ticket)
+    # Without the account's operator list, a name is refused only if no ticket could fetch it.
     directory = account.directory
     directory.unchecked = account.ticket and directory.operators is None
     lookup = directory if requests.lookup else None
@@ -291,21 +263,20 @@ async def build_plan(
         given.ignore_columns,
         owners_by_content(table, directory),
     )
-    table = map_values(table, columns, given.value_map)
+    table = leads.map_values(table, columns, given.value_map)
     pool = planning.read_pool(requests, lookup)
-    defaults = LeadDefaults(
+    defaults = leads.LeadDefaults(
         requests.operators, requests.department, requests.country_code, pool=bool(pool)
     )
-    frame = validate_rows(table, columns, defaults)
+    frame = leads.validate(table, columns, defaults)
     done = dict(journal.done()) if journal is not None else {}
     done.update({r.phone: (r.status, None) for r in results.records_in_results(table.results)})
-    frame = planning.carry_over(frame, done, lambda index: row_keys(table.frame.loc[index]))
-    named = (frame["department"] != "") & (pending(frame) | frame["carried"])
+    frame = planning.carry_over(frame, done, lambda index: leads.row_keys(table.frame.loc[index]))
+    named = (frame["department"] != "") & (leads.pending(frame) | frame["carried"])
     if asking and (access.check or (requests.lookup and named.any())):
-        await ask_departments(access, account)
-    plan = Plan(options, table, columns, frame, account, pool)
-    if account.token == "refused":
-        plan.stop = Stop.UNAUTHORIZED
+        await session.ask_departments(access, account)
+    stop = Stop.UNAUTHORIZED if account.token == "refused" else None
+    plan = Plan(options, table, columns, frame, account, pool, stop)
     if strict and plan.blocking():
         raise plan.blocking()[0]
     if lookup is not None:
@@ -351,17 +322,17 @@ def check_plan(
     own = Journal.open_readonly(path) if path is not None else None
     dry = options.sending.dry_run
 
-    async def plan(session: Session | None) -> Plan:
-        if session is None or not session.token:
+    async def plan(opened: session.Session | None) -> Plan:
+        if opened is None or not opened.token:
             return await build_plan(options, env, None, journal or own, source[0])
-        async with session.client(options) as client:
-            access = Access(session, client, lists=not dry, check=not dry)
+        async with opened.client(options) as client:
+            access = session.Access(opened, client, lists=not dry, check=not dry)
             return await build_plan(options, env, access, journal or own, source[0])
 
     asks = not dry or options.requests.verify_whatsapp
     try:
-        with open_session(options, env) if asks else contextlib.nullcontext() as session:
-            return run_async(plan(session))
+        with session.open_session(options, env) if asks else contextlib.nullcontext() as opened:
+            return session.run_async(plan(opened))
     finally:
         if own is not None:
             own.close()

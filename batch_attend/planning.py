@@ -62,9 +62,8 @@ def read_pool(requests: RequestOptions, directory: Directory | None) -> tuple[st
             text = Path(requests.pool_file).read_text(encoding="utf-8-sig")
         except OSError as exc:
             said = _("{pool_file}: cannot read the pool file ({strerror}).")
-            raise PoolError(
-                said.format(pool_file=requests.pool_file, strerror=exc.strerror)
-            ) from exc
+            said = said.format(pool_file=requests.pool_file, strerror=exc.strerror)
+            raise PoolError(said) from exc
         for line in text.splitlines():
             members.extend(split_operators(line.split("#", 1)[0]))
     pool = tuple(dict.fromkeys(members))
@@ -125,8 +124,7 @@ def carry_over(plan: pd.DataFrame, done: Mapping[str, tuple], keys_of=None) -> p
                 first[several[keys.iloc[several].to_numpy() == keys.iat[position]]] = False
                 first[position] = True
     carried = pd.Series(first, index=candidates.index).reindex(plan.index, fill_value=False)
-    plan = plan.copy()
-    plan["carried"] = carried
+    plan = plan.assign(carried=carried)
     phones = sent.to_numpy()[at[first]]  # as done: the ledger's records are found by it
     plan.loc[carried, "phone"] = phones
     plan.loc[carried, "status"] = [done[phone][0] for phone in phones]
@@ -167,9 +165,8 @@ def _resolve(operators: tuple, department: str, directory: Directory) -> tuple:
 
 
 def keep_online(plan: pd.DataFrame, pool: tuple[str, ...], states) -> tuple[pd.DataFrame, tuple]:
-    """The pool members online now (none: a usage error listing who is offline), and a cell
-    naming several operators keeps those online now; with none online its row is ``skipped`` (a
-    later run sends it). A cell naming one is sent as written."""
+    """The pool members online now (none: a usage error), and a cell naming several operators
+    keeps those online (none: ``skipped``, a later run sends it); one is sent as written."""
     online = {s.id for s in states if s.online}
     members = tuple(member for member in pool if member in online)
     if pool and not members:

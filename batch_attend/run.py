@@ -1,6 +1,5 @@
-"""A run from end to end: the plan, shown; its requests sent by the engine; the results built
-from the ledger, so they say what it says whatever stopped the run. :func:`run_batch` is the
-library's entry point, which the CLI and the web page call."""
+"""A run end to end: the plan shown, its requests sent, the results built from the ledger (so they
+say what it says, whatever stopped the run). :func:`run_batch` is the CLI's and the page's entry."""
 
 from __future__ import annotations
 
@@ -61,8 +60,7 @@ class Watch:
         self.started: float | None = None  # time.monotonic() when sending began
         self.cancelled = False
         self.is_planned = False  # until then, nothing is known of the rows
-        self._engine: Engine | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = None  # while sending: the engine's stop, called on its loop
 
     def planned(self, rows: int, total: int, decided: dict | None = None) -> None:
         """``rows`` in all, ``total`` of them to send; ``decided``: the others' counts by status."""
@@ -72,8 +70,9 @@ class Watch:
 
     def attach(self, engine: Engine) -> None:
         """Called on the run's loop as sending begins; a cancel that came earlier stops it now."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            self._engine, self._loop = engine, asyncio.get_running_loop()
+            self._stop = functools.partial(loop.call_soon_threadsafe, engine.stop, "SIGINT")
             self.started = time.monotonic()
             stop = self.cancelled
         if stop:
@@ -81,7 +80,7 @@ class Watch:
 
     def detach(self) -> None:
         with self._lock:
-            self._engine = self._loop = None
+            self._stop = None
 
     def decided(self, outcome: Outcome) -> None:
         with self._lock:
@@ -94,15 +93,14 @@ class Watch:
             if self.cancelled:
                 return
             self.cancelled = True
-            engine, loop = self._engine, self._loop
-        if engine is not None:
-            loop.call_soon_threadsafe(engine.stop, "SIGINT")
+            stop = self._stop
+        if stop is not None:
+            stop()
 
     def snapshot(self) -> dict:
         with self._lock:
             elapsed = time.monotonic() - self.started if self.started is not None else 0.0
             rate = self.done / elapsed if elapsed > 0 else 0.0
-            left = (self.total - self.done) / rate if rate > 0 else None
             return {
                 "planned": self.is_planned,
                 "rows": self.rows,
@@ -110,7 +108,7 @@ class Watch:
                 "done": self.done,
                 "counts": dict(self.counts),
                 "rows_per_s": round(rate, 1),
-                "seconds_left": None if left is None else round(left),
+                "seconds_left": round((self.total - self.done) / rate) if rate > 0 else None,
                 "cancelled": self.cancelled,
             }
 
@@ -132,13 +130,9 @@ def run_batch(options: RunOptions, env: Env | None = None, watch: Watch | None =
         with contextlib.suppress(OSError):  # the summary's own path may be what is wrong
             results.write_summary_json(summary_json, None, facts, error)
         raise
-    facts.update(
-        retry_at=report.summary.retry_at,
-        exit_code=int(report.exit_status),
-        output=report.output,
-        journal=str(report.journal) if report.journal else None,
-        plan=report.plan.facts(),
-    )
+    journal = str(report.journal) if report.journal else None
+    facts.update(exit_code=int(report.exit_status), output=report.output, journal=journal)
+    facts.update(retry_at=report.summary.retry_at, plan=report.plan.facts())
     try:
         results.write_summary_json(summary_json, report.summary, facts, report.summary.write_error)
     except OSError as exc:
@@ -222,8 +216,7 @@ def _show(plan: Plan, options: RunOptions, env: Env) -> None:
 
 
 async def _live(options, env, session, table, path, summary, held, watch):
-    """The plan, then its requests, on one client with the ledger open; returns the plan, every
-    row's outcome, why sending stopped early, and the journal, closed but still locked."""
+    """The plan, then its requests, on one client; the ledger comes back closed but still locked."""
     async with session.client(options) as client:
         journal = Journal.open(
             path, target=session.name, input=str(options.input.path), fresh=options.output.fresh
@@ -244,19 +237,8 @@ async def _live(options, env, session, table, path, summary, held, watch):
                 watch.planned(len(plan.frame), plan.ready, decided)
             if plan.ready:
                 held.hold()  # from here on, what is sent is written out whatever comes
-                recheck = (
-                    functools.partial(_recheck, client) if options.requests.status_check else None
-                )
                 stop = await send(
-                    options,
-                    env,
-                    client,
-                    plan.leads(),
-                    plan.ready,
-                    journal,
-                    summary,
-                    watch,
-                    recheck=recheck,
+                    options, env, client, plan.leads(), plan.ready, journal, summary, watch
                 )
             frame = _outcomes(
                 plan, journal, stop, resolved=stop is not Stop.UNAUTHORIZED, when=summary.retry_at
@@ -296,26 +278,24 @@ async def send(
     watch: Watch | None = None,
     *,
     kind: Starts | None = None,
-    recheck=None,
-    on_outcome=None,
 ) -> Stop | None:
     """Send ``total`` requests of ``kind`` (starts, or undo's finishes) on the engine, with the
     progress bar, request log, ``--verbose``, signals and ``watch``, counting into ``summary``;
-    returns why sending stopped early (a ledger that cannot record: ``Stop.WRITE_FAILED``)."""
+    returns why sending stopped early. Starts failing in a row ask if the number dropped."""
     from tqdm import tqdm
 
-    kind = kind or Starts(journal)
-    # A bar for a person watching; none for pipes, files and --quiet (its lines still go out).
-    shown = not options.display.quiet and env.stderr_isatty
-    progress = tqdm(
+    recheck = None
+    if kind is None and options.requests.status_check:
+        recheck = functools.partial(_recheck, client)
+    progress = tqdm(  # a bar for a person watching
         total=total,
         file=env.stderr,
         unit="row",
         mininterval=0.25,
         dynamic_ncols=True,
-        desc=kind.desc,
+        desc=kind.desc if kind else Starts.desc,
         leave=False,
-        disable=not shown,
+        disable=options.display.quiet or not env.stderr_isatty,  # its lines still go out
     )
     log = RequestLog(options.output.log_file) if options.output.log_file else None
 
@@ -326,18 +306,13 @@ async def send(
             what = outcome.error or str(outcome.status)
             http = f" HTTP {outcome.http_status}" if outcome.http_status else ""
             then = f"; retry in {wait:.1f} s" if wait is not None else ""
-            progress.write(
-                f"row {lead.row} {mask_phone(lead.phone)} attempt {attempt}:{http} "
-                f"{what} ({seconds * 1000:.0f} ms){then}",
-                file=env.stderr,
-            )
+            said = f"row {lead.row} {mask_phone(lead.phone)} attempt {attempt}:{http} {what}"
+            progress.write(f"{said} ({seconds * 1000:.0f} ms){then}", file=env.stderr)
 
     def decided(lead: Lead, outcome: Outcome) -> None:
         progress.update()
         if watch is not None:
             watch.decided(outcome)
-        if on_outcome is not None:
-            on_outcome(lead, outcome)
 
     engine = Engine(
         client,
@@ -359,9 +334,8 @@ async def send(
     except Exception as exc:
         if journal.failure is None:
             raise
-        summary.write_error = _("{path}: the journal could not be written ({reason})").format(
-            path=journal.path, reason=_reason(exc)
-        )
+        said = _("{path}: the journal could not be written ({reason})")
+        summary.write_error = said.format(path=journal.path, reason=_reason(exc))
         return Stop.WRITE_FAILED
     finally:
         if watch is not None:
