@@ -4,6 +4,7 @@ lines agree on, quoted line breaks), refused past the limits before they are par
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import re
@@ -15,7 +16,6 @@ import pandas as pd
 from batch_attend.i18n import _
 from batch_attend.reading.limits import MAX_TEXT_BYTES, InputError, check_cells, mib
 
-DELIMITERS = (",", ";", "\t", "|")
 #: What a non-UTF-8 CSV from Brazil is written in: Windows Excel, then DOS and old Macs.
 LEGACY_ENCODINGS = ("cp1252", "cp850", "mac_roman")
 PORTUGUESE_LETTERS = frozenset("áàâãéêíóôõúüçÁÀÂÃÉÊÍÓÔÕÚÜÇºª")
@@ -28,11 +28,9 @@ def detect_encoding(raw: bytes) -> str:
         return "utf-8-sig"
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    try:
+    with contextlib.suppress(UnicodeDecodeError):
         codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
         return "utf-8"
-    except UnicodeDecodeError:
-        pass
     high = re.sub(rb"[\x00-\x7f]+", b"", raw[:262144])  # only the bytes that differ between them
 
     def score(encoding: str) -> int:
@@ -60,17 +58,14 @@ def sniff_delimiter(sample: str) -> str:
     text = sample[:65536]
     if "\n" in text.rstrip("\r\n"):
         text = text[: text.rfind("\n") + 1]  # the sample may have cut the last line in two
-    best, best_score = ",", (0, 0)
-    for delimiter in DELIMITERS:
+
+    def score(delimiter: str) -> tuple[float, int]:
         counts = field_counts(text, delimiter)
-        if not counts:
-            continue
-        width, count = counts.most_common(1)[0]
+        width, count = counts.most_common(1)[0] if counts else (0, 0)
         # The share that agree, not their number: a wrong delimiter may cut more records.
-        score = (round(count / sum(counts.values()), 2), width) if width > 1 else (0, 0)
-        if score > best_score:
-            best, best_score = delimiter, score
-    return best
+        return (round(count / sum(counts.values()), 2), width) if width > 1 else (0, 0)
+
+    return max((",", ";", "\t", "|"), key=score)  # max keeps the first of equals: the comma
 
 
 def line_count(path: Path) -> int:

@@ -32,12 +32,9 @@ from batch_attend.reading.limits import (
     quoted,
 )
 
-#: Where a child's memory can be capped (RLIMIT_DATA): there, a workbook is read in one.
-CAPPED = sys.platform == "linux"
-#: Rows of a sheet turned into text at a time.
-BLOCK_ROWS = 65536
-#: Rows read from each sheet of a workbook to find the one holding the leads.
-SHEET_SAMPLE_ROWS = 200
+CAPPED = sys.platform == "linux"  #: Where a workbook is read in a capped child.
+BLOCK_ROWS = 65536  #: Rows of a sheet turned into text at a time.
+SHEET_SAMPLE_ROWS = 200  #: Rows read from each sheet to find the one holding the leads.
 _PHONE_LIKE = re.compile(r"\D*(?:\d\D{0,3}){8,}")  # eight digits or more, masks between
 
 
@@ -58,21 +55,6 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
-def check_inflated(path: Path) -> None:
-    """Refuse, before it is parsed, a workbook whose members' declared sizes (the readers stop
-    there), or an .xls's own size, pass :data:`MAX_INFLATED_BYTES`."""
-    if path.suffix.lower() == ".xls":  # the reader checked that the content is what it says
-        size = path.stat().st_size
-    else:
-        with zipfile.ZipFile(path) as archive:
-            size = sum(member.file_size for member in archive.infolist())
-    if size > MAX_INFLATED_BYTES:
-        message = _(
-            "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
-        )
-        raise InputError(message.format(path=path, size=mib(size), limit=mib(MAX_INFLATED_BYTES)))
-
-
 def _damaged(path: Path, exc: Exception) -> InputError:
     message = _(
         "{path}: cannot be opened as a workbook; it may be damaged ({exc}). Open it in a spreadsheet program and save it again."
@@ -81,13 +63,24 @@ def _damaged(path: Path, exc: Exception) -> InputError:
 
 
 class Book:
-    """A workbook open in calamine, or in openpyxl for the few files only it accepts."""
+    """A workbook open in calamine, or in openpyxl for the few files only it accepts; refused
+    before it is parsed if its parts' declared sizes (the readers stop there) pass the limit."""
 
     def __init__(self, path: Path) -> None:
         from python_calamine import CalamineWorkbook
 
+        if path.suffix.lower() == ".xls":  # the reader checked that the content is what it says
+            size = path.stat().st_size
+        else:
+            with zipfile.ZipFile(path) as archive:
+                size = sum(member.file_size for member in archive.infolist())
+        if size > MAX_INFLATED_BYTES:
+            message = _(
+                "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
+            )
+            limit = mib(MAX_INFLATED_BYTES)
+            raise InputError(message.format(path=path, size=mib(size), limit=limit))
         self.path = path
-        check_inflated(path)
         try:
             self._book, self._openpyxl = CalamineWorkbook.from_path(str(path)), None
         except Exception as exc:  # calamine raises its own types for damaged files
@@ -101,29 +94,27 @@ class Book:
                 raise _damaged(path, exc) from exc
         self.names = [str(n) for n in (self._openpyxl or self._book).sheet_names]
 
-    def rows(self, name: str):
-        """The sheet's rows of cell values from A1, its height and its width."""
-        if self._openpyxl is not None:  # rare: read whole, its dimensions may be unknown
-            rows = list(self._openpyxl[name].iter_rows(values_only=True))
-            width = max(map(len, rows), default=0)
-            return (row + (None,) * (width - len(row)) for row in rows), len(rows), width
-        try:
-            sheet = self._book.get_sheet_by_name(name)
-        except MemoryError:
-            raise
-        except Exception as exc:  # calamine raises its own types for damaged parts
-            raise _damaged(self.path, exc) from exc
-        if sheet.start is None:
-            return iter(()), 0, 0
-        pad = (None,) * sheet.start[1]  # calamine's rows begin at the first column used
-        rows = (pad + tuple(row) for row in sheet.iter_rows())
-        return rows, sheet.end[0] + 1, sheet.end[1] + 1
-
     def grid(self, name: str, nrows: int | None = None) -> pa.Table:
         """A sheet's cells as text from A1, a block of rows at a time (Python values take far more
         memory than their text); a whole sheet past the limits is refused."""
+        if self._openpyxl is not None:  # rare: read whole, its dimensions may be unknown
+            cells = list(self._openpyxl[name].iter_rows(values_only=True))
+            height, width = len(cells), max(map(len, cells), default=0)
+            rows = (row + (None,) * (width - len(row)) for row in cells)
+        else:
+            try:
+                sheet = self._book.get_sheet_by_name(name)
+            except MemoryError:
+                raise
+            except Exception as exc:  # calamine raises its own types for damaged parts
+                raise _damaged(self.path, exc) from exc
+            if sheet.start is None:  # an empty sheet
+                rows, height, width = iter(()), 0, 0
+            else:
+                pad = (None,) * sheet.start[1]  # calamine's rows begin at the first column used
+                rows = (pad + tuple(row) for row in sheet.iter_rows())
+                height, width = sheet.end[0] + 1, sheet.end[1] + 1
         where = place(self.path, name)
-        rows, height, width = self.rows(name)
         if nrows is None:
             check_cells(where, height, width)
         else:
