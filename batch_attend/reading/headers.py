@@ -23,8 +23,7 @@ PHONE_PATTERN = re.compile(
     rf"(?:{_PHONE_WORDS})(?:{_PHONE_WORDS}|comddd|ddd|principal|movel|pessoal|contato|cliente)*"
     r"[0-9]*"
 )
-#: Weak phone names: taken only when no column has a better one (a group row says "Contato").
-WEAK_PHONE_ALIASES = ("contato",)
+WEAK_PHONE_ALIASES = ("contato",)  #: Taken only when no column has a better name.
 DDD_ALIASES = ("ddd", "codigodearea", "codigoarea", "codarea", "areacode", "prefixo")
 DEPARTMENT_ALIASES = (
     "department", "departamento", "departmentid", "departamentoid", "iddepartamento", "setor",
@@ -43,8 +42,7 @@ _OWNER_AROUND = (
 OWNER_PATTERN = re.compile(
     rf"(?:{_OWNER_AROUND}|{_OWNER})*{_OWNER}(?:{_OWNER_AROUND}|{_OWNER})*\d*"
 )
-#: How many rows from the top of a sheet may hold a title or notes above the header.
-HEADER_SEARCH_ROWS = 20
+HEADER_SEARCH_ROWS = 20  #: How many rows from the top may hold a title or notes over the header.
 
 
 class ColumnError(BatchAttendError):
@@ -57,10 +55,8 @@ class ColumnError(BatchAttendError):
 
 def fold(name: str) -> str:
     """A header for matching: no case, no accents, no spaces or punctuation."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    return "".join(
-        ch for ch in decomposed.casefold() if ch.isalnum() and not unicodedata.combining(ch)
-    )
+    decomposed = unicodedata.normalize("NFKD", name).casefold()
+    return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
 
 
 def find(names: list[str], wanted: str) -> int | None:
