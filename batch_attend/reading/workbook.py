@@ -48,11 +48,9 @@ def cell_text(value: object) -> str:
         return str(int(value))  # at any size, as pandas' reader gives it
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return str(value)
+    if isinstance(value, dt.datetime) and value.time() == dt.time():
+        return value.date().isoformat()
+    return str(value)  # a date's, a time's or a datetime's is its ISO form
 
 
 def _damaged(path: Path, exc: Exception) -> InputError:
