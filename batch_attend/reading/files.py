@@ -1,6 +1,5 @@
-"""Spreadsheets in, cells as the text a person sees out: what a file is (by its bytes, whatever
-its name says) and the reader that takes it, standard input too. A results file is a valid
-input; a file past the limits is refused, most often before it is parsed."""
+"""Spreadsheets in, cells as the text a person sees out: a file is read as what its bytes say it
+is, whatever its name says, standard input too. A results file is a valid input."""
 
 from __future__ import annotations
 

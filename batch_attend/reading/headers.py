@@ -23,7 +23,6 @@ PHONE_PATTERN = re.compile(
     rf"(?:{_PHONE_WORDS})(?:{_PHONE_WORDS}|comddd|ddd|principal|movel|pessoal|contato|cliente)*"
     r"[0-9]*"
 )
-WEAK_PHONE_ALIASES = ("contato",)  #: Taken only when no column has a better name.
 DDD_ALIASES = ("ddd", "codigodearea", "codigoarea", "codarea", "areacode", "prefixo")
 DEPARTMENT_ALIASES = (
     "department", "departamento", "departmentid", "departamentoid", "iddepartamento", "setor",
@@ -74,7 +73,7 @@ def phone_strength(name: str) -> int:
         return 3
     if PHONE_PATTERN.fullmatch(name):
         return 2
-    return 1 if name in WEAK_PHONE_ALIASES else 0
+    return 1 if name == "contato" else 0  # taken only when no column has a better name
 
 
 def phone_strengths(row: list[str], phone_column: str | None) -> list[int]:
@@ -86,9 +85,8 @@ def phone_strengths(row: list[str], phone_column: str | None) -> list[int]:
 
 
 def header_index(top: list[list[str]], phone_column: str | None) -> int | None:
-    """Among the top rows that name a phone column, the one with the most distinct names, then
-    the surest phone name, then the first: a title names no phone, and a group row over the
-    header ("Contato" merged over three columns) fills few cells."""
+    """Among the top rows naming a phone column, the one with the most distinct names, then the
+    surest phone name: a title names no phone, a group row ("Contato" merged) fills few cells."""
     best, key = None, (0, 0)
     for i, row in enumerate(top):
         strength = max(phone_strengths(row, phone_column), default=0)
@@ -128,9 +126,8 @@ def map_columns(
     ignore: tuple[str, ...] = (),
     owners_by_content: dict[int, float] | None = None,
 ) -> ColumnMap:
-    """The phone, DDD, operators and department columns: the ones named, else found by name (the
-    operators also by ``owners_by_content``: column → share of its cells that are the account's
-    operators), passing over those in ``ignore``."""
+    """The phone, DDD, operators and department columns, none in ``ignore``: named, else found by
+    name (the operators also by ``owners_by_content``: column → share of the account's operators)."""
     folded = [fold(c) for c in table.columns]
     skip = {_named(table, name, "--ignore-column") for name in ignore}
     why: dict[str, str] = {}
