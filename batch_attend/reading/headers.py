@@ -127,7 +127,7 @@ def map_columns(
     owners_by_content: dict[int, float] | None = None,
 ) -> ColumnMap:
     """The phone, DDD, operators and department columns, none in ``ignore``: named, else found by
-    name (the operators also by ``owners_by_content``: column → share of the account's operators)."""
+    name (the operators also by ``owners_by_content``: column → share of account operators)."""
     folded = [fold(c) for c in table.columns]
     skip = {_named(table, name, "--ignore-column") for name in ignore}
     why: dict[str, str] = {}
