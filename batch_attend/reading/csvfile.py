@@ -81,8 +81,7 @@ def line_count(path: Path) -> int:
 def read_csv_grid(
     path: Path, encoding: str | None, delimiter: str | None
 ) -> tuple[pd.DataFrame, str]:
-    """Every record as text cells, blank lines included (row numbers count them), and the
-    delimiter (the results reuse it); refused before parsing past the size or cell limits."""
+    """Every record as text cells, blank lines too (row numbers count them), and the delimiter."""
     size = path.stat().st_size
     if size > MAX_TEXT_BYTES:  # the parser holds all of the text
         message = _(

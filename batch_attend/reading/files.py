@@ -136,8 +136,7 @@ _SPOOL_CHUNK = 1 << 20
 
 
 def read_stdin_table(stream: BinaryIO, **options) -> Table:
-    """:func:`read_table` of standard input, copied into a private temp folder that is removed
-    whatever happens, named by what its bytes are; messages name it ``<stdin>``."""
+    """:func:`read_table` of standard input, spooled to a temp folder; messages name it ``<stdin>``."""
     chunk = stream.read(_SPOOL_CHUNK)
     if chunk.startswith((b"PK\x03\x04", _OLE_MAGIC)):  # refused past the limit, read no further
         limit = MAX_INFLATED_BYTES
