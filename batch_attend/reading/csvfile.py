@@ -19,6 +19,8 @@ from batch_attend.reading.limits import MAX_TEXT_BYTES, InputError, check_cells,
 #: What a non-UTF-8 CSV from Brazil is written in: Windows Excel, then DOS and old Macs.
 LEGACY_ENCODINGS = ("cp1252", "cp850", "mac_roman")
 PORTUGUESE_LETTERS = frozenset("áàâãéêíóôõúüçÁÀÂÃÉÊÍÓÔÕÚÜÇºª")
+#: How pandas reads every cell: as the text typed, blank lines kept (row numbers count them).
+_AS_TEXT = dict(header=None, index_col=False, dtype=str, na_filter=False, skip_blank_lines=False)
 
 
 def detect_encoding(raw: bytes) -> str:
@@ -101,17 +103,7 @@ def read_csv_grid(
     width = max(field_counts(sample, sep) or [1])
     check_cells(str(path), line_count(path), width)
     try:
-        grid = pd.read_csv(
-            path,
-            sep=sep,
-            header=None,
-            names=range(width),
-            index_col=False,
-            dtype=str,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding=chosen,
-        )
+        grid = pd.read_csv(path, sep=sep, names=range(width), encoding=chosen, **_AS_TEXT)
     except pd.errors.EmptyDataError as exc:
         raise InputError(_("{path}: the file is empty.").format(path=path)) from exc
     except pd.errors.ParserError as exc:

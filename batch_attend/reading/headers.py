@@ -38,9 +38,8 @@ _OWNER_AROUND = (
     r"usuario|usuaria|user|id|ids|nome|name|email|login|do|da|de|pelo|pela|lead|leads|cliente"
     r"|atual|principal|atribuido|designado|comercial|vendas"
 )
-OWNER_PATTERN = re.compile(
-    rf"(?:{_OWNER_AROUND}|{_OWNER})*{_OWNER}(?:{_OWNER_AROUND}|{_OWNER})*\d*"
-)
+_OWNER_OR_AROUND = rf"(?:{_OWNER_AROUND}|{_OWNER})"
+OWNER_PATTERN = re.compile(rf"{_OWNER_OR_AROUND}*{_OWNER}{_OWNER_OR_AROUND}*\d*")
 HEADER_SEARCH_ROWS = 20  #: How many rows from the top may hold a title or notes over the header.
 
 

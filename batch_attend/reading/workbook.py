@@ -34,6 +34,7 @@ from batch_attend.reading.limits import (
 
 CAPPED = sys.platform == "linux"  #: Where a workbook is read in a capped child.
 BLOCK_ROWS = 65536  #: Rows of a sheet turned into text at a time.
+Sheet = str | int | None  #: A sheet's name, or its number from 1; None: the one holding the leads.
 SHEET_SAMPLE_ROWS = 200  #: Rows read from each sheet to find the one holding the leads.
 _PHONE_LIKE = re.compile(r"\D*(?:\d\D{0,3}){8,}")  # eight digits or more, masks between
 
@@ -143,7 +144,7 @@ def _phones_below_header(top: list[list[str]], phone_column: str | None) -> int:
     return sum(any(_PHONE_LIKE.fullmatch(row[j]) for j in columns) for row in top[h + 1 :])
 
 
-def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
+def _choose_sheet(path: Path, names: list[str], sheet: Sheet) -> str:
     """``--sheet``: a sheet's name, or its number from 1."""
     text = str(sheet).strip()
     if sheet not in names and text.isdigit() and 1 <= int(text) <= len(names):
@@ -154,9 +155,7 @@ def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
     raise InputError(message.format(path=path, sheet=sheet, names=quoted(names)))
 
 
-def sheet_grid(
-    path: Path, sheet: str | int | None, phone_column: str | None
-) -> tuple[str, pa.Table]:
+def sheet_grid(path: Path, sheet: Sheet, phone_column: str | None) -> tuple[str, pa.Table]:
     """The chosen sheet's name and grid: ``sheet``, else the one with the most phones under a
     phone header (not an instructions tab that mentions a phone)."""
     book = Book(path)
@@ -183,9 +182,7 @@ def sheet_grid(
     )
 
 
-def read_workbook(
-    path: Path, sheet: str | int | None, phone_column: str | None
-) -> tuple[str, pa.Table]:
+def read_workbook(path: Path, sheet: Sheet, phone_column: str | None) -> tuple[str, pa.Table]:
     """:func:`sheet_grid`, in a capped child process where the memory cap exists (Linux)."""
     if not CAPPED:
         return sheet_grid(path, sheet, phone_column)
