@@ -179,11 +179,8 @@ def _owners(
     table, folded: list[str], skip: set, by_content: dict[int, float], why: dict
 ) -> int | None:
     """The one column that looks like owners, by name or content; two that hold something: refused."""
-    candidates = [
-        j
-        for j, name in enumerate(folded)
-        if j not in skip and (OWNER_PATTERN.fullmatch(name) or j in by_content)
-    ]
+    by_name = {j for j, name in enumerate(folded) if OWNER_PATTERN.fullmatch(name)}
+    candidates = sorted((by_name | by_content.keys()) - skip)
     holding = [j for j in candidates if (table.column(j).str.strip() != "").any()]
     if len(holding) > 1:
         owners = tuple(table.columns[j] for j in holding)
@@ -197,7 +194,7 @@ def _owners(
     chosen = (holding or candidates or [None])[0]
     if chosen is None:
         return None
-    if OWNER_PATTERN.fullmatch(folded[chosen]):
+    if chosen in by_name:
         why["operators"] = _("matched {name}").format(name=folded[chosen])
     else:
         why["operators"] = _("holds the account's operators ({share:.0%} of its cells)").format(
