@@ -20,17 +20,9 @@ import pyarrow.compute as pc
 
 from batch_attend import i18n
 from batch_attend.i18n import _
+from batch_attend.reading import limits
 from batch_attend.reading.headers import HEADER_SEARCH_ROWS, find, header_index, phone_strengths
-from batch_attend.reading.limits import (
-    MAX_INFLATED_BYTES,
-    MAX_TEXT_BYTES,
-    WORKBOOK_MEMORY,
-    InputError,
-    check_cells,
-    mib,
-    place,
-    quoted,
-)
+from batch_attend.reading.limits import InputError, check_cells, mib, place, quoted
 
 CAPPED = sys.platform == "linux"  #: Where a workbook is read in a capped child.
 BLOCK_ROWS = 65536  #: Rows of a sheet turned into text at a time.
@@ -73,11 +65,11 @@ class Book:
         else:
             with zipfile.ZipFile(path) as archive:
                 size = sum(member.file_size for member in archive.infolist())
-        if size > MAX_INFLATED_BYTES:
+        if size > limits.MAX_INFLATED_BYTES:
             message = _(
                 "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
             )
-            limit = mib(MAX_INFLATED_BYTES)
+            limit = mib(limits.MAX_INFLATED_BYTES)
             raise InputError(message.format(path=path, size=mib(size), limit=limit))
         self.path = path
         try:
@@ -126,11 +118,12 @@ class Book:
                 part.append(pa.array(text, pa.large_string()))
         columns = [pa.chunked_array(part, pa.large_string()) for part in parts]
         text = sum(pc.sum(pc.binary_length(column)).as_py() or 0 for column in columns)
-        if nrows is None and text > MAX_TEXT_BYTES:
+        if nrows is None and text > limits.MAX_TEXT_BYTES:
             message = _(
                 "{where}: the cells hold {size} of text, more than the {limit} batch-attend reads. Split the file."
             )
-            raise InputError(message.format(where=where, size=mib(text), limit=mib(MAX_TEXT_BYTES)))
+            limit = mib(limits.MAX_TEXT_BYTES)
+            raise InputError(message.format(where=where, size=mib(text), limit=limit))
         return pa.table(columns, names=[str(j) for j in range(width)])
 
 
@@ -203,7 +196,7 @@ def read_workbook(path: Path, sheet: Sheet, phone_column: str | None) -> tuple[s
     message = _(
         "{path}: reading the workbook needs more than the {limit} of memory batch-attend allows: a sheet's cells may reach far past its data, or one long text may fill many cells. Open it in a spreadsheet program, delete the rows and columns past the data, and save it again."
     )
-    raise InputError(message.format(path=path, limit=mib(WORKBOOK_MEMORY)))
+    raise InputError(message.format(path=path, limit=mib(limits.WORKBOOK_MEMORY)))
 
 
 def _child() -> None:
@@ -216,7 +209,7 @@ def _child() -> None:
     with open("/proc/self/status") as status:  # this process's data segment, what the cap counts
         used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmData:"))
     _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    limit = used + WORKBOOK_MEMORY
+    limit = used + limits.WORKBOOK_MEMORY
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
