@@ -17,7 +17,7 @@ from batch_attend.reading.csvfile import read_csv_grid
 from batch_attend.reading.handed_back import split_results
 from batch_attend.reading.limits import MAX_INFLATED_BYTES, MAX_TEXT_BYTES, InputError, mib
 from batch_attend.reading.table import Table, refuse_control_characters, table_from_grid
-from batch_attend.reading.workbook import Book, read_workbook
+from batch_attend.reading.workbook import Book, Sheet, read_workbook
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
@@ -97,7 +97,7 @@ def sheet_names(path: str | Path) -> list[str]:
 def read_table(
     path: str | Path,
     *,
-    sheet: str | int | None = None,
+    sheet: Sheet = None,
     encoding: str | None = None,
     delimiter: str | None = None,
     phone_column: str | None = None,
