@@ -1,2 +1,1 @@
-"""Reading spreadsheets (start at :mod:`.files`). Kept empty, so that the workbook's child process
-imports only what it needs."""
+"""Reading spreadsheets (start at :mod:`.files`); empty, so the workbook's child imports little."""

@@ -4,6 +4,7 @@ lines agree on, quoted line breaks), refused past the limits before they are par
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import re
@@ -15,10 +16,11 @@ import pandas as pd
 from batch_attend.i18n import _
 from batch_attend.reading.limits import MAX_TEXT_BYTES, InputError, check_cells, mib
 
-DELIMITERS = (",", ";", "\t", "|")
 #: What a non-UTF-8 CSV from Brazil is written in: Windows Excel, then DOS and old Macs.
 LEGACY_ENCODINGS = ("cp1252", "cp850", "mac_roman")
 PORTUGUESE_LETTERS = frozenset("áàâãéêíóôõúüçÁÀÂÃÉÊÍÓÔÕÚÜÇºª")
+#: How pandas reads every cell: as the text typed, blank lines kept (row numbers count them).
+_AS_TEXT = dict(header=None, index_col=False, dtype=str, na_filter=False, skip_blank_lines=False)
 
 
 def detect_encoding(raw: bytes) -> str:
@@ -28,11 +30,9 @@ def detect_encoding(raw: bytes) -> str:
         return "utf-8-sig"
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    try:
+    with contextlib.suppress(UnicodeDecodeError):
         codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
         return "utf-8"
-    except UnicodeDecodeError:
-        pass
     high = re.sub(rb"[\x00-\x7f]+", b"", raw[:262144])  # only the bytes that differ between them
 
     def score(encoding: str) -> int:
@@ -60,17 +60,14 @@ def sniff_delimiter(sample: str) -> str:
     text = sample[:65536]
     if "\n" in text.rstrip("\r\n"):
         text = text[: text.rfind("\n") + 1]  # the sample may have cut the last line in two
-    best, best_score = ",", (0, 0)
-    for delimiter in DELIMITERS:
+
+    def score(delimiter: str) -> tuple[float, int]:
         counts = field_counts(text, delimiter)
-        if not counts:
-            continue
-        width, count = counts.most_common(1)[0]
+        width, count = counts.most_common(1)[0] if counts else (0, 0)
         # The share that agree, not their number: a wrong delimiter may cut more records.
-        score = (round(count / sum(counts.values()), 2), width) if width > 1 else (0, 0)
-        if score > best_score:
-            best, best_score = delimiter, score
-    return best
+        return (round(count / sum(counts.values()), 2), width) if width > 1 else (0, 0)
+
+    return max((",", ";", "\t", "|"), key=score)  # max keeps the first of equals: the comma
 
 
 def line_count(path: Path) -> int:
@@ -86,8 +83,7 @@ def line_count(path: Path) -> int:
 def read_csv_grid(
     path: Path, encoding: str | None, delimiter: str | None
 ) -> tuple[pd.DataFrame, str]:
-    """Every record as text cells, blank lines included (row numbers count them), and the
-    delimiter (the results reuse it); refused before parsing past the size or cell limits."""
+    """Every record as text cells, blank lines too (row numbers count them), and the delimiter."""
     size = path.stat().st_size
     if size > MAX_TEXT_BYTES:  # the parser holds all of the text
         message = _(
@@ -107,17 +103,7 @@ def read_csv_grid(
     width = max(field_counts(sample, sep) or [1])
     check_cells(str(path), line_count(path), width)
     try:
-        grid = pd.read_csv(
-            path,
-            sep=sep,
-            header=None,
-            names=range(width),
-            index_col=False,
-            dtype=str,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding=chosen,
-        )
+        grid = pd.read_csv(path, sep=sep, names=range(width), encoding=chosen, **_AS_TEXT)
     except pd.errors.EmptyDataError as exc:
         raise InputError(_("{path}: the file is empty.").format(path=path)) from exc
     except pd.errors.ParserError as exc:

@@ -1,6 +1,5 @@
-"""Spreadsheets in, cells as the text a person sees out: what a file is (by its bytes, whatever
-its name says) and the reader that takes it, standard input too. A results file is a valid
-input; a file past the limits is refused, most often before it is parsed."""
+"""Spreadsheets in, cells as the text a person sees out: a file is read as what its bytes say it
+is, whatever its name says, standard input too. A results file is a valid input."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from batch_attend.reading.csvfile import read_csv_grid
 from batch_attend.reading.handed_back import split_results
 from batch_attend.reading.limits import MAX_INFLATED_BYTES, MAX_TEXT_BYTES, InputError, mib
 from batch_attend.reading.table import Table, refuse_control_characters, table_from_grid
-from batch_attend.reading.workbook import Book, read_workbook
+from batch_attend.reading.workbook import Book, Sheet, read_workbook
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
@@ -98,7 +97,7 @@ def sheet_names(path: str | Path) -> list[str]:
 def read_table(
     path: str | Path,
     *,
-    sheet: str | int | None = None,
+    sheet: Sheet = None,
     encoding: str | None = None,
     delimiter: str | None = None,
     phone_column: str | None = None,
@@ -137,8 +136,7 @@ _SPOOL_CHUNK = 1 << 20
 
 
 def read_stdin_table(stream: BinaryIO, **options) -> Table:
-    """:func:`read_table` of standard input, copied into a private temp folder that is removed
-    whatever happens, named by what its bytes are; messages name it ``<stdin>``."""
+    """:func:`read_table` of standard input, spooled to a temp folder; messages name it ``<stdin>``."""
     chunk = stream.read(_SPOOL_CHUNK)
     if chunk.startswith((b"PK\x03\x04", _OLE_MAGIC)):  # refused past the limit, read no further
         limit = MAX_INFLATED_BYTES

@@ -23,8 +23,6 @@ PHONE_PATTERN = re.compile(
     rf"(?:{_PHONE_WORDS})(?:{_PHONE_WORDS}|comddd|ddd|principal|movel|pessoal|contato|cliente)*"
     r"[0-9]*"
 )
-#: Weak phone names: taken only when no column has a better one (a group row says "Contato").
-WEAK_PHONE_ALIASES = ("contato",)
 DDD_ALIASES = ("ddd", "codigodearea", "codigoarea", "codarea", "areacode", "prefixo")
 DEPARTMENT_ALIASES = (
     "department", "departamento", "departmentid", "departamentoid", "iddepartamento", "setor",
@@ -40,11 +38,9 @@ _OWNER_AROUND = (
     r"usuario|usuaria|user|id|ids|nome|name|email|login|do|da|de|pelo|pela|lead|leads|cliente"
     r"|atual|principal|atribuido|designado|comercial|vendas"
 )
-OWNER_PATTERN = re.compile(
-    rf"(?:{_OWNER_AROUND}|{_OWNER})*{_OWNER}(?:{_OWNER_AROUND}|{_OWNER})*\d*"
-)
-#: How many rows from the top of a sheet may hold a title or notes above the header.
-HEADER_SEARCH_ROWS = 20
+_OWNER_OR_AROUND = rf"(?:{_OWNER_AROUND}|{_OWNER})"
+OWNER_PATTERN = re.compile(rf"{_OWNER_OR_AROUND}*{_OWNER}{_OWNER_OR_AROUND}*\d*")
+HEADER_SEARCH_ROWS = 20  #: How many rows from the top may hold a title or notes over the header.
 
 
 class ColumnError(BatchAttendError):
@@ -57,10 +53,8 @@ class ColumnError(BatchAttendError):
 
 def fold(name: str) -> str:
     """A header for matching: no case, no accents, no spaces or punctuation."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    return "".join(
-        ch for ch in decomposed.casefold() if ch.isalnum() and not unicodedata.combining(ch)
-    )
+    decomposed = unicodedata.normalize("NFKD", name).casefold()
+    return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
 
 
 def find(names: list[str], wanted: str) -> int | None:
@@ -78,7 +72,7 @@ def phone_strength(name: str) -> int:
         return 3
     if PHONE_PATTERN.fullmatch(name):
         return 2
-    return 1 if name in WEAK_PHONE_ALIASES else 0
+    return 1 if name == "contato" else 0  # taken only when no column has a better name
 
 
 def phone_strengths(row: list[str], phone_column: str | None) -> list[int]:
@@ -90,9 +84,8 @@ def phone_strengths(row: list[str], phone_column: str | None) -> list[int]:
 
 
 def header_index(top: list[list[str]], phone_column: str | None) -> int | None:
-    """Among the top rows that name a phone column, the one with the most distinct names, then
-    the surest phone name, then the first: a title names no phone, and a group row over the
-    header ("Contato" merged over three columns) fills few cells."""
+    """Among the top rows naming a phone column, the one with the most distinct names, then the
+    surest phone name: a title names no phone, a group row ("Contato" merged) fills few cells."""
     best, key = None, (0, 0)
     for i, row in enumerate(top):
         strength = max(phone_strengths(row, phone_column), default=0)
@@ -132,9 +125,8 @@ def map_columns(
     ignore: tuple[str, ...] = (),
     owners_by_content: dict[int, float] | None = None,
 ) -> ColumnMap:
-    """The phone, DDD, operators and department columns: the ones named, else found by name (the
-    operators also by ``owners_by_content``: column → share of its cells that are the account's
-    operators), passing over those in ``ignore``."""
+    """The phone, DDD, operators and department columns, none in ``ignore``: named, else found by
+    name (the operators also by ``owners_by_content``: column → share of account operators)."""
     folded = [fold(c) for c in table.columns]
     skip = {_named(table, name, "--ignore-column") for name in ignore}
     why: dict[str, str] = {}
@@ -187,11 +179,8 @@ def _owners(
     table, folded: list[str], skip: set, by_content: dict[int, float], why: dict
 ) -> int | None:
     """The one column that looks like owners, by name or content; two that hold something: refused."""
-    candidates = [
-        j
-        for j, name in enumerate(folded)
-        if j not in skip and (OWNER_PATTERN.fullmatch(name) or j in by_content)
-    ]
+    by_name = {j for j, name in enumerate(folded) if OWNER_PATTERN.fullmatch(name)}
+    candidates = sorted((by_name | by_content.keys()) - skip)
     holding = [j for j in candidates if (table.column(j).str.strip() != "").any()]
     if len(holding) > 1:
         owners = tuple(table.columns[j] for j in holding)
@@ -205,7 +194,7 @@ def _owners(
     chosen = (holding or candidates or [None])[0]
     if chosen is None:
         return None
-    if OWNER_PATTERN.fullmatch(folded[chosen]):
+    if chosen in by_name:
         why["operators"] = _("matched {name}").format(name=folded[chosen])
     else:
         why["operators"] = _("holds the account's operators ({share:.0%} of its cells)").format(

@@ -1,6 +1,5 @@
-"""What reading may take, whatever the input: each limit lets a full worksheet of leads through
-(1,048,576 rows of a few columns), and each refusal names it. No pandas: the workbook's child
-uses this module too."""
+"""What reading may take: each limit lets a full worksheet of leads through (1,048,576 rows of a
+few columns), and each refusal names it. No pandas: the workbook's child uses this module too."""
 
 from __future__ import annotations
 
@@ -10,16 +9,11 @@ from batch_attend import i18n
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
 
-#: Data rows of one run: as many as a worksheet holds.
-MAX_ROWS = 1_048_576
-#: Cells of the grid a file makes, blank ones included (the widest row sets every row's width).
-MAX_CELLS = 16 * 1_048_576
-#: Text of the cells: a CSV file's size, or the text a workbook's cells hold once read.
-MAX_TEXT_BYTES = 128 << 20
-#: What a workbook's parts inflate to (as its zip directory declares them): what is parsed.
-MAX_INFLATED_BYTES = 512 << 20
-#: What the parser of a workbook may allocate.
-WORKBOOK_MEMORY = 768 << 20
+MAX_ROWS = 1_048_576  #: Data rows of one run: as many as a worksheet holds.
+MAX_CELLS = 16 * 1_048_576  #: Cells of a file's grid, every row as wide as the widest, blanks too.
+MAX_TEXT_BYTES = 128 << 20  #: A CSV file's size, or the text a workbook's cells hold once read.
+MAX_INFLATED_BYTES = 512 << 20  #: What a workbook's parts inflate to, as its zip declares them.
+WORKBOOK_MEMORY = 768 << 20  #: What the parser of a workbook may allocate.
 
 
 class InputError(BatchAttendError):
@@ -32,8 +26,7 @@ def place(source: Path | str, sheet: str | None) -> str:
 
 
 def quoted(names) -> str:
-    names = list(names)
-    return ", ".join(f"'{n}'" for n in names) if names else _("(none)")
+    return ", ".join(f"'{n}'" for n in names) or _("(none)")
 
 
 def mib(count: int) -> str:

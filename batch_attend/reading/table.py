@@ -1,12 +1,10 @@
 """A sheet as the rest of the tool sees it: data rows as text with the row numbers a person sees,
-below a header found among titles and notes, without blank rows and columns or control
-characters."""
+under a header found among titles and notes, without blank rows, columns or control characters."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ from batch_attend.reading.headers import HEADER_SEARCH_ROWS, header_index
 from batch_attend.reading.limits import MAX_ROWS, InputError, place
 
 
-@dataclass
+@dataclasses.dataclass
 class Table:
     """One sheet's data rows as text; ``frame``'s columns by position (headers may repeat), a
     results file's contract columns apart in ``results``."""
@@ -69,17 +67,15 @@ def table_from_grid(
     phone_column: str | None = None,
     header_row: int | None = None,
 ) -> Table:
-    """A grid of text cells split into the header (``header_row``, else found among the top
-    rows, else the first non-blank one) and data rows, without blank rows and columns; the row
-    numbers (from 1) still count them."""
+    """A grid of text cells split into the header (``header_row``, else found among the top rows,
+    else the first non-blank one) and data rows; the row numbers (from 1) count blank rows."""
     where = place(source, sheet)
     if header_row is not None:
         if header_row > len(grid) or is_blank(list(grid.iloc[header_row - 1])):
             message = _("{where}: row {row} (given by --header-row) is empty or past the end.")
             page = _("Row {row} is empty or past the end: choose another header row.")
-            raise InputError(
-                message.format(where=where, row=header_row), page=page.format(row=header_row)
-            )
+            page = page.format(row=header_row)
+            raise InputError(message.format(where=where, row=header_row), page=page)
         grid = grid.iloc[header_row - 1 :]
     top = [list(r) for r in grid.head(HEADER_SEARCH_ROWS).itertuples(index=False, name=None)]
     h = 0 if header_row is not None else header_index(top, phone_column)
@@ -111,10 +107,7 @@ def refuse_control_characters(table: Table) -> None:
     """Refuse a table whose cells hold a control character, naming the first by row and column."""
     named = list(table.frame.set_axis(table.columns, axis=1).items())
     named += [] if table.results is None else list(table.results.items())
-    hits = on_cores(
-        lambda item: item[1].str.contains(CONTROL_CHARACTERS, regex=True).to_numpy(dtype=bool),
-        named,
-    )
+    hits = on_cores(lambda item: item[1].str.contains(CONTROL_CHARACTERS).to_numpy(bool), named)
     found = [  # the first such cell of each column: (row, column name, cell)
         (int(table.row_numbers[hit.argmax()]), name, column.iloc[hit.argmax()])
         for hit, (name, column) in zip(hits, named, strict=True)

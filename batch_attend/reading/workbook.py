@@ -20,24 +20,14 @@ import pyarrow.compute as pc
 
 from batch_attend import i18n
 from batch_attend.i18n import _
+from batch_attend.reading import limits
 from batch_attend.reading.headers import HEADER_SEARCH_ROWS, find, header_index, phone_strengths
-from batch_attend.reading.limits import (
-    MAX_INFLATED_BYTES,
-    MAX_TEXT_BYTES,
-    WORKBOOK_MEMORY,
-    InputError,
-    check_cells,
-    mib,
-    place,
-    quoted,
-)
+from batch_attend.reading.limits import InputError, check_cells, mib, place, quoted
 
-#: Where a child's memory can be capped (RLIMIT_DATA): there, a workbook is read in one.
-CAPPED = sys.platform == "linux"
-#: Rows of a sheet turned into text at a time.
-BLOCK_ROWS = 65536
-#: Rows read from each sheet of a workbook to find the one holding the leads.
-SHEET_SAMPLE_ROWS = 200
+CAPPED = sys.platform == "linux"  #: Where a workbook is read in a capped child.
+BLOCK_ROWS = 65536  #: Rows of a sheet turned into text at a time.
+Sheet = str | int | None  #: A sheet's name, or its number from 1; None: the one holding the leads.
+SHEET_SAMPLE_ROWS = 200  #: Rows read from each sheet to find the one holding the leads.
 _PHONE_LIKE = re.compile(r"\D*(?:\d\D{0,3}){8,}")  # eight digits or more, masks between
 
 
@@ -51,26 +41,9 @@ def cell_text(value: object) -> str:
         return str(int(value))  # at any size, as pandas' reader gives it
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return str(value)
-
-
-def check_inflated(path: Path) -> None:
-    """Refuse, before it is parsed, a workbook whose members' declared sizes (the readers stop
-    there), or an .xls's own size, pass :data:`MAX_INFLATED_BYTES`."""
-    if path.suffix.lower() == ".xls":  # the reader checked that the content is what it says
-        size = path.stat().st_size
-    else:
-        with zipfile.ZipFile(path) as archive:
-            size = sum(member.file_size for member in archive.infolist())
-    if size > MAX_INFLATED_BYTES:
-        message = _(
-            "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
-        )
-        raise InputError(message.format(path=path, size=mib(size), limit=mib(MAX_INFLATED_BYTES)))
+    if isinstance(value, dt.datetime) and value.time() == dt.time():
+        return value.date().isoformat()
+    return str(value)  # a date's, a time's or a datetime's is its ISO form
 
 
 def _damaged(path: Path, exc: Exception) -> InputError:
@@ -81,13 +54,24 @@ def _damaged(path: Path, exc: Exception) -> InputError:
 
 
 class Book:
-    """A workbook open in calamine, or in openpyxl for the few files only it accepts."""
+    """A workbook open in calamine, or in openpyxl for the few files only it accepts; refused
+    before it is parsed if its parts' declared sizes (the readers stop there) pass the limit."""
 
     def __init__(self, path: Path) -> None:
         from python_calamine import CalamineWorkbook
 
+        if path.suffix.lower() == ".xls":  # the reader checked that the content is what it says
+            size = path.stat().st_size
+        else:
+            with zipfile.ZipFile(path) as archive:
+                size = sum(member.file_size for member in archive.infolist())
+        if size > limits.MAX_INFLATED_BYTES:
+            message = _(
+                "{path}: the workbook would inflate to {size} when opened, more than the {limit} batch-attend reads. Split it into smaller files; a workbook of leads is far smaller, so this one may be damaged."
+            )
+            limit = mib(limits.MAX_INFLATED_BYTES)
+            raise InputError(message.format(path=path, size=mib(size), limit=limit))
         self.path = path
-        check_inflated(path)
         try:
             self._book, self._openpyxl = CalamineWorkbook.from_path(str(path)), None
         except Exception as exc:  # calamine raises its own types for damaged files
@@ -101,29 +85,27 @@ class Book:
                 raise _damaged(path, exc) from exc
         self.names = [str(n) for n in (self._openpyxl or self._book).sheet_names]
 
-    def rows(self, name: str):
-        """The sheet's rows of cell values from A1, its height and its width."""
-        if self._openpyxl is not None:  # rare: read whole, its dimensions may be unknown
-            rows = list(self._openpyxl[name].iter_rows(values_only=True))
-            width = max(map(len, rows), default=0)
-            return (row + (None,) * (width - len(row)) for row in rows), len(rows), width
-        try:
-            sheet = self._book.get_sheet_by_name(name)
-        except MemoryError:
-            raise
-        except Exception as exc:  # calamine raises its own types for damaged parts
-            raise _damaged(self.path, exc) from exc
-        if sheet.start is None:
-            return iter(()), 0, 0
-        pad = (None,) * sheet.start[1]  # calamine's rows begin at the first column used
-        rows = (pad + tuple(row) for row in sheet.iter_rows())
-        return rows, sheet.end[0] + 1, sheet.end[1] + 1
-
     def grid(self, name: str, nrows: int | None = None) -> pa.Table:
         """A sheet's cells as text from A1, a block of rows at a time (Python values take far more
         memory than their text); a whole sheet past the limits is refused."""
+        if self._openpyxl is not None:  # rare: read whole, its dimensions may be unknown
+            cells = list(self._openpyxl[name].iter_rows(values_only=True))
+            height, width = len(cells), max(map(len, cells), default=0)
+            rows = (row + (None,) * (width - len(row)) for row in cells)
+        else:
+            try:
+                sheet = self._book.get_sheet_by_name(name)
+            except MemoryError:
+                raise
+            except Exception as exc:  # calamine raises its own types for damaged parts
+                raise _damaged(self.path, exc) from exc
+            if sheet.start is None:  # an empty sheet
+                rows, height, width = iter(()), 0, 0
+            else:
+                pad = (None,) * sheet.start[1]  # calamine's rows begin at the first column used
+                rows = (pad + tuple(row) for row in sheet.iter_rows())
+                height, width = sheet.end[0] + 1, sheet.end[1] + 1
         where = place(self.path, name)
-        rows, height, width = self.rows(name)
         if nrows is None:
             check_cells(where, height, width)
         else:
@@ -136,11 +118,12 @@ class Book:
                 part.append(pa.array(text, pa.large_string()))
         columns = [pa.chunked_array(part, pa.large_string()) for part in parts]
         text = sum(pc.sum(pc.binary_length(column)).as_py() or 0 for column in columns)
-        if nrows is None and text > MAX_TEXT_BYTES:
+        if nrows is None and text > limits.MAX_TEXT_BYTES:
             message = _(
                 "{where}: the cells hold {size} of text, more than the {limit} batch-attend reads. Split the file."
             )
-            raise InputError(message.format(where=where, size=mib(text), limit=mib(MAX_TEXT_BYTES)))
+            limit = mib(limits.MAX_TEXT_BYTES)
+            raise InputError(message.format(where=where, size=mib(text), limit=limit))
         return pa.table(columns, names=[str(j) for j in range(width)])
 
 
@@ -154,7 +137,7 @@ def _phones_below_header(top: list[list[str]], phone_column: str | None) -> int:
     return sum(any(_PHONE_LIKE.fullmatch(row[j]) for j in columns) for row in top[h + 1 :])
 
 
-def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
+def _choose_sheet(path: Path, names: list[str], sheet: Sheet) -> str:
     """``--sheet``: a sheet's name, or its number from 1."""
     text = str(sheet).strip()
     if sheet not in names and text.isdigit() and 1 <= int(text) <= len(names):
@@ -165,9 +148,7 @@ def _choose_sheet(path: Path, names: list[str], sheet: str | int) -> str:
     raise InputError(message.format(path=path, sheet=sheet, names=quoted(names)))
 
 
-def sheet_grid(
-    path: Path, sheet: str | int | None, phone_column: str | None
-) -> tuple[str, pa.Table]:
+def sheet_grid(path: Path, sheet: Sheet, phone_column: str | None) -> tuple[str, pa.Table]:
     """The chosen sheet's name and grid: ``sheet``, else the one with the most phones under a
     phone header (not an instructions tab that mentions a phone)."""
     book = Book(path)
@@ -194,9 +175,7 @@ def sheet_grid(
     )
 
 
-def read_workbook(
-    path: Path, sheet: str | int | None, phone_column: str | None
-) -> tuple[str, pa.Table]:
+def read_workbook(path: Path, sheet: Sheet, phone_column: str | None) -> tuple[str, pa.Table]:
     """:func:`sheet_grid`, in a capped child process where the memory cap exists (Linux)."""
     if not CAPPED:
         return sheet_grid(path, sheet, phone_column)
@@ -217,7 +196,7 @@ def read_workbook(
     message = _(
         "{path}: reading the workbook needs more than the {limit} of memory batch-attend allows: a sheet's cells may reach far past its data, or one long text may fill many cells. Open it in a spreadsheet program, delete the rows and columns past the data, and save it again."
     )
-    raise InputError(message.format(path=path, limit=mib(WORKBOOK_MEMORY)))
+    raise InputError(message.format(path=path, limit=mib(limits.WORKBOOK_MEMORY)))
 
 
 def _child() -> None:
@@ -230,7 +209,7 @@ def _child() -> None:
     with open("/proc/self/status") as status:  # this process's data segment, what the cap counts
         used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmData:"))
     _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    limit = used + WORKBOOK_MEMORY
+    limit = used + limits.WORKBOOK_MEMORY
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
