@@ -8,7 +8,6 @@ import codecs
 import csv
 import dataclasses
 import io
-import itertools
 import json
 import os
 import re
@@ -215,57 +214,39 @@ def outcome_frame(
     that; one to send or carried over takes its lead's record (done beats decided beats still
     being sent; the first among equals); one no answer decided is skipped for ``unsent``. With
     ``compare_asked``, a carried row that now asks for someone else says so (``not_resent``)."""
+    n = len(plan)
     invalid = (plan["status"] == RowStatus.INVALID).to_numpy(bool)
     codes, distinct = pd.factorize(plan["operators"].to_numpy(dtype=object))
-    operators = pd.Series(
-        np.array([", ".join(ops) for ops in distinct], dtype=object)[codes], dtype=str
-    )
-    index = pd.RangeIndex(len(plan))
-    blank = pd.Series("", index=index, dtype=str)
-    frame = pd.DataFrame(
-        {
-            "row": plan["row"].to_numpy(),
-            "phone": choose_text(invalid, "", plan["phone"].reset_index(drop=True)),
-            "attendance_number": blank,
-            "operators": choose_text(invalid, "", operators),
-            "http_status": pd.Series(pd.NA, index=index, dtype="Int64"),
-            "attempts": 0,
-            "done_at": blank,
-            "department": choose_text(invalid, "", plan["department"].reset_index(drop=True)),
-        },
-        index=index,
-    )
-    decision = {  # as plain arrays until the end: most of their cells change below
+    operators = np.array([", ".join(ops) for ops in distinct], dtype=object)[codes]
+    columns = {  # as plain arrays until the end: most of their cells change below
         "status": plan["status"].to_numpy(dtype=object, na_value=None, copy=True),
+        "attendance_number": np.full(n, "", dtype=object),
+        "operators": np.where(invalid, "", operators),
+        "http_status": np.full(n, None, dtype=object),
         "error_code": plan["error_code"].to_numpy(dtype=object, copy=True),
         "error_message": plan["error_message"].to_numpy(dtype=object, copy=True),
+        "attempts": np.zeros(n, dtype=np.int64),
+        "done_at": np.full(n, "", dtype=object),
+        "department": np.where(invalid, "", plan["department"].to_numpy(dtype=object)),
     }
     sendable = (plan["status"].isna() | plan["carried"]).to_numpy()
-    records = iter(records)
-    first = next(records, None)
-    asked: dict[int, Record] = {}
-    if first is not None:
-        columns = {name: frame[name].to_numpy(dtype=object, copy=True) for name in _RECORDED}
-        asked = _take_records(
-            plan, sendable, itertools.chain((first,), records), {**columns, **decision}
-        )
-        for name in _RECORDED:
-            frame[name] = pd.Series(columns[name], index=index, dtype=frame[name].dtype)
-    undecided = sendable & pd.isna(decision["status"])
-    for column, value in zip(decision, (RowStatus.SKIPPED, *unsent), strict=True):
-        decision[column][undecided] = str(value)
+    asked = _take_records(plan, sendable, records, columns)
+    undecided = sendable & pd.isna(columns["status"])
+    columns["status"][undecided] = str(RowStatus.SKIPPED)
+    columns["error_code"][undecided] = str(unsent[0])
+    columns["error_message"][undecided] = unsent[1]
     if compare_asked:
-        for i in np.flatnonzero(plan["carried"].to_numpy()):
-            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], asked.get(i))
+        for i, record in asked.items():
+            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], record)
             if note:
-                decision["error_code"][i], decision["error_message"][i] = ErrorCode.NOT_RESENT, note
-    for column, values in decision.items():
-        frame[column] = pd.Series(values, index=index, dtype=str)
-    return frame[list(OUTCOME_COLUMNS)]
-
-
-#: The outcome columns a record fills, beside status, error_code and error_message.
-_RECORDED = ("attendance_number", "operators", "http_status", "attempts", "done_at", "department")
+                columns["error_code"][i], columns["error_message"][i] = ErrorCode.NOT_RESENT, note
+    types = {"http_status": "Int64", "attempts": "int64"}
+    frame = {
+        name: pd.Series(values, dtype=types.get(name, str)) for name, values in columns.items()
+    }
+    frame["row"] = pd.Series(plan["row"].to_numpy())
+    frame["phone"] = choose_text(invalid, "", plan["phone"].reset_index(drop=True))
+    return pd.DataFrame(frame)[list(OUTCOME_COLUMNS)]
 
 
 def _take_records(
