@@ -129,8 +129,7 @@ def check_output(output: str, input_path: Path, *, input_is_results: bool = Fals
 
 
 def check_writable(target: Path) -> None:
-    """Refuse, before anything is sent, a file that could not be written when its time comes:
-    its folder missing or read-only, a folder in its place, a read-only file."""
+    """Refuse, before anything is sent, a file that could not be written when its time comes."""
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(
@@ -252,8 +251,8 @@ def outcome_frame(
 def _take_records(
     plan: pd.DataFrame, sendable: np.ndarray, records: Iterable[Record], columns: dict
 ) -> dict[int, Record]:
-    """Write into ``columns`` (arrays by row position) the record each row takes, as the records
-    stream by; returns the carried rows' records by position (for the not_resent note)."""
+    """Write into ``columns`` the record each row takes, as the records stream by; returns the
+    carried rows' records by position."""
     phones = plan["phone"].to_numpy(dtype=object)[sendable]
     where = dict(zip(phones, np.flatnonzero(sendable).tolist(), strict=True))
     carried = plan["carried"].to_numpy()
@@ -350,9 +349,8 @@ def csv_delimiter(
 def write_csv(
     stream: BinaryIO, header: Sequence[str], frame: pd.DataFrame, delimiter: str = ","
 ) -> None:
-    """UTF-8 CSV, CRLF line ends, the rows by pyarrow's writer (every text cell quoted). Every
-    column that may hold outside text (the input's, the API's attendance number and operators)
-    is made inert; the contract's others cannot start like a formula."""
+    """UTF-8 CSV, CRLF line ends, the rows by pyarrow's writer; the columns that may hold outside
+    text (the input's, the API's attendance number and operators) made inert."""
     import pyarrow as pa
     import pyarrow.csv
 
@@ -385,9 +383,8 @@ def write_results(
     delimiter: str = ",",
     lang: str = "en",
 ) -> None:
-    """Write a results frame (see :func:`contract_frame`) to ``output`` (``-``: CSV on
-    ``stdout``), atomically, first removing what a killed run left; ``lang``: the language of
-    the error sentences and the Summary sheet."""
+    """A results frame (see :func:`contract_frame`) to ``output`` (``-``: CSV on ``stdout``),
+    atomically, first removing what a killed run left; ``lang``: its sentences' language."""
     header = result_header(columns)
     if len(header) != frame.shape[1]:
         raise ValueError(f"{len(header)} header names for {frame.shape[1]} columns")
@@ -448,7 +445,7 @@ def summary_of(summary: RunSummary, contract: pd.DataFrame) -> RunSummary:
 
 
 def counted(status: RowStatus | str, n: int) -> str:
-    """``n`` rows of a status in words, singular or plural as the language counts them."""
+    """``n`` rows of a status in words."""
     return counted_words(status, n).format(count=i18n.number(n))
 
 
@@ -471,8 +468,7 @@ def counted_words(status: RowStatus | str, n: int) -> str:
 
 
 def format_summary(summary: RunSummary) -> str:
-    """The line printed after a run: counts per status (a dry run's rows to send are "ready"),
-    time, the rate of the rows this run's requests decided, where the results went."""
+    """The line printed after a run (a dry run's rows to send are "ready")."""
     ready = summary.error_counts[ErrorCode.DRY_RUN] if summary.dry_run else 0
     counts = Counter(summary.counts)
     counts[RowStatus.SKIPPED] -= ready

@@ -3,6 +3,7 @@ filtered, one page wide in print, a Summary sheet; Portuguese throughout for a P
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,9 +63,7 @@ def write_xlsx(
         sheet = book.add_worksheet("Resultados" if portuguese else "Results")
         bold = book.add_format({"bold": True})
         wrap = book.add_format({"text_wrap": True, "valign": "top"})
-        status_formats = {
-            str(s): book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()
-        }
+        status_formats = {s: book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()}
         width = len(header) - len(RESULT_COLUMNS)
         status_col = width + RESULT_COLUMNS.index("status")
         error_col = width + RESULT_COLUMNS.index("error")
@@ -94,17 +93,17 @@ def write_xlsx(
         sheet.fit_to_pages(1, 0)
         sheet.repeat_rows(0)
         if summary is not None:
-            _write_summary_sheet(book, summary, bold, width, frame, words)
+            contract = frame.iloc[:, width:].set_axis(RESULT_COLUMNS, axis=1)
+            _write_summary_sheet(book, summary, bold, contract, words)
     finally:
         book.close()
 
 
 def _write_summary_sheet(
-    book, summary: RunSummary, bold, width: int, frame: pd.DataFrame, words: dict
+    book, summary: RunSummary, bold, contract: pd.DataFrame, words: dict
 ) -> None:
-    """Counts in A:B (per status, error code, operator, department), the run in D:E; built
-    first, then written row by row as a constant_memory sheet must be. In Portuguese
-    (``words``: the statuses' names) statuses and codes are said in words."""
+    """Counts in A:B, the run in D:E; built first, then written row by row as a constant_memory
+    sheet must be. In Portuguese (``words``) statuses and codes are said in words."""
     rows = _("rows")
     left: list[tuple] = [(_("status"), rows, bold)]
     left += [(words.get(s, str(s)), summary.counts[s], None) for s in RowStatus]
@@ -112,10 +111,11 @@ def _write_summary_sheet(
     errors = Counter()
     for code, n in summary.error_counts.items():
         errors[sentences.label(code) if words else str(code)] += n
+    started = contract[contract["status"] == RowStatus.STARTED]
     for title, counts, always in (
         (_("error"), dict(sorted(errors.items())), True),
-        (_("started, by operator"), _started_by(width, frame, "operators", summary), False),
-        (_("started, by department"), _started_by(width, frame, "department", summary), False),
+        (_("started, by operator"), _started_by(started["operators"], summary.names), False),
+        (_("started, by department"), _started_by(started["department"], summary.names), False),
     ):
         if always or counts:  # nothing started: no section
             left += [(None, None, None), (title, rows, bold)]
@@ -134,11 +134,10 @@ def _write_summary_sheet(
     sheet.set_column(1, 1, 12)
     sheet.set_column(3, 3, 14)
     sheet.set_column(4, 4, min(max(len(str(v)) for _k, v, _f in right) + 2, 100))
-    for r in range(max(len(left), len(right))):
-        for col, part in ((0, left), (3, right)):
-            if r >= len(part) or part[r][0] is None:
+    for r, pair in enumerate(itertools.zip_longest(left, right, fillvalue=(None, None, None))):
+        for col, (label, value, style) in zip((0, 3), pair, strict=True):
+            if label is None:
                 continue
-            label, value, style = part[r]
             sheet.write_string(r, col, label, style)
             if isinstance(value, int):
                 sheet.write_number(r, col + 1, value, style)
@@ -146,16 +145,13 @@ def _write_summary_sheet(
                 sheet.write_string(r, col + 1, value, style)
 
 
-def _started_by(width: int, frame: pd.DataFrame, column: str, summary: RunSummary) -> dict:
+def _started_by(cells: pd.Series, names: dict[str, str]) -> dict:
     """Attendances started per operator (a row sent to two counts for each) or department, most
     first, each ID with its name in the account when known."""
-    status = frame[width + RESULT_COLUMNS.index("status")] == RowStatus.STARTED
-    cells = frame.loc[status, width + RESULT_COLUMNS.index(column)].astype(str)
     counts: Counter = Counter()
-    for cell, n in cells.value_counts().items():
+    for cell, n in cells.astype(str).value_counts().items():
         for sent in {part.strip() for part in cell.split(",")} - {""}:
             counts[sent] += n
-    names = summary.names
     return {
         f"{sent} ({names[sent]})" if names.get(sent) else sent: n
         for sent, n in counts.most_common()
