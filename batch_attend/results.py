@@ -33,7 +33,6 @@ from batch_attend.outcomes import (
     Outcome,
     RowStatus,
     RunSummary,
-    error_column,
     split_error,
 )
 from batch_attend.reading.handed_back import INPUT_SUFFIX
@@ -329,10 +328,12 @@ def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
 
 
 def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """What is written: the input columns as read, then the contract columns in order (columns
-    labelled by position; the header row is written from the real names)."""
-    error = error_column(outcomes["error_code"], outcomes["error_message"])
-    contract = outcomes.assign(error=error)[list(RESULT_COLUMNS)]
+    """What is written: the input columns as read, then the contract's (``error``: ``code:
+    sentence``, the code alone or empty), labelled by position: the header is written apart."""
+    codes, messages = outcomes["error_code"], outcomes["error_message"]
+    both = ((codes != "") & (messages != "")).to_numpy(bool)
+    contract = outcomes.assign(error=choose_text(both, codes + ": " + messages, codes))
+    contract = contract[list(RESULT_COLUMNS)]
     frame = pd.concat([inputs.reset_index(drop=True), contract.reset_index(drop=True)], axis=1)
     return frame.set_axis(range(frame.shape[1]), axis=1)
 
