@@ -308,23 +308,14 @@ def _not_resent(operators: tuple[str, ...], department: str, record: Record | No
 
 def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
     """The rows of an outcome frame as :class:`Outcome` objects, for library callers."""
-    return [
-        Outcome(
-            RowStatus(status),
-            phone=phone,
-            attendance_number=number,
-            operators=tuple(operators.split(", ")) if operators else (),
-            http_status=None if pd.isna(http_status) else int(http_status),
-            error_code=code,
-            error_message=message,
-            attempts=int(attempts),
-            done_at=done_at,
-            department=department,
-        )
-        for _, phone, status, number, operators, http_status, code, message, attempts, done_at, department in (
-            frame.itertuples(index=False, name=None)
-        )
-    ]
+    outcomes = []
+    for row in frame.drop(columns="row").to_dict("records"):
+        row["status"] = RowStatus(row["status"])
+        row["operators"] = tuple(row["operators"].split(", ")) if row["operators"] else ()
+        row["http_status"] = None if pd.isna(row["http_status"]) else int(row["http_status"])
+        row["attempts"] = int(row["attempts"])
+        outcomes.append(Outcome(**row))
+    return outcomes
 
 
 def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
