@@ -85,20 +85,15 @@ def check_cell_lengths(output: str, table: Table) -> None:
         lengths = table.column(j).str.len().to_numpy(dtype=float, na_value=0)
         too_long = np.flatnonzero(lengths > XLSX_MAX_CELL_CHARS)
         if too_long.size:
-            found.append((int(table.row_numbers[too_long[0]]), j, name, lengths[too_long[0]]))
+            found.append((int(table.row_numbers[too_long[0]]), j, name, int(lengths[too_long[0]])))
     if found:
         row, _j, column, length = min(found)
+        limit = i18n.number(XLSX_MAX_CELL_CHARS)
         raise OutputError(
             _(
                 "{output}: row {row}, column '{column}' holds {length} characters, more than an "
                 "XLSX cell can hold ({limit}); write the results as .csv instead."
-            ).format(
-                output=output,
-                row=row,
-                column=column,
-                length=i18n.number(int(length)),
-                limit=i18n.number(XLSX_MAX_CELL_CHARS),
-            )
+            ).format(output=output, row=row, column=column, length=i18n.number(length), limit=limit)
         )
 
 
@@ -228,16 +223,11 @@ def outcome_frame(
         "department": np.where(invalid, "", plan["department"].to_numpy(dtype=object)),
     }
     sendable = (plan["status"].isna() | plan["carried"]).to_numpy()
-    asked = _take_records(plan, sendable, records, columns)
+    _take_records(plan, sendable, records, columns, compare_asked)
     undecided = sendable & pd.isna(columns["status"])
     columns["status"][undecided] = str(RowStatus.SKIPPED)
     columns["error_code"][undecided] = str(unsent[0])
     columns["error_message"][undecided] = unsent[1]
-    if compare_asked:
-        for i, record in asked.items():
-            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], record)
-            if note:
-                columns["error_code"][i], columns["error_message"][i] = ErrorCode.NOT_RESENT, note
     types = {"http_status": "Int64", "attempts": "int64"}
     frame = {
         name: pd.Series(values, dtype=types.get(name, str)) for name, values in columns.items()
@@ -248,16 +238,15 @@ def outcome_frame(
 
 
 def _take_records(
-    plan: pd.DataFrame, sendable: np.ndarray, records: Iterable[Record], columns: dict
-) -> dict[int, Record]:
-    """Write into ``columns`` the record each row takes, as the records stream by; returns the
-    carried rows' records by position."""
+    plan: pd.DataFrame, sendable: np.ndarray, records: Iterable[Record], columns: dict, compare
+) -> None:
+    """Write into ``columns`` the record each row takes, as the records stream by (``compare``:
+    with the not_resent note where a carried row now asks for someone else)."""
     phones = plan["phone"].to_numpy(dtype=object)[sendable]
     where = dict(zip(phones, np.flatnonzero(sendable).tolist(), strict=True))
     carried = plan["carried"].to_numpy()
     rank = np.full(len(plan), -1, dtype=np.int8)  # of the record a row took
     shared: dict[str, str] = {}  # a run repeats a few statuses, operator lists and moments
-    asked: dict[int, Record] = {}
     for record in records:
         i = where.get(record.phone)
         if i is None:
@@ -279,15 +268,16 @@ def _take_records(
         columns["done_at"][i] = shared.setdefault(record.done_at, record.done_at)
         if record.asked_department is not None:
             columns["department"][i] = record.asked_department
-        if carried[i]:
-            asked[i] = record
-    return asked
+        if carried[i] and compare:
+            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], record)
+            if note:
+                columns["error_code"][i], columns["error_message"][i] = ErrorCode.NOT_RESENT, note
 
 
-def _not_resent(operators: tuple[str, ...], department: str, record: Record | None) -> str:
+def _not_resent(operators: tuple[str, ...], department: str, record: Record) -> str:
     """The note for a lead done earlier whose row now asks for someone else (a row naming no
     operators, left to a pool, asks for no one in particular)."""
-    if record is None or record.asked_operators is None or not operators:
+    if record.asked_operators is None or not operators:
         return ""
     if set(operators) == set(record.asked_operators) and (
         record.asked_department is None or department == record.asked_department
@@ -467,23 +457,6 @@ def format_summary(summary: RunSummary) -> str:
     parts = [counted(s, counts[s]) for s in RowStatus if counts[s] > 0]
     if ready:
         parts.insert(0, counted("ready", ready))
-    where = _("stdout") if summary.output == STDOUT else summary.output
-    extras = [
-        words.format(count=i18n.number(n))
-        for n, words in (
-            (summary.resumed, _("{count} done by an earlier run")),
-            (summary.retries, ngettext("{count} retry", "{count} retries", summary.retries)),
-            (
-                summary.pushbacks,
-                ngettext(
-                    "{count} request refused by a rate limit",
-                    "{count} requests refused by a rate limit",
-                    summary.pushbacks,
-                ),
-            ),
-        )
-        if n
-    ]
     line = ngettext(
         "{total} row: {parts} in {elapsed} s", "{total} rows: {parts} in {elapsed} s", summary.total
     ).format(
@@ -494,6 +467,19 @@ def format_summary(summary: RunSummary) -> str:
     if summary.decided_rows and summary.elapsed > 0:
         rate = summary.decided_rows / summary.elapsed
         line += " " + _("({rate} rows/s)").format(rate=i18n.number(rate, 1))
-    return (
-        line + "".join(f"; {e}" for e in extras) + ". " + _("Results: {where}").format(where=where)
-    )
+    for n, words in (
+        (summary.resumed, _("{count} done by an earlier run")),
+        (summary.retries, ngettext("{count} retry", "{count} retries", summary.retries)),
+        (
+            summary.pushbacks,
+            ngettext(
+                "{count} request refused by a rate limit",
+                "{count} requests refused by a rate limit",
+                summary.pushbacks,
+            ),
+        ),
+    ):
+        if n:
+            line += "; " + words.format(count=i18n.number(n))
+    where = _("stdout") if summary.output == STDOUT else summary.output
+    return line + ". " + _("Results: {where}").format(where=where)
