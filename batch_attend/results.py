@@ -222,32 +222,15 @@ def outcome_frame(
         "done_at": np.full(n, "", dtype=object),
         "department": np.where(invalid, "", plan["department"].to_numpy(dtype=object)),
     }
-    sendable = (plan["status"].isna() | plan["carried"]).to_numpy()
-    _take_records(plan, sendable, records, columns, compare_asked)
-    undecided = sendable & pd.isna(columns["status"])
-    columns["status"][undecided] = str(RowStatus.SKIPPED)
-    columns["error_code"][undecided] = str(unsent[0])
-    columns["error_message"][undecided] = unsent[1]
-    types = {"http_status": "Int64", "attempts": "int64"}
-    frame = {
-        name: pd.Series(values, dtype=types.get(name, str)) for name, values in columns.items()
-    }
-    frame["row"] = pd.Series(plan["row"].to_numpy())
-    frame["phone"] = choose_text(invalid, "", plan["phone"].reset_index(drop=True))
-    return pd.DataFrame(frame)[list(OUTCOME_COLUMNS)]
-
-
-def _take_records(
-    plan: pd.DataFrame, sendable: np.ndarray, records: Iterable[Record], columns: dict, compare
-) -> None:
-    """Write into ``columns`` the record each row takes, as the records stream by (``compare``:
-    with the not_resent note where a carried row now asks for someone else)."""
-    phones = plan["phone"].to_numpy(dtype=object)[sendable]
-    where = dict(zip(phones, np.flatnonzero(sendable).tolist(), strict=True))
     carried = plan["carried"].to_numpy()
-    rank = np.full(len(plan), -1, dtype=np.int8)  # of the record a row took
+    sendable = plan["status"].isna().to_numpy() | carried
+    rank = np.full(n, -1, dtype=np.int8)  # of the record a row took
     shared: dict[str, str] = {}  # a run repeats a few statuses, operator lists and moments
-    for record in records:
+    where = None  # each phone's row, looked up once a record comes (a first dry run has none)
+    for record in records:  # as they stream by
+        if where is None:
+            phones = plan["phone"].to_numpy(dtype=object)[sendable]
+            where = dict(zip(phones, np.flatnonzero(sendable).tolist(), strict=True))
         i = where.get(record.phone)
         if i is None:
             continue
@@ -268,10 +251,21 @@ def _take_records(
         columns["done_at"][i] = shared.setdefault(record.done_at, record.done_at)
         if record.asked_department is not None:
             columns["department"][i] = record.asked_department
-        if carried[i] and compare:
+        if carried[i] and compare_asked:
             note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], record)
             if note:
                 columns["error_code"][i], columns["error_message"][i] = ErrorCode.NOT_RESENT, note
+    undecided = sendable & pd.isna(columns["status"])
+    columns["status"][undecided] = str(RowStatus.SKIPPED)
+    columns["error_code"][undecided] = str(unsent[0])
+    columns["error_message"][undecided] = unsent[1]
+    types = {"http_status": "Int64", "attempts": "int64"}
+    frame = {
+        name: pd.Series(values, dtype=types.get(name, str)) for name, values in columns.items()
+    }
+    frame["row"] = pd.Series(plan["row"].to_numpy())
+    frame["phone"] = choose_text(invalid, "", plan["phone"].reset_index(drop=True))
+    return pd.DataFrame(frame)[list(OUTCOME_COLUMNS)]
 
 
 def _not_resent(operators: tuple[str, ...], department: str, record: Record) -> str:
