@@ -9,19 +9,22 @@ from enum import Enum, IntEnum, StrEnum, unique
 
 from batch_attend import sentences
 
-#: The columns every results file ends with, in this order (tested against the README's table).
-RESULT_COLUMNS = (
-    "row",
-    "phone",
-    "status",
-    "attendance_number",
-    "operators",
-    "http_status",
-    "error",
-    "attempts",
-    "done_at",
-    "department",
-)
+#: The columns every results file ends with, in this order (tested against the README's table),
+#: and their names in Portuguese results (an XLSX for a Portuguese reader), as its statuses'
+#: below: fixed here, not in the catalog, so such a file is always recognised when handed back.
+PORTUGUESE_COLUMNS = {
+    "row": "linha",
+    "phone": "telefone enviado",
+    "status": "situação",
+    "attendance_number": "número do atendimento",
+    "operators": "operadores enviados",
+    "http_status": "status HTTP",
+    "error": "motivo",
+    "attempts": "tentativas",
+    "done_at": "concluída em",
+    "department": "departamento enviado",
+}
+RESULT_COLUMNS = tuple(PORTUGUESE_COLUMNS)
 
 
 @unique
@@ -34,13 +37,6 @@ class RowStatus(StrEnum):
     UNDONE = "undone"  # started, then finished by ``batch-attend undo``: a later run sends it
 
 
-#: Portuguese results (an XLSX for a Portuguese reader) name the contract's columns and
-#: statuses so; fixed here, not in the catalog, so a file written so is always recognised when
-#: handed back (:mod:`batch_attend.reading.handed_back`).
-PORTUGUESE_COLUMNS = dict(zip(RESULT_COLUMNS, (
-    "linha", "telefone enviado", "situação", "número do atendimento", "operadores enviados",
-    "status HTTP", "motivo", "tentativas", "concluída em", "departamento enviado",
-), strict=True))  # fmt: skip
 PORTUGUESE_STATUSES = dict(zip(RowStatus, (
     "iniciada", "já em atendimento", "inválida", "com falha", "não enviada", "desfeita"
 ), strict=True))  # fmt: skip
