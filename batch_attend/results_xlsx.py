@@ -35,24 +35,11 @@ _STATUS_COLOURS = {
 _MAX_WIDTH, _OWN_MAX_WIDTH, _ERROR_WIDTH = 60, 30, 50
 
 
-def _column_widths(header: Sequence[str], frame: pd.DataFrame, width: int) -> list[float]:
-    """From the header (bold, with the filter button: 3 more) and the first rows' text."""
-    widths = [max(len(h) + 3, 8) for h in header]
-    for row in frame.head(500).itertuples(index=False, name=None):
-        for j, cell in enumerate(row):
-            if isinstance(cell, str) and cell:
-                widths[j] = max(widths[j], max(len(line) for line in cell.splitlines()) + 1)
-    caps = [_OWN_MAX_WIDTH] * width + [_MAX_WIDTH] * len(RESULT_COLUMNS)
-    caps[width + RESULT_COLUMNS.index("error")] = _ERROR_WIDTH
-    return [max(min(w, cap), len(h) + 3) for w, h, cap in zip(widths, header, caps, strict=True)]
-
-
 def write_xlsx(
     path: str, header: Sequence[str], frame: pd.DataFrame, summary: RunSummary | None
 ) -> None:
-    """Text cells stay text (phones and IDs stay digits, formulas inert). In Portuguese (the
-    current language) the contract's columns and statuses are named so, and a reason is its
-    sentence alone."""
+    """Text cells stay text (phones and IDs stay digits, formulas inert). In Portuguese (the current
+    language) the contract's columns and statuses are named so, a reason is its sentence alone."""
     import xlsxwriter
 
     book = xlsxwriter.Workbook(
@@ -72,8 +59,17 @@ def write_xlsx(
             frame = frame.copy()
             codes, _sep, said = (frame[error_col].str.partition(": ")[k] for k in range(3))
             frame[error_col] = said.where(said != "", codes.map(sentences.label))
-        for j, chars in enumerate(_column_widths(header, frame, width)):
-            sheet.set_column(j, j, chars)
+        # Each column as wide as its header (bold, with the filter button: 3 more) and its first
+        # rows' longest line, up to its cap.
+        widths = [max(len(h) + 3, 8) for h in header]
+        for row in frame.head(500).itertuples(index=False, name=None):
+            for j, cell in enumerate(row):
+                if isinstance(cell, str) and cell:
+                    widths[j] = max(widths[j], max(len(line) for line in cell.splitlines()) + 1)
+        caps = [_OWN_MAX_WIDTH] * width + [_MAX_WIDTH] * len(RESULT_COLUMNS)
+        caps[error_col] = _ERROR_WIDTH
+        for j, (chars, name, cap) in enumerate(zip(widths, header, caps, strict=True)):
+            sheet.set_column(j, j, max(min(chars, cap), len(name) + 3))
         sheet.write_row(0, 0, header, bold)
         words = PORTUGUESE_STATUSES if portuguese else {}
         for i, row in enumerate(frame.itertuples(index=False, name=None), start=1):
