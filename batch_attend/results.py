@@ -1,8 +1,7 @@
 """The results file (one row per input row, in input order: its columns, then the contract's),
-the one-line summary and the summary JSON. Files appear atomically, so no reader sees half of
-one, and no cell is written as a formula a spreadsheet would run. An XLSX is for people: colours
-per status, the header frozen and filtered, one page wide in print, a Summary sheet, Portuguese
-throughout for a Portuguese reader."""
+the one-line summary and the summary JSON; files appear atomically, no cell a formula a
+spreadsheet would run. An XLSX is for people: colours per status, the header frozen and
+filtered, one page wide in print, a Summary sheet, Portuguese for a Portuguese reader."""
 
 from __future__ import annotations
 
@@ -343,11 +342,10 @@ def write_csv(
         inert(pd.Series(header, dtype=str))
     )
     stream.write(line.getvalue().encode("utf-8"))
-    safe = frame.copy(deep=False)
     made_inert = on_cores(inert, [frame[j].astype(str) for j in outside])
-    for j, column in zip(outside, made_inert, strict=True):
-        safe[j] = column
-    table = pa.Table.from_pandas(safe.set_axis([str(j) for j in safe.columns], axis=1))
+    safe = frame.set_axis([str(j) for j in frame.columns], axis=1)  # pyarrow wants names
+    safe = safe.assign(**{str(j): column for j, column in zip(outside, made_inert, strict=True)})
+    table = pa.Table.from_pandas(safe)
     options = pyarrow.csv.WriteOptions(include_header=False, delimiter=delimiter, eol="\r\n")
     pyarrow.csv.write_csv(table, stream, options)
 
