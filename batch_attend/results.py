@@ -127,7 +127,7 @@ def check_output(output: str, input_path: Path, *, input_is_results: bool = Fals
 
 def check_writable(target: Path) -> None:
     """Refuse, before anything is sent, a file that could not be written when its time comes."""
-    folder = target.parent if str(target.parent) else Path(".")
+    folder = target.parent
     if not folder.is_dir():
         raise OutputError(
             _("{output}: the folder '{folder}' does not exist.").format(
