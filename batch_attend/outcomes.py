@@ -9,19 +9,22 @@ from enum import Enum, IntEnum, StrEnum, unique
 
 from batch_attend import sentences
 
-#: The columns every results file ends with, in this order (tested against the README's table).
-RESULT_COLUMNS = (
-    "row",
-    "phone",
-    "status",
-    "attendance_number",
-    "operators",
-    "http_status",
-    "error",
-    "attempts",
-    "done_at",
-    "department",
-)
+#: The columns every results file ends with, in this order (tested against the README's table),
+#: and their names in Portuguese results (an XLSX for a Portuguese reader), as its statuses'
+#: below: fixed here, not in the catalog, so such a file is always recognised when handed back.
+PORTUGUESE_COLUMNS = {
+    "row": "linha",
+    "phone": "telefone enviado",
+    "status": "situação",
+    "attendance_number": "número do atendimento",
+    "operators": "operadores enviados",
+    "http_status": "status HTTP",
+    "error": "motivo",
+    "attempts": "tentativas",
+    "done_at": "concluída em",
+    "department": "departamento enviado",
+}
+RESULT_COLUMNS = tuple(PORTUGUESE_COLUMNS)
 
 
 @unique
@@ -34,13 +37,6 @@ class RowStatus(StrEnum):
     UNDONE = "undone"  # started, then finished by ``batch-attend undo``: a later run sends it
 
 
-#: Portuguese results (an XLSX for a Portuguese reader) name the contract's columns and
-#: statuses so; fixed here, not in the catalog, so a file written so is always recognised when
-#: handed back (:mod:`batch_attend.reading.handed_back`).
-PORTUGUESE_COLUMNS = dict(zip(RESULT_COLUMNS, (
-    "linha", "telefone enviado", "situação", "número do atendimento", "operadores enviados",
-    "status HTTP", "motivo", "tentativas", "concluída em", "departamento enviado",
-), strict=True))  # fmt: skip
 PORTUGUESE_STATUSES = dict(zip(RowStatus, (
     "iniciada", "já em atendimento", "inválida", "com falha", "não enviada", "desfeita"
 ), strict=True))  # fmt: skip
@@ -112,21 +108,13 @@ class Outcome:
 
     @property
     def error(self) -> str:
-        """The ``error`` column of this row (see :func:`error_column`), in the current language."""
+        """The ``error`` column of this row, in the current language."""
         code, message = str(self.error_code), sentences.render(self.error_message)
         return f"{code}: {message}" if code and message else code
 
 
-def error_column(codes, messages):
-    """The ``error`` column: ``code: sentence``, the code alone, or empty (Series of text)."""
-    from batch_attend.columns import choose_text
-
-    both = ((codes != "") & (messages != "")).to_numpy(bool)
-    return choose_text(both, codes + ": " + messages, codes)
-
-
 def split_error(text: str) -> tuple[str, str]:
-    """The code and sentence of an ``error`` cell (the reverse of :func:`error_column`)."""
+    """The code and sentence of an ``error`` cell."""
     code, _sep, message = text.partition(": ")
     return code, message
 
@@ -149,30 +137,22 @@ class Stop(Enum):
     """Why sending ended early: the engine's name for it, the exit code, and the code and sentence
     the rows left unsent are ``skipped`` with (a person reads :func:`run.closing_message`)."""
 
-    DRY_RUN = ("dry_run", ExitStatus.SUCCESS, ErrorCode.DRY_RUN, sentences.DRY_RUN)
-    UNAUTHORIZED = (
-        "unauthorized", ExitStatus.TOKEN_REFUSED, ErrorCode.UNAUTHORIZED,
-        sentences.TOKEN_REFUSED_EARLIER,
-    )  # fmt: skip
-    RATE_LIMITED = (
-        "rate_limited", ExitStatus.ROWS_NOT_DONE, ErrorCode.RATE_LIMITED,
-        sentences.NOT_SENT_RETRY_AT,
-    )  # fmt: skip
+    DRY_RUN = ("dry_run", ExitStatus.SUCCESS, sentences.DRY_RUN)
+    UNAUTHORIZED = ("unauthorized", ExitStatus.TOKEN_REFUSED, sentences.TOKEN_REFUSED_EARLIER)
+    RATE_LIMITED = ("rate_limited", ExitStatus.ROWS_NOT_DONE, sentences.NOT_SENT_RETRY_AT)
     WHATSAPP = (
-        "whatsapp_disconnected", ExitStatus.WHATSAPP_DISCONNECTED,
-        ErrorCode.WHATSAPP_DISCONNECTED, sentences.WHATSAPP_DROPPED,
-    )  # fmt: skip
-    WRITE_FAILED = (
-        "write_failed",
-        ExitStatus.WRITE_FAILED,
-        ErrorCode.INTERRUPTED,
-        sentences.JOURNAL_FAILED,
+        "whatsapp_disconnected",
+        ExitStatus.WHATSAPP_DISCONNECTED,
+        sentences.WHATSAPP_DROPPED,
     )
-    SIGINT = ("SIGINT", ExitStatus.INTERRUPTED, ErrorCode.INTERRUPTED, sentences.NOT_FINISHED)
-    SIGTERM = ("SIGTERM", ExitStatus.TERMINATED, ErrorCode.INTERRUPTED, sentences.NOT_FINISHED)
+    WRITE_FAILED = ("write_failed", ExitStatus.WRITE_FAILED, sentences.JOURNAL_FAILED)
+    SIGINT = ("SIGINT", ExitStatus.INTERRUPTED, sentences.NOT_FINISHED)
+    SIGTERM = ("SIGTERM", ExitStatus.TERMINATED, sentences.NOT_FINISHED)
 
-    def __init__(self, name: str, exit_status: ExitStatus, code: ErrorCode, sentence: str):
-        self.key, self.exit_status, self.code, self.sentence = name, exit_status, code, sentence
+    def __init__(self, name: str, exit_status: ExitStatus, sentence: str):
+        self.key, self.exit_status, self.sentence = name, exit_status, sentence
+        # The code of the rows it leaves unsent: its own, or (a write failure, a signal) interrupted.
+        self.code = ErrorCode(name) if name in set(ErrorCode) else ErrorCode.INTERRUPTED
 
     @classmethod
     def named(cls, name: str | None) -> Stop | None:
@@ -225,8 +205,8 @@ def exit_status_for(summary: RunSummary) -> ExitStatus:
         return stop.exit_status
     if summary.counts[RowStatus.INVALID] or summary.counts[RowStatus.FAILED]:
         return ExitStatus.ROWS_NOT_DONE
-    # Skipped rows are fine when a dry run left them unsent, or when they are no lead to send:
-    # a duplicate of a row that was handled, a totals row under the leads.
+    # Skipped rows are fine when a dry run left them unsent or they are no lead (a duplicate, a
+    # totals row under the leads).
     fine = (ErrorCode.DRY_RUN, ErrorCode.DUPLICATE_ROW, ErrorCode.NOT_A_LEAD)
     if summary.counts[RowStatus.SKIPPED] > sum(summary.error_counts[code] for code in fine):
         return ExitStatus.ROWS_NOT_DONE

@@ -1,6 +1,7 @@
 """The results file (one row per input row, in input order: its columns, then the contract's),
-the one-line summary and the summary JSON. Files appear atomically, so no reader sees half of
-one, and no cell is written as a formula a spreadsheet would run."""
+the one-line summary and the summary JSON; files appear atomically, no cell a formula a
+spreadsheet would run. An XLSX is for people: colours per status, the header frozen and
+filtered, one page wide in print, a Summary sheet, Portuguese for a Portuguese reader."""
 
 from __future__ import annotations
 
@@ -29,17 +30,17 @@ from batch_attend.i18n import _, language, ngettext
 from batch_attend.journal import Record
 from batch_attend.outcomes import (
     DONE_STATUSES,
+    PORTUGUESE_COLUMNS,
+    PORTUGUESE_STATUSES,
     RESULT_COLUMNS,
     ErrorCode,
     Outcome,
     RowStatus,
     RunSummary,
-    error_column,
     split_error,
 )
 from batch_attend.reading.handed_back import INPUT_SUFFIX
 from batch_attend.reading.table import Table
-from batch_attend.results_xlsx import write_xlsx
 
 STDOUT = "-"
 
@@ -87,20 +88,15 @@ def check_cell_lengths(output: str, table: Table) -> None:
         lengths = table.column(j).str.len().to_numpy(dtype=float, na_value=0)
         too_long = np.flatnonzero(lengths > XLSX_MAX_CELL_CHARS)
         if too_long.size:
-            found.append((int(table.row_numbers[too_long[0]]), j, name, lengths[too_long[0]]))
+            found.append((int(table.row_numbers[too_long[0]]), j, name, int(lengths[too_long[0]])))
     if found:
         row, _j, column, length = min(found)
+        limit = i18n.number(XLSX_MAX_CELL_CHARS)
         raise OutputError(
             _(
                 "{output}: row {row}, column '{column}' holds {length} characters, more than an "
                 "XLSX cell can hold ({limit}); write the results as .csv instead."
-            ).format(
-                output=output,
-                row=row,
-                column=column,
-                length=i18n.number(int(length)),
-                limit=i18n.number(XLSX_MAX_CELL_CHARS),
-            )
+            ).format(output=output, row=row, column=column, length=i18n.number(length), limit=limit)
         )
 
 
@@ -130,9 +126,8 @@ def check_output(output: str, input_path: Path, *, input_is_results: bool = Fals
 
 
 def check_writable(target: Path) -> None:
-    """Refuse, before anything is sent, a file that could not be written when its time comes:
-    its folder missing or read-only, a folder in its place, a read-only file."""
-    folder = target.parent if str(target.parent) else Path(".")
+    """Refuse, before anything is sent, a file that could not be written when its time comes."""
+    folder = target.parent
     if not folder.is_dir():
         raise OutputError(
             _("{output}: the folder '{folder}' does not exist.").format(
@@ -215,71 +210,30 @@ def outcome_frame(
     that; one to send or carried over takes its lead's record (done beats decided beats still
     being sent; the first among equals); one no answer decided is skipped for ``unsent``. With
     ``compare_asked``, a carried row that now asks for someone else says so (``not_resent``)."""
+    n = len(plan)
     invalid = (plan["status"] == RowStatus.INVALID).to_numpy(bool)
     codes, distinct = pd.factorize(plan["operators"].to_numpy(dtype=object))
-    operators = pd.Series(
-        np.array([", ".join(ops) for ops in distinct], dtype=object)[codes], dtype=str
-    )
-    index = pd.RangeIndex(len(plan))
-    blank = pd.Series("", index=index, dtype=str)
-    frame = pd.DataFrame(
-        {
-            "row": plan["row"].to_numpy(),
-            "phone": choose_text(invalid, "", plan["phone"].reset_index(drop=True)),
-            "attendance_number": blank,
-            "operators": choose_text(invalid, "", operators),
-            "http_status": pd.Series(pd.NA, index=index, dtype="Int64"),
-            "attempts": 0,
-            "done_at": blank,
-            "department": choose_text(invalid, "", plan["department"].reset_index(drop=True)),
-        },
-        index=index,
-    )
-    decision = {  # as plain arrays until the end: most of their cells change below
+    operators = np.array([", ".join(ops) for ops in distinct], dtype=object)[codes]
+    columns = {  # as plain arrays until the end: most of their cells change below
         "status": plan["status"].to_numpy(dtype=object, na_value=None, copy=True),
+        "attendance_number": np.full(n, "", dtype=object),
+        "operators": np.where(invalid, "", operators),
+        "http_status": np.full(n, None, dtype=object),
         "error_code": plan["error_code"].to_numpy(dtype=object, copy=True),
         "error_message": plan["error_message"].to_numpy(dtype=object, copy=True),
+        "attempts": np.zeros(n, dtype=np.int64),
+        "done_at": np.full(n, "", dtype=object),
+        "department": np.where(invalid, "", plan["department"].to_numpy(dtype=object)),
     }
-    sendable = (plan["status"].isna() | plan["carried"]).to_numpy()
-    records = iter(records)
-    first = next(records, None)
-    asked: dict[int, Record] = {}
-    if first is not None:
-        columns = {name: frame[name].to_numpy(dtype=object, copy=True) for name in _RECORDED}
-        asked = _take_records(
-            plan, sendable, itertools.chain((first,), records), {**columns, **decision}
-        )
-        for name in _RECORDED:
-            frame[name] = pd.Series(columns[name], index=index, dtype=frame[name].dtype)
-    undecided = sendable & pd.isna(decision["status"])
-    for column, value in zip(decision, (RowStatus.SKIPPED, *unsent), strict=True):
-        decision[column][undecided] = str(value)
-    if compare_asked:
-        for i in np.flatnonzero(plan["carried"].to_numpy()):
-            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], asked.get(i))
-            if note:
-                decision["error_code"][i], decision["error_message"][i] = ErrorCode.NOT_RESENT, note
-    for column, values in decision.items():
-        frame[column] = pd.Series(values, index=index, dtype=str)
-    return frame[list(OUTCOME_COLUMNS)]
-
-
-#: The outcome columns a record fills, beside status, error_code and error_message.
-_RECORDED = ("attendance_number", "operators", "http_status", "attempts", "done_at", "department")
-
-
-def _take_records(
-    plan: pd.DataFrame, sendable: np.ndarray, records: Iterable[Record], columns: dict
-) -> dict[int, Record]:
-    """Write into ``columns`` (arrays by row position) the record each row takes, as the records
-    stream by; returns the carried rows' records by position (for the not_resent note)."""
-    phones = plan["phone"].to_numpy(dtype=object)[sendable]
-    where = dict(zip(phones, np.flatnonzero(sendable).tolist(), strict=True))
     carried = plan["carried"].to_numpy()
-    rank = np.full(len(plan), -1, dtype=np.int8)  # of the record a row took
+    sendable = plan["status"].isna().to_numpy() | carried
+    rank = np.full(n, -1, dtype=np.int8)  # of the record a row took
     shared: dict[str, str] = {}  # a run repeats a few statuses, operator lists and moments
-    asked: dict[int, Record] = {}
-    for record in records:
+    where = None  # each phone's row, looked up once a record comes (a first dry run has none)
+    for record in records:  # as they stream by
+        if where is None:
+            phones = plan["phone"].to_numpy(dtype=object)[sendable]
+            where = dict(zip(phones, np.flatnonzero(sendable).tolist(), strict=True))
         i = where.get(record.phone)
         if i is None:
             continue
@@ -300,15 +254,27 @@ def _take_records(
         columns["done_at"][i] = shared.setdefault(record.done_at, record.done_at)
         if record.asked_department is not None:
             columns["department"][i] = record.asked_department
-        if carried[i]:
-            asked[i] = record
-    return asked
+        if carried[i] and compare_asked:
+            note = _not_resent(plan["operators"].iat[i], plan["department"].iat[i], record)
+            if note:
+                columns["error_code"][i], columns["error_message"][i] = ErrorCode.NOT_RESENT, note
+    undecided = sendable & pd.isna(columns["status"])
+    columns["status"][undecided] = str(RowStatus.SKIPPED)
+    columns["error_code"][undecided] = str(unsent[0])
+    columns["error_message"][undecided] = unsent[1]
+    types = {"http_status": "Int64", "attempts": "int64"}
+    frame = {
+        name: pd.Series(values, dtype=types.get(name, str)) for name, values in columns.items()
+    }
+    frame["row"] = pd.Series(plan["row"].to_numpy())
+    frame["phone"] = choose_text(invalid, "", plan["phone"].reset_index(drop=True))
+    return pd.DataFrame(frame)[list(OUTCOME_COLUMNS)]
 
 
-def _not_resent(operators: tuple[str, ...], department: str, record: Record | None) -> str:
+def _not_resent(operators: tuple[str, ...], department: str, record: Record) -> str:
     """The note for a lead done earlier whose row now asks for someone else (a row naming no
     operators, left to a pool, asks for no one in particular)."""
-    if record is None or record.asked_operators is None or not operators:
+    if record.asked_operators is None or not operators:
         return ""
     if set(operators) == set(record.asked_operators) and (
         record.asked_department is None or department == record.asked_department
@@ -329,30 +295,23 @@ def _not_resent(operators: tuple[str, ...], department: str, record: Record | No
 
 def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
     """The rows of an outcome frame as :class:`Outcome` objects, for library callers."""
-    return [
-        Outcome(
-            RowStatus(status),
-            phone=phone,
-            attendance_number=number,
-            operators=tuple(operators.split(", ")) if operators else (),
-            http_status=None if pd.isna(http_status) else int(http_status),
-            error_code=code,
-            error_message=message,
-            attempts=int(attempts),
-            done_at=done_at,
-            department=department,
-        )
-        for _, phone, status, number, operators, http_status, code, message, attempts, done_at, department in (
-            frame.itertuples(index=False, name=None)
-        )
-    ]
+    outcomes = []
+    for row in frame.drop(columns="row").to_dict("records"):
+        row["status"] = RowStatus(row["status"])
+        row["operators"] = tuple(row["operators"].split(", ")) if row["operators"] else ()
+        row["http_status"] = None if pd.isna(row["http_status"]) else int(row["http_status"])
+        row["attempts"] = int(row["attempts"])
+        outcomes.append(Outcome(**row))
+    return outcomes
 
 
 def contract_frame(inputs: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """What is written: the input columns as read, then the contract columns in order (columns
-    labelled by position; the header row is written from the real names)."""
-    error = error_column(outcomes["error_code"], outcomes["error_message"])
-    contract = outcomes.assign(error=error)[list(RESULT_COLUMNS)]
+    """What is written: the input columns as read, then the contract's (``error``: ``code:
+    sentence``, the code alone or empty), labelled by position: the header is written apart."""
+    codes, messages = outcomes["error_code"], outcomes["error_message"]
+    both = ((codes != "") & (messages != "")).to_numpy(bool)
+    contract = outcomes.assign(error=choose_text(both, codes + ": " + messages, codes))
+    contract = contract[list(RESULT_COLUMNS)]
     frame = pd.concat([inputs.reset_index(drop=True), contract.reset_index(drop=True)], axis=1)
     return frame.set_axis(range(frame.shape[1]), axis=1)
 
@@ -369,9 +328,8 @@ def csv_delimiter(
 def write_csv(
     stream: BinaryIO, header: Sequence[str], frame: pd.DataFrame, delimiter: str = ","
 ) -> None:
-    """UTF-8 CSV, CRLF line ends, the rows by pyarrow's writer (every text cell quoted). Every
-    column that may hold outside text (the input's, the API's attendance number and operators)
-    is made inert; the contract's others cannot start like a formula."""
+    """UTF-8 CSV, CRLF line ends, the rows by pyarrow's writer; the columns that may hold outside
+    text (the input's, the API's attendance number and operators) made inert."""
     import pyarrow as pa
     import pyarrow.csv
 
@@ -384,11 +342,10 @@ def write_csv(
         inert(pd.Series(header, dtype=str))
     )
     stream.write(line.getvalue().encode("utf-8"))
-    safe = frame.copy(deep=False)
     made_inert = on_cores(inert, [frame[j].astype(str) for j in outside])
-    for j, column in zip(outside, made_inert, strict=True):
-        safe[j] = column
-    table = pa.Table.from_pandas(safe.set_axis([str(j) for j in safe.columns], axis=1))
+    safe = frame.set_axis([str(j) for j in frame.columns], axis=1)  # pyarrow wants names
+    safe = safe.assign(**{str(j): column for j, column in zip(outside, made_inert, strict=True)})
+    table = pa.Table.from_pandas(safe)
     options = pyarrow.csv.WriteOptions(include_header=False, delimiter=delimiter, eol="\r\n")
     pyarrow.csv.write_csv(table, stream, options)
 
@@ -404,9 +361,8 @@ def write_results(
     delimiter: str = ",",
     lang: str = "en",
 ) -> None:
-    """Write a results frame (see :func:`contract_frame`) to ``output`` (``-``: CSV on
-    ``stdout``), atomically, first removing what a killed run left; ``lang``: the language of
-    the error sentences and the Summary sheet."""
+    """A results frame (see :func:`contract_frame`) to ``output`` (``-``: CSV on ``stdout``),
+    atomically, first removing what a killed run left; ``lang``: its sentences' language."""
     header = result_header(columns)
     if len(header) != frame.shape[1]:
         raise ValueError(f"{len(header)} header names for {frame.shape[1]} columns")
@@ -467,7 +423,7 @@ def summary_of(summary: RunSummary, contract: pd.DataFrame) -> RunSummary:
 
 
 def counted(status: RowStatus | str, n: int) -> str:
-    """``n`` rows of a status in words, singular or plural as the language counts them."""
+    """``n`` rows of a status in words."""
     return counted_words(status, n).format(count=i18n.number(n))
 
 
@@ -490,31 +446,13 @@ def counted_words(status: RowStatus | str, n: int) -> str:
 
 
 def format_summary(summary: RunSummary) -> str:
-    """The line printed after a run: counts per status (a dry run's rows to send are "ready"),
-    time, the rate of the rows this run's requests decided, where the results went."""
+    """The line printed after a run (a dry run's rows to send are "ready")."""
     ready = summary.error_counts[ErrorCode.DRY_RUN] if summary.dry_run else 0
     counts = Counter(summary.counts)
     counts[RowStatus.SKIPPED] -= ready
     parts = [counted(s, counts[s]) for s in RowStatus if counts[s] > 0]
     if ready:
         parts.insert(0, counted("ready", ready))
-    where = _("stdout") if summary.output == STDOUT else summary.output
-    extras = [
-        words.format(count=i18n.number(n))
-        for n, words in (
-            (summary.resumed, _("{count} done by an earlier run")),
-            (summary.retries, ngettext("{count} retry", "{count} retries", summary.retries)),
-            (
-                summary.pushbacks,
-                ngettext(
-                    "{count} request refused by a rate limit",
-                    "{count} requests refused by a rate limit",
-                    summary.pushbacks,
-                ),
-            ),
-        )
-        if n
-    ]
     line = ngettext(
         "{total} row: {parts} in {elapsed} s", "{total} rows: {parts} in {elapsed} s", summary.total
     ).format(
@@ -525,6 +463,153 @@ def format_summary(summary: RunSummary) -> str:
     if summary.decided_rows and summary.elapsed > 0:
         rate = summary.decided_rows / summary.elapsed
         line += " " + _("({rate} rows/s)").format(rate=i18n.number(rate, 1))
-    return (
-        line + "".join(f"; {e}" for e in extras) + ". " + _("Results: {where}").format(where=where)
+    for n, words in (
+        (summary.resumed, _("{count} done by an earlier run")),
+        (summary.retries, ngettext("{count} retry", "{count} retries", summary.retries)),
+        (
+            summary.pushbacks,
+            ngettext(
+                "{count} request refused by a rate limit",
+                "{count} requests refused by a rate limit",
+                summary.pushbacks,
+            ),
+        ),
+    ):
+        if n:
+            line += "; " + words.format(count=i18n.number(n))
+    where = _("stdout") if summary.output == STDOUT else summary.output
+    return line + ". " + _("Results: {where}").format(where=where)
+
+
+_STATUS_COLOURS = {
+    RowStatus.STARTED: "#C6EFCE",
+    RowStatus.ALREADY_IN_SERVICE: "#BDD7EE",
+    RowStatus.FAILED: "#FFC7CE",
+    RowStatus.SKIPPED: "#D9D9D9",
+    RowStatus.INVALID: "#FFEB9C",
+    RowStatus.UNDONE: "#E4DFEC",
+}
+
+
+#: Widest a column opens (characters): the user's own columns narrower, so more fit beside
+#: the contract's; the error column wraps at its width instead.
+_MAX_WIDTH, _OWN_MAX_WIDTH, _ERROR_WIDTH = 60, 30, 50
+
+
+def write_xlsx(
+    path: str, header: Sequence[str], frame: pd.DataFrame, summary: RunSummary | None
+) -> None:
+    """Text cells stay text (phones and IDs stay digits, formulas inert). In Portuguese (the current
+    language) the contract's columns and statuses are named so, a reason is its sentence alone."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(
+        path, {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
     )
+    try:
+        portuguese = i18n.language() == "pt_BR"
+        sheet = book.add_worksheet("Resultados" if portuguese else "Results")
+        bold = book.add_format({"bold": True})
+        wrap = book.add_format({"text_wrap": True, "valign": "top"})
+        status_formats = {s: book.add_format({"bg_color": c}) for s, c in _STATUS_COLOURS.items()}
+        width = len(header) - len(RESULT_COLUMNS)
+        status_col = width + RESULT_COLUMNS.index("status")
+        error_col = width + RESULT_COLUMNS.index("error")
+        if portuguese:
+            header = [*header[:width], *PORTUGUESE_COLUMNS.values()]
+            frame = frame.copy()
+            codes, _sep, said = (frame[error_col].str.partition(": ")[k] for k in range(3))
+            frame[error_col] = said.where(said != "", codes.map(sentences.label))
+        # Each column as wide as its header (bold, with the filter button: 3 more) and its first
+        # rows' longest line, up to its cap.
+        widths = [max(len(h) + 3, 8) for h in header]
+        for row in frame.head(500).itertuples(index=False, name=None):
+            for j, cell in enumerate(row):
+                if isinstance(cell, str) and cell:
+                    widths[j] = max(widths[j], max(len(line) for line in cell.splitlines()) + 1)
+        caps = [_OWN_MAX_WIDTH] * width + [_MAX_WIDTH] * len(RESULT_COLUMNS)
+        caps[error_col] = _ERROR_WIDTH
+        for j, (chars, name, cap) in enumerate(zip(widths, header, caps, strict=True)):
+            sheet.set_column(j, j, max(min(chars, cap), len(name) + 3))
+        sheet.write_row(0, 0, header, bold)
+        words = PORTUGUESE_STATUSES if portuguese else {}
+        for i, row in enumerate(frame.itertuples(index=False, name=None), start=1):
+            for j, cell in enumerate(row):
+                if isinstance(cell, str):
+                    if j == status_col and cell:
+                        sheet.write_string(i, j, words.get(cell, cell), status_formats.get(cell))
+                    elif cell:
+                        sheet.write_string(i, j, cell, wrap if j == error_col else None)
+                elif not pd.isna(cell):
+                    sheet.write_number(i, j, int(cell))
+        # Phones and IDs are text on purpose: no green "number stored as text" triangles.
+        sheet.ignore_errors({"number_stored_as_text": f"A1:XFD{len(frame) + 1}"})
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, len(frame), len(header) - 1)
+        sheet.set_landscape()
+        sheet.fit_to_pages(1, 0)
+        sheet.repeat_rows(0)
+        if summary is not None:
+            contract = frame.iloc[:, width:].set_axis(RESULT_COLUMNS, axis=1)
+            _write_summary_sheet(book, summary, bold, contract, words)
+    finally:
+        book.close()
+
+
+def _write_summary_sheet(
+    book, summary: RunSummary, bold, contract: pd.DataFrame, words: dict
+) -> None:
+    """Counts in A:B, the run in D:E; built first, then written row by row as a constant_memory
+    sheet must be. In Portuguese (``words``) statuses and codes are said in words."""
+    rows = _("rows")
+    left: list[tuple] = [(_("status"), rows, bold)]
+    left += [(words.get(s, str(s)), summary.counts[s], None) for s in RowStatus]
+    left.append((_("total"), summary.total, bold))
+    errors = Counter()
+    for code, n in summary.error_counts.items():
+        errors[sentences.label(code) if words else str(code)] += n
+    started = contract[contract["status"] == RowStatus.STARTED]
+    for title, counts, always in (
+        (_("error"), dict(sorted(errors.items())), True),
+        (_("started, by operator"), _started_by(started["operators"], summary.names), False),
+        (_("started, by department"), _started_by(started["department"], summary.names), False),
+    ):
+        if always or counts:  # nothing started: no section
+            left += [(None, None, None), (title, rows, bold)]
+            left += [(str(k), n, None) for k, n in counts.items()]
+    whole = int(summary.elapsed)
+    right = [
+        (_("run"), "", bold),
+        (_("started at"), i18n.moment(summary.started_at), None),
+        (_("input"), summary.input, None),
+        (_("output"), Path(summary.output).name, None),  # this file: no server's path
+        (_("duration"), f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}", None),
+    ]
+    sheet = book.add_worksheet(_("Summary"))
+    labels = [str(r[0]) for r in left if r[0] is not None]
+    sheet.set_column(0, 0, min(max(map(len, labels)) + 2, _MAX_WIDTH))
+    sheet.set_column(1, 1, 12)
+    sheet.set_column(3, 3, 14)
+    sheet.set_column(4, 4, min(max(len(str(v)) for _k, v, _f in right) + 2, 100))
+    for r, pair in enumerate(itertools.zip_longest(left, right, fillvalue=(None, None, None))):
+        for col, (label, value, style) in zip((0, 3), pair, strict=True):
+            if label is None:
+                continue
+            sheet.write_string(r, col, label, style)
+            if isinstance(value, int):
+                sheet.write_number(r, col + 1, value, style)
+            elif value:
+                sheet.write_string(r, col + 1, value, style)
+
+
+def _started_by(cells: pd.Series, names: dict[str, str]) -> dict:
+    """Attendances started per operator (a row sent to two counts for each) or department, most
+    first, each ID with its name in the account when known."""
+    counts: Counter = Counter()
+    for cell, n in cells.astype(str).value_counts().items():
+        for sent in {part.strip() for part in cell.split(",")} - {""}:
+            counts[sent] += n
+    return {
+        f"{sent} ({names[sent]})" if names.get(sent) else sent: n
+        for sent, n in counts.most_common()
+    }

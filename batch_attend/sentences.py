@@ -230,15 +230,13 @@ PAGE = {
 
 
 def label(code: str) -> str:
-    """An error code in a person's words, in the current language (``invalid_phone``: "Invalid
-    phone"; tools/catalog.py lists them for the catalog)."""
+    """An error code in a person's words (``invalid_phone``: "Invalid phone"), translated."""
     words = code.replace("_", " ").replace("whatsapp", "WhatsApp")
     return i18n._(words[:1].upper() + words[1:])
 
 
 class Template(str):
-    """A sentence as the ledger keeps it: its name (this string), with :meth:`format` its values
-    (``NAME {"cell": "123"}``); its English words (``text``) are rendered when shown."""
+    """A sentence by its name (this string); :meth:`format` adds its values, as kept."""
 
     text: str
     fields: frozenset[str]
@@ -272,8 +270,8 @@ _KEPT = re.compile(r"([A-Z][A-Z0-9_]*)(?: (\{.*\}))?", re.DOTALL)
 def _quoted(values: pd.Series) -> pd.Series:
     """Text cells as JSON strings, a column at a time (no control character but tab, CR and LF
     can be in a cell: the reader refuses the others)."""
-    escaped = values.astype(str).str.replace("\\", "\\\\", regex=False)
-    for char, code in (('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+    escaped = values.astype(str)
+    for char, code in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
         escaped = escaped.str.replace(char, code, regex=False)
     return '"' + escaped + '"'
 
@@ -318,7 +316,7 @@ def render(kept: str, page: bool = False) -> str:
         return kept
 
 
-def render_all(kept: pd.Series, page: bool = False, errors: bool = False) -> pd.Series:
+def render_all(kept: pd.Series, errors: bool = False) -> pd.Series:
     """:func:`render` over a column, once per distinct cell (``errors``: ``code: message``)."""
     import pandas as pd
 
@@ -328,5 +326,5 @@ def render_all(kept: pd.Series, page: bool = False, errors: bool = False) -> pd.
     said = []
     for cell in map(str, distinct):
         code, sep, message = cell.partition(": ") if errors else ("", "", cell)
-        said.append(code + sep + render(message, page))
+        said.append(code + sep + render(message))
     return pd.Series(pd.array(said, dtype=object)[codes], index=kept.index, dtype=str)

@@ -27,20 +27,20 @@ def split_results(table: Table) -> Table:
     start = next((j for j in range(len(names)) if tuple(names[j : j + 3]) == RESULT_MARK), None)
     if start is None:
         return table
-    portuguese = names != table.columns
-    end = start
-    while end < len(names) and names[end] in RESULT_COLUMNS and names[end] not in names[start:end]:
-        end += 1
-    own = [j for j in range(len(names)) if not start <= j < end]
+    found = {}  # the contract's columns from ``start`` on, each once, by position
+    for j in range(start, len(names)):
+        if names[j] not in RESULT_COLUMNS or names[j] in found:
+            break
+        found[names[j]] = j
+    own = [j for j in range(len(names)) if j not in found.values()]
     frame = table.frame
     results = pd.DataFrame(
-        {name: frame[start + names[start:end].index(name)] if name in names[start:end] else ""
-         for name in RESULT_COLUMNS},
+        {name: frame[found[name]] if name in found else "" for name in RESULT_COLUMNS},
         index=frame.index,
         dtype=str,
-    )  # fmt: skip
-    results.attrs["portuguese"] = portuguese  # rewritten so by ``batch-attend undo``
-    if portuguese:  # its statuses in words, its reasons without their codes
+    )
+    results.attrs["portuguese"] = names != table.columns  # rewritten so by ``batch-attend undo``
+    if results.attrs["portuguese"]:  # its statuses in words, its reasons without their codes
         results["status"] = results["status"].map(lambda s: _ENGLISH.get(s.strip(), s))
         results["error"] = results["error"].where(results["error"] == "", ": " + results["error"])
     cells = frame[own].set_axis(range(len(own)), axis=1)
