@@ -1,7 +1,6 @@
 """The PlugChat client, which turns a request into an :class:`Answer` (never raising for network
-trouble), and :func:`classify`, which turns any answer into an outcome: two halves tested on their
-own. Retries, rate and concurrency are :mod:`batch_attend.retrying`'s. aiohttp is the transport.
-"""
+trouble), and :func:`classify`, which turns any answer into an outcome: two halves tested apart.
+Retries, rate and concurrency are :mod:`batch_attend.retrying`'s."""
 
 from __future__ import annotations
 
@@ -38,8 +37,7 @@ LIST_ANSWER_LIMIT = 16 * 1024 * 1024
 
 
 def endpoint(base_url: str, path: str) -> str:
-    """Under the base URL (``/start-attendance``), or on its host for the vendor's other APIs
-    (``/api/whatsapp/status``)."""
+    """Under the base URL, or on its host for the vendor's other APIs (``/api/...``)."""
     if not path.startswith("/api/"):
         return base_url.rstrip("/") + path
     parts = urlsplit(base_url)
@@ -52,9 +50,8 @@ def shown_url(url: str) -> str:
 
 
 def check_base_url(base_url: str) -> str:
-    """The base URL without a trailing slash, or a clear error: nothing is sent to a URL that
-    is not a plain http(s) address, and credentials in it are refused (the token is the only
-    credential, and it goes in a header)."""
+    """The base URL without a trailing slash, or a clear error: nothing goes to a URL that is not
+    a plain http(s) address, nor with credentials in it (the token goes in a header)."""
 
     def error(message: str, reason: object = None) -> ConfigError:
         shown = shown_url(base_url)
@@ -108,20 +105,19 @@ def check_token(token: str | None) -> str:
 
 @dataclass(slots=True)
 class Answer:
-    """What came back for one request: an HTTP answer, or the reason none came (``failure``),
-    or why the one that came could not be read (``failure`` with the ``http_status``)."""
+    """What came back for one request, or why none came or could be read (``failure``)."""
 
     http_status: int | None = None
     body: bytes = b""
     content_type: str = ""
     retry_after: str | None = None
     location: str | None = None
-    failure: ErrorCode | None = None  # timeout / connection_error / connection_lost / ...
+    failure: ErrorCode | None = None
     detail: str = ""
     resent: bool = False  # sent twice: the first on a pooled connection found closed
 
     def json(self):
-        """The JSON of a 200 answer read whole (the lists and checks beside the start), or None."""
+        """The JSON of a 200 answer read whole, or None."""
         if self.http_status != 200 or self.failure is not None:
             return None
         try:
@@ -130,17 +126,13 @@ class Answer:
             return None
 
     def why_unread(self) -> str:
-        """Why an answer gave nothing to read, in a few words."""
         return self.detail if self.failure is not None else f"HTTP {self.http_status}"
 
     @property
     def may_have_acted(self) -> bool:
-        """The API may have started the attendance although the answer does not say so: none
-        came, or not HTTP, or a server error (a proxy's 502/503/504 may stand in front of a
-        start that went through), or the request was ``resent``."""
-        if self.resent or self.failure in _UNANSWERED:
-            return True
-        return self.http_status is not None and self.http_status >= 500
+        """The API may have acted although the answer does not say so: none came, or not HTTP,
+        or a 5xx (a proxy's may stand in front of a start that went through), or it was resent."""
+        return self.resent or self.failure in _UNANSWERED or (self.http_status or 0) >= 500
 
 
 _UNANSWERED = (ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST, ErrorCode.MALFORMED)
@@ -148,8 +140,7 @@ Reader = Callable[[Answer, object, Scrub], Outcome]  # what a 2xx answer's JSON 
 
 
 def _snippet(body: bytes, scrub: Scrub) -> str:
-    """The start of an answer, to show: scrubbed whole first, so no cut can split the token
-    into pieces that escape the scrubbing."""
+    """The start of an answer, to show: scrubbed whole first, so no cut splits the token."""
     text = " ".join(scrub(body.decode("utf-8", "replace")).split())
     return text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
 
@@ -165,22 +156,8 @@ def _failed(answer: Answer, code: ErrorCode, message: str) -> Outcome:
     )
 
 
-def _json_body(answer: Answer, scrub: Scrub):
-    """The JSON of a 2xx answer, or the outcome saying why it has none. Its numbers are kept
-    as written: an attendance number is text to show, and ``1e999`` must not become ``inf``."""
-    if not answer.body.strip():
-        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.EMPTY_BODY)
-    if _looks_like_html(answer):
-        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.HTML_PAGE)
-    try:
-        return json.loads(answer.body, parse_int=str, parse_float=str, parse_constant=str)
-    except ValueError:
-        said = sentences.NOT_JSON.format(snippet=_snippet(answer.body, scrub))
-        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, said)
-
-
-def _unknown_shape(answer: Answer, scrub: Scrub) -> Outcome:
-    said = sentences.UNKNOWN_SHAPE.format(snippet=_snippet(answer.body, scrub))
+def _unexpected(answer: Answer, sentence: str, scrub: Scrub) -> Outcome:
+    said = sentence.format(snippet=_snippet(answer.body, scrub))
     return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, said)
 
 
@@ -204,7 +181,7 @@ def read_start(answer: Answer, data, scrub: Scrub) -> Outcome:
             attendance_number="" if number is None else scrub(str(number)),
             operators=ids,
         )
-    return _unknown_shape(answer, scrub)
+    return _unexpected(answer, sentences.UNKNOWN_SHAPE, scrub)
 
 
 def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
@@ -214,7 +191,7 @@ def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
         data.get("chatFounded") if isinstance(data, dict) and data.get("success") is True else None
     )
     if found not in (True, False):
-        return _unknown_shape(answer, scrub)
+        return _unexpected(answer, sentences.UNKNOWN_SHAPE, scrub)
     outcome = Outcome(RowStatus.UNDONE, http_status=answer.http_status)
     if found is False:
         outcome.error_code = ErrorCode.NOTHING_TO_FINISH
@@ -236,20 +213,23 @@ _STATUS_CODES = {
 _WITH_ANSWER = {400: sentences.BAD_REQUEST_ANSWER, 422: sentences.UNPROCESSABLE_ANSWER}
 
 
-def _as_is(text: str) -> str:
-    return text
-
-
-def classify(answer: Answer, scrub: Scrub = _as_is, read: Reader = read_start) -> Outcome:
+def classify(answer: Answer, scrub: Scrub = str, read: Reader = read_start) -> Outcome:
     """Turn any answer into an outcome (``phone`` and ``attempts`` are the caller's); never
-    raises. Every text taken from the answer passes ``scrub`` (the client's); ``read`` judges a
-    2xx answer, as every other means the same whatever was asked."""
+    raises. Every text taken from the answer passes ``scrub``; ``read`` judges a 2xx answer's
+    JSON (every other answer means the same whatever was asked)."""
     if answer.failure is not None:
         return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
     status = answer.http_status or 0
     if 200 <= status < 300:
-        data = _json_body(answer, scrub)
-        return data if isinstance(data, Outcome) else read(answer, data, scrub)
+        if not answer.body.strip():
+            return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.EMPTY_BODY)
+        if _looks_like_html(answer):
+            return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.HTML_PAGE)
+        try:  # numbers as written: an attendance number is text, and 1e999 must not become inf
+            data = json.loads(answer.body, parse_int=str, parse_float=str, parse_constant=str)
+        except ValueError:
+            return _unexpected(answer, sentences.NOT_JSON, scrub)
+        return read(answer, data, scrub)
     if status in _STATUS_CODES:
         code, message = _STATUS_CODES[status]
         if status in _WITH_ANSWER and answer.body:
@@ -272,10 +252,9 @@ def classify(answer: Answer, scrub: Scrub = _as_is, read: Reader = read_start) -
 
 
 class PlugChatClient:
-    """One aiohttp session per run, its pool sized to the run's concurrency:
-    ``async with PlugChatClient(...) as client``. The token goes in the ``Authorization`` header
-    as given and nowhere else; what is kept or shown of an answer passes :meth:`scrub`. Answers
-    are read, and inflated (gzip, deflate), up to a limit."""
+    """One aiohttp session per run (``async with``), its pool sized to the run's concurrency. The
+    token goes in the ``Authorization`` header and nowhere else; what is kept or shown of an
+    answer passes :meth:`scrub`. Answers are read, and inflated, up to a limit."""
 
     def __init__(
         self,
@@ -304,7 +283,7 @@ class PlugChatClient:
         used: weakref.WeakSet = weakref.WeakSet()
 
         class Pool(aiohttp.TCPConnector):
-            """The pool, which says in :data:`REUSED` whether a connection was used before."""
+            """Says in :data:`REUSED` whether a connection was used before."""
 
             async def connect(self, req, traces, timeout):
                 REUSED.set(False)  # until a connection is given: one refused was never used
@@ -358,7 +337,7 @@ class PlugChatClient:
         return await self.request("POST", url, body=lead.body(), limit=START_ANSWER_LIMIT)
 
     async def finish_attendance(self, lead: Lead, auto_transfer: bool) -> Answer:
-        """End the attendance of ``lead.phone``, as its first operator (``batch-attend undo``)."""
+        """End the attendance of ``lead.phone``, as its first operator."""
         body = {"phone": lead.phone, "operatorId": lead.operators[0], "autoTransfer": auto_transfer}
         url = endpoint(self.base_url, FINISH_PATH)
         return await self.request("POST", url, body=body, limit=START_ANSWER_LIMIT)
@@ -367,7 +346,7 @@ class PlugChatClient:
         self, path: str, asking: str, *, headers: dict | None = None, limit: int = LIST_ANSWER_LIMIT
     ) -> Answer:
         """A GET of an ``endpoint`` path, tried again as a start is; a refused token raises
-        :class:`TokenRefusedError`, saying what was being ``asking`` (words of the catalog)."""
+        :class:`TokenRefusedError`, saying what was being ``asking`` (catalog words)."""
         url = endpoint(self.base_url, path)
         answer = await attempt(
             self.gate, self.policy, lambda: self.request("GET", url, headers=headers, limit=limit)
@@ -415,10 +394,8 @@ class PlugChatClient:
             )
             if not (closed and session is None and method == "POST" and REUSED.get()):
                 return self._failed(exc)
-        # It went out on a pooled connection the server had closed meanwhile (hung up on, or
-        # reset, before a byte of an answer): sent again at once on a new one, as browsers do
-        # (aiohttp does so for a GET), with no retry spent. The answer says it was ``resent``:
-        # the first may have reached the API (a repeated start is answered "already in service").
+        # Sent on a pooled connection the server had closed meanwhile: sent again at once on a
+        # new one, as browsers do, with no retry spent; ``resent``, as the first may have acted.
         if self._fresh is None:
             self._fresh = self._open(aiohttp.TCPConnector(force_close=True))
         answer = await self.request(
@@ -428,7 +405,6 @@ class PlugChatClient:
         return answer
 
     def _failed(self, exc: Exception) -> Answer:
-        """Why no answer came, or none that could be read."""
         import aiohttp
 
         code, reason = ErrorCode.CONNECTION_LOST, type(exc).__name__
@@ -461,8 +437,7 @@ class _Unreadable(Exception):
 
 
 async def _read_body(resp, limit: int) -> bytes:
-    """The answer's body, inflated, or :class:`_Unreadable` past ``limit`` bytes (read or
-    inflated): memory stays bounded whatever the server sends."""
+    """The answer's body, inflated, or :class:`_Unreadable` past ``limit`` bytes read or inflated."""
     too_large = sentences.TOO_LARGE.format(size=limit // 1024)
     if resp.content_length is not None and resp.content_length > limit:
         raise _Unreadable(too_large)

@@ -1,7 +1,6 @@
 """The async engine: a fixed set of workers pulls leads from one shared iterator (memory stays
 flat however long the file), each request through the run-wide gate and recorded in the journal
-as it happens. What a request is is its kind's: :class:`Starts` here, ``undo.Finishes``.
-"""
+as it happens. What a request is is its kind's: :class:`Starts` here, ``undo.Finishes``."""
 
 from __future__ import annotations
 
@@ -37,9 +36,7 @@ OnAttempt = Callable[[Lead, int, Outcome, float, float | None], None]
 
 
 class Starts:
-    """The request of a run: a start per lead, recorded in the ``journal`` before it goes out
-    and with its answer; an "already in service" answer with the operators of an earlier
-    request of the lead that may have acted is that lead's own start."""
+    """A start per lead, recorded in the ``journal`` before it goes out and with its answer."""
 
     desc = "Starting attendances"
     read = staticmethod(read_start)
@@ -64,8 +61,7 @@ class Starts:
         if outcome.status is not RowStatus.ALREADY_IN_SERVICE:
             outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
         elif frozenset(outcome.operators) in history.may_have_acted:
-            # An earlier request of this lead may have started it without its answer reaching
-            # us, and the attendance has that request's operators: it is this lead's own start.
+            # the operators of an earlier request of the lead that may have acted: its own start
             outcome.status = RowStatus.STARTED
             outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
             outcome.attempts += history.unanswered  # one of them did arrive
@@ -116,7 +112,7 @@ class Engine:
         self.decided = 0  # leads an answer decided
         self.requests = 0
         self.retries = 0
-        self._stop_event: asyncio.Event | None = None
+        self._stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._in_request: set[asyncio.Task] = set()
         self._failing = 0  # answers failed in a row
@@ -124,7 +120,6 @@ class Engine:
 
     async def run(self, leads: Iterable[Lead]) -> str | None:
         """Send every lead; returns why sending stopped early (``unauthorized``, a signal name)."""
-        self._stop_event = asyncio.Event()
         pending = iter(leads)
         self._tasks = [asyncio.create_task(self._worker(pending)) for _ in range(self.concurrency)]
         await asyncio.wait(self._tasks)
@@ -132,8 +127,7 @@ class Engine:
             rechecking.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await rechecking
-        # A worker that died (the journal cannot write): say so loudly, once (every worker's
-        # error is looked at, so that none is reported again as never retrieved).
+        # A worker that died (the journal cannot write): raised once, every error looked at.
         errors = [t.exception() for t in self._tasks if not t.cancelled() and t.exception()]
         if errors:
             raise errors[0]
@@ -141,14 +135,12 @@ class Engine:
 
     def stop(self, reason: str) -> None:
         """Send nothing new. A signal also cuts waiting workers now and in-flight ones after the
-        grace period; a second one exits at once (the loop never runs a handler in the middle of
-        a journal commit)."""
+        grace period; a second one exits at once."""
         if reason in SIGNALS and self.stop_reason in SIGNALS:
             os._exit(Stop.named(reason).exit_status)
         if self.stop_reason is None or reason in SIGNALS:
             self.stop_reason = reason
-        if self._stop_event is not None:
-            self._stop_event.set()
+        self._stop_event.set()
         if reason in SIGNALS:
             for task in self._tasks:
                 if task not in self._in_request:
@@ -255,8 +247,8 @@ class Engine:
 
 @contextlib.contextmanager
 def signals_stop(engine: Engine):
-    """Ctrl-C and SIGTERM stop the engine cleanly instead of killing the loop mid-row: through
-    the loop's own signal handlers, or (Windows) a plain handler that hands the stop to it."""
+    """Ctrl-C and SIGTERM stop the engine cleanly, never mid-row nor mid-commit: through the
+    loop's own signal handlers, or (Windows) a plain handler that hands the stop to it."""
     loop = asyncio.get_running_loop()
     restore: list[Callable[[], object]] = []
     for name in SIGNALS:
@@ -281,8 +273,8 @@ def signals_stop(engine: Engine):
 
 
 class HeldSignals:
-    """From the moment sending begins until the results are written, Ctrl-C and SIGTERM are
-    noted (``name``) so that what was sent is always written out; a second one exits at once."""
+    """From sending until the results are written, Ctrl-C and SIGTERM are noted (``name``) so
+    that what was sent is written out; a second one exits at once."""
 
     def __init__(self) -> None:
         self.name: str | None = None

@@ -1,7 +1,6 @@
-"""When to try a request again, how long to wait, and how fast the whole run may send: one retry
-loop (:func:`attempt`) for every request a run makes, through one run-wide gate
-(:class:`Backpressure`), as a refusal for one row must slow every worker.
-"""
+"""When to try a request again, how long to wait, and how fast the run may send: one retry loop
+(:func:`attempt`) for every request, through one run-wide gate (:class:`Backpressure`), as a
+refusal for one row must slow every worker."""
 
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ RETRYABLE_FAILURES = frozenset(
 )
 #: A Retry-After longer than this is not waited for: the run stops, and a rerun resumes it.
 MAX_RETRY_AFTER = 600.0
-TEN_YEARS = 10 * 365 * 86400.0
+TEN_YEARS = 10 * 365 * 86400.0  # the longest Retry-After: any longer means the same
 #: ``--rate N``: a start waits until the N-th before it is a second (and 10 ms) behind, so that
 #: no one-second window holds N + 1 (counted as it goes to the wire, after its journal record).
 WINDOW = 1.01
@@ -38,12 +37,11 @@ REFUSED_SHARE = 0.02  # the share refused the rate settles at, near a limit
 ACCELERATE = 1.0  # seconds without a refusal after which it climbs twice as fast
 MIN_RATE = 0.5
 SPACING = 0.95  # requests go to the wire at least this share of 1/rate apart
-FREE_REFUSALS = 10  # refusals of a limiter that cost a request no retry (see attempt)
+FREE_REFUSALS = 10  # limiter refusals that cost no retry; a server refusing all spends them
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None;
-    at most ten years (any longer wait means the same, and stays a date a computer can show)."""
+    """Seconds to wait from a ``Retry-After`` (delta-seconds or an HTTP date), or None."""
     if value is None:
         return None
     value = value.strip()
@@ -63,8 +61,8 @@ def asked_wait(answer: Answer) -> float | None:
 
 
 def retryable(answer: Answer) -> bool:
-    """The one rule for trying a request again: no answer came, or bytes that were not HTTP, or
-    429/500/502/503/504; any other answer would come again the same."""
+    """The one rule for trying again: no answer, not HTTP, or 429/500/502/503/504 (any other
+    answer would come again the same)."""
     if answer.failure is not None:
         return answer.failure in RETRYABLE_FAILURES
     return answer.http_status in RETRYABLE_STATUSES
@@ -79,8 +77,7 @@ def refused(answer: Answer) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a request is tried again (``retries``), and the exponential backoff with full
-    jitter between tries when the answer asks for no particular wait."""
+    """How often a request is tried again, and the backoff when the answer asks no wait."""
 
     retries: int = 3
     base: float = 0.5
@@ -101,17 +98,15 @@ async def attempt(
     judge: Callable[[Answer, float | None], bool] | None = None,
     stop: asyncio.Event | None = None,
 ) -> Answer | None:
-    """Send one request (``send()``) through ``gate`` until an answer is final; the last
-    answer, or None when ``stop`` was set before it went out or while it waited to go again.
-    ``before()`` is awaited as its turn comes (the ledger's record); ``judge(answer, wait)``
-    sees every answer and the seconds before the next try (None: final), and returning True
-    ends the loop. A limiter's refusal while the API takes requests costs no retry, up to
-    FREE_REFUSALS (the gate has already slowed the run): rows do not fail because the run went
-    a little over a limit, while a server that refuses everything still spends the retries."""
+    """Send one request through ``gate`` until an answer is final: the last, or None when
+    ``stop`` was set first. ``before()`` is awaited as its turn comes (the ledger's record);
+    ``judge(answer, wait)`` sees every answer and the wait before the next try (None: final),
+    and ends the loop by returning True."""
     retry = free = 0
+    stop = stop or asyncio.Event()
     while True:
         slot = await gate.turn()
-        if stop is not None and stop.is_set():
+        if stop.is_set():
             gate.release(slot)
             return None
         try:
@@ -128,7 +123,7 @@ async def attempt(
             asked = asked_wait(answer)
             if asked is not None and asked > MAX_RETRY_AFTER:
                 pass  # not waited for: the caller stops, or leaves the request unanswered
-            elif congested and free < FREE_REFUSALS:
+            elif congested and free < FREE_REFUSALS:  # the run went over a limit, not the row
                 free += 1
                 wait = asked or 0.0
             elif retry < policy.retries:
@@ -136,14 +131,11 @@ async def attempt(
                 retry += 1
         if (judge is not None and judge(answer, wait)) or wait is None:
             return answer
-        if stop is None:
-            await asyncio.sleep(wait)
-        else:
-            try:
-                await asyncio.wait_for(stop.wait(), wait)
-                return None
-            except TimeoutError:
-                pass
+        try:
+            await asyncio.wait_for(stop.wait(), wait)
+            return None
+        except TimeoutError:
+            pass
 
 
 @dataclass(slots=True)
@@ -189,8 +181,7 @@ class Backpressure:
         self._starts: deque[Slot] | None = deque(maxlen=max(1, math.floor(rate))) if rate else None
 
     async def turn(self) -> Slot:
-        """Wait for a place among the requests in flight, the end of a pause, and the
-        request's turn in the rate; hand the slot back with :meth:`release`."""
+        """A place among the requests in flight, after any pause, on its turn in the rate."""
         await self._places.acquire()
         try:
             now = time.monotonic()
@@ -213,7 +204,7 @@ class Backpressure:
 
     async def go(self, slot: Slot) -> None:
         """The request goes to the wire now, about 1/rate after the one before (its journal
-        record since its turn may have taken less): a limiter without a burst refuses closer."""
+        record since its turn may have taken less)."""
         now = time.monotonic()
         if slot.paced:
             while (rate := self._pace()) and (due := self._wire + SPACING / rate) > now:
@@ -239,9 +230,8 @@ class Backpressure:
         self.rate = None if rate * self.srtt > 2 * self.concurrency else max(MIN_RATE, rate)
 
     def release(self, slot: Slot, answer: Answer | None = None) -> bool:
-        """A request is done: its place goes to the next. ``answer``: what came back (None:
-        nothing, the request was cut off). True for a refusal while the API took a quarter of
-        the requests or more over the last second: the limiter's doing, not this request's."""
+        """A request is done (``answer`` None: cut off). True for a refusal while the API took a
+        quarter of the requests or more over the last second: the limiter's doing, not the row's."""
         self._places.release()
         if answer is None or answer.http_status is None:
             return False
