@@ -24,16 +24,13 @@ if TYPE_CHECKING:  # leads imports pandas, which --help and --version must not w
     from batch_attend.leads import Lead
 
 DEFAULT_BASE_URL = "https://app.plugchat.com.br/api/integrations"
-START_PATH = "/start-attendance"
-FINISH_PATH = "/finish-attendance"
 SNIPPET_CHARS = 120
 Scrub = Callable[[str], str]
-#: The token's pieces this long or longer are masked wherever a server echoes them.
-FRAGMENT = 8
-#: An answer to a start is a few bytes; one longer than this is not read (nor kept in memory).
-START_ANSWER_LIMIT = 64 * 1024
-#: The operator and department lists of a large account fit well within this.
-LIST_ANSWER_LIMIT = 16 * 1024 * 1024
+FRAGMENT = 8  #: the token's pieces this long or longer are masked wherever a server echoes them
+START_ANSWER_LIMIT = 64 * 1024  #: an answer to a start is a few bytes; a longer one is not read
+LIST_ANSWER_LIMIT = 16 * 1024 * 1024  #: the lists of a large account fit well within this
+#: Whether the request the pool last gave a connection to went out on one used before.
+REUSED: ContextVar[bool] = ContextVar("REUSED", default=False)
 
 
 def endpoint(base_url: str, path: str) -> str:
@@ -199,18 +196,17 @@ def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
     return outcome
 
 
+#: A status's error code and sentence, and the sentence that shows its body when it has one.
 _STATUS_CODES = {
-    400: (ErrorCode.BAD_REQUEST, sentences.BAD_REQUEST),
-    401: (ErrorCode.UNAUTHORIZED, sentences.TOKEN_REFUSED),
-    403: (ErrorCode.FORBIDDEN, sentences.FORBIDDEN),
-    404: (ErrorCode.NOT_FOUND, sentences.NOT_FOUND),
-    405: (ErrorCode.METHOD_NOT_ALLOWED, sentences.METHOD_NOT_ALLOWED),
-    415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, sentences.UNSUPPORTED_MEDIA_TYPE),
-    422: (ErrorCode.BAD_REQUEST, sentences.UNPROCESSABLE),
-    429: (ErrorCode.RATE_LIMITED, sentences.SLOW_DOWN),
+    400: (ErrorCode.BAD_REQUEST, sentences.BAD_REQUEST, sentences.BAD_REQUEST_ANSWER),
+    401: (ErrorCode.UNAUTHORIZED, sentences.TOKEN_REFUSED, None),
+    403: (ErrorCode.FORBIDDEN, sentences.FORBIDDEN, None),
+    404: (ErrorCode.NOT_FOUND, sentences.NOT_FOUND, None),
+    405: (ErrorCode.METHOD_NOT_ALLOWED, sentences.METHOD_NOT_ALLOWED, None),
+    415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, sentences.UNSUPPORTED_MEDIA_TYPE, None),
+    422: (ErrorCode.BAD_REQUEST, sentences.UNPROCESSABLE, sentences.UNPROCESSABLE_ANSWER),
+    429: (ErrorCode.RATE_LIMITED, sentences.SLOW_DOWN, None),
 }
-#: The statuses above whose body, when there is one, is shown.
-_WITH_ANSWER = {400: sentences.BAD_REQUEST_ANSWER, 422: sentences.UNPROCESSABLE_ANSWER}
 
 
 def classify(answer: Answer, scrub: Scrub = str, read: Reader = read_start) -> Outcome:
@@ -231,10 +227,9 @@ def classify(answer: Answer, scrub: Scrub = str, read: Reader = read_start) -> O
             return _unexpected(answer, sentences.NOT_JSON, scrub)
         return read(answer, data, scrub)
     if status in _STATUS_CODES:
-        code, message = _STATUS_CODES[status]
-        if status in _WITH_ANSWER and answer.body:
-            snippet = _snippet(answer.body, scrub)
-            message = _WITH_ANSWER[status].format(status=status, snippet=snippet)
+        code, message, with_body = _STATUS_CODES[status]
+        if with_body and answer.body:
+            message = with_body.format(status=status, snippet=_snippet(answer.body, scrub))
         outcome = _failed(answer, code, message)
         if status == 401:
             outcome.status = RowStatus.SKIPPED
@@ -333,13 +328,13 @@ class PlugChatClient:
         return b"".join([*out, data[last:]]).decode("utf-8", "surrogateescape")
 
     async def start_attendance(self, lead: Lead) -> Answer:
-        url = endpoint(self.base_url, START_PATH)
+        url = endpoint(self.base_url, "/start-attendance")
         return await self.request("POST", url, body=lead.body(), limit=START_ANSWER_LIMIT)
 
     async def finish_attendance(self, lead: Lead, auto_transfer: bool) -> Answer:
         """End the attendance of ``lead.phone``, as its first operator."""
         body = {"phone": lead.phone, "operatorId": lead.operators[0], "autoTransfer": auto_transfer}
-        url = endpoint(self.base_url, FINISH_PATH)
+        url = endpoint(self.base_url, "/finish-attendance")
         return await self.request("POST", url, body=body, limit=START_ANSWER_LIMIT)
 
     async def get(
@@ -426,10 +421,6 @@ class PlugChatClient:
             sentence, reason = sentences.REQUEST_FAILED, f"{type(exc).__name__}: {exc}"
         said = sentence.format(seconds=f"{self._timeout:g}", reason=reason)
         return Answer(failure=code, detail=self.scrub(said))
-
-
-#: Whether the request the pool last gave a connection to went out on one used before.
-REUSED: ContextVar[bool] = ContextVar("REUSED", default=False)
 
 
 class _Unreadable(Exception):

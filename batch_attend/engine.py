@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 
 from batch_attend import sentences
 from batch_attend.api import Answer, PlugChatClient, classify, read_start
@@ -26,13 +26,9 @@ from batch_attend.retrying import (
     retryable,
 )
 
-#: Answers failing in a row after which ``recheck`` is asked (see Engine._note_failing).
-TROUBLE_IN_A_ROW = 10
-#: After Ctrl-C or SIGTERM, requests already in flight get this long to answer.
-DEFAULT_GRACE = 5.0
+TROUBLE_IN_A_ROW = 10  #: answers failing in a row after which ``recheck`` is asked
+DEFAULT_GRACE = 5.0  #: after Ctrl-C or SIGTERM, requests in flight get this long to answer
 SIGNALS = ("SIGINT", "SIGTERM")  # and the engine's stop reasons for them
-
-OnAttempt = Callable[[Lead, int, Outcome, float, float | None], None]
 
 
 class Starts:
@@ -91,7 +87,7 @@ class Engine:
         backpressure: Backpressure | None = None,
         journal: Journal | None = None,
         on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None,
-        on_attempt: OnAttempt | None = None,
+        on_attempt: Callable[[Lead, int, Outcome, float, float | None], None] | None = None,
         grace: float = DEFAULT_GRACE,
         recheck: Callable[[], Awaitable[str | None]] | None = None,
         kind: Starts | None = None,
@@ -109,9 +105,7 @@ class Engine:
         self.stop_reason: str | None = None
         self.problem: str | None = None  # what recheck said
         self.retry_at: dt.datetime | None = None  # when the API asked to be called again
-        self.decided = 0  # leads an answer decided
-        self.requests = 0
-        self.retries = 0
+        self.decided = self.requests = self.retries = 0  # leads decided; requests; retries
         self._stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._in_request: set[asyncio.Task] = set()
@@ -142,14 +136,13 @@ class Engine:
             self.stop_reason = reason
         self._stop_event.set()
         if reason in SIGNALS:
-            for task in self._tasks:
-                if task not in self._in_request:
-                    task.cancel()
-            asyncio.get_running_loop().call_later(self.grace, self._cancel_all)
+            self._cancel(spare=self._in_request)
+            asyncio.get_running_loop().call_later(self.grace, self._cancel)
 
-    def _cancel_all(self) -> None:
+    def _cancel(self, spare: Collection[asyncio.Task] = ()) -> None:
         for task in self._tasks:
-            task.cancel()
+            if task not in spare:
+                task.cancel()
 
     async def _worker(self, pending: Iterator[Lead]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
@@ -186,8 +179,7 @@ class Engine:
             outcome.phone, outcome.attempts, outcome.done_at = lead.phone, attempts, now()
             kind.judge(lead, answer, outcome, history)
             self._note_failing(answer)
-            asked = asked_wait(answer)
-            if wait is None and asked is not None and asked > MAX_RETRY_AFTER:
+            if wait is None and (asked := asked_wait(answer) or 0.0) > MAX_RETRY_AFTER:
                 self._stop_until(outcome, asked)
             if outcome.error_code == ErrorCode.UNAUTHORIZED:
                 self.stop("unauthorized")
@@ -204,13 +196,9 @@ class Engine:
                 self.retries += 1
             return final
 
+        before = record if self.journal else None
         await attempt(
-            self.gate,
-            self.policy,
-            send,
-            before=record if self.journal else None,
-            judge=judge,
-            stop=self._stop_event,
+            self.gate, self.policy, send, before=before, judge=judge, stop=self._stop_event
         )
 
     def _note_failing(self, answer: Answer) -> None:
@@ -235,8 +223,7 @@ class Engine:
     def _stop_until(self, outcome: Outcome, asked: float) -> None:
         when = dt.datetime.now().astimezone() + dt.timedelta(seconds=asked)
         self.retry_at = max(self.retry_at or when, when)
-        outcome.status = RowStatus.SKIPPED
-        outcome.error_code = ErrorCode.RATE_LIMITED
+        outcome.status, outcome.error_code = RowStatus.SKIPPED, ErrorCode.RATE_LIMITED
         outcome.error_message = sentences.RETRY_TOO_LATE.format(
             status=outcome.http_status,
             seconds=round(asked),

@@ -22,14 +22,12 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_FAILURES = frozenset(
     {ErrorCode.TIMEOUT, ErrorCode.CONNECTION_ERROR, ErrorCode.CONNECTION_LOST, ErrorCode.MALFORMED}
 )
-#: A Retry-After longer than this is not waited for: the run stops, and a rerun resumes it.
-MAX_RETRY_AFTER = 600.0
+MAX_RETRY_AFTER = 600.0  #: a longer Retry-After is not waited for: the run stops, a rerun resumes
 TEN_YEARS = 10 * 365 * 86400.0  # the longest Retry-After: any longer means the same
 #: ``--rate N``: a start waits until the N-th before it is a second (and 10 ms) behind, so that
 #: no one-second window holds N + 1 (counted as it goes to the wire, after its journal record).
 WINDOW = 1.01
-#: Congestion control (see :class:`Backpressure`).
-START_RATE = 20.0  # requests a second at first
+START_RATE = 20.0  # congestion control (see Backpressure): requests a second at first
 SLOW_START = 4.0  # times the rate grows a round trip until a refusal
 DOWN = 1 / 32  # a refusal brings the rate down by this share at least
 SAMPLE = 16  # ... by the share of refusals among the answers since the last cut, or this many
