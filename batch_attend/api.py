@@ -247,9 +247,8 @@ def classify(answer: Answer, scrub: Scrub = str, read: Reader = read_start) -> O
 
 
 class PlugChatClient:
-    """One aiohttp session per run (``async with``), its pool sized to the run's concurrency. The
-    token goes in the ``Authorization`` header and nowhere else; what is kept or shown of an
-    answer passes :meth:`scrub`. Answers are read, and inflated, up to a limit."""
+    """One aiohttp session per run (``async with``), its pool sized to the run's concurrency; the
+    token goes in the ``Authorization`` header only, and what is kept of an answer is scrubbed."""
 
     def __init__(
         self,
@@ -318,13 +317,10 @@ class PlugChatClient:
         if not any(piece in data for piece in self._pieces):  # the usual case, at C speed
             return text
         out, last = [], 0  # the pieces kept, and where the last masked span ends
-        for match in self._pattern.finditer(data):
-            start, end = match.start(), match.start() + len(match.group(1))
-            if out and start <= last:
-                last = max(last, end)
-            else:
-                out += [data[last:start], b"[token]"]
-                last = end
+        for match in self._pattern.finditer(data):  # in order, each piece as long: spans merge
+            if not out or match.start() > last:
+                out += [data[last : match.start()], b"[token]"]
+            last = match.start() + len(match.group(1))
         return b"".join([*out, data[last:]]).decode("utf-8", "surrogateescape")
 
     async def start_attendance(self, lead: Lead) -> Answer:

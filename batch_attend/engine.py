@@ -37,11 +37,11 @@ class Starts:
     desc = "Starting attendances"
     read = staticmethod(read_start)
 
-    def __init__(self, journal: Journal | None = None) -> None:
+    def __init__(self, journal: Journal) -> None:
         self.journal = journal
 
     def history(self, lead: Lead) -> History:
-        return self.journal.history(lead.phone) if self.journal else History()
+        return self.journal.history(lead.phone)
 
     async def record(self, lead: Lead) -> int:
         return await self.journal.sending(lead)
@@ -58,8 +58,7 @@ class Starts:
             outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
         elif frozenset(outcome.operators) in history.may_have_acted:
             # the operators of an earlier request of the lead that may have acted: its own start
-            outcome.status = RowStatus.STARTED
-            outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
+            outcome.status, outcome.error_code = RowStatus.STARTED, ErrorCode.CONFIRMED_ON_RETRY
             outcome.attempts += history.unanswered  # one of them did arrive
             number = outcome.attendance_number
             said = sentences.CONFIRMED_ON_RETRY_NUMBER if number else sentences.CONFIRMED_ON_RETRY
@@ -97,7 +96,6 @@ class Engine:
         self.concurrency = concurrency
         self.policy = policy
         self.gate = backpressure or Backpressure(concurrency)
-        self.journal = journal
         self.on_outcome = on_outcome
         self.on_attempt = on_attempt
         self.grace = grace
@@ -184,8 +182,7 @@ class Engine:
             if outcome.error_code == ErrorCode.UNAUTHORIZED:
                 self.stop("unauthorized")
             final = wait is None or self.stop_reason is not None
-            if self.journal:
-                kind.answered(request, lead, outcome, answer, final)
+            kind.answered(request, lead, outcome, answer, final)
             if self.on_attempt is not None:
                 elapsed = time.perf_counter() - started
                 self.on_attempt(lead, attempts, outcome, elapsed, None if final else wait)
@@ -196,9 +193,8 @@ class Engine:
                 self.retries += 1
             return final
 
-        before = record if self.journal else None
         await attempt(
-            self.gate, self.policy, send, before=before, judge=judge, stop=self._stop_event
+            self.gate, self.policy, send, before=record, judge=judge, stop=self._stop_event
         )
 
     def _note_failing(self, answer: Answer) -> None:
@@ -234,44 +230,34 @@ class Engine:
 
 @contextlib.contextmanager
 def signals_stop(engine: Engine):
-    """Ctrl-C and SIGTERM stop the engine cleanly, never mid-row nor mid-commit: through the
-    loop's own signal handlers, or (Windows) a plain handler that hands the stop to it."""
+    """Ctrl-C and SIGTERM stop the engine cleanly: handed to the loop, which never runs the stop
+    mid-row nor mid-commit (on every platform, as the loop's own handlers are Unix's only)."""
     loop = asyncio.get_running_loop()
-    restore: list[Callable[[], object]] = []
-    for name in SIGNALS:
-        sig = getattr(signal, name)
-        previous = signal.getsignal(sig)
-        try:
-            try:
-                loop.add_signal_handler(sig, engine.stop, name)
-                restore.append(lambda sig=sig: loop.remove_signal_handler(sig))
-            except NotImplementedError:
-                signal.signal(
-                    sig, lambda *_, name=name: loop.call_soon_threadsafe(engine.stop, name)
-                )
-        except (RuntimeError, ValueError):
-            continue  # not the main thread (library use): the caller handles signals
-        restore.append(lambda sig=sig, previous=previous: signal.signal(sig, previous))
+
+    def stop(signum: int, frame) -> None:
+        loop.call_soon_threadsafe(engine.stop, signal.Signals(signum).name)
+
+    routed = HeldSignals()
+    routed.hold(stop)
     try:
         yield
     finally:
-        for undo in restore:
-            undo()
+        routed.release()
 
 
 class HeldSignals:
-    """From sending until the results are written, Ctrl-C and SIGTERM are noted (``name``) so
-    that what was sent is written out; a second one exits at once."""
+    """From sending until the results are written, Ctrl-C and SIGTERM are noted (``name``), or
+    handed to ``handler``, so that what was sent is written out; a second one exits at once."""
 
     def __init__(self) -> None:
         self.name: str | None = None
         self._previous: dict[int, object] = {}
 
-    def hold(self) -> None:
+    def hold(self, handler: Callable[[int, object], None] | None = None) -> None:
         for name in SIGNALS:
             sig = getattr(signal, name)
             try:
-                self._previous[sig] = signal.signal(sig, self._noted)
+                self._previous[sig] = signal.signal(sig, handler or self._noted)
             except ValueError:
                 return  # not the main thread (library use): the caller handles signals
 

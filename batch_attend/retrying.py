@@ -145,18 +145,15 @@ class Slot:
 
 
 class Backpressure:
-    """The run-wide gate every request passes (:meth:`turn`, :meth:`go` as it goes out,
-    :meth:`release` with the answer): at most ``concurrency`` in flight, the pauses the API asks
-    for, the cap of ``--rate``, and congestion control as TCP's, whatever limiter is in front:
-
-    * requests go out about 1/rate apart (a leaky bucket without a burst refuses any closer),
-      the rate growing SLOW_START times a round trip until a refusal (:func:`refused`);
-    * a refusal of a request sent since the last cut brings the rate down at once by the share
-      refused since (as DCTCP does); when a window's burst is spent, every worker also waits;
-    * accepted answers bring it back quickly to the most the API took within a second, then
-      climb so that about REFUSED_SHARE are refused, faster the longer no refusal came;
-    * past what the requests in flight can reach, requests are not paced at all.
-    """
+    """The run-wide gate every request passes (:meth:`turn`, :meth:`go`, :meth:`release`): at
+    most ``concurrency`` in flight, the pauses the API asks for, the cap of ``--rate``, and
+    congestion control as TCP's, whatever limiter is in front. Requests go out about 1/rate apart
+    (a leaky bucket without a burst refuses closer), the rate growing SLOW_START times a round
+    trip until a refusal (:func:`refused`); a refusal of a request sent since the last cut brings
+    it down at once by the share refused since (as DCTCP), and every worker waits when a window's
+    burst is spent; accepted answers bring it back quickly to the most the API took within a
+    second, then climb so that about REFUSED_SHARE are refused, faster the longer no refusal came.
+    Past what the requests in flight can reach, requests are not paced at all."""
 
     def __init__(self, concurrency: int, rate: float | None = None) -> None:
         self.concurrency = concurrency
