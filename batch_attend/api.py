@@ -147,15 +147,13 @@ def _looks_like_html(answer: Answer) -> bool:
     return "html" in answer.content_type.lower() or head.startswith((b"<!doctype", b"<html"))
 
 
-def _failed(answer: Answer, code: ErrorCode, message: str) -> Outcome:
+def _failed(answer: Answer, code: ErrorCode, message: str, scrub: Scrub | None = None) -> Outcome:
+    """A failed outcome; with ``scrub``, its message shows the status and the body's start."""
+    if scrub is not None:
+        message = message.format(status=answer.http_status, snippet=_snippet(answer.body, scrub))
     return Outcome(
         RowStatus.FAILED, http_status=answer.http_status, error_code=code, error_message=message
     )
-
-
-def _unexpected(answer: Answer, sentence: str, scrub: Scrub) -> Outcome:
-    said = sentence.format(snippet=_snippet(answer.body, scrub))
-    return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, said)
 
 
 def read_start(answer: Answer, data, scrub: Scrub) -> Outcome:
@@ -178,7 +176,7 @@ def read_start(answer: Answer, data, scrub: Scrub) -> Outcome:
             attendance_number="" if number is None else scrub(str(number)),
             operators=ids,
         )
-    return _unexpected(answer, sentences.UNKNOWN_SHAPE, scrub)
+    return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.UNKNOWN_SHAPE, scrub)
 
 
 def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
@@ -188,7 +186,7 @@ def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
         data.get("chatFounded") if isinstance(data, dict) and data.get("success") is True else None
     )
     if found not in (True, False):
-        return _unexpected(answer, sentences.UNKNOWN_SHAPE, scrub)
+        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.UNKNOWN_SHAPE, scrub)
     outcome = Outcome(RowStatus.UNDONE, http_status=answer.http_status)
     if found is False:
         outcome.error_code = ErrorCode.NOTHING_TO_FINISH
@@ -210,9 +208,8 @@ _STATUS_CODES = {
 
 
 def classify(answer: Answer, scrub: Scrub = str, read: Reader = read_start) -> Outcome:
-    """Turn any answer into an outcome (``phone`` and ``attempts`` are the caller's); never
-    raises. Every text taken from the answer passes ``scrub``; ``read`` judges a 2xx answer's
-    JSON (every other answer means the same whatever was asked)."""
+    """Any answer as an outcome, every text taken from it scrubbed; ``read`` judges a 2xx answer's
+    JSON (every other answer means the same whatever was asked). Never raises."""
     if answer.failure is not None:
         return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
     status = answer.http_status or 0
@@ -224,7 +221,7 @@ def classify(answer: Answer, scrub: Scrub = str, read: Reader = read_start) -> O
         try:  # numbers as written: an attendance number is text, and 1e999 must not become inf
             data = json.loads(answer.body, parse_int=str, parse_float=str, parse_constant=str)
         except ValueError:
-            return _unexpected(answer, sentences.NOT_JSON, scrub)
+            return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.NOT_JSON, scrub)
         return read(answer, data, scrub)
     if status in _STATUS_CODES:
         code, message, with_body = _STATUS_CODES[status]
@@ -242,8 +239,7 @@ def classify(answer: Answer, scrub: Scrub = str, read: Reader = read_start) -> O
         message = sentences.SERVER_ERROR_PAGE if page else sentences.SERVER_ERROR
         return _failed(answer, ErrorCode.SERVER_ERROR, message.format(status=status))
     said = sentences.OTHER_STATUS_WITH if answer.body else sentences.OTHER_STATUS
-    message = said.format(status=status, snippet=_snippet(answer.body, scrub))
-    return _failed(answer, ErrorCode.CLIENT_ERROR, message)
+    return _failed(answer, ErrorCode.CLIENT_ERROR, said, scrub)
 
 
 class PlugChatClient:
@@ -277,8 +273,6 @@ class PlugChatClient:
         used: weakref.WeakSet = weakref.WeakSet()
 
         class Pool(aiohttp.TCPConnector):
-            """Says in :data:`REUSED` whether a connection was used before."""
-
             async def connect(self, req, traces, timeout):
                 REUSED.set(False)  # until a connection is given: one refused was never used
                 conn = await super().connect(req, traces, timeout)
@@ -293,11 +287,10 @@ class PlugChatClient:
     def _open(self, connector):
         import aiohttp
 
-        # One deadline per request: what --timeout promises, an answer within so many seconds.
-        timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=self._timeout)
         return aiohttp.ClientSession(
             connector=connector,
-            timeout=timeout,
+            # One deadline per request: what --timeout promises, an answer within so many seconds.
+            timeout=aiohttp.ClientTimeout(total=self._timeout, sock_connect=self._timeout),
             headers={"Authorization": self._token, "Accept-Encoding": "identity"},
             skip_auto_headers=("User-Agent",),
             raise_for_status=False,
@@ -311,8 +304,8 @@ class PlugChatClient:
         self._session = self._fresh = None
 
     def scrub(self, text: str) -> str:
-        """``text`` with the token masked, and every piece of it of ``FRAGMENT`` bytes or more
-        (a server may echo the Authorization header cut short, or split)."""
+        """``text`` with every piece of the token of ``FRAGMENT`` bytes or more masked (a server
+        may echo the Authorization header cut short, or split)."""
         data = text.encode("utf-8", "surrogateescape")
         if not any(piece in data for piece in self._pieces):  # the usual case, at C speed
             return text
@@ -343,9 +336,8 @@ class PlugChatClient:
             self.gate, self.policy, lambda: self.request("GET", url, headers=headers, limit=limit)
         )
         if answer.http_status == 401:
-            raise TokenRefusedError(
-                _("the API refused the token (HTTP 401) when {asking}").format(asking=_(asking))
-            )
+            said = _("the API refused the token (HTTP 401) when {asking}")
+            raise TokenRefusedError(said.format(asking=_(asking)))
         return answer
 
     async def request(
@@ -358,8 +350,8 @@ class PlugChatClient:
         limit: int = LIST_ANSWER_LIMIT,
         session=None,
     ) -> Answer:
-        """One request (``body`` sent as JSON) on the run's ``session``, reading at most
-        ``limit`` bytes of the answer; never raises for network trouble."""
+        """One request, reading at most ``limit`` bytes of the answer; never raises for network
+        trouble."""
         import aiohttp
 
         try:
@@ -406,8 +398,7 @@ class PlugChatClient:
         elif isinstance(exc, aiohttp.ClientConnectorError):
             code, sentence = ErrorCode.CONNECTION_ERROR, sentences.CANNOT_CONNECT
             reason = exc.os_error.strerror or exc
-        elif isinstance(exc, aiohttp.ClientResponseError):
-            # aiohttp's parser gives these a status of its own (400): no server sent it.
+        elif isinstance(exc, aiohttp.ClientResponseError):  # the parser's own 400, no server's
             code, sentence, reason = ErrorCode.MALFORMED, sentences.NOT_HTTP, exc.message
         elif isinstance(
             exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionError

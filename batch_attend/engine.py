@@ -73,9 +73,8 @@ class Starts:
 
 
 class Engine:
-    """Sends the requests of ``kind`` with bounded concurrency, retries and clean stops.
-    ``on_outcome(lead, outcome)`` is called once for every lead an answer decided; a lead that
-    got none (a refused token, an interruption) stays undecided in the journal."""
+    """Sends the requests of ``kind`` with bounded concurrency, retries and clean stops;
+    ``on_outcome`` sees each lead an answer decided, the others stay undecided in the journal."""
 
     def __init__(
         self,

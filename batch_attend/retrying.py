@@ -59,8 +59,7 @@ def asked_wait(answer: Answer) -> float | None:
 
 
 def retryable(answer: Answer) -> bool:
-    """The one rule for trying again: no answer, not HTTP, or 429/500/502/503/504 (any other
-    answer would come again the same)."""
+    """No answer, not HTTP, or 429/500/502/503/504: any other answer would come again the same."""
     if answer.failure is not None:
         return answer.failure in RETRYABLE_FAILURES
     return answer.http_status in RETRYABLE_STATUSES
@@ -198,8 +197,7 @@ class Backpressure:
             raise
 
     async def go(self, slot: Slot) -> None:
-        """The request goes to the wire now, about 1/rate after the one before (its journal
-        record since its turn may have taken less)."""
+        """The request goes out now, about 1/rate after the one before (its record took time)."""
         now = time.monotonic()
         if slot.paced:
             while (rate := self._pace()) and (due := self._wire + SPACING / rate) > now:
