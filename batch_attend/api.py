@@ -1,6 +1,5 @@
-"""The PlugChat client, which turns a request into an :class:`Answer` (never raising for network
-trouble), and :func:`classify`, which turns any answer into an outcome: two halves tested apart.
-Retries, rate and concurrency are :mod:`batch_attend.retrying`'s."""
+"""The PlugChat client, a request to an :class:`Answer` (never raising for network trouble), and
+:func:`classify`, any answer to an outcome, tested apart; retries and rate are ``retrying``'s."""
 
 from __future__ import annotations
 
@@ -415,7 +414,7 @@ class _Unreadable(Exception):
 
 
 async def _read_body(resp, limit: int) -> bytes:
-    """The answer's body, inflated, or :class:`_Unreadable` past ``limit`` bytes read or inflated."""
+    """The answer's body, inflated; :class:`_Unreadable` past ``limit`` bytes read or inflated."""
     too_large = sentences.TOO_LARGE.format(size=limit // 1024)
     if resp.content_length is not None and resp.content_length > limit:
         raise _Unreadable(too_large)

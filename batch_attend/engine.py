@@ -1,6 +1,5 @@
 """The async engine: a fixed set of workers pulls leads from one shared iterator (memory stays
-flat however long the file), each request through the run-wide gate and recorded in the journal
-as it happens. What a request is is its kind's: :class:`Starts` here, ``undo.Finishes``."""
+flat), each request of its kind (:class:`Starts`, ``undo.Finishes``) via the gate and journal."""
 
 from __future__ import annotations
 
@@ -12,22 +11,13 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 
-from batch_attend import sentences
+from batch_attend import retrying, sentences
 from batch_attend.api import Answer, PlugChatClient, classify, read_start
 from batch_attend.journal import History, Journal, now
 from batch_attend.leads import Lead
 from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus, Stop
-from batch_attend.retrying import (
-    MAX_RETRY_AFTER,
-    Backpressure,
-    RetryPolicy,
-    asked_wait,
-    attempt,
-    retryable,
-)
 
 TROUBLE_IN_A_ROW = 10  #: answers failing in a row after which ``recheck`` is asked
-DEFAULT_GRACE = 5.0  #: after Ctrl-C or SIGTERM, requests in flight get this long to answer
 SIGNALS = ("SIGINT", "SIGTERM")  # and the engine's stop reasons for them
 
 
@@ -81,12 +71,12 @@ class Engine:
         client: PlugChatClient,
         *,
         concurrency: int,
-        policy: RetryPolicy,
-        backpressure: Backpressure | None = None,
+        policy: retrying.RetryPolicy,
+        backpressure: retrying.Backpressure | None = None,
         journal: Journal | None = None,
         on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None,
         on_attempt: Callable[[Lead, int, Outcome, float, float | None], None] | None = None,
-        grace: float = DEFAULT_GRACE,
+        grace: float = 5.0,  # after Ctrl-C or SIGTERM, requests in flight get this long to answer
         recheck: Callable[[], Awaitable[str | None]] | None = None,
         kind: Starts | None = None,
     ) -> None:
@@ -94,7 +84,7 @@ class Engine:
         self.kind = kind or Starts(journal)
         self.concurrency = concurrency
         self.policy = policy
-        self.gate = backpressure or Backpressure(concurrency)
+        self.gate = backpressure or retrying.Backpressure(concurrency)
         self.on_outcome = on_outcome
         self.on_attempt = on_attempt
         self.grace = grace
@@ -176,7 +166,8 @@ class Engine:
             outcome.phone, outcome.attempts, outcome.done_at = lead.phone, attempts, now()
             kind.judge(lead, answer, outcome, history)
             self._note_failing(answer)
-            if wait is None and (asked := asked_wait(answer) or 0.0) > MAX_RETRY_AFTER:
+            asked = retrying.asked_wait(answer) if wait is None else None
+            if asked is not None and asked > retrying.MAX_RETRY_AFTER:
                 self._stop_until(outcome, asked)
             if outcome.error_code == ErrorCode.UNAUTHORIZED:
                 self.stop("unauthorized")
@@ -192,14 +183,14 @@ class Engine:
                 self.retries += 1
             return final
 
-        await attempt(
+        await retrying.attempt(
             self.gate, self.policy, send, before=record, judge=judge, stop=self._stop_event
         )
 
     def _note_failing(self, answer: Answer) -> None:
         """At ``TROUBLE_IN_A_ROW`` answers failing in a row (tried again, but 429s: a start gets
         503s while the number is down), ask ``recheck`` (once at a time) if sending must stop."""
-        failed = retryable(answer) and answer.http_status != 429
+        failed = retrying.retryable(answer) and answer.http_status != 429
         self._failing = self._failing + 1 if failed else 0
         if self._failing >= TROUBLE_IN_A_ROW and self.recheck and self._rechecking is None:
             self._rechecking = asyncio.get_running_loop().create_task(self._recheck())

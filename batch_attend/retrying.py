@@ -1,6 +1,5 @@
 """When to try a request again, how long to wait, and how fast the run may send: one retry loop
-(:func:`attempt`) for every request, through one run-wide gate (:class:`Backpressure`), as a
-refusal for one row must slow every worker."""
+for every request, through one run-wide gate, as a refusal for one row must slow every worker."""
 
 from __future__ import annotations
 
@@ -24,9 +23,7 @@ RETRYABLE_FAILURES = frozenset(
 )
 MAX_RETRY_AFTER = 600.0  #: a longer Retry-After is not waited for: the run stops, a rerun resumes
 TEN_YEARS = 10 * 365 * 86400.0  # the longest Retry-After: any longer means the same
-#: ``--rate N``: a start waits until the N-th before it is a second (and 10 ms) behind, so that
-#: no one-second window holds N + 1 (counted as it goes to the wire, after its journal record).
-WINDOW = 1.01
+WINDOW = 1.01  #: ``--rate N``: no span this long holds more than N starts, as they go out
 START_RATE = 20.0  # congestion control (see Backpressure): requests a second at first
 SLOW_START = 4.0  # times the rate grows a round trip until a refusal
 DOWN = 1 / 32  # a refusal brings the rate down by this share at least
