@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from batch_attend import sentences
 from batch_attend.errors import ConfigError, TokenRefusedError
-from batch_attend.i18n import _
+from batch_attend.i18n import N_, _
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 from batch_attend.retrying import Backpressure, RetryPolicy, attempt
 
@@ -48,55 +48,48 @@ def shown_url(url: str) -> str:
 def check_base_url(base_url: str) -> str:
     """The base URL without a trailing slash, or a clear error: nothing goes to a URL that is not
     a plain http(s) address, nor with credentials in it (the token goes in a header)."""
-
-    def error(message: str, reason: object = None) -> ConfigError:
-        shown = shown_url(base_url)
-        said = message.format(base_url=shown, DEFAULT_BASE_URL=DEFAULT_BASE_URL, reason=reason)
-        return ConfigError(said)
-
+    reason = None
     try:
         parts = urlsplit(base_url)
         port = parts.port
     except ValueError as exc:
-        raise error(_("base URL '{base_url}' cannot be read as a URL ({reason})"), exc) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise error(
-            _("base URL '{base_url}' is not an http(s) URL; the default is {DEFAULT_BASE_URL}")
+        parts, reason = None, exc
+    if parts is None:
+        said = N_("base URL '{base_url}' cannot be read as a URL ({reason})")
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
+        said = N_("base URL '{base_url}' is not an http(s) URL; the default is {DEFAULT_BASE_URL}")
+    elif parts.username is not None or parts.password is not None:
+        said = N_(
+            "base URL '{base_url}' carries a user name or password; batch-attend sends only "
+            "the API token (in the Authorization header): remove them from the URL"
         )
-    if parts.username is not None or parts.password is not None:
-        raise error(
-            _(
-                "base URL '{base_url}' carries a user name or password; batch-attend sends only "
-                "the API token (in the Authorization header): remove them from the URL"
-            )
+    elif port == 0:
+        said = N_("base URL '{base_url}': port 0 is not a port")
+    elif parts.query or parts.fragment or base_url.rstrip().endswith(("?", "#")):
+        said = N_(
+            "base URL '{base_url}' has a query string or fragment; give the address only "
+            "(the default is {DEFAULT_BASE_URL})"
         )
-    if port == 0:
-        raise error(_("base URL '{base_url}': port 0 is not a port"))
-    if parts.query or parts.fragment or base_url.rstrip().endswith(("?", "#")):
-        raise error(
-            _(
-                "base URL '{base_url}' has a query string or fragment; give the address only "
-                "(the default is {DEFAULT_BASE_URL})"
-            )
-        )
-    return base_url.rstrip("/")
+    else:
+        return base_url.rstrip("/")
+    shown = shown_url(base_url)
+    said = _(said).format(base_url=shown, DEFAULT_BASE_URL=DEFAULT_BASE_URL, reason=reason)
+    raise ConfigError(said)
 
 
 def check_token(token: str | None) -> str:
     """The token as given (no scheme added or removed), or an error that never shows it."""
     if not token:
-        raise ConfigError(
-            _(
-                "no API token: set PLUGCHAT_TOKEN (or pass --token); use --sandbox or --dry-run to try the tool without one"
-            )
+        said = N_(
+            "no API token: set PLUGCHAT_TOKEN (or pass --token); use --sandbox or --dry-run to try the tool without one"
         )
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in token):
-        raise ConfigError(
-            _(
-                "the API token contains a control character (a stray new line?); it was not sent anywhere"
-            )
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in token):
+        said = N_(
+            "the API token contains a control character (a stray new line?); it was not sent anywhere"
         )
-    return token
+    else:
+        return token
+    raise ConfigError(_(said))
 
 
 @dataclass(slots=True)
