@@ -28,8 +28,7 @@ Scrub = Callable[[str], str]
 FRAGMENT = 8  #: the token's pieces this long or longer are masked wherever a server echoes them
 START_ANSWER_LIMIT = 64 * 1024  #: an answer to a start is a few bytes; a longer one is not read
 LIST_ANSWER_LIMIT = 16 * 1024 * 1024  #: the lists of a large account fit well within this
-#: Whether the request the pool last gave a connection to went out on one used before.
-REUSED: ContextVar[bool] = ContextVar("REUSED", default=False)
+REUSED: ContextVar[bool] = ContextVar("REUSED", default=False)  #: sent on a connection used before
 
 
 def endpoint(base_url: str, path: str) -> str:

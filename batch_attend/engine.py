@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from dataclasses import KW_ONLY, dataclass
 
 from batch_attend import retrying, sentences
 from batch_attend.api import Answer, PlugChatClient, classify, read_start
@@ -21,14 +22,13 @@ TROUBLE_IN_A_ROW = 10  #: answers failing in a row after which ``recheck`` is as
 SIGNALS = ("SIGINT", "SIGTERM")  # and the engine's stop reasons for them
 
 
+@dataclass(eq=False)
 class Starts:
     """A start per lead, recorded in the ``journal`` before it goes out and with its answer."""
 
+    journal: Journal
     desc = "Starting attendances"
     read = staticmethod(read_start)
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
 
     def history(self, lead: Lead) -> History:
         return self.journal.history(lead.phone)
@@ -62,33 +62,27 @@ class Starts:
         )
 
 
+@dataclass(eq=False)
 class Engine:
     """Sends the requests of ``kind`` with bounded concurrency, retries and clean stops;
-    ``on_outcome`` sees each lead an answer decided, the others stay undecided in the journal."""
+    ``on_outcome`` sees each lead an answer decided, the others stay undecided in the journal.
+    ``recheck``, after answers fail in a row, says why sending must stop (or None)."""
 
-    def __init__(
-        self,
-        client: PlugChatClient,
-        *,
-        concurrency: int,
-        policy: retrying.RetryPolicy,
-        backpressure: retrying.Backpressure | None = None,
-        journal: Journal | None = None,
-        on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None,
-        on_attempt: Callable[[Lead, int, Outcome, float, float | None], None] | None = None,
-        grace: float = 5.0,  # after Ctrl-C or SIGTERM, requests in flight get this long to answer
-        recheck: Callable[[], Awaitable[str | None]] | None = None,
-        kind: Starts | None = None,
-    ) -> None:
-        self.client = client
-        self.kind = kind or Starts(journal)
-        self.concurrency = concurrency
-        self.policy = policy
-        self.gate = backpressure or retrying.Backpressure(concurrency)
-        self.on_outcome = on_outcome
-        self.on_attempt = on_attempt
-        self.grace = grace
-        self.recheck = recheck  # after answers fail in a row: why sending must stop, or None
+    client: PlugChatClient
+    _: KW_ONLY
+    concurrency: int
+    policy: retrying.RetryPolicy
+    backpressure: retrying.Backpressure | None = None
+    journal: Journal | None = None
+    on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None
+    on_attempt: Callable[[Lead, int, Outcome, float, float | None], None] | None = None
+    grace: float = 5.0  # after Ctrl-C or SIGTERM, requests in flight get this long to answer
+    recheck: Callable[[], Awaitable[str | None]] | None = None
+    kind: Starts | None = None
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or Starts(self.journal)
+        self.gate = self.backpressure or retrying.Backpressure(self.concurrency)
         self.stop_reason: str | None = None
         self.problem: str | None = None  # what recheck said
         self.retry_at: dt.datetime | None = None  # when the API asked to be called again
@@ -115,8 +109,7 @@ class Engine:
         return self.stop_reason
 
     def stop(self, reason: str) -> None:
-        """Send nothing new. A signal also cuts waiting workers now and in-flight ones after the
-        grace period; a second one exits at once."""
+        """Send nothing new; a signal also cuts waiting workers now and the rest after ``grace``."""
         if reason in SIGNALS and self.stop_reason in SIGNALS:
             os._exit(Stop.named(reason).exit_status)
         if self.stop_reason is None or reason in SIGNALS:
@@ -220,8 +213,7 @@ class Engine:
 
 @contextlib.contextmanager
 def signals_stop(engine: Engine):
-    """Ctrl-C and SIGTERM stop the engine cleanly: handed to the loop, which never runs the stop
-    mid-row nor mid-commit (on every platform, as the loop's own handlers are Unix's only)."""
+    """Ctrl-C and SIGTERM stop the engine, handed to the loop: never mid-row nor mid-commit."""
     loop = asyncio.get_running_loop()
 
     def stop(signum: int, frame) -> None:

@@ -4,6 +4,7 @@ for every request, through one run-wide gate, as a refusal for one row must slow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import math
 import random
@@ -71,7 +72,7 @@ def refused(answer: Answer) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a request is tried again, and the backoff when the answer asks no wait."""
+    """How often a request is tried again, and the backoff (full jitter) when no wait is asked."""
 
     retries: int = 3
     base: float = 0.5
@@ -79,7 +80,6 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     def backoff(self, retry_number: int) -> float:
-        """Full jitter: uniform between 0 and ``base * 2**n``, capped."""
         return self.rng.uniform(0, min(self.cap, self.base * (2**retry_number)))
 
 
@@ -125,11 +125,9 @@ async def attempt(
                 retry += 1
         if (judge is not None and judge(answer, wait)) or wait is None:
             return answer
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), wait)
             return None
-        except TimeoutError:
-            pass
 
 
 @dataclass(slots=True)
@@ -216,7 +214,6 @@ class Backpressure:
         return self.rate if self.cap is None else min(self.rate or self.cap, self.cap)
 
     def _set(self, rate: float) -> None:
-        """Past what the requests in flight can reach, no pace (None)."""
         self.rate = None if rate * self.srtt > 2 * self.concurrency else max(MIN_RATE, rate)
 
     def release(self, slot: Slot, answer: Answer | None = None) -> bool:
