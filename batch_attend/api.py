@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import weakref
@@ -106,12 +107,10 @@ class Answer:
 
     def json(self):
         """The JSON of a 200 answer read whole, or None."""
-        if self.http_status != 200 or self.failure is not None:
-            return None
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
+        if self.http_status == 200 and self.failure is None:
+            with contextlib.suppress(ValueError):
+                return json.loads(self.body)
+        return None
 
     def why_unread(self) -> str:
         return self.detail if self.failure is not None else f"HTTP {self.http_status}"
