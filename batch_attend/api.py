@@ -1,10 +1,9 @@
-"""The PlugChat client, which turns a request into an :class:`Answer` (never raising for network
-trouble), and :func:`classify`, which turns any answer into an outcome: two halves tested on their
-own. Retries, rate and concurrency are :mod:`batch_attend.retrying`'s. aiohttp is the transport.
-"""
+"""The PlugChat client, a request to an :class:`Answer` (never raising for network trouble), and
+:func:`classify`, any answer to an outcome, tested apart; retries and rate are ``retrying``'s."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import weakref
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit
 
 from batch_attend import sentences
 from batch_attend.errors import ConfigError, TokenRefusedError
-from batch_attend.i18n import _
+from batch_attend.i18n import N_, _
 from batch_attend.outcomes import ErrorCode, Outcome, RowStatus
 from batch_attend.retrying import Backpressure, RetryPolicy, attempt
 
@@ -25,21 +24,16 @@ if TYPE_CHECKING:  # leads imports pandas, which --help and --version must not w
     from batch_attend.leads import Lead
 
 DEFAULT_BASE_URL = "https://app.plugchat.com.br/api/integrations"
-START_PATH = "/start-attendance"
-FINISH_PATH = "/finish-attendance"
 SNIPPET_CHARS = 120
 Scrub = Callable[[str], str]
-#: The token's pieces this long or longer are masked wherever a server echoes them.
-FRAGMENT = 8
-#: An answer to a start is a few bytes; one longer than this is not read (nor kept in memory).
-START_ANSWER_LIMIT = 64 * 1024
-#: The operator and department lists of a large account fit well within this.
-LIST_ANSWER_LIMIT = 16 * 1024 * 1024
+FRAGMENT = 8  #: the token's pieces this long or longer are masked wherever a server echoes them
+START_ANSWER_LIMIT = 64 * 1024  #: an answer to a start is a few bytes; a longer one is not read
+LIST_ANSWER_LIMIT = 16 * 1024 * 1024  #: the lists of a large account fit well within this
+REUSED: ContextVar[bool] = ContextVar("REUSED", default=False)  #: sent on a connection used before
 
 
 def endpoint(base_url: str, path: str) -> str:
-    """Under the base URL (``/start-attendance``), or on its host for the vendor's other APIs
-    (``/api/whatsapp/status``)."""
+    """Under the base URL, or on its host for the vendor's other APIs (``/api/...``)."""
     if not path.startswith("/api/"):
         return base_url.rstrip("/") + path
     parts = urlsplit(base_url)
@@ -52,95 +46,80 @@ def shown_url(url: str) -> str:
 
 
 def check_base_url(base_url: str) -> str:
-    """The base URL without a trailing slash, or a clear error: nothing is sent to a URL that
-    is not a plain http(s) address, and credentials in it are refused (the token is the only
-    credential, and it goes in a header)."""
-
-    def error(message: str, reason: object = None) -> ConfigError:
-        shown = shown_url(base_url)
-        said = message.format(base_url=shown, DEFAULT_BASE_URL=DEFAULT_BASE_URL, reason=reason)
-        return ConfigError(said)
-
+    """The base URL without a trailing slash, or a clear error: nothing goes to a URL that is not
+    a plain http(s) address, nor with credentials in it (the token goes in a header)."""
+    reason = None
     try:
         parts = urlsplit(base_url)
         port = parts.port
     except ValueError as exc:
-        raise error(_("base URL '{base_url}' cannot be read as a URL ({reason})"), exc) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise error(
-            _("base URL '{base_url}' is not an http(s) URL; the default is {DEFAULT_BASE_URL}")
+        parts, reason = None, exc
+    if parts is None:
+        said = N_("base URL '{base_url}' cannot be read as a URL ({reason})")
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
+        said = N_("base URL '{base_url}' is not an http(s) URL; the default is {DEFAULT_BASE_URL}")
+    elif parts.username is not None or parts.password is not None:
+        said = N_(
+            "base URL '{base_url}' carries a user name or password; batch-attend sends only "
+            "the API token (in the Authorization header): remove them from the URL"
         )
-    if parts.username is not None or parts.password is not None:
-        raise error(
-            _(
-                "base URL '{base_url}' carries a user name or password; batch-attend sends only "
-                "the API token (in the Authorization header): remove them from the URL"
-            )
+    elif port == 0:
+        said = N_("base URL '{base_url}': port 0 is not a port")
+    elif parts.query or parts.fragment or base_url.rstrip().endswith(("?", "#")):
+        said = N_(
+            "base URL '{base_url}' has a query string or fragment; give the address only "
+            "(the default is {DEFAULT_BASE_URL})"
         )
-    if port == 0:
-        raise error(_("base URL '{base_url}': port 0 is not a port"))
-    if parts.query or parts.fragment or base_url.rstrip().endswith(("?", "#")):
-        raise error(
-            _(
-                "base URL '{base_url}' has a query string or fragment; give the address only "
-                "(the default is {DEFAULT_BASE_URL})"
-            )
-        )
-    return base_url.rstrip("/")
+    else:
+        return base_url.rstrip("/")
+    shown = shown_url(base_url)
+    said = _(said).format(base_url=shown, DEFAULT_BASE_URL=DEFAULT_BASE_URL, reason=reason)
+    raise ConfigError(said)
 
 
 def check_token(token: str | None) -> str:
     """The token as given (no scheme added or removed), or an error that never shows it."""
     if not token:
-        raise ConfigError(
-            _(
-                "no API token: set PLUGCHAT_TOKEN (or pass --token); use --sandbox or --dry-run to try the tool without one"
-            )
+        said = N_(
+            "no API token: set PLUGCHAT_TOKEN (or pass --token); use --sandbox or --dry-run to try the tool without one"
         )
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in token):
-        raise ConfigError(
-            _(
-                "the API token contains a control character (a stray new line?); it was not sent anywhere"
-            )
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in token):
+        said = N_(
+            "the API token contains a control character (a stray new line?); it was not sent anywhere"
         )
-    return token
+    else:
+        return token
+    raise ConfigError(_(said))
 
 
 @dataclass(slots=True)
 class Answer:
-    """What came back for one request: an HTTP answer, or the reason none came (``failure``),
-    or why the one that came could not be read (``failure`` with the ``http_status``)."""
+    """What came back for one request, or why none came or could be read (``failure``)."""
 
     http_status: int | None = None
     body: bytes = b""
     content_type: str = ""
     retry_after: str | None = None
     location: str | None = None
-    failure: ErrorCode | None = None  # timeout / connection_error / connection_lost / ...
+    failure: ErrorCode | None = None
     detail: str = ""
     resent: bool = False  # sent twice: the first on a pooled connection found closed
 
     def json(self):
-        """The JSON of a 200 answer read whole (the lists and checks beside the start), or None."""
-        if self.http_status != 200 or self.failure is not None:
-            return None
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
+        """The JSON of a 200 answer read whole, or None."""
+        if self.http_status == 200 and self.failure is None:
+            with contextlib.suppress(ValueError):
+                return json.loads(self.body)
+        return None
 
     def why_unread(self) -> str:
-        """Why an answer gave nothing to read, in a few words."""
         return self.detail if self.failure is not None else f"HTTP {self.http_status}"
 
     @property
     def may_have_acted(self) -> bool:
-        """The API may have started the attendance although the answer does not say so: none
-        came, or not HTTP, or a server error (a proxy's 502/503/504 may stand in front of a
-        start that went through), or the request was ``resent``."""
-        if self.resent or self.failure in _UNANSWERED:
-            return True
-        return self.http_status is not None and self.http_status >= 500
+        """The API may have acted although the answer does not say so: none came, or not HTTP,
+        or a 5xx (a proxy's may stand in front of a start that went through), or it was resent."""
+        return self.resent or self.failure in _UNANSWERED or (self.http_status or 0) >= 500
 
 
 _UNANSWERED = (ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST, ErrorCode.MALFORMED)
@@ -148,8 +127,7 @@ Reader = Callable[[Answer, object, Scrub], Outcome]  # what a 2xx answer's JSON 
 
 
 def _snippet(body: bytes, scrub: Scrub) -> str:
-    """The start of an answer, to show: scrubbed whole first, so no cut can split the token
-    into pieces that escape the scrubbing."""
+    """The start of an answer, to show: scrubbed whole first, so no cut splits the token."""
     text = " ".join(scrub(body.decode("utf-8", "replace")).split())
     return text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
 
@@ -159,29 +137,13 @@ def _looks_like_html(answer: Answer) -> bool:
     return "html" in answer.content_type.lower() or head.startswith((b"<!doctype", b"<html"))
 
 
-def _failed(answer: Answer, code: ErrorCode, message: str) -> Outcome:
+def _failed(answer: Answer, code: ErrorCode, message: str, scrub: Scrub | None = None) -> Outcome:
+    """A failed outcome; with ``scrub``, its message shows the status and the body's start."""
+    if scrub is not None:
+        message = message.format(status=answer.http_status, snippet=_snippet(answer.body, scrub))
     return Outcome(
         RowStatus.FAILED, http_status=answer.http_status, error_code=code, error_message=message
     )
-
-
-def _json_body(answer: Answer, scrub: Scrub):
-    """The JSON of a 2xx answer, or the outcome saying why it has none. Its numbers are kept
-    as written: an attendance number is text to show, and ``1e999`` must not become ``inf``."""
-    if not answer.body.strip():
-        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.EMPTY_BODY)
-    if _looks_like_html(answer):
-        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.HTML_PAGE)
-    try:
-        return json.loads(answer.body, parse_int=str, parse_float=str, parse_constant=str)
-    except ValueError:
-        said = sentences.NOT_JSON.format(snippet=_snippet(answer.body, scrub))
-        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, said)
-
-
-def _unknown_shape(answer: Answer, scrub: Scrub) -> Outcome:
-    said = sentences.UNKNOWN_SHAPE.format(snippet=_snippet(answer.body, scrub))
-    return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, said)
 
 
 def read_start(answer: Answer, data, scrub: Scrub) -> Outcome:
@@ -204,7 +166,7 @@ def read_start(answer: Answer, data, scrub: Scrub) -> Outcome:
             attendance_number="" if number is None else scrub(str(number)),
             operators=ids,
         )
-    return _unknown_shape(answer, scrub)
+    return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.UNKNOWN_SHAPE, scrub)
 
 
 def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
@@ -214,7 +176,7 @@ def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
         data.get("chatFounded") if isinstance(data, dict) and data.get("success") is True else None
     )
     if found not in (True, False):
-        return _unknown_shape(answer, scrub)
+        return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.UNKNOWN_SHAPE, scrub)
     outcome = Outcome(RowStatus.UNDONE, http_status=answer.http_status)
     if found is False:
         outcome.error_code = ErrorCode.NOTHING_TO_FINISH
@@ -222,39 +184,39 @@ def read_finish(answer: Answer, data, scrub: Scrub) -> Outcome:
     return outcome
 
 
+#: A status's error code and sentence, and the sentence that shows its body when it has one.
 _STATUS_CODES = {
-    400: (ErrorCode.BAD_REQUEST, sentences.BAD_REQUEST),
-    401: (ErrorCode.UNAUTHORIZED, sentences.TOKEN_REFUSED),
-    403: (ErrorCode.FORBIDDEN, sentences.FORBIDDEN),
-    404: (ErrorCode.NOT_FOUND, sentences.NOT_FOUND),
-    405: (ErrorCode.METHOD_NOT_ALLOWED, sentences.METHOD_NOT_ALLOWED),
-    415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, sentences.UNSUPPORTED_MEDIA_TYPE),
-    422: (ErrorCode.BAD_REQUEST, sentences.UNPROCESSABLE),
-    429: (ErrorCode.RATE_LIMITED, sentences.SLOW_DOWN),
+    400: (ErrorCode.BAD_REQUEST, sentences.BAD_REQUEST, sentences.BAD_REQUEST_ANSWER),
+    401: (ErrorCode.UNAUTHORIZED, sentences.TOKEN_REFUSED, None),
+    403: (ErrorCode.FORBIDDEN, sentences.FORBIDDEN, None),
+    404: (ErrorCode.NOT_FOUND, sentences.NOT_FOUND, None),
+    405: (ErrorCode.METHOD_NOT_ALLOWED, sentences.METHOD_NOT_ALLOWED, None),
+    415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, sentences.UNSUPPORTED_MEDIA_TYPE, None),
+    422: (ErrorCode.BAD_REQUEST, sentences.UNPROCESSABLE, sentences.UNPROCESSABLE_ANSWER),
+    429: (ErrorCode.RATE_LIMITED, sentences.SLOW_DOWN, None),
 }
-#: The statuses above whose body, when there is one, is shown.
-_WITH_ANSWER = {400: sentences.BAD_REQUEST_ANSWER, 422: sentences.UNPROCESSABLE_ANSWER}
 
 
-def _as_is(text: str) -> str:
-    return text
-
-
-def classify(answer: Answer, scrub: Scrub = _as_is, read: Reader = read_start) -> Outcome:
-    """Turn any answer into an outcome (``phone`` and ``attempts`` are the caller's); never
-    raises. Every text taken from the answer passes ``scrub`` (the client's); ``read`` judges a
-    2xx answer, as every other means the same whatever was asked."""
+def classify(answer: Answer, scrub: Scrub = str, read: Reader = read_start) -> Outcome:
+    """Any answer as an outcome, every text taken from it scrubbed; ``read`` judges a 2xx answer's
+    JSON (every other answer means the same whatever was asked). Never raises."""
     if answer.failure is not None:
         return _failed(answer, answer.failure, answer.detail or answer.failure.replace("_", " "))
     status = answer.http_status or 0
     if 200 <= status < 300:
-        data = _json_body(answer, scrub)
-        return data if isinstance(data, Outcome) else read(answer, data, scrub)
+        if not answer.body.strip():
+            return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.EMPTY_BODY)
+        if _looks_like_html(answer):
+            return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.HTML_PAGE)
+        try:  # numbers as written: an attendance number is text, and 1e999 must not become inf
+            data = json.loads(answer.body, parse_int=str, parse_float=str, parse_constant=str)
+        except ValueError:
+            return _failed(answer, ErrorCode.UNEXPECTED_RESPONSE, sentences.NOT_JSON, scrub)
+        return read(answer, data, scrub)
     if status in _STATUS_CODES:
-        code, message = _STATUS_CODES[status]
-        if status in _WITH_ANSWER and answer.body:
-            snippet = _snippet(answer.body, scrub)
-            message = _WITH_ANSWER[status].format(status=status, snippet=snippet)
+        code, message, with_body = _STATUS_CODES[status]
+        if with_body and answer.body:
+            message = with_body.format(status=status, snippet=_snippet(answer.body, scrub))
         outcome = _failed(answer, code, message)
         if status == 401:
             outcome.status = RowStatus.SKIPPED
@@ -267,15 +229,12 @@ def classify(answer: Answer, scrub: Scrub = _as_is, read: Reader = read_start) -
         message = sentences.SERVER_ERROR_PAGE if page else sentences.SERVER_ERROR
         return _failed(answer, ErrorCode.SERVER_ERROR, message.format(status=status))
     said = sentences.OTHER_STATUS_WITH if answer.body else sentences.OTHER_STATUS
-    message = said.format(status=status, snippet=_snippet(answer.body, scrub))
-    return _failed(answer, ErrorCode.CLIENT_ERROR, message)
+    return _failed(answer, ErrorCode.CLIENT_ERROR, said, scrub)
 
 
 class PlugChatClient:
-    """One aiohttp session per run, its pool sized to the run's concurrency:
-    ``async with PlugChatClient(...) as client``. The token goes in the ``Authorization`` header
-    as given and nowhere else; what is kept or shown of an answer passes :meth:`scrub`. Answers
-    are read, and inflated (gzip, deflate), up to a limit."""
+    """One aiohttp session per run (``async with``), its pool sized to the run's concurrency; the
+    token goes in the ``Authorization`` header only, and what is kept of an answer is scrubbed."""
 
     def __init__(
         self,
@@ -304,8 +263,6 @@ class PlugChatClient:
         used: weakref.WeakSet = weakref.WeakSet()
 
         class Pool(aiohttp.TCPConnector):
-            """The pool, which says in :data:`REUSED` whether a connection was used before."""
-
             async def connect(self, req, traces, timeout):
                 REUSED.set(False)  # until a connection is given: one refused was never used
                 conn = await super().connect(req, traces, timeout)
@@ -321,11 +278,10 @@ class PlugChatClient:
     def _open(self, connector):
         import aiohttp
 
-        # One deadline per request: what --timeout promises, an answer within so many seconds.
-        timeout = aiohttp.ClientTimeout(total=self._timeout, sock_connect=self._timeout)
         return aiohttp.ClientSession(
             connector=connector,
-            timeout=timeout,
+            # One deadline per request: what --timeout promises, an answer within so many seconds.
+            timeout=aiohttp.ClientTimeout(total=self._timeout, sock_connect=self._timeout),
             headers={"Authorization": self._token, "Accept-Encoding": "identity"},
             skip_auto_headers=("User-Agent",),
             raise_for_status=False,
@@ -339,44 +295,40 @@ class PlugChatClient:
         self._session = self._fresh = None
 
     def scrub(self, text: str) -> str:
-        """``text`` with the token masked, and every piece of it of ``FRAGMENT`` bytes or more
-        (a server may echo the Authorization header cut short, or split)."""
+        """``text`` with every piece of the token of ``FRAGMENT`` bytes or more masked (a server
+        may echo the Authorization header cut short, or split)."""
         data = text.encode("utf-8", "surrogateescape")
         if not any(piece in data for piece in self._pieces):  # the usual case, at C speed
             return text
         out, last = [], 0  # the pieces kept, and where the last masked span ends
-        for match in self._pattern.finditer(data):
-            start, end = match.start(), match.start() + len(match.group(1))
-            if out and start <= last:
-                last = max(last, end)
-            else:
-                out += [data[last:start], b"[token]"]
-                last = end
+        for match in self._pattern.finditer(data):  # in order, each piece as long: spans merge
+            if not out or match.start() > last:
+                out += [data[last : match.start()], b"[token]"]
+            last = match.start() + len(match.group(1))
         return b"".join([*out, data[last:]]).decode("utf-8", "surrogateescape")
 
     async def start_attendance(self, lead: Lead) -> Answer:
-        url = endpoint(self.base_url, START_PATH)
+        url = endpoint(self.base_url, "/start-attendance")
         return await self.request("POST", url, body=lead.body(), limit=START_ANSWER_LIMIT)
 
     async def finish_attendance(self, lead: Lead, auto_transfer: bool) -> Answer:
-        """End the attendance of ``lead.phone``, as its first operator (``batch-attend undo``)."""
+        """End the attendance of ``lead.phone``, as its first operator."""
         body = {"phone": lead.phone, "operatorId": lead.operators[0], "autoTransfer": auto_transfer}
-        url = endpoint(self.base_url, FINISH_PATH)
+        url = endpoint(self.base_url, "/finish-attendance")
         return await self.request("POST", url, body=body, limit=START_ANSWER_LIMIT)
 
     async def get(
         self, path: str, asking: str, *, headers: dict | None = None, limit: int = LIST_ANSWER_LIMIT
     ) -> Answer:
         """A GET of an ``endpoint`` path, tried again as a start is; a refused token raises
-        :class:`TokenRefusedError`, saying what was being ``asking`` (words of the catalog)."""
+        :class:`TokenRefusedError`, saying what was being ``asking`` (catalog words)."""
         url = endpoint(self.base_url, path)
         answer = await attempt(
             self.gate, self.policy, lambda: self.request("GET", url, headers=headers, limit=limit)
         )
         if answer.http_status == 401:
-            raise TokenRefusedError(
-                _("the API refused the token (HTTP 401) when {asking}").format(asking=_(asking))
-            )
+            said = _("the API refused the token (HTTP 401) when {asking}")
+            raise TokenRefusedError(said.format(asking=_(asking)))
         return answer
 
     async def request(
@@ -389,8 +341,8 @@ class PlugChatClient:
         limit: int = LIST_ANSWER_LIMIT,
         session=None,
     ) -> Answer:
-        """One request (``body`` sent as JSON) on the run's ``session``, reading at most
-        ``limit`` bytes of the answer; never raises for network trouble."""
+        """One request, reading at most ``limit`` bytes of the answer; never raises for network
+        trouble."""
         import aiohttp
 
         try:
@@ -416,10 +368,8 @@ class PlugChatClient:
             )
             if not (closed and session is None and method == "POST" and REUSED.get()):
                 return self._failed(exc)
-        # It went out on a pooled connection the server had closed meanwhile (hung up on, or
-        # reset, before a byte of an answer): sent again at once on a new one, as browsers do
-        # (aiohttp does so for a GET), with no retry spent. The answer says it was ``resent``:
-        # the first may have reached the API (a repeated start is answered "already in service").
+        # Sent on a pooled connection the server had closed meanwhile: sent again at once on a
+        # new one, as browsers do, with no retry spent; ``resent``, as the first may have acted.
         if self._fresh is None:
             self._fresh = self._open(aiohttp.TCPConnector(force_close=True))
         answer = await self.request(
@@ -429,7 +379,6 @@ class PlugChatClient:
         return answer
 
     def _failed(self, exc: Exception) -> Answer:
-        """Why no answer came, or none that could be read."""
         import aiohttp
 
         code, reason = ErrorCode.CONNECTION_LOST, type(exc).__name__
@@ -440,8 +389,7 @@ class PlugChatClient:
         elif isinstance(exc, aiohttp.ClientConnectorError):
             code, sentence = ErrorCode.CONNECTION_ERROR, sentences.CANNOT_CONNECT
             reason = exc.os_error.strerror or exc
-        elif isinstance(exc, aiohttp.ClientResponseError):
-            # aiohttp's parser gives these a status of its own (400): no server sent it.
+        elif isinstance(exc, aiohttp.ClientResponseError):  # the parser's own 400, no server's
             code, sentence, reason = ErrorCode.MALFORMED, sentences.NOT_HTTP, exc.message
         elif isinstance(
             exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionError
@@ -453,17 +401,12 @@ class PlugChatClient:
         return Answer(failure=code, detail=self.scrub(said))
 
 
-#: Whether the request the pool last gave a connection to went out on one used before.
-REUSED: ContextVar[bool] = ContextVar("REUSED", default=False)
-
-
 class _Unreadable(Exception):
     """An answer too large to read, or compressed in a way that was not asked for."""
 
 
 async def _read_body(resp, limit: int) -> bytes:
-    """The answer's body, inflated, or :class:`_Unreadable` past ``limit`` bytes (read or
-    inflated): memory stays bounded whatever the server sends."""
+    """The answer's body, inflated; :class:`_Unreadable` past ``limit`` bytes read or inflated."""
     if resp.content_length is not None and resp.content_length > limit:
         raise _too_large(limit)
     data = bytearray()

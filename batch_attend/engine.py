@@ -1,7 +1,5 @@
 """The async engine: a fixed set of workers pulls leads from one shared iterator (memory stays
-flat however long the file), each request through the run-wide gate and recorded in the journal
-as it happens. What a request is is its kind's: :class:`Starts` here, ``undo.Finishes``.
-"""
+flat), each request of its kind (:class:`Starts`, ``undo.Finishes``) via the gate and journal."""
 
 from __future__ import annotations
 
@@ -11,44 +9,29 @@ import datetime as dt
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from dataclasses import KW_ONLY, dataclass
 
-from batch_attend import sentences
+from batch_attend import retrying, sentences
 from batch_attend.api import Answer, PlugChatClient, classify, read_start
 from batch_attend.journal import History, Journal, now
 from batch_attend.leads import Lead
 from batch_attend.outcomes import DONE_STATUSES, ErrorCode, Outcome, RowStatus, Stop
-from batch_attend.retrying import (
-    MAX_RETRY_AFTER,
-    Backpressure,
-    RetryPolicy,
-    asked_wait,
-    attempt,
-    retryable,
-)
 
-#: Answers failing in a row after which ``recheck`` is asked (see Engine._note_failing).
-TROUBLE_IN_A_ROW = 10
-#: After Ctrl-C or SIGTERM, requests already in flight get this long to answer.
-DEFAULT_GRACE = 5.0
+TROUBLE_IN_A_ROW = 10  #: answers failing in a row after which ``recheck`` is asked
 SIGNALS = ("SIGINT", "SIGTERM")  # and the engine's stop reasons for them
 
-OnAttempt = Callable[[Lead, int, Outcome, float, float | None], None]
 
-
+@dataclass(eq=False)
 class Starts:
-    """The request of a run: a start per lead, recorded in the ``journal`` before it goes out
-    and with its answer; an "already in service" answer with the operators of an earlier
-    request of the lead that may have acted is that lead's own start."""
+    """A start per lead, recorded in the ``journal`` before it goes out and with its answer."""
 
+    journal: Journal
     desc = "Starting attendances"
     read = staticmethod(read_start)
 
-    def __init__(self, journal: Journal | None = None) -> None:
-        self.journal = journal
-
     def history(self, lead: Lead) -> History:
-        return self.journal.history(lead.phone) if self.journal else History()
+        return self.journal.history(lead.phone)
 
     async def record(self, lead: Lead) -> int:
         return await self.journal.sending(lead)
@@ -64,10 +47,8 @@ class Starts:
         if outcome.status is not RowStatus.ALREADY_IN_SERVICE:
             outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
         elif frozenset(outcome.operators) in history.may_have_acted:
-            # An earlier request of this lead may have started it without its answer reaching
-            # us, and the attendance has that request's operators: it is this lead's own start.
-            outcome.status = RowStatus.STARTED
-            outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
+            # the operators of an earlier request of the lead that may have acted: its own start
+            outcome.status, outcome.error_code = RowStatus.STARTED, ErrorCode.CONFIRMED_ON_RETRY
             outcome.attempts += history.unanswered  # one of them did arrive
             number = outcome.attendance_number
             said = sentences.CONFIRMED_ON_RETRY_NUMBER if number else sentences.CONFIRMED_ON_RETRY
@@ -81,42 +62,32 @@ class Starts:
         )
 
 
+@dataclass(eq=False)
 class Engine:
-    """Sends the requests of ``kind`` with bounded concurrency, retries and clean stops.
-    ``on_outcome(lead, outcome)`` is called once for every lead an answer decided; a lead that
-    got none (a refused token, an interruption) stays undecided in the journal."""
+    """Sends the requests of ``kind`` with bounded concurrency, retries and clean stops;
+    ``on_outcome`` sees each lead an answer decided, the others stay undecided in the journal.
+    ``recheck``, after answers fail in a row, says why sending must stop (or None)."""
 
-    def __init__(
-        self,
-        client: PlugChatClient,
-        *,
-        concurrency: int,
-        policy: RetryPolicy,
-        backpressure: Backpressure | None = None,
-        journal: Journal | None = None,
-        on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None,
-        on_attempt: OnAttempt | None = None,
-        grace: float = DEFAULT_GRACE,
-        recheck: Callable[[], Awaitable[str | None]] | None = None,
-        kind: Starts | None = None,
-    ) -> None:
-        self.client = client
-        self.kind = kind or Starts(journal)
-        self.concurrency = concurrency
-        self.policy = policy
-        self.gate = backpressure or Backpressure(concurrency)
-        self.journal = journal
-        self.on_outcome = on_outcome
-        self.on_attempt = on_attempt
-        self.grace = grace
-        self.recheck = recheck  # after answers fail in a row: why sending must stop, or None
+    client: PlugChatClient
+    _: KW_ONLY
+    concurrency: int
+    policy: retrying.RetryPolicy
+    backpressure: retrying.Backpressure | None = None
+    journal: Journal | None = None
+    on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None
+    on_attempt: Callable[[Lead, int, Outcome, float, float | None], None] | None = None
+    grace: float = 5.0  # after Ctrl-C or SIGTERM, requests in flight get this long to answer
+    recheck: Callable[[], Awaitable[str | None]] | None = None
+    kind: Starts | None = None
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or Starts(self.journal)
+        self.gate = self.backpressure or retrying.Backpressure(self.concurrency)
         self.stop_reason: str | None = None
         self.problem: str | None = None  # what recheck said
         self.retry_at: dt.datetime | None = None  # when the API asked to be called again
-        self.decided = 0  # leads an answer decided
-        self.requests = 0
-        self.retries = 0
-        self._stop_event: asyncio.Event | None = None
+        self.decided = self.requests = self.retries = 0  # leads decided; requests; retries
+        self._stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._in_request: set[asyncio.Task] = set()
         self._failing = 0  # answers failed in a row
@@ -124,7 +95,6 @@ class Engine:
 
     async def run(self, leads: Iterable[Lead]) -> str | None:
         """Send every lead; returns why sending stopped early (``unauthorized``, a signal name)."""
-        self._stop_event = asyncio.Event()
         pending = iter(leads)
         self._tasks = [asyncio.create_task(self._worker(pending)) for _ in range(self.concurrency)]
         await asyncio.wait(self._tasks)
@@ -132,32 +102,27 @@ class Engine:
             rechecking.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await rechecking
-        # A worker that died (the journal cannot write): say so loudly, once (every worker's
-        # error is looked at, so that none is reported again as never retrieved).
+        # A worker that died (the journal cannot write): raised once, every error looked at.
         errors = [t.exception() for t in self._tasks if not t.cancelled() and t.exception()]
         if errors:
             raise errors[0]
         return self.stop_reason
 
     def stop(self, reason: str) -> None:
-        """Send nothing new. A signal also cuts waiting workers now and in-flight ones after the
-        grace period; a second one exits at once (the loop never runs a handler in the middle of
-        a journal commit)."""
+        """Send nothing new; a signal also cuts waiting workers now and the rest after ``grace``."""
         if reason in SIGNALS and self.stop_reason in SIGNALS:
             os._exit(Stop.named(reason).exit_status)
         if self.stop_reason is None or reason in SIGNALS:
             self.stop_reason = reason
-        if self._stop_event is not None:
-            self._stop_event.set()
+        self._stop_event.set()
         if reason in SIGNALS:
-            for task in self._tasks:
-                if task not in self._in_request:
-                    task.cancel()
-            asyncio.get_running_loop().call_later(self.grace, self._cancel_all)
+            self._cancel(spare=self._in_request)
+            asyncio.get_running_loop().call_later(self.grace, self._cancel)
 
-    def _cancel_all(self) -> None:
+    def _cancel(self, spare: Collection[asyncio.Task] = ()) -> None:
         for task in self._tasks:
-            task.cancel()
+            if task not in spare:
+                task.cancel()
 
     async def _worker(self, pending: Iterator[Lead]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
@@ -194,14 +159,13 @@ class Engine:
             outcome.phone, outcome.attempts, outcome.done_at = lead.phone, attempts, now()
             kind.judge(lead, answer, outcome, history)
             self._note_failing(answer)
-            asked = asked_wait(answer)
-            if wait is None and asked is not None and asked > MAX_RETRY_AFTER:
+            asked = retrying.asked_wait(answer) if wait is None else None
+            if asked is not None and asked > retrying.MAX_RETRY_AFTER:
                 self._stop_until(outcome, asked)
             if outcome.error_code == ErrorCode.UNAUTHORIZED:
                 self.stop("unauthorized")
             final = wait is None or self.stop_reason is not None
-            if self.journal:
-                kind.answered(request, lead, outcome, answer, final)
+            kind.answered(request, lead, outcome, answer, final)
             if self.on_attempt is not None:
                 elapsed = time.perf_counter() - started
                 self.on_attempt(lead, attempts, outcome, elapsed, None if final else wait)
@@ -212,19 +176,14 @@ class Engine:
                 self.retries += 1
             return final
 
-        await attempt(
-            self.gate,
-            self.policy,
-            send,
-            before=record if self.journal else None,
-            judge=judge,
-            stop=self._stop_event,
+        await retrying.attempt(
+            self.gate, self.policy, send, before=record, judge=judge, stop=self._stop_event
         )
 
     def _note_failing(self, answer: Answer) -> None:
         """At ``TROUBLE_IN_A_ROW`` answers failing in a row (tried again, but 429s: a start gets
         503s while the number is down), ask ``recheck`` (once at a time) if sending must stop."""
-        failed = retryable(answer) and answer.http_status != 429
+        failed = retrying.retryable(answer) and answer.http_status != 429
         self._failing = self._failing + 1 if failed else 0
         if self._failing >= TROUBLE_IN_A_ROW and self.recheck and self._rechecking is None:
             self._rechecking = asyncio.get_running_loop().create_task(self._recheck())
@@ -243,8 +202,7 @@ class Engine:
     def _stop_until(self, outcome: Outcome, asked: float) -> None:
         when = dt.datetime.now().astimezone() + dt.timedelta(seconds=asked)
         self.retry_at = max(self.retry_at or when, when)
-        outcome.status = RowStatus.SKIPPED
-        outcome.error_code = ErrorCode.RATE_LIMITED
+        outcome.status, outcome.error_code = RowStatus.SKIPPED, ErrorCode.RATE_LIMITED
         outcome.error_message = sentences.RETRY_TOO_LATE.format(
             status=outcome.http_status,
             seconds=round(asked),
@@ -255,44 +213,33 @@ class Engine:
 
 @contextlib.contextmanager
 def signals_stop(engine: Engine):
-    """Ctrl-C and SIGTERM stop the engine cleanly instead of killing the loop mid-row: through
-    the loop's own signal handlers, or (Windows) a plain handler that hands the stop to it."""
+    """Ctrl-C and SIGTERM stop the engine, handed to the loop: never mid-row nor mid-commit."""
     loop = asyncio.get_running_loop()
-    restore: list[Callable[[], object]] = []
-    for name in SIGNALS:
-        sig = getattr(signal, name)
-        previous = signal.getsignal(sig)
-        try:
-            try:
-                loop.add_signal_handler(sig, engine.stop, name)
-                restore.append(lambda sig=sig: loop.remove_signal_handler(sig))
-            except NotImplementedError:
-                signal.signal(
-                    sig, lambda *_, name=name: loop.call_soon_threadsafe(engine.stop, name)
-                )
-        except (RuntimeError, ValueError):
-            continue  # not the main thread (library use): the caller handles signals
-        restore.append(lambda sig=sig, previous=previous: signal.signal(sig, previous))
+
+    def stop(signum: int, frame) -> None:
+        loop.call_soon_threadsafe(engine.stop, signal.Signals(signum).name)
+
+    routed = HeldSignals()
+    routed.hold(stop)
     try:
         yield
     finally:
-        for undo in restore:
-            undo()
+        routed.release()
 
 
 class HeldSignals:
-    """From the moment sending begins until the results are written, Ctrl-C and SIGTERM are
-    noted (``name``) so that what was sent is always written out; a second one exits at once."""
+    """From sending until the results are written, Ctrl-C and SIGTERM are noted (``name``), or
+    handed to ``handler``, so that what was sent is written out; a second one exits at once."""
 
     def __init__(self) -> None:
         self.name: str | None = None
         self._previous: dict[int, object] = {}
 
-    def hold(self) -> None:
+    def hold(self, handler: Callable[[int, object], None] | None = None) -> None:
         for name in SIGNALS:
             sig = getattr(signal, name)
             try:
-                self._previous[sig] = signal.signal(sig, self._noted)
+                self._previous[sig] = signal.signal(sig, handler or self._noted)
             except ValueError:
                 return  # not the main thread (library use): the caller handles signals
 

@@ -1,11 +1,10 @@
-"""When to try a request again, how long to wait, and how fast the whole run may send: one retry
-loop (:func:`attempt`) for every request a run makes, through one run-wide gate
-(:class:`Backpressure`), as a refusal for one row must slow every worker.
-"""
+"""When to try a request again, how long to wait, and how fast the run may send: one retry loop
+for every request, through one run-wide gate, as a refusal for one row must slow every worker."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import math
 import random
@@ -23,14 +22,10 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_FAILURES = frozenset(
     {ErrorCode.TIMEOUT, ErrorCode.CONNECTION_ERROR, ErrorCode.CONNECTION_LOST, ErrorCode.MALFORMED}
 )
-#: A Retry-After longer than this is not waited for: the run stops, and a rerun resumes it.
-MAX_RETRY_AFTER = 600.0
-TEN_YEARS = 10 * 365 * 86400.0
-#: ``--rate N``: a start waits until the N-th before it is a second (and 10 ms) behind, so that
-#: no one-second window holds N + 1 (counted as it goes to the wire, after its journal record).
-WINDOW = 1.01
-#: Congestion control (see :class:`Backpressure`).
-START_RATE = 20.0  # requests a second at first
+MAX_RETRY_AFTER = 600.0  #: a longer Retry-After is not waited for: the run stops, a rerun resumes
+TEN_YEARS = 10 * 365 * 86400.0  # the longest Retry-After: any longer means the same
+WINDOW = 1.01  #: ``--rate N``: no span this long holds more than N starts, as they go out
+START_RATE = 20.0  # congestion control (see Backpressure): requests a second at first
 SLOW_START = 4.0  # times the rate grows a round trip until a refusal
 DOWN = 1 / 32  # a refusal brings the rate down by this share at least
 SAMPLE = 16  # ... by the share of refusals among the answers since the last cut, or this many
@@ -38,12 +33,11 @@ REFUSED_SHARE = 0.02  # the share refused the rate settles at, near a limit
 ACCELERATE = 1.0  # seconds without a refusal after which it climbs twice as fast
 MIN_RATE = 0.5
 SPACING = 0.95  # requests go to the wire at least this share of 1/rate apart
-FREE_REFUSALS = 10  # refusals of a limiter that cost a request no retry (see attempt)
+FREE_REFUSALS = 10  # limiter refusals that cost no retry; a server refusing all spends them
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None;
-    at most ten years (any longer wait means the same, and stays a date a computer can show)."""
+    """Seconds to wait from a ``Retry-After`` (delta-seconds or an HTTP date), or None."""
     if value is None:
         return None
     value = value.strip()
@@ -63,8 +57,7 @@ def asked_wait(answer: Answer) -> float | None:
 
 
 def retryable(answer: Answer) -> bool:
-    """The one rule for trying a request again: no answer came, or bytes that were not HTTP, or
-    429/500/502/503/504; any other answer would come again the same."""
+    """No answer, not HTTP, or 429/500/502/503/504: any other answer would come again the same."""
     if answer.failure is not None:
         return answer.failure in RETRYABLE_FAILURES
     return answer.http_status in RETRYABLE_STATUSES
@@ -79,8 +72,7 @@ def refused(answer: Answer) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a request is tried again (``retries``), and the exponential backoff with full
-    jitter between tries when the answer asks for no particular wait."""
+    """How often a request is tried again, and the backoff (full jitter) when no wait is asked."""
 
     retries: int = 3
     base: float = 0.5
@@ -88,7 +80,6 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     def backoff(self, retry_number: int) -> float:
-        """Full jitter: uniform between 0 and ``base * 2**n``, capped."""
         return self.rng.uniform(0, min(self.cap, self.base * (2**retry_number)))
 
 
@@ -101,17 +92,15 @@ async def attempt(
     judge: Callable[[Answer, float | None], bool] | None = None,
     stop: asyncio.Event | None = None,
 ) -> Answer | None:
-    """Send one request (``send()``) through ``gate`` until an answer is final; the last
-    answer, or None when ``stop`` was set before it went out or while it waited to go again.
-    ``before()`` is awaited as its turn comes (the ledger's record); ``judge(answer, wait)``
-    sees every answer and the seconds before the next try (None: final), and returning True
-    ends the loop. A limiter's refusal while the API takes requests costs no retry, up to
-    FREE_REFUSALS (the gate has already slowed the run): rows do not fail because the run went
-    a little over a limit, while a server that refuses everything still spends the retries."""
+    """Send one request through ``gate`` until an answer is final: the last, or None when
+    ``stop`` was set first. ``before()`` is awaited as its turn comes (the ledger's record);
+    ``judge(answer, wait)`` sees every answer and the wait before the next try (None: final),
+    and ends the loop by returning True."""
     retry = free = 0
+    stop = stop or asyncio.Event()
     while True:
         slot = await gate.turn()
-        if stop is not None and stop.is_set():
+        if stop.is_set():
             gate.release(slot)
             return None
         try:
@@ -128,7 +117,7 @@ async def attempt(
             asked = asked_wait(answer)
             if asked is not None and asked > MAX_RETRY_AFTER:
                 pass  # not waited for: the caller stops, or leaves the request unanswered
-            elif congested and free < FREE_REFUSALS:
+            elif congested and free < FREE_REFUSALS:  # the run went over a limit, not the row
                 free += 1
                 wait = asked or 0.0
             elif retry < policy.retries:
@@ -136,14 +125,9 @@ async def attempt(
                 retry += 1
         if (judge is not None and judge(answer, wait)) or wait is None:
             return answer
-        if stop is None:
-            await asyncio.sleep(wait)
-        else:
-            try:
-                await asyncio.wait_for(stop.wait(), wait)
-                return None
-            except TimeoutError:
-                pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+            return None
 
 
 @dataclass(slots=True)
@@ -155,18 +139,15 @@ class Slot:
 
 
 class Backpressure:
-    """The run-wide gate every request passes (:meth:`turn`, :meth:`go` as it goes out,
-    :meth:`release` with the answer): at most ``concurrency`` in flight, the pauses the API asks
-    for, the cap of ``--rate``, and congestion control as TCP's, whatever limiter is in front:
-
-    * requests go out about 1/rate apart (a leaky bucket without a burst refuses any closer),
-      the rate growing SLOW_START times a round trip until a refusal (:func:`refused`);
-    * a refusal of a request sent since the last cut brings the rate down at once by the share
-      refused since (as DCTCP does); when a window's burst is spent, every worker also waits;
-    * accepted answers bring it back quickly to the most the API took within a second, then
-      climb so that about REFUSED_SHARE are refused, faster the longer no refusal came;
-    * past what the requests in flight can reach, requests are not paced at all.
-    """
+    """The run-wide gate every request passes (:meth:`turn`, :meth:`go`, :meth:`release`): at
+    most ``concurrency`` in flight, the pauses the API asks for, the cap of ``--rate``, and
+    congestion control as TCP's, whatever limiter is in front. Requests go out about 1/rate apart
+    (a leaky bucket without a burst refuses closer), the rate growing SLOW_START times a round
+    trip until a refusal (:func:`refused`); a refusal of a request sent since the last cut brings
+    it down at once by the share refused since (as DCTCP), and every worker waits when a window's
+    burst is spent; accepted answers bring it back quickly to the most the API took within a
+    second, then climb so that about REFUSED_SHARE are refused, faster the longer no refusal came.
+    Past what the requests in flight can reach, requests are not paced at all."""
 
     def __init__(self, concurrency: int, rate: float | None = None) -> None:
         self.concurrency = concurrency
@@ -189,8 +170,7 @@ class Backpressure:
         self._starts: deque[Slot] | None = deque(maxlen=max(1, math.floor(rate))) if rate else None
 
     async def turn(self) -> Slot:
-        """Wait for a place among the requests in flight, the end of a pause, and the
-        request's turn in the rate; hand the slot back with :meth:`release`."""
+        """A place among the requests in flight, after any pause, on its turn in the rate."""
         await self._places.acquire()
         try:
             now = time.monotonic()
@@ -212,8 +192,7 @@ class Backpressure:
             raise
 
     async def go(self, slot: Slot) -> None:
-        """The request goes to the wire now, about 1/rate after the one before (its journal
-        record since its turn may have taken less): a limiter without a burst refuses closer."""
+        """The request goes out now, about 1/rate after the one before (its record took time)."""
         now = time.monotonic()
         if slot.paced:
             while (rate := self._pace()) and (due := self._wire + SPACING / rate) > now:
@@ -235,13 +214,11 @@ class Backpressure:
         return self.rate if self.cap is None else min(self.rate or self.cap, self.cap)
 
     def _set(self, rate: float) -> None:
-        """Past what the requests in flight can reach, no pace (None)."""
         self.rate = None if rate * self.srtt > 2 * self.concurrency else max(MIN_RATE, rate)
 
     def release(self, slot: Slot, answer: Answer | None = None) -> bool:
-        """A request is done: its place goes to the next. ``answer``: what came back (None:
-        nothing, the request was cut off). True for a refusal while the API took a quarter of
-        the requests or more over the last second: the limiter's doing, not this request's."""
+        """A request is done (``answer`` None: cut off). True for a refusal while the API took a
+        quarter of the requests or more over the last second: the limiter's doing, not the row's."""
         self._places.release()
         if answer is None or answer.http_status is None:
             return False
