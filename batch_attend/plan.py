@@ -179,8 +179,7 @@ def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table,
     output = out.path or (results.STDOUT if stdin else results.default_output_for(beside))
     if sending:
         results.check_output(output, source.path, input_is_results=table.results is not None)
-        results.check_capacity(output, len(table))
-        results.check_cell_lengths(output, table)
+        results.check_fits(output, table)
     if sending and not requests.sandbox:
         check_base_url(requests.base_url)
         if not options.sending.dry_run:
