@@ -214,7 +214,7 @@ def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
     known.discard("")
     found = {}
     for j in range(len(table.columns)):
-        cells = table.column(j).head(OWNER_SAMPLE).str.strip()
+        cells = table.frame[j].head(OWNER_SAMPLE).str.strip()
         counts = cells[cells != ""].value_counts()
         if counts.empty:
             continue

@@ -81,7 +81,7 @@ def check_fits(output: str, table: Table) -> None:
         )
     found = []  # (row, position, name, length) of each column's first cell too long
     for j, name in enumerate(table.columns):
-        lengths = table.column(j).str.len().to_numpy(dtype=float, na_value=0)
+        lengths = table.frame[j].str.len().to_numpy(dtype=float, na_value=0)
         too_long = np.flatnonzero(lengths > XLSX_MAX_CELL_CHARS)
         if too_long.size:
             found.append((int(table.row_numbers[too_long[0]]), j, name, int(lengths[too_long[0]])))
