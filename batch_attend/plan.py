@@ -12,7 +12,7 @@ import pandas as pd
 
 from batch_attend import i18n, leads, planning, results, sentences, session
 from batch_attend.api import check_base_url, check_token
-from batch_attend.directory import Directory
+from batch_attend.directory import Directory, fetch_directory
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
@@ -273,7 +273,8 @@ async def build_plan(
     frame = planning.carry_over(frame, done, lambda index: leads.row_keys(table.frame.loc[index]))
     named = (frame["department"] != "") & (leads.pending(frame) | frame["carried"])
     if asking and (access.check or (requests.lookup and named.any())):
-        await session.ask_departments(access, account)
+        lists = fetch_directory(access.client, ticket=None, operators=False, departments=True)
+        await account.ask("departments", lists)
     stop = Stop.UNAUTHORIZED if account.token == "refused" else None
     plan = Plan(options, table, columns, frame, account, pool, stop)
     if strict and plan.blocking():
