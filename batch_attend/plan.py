@@ -16,7 +16,7 @@ from batch_attend.directory import Directory, fetch_directory
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.journal import Journal, default_journal_path
+from batch_attend.journal import Journal
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, Stop
 from batch_attend.reading.files import STDIN, STDIN_NAME, read_stdin_table, read_table
 from batch_attend.reading.headers import ColumnMap, fold, map_columns
@@ -198,7 +198,7 @@ def journal_path(options: RunOptions, output: str) -> Path | None:
         beside = os.path.realpath(options.input.path if output == results.STDOUT else output)
         if options.requests.sandbox and ".sandbox." not in Path(beside).name:
             beside += ".sandbox"
-        path = default_journal_path(beside)
+        path = Path(beside + ".journal")
     for other in (str(options.input.path), output):
         if other != results.STDOUT and os.path.realpath(path) == os.path.realpath(other):
             said = _("{path}: the journal would overwrite {other}; choose another --journal.")
