@@ -414,10 +414,6 @@ class SandboxServer(BackgroundServer):
     def base_url(self) -> str:
         return self.origin + API_PREFIX
 
-    @property
-    def token(self) -> str:
-        return self.state.token
-
 
 async def _serve(app, host: str, port: int, on_bound, until, shutdown_timeout=0.5) -> None:
     """Serve ``app`` until ``until()`` returns; ``on_bound`` gets the port taken (0: any free one)."""
