@@ -334,8 +334,7 @@ FAULTS = options(
         "--revoke-after N": "Refuse the token (401) after N starts.",
         "--disconnected": "Start with the WhatsApp number disconnected (status false, starts 503).",
         "--disconnect-after N": "Disconnect the WhatsApp number after N starts.",
-        "--fault PHONE=KIND[:TIMES]": "Misbehave for one phone: fail, drop, slow, act-drop, "
-        "act-fail, html, badjson, empty, bad-gateway.",
+        "--fault PHONE=KIND[:TIMES]": f"Misbehave for one phone: {settings.SANDBOX_FAULTS}.",
         "--slow-seconds": "How long a 'slow' fault waits.",
     },
     token={"default": settings.SANDBOX_TOKEN},

@@ -130,10 +130,6 @@ def _ids(operators: tuple[str, ...]) -> str:
     return json.dumps(operators)
 
 
-def default_journal_path(output: str) -> Path:
-    return Path(output + ".journal")
-
-
 @dataclass
 class History:
     """What earlier requests of a lead left (the unanswered count once one is shown to arrive)."""

@@ -231,7 +231,7 @@ def _cells(table: Table, j: int | None) -> pd.Series:
     """A column's cells with a leading ``'`` (a number typed as text) dropped like a space."""
     if j is None:
         return pd.Series("", index=table.frame.index, dtype=str)
-    column = table.column(j)
+    column = table.frame[j]
     if column.str.contains("'", regex=False).any():
         column = column.str.replace(r"^\s*'", "", regex=True)
     return column

@@ -12,11 +12,11 @@ import pandas as pd
 
 from batch_attend import i18n, leads, planning, results, sentences, session
 from batch_attend.api import check_base_url, check_token
-from batch_attend.directory import Directory
+from batch_attend.directory import Directory, fetch_directory
 from batch_attend.env import Env
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.journal import Journal, default_journal_path
+from batch_attend.journal import Journal
 from batch_attend.outcomes import ErrorCode, ExitStatus, RowStatus, Stop
 from batch_attend.reading.files import STDIN, STDIN_NAME, read_stdin_table, read_table
 from batch_attend.reading.headers import ColumnMap, fold, map_columns
@@ -179,8 +179,7 @@ def read_source(options: RunOptions, env: Env, *, sending: bool) -> tuple[Table,
     output = out.path or (results.STDOUT if stdin else results.default_output_for(beside))
     if sending:
         results.check_output(output, source.path, input_is_results=table.results is not None)
-        results.check_capacity(output, len(table))
-        results.check_cell_lengths(output, table)
+        results.check_fits(output, table)
     if sending and not requests.sandbox:
         check_base_url(requests.base_url)
         if not options.sending.dry_run:
@@ -199,7 +198,7 @@ def journal_path(options: RunOptions, output: str) -> Path | None:
         beside = os.path.realpath(options.input.path if output == results.STDOUT else output)
         if options.requests.sandbox and ".sandbox." not in Path(beside).name:
             beside += ".sandbox"
-        path = default_journal_path(beside)
+        path = Path(beside + ".journal")
     for other in (str(options.input.path), output):
         if other != results.STDOUT and os.path.realpath(path) == os.path.realpath(other):
             said = _("{path}: the journal would overwrite {other}; choose another --journal.")
@@ -215,7 +214,7 @@ def owners_by_content(table: Table, directory: Directory) -> dict[int, float]:
     known.discard("")
     found = {}
     for j in range(len(table.columns)):
-        cells = table.column(j).head(OWNER_SAMPLE).str.strip()
+        cells = table.frame[j].head(OWNER_SAMPLE).str.strip()
         counts = cells[cells != ""].value_counts()
         if counts.empty:
             continue
@@ -274,7 +273,8 @@ async def build_plan(
     frame = planning.carry_over(frame, done, lambda index: leads.row_keys(table.frame.loc[index]))
     named = (frame["department"] != "") & (leads.pending(frame) | frame["carried"])
     if asking and (access.check or (requests.lookup and named.any())):
-        await session.ask_departments(access, account)
+        lists = fetch_directory(access.client, ticket=None, operators=False, departments=True)
+        await account.ask("departments", lists)
     stop = Stop.UNAUTHORIZED if account.token == "refused" else None
     plan = Plan(options, table, columns, frame, account, pool, stop)
     if strict and plan.blocking():

@@ -61,28 +61,27 @@ def output_format(output: str) -> str:
 XLSX_MAX_DATA_ROWS = 1_048_575
 
 
-def check_capacity(output: str, rows: int) -> None:
-    """An XLSX cannot hold more rows than a worksheet: refuse before sending, not after."""
-    if output_format(output) == "xlsx" and rows > XLSX_MAX_DATA_ROWS:
-        raise OutputError(
-            _(
-                "{output}: {rows} rows do not fit in one worksheet (at most {limit}); "
-                "write the results as .csv instead."
-            ).format(output=output, rows=i18n.number(rows), limit=i18n.number(XLSX_MAX_DATA_ROWS))
-        )
-
-
 #: An XLSX cell holds at most 32,767 characters; xlsxwriter cuts a longer one silently.
 XLSX_MAX_CELL_CHARS = 32_767
 
 
-def check_cell_lengths(output: str, table: Table) -> None:
-    """A cell too long for XLSX would be cut: refuse before sending, naming the first one."""
+def check_fits(output: str, table: Table) -> None:
+    """An XLSX cannot hold more rows than a worksheet, nor a cell longer than XLSX allows (it
+    would be cut): refuse before sending, naming the first such cell."""
     if output_format(output) != "xlsx":
         return
+    if len(table) > XLSX_MAX_DATA_ROWS:
+        raise OutputError(
+            _(
+                "{output}: {rows} rows do not fit in one worksheet (at most {limit}); "
+                "write the results as .csv instead."
+            ).format(
+                output=output, rows=i18n.number(len(table)), limit=i18n.number(XLSX_MAX_DATA_ROWS)
+            )
+        )
     found = []  # (row, position, name, length) of each column's first cell too long
     for j, name in enumerate(table.columns):
-        lengths = table.column(j).str.len().to_numpy(dtype=float, na_value=0)
+        lengths = table.frame[j].str.len().to_numpy(dtype=float, na_value=0)
         too_long = np.flatnonzero(lengths > XLSX_MAX_CELL_CHARS)
         if too_long.size:
             found.append((int(table.row_numbers[too_long[0]]), j, name, int(lengths[too_long[0]])))

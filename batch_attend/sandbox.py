@@ -17,9 +17,9 @@ from functools import partial
 
 from aiohttp import web
 
+from batch_attend import settings
 from batch_attend.errors import BatchAttendError
 from batch_attend.i18n import _
-from batch_attend.settings import SANDBOX_RETRY_AFTER, SANDBOX_SLOW_SECONDS, SANDBOX_TOKEN
 
 SANDBOX_TICKET = "0000"  # the vendor page's example value
 API_PREFIX = "/api/integrations"
@@ -37,13 +37,10 @@ ONLY_OTHER_FORM = {
 }
 ONLINE_OPERATORS = frozenset({"OP-ANA", "OP-CARLA"})  # OP-BRUNO, also active, is offline
 
-#: What each fault answers, without acting or, for "act-" ones and "slow", after acting: the answer
-#: given ("fail": 500); "drop" closes the connection unanswered; "slow" waits ``slow_seconds``.
-FAULT_KINDS = {
+#: What the faults that answer give, without acting ("act-fail": after acting). "drop" closes the
+#: connection unanswered ("act-drop": after acting); "slow" acts, then waits ``slow_seconds``.
+FAULT_ANSWERS = {
     "fail": (500, "application/json", '{"error": "internal error"}'),
-    "drop": None,
-    "slow": None,
-    "act-drop": None,
     "act-fail": (500, "application/json", '{"error": "internal error"}'),
     "html": (200, "text/html", "<!DOCTYPE html><html><body>Login</body></html>"),
     "badjson": (200, "application/json", '{"status": "progr'),
@@ -80,9 +77,9 @@ class Fault:
     def parse(cls, text: str) -> Fault:
         """``kind`` or ``kind:times``, e.g. ``fail:2`` or ``act-drop``."""
         kind, _sep, times = text.partition(":")
-        if kind not in FAULT_KINDS:
+        if kind not in settings.SANDBOX_FAULTS.split(", "):
             message = _("unknown fault '{kind}'; known: {known}")
-            raise ValueError(message.format(kind=kind, known=", ".join(FAULT_KINDS)))
+            raise ValueError(message.format(kind=kind, known=settings.SANDBOX_FAULTS))
         return cls(kind, int(times) if times else None)
 
 
@@ -90,16 +87,16 @@ class Fault:
 class SandboxState:
     """Everything the sandbox did, for assertions: how often each phone was started, and a log."""
 
-    token: str = SANDBOX_TOKEN
+    token: str = settings.SANDBOX_TOKEN
     ticket: str = SANDBOX_TICKET
     latency: float = 0.0
     jitter: float = 0.0
     rate_limit: float | None = None
     burst: int = 0
     limit_status: int = 503
-    retry_after: str = SANDBOX_RETRY_AFTER  # "seconds", "date" or "none"
+    retry_after: str = settings.SANDBOX_RETRY_AFTER  # "seconds", "date" or "none"
     revoke_after: int | None = None
-    slow_seconds: float = SANDBOX_SLOW_SECONDS
+    slow_seconds: float = settings.SANDBOX_SLOW_SECONDS
     faults: dict[str, Fault] = field(default_factory=dict)
     operators: list[dict] = field(default_factory=lambda: [dict(op) for op in OPERATORS])
     departments: list[dict] = field(default_factory=lambda: [dict(d) for d in DEPARTMENTS])
@@ -280,7 +277,7 @@ async def _post(read, act, request: web.Request) -> web.StreamResponse:
         if fault.kind == "slow":
             await asyncio.sleep(state.slow_seconds)
             return acted
-        status, kind, text = FAULT_KINDS[fault.kind]
+        status, kind, text = FAULT_ANSWERS[fault.kind]
         return web.Response(status=status, text=text, content_type=kind)
     finally:
         state.in_flight -= 1
@@ -413,10 +410,6 @@ class SandboxServer(BackgroundServer):
     @property
     def base_url(self) -> str:
         return self.origin + API_PREFIX
-
-    @property
-    def token(self) -> str:
-        return self.state.token
 
 
 async def _serve(app, host: str, port: int, on_bound, until, shutdown_timeout=0.5) -> None:

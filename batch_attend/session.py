@@ -166,11 +166,6 @@ async def ask_account(options: RunOptions, access: Access) -> Account:
     return account
 
 
-async def ask_departments(access: Access, account: Account) -> None:
-    lists = fetch_directory(access.client, ticket=None, operators=False, departments=True)
-    await account.ask("departments", lists)
-
-
 def fetch_lists(options: RunOptions, env: Env, kind: str | None = None):
     """The account's ``kind`` list ("operators", "departments", "online"); without ``kind``,
     the departments, and the operators when there is a ticket (a :class:`Directory`)."""

@@ -3,7 +3,9 @@
 import csv
 import io
 from collections import Counter
+from pathlib import Path
 
+import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
@@ -206,13 +208,18 @@ def test_a_dry_run_reports_rows_ready():
 
 
 def test_too_many_rows_for_a_worksheet_are_refused_up_front():
-    from batch_attend.results import XLSX_MAX_DATA_ROWS, check_capacity
+    from batch_attend.reading.table import Table
+    from batch_attend.results import XLSX_MAX_DATA_ROWS, check_fits
 
-    check_capacity("r.xlsx", XLSX_MAX_DATA_ROWS)
-    check_capacity("r.csv", XLSX_MAX_DATA_ROWS + 1)
-    check_capacity("-", XLSX_MAX_DATA_ROWS + 1)
+    def rows(count: int) -> Table:
+        frame = pd.DataFrame({0: np.full(count, "", dtype=object)})
+        return Table(Path("leads.csv"), None, ["Nome"], frame, np.arange(count) + 2)
+
+    check_fits("r.xlsx", rows(XLSX_MAX_DATA_ROWS))
+    check_fits("r.csv", rows(XLSX_MAX_DATA_ROWS + 1))
+    check_fits("-", rows(XLSX_MAX_DATA_ROWS + 1))
     with pytest.raises(OutputError, match=r"1,048,576 rows do not fit in one worksheet.*\.csv"):
-        check_capacity("r.xlsx", XLSX_MAX_DATA_ROWS + 1)
+        check_fits("r.xlsx", rows(XLSX_MAX_DATA_ROWS + 1))
 
 
 any_text = st.text(

@@ -68,7 +68,10 @@ def main() -> None:
                     Path(data),
                     KEY,
                     {"base_url": sandbox.base_url, "ticket": SANDBOX_TICKET},
-                    {"PLUGCHAT_TOKEN": sandbox.token, "PLUGCHAT_ACCOUNT_ID": SANDBOX_ACCOUNT_ID},
+                    {
+                        "PLUGCHAT_TOKEN": sandbox.state.token,
+                        "PLUGCHAT_ACCOUNT_ID": SANDBOX_ACCOUNT_ID,
+                    },
                 )
             ) as web,
             sync_playwright() as playwright,

@@ -181,7 +181,7 @@ def _owners(
     """The one column that looks like owners, by name or content; two that hold something: refused."""
     by_name = {j for j, name in enumerate(folded) if OWNER_PATTERN.fullmatch(name)}
     candidates = sorted((by_name | by_content.keys()) - skip)
-    holding = [j for j in candidates if (table.column(j).str.strip() != "").any()]
+    holding = [j for j in candidates if (table.frame[j].str.strip() != "").any()]
     if len(holding) > 1:
         owners = tuple(table.columns[j] for j in holding)
         raise ColumnError(

@@ -38,9 +38,6 @@ class Table:
     def __len__(self) -> int:
         return len(self.row_numbers)
 
-    def column(self, j: int) -> pd.Series:
-        return self.frame[j]
-
     def edited(self, edits: dict[int, dict[str, str]]) -> Table:
         """This table with the cells a person changed (by row number and column name)."""
         at = {int(row): i for i, row in enumerate(self.row_numbers)} if edits else {}

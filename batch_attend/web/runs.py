@@ -382,8 +382,7 @@ def _ended(run: Run, status: dict, summary, table, frame) -> tuple[dict, Callabl
     def workbook() -> None:
         path = str(run.results("xlsx"))
         try:
-            results.check_capacity(path, len(table))
-            results.check_cell_lengths(path, table)
+            results.check_fits(path, table)
             results.write_results(path, table.columns, frame, summary=counted, lang=lang)
         except (BatchAttendError, OSError) as exc:  # the CSV holds them all the same
             log.warning("run %s: the XLSX results could not be written (%s)", run.id, exc)
