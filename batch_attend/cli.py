@@ -334,7 +334,7 @@ FAULTS = options(
         "--revoke-after N": "Refuse the token (401) after N starts.",
         "--disconnected": "Start with the WhatsApp number disconnected (status false, starts 503).",
         "--disconnect-after N": "Disconnect the WhatsApp number after N starts.",
-        "--fault PHONE=KIND[:TIMES]": f"Misbehave for one phone: {settings.SANDBOX_FAULTS}.",
+        "--fault PHONE=KIND[:TIMES]": f"Misbehave for one phone: {', '.join(settings.SANDBOX_FAULTS)}.",
         "--slow-seconds": "How long a 'slow' fault waits.",
     },
     token={"default": settings.SANDBOX_TOKEN},
@@ -361,7 +361,11 @@ def run(env: Env, input_file: Path, **opts) -> ExitStatus:
     Columns are found by name, in Portuguese or English; every other column is kept. A results
     file may be given back as INPUT: rows it shows done are not sent again.
 
-    Example: batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima\""""
+    \b
+    Examples:
+      export PLUGCHAT_TOKEN=...        # never echoed anywhere
+      batch-attend leads.xlsx -o results.csv --pool "Ana Souza,Bruno Lima"
+      batch-attend samples/leads.xlsx -o results.xlsx --sandbox"""
     from batch_attend.run import run_batch
 
     return run_batch(RunOptions.build(input=input_file, **opts), env).exit_status
@@ -433,7 +437,9 @@ def undo(env: Env, results: Path, yes: bool, **opts) -> ExitStatus:
 def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> ExitStatus:
     """Serve a local PlugChat stand-in for rehearsals (Ctrl-C stops it).
 
-    Example: batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop"""
+    \b
+    Example:
+      batch-attend sandbox --port 8080 --latency 0.2 --fault 5544999999999=act-drop"""
     from batch_attend.sandbox import SandboxState, parse_faults, serve
 
     given["limit_status"] = int(given["limit_status"])
@@ -451,10 +457,12 @@ def sandbox(env: Env, host: str, port: int, disconnected, faults, **given) -> Ex
 def serve(
     env: Env, host: str, port: int, data_dir: Path, keep_days: float | None, **opts
 ) -> ExitStatus:
-    """Serve the whole job on a web page: upload, preview, start, progress, results, history. The
-    token stays on the server, never sent to the browser.
+    """Serve the whole job on a web page: upload, preview, start, progress, results, history.
 
-    Example: batch-attend serve --sandbox (then open the address it prints)"""
+    \b
+    Example:
+      export PLUGCHAT_TOKEN=...     # stays on the server, never sent to the browser
+      batch-attend serve --sandbox  # then open the address it prints"""
     from batch_attend.web.app import serve
 
     serving = functools.partial(

@@ -48,7 +48,8 @@ class Starts:
             outcome.operators = lead.operators  # the IDs sent; otherwise the API's own list
         elif frozenset(outcome.operators) in history.may_have_acted:
             # the operators of an earlier request of the lead that may have acted: its own start
-            outcome.status, outcome.error_code = RowStatus.STARTED, ErrorCode.CONFIRMED_ON_RETRY
+            outcome.status = RowStatus.STARTED
+            outcome.error_code = ErrorCode.CONFIRMED_ON_RETRY
             outcome.attempts += history.unanswered  # one of them did arrive
             number = outcome.attendance_number
             said = sentences.CONFIRMED_ON_RETRY_NUMBER if number else sentences.CONFIRMED_ON_RETRY
@@ -73,7 +74,7 @@ class Engine:
     concurrency: int
     policy: retrying.RetryPolicy
     backpressure: retrying.Backpressure | None = None
-    journal: Journal | None = None
+    journal: Journal
     on_outcome: Callable[[Lead, Outcome], None] = lambda lead, outcome: None
     on_attempt: Callable[[Lead, int, Outcome, float, float | None], None] | None = None
     grace: float = 5.0  # after Ctrl-C or SIGTERM, requests in flight get this long to answer
@@ -86,7 +87,9 @@ class Engine:
         self.stop_reason: str | None = None
         self.problem: str | None = None  # what recheck said
         self.retry_at: dt.datetime | None = None  # when the API asked to be called again
-        self.decided = self.requests = self.retries = 0  # leads decided; requests; retries
+        self.decided = 0  # leads an answer decided
+        self.requests = 0
+        self.retries = 0
         self._stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._in_request: set[asyncio.Task] = set()
@@ -109,7 +112,8 @@ class Engine:
         return self.stop_reason
 
     def stop(self, reason: str) -> None:
-        """Send nothing new; a signal also cuts waiting workers now and the rest after ``grace``."""
+        """Send nothing new; a signal also cuts waiting workers now and the rest after ``grace``,
+        and a second one exits at once (it runs on the loop, never in the middle of a commit)."""
         if reason in SIGNALS and self.stop_reason in SIGNALS:
             os._exit(Stop.named(reason).exit_status)
         if self.stop_reason is None or reason in SIGNALS:
@@ -202,7 +206,8 @@ class Engine:
     def _stop_until(self, outcome: Outcome, asked: float) -> None:
         when = dt.datetime.now().astimezone() + dt.timedelta(seconds=asked)
         self.retry_at = max(self.retry_at or when, when)
-        outcome.status, outcome.error_code = RowStatus.SKIPPED, ErrorCode.RATE_LIMITED
+        outcome.status = RowStatus.SKIPPED
+        outcome.error_code = ErrorCode.RATE_LIMITED
         outcome.error_message = sentences.RETRY_TOO_LATE.format(
             status=outcome.http_status,
             seconds=round(asked),

@@ -1,7 +1,8 @@
 """The ledger: every request sent for each lead and its answer, in plain SQLite (readable with
 the ``sqlite3`` shell, even after ``kill -9``), its file kept safe by :mod:`ledger_files`. A
 request is committed before it goes out, an answer with its turn's group: a killed run sends at
-most one lead per worker again, and that answer says whose attendance it is."""
+most one lead per worker again, and that answer says whose attendance it is. A lead once
+``started`` or ``already_in_service`` loses that only to a finish (``undone``)."""
 
 from __future__ import annotations
 
@@ -194,7 +195,9 @@ class Journal:
     def open(cls, path: Path, *, target: str, input: str, fresh: bool) -> Journal:
         """Open (or create) the journal for a run that sends to ``target``, and lock it."""
         files.refuse_links(path)
-        lock, db, set_aside, new = files.lock(path), None, None, False
+        lock = files.lock(path)
+        db = set_aside = None
+        new = False
         try:
             new = not files.inspect(path, fresh=fresh)  # the lock made it, empty, if it was none
             if fresh and not new:

@@ -325,7 +325,8 @@ def write_csv(
     stream: BinaryIO, header: Sequence[str], frame: pd.DataFrame, delimiter: str = ","
 ) -> None:
     """UTF-8 CSV, CRLF line ends, the rows by pyarrow's writer; the columns that may hold outside
-    text (the input's, the API's attendance number and operators) made inert."""
+    text (the input's, the API's attendance number and operators) made inert; the contract's
+    others cannot start like a formula."""
     import pyarrow as pa
     import pyarrow.csv
 

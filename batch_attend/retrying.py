@@ -4,7 +4,6 @@ for every request, through one run-wide gate, as a refusal for one row must slow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import math
 import random
@@ -24,7 +23,9 @@ RETRYABLE_FAILURES = frozenset(
 )
 MAX_RETRY_AFTER = 600.0  #: a longer Retry-After is not waited for: the run stops, a rerun resumes
 TEN_YEARS = 10 * 365 * 86400.0  # the longest Retry-After: any longer means the same
-WINDOW = 1.01  #: ``--rate N``: no span this long holds more than N starts, as they go out
+#: ``--rate N``: no span this long holds more than N starts as they go out (a second, and 10 ms
+#: for the clocks' jitter between here and the limiter).
+WINDOW = 1.01
 START_RATE = 20.0  # congestion control (see Backpressure): requests a second at first
 SLOW_START = 4.0  # times the rate grows a round trip until a refusal
 DOWN = 1 / 32  # a refusal brings the rate down by this share at least
@@ -125,9 +126,11 @@ async def attempt(
                 retry += 1
         if (judge is not None and judge(answer, wait)) or wait is None:
             return answer
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(stop.wait(), wait)
-            return None
+            return None  # stopped while waiting to go again
+        except TimeoutError:
+            pass
 
 
 @dataclass(slots=True)

@@ -77,9 +77,9 @@ class Fault:
     def parse(cls, text: str) -> Fault:
         """``kind`` or ``kind:times``, e.g. ``fail:2`` or ``act-drop``."""
         kind, _sep, times = text.partition(":")
-        if kind not in settings.SANDBOX_FAULTS.split(", "):
+        if kind not in settings.SANDBOX_FAULTS:
             message = _("unknown fault '{kind}'; known: {known}")
-            raise ValueError(message.format(kind=kind, known=settings.SANDBOX_FAULTS))
+            raise ValueError(message.format(kind=kind, known=", ".join(settings.SANDBOX_FAULTS)))
         return cls(kind, int(times) if times else None)
 
 

@@ -24,7 +24,17 @@ SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_RETRY_AFTER = "none"
 SANDBOX_SLOW_SECONDS = 5.0
 #: The sandbox's fault kinds (``--fault PHONE=KIND``), as its help lists them.
-SANDBOX_FAULTS = "fail, drop, slow, act-drop, act-fail, html, badjson, empty, bad-gateway"
+SANDBOX_FAULTS = (
+    "fail",
+    "drop",
+    "slow",
+    "act-drop",
+    "act-fail",
+    "html",
+    "badjson",
+    "empty",
+    "bad-gateway",
+)
 
 
 @dataclass

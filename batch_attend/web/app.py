@@ -492,6 +492,7 @@ def serve(
         check_base_url(requests.base_url)
         check_token(resolve_token(requests, environ))
     key = secrets.token_urlsafe(24)
+    data_dir = Path(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         held = FileLock(str(data_dir / ".serve.lock"), timeout=0).acquire()

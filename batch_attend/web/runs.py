@@ -246,7 +246,10 @@ def plan_of(run: Run, settings: dict, environ) -> Plan:
     options = run.options(settings)
     given = options.input
     how = dict(sheet=given.sheet, header_row=given.header_row, phone_column=given.phone_column)
-    stamp = run.input.stat().st_mtime_ns if run.input.exists() else 0  # gone: read_table says so
+    try:
+        stamp = run.input.stat().st_mtime_ns
+    except OSError:
+        stamp = 0  # gone: read_table says so
     table = _kept(run.input, stamp, **how)
     env = Env(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
     try:
