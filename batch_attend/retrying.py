@@ -23,8 +23,8 @@ RETRYABLE_FAILURES = frozenset(
 )
 MAX_RETRY_AFTER = 600.0  #: a longer Retry-After is not waited for: the run stops, a rerun resumes
 TEN_YEARS = 10 * 365 * 86400.0  # the longest Retry-After: any longer means the same
-#: ``--rate N``: no span this long holds more than N starts as they go out (a second, and 10 ms
-#: for the clocks' jitter between here and the limiter).
+#: ``--rate N``: a start waits until the N-th before it is a second (and 10 ms) behind, so that
+#: no one-second window holds N + 1 (counted as it goes to the wire, after its journal record).
 WINDOW = 1.01
 START_RATE = 20.0  # congestion control (see Backpressure): requests a second at first
 SLOW_START = 4.0  # times the rate grows a round trip until a refusal
